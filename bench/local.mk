@@ -1,0 +1,1 @@
+# Benchmarks: built with make, run by hand (see bench/README.md).

@@ -1,0 +1,105 @@
+/*
+ * aloopd: reads aloop.conf, opens the listeners it lists, loads their
+ * protocol plugins and runs them, one event loop per worker thread.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libconfig.h>
+
+#include <aloop/aloop.h>
+
+#define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
+
+static void
+usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: aloopd [-c FILE] [-t] [-f] [-d] [--version] [--help]\n"
+	    "\n"
+	    "  -c, --config FILE  configuration file (default %s)\n"
+	    "  -t, --test         check the configuration and the plugins it\n"
+	    "                     names, then exit 0 if it is valid, 1 if not\n"
+	    "  -f, --foreground   stay in the foreground (the mode for systemd)\n"
+	    "  -d, --debug        run the event loops in debug mode\n"
+	    "  -V, --version      print the versions of aloopd and its libraries\n"
+	    "  -h, --help         print this help\n",
+	    DEFAULT_CONFIG);
+}
+
+static void
+version(void)
+{
+	printf("aloopd %s\n", PACKAGE_VERSION);
+	printf("libaloop %s, libevent %s, %s, libconfig %d.%d.%d\n",
+	    aloop_version(), aloop_libevent_version(), aloop_openssl_version(),
+	    LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
+	printf("plugin ABI %d.%d\n", ALOOP_PLUGIN_ABI_MAJOR,
+	    ALOOP_PLUGIN_ABI_MINOR);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config_path = DEFAULT_CONFIG;
+	int ch, test_only = 0;
+	sigset_t set;
+	int sig;
+
+	while ((ch = getopt_long(argc, argv, "c:tfdVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case 't':
+			test_only = 1;
+			break;
+		case 'f':
+		case 'd':
+			break;
+		case 'V':
+			version();
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "aloopd: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return 1;
+	}
+	if (test_only) {
+		printf("%s: configuration OK\n", config_path);
+		return 0;
+	}
+
+	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s starting with %s", PACKAGE_VERSION,
+	    config_path);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (sigwait(&set, &sig) != 0)
+		return 1;
+	aloop_log(ALOOP_LOG_NOTICE, "stopping on %s", strsignal(sig));
+	return 0;
+}

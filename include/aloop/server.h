@@ -1,0 +1,153 @@
+/*
+ * Servers and connections: create_server, create_unix_server,
+ * create_connection, create_unix_connection and create_datagram_endpoint,
+ * and the server object, as asyncio's.  Options are structs so that calls
+ * read like asyncio's keyword arguments; initialise them with the _init
+ * function, then set what differs.
+ */
+#ifndef ALOOP_SERVER_H
+#define ALOOP_SERVER_H
+
+#include <sys/socket.h>
+
+#include <aloop/common.h>
+#include <aloop/future.h>
+#include <aloop/protocol.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct aloop_loop;
+struct aloop_server;
+struct aloop_tls_context;
+
+/** Pass as an ssl option for a client context with secure defaults:
+ * verify against the system CA store and check the host name. */
+#define ALOOP_TLS_DEFAULT	((struct aloop_tls_context *)1)
+
+struct aloop_server_options {
+	int			  family;	/* AF_UNSPEC */
+	int			  flags;	/* AI_PASSIVE */
+	int			  sock;		/* -1; else adopt this listening socket */
+	const char *const	 *hosts;	/* a list of hosts instead of one */
+	size_t			  nhosts;
+	int			  backlog;	/* 100 */
+	int			  reuse_address; /* 1 */
+	int			  reuse_port;	/* 0: SO_REUSEPORT */
+	struct aloop_tls_context *ssl;		/* NULL: plain */
+	double			  ssl_handshake_timeout; /* 60 s */
+	double			  ssl_shutdown_timeout;  /* 30 s */
+	int			  start_serving; /* 1 */
+};
+ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
+
+/**
+ * Listen on @host:@port (@host NULL or "" for every interface, IPv4 and
+ * IPv6, one socket each; @port "0" for a free port).  The future's result
+ * is the struct aloop_server *, a reference the caller drops with
+ * aloop_server_release().  Each accepted connection gets state from
+ * @factory(@factory_arg) and is driven by @proto, which must outlive the
+ * server.  @o may be NULL for the defaults.  Immediate argument errors are
+ * returned (ALOOP_EINVAL: host/port together with sock, or neither) and no
+ * future is made; bind errors complete the future with the errno.
+ */
+ALOOP_API int aloop_create_server(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, const char *host, const char *port,
+    const struct aloop_server_options *o, struct aloop_future **fut);
+
+/**
+ * Listen on the UNIX socket @path (or o->sock); a stale socket file left by
+ * a dead server is replaced, a live one is EADDRINUSE.  Path and sock
+ * together are ALOOP_EINVAL.
+ */
+ALOOP_API int aloop_create_unix_server(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, const char *path,
+    const struct aloop_server_options *o, struct aloop_future **fut);
+
+ALOOP_API struct aloop_server *aloop_server_ref(struct aloop_server *srv);
+/** Drop a reference; the server lives on while it serves or has clients. */
+ALOOP_API void aloop_server_release(struct aloop_server *srv);
+/** Stop listening at once; open connections stay.  Idempotent. */
+ALOOP_API void aloop_server_close(struct aloop_server *srv);
+/** Close (flush) / abort every connection the server accepted. */
+ALOOP_API void aloop_server_close_clients(struct aloop_server *srv);
+ALOOP_API void aloop_server_abort_clients(struct aloop_server *srv);
+/** A future done once the server is closed and its last connection gone. */
+ALOOP_API int aloop_server_wait_closed(struct aloop_server *srv,
+    struct aloop_future **fut);
+/** Start accepting (for start_serving = 0); idempotent. */
+ALOOP_API int aloop_server_start_serving(struct aloop_server *srv);
+ALOOP_API int aloop_server_is_serving(const struct aloop_server *srv);
+/** The listening descriptors: *@n of them, borrowed from the server. */
+ALOOP_API const int *aloop_server_sockets(const struct aloop_server *srv, size_t *n);
+/** How many connections the server has open. */
+ALOOP_API size_t aloop_server_connection_count(const struct aloop_server *srv);
+/**
+ * Pause / resume accepting without closing the listeners (what aloopd's
+ * max_connections does); connections wait in the kernel backlog.
+ */
+ALOOP_API void aloop_server_pause_accepting(struct aloop_server *srv);
+ALOOP_API void aloop_server_resume_accepting(struct aloop_server *srv);
+
+struct aloop_connection_options {
+	int			  family;	/* AF_UNSPEC */
+	int			  proto;	/* 0 */
+	int			  flags;	/* 0 */
+	int			  sock;		/* -1; else an already connected socket */
+	const char		 *local_host;	/* NULL: no bind */
+	const char		 *local_port;
+	struct aloop_tls_context *ssl;		/* NULL, ALOOP_TLS_DEFAULT or a context */
+	const char		 *server_hostname; /* NULL: host; "": no check */
+	double			  ssl_handshake_timeout; /* 60 s */
+	double			  ssl_shutdown_timeout;  /* 30 s */
+};
+ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
+
+/**
+ * Connect to @host:@port, resolved without blocking, trying every address
+ * in turn.  The future's result is the struct aloop_transport *, whose
+ * protocol has seen connection_made; the loop owns the transport.  If all
+ * attempts fail differently, ALOOP_EMULTI with each error in the message.
+ * Cancelling the future closes whatever was opened.
+ */
+ALOOP_API int aloop_create_connection(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, const char *host, const char *port,
+    const struct aloop_connection_options *o, struct aloop_future **fut);
+
+/** Connect to the UNIX socket @path (or o->sock). */
+ALOOP_API int aloop_create_unix_connection(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, const char *path,
+    const struct aloop_connection_options *o, struct aloop_future **fut);
+
+struct aloop_datagram_options {
+	int		 family;	/* AF_UNSPEC */
+	int		 proto;
+	int		 flags;
+	int		 sock;		/* -1 */
+	const char	*local_host, *local_port;	/* bind here */
+	const char	*remote_host, *remote_port;	/* connect here */
+	int		 reuse_port;
+	int		 allow_broadcast;
+};
+ALOOP_API void aloop_datagram_options_init(struct aloop_datagram_options *o);
+
+/**
+ * A datagram endpoint; the future's result is the struct aloop_transport *.
+ * At least a local or a remote address, or a family, is required
+ * (ALOOP_EINVAL); so is a matching family between the two.
+ */
+ALOOP_API int aloop_create_datagram_endpoint(struct aloop_loop *loop,
+    const struct aloop_datagram_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    const struct aloop_datagram_options *o, struct aloop_future **fut);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALOOP_SERVER_H */

@@ -1,0 +1,109 @@
+/*
+ * Transports: the loop's side of a connection, as asyncio's Transport,
+ * DatagramTransport and SubprocessTransport.
+ *
+ * Ownership: the loop owns every transport.  A transport pointer is valid
+ * from connection_made until connection_lost returns (for a transport
+ * handed out by a future, from the future's completion), and must not be
+ * used after.  Functions are for the loop's thread only.
+ */
+#ifndef ALOOP_TRANSPORT_H
+#define ALOOP_TRANSPORT_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+
+#include <aloop/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct aloop_loop;
+struct aloop_transport;
+
+/** The loop of @t. */
+ALOOP_API struct aloop_loop *aloop_transport_get_loop(const struct aloop_transport *t);
+
+/** The protocol state the factory made for @t. */
+ALOOP_API void *aloop_transport_get_protocol_state(const struct aloop_transport *t);
+
+/**
+ * Optional information, by asyncio's names; NULL when not available:
+ *   "peername", "sockname"   const struct sockaddr *   (*len = its length)
+ *   "socket", "pipe"         const int *               (the descriptor)
+ *   "sslcontext"             struct aloop_tls_context *
+ *   "ssl_object"             SSL * (OpenSSL's, as void *)
+ *   "peercert"               X509 * (OpenSSL's, as void *), verified peers only
+ *   "cipher"                 const char *  (OpenSSL's cipher name)
+ *   "tls_version"            const char *  ("TLSv1.3")
+ *   "alpn_protocol"          const char *  (the negotiated protocol)
+ *   "server_hostname"        const char *  (SNI sent or received)
+ *   "compression"            const char *  (always NULL: never enabled)
+ * The pointer is borrowed from the transport.  @len may be NULL.
+ */
+ALOOP_API const void *aloop_transport_get_extra_info(struct aloop_transport *t,
+    const char *name, size_t *len);
+
+/**
+ * Queue bytes to send; the transport copies them.  Sent at once when the
+ * buffer is empty and the socket accepts them.  Empty writes are no-ops;
+ * writes after close or loss are dropped (and logged after a few).
+ * Returns 0 or ALOOP_ENOMEM.
+ */
+ALOOP_API int aloop_transport_write(struct aloop_transport *t, const void *data,
+    size_t len);
+
+/** Like write for each buffer in turn, in one flow-control step. */
+ALOOP_API int aloop_transport_writelines(struct aloop_transport *t,
+    const struct iovec *iov, int iovcnt);
+
+/**
+ * Close the writing side once the buffer has drained; reading goes on.
+ * ALOOP_ENOTSUP where unsupported (TLS).  Idempotent.
+ */
+ALOOP_API int aloop_transport_write_eof(struct aloop_transport *t);
+ALOOP_API int aloop_transport_can_write_eof(const struct aloop_transport *t);
+
+/**
+ * Stop reading now, send what is buffered, then close; connection_lost(NULL)
+ * follows on a later turn.  Idempotent.
+ */
+ALOOP_API void aloop_transport_close(struct aloop_transport *t);
+
+/** Drop the buffer and close at once; connection_lost(NULL) follows soon. */
+ALOOP_API void aloop_transport_abort(struct aloop_transport *t);
+
+ALOOP_API int aloop_transport_is_closing(const struct aloop_transport *t);
+
+/** Stop / restart data_received.  Idempotent, harmless when closing. */
+ALOOP_API void aloop_transport_pause_reading(struct aloop_transport *t);
+ALOOP_API void aloop_transport_resume_reading(struct aloop_transport *t);
+ALOOP_API int aloop_transport_is_reading(const struct aloop_transport *t);
+
+/**
+ * Write flow control, asyncio's rule: pause_writing once the buffer holds
+ * more than @high bytes, resume_writing once it falls to @low or below.
+ * -1 for either takes the default (high 64 KiB, low high/4; with only @low
+ * given, high = 4 * low).  ALOOP_EINVAL unless high >= low >= 0.  Checks at
+ * once, so it may pause immediately.
+ */
+ALOOP_API int aloop_transport_set_write_buffer_limits(struct aloop_transport *t,
+    ssize_t high, ssize_t low);
+ALOOP_API void aloop_transport_get_write_buffer_limits(const struct aloop_transport *t,
+    size_t *low, size_t *high);
+ALOOP_API size_t aloop_transport_get_write_buffer_size(const struct aloop_transport *t);
+
+/**
+ * Datagram transports: send one datagram, to @addr or (NULL) the remote
+ * address the endpoint was connected to.  Errors go to error_received.
+ */
+ALOOP_API int aloop_transport_sendto(struct aloop_transport *t, const void *data,
+    size_t len, const struct sockaddr *addr, socklen_t addrlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALOOP_TRANSPORT_H */

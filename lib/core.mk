@@ -1,0 +1,1 @@
+# libaloop: core sources (see lib/local.mk).

@@ -1,0 +1,1 @@
+# libaloop: dgram sources (see lib/local.mk).

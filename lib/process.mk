@@ -1,0 +1,1 @@
+# libaloop: process sources (see lib/local.mk).

@@ -1,0 +1,1 @@
+# libaloop: stream sources (see lib/local.mk).

@@ -1,0 +1,1 @@
+# libaloop: tls sources (see lib/local.mk).

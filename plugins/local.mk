@@ -1,0 +1,1 @@
+# Plugins shipped with aloopd (see plugins/README.md).

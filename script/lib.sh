@@ -1,0 +1,34 @@
+# Shared by the scripts in script/: the Debian packages the project needs,
+# and a function that makes sure they are installed.
+
+# Build and test dependencies, by Debian package name.
+ALOOP_PACKAGES="build-essential autoconf automake libtool pkg-config
+libevent-dev libssl-dev libconfig-dev libcunit1-dev libsystemd-dev
+openssl procps"
+
+# ensure_packages PKG...: install what is missing (as root), or print the
+# exact command and fail.
+ensure_packages() {
+	missing=""
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "installing:$missing"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq &&
+			apt-get install -y -qq --no-install-recommends $missing ||
+			{ echo "apt-get install failed:$missing" >&2; exit 1; }
+	else
+		echo "missing Debian packages; run as root:" >&2
+		echo "  apt-get install$missing" >&2
+		exit 1
+	fi
+}
+
+# The number of parallel make jobs: every core.
+jobs() {
+	nproc 2>/dev/null || echo 2
+}

@@ -1,0 +1,1 @@
+# Unit tests: core (see tests/local.mk).

@@ -1,0 +1,1 @@
+# Unit tests: dgram (see tests/local.mk).

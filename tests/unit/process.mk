@@ -1,0 +1,1 @@
+# Unit tests: process (see tests/local.mk).

@@ -1,0 +1,1 @@
+# Unit tests: stream (see tests/local.mk).

@@ -1,0 +1,1 @@
+# Unit tests: tls (see tests/local.mk).
