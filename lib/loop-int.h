@@ -1,0 +1,45 @@
+/*
+ * What the library's other modules (transports, servers, TLS, subprocesses)
+ * need from the loop beyond the public API.  Private to lib/.
+ */
+#ifndef ALOOP_LOOP_INT_H
+#define ALOOP_LOOP_INT_H
+
+#include <aloop/loop.h>
+
+struct event_base;
+
+/*
+ * The libevent base under @loop.  Modules create their events and
+ * bufferevents on it; their callbacks then run during the loop's I/O phase,
+ * on the loop's thread.  Valid until the loop is freed; after aloop_close()
+ * no new event may be added.
+ */
+struct event_base *aloop__loop_base(struct aloop_loop *loop);
+
+/*
+ * The common check of every operation that schedules work on @loop:
+ * ALOOP_ESTATE if the loop is closed, or in debug mode when called from a
+ * thread other than the loop's (that case is also reported through the
+ * exception handler, naming @what).  0 otherwise.
+ */
+int aloop__loop_check(struct aloop_loop *loop, const char *what);
+
+/*
+ * Objects the loop must tear down when it closes (transports, servers,
+ * pending operations that hold descriptors).  A module embeds one of these,
+ * tracks it while the object is alive and untracks it when the object goes
+ * away by itself.  aloop_close() calls @on_loop_close for every tracked
+ * resource, most recent first, after untracking it; the callback must
+ * release descriptors and libevent events without calling back into user
+ * code (no protocol callbacks run after close).
+ */
+struct aloop__resource {
+	struct aloop__resource	*prev, *next;
+	void			(*on_loop_close)(struct aloop__resource *res);
+};
+
+void aloop__loop_track(struct aloop_loop *loop, struct aloop__resource *res);
+void aloop__loop_untrack(struct aloop_loop *loop, struct aloop__resource *res);
+
+#endif /* ALOOP_LOOP_INT_H */
