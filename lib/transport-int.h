@@ -1,0 +1,307 @@
+/*
+ * The transport object every kind of transport shares (stream sockets,
+ * pipes, TLS, datagrams, subprocesses) and the vtable through which the
+ * public aloop_transport_* functions reach each kind.  Private to lib/.
+ *
+ * Division of labour.  lib/transport.c owns what is common: the reference
+ * count, idempotent close and abort, is_closing, writes after close, the
+ * write-buffer limits and the pause_writing/resume_writing edges, running
+ * connection_made and connection_lost (exactly once, lost on a later loop
+ * turn), and the loop-close teardown.  A kind implements the ops below and
+ * calls the aloop__transport_* helpers at the right moments.
+ *
+ * Life of a transport, as a kind implements it:
+ *
+ *   1. Allocate a structure that embeds struct aloop_transport (first
+ *      member, or find it with container_of) and call
+ *      aloop__transport_init().  The loop now holds the one reference the
+ *      transport starts with, and the transport is tracked for loop close.
+ *   2. Call aloop__transport_made() once: it runs connection_made.
+ *   3. Deliver protocol callbacks only between aloop__transport_ref() and
+ *      aloop__transport_unref() (or through aloop__transport_made /
+ *      aloop__transport_pause_check / aloop__transport_resume_check, which
+ *      hold a reference themselves), and after each callback check
+ *      aloop__transport_is_done() before touching the kind's state again:
+ *      the protocol may have closed or aborted the transport inside.
+ *   4. When the connection is over (close finished flushing, abort, EOF
+ *      with nothing left to do, an I/O error), call aloop__transport_lost()
+ *      exactly once with the error or NULL.  It marks the transport closing
+ *      and schedules connection_lost with call_soon.  From then on the kind
+ *      delivers no protocol callback.
+ *   5. When the scheduled call runs, transport.c calls ops->teardown (the
+ *      kind releases descriptors, events and buffers; it must be idempotent
+ *      and must not call user code), then the protocol's connection_lost,
+ *      then drops the loop's reference.  When the last reference goes,
+ *      ops->free releases the memory.
+ *
+ * If the loop is closed before step 5, transport.c calls ops->teardown and
+ * drops the loop's reference without running any protocol callback (the
+ * protocol's state is then the application's to free).
+ *
+ * Threads: everything here runs on the loop's thread.
+ */
+#ifndef ALOOP_TRANSPORT_INT_H
+#define ALOOP_TRANSPORT_INT_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+
+#include <aloop/common.h>
+#include <aloop/future.h>
+#include <aloop/loop.h>
+#include <aloop/protocol.h>
+#include <aloop/transport.h>
+
+#include "loop-int.h"
+
+struct aloop_transport;
+struct aloop_tls_context;
+
+/*
+ * What a kind implements.  Every pointer may be NULL unless marked
+ * "required"; the public function then does what its comment says.
+ * transport.c has already checked the common preconditions when it calls
+ * an op (not closing for write/write_eof, len > 0, a reference held), so
+ * the ops need not repeat them.
+ */
+struct aloop__transport_ops {
+	/* A short name for logs: "socket", "pipe", "tls", "datagram", ... */
+	const char	*name;
+
+	/*
+	 * Queue @iovcnt buffers (total > 0 bytes), sending what the descriptor
+	 * takes at once when nothing is buffered.  Called only while not
+	 * closing.  transport.c runs the pause_writing check after it returns
+	 * (from ops->get_write_buffer_size), so a kind need not.  Return 0,
+	 * ALOOP_ENOMEM, or 0 after reporting a fatal write error through
+	 * aloop__transport_fatal() (asyncio raises nothing from write).
+	 * NULL: ALOOP_ENOTSUP.
+	 */
+	int	(*write)(struct aloop_transport *t, const struct iovec *iov,
+		    int iovcnt);
+
+	/*
+	 * Shut down the writing side once the buffer drains (SHUT_WR at once
+	 * when it is empty).  transport.c makes it idempotent: called at most
+	 * once, and not while closing.  NULL: ALOOP_ENOTSUP (TLS).
+	 */
+	int	(*write_eof)(struct aloop_transport *t);
+
+	/*
+	 * Begin a graceful close (required).  transport.c has already set
+	 * ALOOP__T_CLOSING and calls it once.  Stop reading now; when the
+	 * write buffer is (or becomes) empty, call aloop__transport_lost(t,
+	 * NULL).  A kind that has nothing to flush calls it from here.
+	 */
+	void	(*close)(struct aloop_transport *t);
+
+	/*
+	 * Drop buffered data and release the descriptor at once.  transport.c
+	 * calls it once (also after close began) and then calls
+	 * aloop__transport_lost(t, NULL) itself unless the kind already did.
+	 * NULL: ops->teardown is used.
+	 */
+	void	(*abort)(struct aloop_transport *t);
+
+	/* Stop / restart reading.  transport.c keeps the flag and calls these
+	 * only on a real change and never while closing. */
+	void	(*pause_reading)(struct aloop_transport *t);
+	void	(*resume_reading)(struct aloop_transport *t);
+
+	/* get_extra_info for the kind's names; NULL when unknown.  transport.c
+	 * answers nothing by itself. */
+	const void *(*get_extra_info)(struct aloop_transport *t,
+		    const char *name, size_t *len);
+
+	/* The bytes waiting to be sent (NULL: always 0). */
+	size_t	(*get_write_buffer_size)(const struct aloop_transport *t);
+
+	/* Whether write_eof is supported (NULL: 0). */
+	int	(*can_write_eof)(const struct aloop_transport *t);
+
+	/* Datagram transports (NULL elsewhere: ALOOP_ENOTSUP). */
+	int	(*sendto)(struct aloop_transport *t, const void *data, size_t len,
+		    const struct sockaddr *addr, socklen_t addrlen);
+
+	/*
+	 * Release descriptors, events and buffers (required).  Idempotent;
+	 * never calls user code.  Runs just before connection_lost and on
+	 * loop close.
+	 */
+	void	(*teardown)(struct aloop_transport *t);
+
+	/* Free the memory (required); the last reference is gone. */
+	void	(*free)(struct aloop_transport *t);
+};
+
+/* Flags in struct aloop_transport.flags. */
+#define ALOOP__T_MADE		0x0001	/* connection_made has run */
+#define ALOOP__T_CLOSING	0x0002	/* close, abort or lost happened */
+#define ALOOP__T_LOST		0x0004	/* connection_lost is scheduled */
+#define ALOOP__T_DONE		0x0008	/* connection_lost ran (or the loop closed) */
+#define ALOOP__T_PAUSED_READ	0x0010	/* pause_reading in force */
+#define ALOOP__T_PAUSED_WRITE	0x0020	/* pause_writing was called */
+#define ALOOP__T_EOF_WRITTEN	0x0040	/* write_eof was asked for */
+#define ALOOP__T_ABORTED	0x0080	/* ops->abort ran */
+#define ALOOP__T_CLOSE_CALLED	0x0100	/* ops->close ran */
+
+/*
+ * The callbacks transport.c itself runs.  Every protocol table (stream,
+ * datagram, subprocess) has these four; the kind copies them from its
+ * table in aloop__transport_init.  Any may be NULL.
+ */
+struct aloop__protocol_common {
+	void	(*connection_made)(struct aloop_transport *t, void *state);
+	void	(*connection_lost)(struct aloop_transport *t, void *state,
+		    const struct aloop_error *err);
+	void	(*pause_writing)(struct aloop_transport *t, void *state);
+	void	(*resume_writing)(struct aloop_transport *t, void *state);
+};
+
+/*
+ * Who is told when a transport is finished, after connection_lost ran
+ * (a server counting its connections, a subprocess its pipes).  Runs with
+ * no protocol callback on the stack; the transport is still valid memory
+ * during the call.  Also runs on loop close.
+ */
+typedef void (*aloop__transport_owner_fn)(struct aloop_transport *t,
+    void *owner);
+
+struct aloop_transport {
+	const struct aloop__transport_ops *ops;
+	struct aloop_loop	*loop;
+	const void		*proto;		/* the kind's protocol table */
+	void			*state;		/* the protocol's state */
+	struct aloop__protocol_common cb;
+	unsigned		 refcnt;
+	unsigned		 flags;		/* ALOOP__T_* */
+	size_t			 high, low;	/* write-buffer limits */
+	unsigned		 writes_after_close;
+	int			 lost_code;	/* 0 or the error to report */
+	char			*lost_msg;	/* owned; NULL: aloop_strerror */
+	aloop_handle_t		 lost_handle;
+	struct aloop__resource	 res;
+
+	/* The owner's hook and its list links (the owner's to use). */
+	aloop__transport_owner_fn owner_fn;
+	void			*owner;
+	struct aloop_transport	*owner_prev, *owner_next;
+};
+
+/* Default write-buffer limits (asyncio's). */
+#define ALOOP__HIGH_WATER_DEFAULT	(64 * 1024)
+
+/*
+ * Set up @t (already zeroed or not) for @loop: ops, protocol table, the
+ * four common callbacks, the protocol's state, one reference (the loop's),
+ * default limits, reading on, tracked for loop close.  Never fails.
+ */
+void	aloop__transport_init(struct aloop_transport *t,
+	    const struct aloop__transport_ops *ops, struct aloop_loop *loop,
+	    const void *proto, const struct aloop__protocol_common *cb,
+	    void *state);
+
+/* The four common callbacks of a stream protocol table. */
+void	aloop__protocol_common_stream(struct aloop__protocol_common *cb,
+	    const struct aloop_protocol *proto);
+
+/* Take / drop a reference; the last unref calls ops->free. */
+void	aloop__transport_ref(struct aloop_transport *t);
+void	aloop__transport_unref(struct aloop_transport *t);
+
+/*
+ * Run connection_made (once; later calls are no-ops), holding a reference.
+ * Returns 0, or ALOOP_ESTATE when the protocol closed or aborted the
+ * transport from inside connection_made (the transport is then closing,
+ * but still valid until the caller drops its own reference, if any).
+ */
+int	aloop__transport_made(struct aloop_transport *t);
+
+/*
+ * The connection is over: mark closing and schedule connection_lost with
+ * @code (0 for a clean end) and a printf-style message (NULL for the
+ * code's text).  Only the first call counts.  If scheduling fails (the
+ * loop is closed), the transport is torn down without callbacks.
+ */
+void	aloop__transport_lost(struct aloop_transport *t, int code,
+	    const char *fmt, ...) ALOOP_PRINTF(3, 4);
+
+/*
+ * A fatal I/O error: as asyncio's _fatal_error, log it (except the
+ * ordinary connection errors: ECONNRESET, EPIPE, ...), drop the buffer via
+ * ops->abort and report @code through connection_lost.
+ */
+void	aloop__transport_fatal(struct aloop_transport *t, int code,
+	    const char *what);
+
+/* Whether protocol callbacks must stop: closing, lost or done. */
+static inline int
+aloop__transport_is_done(const struct aloop_transport *t)
+{
+	return (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE)) != 0;
+}
+
+/*
+ * Flow control edges.  Call pause_check after the buffer grew and
+ * resume_check after it shrank; each calls the protocol (holding a
+ * reference) only on a real edge: pause when size > high, resume when
+ * size <= low.  transport.c already runs pause_check after ops->write.
+ */
+void	aloop__transport_pause_check(struct aloop_transport *t);
+void	aloop__transport_resume_check(struct aloop_transport *t);
+
+/* Attach @t to an owner told when it is finished (see the typedef). */
+void	aloop__transport_set_owner(struct aloop_transport *t,
+	    aloop__transport_owner_fn fn, void *owner);
+
+/* ------------------------------------------------- stream and pipes */
+
+/* What kind of descriptor a stream transport drives. */
+#define ALOOP__STREAM_SOCKET	0	/* a connected socket: read and write */
+#define ALOOP__STREAM_READ_PIPE	1	/* read only; "pipe" extra info */
+#define ALOOP__STREAM_WRITE_PIPE 2	/* write only; lost when the reader goes */
+
+/*
+ * A stream transport over the connected, non-blocking, close-on-exec @fd,
+ * which it owns from now on (closed on every path, also on failure).
+ * Runs connection_made before returning, unless @defer_made is set (then
+ * the caller calls aloop__transport_made itself).  *@out gets the
+ * transport, with no extra reference: it is valid while the caller runs
+ * without returning to the loop, or until connection_lost.  Returns 0,
+ * ALOOP_ENOMEM or ALOOP_ESTATE (loop closed).  Reading starts once
+ * connection_made has returned, unless the protocol paused it there.
+ * The subprocess module uses it for the child's pipes.
+ */
+int	aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
+	    const struct aloop_protocol *proto, void *state, int defer_made,
+	    struct aloop_transport **out);
+
+/* Switch TCP_NODELAY on for a TCP socket (errors ignored: not TCP). */
+void	aloop__sock_set_nodelay(int fd);
+
+/* ---------------------------------------------------------- TLS hook */
+
+/*
+ * Implemented by lib/tls.c.  Wrap the connected non-blocking socket @fd
+ * (owned from now on, closed on every path) in a TLS transport and start
+ * the handshake.  Client side: @server_hostname is sent as SNI and checked
+ * unless "" (NULL: no SNI, no check).  @ctx may be ALOOP_TLS_DEFAULT on the
+ * client side.  The protocol state comes from @factory(@factory_arg) once
+ * the handshake succeeded, right before connection_made (a refused
+ * factory closes the connection).  @waiter (may be NULL; the TLS module
+ * takes its own reference) is completed with the struct aloop_transport *
+ * after connection_made, or with the handshake error (ALOOP_ECERT,
+ * ALOOP_EHOSTNAME, ALOOP_ETLS, ALOOP_ETIMEDOUT).  *@out (may be NULL) gets
+ * the transport at once, before the handshake, so that a server can count
+ * it and close it (aloop__transport_set_owner); it never sees a protocol
+ * callback if the handshake fails.
+ */
+int	aloop__tls_transport_new(struct aloop_loop *loop, int fd,
+	    struct aloop_tls_context *ctx, int server_side,
+	    const char *server_hostname, double handshake_timeout,
+	    double shutdown_timeout, const struct aloop_protocol *proto,
+	    aloop_protocol_factory_fn factory, void *factory_arg,
+	    struct aloop_future *waiter, struct aloop_transport **out);
+
+#endif /* ALOOP_TRANSPORT_INT_H */
