@@ -1,1 +1,12 @@
-# Tests that run the real aloopd (see tests/local.mk).
+# Tests that run the real aloopd (see tests/local.mk), and the unit tests of
+# the daemon's running part, which compile its modules in directly.
+DAEMON_TEST_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/daemon $(LIBSYSTEMD_CFLAGS)
+DAEMON_TEST_LDADD = $(TEST_LDADD) $(LIBSYSTEMD_LIBS)
+
+check_PROGRAMS += tests/daemon/test_notify
+tests_daemon_test_notify_SOURCES = tests/daemon/test_notify.c \
+	daemon/notify.c daemon/notify.h daemon/activation.c \
+	daemon/activation.h daemon/logsink.c daemon/logsink.h
+tests_daemon_test_notify_CPPFLAGS = $(DAEMON_TEST_CPPFLAGS)
+tests_daemon_test_notify_LDADD = $(DAEMON_TEST_LDADD)
+TESTS += tests/daemon/test_notify
