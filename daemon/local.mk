@@ -1,8 +1,18 @@
 # aloopd, the daemon.
 sbin_PROGRAMS += daemon/aloopd
-daemon_aloopd_SOURCES = daemon/main.c
-daemon_aloopd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
-	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)
-daemon_aloopd_LDADD = lib/libaloop.la $(LIBCONFIG_LIBS) $(LIBSYSTEMD_LIBS)
-# Plugins resolve the settings getters and the daemon's helpers from here.
+
+# The configuration and plugin modules are shared with the unit tests,
+# which link them without main().
+ALOOPD_CONFIG_SOURCES = \
+	daemon/config.c daemon/config-int.h \
+	daemon/settings.c daemon/settings-int.h \
+	daemon/plugin_loader.c daemon/plugin_loader.h
+ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
+	$(LIBCONFIG_CFLAGS) $(OPENSSL_CFLAGS) $(LIBSYSTEMD_CFLAGS)
+ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(OPENSSL_LIBS) $(LIBSYSTEMD_LIBS)
+
+daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES)
+daemon_aloopd_CPPFLAGS = $(ALOOPD_CPPFLAGS)
+daemon_aloopd_LDADD = lib/libaloop.la $(ALOOPD_LIBS)
+# Plugins resolve the settings getters and libaloop from the daemon.
 daemon_aloopd_LDFLAGS = $(AM_LDFLAGS) -export-dynamic

@@ -14,6 +14,8 @@
 
 #include <aloop/aloop.h>
 
+#include "config-int.h"
+
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
 
 static void
@@ -30,6 +32,28 @@ usage(FILE *out)
 	    "  -V, --version      print the versions of aloopd and its libraries\n"
 	    "  -h, --help         print this help\n",
 	    DEFAULT_CONFIG);
+}
+
+/*
+ * Load and validate @path with its plugins.  On failure print every error,
+ * one per line, to stderr and return NULL.
+ */
+static struct config *
+load_config(const char *path)
+{
+	struct config *cfg;
+	int rc;
+
+	rc = config_load(path, &cfg);
+	if (rc == 0)
+		return cfg;
+	if (cfg != NULL)
+		for (size_t i = 0; i < cfg->nerrors; i++)
+			fprintf(stderr, "%s\n", cfg->errors[i]);
+	if (rc != ALOOP_ECONFIG)
+		fprintf(stderr, "aloopd: %s: %s\n", path, aloop_strerror(rc));
+	config_free(cfg);
+	return NULL;
 }
 
 static void
@@ -56,6 +80,7 @@ main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_path = DEFAULT_CONFIG;
+	struct config *cfg;
 	int ch, test_only = 0;
 	sigset_t set;
 	int sig;
@@ -87,8 +112,15 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	if ((cfg = load_config(config_path)) == NULL) {
+		if (test_only)
+			fprintf(stderr, "%s: configuration test failed\n",
+			    config_path);
+		return 1;
+	}
 	if (test_only) {
 		printf("%s: configuration OK\n", config_path);
+		config_free(cfg);
 		return 0;
 	}
 
@@ -101,5 +133,6 @@ main(int argc, char **argv)
 	if (sigwait(&set, &sig) != 0)
 		return 1;
 	aloop_log(ALOOP_LOG_NOTICE, "stopping on %s", strsignal(sig));
+	config_free(cfg);
 	return 0;
 }

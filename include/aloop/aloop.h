@@ -16,5 +16,6 @@
 #include <aloop/net.h>
 #include <aloop/tls.h>
 #include <aloop/subprocess.h>
+#include <aloop/plugin.h>
 
 #endif /* ALOOP_ALOOP_H */

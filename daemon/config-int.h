@@ -1,0 +1,148 @@
+/*
+ * aloopd's configuration: aloop.conf (libconfig) read into typed structs
+ * and validated completely -- every setting, every listen address, the TLS
+ * files, and each listener's plugin loaded with its settings checked by the
+ * plugin's own init -- before anything uses it.
+ *
+ * Life of a configuration, at start and on every reload:
+ *
+ *	struct config *cfg;
+ *	if (config_load(path, &cfg) != 0) {
+ *		for (size_t i = 0; i < cfg->nerrors; i++)
+ *			log the line cfg->errors[i];
+ *		config_free(cfg);	// a reload keeps the old config
+ *	} else
+ *		run with cfg, or swap it in for the old one;
+ *
+ * A loaded config is immutable and owned by one party (the runtime); it
+ * holds the libconfig tree the plugins' settings point into and a
+ * reference on every plugin it names, so it must be freed only after the
+ * plugin instances made from it are gone (their connections drained).
+ * Paths in it (files, plugin_path) are already resolved against the
+ * directory of the configuration file, so the daemon may chdir freely.
+ * Any thread may read a loaded config; none may change it.
+ */
+/*
+ * (Not "config.h": that name is autoconf's, and a quoted include looks in
+ * this directory first.)
+ */
+#ifndef ALOOPD_CONFIG_INT_H
+#define ALOOPD_CONFIG_INT_H
+
+#include <stddef.h>
+
+struct plugin;
+struct aloop_settings;
+
+#define CONFIG_LOG_STDERR	0
+#define CONFIG_LOG_SYSLOG	1
+
+#define CONFIG_TCP		1	/* stream: TCP or UNIX, maybe TLS */
+#define CONFIG_UDP		2	/* datagram */
+
+#define CONFIG_ADDR_INET	1
+#define CONFIG_ADDR_UNIX	2
+
+#define CONFIG_WORKERS_MAX	1024
+
+/* The daemon group. */
+struct config_daemon {
+	unsigned	 workers;	/* >= 1; "auto" is resolved to the CPUs */
+	int		 log_level;	/* ALOOP_LOG_* */
+	int		 log_target;	/* CONFIG_LOG_* */
+	char		*pidfile;	/* NULL: none */
+	char		*user;		/* NULL: keep the starting user */
+	char		*group;		/* NULL: the user's primary group */
+	char	       **plugin_path;	/* directories searched in order; the */
+	size_t		 nplugin_path;	/* built-in plugindir comes last */
+	double		 shutdown_timeout; /* seconds the drain may take */
+};
+
+/* One entry of a listener's `listen` list. */
+struct config_address {
+	int		 kind;		/* CONFIG_ADDR_* */
+	char		*text;		/* as written: "127.0.0.1:7007" */
+	char		*host;		/* INET: NULL for "*" (every interface),
+					 * else a literal or a name, no brackets */
+	char		*port;		/* INET: decimal, as aloop_create_server takes */
+	unsigned	 port_num;	/* INET: 1..65535 */
+	char		*path;		/* UNIX: absolute path of the socket */
+};
+
+/* An extra certificate chosen by SNI. */
+struct config_sni {
+	char		*certificate;
+	char		*key;
+};
+
+/* A listener's `tls` group; checked: files readable, key matches. */
+struct config_tls {
+	char		*certificate;	/* PEM chain */
+	char		*key;
+	char		*ca;		/* NULL: no client certificates trusted */
+	int		 verify;	/* ALOOP_TLS_VERIFY_* for client certificates */
+	char		*min_version;	/* "TLSv1.2" or "TLSv1.3" */
+	char		*ciphers;	/* NULL: the library's default */
+	char		*ciphersuites;	/* NULL: the library's default */
+	char	       **alpn;		/* preference order */
+	size_t		 nalpn;
+	struct config_sni *sni;
+	size_t		 nsni;
+};
+
+struct config_listener {
+	char		*name;		/* unique in the config */
+	char		*protocol;	/* as written: a plugin name or a path */
+	struct plugin	*plugin;	/* loaded (a reference owned by the config) */
+	int		 type;		/* CONFIG_TCP or CONFIG_UDP */
+	struct config_address *listen;	/* at least one */
+	size_t		 nlisten;
+	int		 backlog;
+	int		 reuse_port;	/* SO_REUSEPORT (each worker binds its own) */
+	int		 tcp_nodelay;
+	int		 keepalive;
+	int		 mode;		/* UNIX: socket file mode, -1 to leave it */
+	char		*owner;		/* UNIX: "user" or "user:group", or NULL */
+	struct config_tls *tls;		/* NULL: plain */
+	unsigned long	 max_connections; /* 0: unlimited */
+	double		 idle_timeout;	/* seconds; 0: none */
+	/* The `settings` group for the plugin's init (an empty group if absent). */
+	const struct aloop_settings *settings;
+	const char	*file;		/* where the listener is written */
+	int		 line;
+};
+
+struct config {
+	char		*path;		/* the file, as given */
+	struct config_daemon daemon;
+	struct config_listener *listeners;
+	size_t		 nlisteners;
+	/* Every problem found, one line each: "file:line: path "value": what". */
+	char	       **errors;
+	size_t		 nerrors;
+	void		*priv;		/* the libconfig tree and bookkeeping */
+};
+
+/*
+ * Read, validate and load @path: parse the file, check every setting, open
+ * every plugin and have it validate its settings.  Always sets *@cfg (NULL
+ * only when memory ran out).  Returns 0 if the configuration is valid;
+ * ALOOP_ECONFIG if it is not, with every error in (*@cfg)->errors; or
+ * ALOOP_ENOMEM.  Either way the caller frees *@cfg.
+ */
+int config_load(const char *path, struct config **cfg);
+
+/*
+ * Like config_load() but without loading the plugins: only what the file
+ * itself says is checked.  For tests and tools.
+ */
+int config_parse(const char *path, struct config **cfg);
+
+/* The listener called @name, or NULL. */
+const struct config_listener *config_find_listener(const struct config *cfg,
+    const char *name);
+
+/* Free @cfg (NULL is fine), dropping its references on the plugins. */
+void config_free(struct config *cfg);
+
+#endif /* ALOOPD_CONFIG_INT_H */
