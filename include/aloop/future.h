@@ -31,6 +31,14 @@ typedef void (*aloop_free_fn)(void *ptr);
  * while it needs the future (pending done-callbacks, operations in flight),
  * so releasing early is always safe.  Futures belong to one loop and are
  * used from its thread only.
+ *
+ * A future may outlive its loop's aloop_close() (and aloop_loop_free()):
+ * it stays valid memory, can still be completed, queried and released, but
+ * its done-callbacks can no longer run: those registered are dropped when
+ * it completes, those already scheduled are dropped by the close, and
+ * adding one to a done future then returns ALOOP_ESTATE.  An unretrieved
+ * error of such a future is logged (aloop_log) instead of going to the
+ * exception handler, which may be gone with the loop.
  */
 
 /** Create a pending future on @loop.  ALOOP_ESTATE if the loop is closed. */
@@ -51,14 +59,21 @@ ALOOP_API int aloop_future_set_result(struct aloop_future *fut, void *result,
 
 /**
  * Complete with an error: a negative code and a printf-style message (NULL
- * for aloop_strerror's text).  ALOOP_ESTATE if already done.  An error that
- * is never retrieved (aloop_future_result or aloop_future_error) is reported
- * through the loop's exception handler when the future is freed.
+ * for aloop_strerror's text).  ALOOP_ESTATE if already done, ALOOP_EINVAL
+ * if @code is not negative.  An error that is never retrieved
+ * (aloop_future_result or aloop_future_error) is reported through the
+ * loop's exception handler when the last reference goes, with the message
+ * "Future exception was never retrieved" and the context's future and
+ * error set.  The future is then only valid during the handler, unless the
+ * handler takes a reference of its own (it is not reported again).
  */
 ALOOP_API int aloop_future_set_error(struct aloop_future *fut, int code,
     const char *fmt, ...) ALOOP_PRINTF(3, 4);
 
-/** Cancel: returns 1 if it cancelled, 0 if the future was already done. */
+/**
+ * Cancel: returns 1 if it cancelled, 0 if the future was already done.
+ * Done-callbacks are scheduled as for any completion.
+ */
 ALOOP_API int aloop_future_cancel(struct aloop_future *fut);
 
 ALOOP_API int aloop_future_done(const struct aloop_future *fut);
@@ -78,11 +93,22 @@ ALOOP_API int aloop_future_result(struct aloop_future *fut, void **result);
  */
 ALOOP_API const struct aloop_error *aloop_future_error(struct aloop_future *fut);
 
-/** Add a done-callback; ALOOP_ENOMEM on allocation failure. */
+/**
+ * Add a done-callback; the same (cb, arg) may be added several times and
+ * then runs as often.  Callbacks run in the order they were added, each
+ * on a later loop iteration than the completion (or than this call, when
+ * the future is already done).  ALOOP_EINVAL for a NULL @cb, ALOOP_ENOMEM
+ * on allocation failure, ALOOP_ESTATE if the future is done and its loop
+ * closed.
+ */
 ALOOP_API int aloop_future_add_done_callback(struct aloop_future *fut,
     aloop_future_done_fn cb, void *arg);
 
-/** Remove every registration of (cb, arg); returns how many were removed. */
+/**
+ * Remove every registration of (cb, arg); returns how many were removed.
+ * Once the future is done its callbacks are already scheduled, as in
+ * asyncio, and this returns 0.
+ */
 ALOOP_API int aloop_future_remove_done_callback(struct aloop_future *fut,
     aloop_future_done_fn cb, void *arg);
 

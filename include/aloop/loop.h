@@ -215,24 +215,36 @@ typedef int (*aloop_executor_fn)(void *arg, void **result);
 
 /**
  * A thread pool of at most @max_workers threads (0: min(32, CPUs + 4), as
- * asyncio's default).  Threads start on demand.  The caller owns it.
+ * asyncio's default).  Threads start on demand, when a job finds no idle
+ * thread, and then wait for more work until shutdown; jobs start in the
+ * order they were submitted.  Pool threads block every signal.  The caller
+ * owns it.  ALOOP_EINVAL for a NULL @ex, ALOOP_ENOMEM.  Any thread.
  */
 ALOOP_API int aloop_executor_new(unsigned max_workers, struct aloop_executor **ex);
 
 /**
- * Stop accepting work; if @wait, block until every queued job has finished.
- * Without @wait, jobs already queued still run to completion in the
- * background and the pool frees itself after the last one.  The pointer is
- * dead after this call.  Any thread but a pool thread.
+ * Stop accepting work; if @wait, block until every queued job has finished
+ * and the threads are joined.  Without @wait, jobs already queued still
+ * run to completion in the background and the pool frees itself after the
+ * last one.  The pointer is dead after this call (NULL is a no-op).  Any
+ * thread but a pool thread.
  */
 ALOOP_API void aloop_executor_shutdown(struct aloop_executor *ex, int wait);
 
 /**
  * Run @fn(@arg) on @ex (NULL: the loop's default pool, made on first use)
- * and complete the returned future with its outcome, in the loop's thread.
- * The result is freed with @free_result if nobody takes it (may be NULL).
- * Cancelling the future does not stop a job that has started; its result
- * is then freed and dropped.  ALOOP_ESTATE on a closed loop.
+ * and complete the returned future with its outcome, in the loop's thread:
+ * its result on 0, its error code (with aloop_strerror's text) otherwise.
+ * The result is freed with @free_result if nobody takes it (may be NULL);
+ * that can happen on a pool thread, so @free_result must be thread-safe
+ * (as free() is).  A result set by a failing @fn is freed at once.
+ * Cancelling the future keeps a queued job from starting but does not stop
+ * one that has started; its result is then freed and dropped.  When the
+ * loop closes, jobs still in flight run to completion, their results are
+ * freed and nothing is scheduled on the loop any more; their futures never
+ * complete.  ALOOP_EINVAL for a NULL @fn or @fut, ALOOP_ESTATE on a closed
+ * loop or a pool that was shut down, ALOOP_ENOMEM, or the error of
+ * pthread_create when the pool has no thread and cannot start one.
  */
 ALOOP_API int aloop_run_in_executor(struct aloop_loop *loop,
     struct aloop_executor *ex, aloop_executor_fn fn, void *arg,
@@ -240,7 +252,10 @@ ALOOP_API int aloop_run_in_executor(struct aloop_loop *loop,
 
 /**
  * Make @ex the default executor; the loop takes ownership and shuts it
- * down (without waiting) when it closes.  A previous default is shut down.
+ * down (without waiting) when it closes.  A previous default is shut down
+ * (without waiting).  NULL goes back to a pool made on first use.
+ * ALOOP_ESTATE on a closed loop, ALOOP_ENOMEM; on error the caller keeps
+ * @ex.
  */
 ALOOP_API int aloop_set_default_executor(struct aloop_loop *loop,
     struct aloop_executor *ex);

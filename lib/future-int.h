@@ -1,0 +1,29 @@
+/*
+ * What the library's modules need from futures beyond the public API: a
+ * hook that learns synchronously when a future is cancelled, so that an
+ * operation in flight (an executor job, a name lookup) can give up its work
+ * at once instead of waiting for a done-callback on a later loop turn.
+ * Private to lib/.
+ */
+#ifndef ALOOP_FUTURE_INT_H
+#define ALOOP_FUTURE_INT_H
+
+#include <aloop/future.h>
+
+/*
+ * Called from inside aloop_future_cancel(), on the loop's thread, after the
+ * future is marked cancelled and its done-callbacks are scheduled.  The
+ * caller of aloop_future_cancel() holds a reference across the call, so the
+ * hook may release a reference of its own.  It must not call user code.
+ */
+typedef void (*aloop__future_cancel_fn)(struct aloop_future *fut, void *arg);
+
+/*
+ * Install (or clear, with a NULL @fn) the one cancel hook of @fut.  The
+ * module that installs it clears it before the object @arg names goes
+ * away.  The hook runs at most once: it is cleared before it is called.
+ */
+void aloop__future_set_cancel_hook(struct aloop_future *fut,
+    aloop__future_cancel_fn fn, void *arg);
+
+#endif /* ALOOP_FUTURE_INT_H */
