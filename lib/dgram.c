@@ -1,0 +1,732 @@
+/*
+ * Datagram endpoints: create_datagram_endpoint and the datagram transport,
+ * as asyncio's.  Each datagram is delivered whole with its sender; sends
+ * go out at once and queue only when the socket pushes back, under the
+ * shared write flow control.  Errors of single datagrams (ICMP reports,
+ * oversize) go to error_received and never end the endpoint.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <aloop/log.h>
+#include <aloop/server.h>
+
+#include "loop-int.h"
+#include "transport-int.h"
+
+/*
+ * The largest UDP payload over IPv6 without jumbograms; a smaller buffer
+ * would truncate datagrams silently.
+ */
+#define DGRAM_MAX		65536
+/* Datagrams read per readiness, so one busy endpoint cannot starve the
+ * rest of the loop. */
+#define DGRAM_READS_PER_TURN	64
+/*
+ * What one queued datagram counts for in the write-buffer size besides its
+ * payload (UDP's header, as asyncio counts it), so that even empty
+ * datagrams add up.
+ */
+#define DGRAM_HEADER_SIZE	8
+/*
+ * A protocol that ignores pause_writing must not make the queue grow
+ * without bound: past this many times the high-water mark (and at least
+ * DGRAM_QUEUE_FLOOR bytes) further datagrams are dropped, as a full
+ * socket buffer would drop them, and error_received says so.
+ */
+#define DGRAM_QUEUE_FACTOR	16
+#define DGRAM_QUEUE_FLOOR	(1024 * 1024)
+
+struct dgram_pkt {
+	struct dgram_pkt	*next;
+	size_t			 len;
+	socklen_t		 addrlen;	/* 0: the connected peer */
+	struct sockaddr_storage	 addr;
+	unsigned char		 data[];
+};
+
+struct dgram {
+	struct aloop_transport	 t;		/* first: the shared object */
+	const struct aloop_datagram_protocol *proto;
+	aloop_protocol_factory_fn factory;
+	void			*factory_arg;
+	struct aloop_future	*fut;		/* until started */
+	aloop_handle_t		 start;		/* the pending dgram_start */
+	int			 fd;
+	int			 reading;	/* rev is added */
+	struct event		*rev, *wev;
+	struct dgram_pkt	*head, **tailp;
+	size_t			 bufsize;
+	unsigned char		*rbuf;
+	struct sockaddr_storage	 sockname, peername;
+	socklen_t		 socklen, peerlen;	/* peerlen 0: unconnected */
+};
+
+/* ---------------------------------------------------------- callbacks */
+
+static void
+dgram_error(struct dgram *d, int code, const char *what)
+{
+	struct aloop_transport *t = &d->t;
+	struct aloop_error err;
+	char msg[256];
+
+	if (aloop__transport_is_done(t) || !(t->flags & ALOOP__T_MADE))
+		return;
+	if (d->proto->error_received == NULL) {
+		aloop_log(ALOOP_LOG_DEBUG, "datagram %s: %s", what,
+		    aloop_strerror(code));
+		return;
+	}
+	snprintf(msg, sizeof(msg), "datagram %s: %s", what,
+	    aloop_strerror(code));
+	err.code = code;
+	err.message = msg;
+	aloop__transport_ref(t);
+	d->proto->error_received(t, t->state, &err);
+	aloop__transport_unref(t);
+}
+
+static int
+dgram_can_read(const struct dgram *d)
+{
+	return !(d->t.flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ)) &&
+	    !aloop__transport_is_done(&d->t);
+}
+
+static void
+dgram_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct dgram *d = arg;
+	struct aloop_transport *t = &d->t;
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+	ssize_t n;
+	int i;
+
+	(void)what;
+	aloop__transport_ref(t);
+	for (i = 0; i < DGRAM_READS_PER_TURN && dgram_can_read(d); i++) {
+		fromlen = sizeof(from);
+		n = recvfrom(fd, d->rbuf, DGRAM_MAX, 0,
+		    (struct sockaddr *)&from, &fromlen);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			/* An ICMP report for an earlier send, usually. */
+			dgram_error(d, -errno, "receive");
+			continue;
+		}
+		if (d->proto->datagram_received == NULL)
+			continue;
+		d->proto->datagram_received(t, t->state, d->rbuf, (size_t)n,
+		    (const struct sockaddr *)&from, fromlen);
+	}
+	aloop__transport_unref(t);
+}
+
+/* --------------------------------------------------------------- sends */
+
+static void
+dgram_free_queue(struct dgram *d)
+{
+	struct dgram_pkt *p;
+
+	while ((p = d->head) != NULL) {
+		d->head = p->next;
+		free(p);
+	}
+	d->tailp = &d->head;
+	d->bufsize = 0;
+}
+
+/* One sendto; 1 sent, 0 would block, else the negated errno. */
+static int
+dgram_send1(struct dgram *d, const void *data, size_t len,
+    const struct sockaddr *addr, socklen_t addrlen)
+{
+	ssize_t n;
+
+	do
+		n = sendto(d->fd, data, len, MSG_NOSIGNAL, addr, addrlen);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return 1;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	return -errno;
+}
+
+static void
+dgram_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct dgram *d = arg;
+	struct aloop_transport *t = &d->t;
+	struct dgram_pkt *p;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	aloop__transport_ref(t);
+	while ((p = d->head) != NULL && !aloop__transport_is_done(t)) {
+		rc = dgram_send1(d, p->data, p->len,
+		    p->addrlen ? (struct sockaddr *)&p->addr : NULL,
+		    p->addrlen);
+		if (rc == 0)
+			break;
+		d->head = p->next;
+		if (d->head == NULL)
+			d->tailp = &d->head;
+		d->bufsize -= p->len + DGRAM_HEADER_SIZE;
+		free(p);
+		if (rc < 0)
+			dgram_error(d, rc, "send");
+	}
+	if (!aloop__transport_is_done(t)) {
+		aloop__transport_resume_check(t);
+		if (d->head == NULL && d->wev != NULL) {
+			(void)event_del(d->wev);
+			if (t->flags & ALOOP__T_CLOSE_CALLED)
+				aloop__transport_lost(t, 0, NULL);
+		}
+	}
+	aloop__transport_unref(t);
+}
+
+static int
+same_address(const struct sockaddr *a, socklen_t alen,
+    const struct sockaddr_storage *b, socklen_t blen)
+{
+	const struct sockaddr_in *a4, *b4;
+	const struct sockaddr_in6 *a6, *b6;
+
+	if (a->sa_family != b->ss_family)
+		return 0;
+	switch (a->sa_family) {
+	case AF_INET:
+		if (alen < (socklen_t)sizeof(*a4))
+			return 0;
+		a4 = (const struct sockaddr_in *)a;
+		b4 = (const struct sockaddr_in *)b;
+		return a4->sin_port == b4->sin_port &&
+		    a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	case AF_INET6:
+		if (alen < (socklen_t)sizeof(*a6))
+			return 0;
+		a6 = (const struct sockaddr_in6 *)a;
+		b6 = (const struct sockaddr_in6 *)b;
+		return a6->sin6_port == b6->sin6_port &&
+		    memcmp(&a6->sin6_addr, &b6->sin6_addr,
+		    sizeof(a6->sin6_addr)) == 0;
+	default:
+		return alen == blen && memcmp(a, b, alen) == 0;
+	}
+}
+
+static size_t
+dgram_queue_limit(const struct dgram *d)
+{
+	size_t lim = d->t.high;
+
+	lim = lim > SIZE_MAX / DGRAM_QUEUE_FACTOR ? SIZE_MAX :
+	    lim * DGRAM_QUEUE_FACTOR;
+	return lim < DGRAM_QUEUE_FLOOR ? DGRAM_QUEUE_FLOOR : lim;
+}
+
+static int
+dgram_sendto(struct aloop_transport *t, const void *data, size_t len,
+    const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct dgram *d = (struct dgram *)t;
+	struct dgram_pkt *p;
+	int rc;
+
+	if ((data == NULL && len > 0) || len > DGRAM_MAX)
+		return ALOOP_EINVAL;
+	if (addr != NULL && (addrlen < (socklen_t)sizeof(sa_family_t) ||
+	    addrlen > (socklen_t)sizeof(p->addr)))
+		return ALOOP_EINVAL;
+	if (d->peerlen > 0) {
+		/* asyncio: a connected endpoint sends to its peer only. */
+		if (addr != NULL && !same_address(addr, addrlen,
+		    &d->peername, d->peerlen))
+			return ALOOP_EINVAL;
+		addr = NULL;
+		addrlen = 0;
+	} else if (addr == NULL)
+		return ALOOP_EINVAL;
+
+	if (d->head == NULL) {
+		rc = dgram_send1(d, data, len, addr, addrlen);
+		if (rc == 1)
+			return 0;
+		if (rc < 0) {
+			dgram_error(d, rc, "send");
+			return 0;
+		}
+	}
+	if (d->bufsize + len + DGRAM_HEADER_SIZE > dgram_queue_limit(d)) {
+		dgram_error(d, -ENOBUFS, "send queue full");
+		return 0;
+	}
+	if ((p = malloc(sizeof(*p) + len)) == NULL)
+		return ALOOP_ENOMEM;
+	p->next = NULL;
+	p->len = len;
+	p->addrlen = addr != NULL ? addrlen : 0;
+	if (addr != NULL)
+		memcpy(&p->addr, addr, addrlen);
+	if (len > 0)
+		memcpy(p->data, data, len);
+	if (d->head == NULL && event_add(d->wev, NULL) == -1) {
+		free(p);
+		return ALOOP_ENOMEM;
+	}
+	*d->tailp = p;
+	d->tailp = &p->next;
+	d->bufsize += len + DGRAM_HEADER_SIZE;
+	return 0;
+}
+
+/* ----------------------------------------------------- transport ops */
+
+static void
+dgram_stop_reading(struct dgram *d)
+{
+	if (d->reading) {
+		(void)event_del(d->rev);
+		d->reading = 0;
+	}
+}
+
+static void
+dgram_close(struct aloop_transport *t)
+{
+	struct dgram *d = (struct dgram *)t;
+
+	dgram_stop_reading(d);
+	if (d->head == NULL)
+		aloop__transport_lost(t, 0, NULL);
+}
+
+static void
+dgram_pause_reading(struct aloop_transport *t)
+{
+	dgram_stop_reading((struct dgram *)t);
+}
+
+static void
+dgram_resume_reading(struct aloop_transport *t)
+{
+	struct dgram *d = (struct dgram *)t;
+
+	/* Before dgram_start, reading simply starts there. */
+	if (d->reading || d->fd < 0 || d->start != ALOOP_HANDLE_NONE)
+		return;
+	if (event_add(d->rev, NULL) == 0)
+		d->reading = 1;
+}
+
+static const void *
+dgram_get_extra_info(struct aloop_transport *t, const char *name,
+    size_t *len)
+{
+	struct dgram *d = (struct dgram *)t;
+
+	if (d->fd < 0)
+		return NULL;
+	if (strcmp(name, "socket") == 0) {
+		if (len != NULL)
+			*len = sizeof(d->fd);
+		return &d->fd;
+	}
+	if (strcmp(name, "sockname") == 0 && d->socklen > 0) {
+		if (len != NULL)
+			*len = d->socklen;
+		return &d->sockname;
+	}
+	if (strcmp(name, "peername") == 0 && d->peerlen > 0) {
+		if (len != NULL)
+			*len = d->peerlen;
+		return &d->peername;
+	}
+	return NULL;
+}
+
+static size_t
+dgram_get_write_buffer_size(const struct aloop_transport *t)
+{
+	return ((const struct dgram *)t)->bufsize;
+}
+
+static void
+dgram_teardown(struct aloop_transport *t)
+{
+	struct dgram *d = (struct dgram *)t;
+
+	aloop_handle_cancel(t->loop, d->start);
+	d->start = ALOOP_HANDLE_NONE;
+	if (d->rev != NULL) {
+		event_free(d->rev);
+		d->rev = NULL;
+	}
+	if (d->wev != NULL) {
+		event_free(d->wev);
+		d->wev = NULL;
+	}
+	d->reading = 0;
+	if (d->fd >= 0) {
+		(void)close(d->fd);
+		d->fd = -1;
+	}
+	dgram_free_queue(d);
+	free(d->rbuf);
+	d->rbuf = NULL;
+	if (d->fut != NULL) {
+		aloop_future_release(d->fut);
+		d->fut = NULL;
+	}
+}
+
+static void
+dgram_free(struct aloop_transport *t)
+{
+	free(t);
+}
+
+static const struct aloop__transport_ops dgram_ops = {
+	.name = "datagram",
+	.close = dgram_close,
+	.pause_reading = dgram_pause_reading,
+	.resume_reading = dgram_resume_reading,
+	.get_extra_info = dgram_get_extra_info,
+	.get_write_buffer_size = dgram_get_write_buffer_size,
+	.sendto = dgram_sendto,
+	.teardown = dgram_teardown,
+	.free = dgram_free,
+};
+
+/*
+ * On the loop turn after creation: make the protocol state, hand out the
+ * transport, run connection_made, then start reading.
+ */
+static void
+dgram_start(void *arg)
+{
+	struct dgram *d = arg;
+	struct aloop_transport *t = &d->t;
+	void *state = NULL;
+	int rc;
+
+	d->start = ALOOP_HANDLE_NONE;
+	aloop__transport_ref(t);
+	if (d->factory != NULL &&
+	    (rc = d->factory(d->factory_arg, &state)) < 0) {
+		/* Refused: the protocol hears nothing, the socket closes. */
+		memset(&t->cb, 0, sizeof(t->cb));
+		(void)aloop_future_set_error(d->fut, rc,
+		    "datagram protocol factory: %s", aloop_strerror(rc));
+		aloop_future_release(d->fut);
+		d->fut = NULL;
+		aloop__transport_lost(t, 0, NULL);
+		aloop__transport_unref(t);
+		return;
+	}
+	t->state = state;
+	/* The result first, so that its done-callbacks run before any
+	 * connection_lost that connection_made might cause. */
+	(void)aloop_future_set_result(d->fut, t, NULL);
+	aloop_future_release(d->fut);
+	d->fut = NULL;
+	if (aloop__transport_made(t) == 0 && dgram_can_read(d) &&
+	    event_add(d->rev, NULL) == 0)
+		d->reading = 1;
+	aloop__transport_unref(t);
+}
+
+/* ------------------------------------------------------------- creation */
+
+void
+aloop_datagram_options_init(struct aloop_datagram_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->family = AF_UNSPEC;
+	o->sock = -1;
+}
+
+static int
+set_flags(int fd)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    (fl = fcntl(fd, F_GETFD)) == -1 ||
+	    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Resolve one side without blocking: numeric hosts and ports only.  Host
+ * names need a resolver that does not block the loop; ALOOP_EGAI says so.
+ */
+static int
+resolve(const struct aloop_datagram_options *o, const char *host,
+    const char *port, int passive, struct addrinfo **res, char *msg,
+    size_t msglen)
+{
+	struct addrinfo hints;
+	int rc;
+
+	*res = NULL;
+	if (host == NULL && port == NULL)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = o->family;
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_protocol = o->proto;
+	hints.ai_flags = (o->flags & ~AI_CANONNAME) | AI_NUMERICHOST |
+	    AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	rc = getaddrinfo(host, port, &hints, res);
+	if (rc == 0)
+		return 0;
+	if (rc == EAI_SYSTEM)
+		rc = errno != 0 ? -errno : ALOOP_EGAI;
+	else {
+		snprintf(msg, msglen, "%s:%s: %s", host ? host : "",
+		    port ? port : "", rc == EAI_NONAME ?
+		    "not a numeric address (names are not resolved here)" :
+		    gai_strerror(rc));
+		rc = rc == EAI_FAMILY || rc == EAI_SERVICE || rc == EAI_NONAME ?
+		    ALOOP_EINVAL : ALOOP_EGAI;
+	}
+	return rc;
+}
+
+static int
+open_socket(const struct aloop_datagram_options *o, int family,
+    const struct addrinfo *local, const struct addrinfo *remote, int *fdp,
+    const char **what)
+{
+	int fd, on = 1, rc;
+
+	*what = "socket";
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    local ? local->ai_protocol : remote ? remote->ai_protocol :
+	    o->proto);
+	if (fd == -1)
+		return -errno;
+	*what = "setsockopt";
+	if (o->reuse_port &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1)
+		goto fail;
+	if (o->allow_broadcast &&
+	    setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &on, sizeof(on)) == -1)
+		goto fail;
+	*what = "bind";
+	if (local != NULL && bind(fd, local->ai_addr, local->ai_addrlen) == -1)
+		goto fail;
+	*what = "connect";
+	if (remote != NULL &&
+	    connect(fd, remote->ai_addr, remote->ai_addrlen) == -1)
+		goto fail;
+	*fdp = fd;
+	return 0;
+fail:
+	rc = -errno;
+	(void)close(fd);
+	return rc;
+}
+
+/*
+ * asyncio's pairing: every local address with every remote one of the
+ * same family, tried in order until one binds and connects.  Returns 0 and
+ * the socket, ALOOP_EINVAL when no pair shares a family, or the last
+ * system error with *@what naming the step.
+ */
+static int
+make_socket(const struct aloop_datagram_options *o, struct addrinfo *local,
+    struct addrinfo *remote, int *fdp, const char **what)
+{
+	struct addrinfo *l, *r;
+	int rc = ALOOP_EINVAL;
+
+	*what = "address family";
+	if (local == NULL && remote == NULL)
+		return open_socket(o, o->family, NULL, NULL, fdp, what);
+	for (l = local; l != NULL || local == NULL; l = l ? l->ai_next : NULL) {
+		for (r = remote; r != NULL || remote == NULL;
+		    r = r ? r->ai_next : NULL) {
+			if (l != NULL && r != NULL &&
+			    l->ai_family != r->ai_family)
+				goto next;
+			rc = open_socket(o, l ? l->ai_family : r->ai_family,
+			    l, r, fdp, what);
+			if (rc == 0)
+				return 0;
+next:
+			if (remote == NULL)
+				break;
+		}
+		if (local == NULL)
+			break;
+	}
+	return rc;
+}
+
+static int
+adopt_socket(int fd)
+{
+	int type;
+	socklen_t len = sizeof(type);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1)
+		return -errno;
+	if (type != SOCK_DGRAM)
+		return ALOOP_EINVAL;
+	return set_flags(fd);
+}
+
+/* The endpoint around the ready socket @fd (owned from here on). */
+static int
+dgram_new(struct aloop_loop *loop, const struct aloop_datagram_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg, int fd,
+    struct aloop_future *fut)
+{
+	struct aloop__protocol_common cb;
+	struct event_base *base = aloop__loop_base(loop);
+	struct dgram *d;
+	int rc;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL ||
+	    (d->rbuf = malloc(DGRAM_MAX)) == NULL)
+		goto nomem;
+	d->rev = event_new(base, fd, EV_READ | EV_PERSIST, dgram_readable, d);
+	d->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, dgram_writable, d);
+	if (d->rev == NULL || d->wev == NULL)
+		goto nomem;
+	d->proto = proto;
+	d->factory = factory;
+	d->factory_arg = factory_arg;
+	d->fd = fd;
+	d->tailp = &d->head;
+	d->socklen = sizeof(d->sockname);
+	if (getsockname(fd, (struct sockaddr *)&d->sockname, &d->socklen) == -1)
+		d->socklen = 0;
+	d->peerlen = sizeof(d->peername);
+	if (getpeername(fd, (struct sockaddr *)&d->peername, &d->peerlen) == -1)
+		d->peerlen = 0;
+
+	cb.connection_made = proto->connection_made;
+	cb.connection_lost = proto->connection_lost;
+	cb.pause_writing = proto->pause_writing;
+	cb.resume_writing = proto->resume_writing;
+	aloop__transport_init(&d->t, &dgram_ops, loop, proto, &cb, NULL);
+	d->fut = aloop_future_ref(fut);
+	/* No reference for the pending call: teardown cancels it. */
+	if ((rc = aloop_call_soon(loop, dgram_start, d, &d->start)) < 0) {
+		memset(&d->t.cb, 0, sizeof(d->t.cb));
+		(void)aloop_future_set_error(fut, rc, NULL);
+		aloop__transport_lost(&d->t, 0, NULL);
+	}
+	return 0;
+nomem:
+	if (d != NULL) {
+		if (d->rev != NULL)
+			event_free(d->rev);
+		if (d->wev != NULL)
+			event_free(d->wev);
+		free(d->rbuf);
+		free(d);
+	}
+	(void)close(fd);
+	return ALOOP_ENOMEM;
+}
+
+int
+aloop_create_datagram_endpoint(struct aloop_loop *loop,
+    const struct aloop_datagram_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    const struct aloop_datagram_options *o, struct aloop_future **fut)
+{
+	struct aloop_datagram_options defaults;
+	struct addrinfo *local = NULL, *remote = NULL;
+	struct aloop_future *f = NULL;
+	const char *what = "";
+	char msg[256] = "";
+	int fd = -1, rc;
+
+	if (fut != NULL)
+		*fut = NULL;
+	if (loop == NULL || proto == NULL || fut == NULL)
+		return ALOOP_EINVAL;
+	if (o == NULL) {
+		aloop_datagram_options_init(&defaults);
+		o = &defaults;
+	}
+	if (o->sock >= 0) {
+		if (o->local_host || o->local_port || o->remote_host ||
+		    o->remote_port)
+			return ALOOP_EINVAL;
+	} else if (!o->local_host && !o->local_port && !o->remote_host &&
+	    !o->remote_port && o->family == AF_UNSPEC)
+		return ALOOP_EINVAL;
+	if ((rc = aloop__loop_check(loop, "create_datagram_endpoint")) < 0)
+		return rc;
+
+	if (o->sock >= 0) {
+		if ((rc = adopt_socket(o->sock)) < 0)
+			return rc;
+		fd = o->sock;
+	} else {
+		if ((rc = resolve(o, o->local_host, o->local_port, 1, &local,
+		    msg, sizeof(msg))) < 0 ||
+		    (rc = resolve(o, o->remote_host, o->remote_port, 0, &remote,
+		    msg, sizeof(msg))) < 0)
+			goto out;
+	}
+	if ((rc = aloop_future_new(loop, &f)) < 0)
+		goto out;
+	if (fd < 0 && (rc = make_socket(o, local, remote, &fd, &what)) < 0) {
+		if (rc == ALOOP_EINVAL && strcmp(what, "address family") == 0)
+			/* No pair shares a family: an argument error. */
+			goto out;
+		/* A system error: the future carries it, asyncio's OSError. */
+		(void)aloop_future_set_error(f, rc, "datagram %s: %s", what,
+		    aloop_strerror(rc));
+		rc = 0;
+		goto done;
+	}
+	if ((rc = dgram_new(loop, proto, factory, factory_arg, fd, f)) < 0)
+		goto out;
+done:
+	*fut = f;
+	f = NULL;
+out:
+	if (f != NULL)
+		aloop_future_release(f);
+	if (local != NULL)
+		freeaddrinfo(local);
+	if (remote != NULL)
+		freeaddrinfo(remote);
+	if (rc < 0 && msg[0] != '\0')
+		aloop_log(ALOOP_LOG_DEBUG, "create_datagram_endpoint: %s", msg);
+	return rc;
+}

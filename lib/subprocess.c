@@ -1,0 +1,1019 @@
+/*
+ * Subprocesses: subprocess_exec and subprocess_shell, as asyncio's.  The
+ * child is started with fork and execve, its exit is noticed through a
+ * pidfd watched by the loop (SIGCHLD and waitpid on our own pid where the
+ * kernel has no pidfd), and its pipes are stream pipe transports whose
+ * callbacks this module forwards to the subprocess protocol.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#ifdef HAVE_SYS_PIDFD_H
+#include <sys/pidfd.h>
+#endif
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <aloop/log.h>
+#include <aloop/subprocess.h>
+
+#include "loop-int.h"
+#include "subprocess-int.h"
+#include "transport-int.h"
+
+extern char **environ;
+
+/* Tests set it to exercise the SIGCHLD fallback on a kernel with pidfds. */
+int aloop__subprocess_force_sigchld;
+
+/* How often the SIGCHLD fallback polls our pid anyway: libevent delivers
+ * signals to one event_base only, so another loop may take SIGCHLD. */
+#define SIGCHLD_POLL_SECONDS	1
+
+struct subproc;
+
+/* One of the child's descriptors 0, 1 and 2, seen from the parent. */
+struct subproc_pipe {
+	struct subproc		*sp;
+	int			 fd;		/* the child's 0, 1 or 2 */
+	struct aloop_transport	*t;		/* until its connection_lost */
+	int			 lost;		/* no pipe, or connection_lost seen */
+};
+
+struct subproc {
+	struct aloop_transport	 t;		/* first: the shared object */
+	const struct aloop_subprocess_protocol *proto;
+	aloop_protocol_factory_fn factory;
+	void			*factory_arg;
+	struct aloop_future	*fut;		/* ours, until completed */
+	pid_t			 pid;
+	int			 pidfd;		/* -1 in the SIGCHLD fallback */
+	struct event		*exit_ev;	/* pidfd readable, or SIGCHLD */
+	struct event		*poll_ev;	/* fallback only */
+	int			 returncode;
+	int			 exited;	/* reaped; returncode valid */
+	int			 failed;	/* start-up failed: no protocol */
+	aloop_handle_t		 start;		/* the pending subproc_connected */
+	struct subproc_pipe	 pipes[3];
+};
+
+static const struct aloop__transport_ops subproc_ops;
+
+/* ------------------------------------------------------------- spawning */
+
+/*
+ * What the child must do between fork and exec, all prepared by the parent
+ * so that the child makes only async-signal-safe system calls: after fork
+ * in a threaded program, malloc and stdio may hold locks that no thread of
+ * the child will ever release.
+ */
+struct spawn_req {
+	char *const	*argv;
+	char *const	*envp;
+	char		**paths;	/* candidate files for argv[0] */
+	size_t		 npaths;
+	const char	*cwd;
+	uid_t		 uid;
+	gid_t		 gid;
+	int		 childfd[3];	/* >= 3, or -1: leave fd i alone */
+	int		 merge_stderr;
+	int		 maxfd;		/* fallback bound for mark_cloexec */
+};
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC	(1U << 2)
+#endif
+
+/*
+ * In the child: every descriptor from 3 up closes on exec, also those the
+ * application opened without O_CLOEXEC, so that the child gets exactly the
+ * three it was given (Python's close_fds).  Marking instead of closing
+ * keeps the error pipe open until execve succeeds.
+ */
+static void
+mark_cloexec(int maxfd)
+{
+	int fd;
+
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+		return;
+#endif
+	for (fd = 3; fd < maxfd; fd++)
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+/* What a failing child reports through the error pipe. */
+enum spawn_stage {
+	STAGE_DUP = 1, STAGE_CHDIR, STAGE_SETGROUPS, STAGE_SETGID,
+	STAGE_SETUID, STAGE_EXEC,
+};
+static const char *const stage_names[] = {
+	"", "dup2", "chdir", "setgroups", "setgid", "setuid", "execve",
+};
+struct spawn_report {
+	int	stage;
+	int	err;
+};
+
+static void __attribute__((noreturn))
+child_fail(int fd, int stage, int err)
+{
+	struct spawn_report rep = { stage, err };
+	ssize_t n;
+
+	do
+		n = write(fd, &rep, sizeof(rep));
+	while (n == -1 && errno == EINTR);
+	_exit(127);
+}
+
+static void __attribute__((noreturn))
+child_run(const struct spawn_req *r, int errfd)
+{
+	struct sigaction sa, old;
+	sigset_t none;
+	int i, err, saw_eacces = 0;
+	size_t k;
+
+	/*
+	 * A handler the parent installed would run the parent's code here
+	 * (libevent's writes to the parent's wake-up socket), so every caught
+	 * signal goes back to its default before signals are unblocked.
+	 * SIGPIPE is reset too: a daemon ignores it, its children should not.
+	 */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (i = 1; i < NSIG; i++) {
+		if (i == SIGKILL || i == SIGSTOP)
+			continue;
+		if (sigaction(i, NULL, &old) == -1)
+			continue;
+		if (old.sa_handler == SIG_DFL ||
+		    (old.sa_handler == SIG_IGN && i != SIGPIPE))
+			continue;
+		(void)sigaction(i, &sa, NULL);
+	}
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+
+	/* The parent moved every source to fd 3 or above, so no dup2 here
+	 * clobbers a source that a later one still needs. */
+	for (i = 0; i < 3; i++)
+		if (r->childfd[i] >= 0 && dup2(r->childfd[i], i) == -1)
+			child_fail(errfd, STAGE_DUP, errno);
+	if (r->merge_stderr && dup2(1, 2) == -1)
+		child_fail(errfd, STAGE_DUP, errno);
+	mark_cloexec(r->maxfd);
+
+	if (r->cwd != NULL && chdir(r->cwd) == -1)
+		child_fail(errfd, STAGE_CHDIR, errno);
+	if (r->gid != (gid_t)-1 || r->uid != (uid_t)-1) {
+		/* Keep no supplementary group of a privileged parent. */
+		if (geteuid() == 0) {
+			gid_t g = r->gid != (gid_t)-1 ? r->gid : getegid();
+
+			if (setgroups(1, &g) == -1)
+				child_fail(errfd, STAGE_SETGROUPS, errno);
+		}
+		if (r->gid != (gid_t)-1 && setgid(r->gid) == -1)
+			child_fail(errfd, STAGE_SETGID, errno);
+		if (r->uid != (uid_t)-1 && setuid(r->uid) == -1)
+			child_fail(errfd, STAGE_SETUID, errno);
+	}
+
+	/* execvp's rules: skip what is not there, remember EACCES. */
+	err = ENOENT;
+	for (k = 0; k < r->npaths; k++) {
+		execve(r->paths[k], r->argv, r->envp);
+		err = errno;
+		if (err == EACCES)
+			saw_eacces = 1;
+		else if (err != ENOENT && err != ENOTDIR && err != ESTALE &&
+		    err != ELOOP && err != ENAMETOOLONG && err != ENODEV &&
+		    err != ETIMEDOUT)
+			break;
+	}
+	if (k == r->npaths && saw_eacces)
+		err = EACCES;
+	child_fail(errfd, STAGE_EXEC, err);
+}
+
+static void
+free_paths(char **paths, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
+/*
+ * The files execvp would try for @prog, in order: @prog itself if it names
+ * a path, else each directory of PATH (the child's environment's if it has
+ * one, else ours).
+ */
+static int
+exec_candidates(const char *prog, char *const *envp, char ***out, size_t *nout)
+{
+	const char *path = NULL, *p, *end;
+	char **v;
+	size_t n = 0, cap = 1, plen = strlen(prog), dlen;
+	size_t i;
+
+	if (strchr(prog, '/') != NULL) {
+		if ((v = calloc(1, sizeof(*v))) == NULL ||
+		    (v[0] = strdup(prog)) == NULL) {
+			free(v);
+			return ALOOP_ENOMEM;
+		}
+		*out = v;
+		*nout = 1;
+		return 0;
+	}
+	for (i = 0; envp != NULL && envp[i] != NULL; i++)
+		if (strncmp(envp[i], "PATH=", 5) == 0) {
+			path = envp[i] + 5;
+			break;
+		}
+	if (path == NULL)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path; *p != '\0'; p++)
+		if (*p == ':')
+			cap++;
+	if ((v = calloc(cap, sizeof(*v))) == NULL)
+		return ALOOP_ENOMEM;
+	for (p = path;; p = end + 1) {
+		end = strchrnul(p, ':');
+		dlen = (size_t)(end - p);
+		/* An empty element means the current directory. */
+		if ((v[n] = malloc(dlen + plen + 3)) == NULL) {
+			free_paths(v, n);
+			return ALOOP_ENOMEM;
+		}
+		if (dlen == 0)
+			snprintf(v[n], dlen + plen + 3, "./%s", prog);
+		else
+			snprintf(v[n], dlen + plen + 3, "%.*s/%s", (int)dlen,
+			    p, prog);
+		n++;
+		if (*end == '\0')
+			break;
+	}
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		(void)close(*fd);
+		*fd = -1;
+	}
+}
+
+/* A close-on-exec copy of @fd at 3 or above, so the child's dup2 of one
+ * source onto 0..2 can never clobber another. */
+static int
+dup_high(int fd, int *out)
+{
+	if ((*out = fcntl(fd, F_DUPFD_CLOEXEC, 3)) == -1)
+		return -errno;
+	return 0;
+}
+
+static int
+set_nonblock(int fd)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Prepare the child's descriptors per @o: for each of 0..2, the source the
+ * child dup2s (childfd, -1 to inherit) and the parent's end of a pipe
+ * (parentfd, -1 when not a pipe).  Everything is close-on-exec.
+ */
+static int
+setup_fds(const struct aloop_subprocess_options *o, int childfd[3],
+    int parentfd[3], int *merge)
+{
+	const int want[3] = { o->stdin_fd, o->stdout_fd, o->stderr_fd };
+	int i, p[2], rc, devnull = -1;
+
+	*merge = 0;
+	for (i = 0; i < 3; i++) {
+		switch (want[i]) {
+		case ALOOP_SUBPROCESS_INHERIT:
+			break;
+		case ALOOP_SUBPROCESS_STDOUT:
+			*merge = 1;
+			break;
+		case ALOOP_SUBPROCESS_DEVNULL:
+			if (devnull == -1 &&
+			    (devnull = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
+				return -errno;
+			if ((rc = dup_high(devnull, &childfd[i])) < 0)
+				goto fail;
+			break;
+		case ALOOP_SUBPROCESS_PIPE:
+			if (pipe2(p, O_CLOEXEC) == -1) {
+				rc = -errno;
+				goto fail;
+			}
+			/* The child's end is p[0] for stdin, p[1] otherwise. */
+			parentfd[i] = i == 0 ? p[1] : p[0];
+			rc = dup_high(i == 0 ? p[0] : p[1], &childfd[i]);
+			(void)close(i == 0 ? p[0] : p[1]);
+			if (rc < 0 || (rc = set_nonblock(parentfd[i])) < 0)
+				goto fail;
+			break;
+		default:
+			if ((rc = dup_high(want[i], &childfd[i])) < 0)
+				goto fail;
+			break;
+		}
+	}
+	close_fd(&devnull);
+	return 0;
+fail:
+	close_fd(&devnull);
+	return rc;
+}
+
+/*
+ * Fork and exec per @r.  The child reports a failure before or in execve
+ * through a close-on-exec pipe; reading it to EOF tells that execve
+ * succeeded.  A failed child is reaped here, so none is left behind.
+ * Returns 0, or the negated errno with *@stage set.
+ */
+static int
+spawn(const struct spawn_req *r, pid_t *pidp, int *stage)
+{
+	struct spawn_report rep;
+	sigset_t all, old;
+	pid_t pid;
+	ssize_t n;
+	size_t got = 0;
+	int ep[2], err;
+
+	*stage = 0;
+	if (pipe2(ep, O_CLOEXEC) == -1)
+		return -errno;
+	/* No handler of ours may run in the child before it resets them. */
+	sigfillset(&all);
+	if ((err = pthread_sigmask(SIG_SETMASK, &all, &old)) != 0) {
+		(void)close(ep[0]);
+		(void)close(ep[1]);
+		return -err;
+	}
+	pid = fork();
+	if (pid == 0)
+		child_run(r, ep[1]);
+	err = errno;
+	(void)pthread_sigmask(SIG_SETMASK, &old, NULL);
+	(void)close(ep[1]);
+	if (pid == -1) {
+		(void)close(ep[0]);
+		return -err;
+	}
+	while (got < sizeof(rep)) {
+		n = read(ep[0], (char *)&rep + got, sizeof(rep) - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	(void)close(ep[0]);
+	if (got == 0) {
+		*pidp = pid;
+		return 0;
+	}
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+	if (got < sizeof(rep) || rep.err <= 0)
+		return -EIO;
+	*stage = rep.stage;
+	return -rep.err;
+}
+
+/* ------------------------------------------------------ exit watching */
+
+static int
+status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return -WTERMSIG(status);
+	return 255;
+}
+
+static void
+stop_watch(struct subproc *sp)
+{
+	if (sp->exit_ev != NULL) {
+		event_free(sp->exit_ev);
+		sp->exit_ev = NULL;
+	}
+	if (sp->poll_ev != NULL) {
+		event_free(sp->poll_ev);
+		sp->poll_ev = NULL;
+	}
+	close_fd(&sp->pidfd);
+}
+
+static void try_finish(struct subproc *sp);
+
+/* Reap the child if it has exited; 1 if it has. */
+static int
+reap(struct subproc *sp)
+{
+	pid_t r;
+	int status;
+
+	if (sp->exited)
+		return 1;
+	do
+		r = waitpid(sp->pid, &status, WNOHANG);
+	while (r == -1 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	if (r == -1) {
+		/* Someone reaped it for us (SIGCHLD ignored, or a
+		 * waitpid(-1) elsewhere): the status is lost.  asyncio
+		 * reports 255 then, and so do we. */
+		aloop_log_errno(ALOOP_LOG_WARNING,
+		    "child process %ld: status unknown", (long)sp->pid);
+		status = 255 << 8;
+	}
+	sp->returncode = status_code(status);
+	sp->exited = 1;
+	stop_watch(sp);
+	return 1;
+}
+
+static void
+on_maybe_exited(evutil_socket_t fd, short what, void *arg)
+{
+	struct subproc *sp = arg;
+	struct aloop_transport *t = &sp->t;
+
+	(void)fd;
+	(void)what;
+	if (!reap(sp))
+		return;
+	if ((t->flags & ALOOP__T_MADE) && !aloop__transport_is_done(t) &&
+	    sp->proto->process_exited != NULL) {
+		aloop__transport_ref(t);
+		sp->proto->process_exited(t, t->state);
+		aloop__transport_unref(t);
+	}
+	try_finish(sp);
+}
+
+static int
+sys_pidfd_open(pid_t pid)
+{
+#if defined(HAVE_PIDFD_OPEN) && defined(HAVE_SYS_PIDFD_H)
+	return pidfd_open(pid, 0);
+#elif defined(SYS_pidfd_open)
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
+/*
+ * Watch for the child's exit.  A pidfd names this very process, so nothing
+ * races with other children; without one, SIGCHLD wakes us and waitpid on
+ * our own pid (never -1) leaves other children to their owners.
+ */
+static int
+start_watch(struct subproc *sp, struct event_base *base)
+{
+	struct timeval tv = { SIGCHLD_POLL_SECONDS, 0 };
+
+	sp->pidfd = aloop__subprocess_force_sigchld ? -1 :
+	    sys_pidfd_open(sp->pid);
+	if (sp->pidfd >= 0) {
+		sp->exit_ev = event_new(base, sp->pidfd, EV_READ | EV_PERSIST,
+		    on_maybe_exited, sp);
+		if (sp->exit_ev == NULL || event_add(sp->exit_ev, NULL) == -1)
+			goto fail;
+		return 0;
+	}
+	sp->exit_ev = evsignal_new(base, SIGCHLD, on_maybe_exited, sp);
+	sp->poll_ev = event_new(base, -1, EV_PERSIST, on_maybe_exited, sp);
+	if (sp->exit_ev == NULL || sp->poll_ev == NULL ||
+	    event_add(sp->exit_ev, NULL) == -1 ||
+	    event_add(sp->poll_ev, &tv) == -1)
+		goto fail;
+	/* The child may have exited before the handler was in place. */
+	event_active(sp->poll_ev, EV_TIMEOUT, 0);
+	return 0;
+fail:
+	stop_watch(sp);
+	return ALOOP_ENOMEM;
+}
+
+/* --------------------------------------------------- pipe forwarding */
+
+static void
+pipe_data_received(struct aloop_transport *pt, void *state, const void *data,
+    size_t len)
+{
+	struct subproc_pipe *p = state;
+	struct aloop_transport *t = &p->sp->t;
+
+	(void)pt;
+	if (!(t->flags & ALOOP__T_MADE) || aloop__transport_is_done(t) ||
+	    p->sp->proto->pipe_data_received == NULL)
+		return;
+	aloop__transport_ref(t);
+	p->sp->proto->pipe_data_received(t, t->state, p->fd, data, len);
+	aloop__transport_unref(t);
+}
+
+static void
+pipe_connection_lost(struct aloop_transport *pt, void *state,
+    const struct aloop_error *err)
+{
+	struct subproc_pipe *p = state;
+	struct subproc *sp = p->sp;
+	struct aloop_transport *t = &sp->t;
+
+	(void)pt;
+	p->t = NULL;
+	p->lost = 1;
+	aloop__transport_ref(t);
+	if ((t->flags & ALOOP__T_MADE) && !aloop__transport_is_done(t) &&
+	    sp->proto->pipe_connection_lost != NULL)
+		sp->proto->pipe_connection_lost(t, t->state, p->fd, err);
+	try_finish(sp);
+	aloop__transport_unref(t);
+}
+
+/* The pipe transport is gone (after its connection_lost, or on loop
+ * close): drop the reference it held on the subprocess. */
+static void
+pipe_finished(struct aloop_transport *pt, void *owner)
+{
+	struct subproc_pipe *p = owner;
+
+	(void)pt;
+	p->t = NULL;
+	p->lost = 1;
+	aloop__transport_unref(&p->sp->t);
+}
+
+/* The child's output: eof_received is NULL, so EOF closes the pipe. */
+static const struct aloop_protocol pipe_proto = {
+	.data_received = pipe_data_received,
+	.connection_lost = pipe_connection_lost,
+};
+
+/* ------------------------------------------------------------ lifecycle */
+
+/* connection_lost comes once the process has exited and every pipe is
+ * closed, asyncio's rule. */
+static void
+try_finish(struct subproc *sp)
+{
+	int i;
+
+	if (!sp->exited || aloop__transport_is_done(&sp->t))
+		return;
+	if (!(sp->t.flags & ALOOP__T_MADE) && !sp->failed)
+		return;
+	for (i = 0; i < 3; i++)
+		if (!sp->pipes[i].lost)
+			return;
+	aloop__transport_lost(&sp->t, 0, NULL);
+}
+
+static void
+kill_child(struct subproc *sp)
+{
+	if (!sp->exited && kill(sp->pid, SIGKILL) == -1 && errno != ESRCH)
+		aloop_log_errno(ALOOP_LOG_WARNING, "kill %ld", (long)sp->pid);
+}
+
+/*
+ * Start-up failed after fork: the protocol never hears of it.  The child
+ * is killed and the transport ends by itself once reaped, without calling
+ * connection_lost.
+ */
+static void
+fail_start(struct subproc *sp, int code, const char *what)
+{
+	int i;
+
+	sp->failed = 1;
+	memset(&sp->t.cb, 0, sizeof(sp->t.cb));
+	kill_child(sp);
+	for (i = 0; i < 3; i++)
+		if (sp->pipes[i].t != NULL)
+			aloop_transport_abort(sp->pipes[i].t);
+	if (sp->fut != NULL) {
+		(void)aloop_future_set_error(sp->fut, code, "%s: %s", what,
+		    aloop_strerror(code));
+		aloop_future_release(sp->fut);
+		sp->fut = NULL;
+	}
+	try_finish(sp);
+}
+
+/*
+ * On the loop turn after the spawn: make the protocol state, run
+ * connection_made, then let the pipes start, so that no pipe callback
+ * precedes connection_made; then complete the future.
+ */
+static void
+subproc_connected(void *arg)
+{
+	struct subproc *sp = arg;
+	struct aloop_transport *t = &sp->t;
+	void *state = NULL;
+	int i, rc;
+
+	sp->start = ALOOP_HANDLE_NONE;
+	aloop__transport_ref(t);
+	if (sp->factory != NULL &&
+	    (rc = sp->factory(sp->factory_arg, &state)) < 0) {
+		fail_start(sp, rc, "protocol factory");
+		aloop__transport_unref(t);
+		return;
+	}
+	t->state = state;
+	/*
+	 * The result first: its done-callbacks are queued before anything
+	 * connection_made may schedule, so they see a live transport.
+	 */
+	(void)aloop_future_set_result(sp->fut, t, NULL);
+	aloop_future_release(sp->fut);
+	sp->fut = NULL;
+	(void)aloop__transport_made(t);
+	for (i = 0; i < 3; i++)
+		if (sp->pipes[i].t != NULL &&
+		    !aloop_transport_is_closing(sp->pipes[i].t))
+			aloop__stream_transport_made(sp->pipes[i].t);
+	if (sp->exited && !aloop__transport_is_done(t) &&
+	    sp->proto->process_exited != NULL)
+		sp->proto->process_exited(t, t->state);
+	try_finish(sp);
+	aloop__transport_unref(t);
+}
+
+/* -------------------------------------------------------- transport ops */
+
+static void
+subproc_close(struct aloop_transport *t)
+{
+	struct subproc *sp = (struct subproc *)t;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (sp->pipes[i].t != NULL)
+			aloop_transport_close(sp->pipes[i].t);
+	kill_child(sp);
+	try_finish(sp);
+}
+
+static void
+subproc_abort(struct aloop_transport *t)
+{
+	struct subproc *sp = (struct subproc *)t;
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (sp->pipes[i].t != NULL)
+			aloop_transport_abort(sp->pipes[i].t);
+	kill_child(sp);
+}
+
+/*
+ * Nothing may outlive the transport: a child still running (abort, loop
+ * close) is killed and reaped here.  The wait is for a SIGKILLed process,
+ * so it is short.
+ */
+static void
+subproc_teardown(struct aloop_transport *t)
+{
+	struct subproc *sp = (struct subproc *)t;
+	int status;
+	pid_t r;
+
+	aloop_handle_cancel(t->loop, sp->start);
+	sp->start = ALOOP_HANDLE_NONE;
+	stop_watch(sp);
+	if (!sp->exited && sp->pid > 0) {
+		kill_child(sp);
+		do
+			r = waitpid(sp->pid, &status, 0);
+		while (r == -1 && errno == EINTR);
+		sp->returncode = r == sp->pid ? status_code(status) : 255;
+		sp->exited = 1;
+	}
+	if (sp->fut != NULL) {
+		aloop_future_release(sp->fut);
+		sp->fut = NULL;
+	}
+}
+
+static void
+subproc_free(struct aloop_transport *t)
+{
+	free(t);
+}
+
+static const struct aloop__transport_ops subproc_ops = {
+	.name = "subprocess",
+	.close = subproc_close,
+	.abort = subproc_abort,
+	.teardown = subproc_teardown,
+	.free = subproc_free,
+};
+
+/* --------------------------------------------------------------- public */
+
+void
+aloop_subprocess_options_init(struct aloop_subprocess_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->stdin_fd = ALOOP_SUBPROCESS_PIPE;
+	o->stdout_fd = ALOOP_SUBPROCESS_PIPE;
+	o->stderr_fd = ALOOP_SUBPROCESS_PIPE;
+	o->uid = (uid_t)-1;
+	o->gid = (gid_t)-1;
+}
+
+static int
+valid_fd_option(int v, int merge_ok)
+{
+	return v >= 0 || v == ALOOP_SUBPROCESS_PIPE ||
+	    v == ALOOP_SUBPROCESS_INHERIT || v == ALOOP_SUBPROCESS_DEVNULL ||
+	    (merge_ok && v == ALOOP_SUBPROCESS_STDOUT);
+}
+
+/* The bound of the descriptor table, for the child's fallback loop. */
+static int
+max_fd(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > INT_MAX)
+		return 65536;
+	return (int)rl.rlim_cur;
+}
+
+/* Fork, exec and wire up; on failure *@what names the step. */
+static int
+subproc_start(struct subproc *sp, const char *const *argv,
+    const struct aloop_subprocess_options *o, int parentfd[3],
+    const char **what)
+{
+	struct spawn_req r;
+	int childfd[3] = { -1, -1, -1 };
+	int i, rc, stage;
+
+	memset(&r, 0, sizeof(r));
+	r.argv = (char *const *)argv;
+	r.envp = o->env != NULL ? (char *const *)o->env : environ;
+	r.cwd = o->cwd;
+	r.uid = o->uid;
+	r.gid = o->gid;
+	*what = "subprocess";
+	if ((rc = exec_candidates(argv[0], r.envp, &r.paths, &r.npaths)) < 0)
+		return rc;
+	if ((rc = setup_fds(o, childfd, parentfd, &r.merge_stderr)) < 0)
+		goto out;
+	memcpy(r.childfd, childfd, sizeof(childfd));
+	r.maxfd = max_fd();
+	rc = spawn(&r, &sp->pid, &stage);
+	if (rc < 0) {
+		*what = stage_names[stage >= 0 && stage <= STAGE_EXEC ?
+		    stage : 0];
+		if (stage == STAGE_EXEC || stage == 0)
+			*what = argv[0];
+	}
+out:
+	for (i = 0; i < 3; i++)
+		close_fd(&childfd[i]);
+	free_paths(r.paths, r.npaths);
+	return rc;
+}
+
+int
+aloop_subprocess_exec(struct aloop_loop *loop,
+    const struct aloop_subprocess_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    const char *const *argv, const struct aloop_subprocess_options *o,
+    struct aloop_future **fut)
+{
+	struct aloop_subprocess_options defaults;
+	struct aloop__protocol_common cb;
+	struct aloop_future *f;
+	struct subproc *sp;
+	const char *what;
+	int parentfd[3] = { -1, -1, -1 };
+	int i, rc;
+
+	if (fut != NULL)
+		*fut = NULL;
+	if (loop == NULL || proto == NULL || argv == NULL || argv[0] == NULL ||
+	    argv[0][0] == '\0' || fut == NULL)
+		return ALOOP_EINVAL;
+	if (o == NULL) {
+		aloop_subprocess_options_init(&defaults);
+		o = &defaults;
+	}
+	if (!valid_fd_option(o->stdin_fd, 0) ||
+	    !valid_fd_option(o->stdout_fd, 0) ||
+	    !valid_fd_option(o->stderr_fd, 1))
+		return ALOOP_EINVAL;
+	if ((rc = aloop__loop_check(loop, "subprocess_exec")) < 0)
+		return rc;
+	if ((sp = calloc(1, sizeof(*sp))) == NULL)
+		return ALOOP_ENOMEM;
+	if ((rc = aloop_future_new(loop, &f)) < 0) {
+		free(sp);
+		return rc;
+	}
+	sp->proto = proto;
+	sp->factory = factory;
+	sp->factory_arg = factory_arg;
+	sp->pidfd = -1;
+	sp->pid = -1;
+	for (i = 0; i < 3; i++) {
+		sp->pipes[i].sp = sp;
+		sp->pipes[i].fd = i;
+		sp->pipes[i].lost = 1;
+	}
+
+	if ((rc = subproc_start(sp, argv, o, parentfd, &what)) < 0) {
+		/* Nothing is left running: the future carries the errno. */
+		for (i = 0; i < 3; i++)
+			close_fd(&parentfd[i]);
+		free(sp);
+		(void)aloop_future_set_error(f, rc, "%s: %s", what,
+		    aloop_strerror(rc));
+		*fut = f;
+		return 0;
+	}
+	if ((rc = start_watch(sp, aloop__loop_base(loop))) < 0) {
+		for (i = 0; i < 3; i++)
+			close_fd(&parentfd[i]);
+		(void)kill(sp->pid, SIGKILL);
+		while (waitpid(sp->pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		free(sp);
+		aloop_future_release(f);
+		return rc;
+	}
+
+	cb.connection_made = proto->connection_made;
+	cb.connection_lost = proto->connection_lost;
+	cb.pause_writing = NULL;
+	cb.resume_writing = NULL;
+	aloop__transport_init(&sp->t, &subproc_ops, loop, proto, &cb, NULL);
+	sp->fut = aloop_future_ref(f);
+	*fut = f;
+
+	for (i = 0; i < 3; i++) {
+		struct subproc_pipe *p = &sp->pipes[i];
+
+		if (parentfd[i] < 0)
+			continue;
+		p->lost = 0;
+		rc = aloop__stream_transport_new(loop, parentfd[i],
+		    i == 0 ? ALOOP__STREAM_WRITE_PIPE : ALOOP__STREAM_READ_PIPE,
+		    &pipe_proto, p, 1, &p->t);
+		parentfd[i] = -1;
+		if (rc < 0) {
+			p->lost = 1;
+			p->t = NULL;
+			break;
+		}
+		aloop__transport_ref(&sp->t);
+		aloop__transport_set_owner(p->t, pipe_finished, p);
+	}
+	for (; i < 3; i++)
+		close_fd(&parentfd[i]);
+	if (rc < 0) {
+		fail_start(sp, rc, "subprocess pipe");
+		return 0;
+	}
+	/* No reference for the pending call: teardown cancels it. */
+	if ((rc = aloop_call_soon(loop, subproc_connected, sp,
+	    &sp->start)) < 0)
+		fail_start(sp, rc, "subprocess");
+	return 0;
+}
+
+int
+aloop_subprocess_shell(struct aloop_loop *loop,
+    const struct aloop_subprocess_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg, const char *cmd,
+    const struct aloop_subprocess_options *o, struct aloop_future **fut)
+{
+	const char *argv[] = { "/bin/sh", "-c", cmd, NULL };
+
+	if (fut != NULL)
+		*fut = NULL;
+	if (cmd == NULL)
+		return ALOOP_EINVAL;
+	return aloop_subprocess_exec(loop, proto, factory, factory_arg, argv,
+	    o, fut);
+}
+
+static struct subproc *
+as_subproc(const struct aloop_transport *t)
+{
+	if (t == NULL || t->ops != &subproc_ops)
+		return NULL;
+	return (struct subproc *)(uintptr_t)t;
+}
+
+pid_t
+aloop_subprocess_get_pid(const struct aloop_transport *t)
+{
+	struct subproc *sp = as_subproc(t);
+
+	return sp != NULL ? sp->pid : -1;
+}
+
+int
+aloop_subprocess_get_returncode(const struct aloop_transport *t, int *rc)
+{
+	struct subproc *sp = as_subproc(t);
+
+	if (sp == NULL || rc == NULL)
+		return ALOOP_EINVAL;
+	if (!sp->exited)
+		return ALOOP_ESTATE;
+	*rc = sp->returncode;
+	return 0;
+}
+
+struct aloop_transport *
+aloop_subprocess_get_pipe_transport(struct aloop_transport *t, int fd)
+{
+	struct subproc *sp = as_subproc(t);
+
+	if (sp == NULL || fd < 0 || fd > 2)
+		return NULL;
+	return sp->pipes[fd].t;
+}
+
+int
+aloop_subprocess_send_signal(struct aloop_transport *t, int signum)
+{
+	struct subproc *sp = as_subproc(t);
+
+	if (sp == NULL || signum < 0 || signum >= NSIG)
+		return ALOOP_EINVAL;
+	/* Until we reap it the pid cannot be reused, so kill(2) is safe. */
+	if (sp->exited)
+		return 0;
+	if (kill(sp->pid, signum) == -1)
+		return errno == ESRCH ? 0 : -errno;
+	return 0;
+}
+
+int
+aloop_subprocess_terminate(struct aloop_transport *t)
+{
+	return aloop_subprocess_send_signal(t, SIGTERM);
+}
+
+int
+aloop_subprocess_kill(struct aloop_transport *t)
+{
+	return aloop_subprocess_send_signal(t, SIGKILL);
+}

@@ -1,0 +1,719 @@
+/*
+ * Subprocesses: exit codes and signals, pipes, merged and discarded
+ * streams, exec failures, descriptor hygiene, callback order, many
+ * children at once and the SIGCHLD fallback, with real /bin/sh children.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <aloop/aloop.h>
+
+#include "runner.h"
+#include "subprocess-int.h"
+
+/* Seconds a single test may take before its watchdog fails it. */
+#define WATCHDOG	20.0
+
+struct proc {
+	struct aloop_loop	*loop;
+	struct aloop_transport	*t;
+	struct aloop_future	*done;		/* completed in connection_lost */
+	char			 events[32];	/* M 0 1 2 X L, in order */
+	size_t			 nev;
+	char			 out[16384];
+	size_t			 outlen;
+	char			 err[4096];
+	size_t			 errlen;
+	int			 made, exited, lost, pipe_lost[3];
+	int			 rc_at_exit;
+	int			 data_after_lost;
+	const char		*write_on_made;	/* sent to stdin, then EOF */
+	int			 close_on_made;
+};
+
+static void
+ev(struct proc *p, char c)
+{
+	if (p->nev + 1 < sizeof(p->events))
+		p->events[p->nev++] = c;
+}
+
+static int
+proc_factory(void *arg, void **state)
+{
+	*state = arg;
+	return 0;
+}
+
+static void
+proc_made(struct aloop_transport *t, void *state)
+{
+	struct proc *p = state;
+	struct aloop_transport *in;
+
+	p->made++;
+	p->t = t;
+	ev(p, 'M');
+	if (p->write_on_made != NULL &&
+	    (in = aloop_subprocess_get_pipe_transport(t, 0)) != NULL) {
+		CU_ASSERT_EQUAL(aloop_transport_write(in, p->write_on_made,
+		    strlen(p->write_on_made)), 0);
+		CU_ASSERT_EQUAL(aloop_transport_write_eof(in), 0);
+	}
+	if (p->close_on_made)
+		aloop_transport_close(t);
+}
+
+static void
+proc_data(struct aloop_transport *t, void *state, int fd, const void *data,
+    size_t len)
+{
+	struct proc *p = state;
+	char *buf = fd == 1 ? p->out : p->err;
+	size_t *n = fd == 1 ? &p->outlen : &p->errlen;
+	size_t cap = fd == 1 ? sizeof(p->out) : sizeof(p->err);
+
+	(void)t;
+	CU_ASSERT(fd == 1 || fd == 2);
+	CU_ASSERT(len > 0);
+	if (fd == 1 || fd == 2) {
+		if (p->pipe_lost[fd])
+			p->data_after_lost++;
+		if (*n + len < cap) {
+			memcpy(buf + *n, data, len);
+			*n += len;
+			buf[*n] = '\0';
+		}
+	}
+}
+
+static void
+proc_pipe_lost(struct aloop_transport *t, void *state, int fd,
+    const struct aloop_error *err)
+{
+	struct proc *p = state;
+
+	(void)t;
+	(void)err;
+	CU_ASSERT(fd >= 0 && fd <= 2);
+	if (fd >= 0 && fd <= 2) {
+		p->pipe_lost[fd]++;
+		ev(p, (char)('0' + fd));
+	}
+}
+
+static void
+proc_exited(struct aloop_transport *t, void *state)
+{
+	struct proc *p = state;
+
+	p->exited++;
+	ev(p, 'X');
+	CU_ASSERT_EQUAL(aloop_subprocess_get_returncode(t, &p->rc_at_exit), 0);
+	/* The child is reaped: signals are harmless no-ops now. */
+	CU_ASSERT_EQUAL(aloop_subprocess_terminate(t), 0);
+	CU_ASSERT_EQUAL(aloop_subprocess_send_signal(t, SIGHUP), 0);
+}
+
+static void
+proc_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
+{
+	struct proc *p = state;
+
+	CU_ASSERT_PTR_NULL(err);
+	CU_ASSERT_EQUAL(aloop_subprocess_get_returncode(t, &p->rc_at_exit), 0);
+	p->lost++;
+	ev(p, 'L');
+	(void)aloop_future_set_result(p->done, NULL, NULL);
+}
+
+static const struct aloop_subprocess_protocol proc_proto = {
+	.connection_made = proc_made,
+	.pipe_data_received = proc_data,
+	.pipe_connection_lost = proc_pipe_lost,
+	.process_exited = proc_exited,
+	.connection_lost = proc_lost,
+};
+
+static int
+count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+watchdog(void *arg)
+{
+	struct aloop_future *f = arg;
+
+	(void)aloop_future_cancel(f);
+}
+
+static struct aloop_loop *
+loop_open(void)
+{
+	struct aloop_loop *loop = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_loop_new(&loop), 0);
+	return loop;
+}
+
+/* Run until @f is done, at most WATCHDOG seconds; its outcome. */
+static int
+run(struct aloop_loop *loop, struct aloop_future *f, void **result)
+{
+	aloop_handle_t h;
+	int rc;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, f,
+	    &h), 0);
+	rc = aloop_run_until_complete(loop, f, result);
+	aloop_handle_cancel(loop, h);
+	CU_ASSERT_NOT_EQUAL(rc, ALOOP_ECANCELLED);
+	return rc;
+}
+
+static void
+proc_init(struct proc *p, struct aloop_loop *loop)
+{
+	memset(p, 0, sizeof(*p));
+	p->loop = loop;
+	CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &p->done), 0);
+}
+
+/*
+ * Start @argv (or the shell command @cmd), wait for the transport and then
+ * for connection_lost.  Returns the transport future's outcome.
+ */
+static int
+proc_run(struct proc *p, const char *cmd, const char *const *argv,
+    const struct aloop_subprocess_options *o,
+    void (*on_started)(struct proc *))
+{
+	struct aloop_future *f = NULL;
+	void *res = NULL;
+	int rc;
+
+	if (cmd != NULL)
+		rc = aloop_subprocess_shell(p->loop, &proc_proto, proc_factory,
+		    p, cmd, o, &f);
+	else
+		rc = aloop_subprocess_exec(p->loop, &proc_proto, proc_factory,
+		    p, argv, o, &f);
+	CU_ASSERT_EQUAL_FATAL(rc, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	rc = run(p->loop, f, &res);
+	if (rc == 0) {
+		CU_ASSERT_PTR_EQUAL(res, p->t);
+		CU_ASSERT(aloop_subprocess_get_pid(p->t) > 0);
+		if (on_started != NULL)
+			on_started(p);
+		CU_ASSERT_EQUAL(run(p->loop, p->done, NULL), 0);
+	}
+	aloop_future_release(f);
+	return rc;
+}
+
+static void
+proc_finish(struct proc *p)
+{
+	aloop_future_release(p->done);
+}
+
+/* Every callback once, in asyncio's order. */
+static void
+check_order(const struct proc *p, const char *pipes)
+{
+	const char *c;
+
+	CU_ASSERT_EQUAL(p->made, 1);
+	CU_ASSERT_EQUAL(p->exited, 1);
+	CU_ASSERT_EQUAL(p->lost, 1);
+	CU_ASSERT_EQUAL(p->events[0], 'M');
+	CU_ASSERT(p->nev > 0 && p->events[p->nev - 1] == 'L');
+	CU_ASSERT_EQUAL(p->nev, 3 + strlen(pipes));
+	for (c = pipes; *c != '\0'; c++) {
+		CU_ASSERT_PTR_NOT_NULL(memchr(p->events, *c, p->nev));
+		CU_ASSERT_EQUAL(p->pipe_lost[*c - '0'], 1);
+	}
+	CU_ASSERT_EQUAL(p->data_after_lost, 0);
+}
+
+static void
+test_exit_code(void)
+{
+	struct aloop_loop *loop;
+	struct proc p;
+	int fds = count_fds();
+
+	loop = loop_open();
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "echo hi; echo oops >&2; exit 7", NULL,
+	    NULL, NULL), 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 7);
+	CU_ASSERT_STRING_EQUAL(p.out, "hi\n");
+	CU_ASSERT_STRING_EQUAL(p.err, "oops\n");
+	check_order(&p, "012");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+do_terminate(struct proc *p)
+{
+	CU_ASSERT_EQUAL(aloop_subprocess_terminate(p->t), 0);
+}
+
+static void
+do_kill(struct proc *p)
+{
+	CU_ASSERT_EQUAL(aloop_subprocess_kill(p->t), 0);
+}
+
+static void
+do_sighup(struct proc *p)
+{
+	CU_ASSERT_EQUAL(aloop_subprocess_send_signal(p->t, SIGHUP), 0);
+}
+
+static void
+do_close(struct proc *p)
+{
+	aloop_transport_close(p->t);
+	CU_ASSERT(aloop_transport_is_closing(p->t));
+	aloop_transport_close(p->t);
+}
+
+static void
+signal_case(void (*how)(struct proc *), int expect)
+{
+	const char *const argv[] = { "sleep", "30", NULL };
+	struct aloop_loop *loop;
+	struct proc p;
+	int fds = count_fds();
+
+	loop = loop_open();
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, NULL, how), 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, expect);
+	check_order(&p, "012");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_terminate(void)
+{
+	signal_case(do_terminate, -SIGTERM);
+}
+
+static void
+test_kill(void)
+{
+	signal_case(do_kill, -SIGKILL);
+}
+
+static void
+test_send_signal(void)
+{
+	signal_case(do_sighup, -SIGHUP);
+}
+
+static void
+test_close_kills(void)
+{
+	signal_case(do_close, -SIGKILL);
+}
+
+static void
+test_killed_by_own_signal(void)
+{
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "kill -USR1 $$; sleep 5", NULL, NULL,
+	    NULL), 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, -SIGUSR1);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static void
+test_cat_echo(void)
+{
+	const char *const argv[] = { "cat", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+
+	proc_init(&p, loop);
+	p.write_on_made = "hello, child\n";
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, NULL, NULL), 0);
+	CU_ASSERT_STRING_EQUAL(p.out, "hello, child\n");
+	CU_ASSERT_EQUAL(p.errlen, 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 0);
+	check_order(&p, "012");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static void
+check_pipes_merge(struct proc *p)
+{
+	CU_ASSERT_PTR_NOT_NULL(aloop_subprocess_get_pipe_transport(p->t, 1));
+	CU_ASSERT_PTR_NULL(aloop_subprocess_get_pipe_transport(p->t, 2));
+	CU_ASSERT_PTR_NULL(aloop_subprocess_get_pipe_transport(p->t, 0));
+	CU_ASSERT_PTR_NULL(aloop_subprocess_get_pipe_transport(p->t, 3));
+}
+
+static void
+test_stderr_to_stdout(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+
+	aloop_subprocess_options_init(&o);
+	o.stdin_fd = ALOOP_SUBPROCESS_DEVNULL;
+	o.stderr_fd = ALOOP_SUBPROCESS_STDOUT;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "echo out; echo err >&2", NULL, &o,
+	    check_pipes_merge), 0);
+	CU_ASSERT_STRING_EQUAL(p.out, "out\nerr\n");
+	CU_ASSERT_EQUAL(p.errlen, 0);
+	check_order(&p, "1");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static void
+test_devnull(void)
+{
+	const char *const argv[] = { "cat", NULL };
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+
+	aloop_subprocess_options_init(&o);
+	o.stdin_fd = ALOOP_SUBPROCESS_DEVNULL;
+	o.stderr_fd = ALOOP_SUBPROCESS_DEVNULL;
+	proc_init(&p, loop);
+	/* cat reads EOF from /dev/null at once. */
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, &o, NULL), 0);
+	CU_ASSERT_EQUAL(p.outlen, 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 0);
+	check_order(&p, "1");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static void
+test_fd_option(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+	char buf[64];
+	ssize_t n;
+	int pp[2];
+
+	/* A descriptor of ours as the child's stdout. */
+	CU_ASSERT_EQUAL_FATAL(pipe(pp), 0);
+	aloop_subprocess_options_init(&o);
+	o.stdout_fd = pp[1];
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "echo via-fd", NULL, &o, NULL), 0);
+	close(pp[1]);
+	n = read(pp[0], buf, sizeof(buf) - 1);
+	CU_ASSERT_EQUAL(n, 9);
+	if (n > 0) {
+		buf[n] = '\0';
+		CU_ASSERT_STRING_EQUAL(buf, "via-fd\n");
+	}
+	close(pp[0]);
+	CU_ASSERT_EQUAL(p.outlen, 0);
+	check_order(&p, "02");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static void
+test_env_and_cwd(void)
+{
+	const char *const env[] = { "ALOOP_TEST_VAR=forty-two", NULL };
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+
+	aloop_subprocess_options_init(&o);
+	o.env = env;
+	o.cwd = "/";
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "echo \"$ALOOP_TEST_VAR\"; pwd", NULL, &o,
+	    NULL), 0);
+	CU_ASSERT_STRING_EQUAL(p.out, "forty-two\n/\n");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+/* A failed start completes the future with the errno and leaves no child. */
+static void
+exec_fails(const char *const *argv, const struct aloop_subprocess_options *o,
+    int expect)
+{
+	struct aloop_loop *loop = loop_open();
+	struct aloop_future *f = NULL;
+	struct proc p;
+	const struct aloop_error *e;
+	int fds = count_fds();
+
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
+	    proc_factory, &p, argv, o, &f), 0);
+	CU_ASSERT_EQUAL(run(loop, f, NULL), expect);
+	e = aloop_future_error(f);
+	CU_ASSERT_PTR_NOT_NULL(e);
+	if (e != NULL)
+		CU_ASSERT_PTR_NOT_NULL(strstr(e->message, strerror(-expect)));
+	CU_ASSERT_EQUAL(p.made, 0);
+	aloop_future_release(f);
+	/* Reaped already: nothing is left to wait for. */
+	CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+	CU_ASSERT_EQUAL(errno, ECHILD);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_exec_missing(void)
+{
+	const char *const abs[] = { "/nonexistent/aloop-no-such-program", NULL };
+	const char *const rel[] = { "aloop-no-such-program", NULL };
+	const char *const dir[] = { "/", NULL };
+	const char *const ok[] = { "true", NULL };
+	struct aloop_subprocess_options o;
+
+	exec_fails(abs, NULL, -ENOENT);
+	exec_fails(rel, NULL, -ENOENT);
+	exec_fails(dir, NULL, -EACCES);
+	aloop_subprocess_options_init(&o);
+	o.cwd = "/nonexistent/aloop-dir";
+	exec_fails(ok, &o, -ENOENT);
+}
+
+static void
+test_arguments(void)
+{
+	const char *const argv[] = { "true", NULL };
+	const char *const empty[] = { NULL };
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct aloop_future *f = (struct aloop_future *)&f;
+	struct proc p;
+
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, empty, NULL, &f), ALOOP_EINVAL);
+	CU_ASSERT_PTR_NULL(f);
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, NULL, proc_factory,
+	    &p, argv, NULL, &f), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_subprocess_shell(loop, &proc_proto, proc_factory,
+	    &p, NULL, NULL, &f), ALOOP_EINVAL);
+	aloop_subprocess_options_init(&o);
+	o.stdout_fd = ALOOP_SUBPROCESS_STDOUT;
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, argv, &o, &f), ALOOP_EINVAL);
+	aloop_subprocess_options_init(&o);
+	o.stdin_fd = -99;
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, argv, &o, &f), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_subprocess_get_pid(NULL), -1);
+	CU_ASSERT_PTR_NULL(aloop_subprocess_get_pipe_transport(NULL, 1));
+	CU_ASSERT_EQUAL(aloop_subprocess_kill(NULL), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(p.made, 0);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_close(loop), 0);
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, argv, NULL, &f), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+/*
+ * The child sees its three descriptors and nothing else: not the loop's,
+ * not another child's pipes, not even one the application opened without
+ * O_CLOEXEC.
+ */
+static void
+test_no_fd_leak(void)
+{
+	const char *const sleeper[] = { "sleep", "30", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct aloop_future *f = NULL;
+	struct proc other, p;
+	int leaky;
+
+	leaky = dup(2);		/* no O_CLOEXEC on purpose */
+	CU_ASSERT_FATAL(leaky >= 0);
+	proc_init(&other, loop);
+	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
+	    proc_factory, &other, sleeper, NULL, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(run(loop, f, NULL), 0);
+	aloop_future_release(f);
+
+	proc_init(&p, loop);
+	/* ls runs as the shell's child and lists the shell's table; the
+	 * trailing ':' stops a shell from exec'ing ls in its place. */
+	CU_ASSERT_EQUAL(proc_run(&p, "ls /proc/$$/fd; :", NULL, NULL, NULL),
+	    0);
+	CU_ASSERT_STRING_EQUAL(p.out, "0\n1\n2\n");
+	CU_ASSERT_EQUAL(p.rc_at_exit, 0);
+
+	CU_ASSERT_EQUAL(aloop_subprocess_kill(other.t), 0);
+	CU_ASSERT_EQUAL(run(loop, other.done, NULL), 0);
+	CU_ASSERT_EQUAL(other.rc_at_exit, -SIGKILL);
+	close(leaky);
+	proc_finish(&other);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static void
+test_close_in_connection_made(void)
+{
+	const char *const argv[] = { "sleep", "30", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+
+	proc_init(&p, loop);
+	p.close_on_made = 1;
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, NULL, NULL), 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, -SIGKILL);
+	check_order(&p, "012");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+#define NCHILDREN	50
+
+static void
+many_children(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct aloop_future *f[NCHILDREN];
+	struct proc *p;
+	char cmd[64];
+	int i, fds = count_fds();
+
+	p = calloc(NCHILDREN, sizeof(*p));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	aloop_subprocess_options_init(&o);
+	o.stdin_fd = ALOOP_SUBPROCESS_DEVNULL;
+	o.stderr_fd = ALOOP_SUBPROCESS_DEVNULL;
+	for (i = 0; i < NCHILDREN; i++) {
+		proc_init(&p[i], loop);
+		snprintf(cmd, sizeof(cmd), "echo %d; exit %d", i, i + 100);
+		CU_ASSERT_EQUAL_FATAL(aloop_subprocess_shell(loop, &proc_proto,
+		    proc_factory, &p[i], cmd, &o, &f[i]), 0);
+	}
+	for (i = 0; i < NCHILDREN; i++) {
+		CU_ASSERT_EQUAL(run(loop, p[i].done, NULL), 0);
+		CU_ASSERT_EQUAL(aloop_future_result(f[i], NULL), 0);
+		CU_ASSERT_EQUAL(p[i].rc_at_exit, i + 100);
+		snprintf(cmd, sizeof(cmd), "%d\n", i);
+		CU_ASSERT_STRING_EQUAL(p[i].out, cmd);
+		check_order(&p[i], "1");
+		aloop_future_release(f[i]);
+		proc_finish(&p[i]);
+	}
+	free(p);
+	CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_many_children(void)
+{
+	many_children();
+}
+
+/* The same without pidfds: SIGCHLD, then waitpid on each of our pids. */
+static void
+test_many_children_sigchld(void)
+{
+	aloop__subprocess_force_sigchld = 1;
+	many_children();
+	signal_case(do_terminate, -SIGTERM);
+	aloop__subprocess_force_sigchld = 0;
+}
+
+/* Closing the loop with a child running kills and reaps it. */
+static void
+test_loop_close_reaps(void)
+{
+	const char *const argv[] = { "sleep", "30", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct aloop_future *f = NULL;
+	struct proc p;
+	int fds = count_fds();
+
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
+	    proc_factory, &p, argv, NULL, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(run(loop, f, NULL), 0);
+	aloop_future_release(f);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(p.lost, 0);
+	CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+	CU_ASSERT_EQUAL(errno, ECHILD);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static const struct test_case cases[] = {
+	TEST(test_exit_code),
+	TEST(test_terminate),
+	TEST(test_kill),
+	TEST(test_send_signal),
+	TEST(test_close_kills),
+	TEST(test_killed_by_own_signal),
+	TEST(test_cat_echo),
+	TEST(test_stderr_to_stdout),
+	TEST(test_devnull),
+	TEST(test_fd_option),
+	TEST(test_env_and_cwd),
+	TEST(test_exec_missing),
+	TEST(test_arguments),
+	TEST(test_no_fd_leak),
+	TEST(test_close_in_connection_made),
+	TEST(test_many_children),
+	TEST(test_many_children_sigchld),
+	TEST(test_loop_close_reaps),
+};
+
+TEST_MAIN("subprocess", cases)
