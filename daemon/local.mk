@@ -16,3 +16,6 @@ daemon_aloopd_CPPFLAGS = $(ALOOPD_CPPFLAGS)
 daemon_aloopd_LDADD = lib/libaloop.la $(ALOOPD_LIBS)
 # Plugins resolve the settings getters and libaloop from the daemon.
 daemon_aloopd_LDFLAGS = $(AM_LDFLAGS) -export-dynamic
+
+# Makes the self-signed certificate of conf/aloop.conf's TLS listener.
+EXTRA_DIST += script/make-dev-cert
