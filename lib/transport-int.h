@@ -277,6 +277,12 @@ int	aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 	    const struct aloop_protocol *proto, void *state, int defer_made,
 	    struct aloop_transport **out);
 
+/*
+ * For a transport made with @defer_made: run connection_made, then start
+ * reading (unless the protocol paused or closed it there).
+ */
+void	aloop__stream_transport_made(struct aloop_transport *t);
+
 /* Switch TCP_NODELAY on for a TCP socket (errors ignored: not TCP). */
 void	aloop__sock_set_nodelay(int fd);
 
