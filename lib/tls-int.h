@@ -1,0 +1,53 @@
+/*
+ * What the TLS transport (lib/tls.c) needs from TLS contexts
+ * (lib/tls_context.c) beyond the public API.  The transport's own
+ * constructor, aloop__tls_transport_new(), is declared with the other
+ * transports in transport-int.h.  Private to lib/.
+ */
+#ifndef ALOOP_TLS_INT_H
+#define ALOOP_TLS_INT_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include <aloop/tls.h>
+
+/*
+ * The process-wide client context behind ALOOP_TLS_DEFAULT: system CAs,
+ * peer verification and host-name checks.  Made on first use (any thread);
+ * returns a new reference, or NULL when OpenSSL could not make it.
+ */
+struct aloop_tls_context *aloop__tls_context_default(void);
+
+/* ALOOP_TLS_CLIENT or ALOOP_TLS_SERVER. */
+int	aloop__tls_context_side(const struct aloop_tls_context *ctx);
+
+/* ALOOP_TLS_VERIFY_*. */
+int	aloop__tls_context_verify(const struct aloop_tls_context *ctx);
+
+/*
+ * A new SSL object for one connection from @ctx, in client or server
+ * state.  Client side: @hostname (may be NULL) is sent as SNI unless it is
+ * an IP address, and checked against the peer's certificate when the
+ * context checks host names and verifies, "" disabling the check.  The
+ * session saved earlier under @session_key (NULL: none; the peer's
+ * address, say) is offered for resumption, and new ones are saved there.  NULL with @err (size @errlen) filled on failure.
+ */
+SSL	*aloop__tls_context_new_ssl(struct aloop_tls_context *ctx,
+	    int server_side, const char *hostname, const char *session_key,
+	    char *err, size_t errlen);
+
+/*
+ * Classify a failed handshake on @ssl: ALOOP_ECERT, ALOOP_EHOSTNAME or
+ * ALOOP_ETLS, with OpenSSL's reason in @msg.  Consumes the thread's
+ * OpenSSL error queue.  @sys_errno is errno after a failed system call
+ * (0 if none); a plain socket error gives its negated errno.
+ */
+int	aloop__tls_classify_error(SSL *ssl, int sys_errno, char *msg,
+	    size_t msglen);
+
+/* The context an SSL object made by aloop__tls_context_new_ssl() uses. */
+struct aloop_tls_context *aloop__tls_context_of(SSL *ssl);
+
+#endif /* ALOOP_TLS_INT_H */

@@ -1,0 +1,36 @@
+/*
+ * Certificates for the TLS tests, made at test time with OpenSSL's X509
+ * API in a fresh temporary directory, so that no key is ever committed and
+ * none expires in the tree.
+ */
+#ifndef ALOOP_TEST_TLS_CERTS_H
+#define ALOOP_TEST_TLS_CERTS_H
+
+#include <limits.h>
+
+#define TLS_CERTS_PATH	512
+
+struct tls_certs {
+	char	dir[256];
+	/* The test CA, and a second one nobody trusts. */
+	char	ca[TLS_CERTS_PATH];
+	char	other_ca[TLS_CERTS_PATH];
+	/* "localhost", IP 127.0.0.1 and ::1, signed by the CA. */
+	char	server_cert[TLS_CERTS_PATH], server_key[TLS_CERTS_PATH];
+	/* "sni.example.test" and "*.wild.example.test", signed by the CA. */
+	char	sni_cert[TLS_CERTS_PATH], sni_key[TLS_CERTS_PATH];
+	/* A client certificate signed by the CA. */
+	char	client_cert[TLS_CERTS_PATH], client_key[TLS_CERTS_PATH];
+	/* "localhost" again, but signed by the untrusted CA. */
+	char	untrusted_cert[TLS_CERTS_PATH], untrusted_key[TLS_CERTS_PATH];
+	/* A text file that is no PEM at all. */
+	char	garbage[TLS_CERTS_PATH];
+};
+
+/* Make everything; 0 or -1 (with a message on stderr). */
+int	tls_certs_make(struct tls_certs *c);
+
+/* Remove the files and the directory. */
+void	tls_certs_remove(struct tls_certs *c);
+
+#endif /* ALOOP_TEST_TLS_CERTS_H */
