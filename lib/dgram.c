@@ -514,7 +514,8 @@ resolve(const struct aloop_datagram_options *o, const char *host,
 		    port ? port : "", rc == EAI_NONAME ?
 		    "not a numeric address (names are not resolved here)" :
 		    gai_strerror(rc));
-		rc = rc == EAI_FAMILY || rc == EAI_SERVICE || rc == EAI_NONAME ?
+		rc = rc == EAI_FAMILY || rc == EAI_SERVICE ||
+		    rc == EAI_NONAME || rc == EAI_ADDRFAMILY ?
 		    ALOOP_EINVAL : ALOOP_EGAI;
 	}
 	return rc;

@@ -448,7 +448,7 @@ test_fd_option(void)
 	CU_ASSERT_EQUAL(proc_run(&p, "echo via-fd", NULL, &o, NULL), 0);
 	close(pp[1]);
 	n = read(pp[0], buf, sizeof(buf) - 1);
-	CU_ASSERT_EQUAL(n, 9);
+	CU_ASSERT_EQUAL(n, 7);
 	if (n > 0) {
 		buf[n] = '\0';
 		CU_ASSERT_STRING_EQUAL(buf, "via-fd\n");
@@ -484,12 +484,13 @@ static void
 exec_fails(const char *const *argv, const struct aloop_subprocess_options *o,
     int expect)
 {
-	struct aloop_loop *loop = loop_open();
+	struct aloop_loop *loop;
 	struct aloop_future *f = NULL;
 	struct proc p;
 	const struct aloop_error *e;
 	int fds = count_fds();
 
+	loop = loop_open();
 	proc_init(&p, loop);
 	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
 	    proc_factory, &p, argv, o, &f), 0);
@@ -623,12 +624,13 @@ static void
 many_children(void)
 {
 	struct aloop_subprocess_options o;
-	struct aloop_loop *loop = loop_open();
+	struct aloop_loop *loop;
 	struct aloop_future *f[NCHILDREN];
 	struct proc *p;
 	char cmd[64];
 	int i, fds = count_fds();
 
+	loop = loop_open();
 	p = calloc(NCHILDREN, sizeof(*p));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	aloop_subprocess_options_init(&o);
@@ -677,11 +679,12 @@ static void
 test_loop_close_reaps(void)
 {
 	const char *const argv[] = { "sleep", "30", NULL };
-	struct aloop_loop *loop = loop_open();
+	struct aloop_loop *loop;
 	struct aloop_future *f = NULL;
 	struct proc p;
 	int fds = count_fds();
 
+	loop = loop_open();
 	proc_init(&p, loop);
 	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
 	    proc_factory, &p, argv, NULL, &f), 0);
