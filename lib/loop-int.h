@@ -42,4 +42,14 @@ struct aloop__resource {
 void aloop__loop_track(struct aloop_loop *loop, struct aloop__resource *res);
 void aloop__loop_untrack(struct aloop_loop *loop, struct aloop__resource *res);
 
+/*
+ * The loop's default executor (aloop_run_in_executor with a NULL pool).
+ * The executor module owns the policy; the loop only holds the pointer and
+ * calls @shutdown(ex) (which must not wait for running jobs) when it
+ * closes, or when another executor replaces this one.  Loop thread only.
+ */
+struct aloop_executor *aloop__loop_executor(struct aloop_loop *loop);
+void aloop__loop_set_executor(struct aloop_loop *loop,
+    struct aloop_executor *ex, void (*shutdown)(struct aloop_executor *ex));
+
 #endif /* ALOOP_LOOP_INT_H */

@@ -1,0 +1,175 @@
+/*
+ * The loop's own representation, shared by the files that make up the loop
+ * core (loop.c, timer.c, watch.c, signal.c, policy.c, exception.c).  Other
+ * modules use loop-int.h instead; nothing here is for them.
+ */
+#ifndef ALOOP_LOOP_CORE_INT_H
+#define ALOOP_LOOP_CORE_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <aloop/loop.h>
+
+#include "loop-int.h"
+
+struct event;
+struct event_base;
+
+/* What a pooled call entry is doing. */
+enum {
+	CALL_FREE = 0,		/* on the free list */
+	CALL_READY,		/* in the ready ring */
+	CALL_TIMER,		/* in the timer heap */
+	CALL_CANCELLED,		/* cancelled, still in the ring or the heap */
+};
+
+/*
+ * One scheduled call.  Entries live in one array and are named by index, so
+ * that growing the pool (realloc) never invalidates anything but raw
+ * pointers, which the loop never keeps across a callback.
+ */
+struct aloop__call {
+	aloop_callback_fn	 cb;
+	void			*arg;
+	double			 when;		/* timers: the deadline */
+	uint64_t		 ts;		/* the threadsafe handle it came from */
+	const void		*source;	/* debug mode: the scheduling caller */
+	uint32_t		 gen;		/* bumped whenever the entry is recycled */
+	uint32_t		 next;		/* free list link */
+	uint8_t			 state;
+};
+
+struct aloop__timer {
+	double		 when;
+	uint32_t	 idx;
+};
+
+/* A call handed over by another thread, waiting for the loop to take it. */
+struct aloop__tscall {
+	aloop_callback_fn	 cb;
+	void			*arg;
+	uint64_t		 handle;
+	const void		*source;
+};
+
+struct aloop__watch {
+	struct event		*ev;
+	aloop_callback_fn	 cb;
+	void			*arg;
+	aloop_handle_t		 pending;	/* the queued run, cancelled on remove */
+	struct aloop_loop	*loop;
+	int			 fd;
+	int			 active;
+};
+
+struct aloop__sig {
+	struct event		*ev;
+	aloop_callback_fn	 cb;
+	void			*arg;
+	struct aloop_loop	*loop;
+	int			 signum;
+};
+
+#define ALOOP__LOOP_MAGIC	0x616c6f6f70u	/* "aloop" */
+
+struct aloop_loop {
+	uint64_t		 magic;
+
+	/* The call pool and the ready ring. */
+	struct aloop__call	*calls;
+	uint32_t		 ncalls, callcap;
+	uint32_t		 freelist;	/* UINT32_MAX when empty */
+	uint32_t		*ring;
+	uint32_t		 ringmask;	/* capacity - 1, a power of two */
+	uint32_t		 head, tail;	/* free-running; count is tail - head */
+
+	/* The timer min-heap, with the deadline inline for cache locality. */
+	struct aloop__timer	*heap;
+	uint32_t		 nheap, heapcap;
+	uint32_t		 ncancelled;	/* cancelled entries in the heap */
+
+	/* Calls from other threads. */
+	pthread_mutex_t		 ts_lock;
+	struct aloop__tscall	*tsq, *tsq_spare;
+	uint32_t		 ntsq, tsqcap, tsq_sparecap;
+	atomic_uint		 ts_count;	/* ntsq, readable without the lock */
+	atomic_int		 sleeping;	/* blocked in the poll: wake it */
+	atomic_int		 notified;	/* a wake-up is already in flight */
+	uint64_t		 ts_seq;
+	int			 wake_rfd, wake_wfd;
+
+	/* libevent. */
+	struct event_base	*base;
+	struct event		*wake_ev;
+	struct event		*timeout_ev;
+	int			 internal_events;	/* ours, always added */
+
+	/* State. */
+	atomic_int		 running;
+	int			 stopping;
+	int			 closed;
+	pthread_t		 thread;	/* valid while running */
+	double			 now;		/* the clock at this iteration */
+	double			 last_poll;
+	uint32_t		 ran_since_poll;
+
+	/* Descriptor watchers, indexed by fd. */
+	struct aloop__watch	**readers, **writers;
+	int			 nwatch;	/* size of both arrays */
+
+	/* Signal handlers, indexed by signal number. */
+	struct aloop__sig	*sigs[NSIG];
+	int			 nsigs;
+
+	/* Modules' resources, most recent first. */
+	struct aloop__resource	*resources;
+
+	/* The default executor, owned; shut down on close. */
+	struct aloop_executor	*executor;
+	void			(*executor_shutdown)(struct aloop_executor *);
+
+	/* Exception handling and debug mode. */
+	aloop_exception_handler_fn exc_handler;
+	void			*exc_arg;
+	int			 debug;
+	double			 slow_callback_duration;
+
+	/* Counters for tests and the benchmark (see loop-stats-int.h). */
+	uint64_t		 iterations;
+	uint64_t		 polls;
+};
+
+/* Monotonic time in seconds. */
+double	aloop__clock(void);
+
+/* Pool and ring, loop.c. */
+int	aloop__call_alloc(struct aloop_loop *loop, uint32_t *idx);
+void	aloop__call_free(struct aloop_loop *loop, uint32_t idx);
+int	aloop__ready_push(struct aloop_loop *loop, uint32_t idx);
+aloop_handle_t aloop__call_handle(const struct aloop_loop *loop, uint32_t idx);
+struct aloop__call *aloop__call_lookup(struct aloop_loop *loop,
+	    aloop_handle_t h, uint32_t *idx);
+
+/* Timer heap, timer.c. */
+int	aloop__timer_push(struct aloop_loop *loop, uint32_t idx);
+void	aloop__timer_housekeep(struct aloop_loop *loop);
+int	aloop__timer_collect(struct aloop_loop *loop, double now);
+void	aloop__timer_cancelled(struct aloop_loop *loop);
+void	aloop__timer_clear(struct aloop_loop *loop);
+
+/* Watchers and signals, watch.c and signal.c: released on close. */
+void	aloop__watch_close(struct aloop_loop *loop);
+void	aloop__signal_close(struct aloop_loop *loop);
+
+/* Policy, policy.c: forget a loop that is being freed. */
+void	aloop__policy_forget(struct aloop_loop *loop);
+
+/* Debug mode, exception.c: report a slow callback. */
+void	aloop__debug_slow(struct aloop_loop *loop, aloop_callback_fn cb,
+	    const void *source, double took);
+void	aloop__debug_describe(const void *addr, char *buf, size_t len);
+
+#endif /* ALOOP_LOOP_CORE_INT_H */

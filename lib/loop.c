@@ -1,0 +1,943 @@
+/*
+ * The event loop core: the pool of scheduled calls, the ready queue, one
+ * iteration of the loop (poll, due timers, one batch), stop and close, and
+ * the thread-safe entry point.  libevent does the polling underneath; the
+ * ready queue and the timers are the loop's own because asyncio's
+ * semantics (one batch per iteration, stop finishing the batch, lazy
+ * cancelled-timer removal) and the dispatch speed both need them.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if __has_include(<sys/eventfd.h>)
+#include <sys/eventfd.h>
+#define HAVE_EVENTFD 1
+#endif
+
+#include <event2/event.h>
+
+#include <aloop/log.h>
+#include <aloop/loop.h>
+
+#include "loop-core-int.h"
+#include "loop-stats-int.h"
+
+#define NO_INDEX	UINT32_MAX
+
+/* Threadsafe handles carry this bit; pool handles never do (gen < 2^31). */
+#define TS_HANDLE_BIT	(UINT64_C(1) << 63)
+#define GEN_MASK	UINT32_C(0x7fffffff)
+
+/* asyncio refuses delays beyond a day (they are almost always a unit bug). */
+#define MAX_DELAY	86400.0
+
+/*
+ * While callbacks keep the ready queue non-empty, asyncio polls for I/O
+ * with a zero timeout before every batch.  A batch is often a single
+ * callback, and one epoll_wait per callback would cost more than the
+ * callbacks themselves, so the loop polls only when it may find
+ * something: never when no descriptor or signal is registered (the
+ * threadsafe queue is checked directly), and otherwise once POLL_EVERY
+ * callbacks have run or POLL_INTERVAL seconds have passed since the last
+ * poll, whichever comes first.  The clock is read at least every
+ * CLOCK_EVERY iterations for that, so a chain of slow callbacks still
+ * yields to I/O within about POLL_INTERVAL plus one batch; a large batch
+ * (>= POLL_EVERY) polls every iteration, exactly as asyncio.
+ */
+#define POLL_EVERY	64
+#define POLL_INTERVAL	0.0005
+#define CLOCK_EVERY	8
+
+/* A poll blocking longer than this is logged in debug mode (asyncio: 1 s). */
+#define SLOW_POLL	1.0
+
+static _Thread_local struct aloop_loop *running_loop;
+
+double
+aloop__clock(void)
+{
+	struct timespec ts;
+
+	/* CLOCK_MONOTONIC cannot fail with a valid pointer on any platform
+	 * we build on; the assert documents the assumption. */
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		abort();
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------- pool and ring */
+
+static int
+pool_grow(struct aloop_loop *loop)
+{
+	struct aloop__call *calls;
+	uint32_t cap, i;
+
+	if (loop->callcap >= (UINT32_C(1) << 30))
+		return ALOOP_ENOMEM;
+	cap = loop->callcap ? loop->callcap * 2 : 256;
+	calls = realloc(loop->calls, (size_t)cap * sizeof(*calls));
+	if (calls == NULL)
+		return ALOOP_ENOMEM;
+	memset(calls + loop->callcap, 0,
+	    (size_t)(cap - loop->callcap) * sizeof(*calls));
+	/* Thread the new entries onto the free list in index order. */
+	for (i = loop->callcap; i < cap; i++) {
+		calls[i].gen = 1;
+		calls[i].next = i + 1 < cap ? i + 1 : loop->freelist;
+	}
+	loop->freelist = loop->callcap;
+	loop->calls = calls;
+	loop->callcap = cap;
+	return 0;
+}
+
+int
+aloop__call_alloc(struct aloop_loop *loop, uint32_t *idx)
+{
+	int rc;
+
+	if (loop->freelist == NO_INDEX && (rc = pool_grow(loop)) != 0)
+		return rc;
+	*idx = loop->freelist;
+	loop->freelist = loop->calls[*idx].next;
+	loop->ncalls++;
+	return 0;
+}
+
+void
+aloop__call_free(struct aloop_loop *loop, uint32_t idx)
+{
+	struct aloop__call *c = &loop->calls[idx];
+
+	c->state = CALL_FREE;
+	c->cb = NULL;
+	c->arg = NULL;
+	c->ts = 0;
+	c->source = NULL;
+	/* A new generation makes every handle to the old call stale. */
+	c->gen = (c->gen + 1) & GEN_MASK;
+	c->next = loop->freelist;
+	loop->freelist = idx;
+	loop->ncalls--;
+}
+
+aloop_handle_t
+aloop__call_handle(const struct aloop_loop *loop, uint32_t idx)
+{
+	return ((uint64_t)loop->calls[idx].gen << 32) | ((uint64_t)idx + 1);
+}
+
+struct aloop__call *
+aloop__call_lookup(struct aloop_loop *loop, aloop_handle_t h, uint32_t *idxp)
+{
+	uint64_t idx;
+	struct aloop__call *c;
+
+	if (h == ALOOP_HANDLE_NONE || (h & TS_HANDLE_BIT))
+		return NULL;
+	idx = (h & UINT32_MAX) - 1;
+	if (idx >= loop->callcap)
+		return NULL;
+	c = &loop->calls[idx];
+	if (c->state == CALL_FREE || c->gen != (uint32_t)(h >> 32))
+		return NULL;
+	if (idxp != NULL)
+		*idxp = (uint32_t)idx;
+	return c;
+}
+
+static int
+ring_grow(struct aloop_loop *loop)
+{
+	uint32_t cap = loop->ringmask + 1, n = loop->tail - loop->head, i;
+	uint32_t *ring;
+
+	if (cap >= (UINT32_C(1) << 30))
+		return ALOOP_ENOMEM;
+	if ((ring = malloc((size_t)cap * 2 * sizeof(*ring))) == NULL)
+		return ALOOP_ENOMEM;
+	for (i = 0; i < n; i++)
+		ring[i] = loop->ring[(loop->head + i) & loop->ringmask];
+	free(loop->ring);
+	loop->ring = ring;
+	loop->ringmask = cap * 2 - 1;
+	loop->head = 0;
+	loop->tail = n;
+	return 0;
+}
+
+int
+aloop__ready_push(struct aloop_loop *loop, uint32_t idx)
+{
+	int rc;
+
+	if (loop->tail - loop->head > loop->ringmask &&
+	    (rc = ring_grow(loop)) != 0)
+		return rc;
+	loop->ring[loop->tail++ & loop->ringmask] = idx;
+	loop->calls[idx].state = CALL_READY;
+	return 0;
+}
+
+/* ----------------------------------------------------- threadsafe queue */
+
+static void
+wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct aloop_loop *loop = arg;
+	uint64_t v;
+
+	/* Clear the flag first: a wake-up written after it is seen by the
+	 * read below or by the next poll, never lost. */
+	atomic_store(&loop->notified, 0);
+	while (read(fd, &v, sizeof(v)) > 0)
+		continue;
+}
+
+/*
+ * Move the calls other threads queued into the ready ring, in order.  The
+ * queue is swapped with a spare under the lock, so producers wait only for
+ * a pointer swap.
+ */
+static void
+ts_drain(struct aloop_loop *loop)
+{
+	struct aloop__tscall *q;
+	uint32_t n, i, idx, cap;
+
+	pthread_mutex_lock(&loop->ts_lock);
+	q = loop->tsq;
+	n = loop->ntsq;
+	cap = loop->tsqcap;
+	loop->tsq = loop->tsq_spare;
+	loop->tsqcap = loop->tsq_sparecap;
+	loop->ntsq = 0;
+	atomic_store_explicit(&loop->ts_count, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&loop->ts_lock);
+
+	for (i = 0; i < n; i++) {
+		struct aloop__call *c;
+
+		if (q[i].cb == NULL)		/* cancelled while queued */
+			continue;
+		if (aloop__call_alloc(loop, &idx) != 0 ||
+		    aloop__ready_push(loop, idx) != 0) {
+			/* The producer was told it succeeded; losing the call
+			 * silently would be worse than saying so. */
+			aloop_log(ALOOP_LOG_ERR, "aloop: out of memory: "
+			    "dropped a call_soon_threadsafe callback");
+			continue;
+		}
+		c = &loop->calls[idx];
+		c->cb = q[i].cb;
+		c->arg = q[i].arg;
+		c->ts = q[i].handle;
+		c->source = q[i].source;
+	}
+	loop->tsq_spare = q;
+	loop->tsq_sparecap = cap;
+}
+
+static inline void
+ts_drain_if_any(struct aloop_loop *loop)
+{
+	if (atomic_load_explicit(&loop->ts_count, memory_order_acquire) != 0)
+		ts_drain(loop);
+}
+
+static void
+wake(struct aloop_loop *loop)
+{
+	uint64_t one = 1;
+
+	if (!atomic_load(&loop->sleeping) ||
+	    atomic_exchange(&loop->notified, 1) != 0)
+		return;
+	/* EAGAIN means the counter is full, which already wakes the poll. */
+	if (write(loop->wake_wfd, &one,
+	    loop->wake_wfd == loop->wake_rfd ? sizeof(one) : 1) < 0 &&
+	    errno != EAGAIN)
+		aloop_log_errno(ALOOP_LOG_ERR, "aloop: waking the loop");
+}
+
+int
+aloop_call_soon_threadsafe(struct aloop_loop *loop, aloop_callback_fn cb,
+    void *arg, aloop_handle_t *handle)
+{
+	struct aloop__tscall *t;
+	uint64_t h;
+
+	if (cb == NULL)
+		return ALOOP_EINVAL;
+	/* From the loop's own thread this is call_soon, minus the lock. */
+	if (running_loop == loop)
+		return aloop_call_soon(loop, cb, arg, handle);
+
+	pthread_mutex_lock(&loop->ts_lock);
+	if (loop->closed) {
+		pthread_mutex_unlock(&loop->ts_lock);
+		return ALOOP_ESTATE;
+	}
+	if (loop->ntsq == loop->tsqcap) {
+		uint32_t cap = loop->tsqcap ? loop->tsqcap * 2 : 64;
+
+		t = cap < loop->tsqcap ? NULL :
+		    realloc(loop->tsq, (size_t)cap * sizeof(*t));
+		if (t == NULL) {
+			pthread_mutex_unlock(&loop->ts_lock);
+			return ALOOP_ENOMEM;
+		}
+		loop->tsq = t;
+		loop->tsqcap = cap;
+	}
+	h = TS_HANDLE_BIT | ++loop->ts_seq;
+	t = &loop->tsq[loop->ntsq++];
+	t->cb = cb;
+	t->arg = arg;
+	t->handle = h;
+	t->source = loop->debug ? __builtin_return_address(0) : NULL;
+	atomic_store_explicit(&loop->ts_count, loop->ntsq,
+	    memory_order_release);
+	pthread_mutex_unlock(&loop->ts_lock);
+	/* Pairs with the loop's store to sleeping then load of ts_count:
+	 * either it sees our call or we see it sleeping. */
+	atomic_thread_fence(memory_order_seq_cst);
+	wake(loop);
+	if (handle != NULL)
+		*handle = h;
+	return 0;
+}
+
+/*
+ * A threadsafe handle is either still in the queue or was moved to the
+ * ready ring, where it keeps its handle in ->ts.  Looking it up scans
+ * both; both are short-lived (drained every iteration), and cancelling a
+ * threadsafe call is rare, so the scan costs nothing on the fast path.
+ */
+static struct aloop__call *
+ts_lookup(struct aloop_loop *loop, aloop_handle_t h, int cancel, int *queued)
+{
+	uint32_t i;
+
+	*queued = 0;
+	pthread_mutex_lock(&loop->ts_lock);
+	for (i = 0; i < loop->ntsq; i++) {
+		if (loop->tsq[i].handle != h)
+			continue;
+		*queued = loop->tsq[i].cb == NULL ? 2 : 1;
+		if (cancel)
+			loop->tsq[i].cb = NULL;
+		break;
+	}
+	pthread_mutex_unlock(&loop->ts_lock);
+	if (*queued)
+		return NULL;
+	for (i = loop->head; i != loop->tail; i++) {
+		struct aloop__call *c = &loop->calls[loop->ring[i & loop->ringmask]];
+
+		if (c->ts == h)
+			return c;
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------- scheduling */
+
+int
+aloop__loop_check(struct aloop_loop *loop, const char *what)
+{
+	if (loop->closed)
+		return ALOOP_ESTATE;
+	if (loop->debug && atomic_load(&loop->running) &&
+	    !pthread_equal(loop->thread, pthread_self())) {
+		struct aloop_context ctx = ALOOP_CONTEXT_INIT(
+		    "Non-thread-safe operation invoked on an event loop "
+		    "other than the current one");
+
+		ctx.source = what;
+		/* The handler runs in the calling thread: it must be
+		 * thread-safe, as a log sink is. */
+		aloop_call_exception_handler(loop, &ctx);
+		return ALOOP_ESTATE;
+	}
+	return 0;
+}
+
+static inline int
+schedule_check(struct aloop_loop *loop, const char *what)
+{
+	if (__builtin_expect(loop->closed | loop->debug, 0))
+		return aloop__loop_check(loop, what);
+	return 0;
+}
+
+int
+aloop_call_soon(struct aloop_loop *loop, aloop_callback_fn cb, void *arg,
+    aloop_handle_t *handle)
+{
+	struct aloop__call *c;
+	uint32_t idx;
+	int rc;
+
+	if (cb == NULL)
+		return ALOOP_EINVAL;
+	if ((rc = schedule_check(loop, "aloop_call_soon")) != 0)
+		return rc;
+	/* Calls another thread queued before this one must run before it. */
+	ts_drain_if_any(loop);
+	if ((rc = aloop__call_alloc(loop, &idx)) != 0)
+		return rc;
+	if ((rc = aloop__ready_push(loop, idx)) != 0) {
+		aloop__call_free(loop, idx);
+		return rc;
+	}
+	c = &loop->calls[idx];
+	c->cb = cb;
+	c->arg = arg;
+	if (__builtin_expect(loop->debug, 0))
+		c->source = __builtin_return_address(0);
+	if (handle != NULL)
+		*handle = aloop__call_handle(loop, idx);
+	return 0;
+}
+
+static int
+call_at(struct aloop_loop *loop, double when, aloop_callback_fn cb,
+    void *arg, aloop_handle_t *handle, const void *source)
+{
+	struct aloop__call *c;
+	uint32_t idx;
+	int rc;
+
+	if (cb == NULL || isnan(when))
+		return ALOOP_EINVAL;
+	if ((rc = schedule_check(loop, "aloop_call_at")) != 0)
+		return rc;
+	if ((rc = aloop__call_alloc(loop, &idx)) != 0)
+		return rc;
+	c = &loop->calls[idx];
+	c->cb = cb;
+	c->arg = arg;
+	c->when = when;
+	if ((rc = aloop__timer_push(loop, idx)) != 0) {
+		aloop__call_free(loop, idx);
+		return rc;
+	}
+	if (__builtin_expect(loop->debug, 0))
+		c->source = source;
+	if (handle != NULL)
+		*handle = aloop__call_handle(loop, idx);
+	return 0;
+}
+
+int
+aloop_call_later(struct aloop_loop *loop, double delay, aloop_callback_fn cb,
+    void *arg, aloop_handle_t *handle)
+{
+	if (isnan(delay) || delay > MAX_DELAY)
+		return ALOOP_EINVAL;
+	return call_at(loop, aloop__clock() + delay, cb, arg, handle,
+	    __builtin_return_address(0));
+}
+
+int
+aloop_call_at(struct aloop_loop *loop, double when, aloop_callback_fn cb,
+    void *arg, aloop_handle_t *handle)
+{
+	if (isnan(when) || when - aloop__clock() > MAX_DELAY)
+		return ALOOP_EINVAL;
+	return call_at(loop, when, cb, arg, handle,
+	    __builtin_return_address(0));
+}
+
+double
+aloop_time(const struct aloop_loop *loop)
+{
+	return aloop__clock();
+}
+
+void
+aloop_handle_cancel(struct aloop_loop *loop, aloop_handle_t handle)
+{
+	struct aloop__call *c;
+	int queued;
+
+	if (handle & TS_HANDLE_BIT)
+		c = ts_lookup(loop, handle, 1, &queued);
+	else
+		c = aloop__call_lookup(loop, handle, NULL);
+	if (c == NULL || c->state == CALL_CANCELLED)
+		return;
+	if (c->state == CALL_TIMER)
+		aloop__timer_cancelled(loop);
+	/* Drop the references at once, as asyncio does; the entry itself is
+	 * recycled when the ring or the heap reaches it. */
+	c->state = CALL_CANCELLED;
+	c->cb = NULL;
+	c->arg = NULL;
+}
+
+int
+aloop_handle_cancelled(struct aloop_loop *loop, aloop_handle_t handle)
+{
+	struct aloop__call *c;
+	int queued;
+
+	if (handle & TS_HANDLE_BIT) {
+		c = ts_lookup(loop, handle, 0, &queued);
+		if (queued)
+			return queued == 2;
+	} else
+		c = aloop__call_lookup(loop, handle, NULL);
+	return c != NULL && c->state == CALL_CANCELLED;
+}
+
+double
+aloop_handle_when(struct aloop_loop *loop, aloop_handle_t handle)
+{
+	struct aloop__call *c = aloop__call_lookup(loop, handle, NULL);
+
+	return c != NULL && c->state == CALL_TIMER ? c->when : -1.0;
+}
+
+/* ---------------------------------------------------------- iteration */
+
+static void
+tv_from(struct timeval *tv, double secs)
+{
+	/* Round up to the next microsecond: waking early would only make
+	 * the loop find nothing due and poll again (SEMANTICS #11). */
+	double us = ceil(secs * 1e6);
+
+	if (us < 1)
+		us = 1;
+	tv->tv_sec = (time_t)(us / 1e6);
+	tv->tv_usec = (suseconds_t)(us - (double)tv->tv_sec * 1e6);
+}
+
+static int
+external_events(struct aloop_loop *loop)
+{
+	return event_base_get_num_events(loop->base,
+	    EVENT_BASE_COUNT_ADDED) > loop->internal_events;
+}
+
+/* Poll once: without blocking if @timeout is 0, forever if negative. */
+static void
+poll_once(struct aloop_loop *loop, double timeout)
+{
+	struct timeval tv;
+	double t0 = 0;
+	int rc;
+
+	loop->polls++;
+	if (timeout == 0) {
+		rc = event_base_loop(loop->base, EVLOOP_NONBLOCK);
+	} else {
+		atomic_store(&loop->sleeping, 1);
+		/* Pairs with the fence in call_soon_threadsafe. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load(&loop->ts_count) != 0) {
+			atomic_store(&loop->sleeping, 0);
+			rc = event_base_loop(loop->base, EVLOOP_NONBLOCK);
+			goto out;
+		}
+		if (timeout > 0) {
+			tv_from(&tv, timeout);
+			if (event_add(loop->timeout_ev, &tv) != 0)
+				aloop_log(ALOOP_LOG_ERR,
+				    "aloop: cannot arm the poll timeout");
+		}
+		if (loop->debug)
+			t0 = aloop__clock();
+		rc = event_base_loop(loop->base, EVLOOP_ONCE);
+		atomic_store(&loop->sleeping, 0);
+		if (timeout > 0)
+			event_del(loop->timeout_ev);
+		if (loop->debug) {
+			double took = aloop__clock() - t0;
+
+			aloop_log(took >= SLOW_POLL ? ALOOP_LOG_INFO :
+			    ALOOP_LOG_DEBUG, "aloop: poll %.3f ms took "
+			    "%.3f ms", timeout < 0 ? -1 : timeout * 1e3,
+			    took * 1e3);
+		}
+	}
+out:
+	if (rc < 0)
+		aloop_log(ALOOP_LOG_ERR, "aloop: event_base_loop failed");
+	loop->last_poll = loop->now = aloop__clock();
+	loop->ran_since_poll = 0;
+}
+
+static void
+run_once(struct aloop_loop *loop)
+{
+	uint32_t ntodo, idx;
+	int ready;
+
+	loop->iterations++;
+	aloop__timer_housekeep(loop);
+	ts_drain_if_any(loop);
+
+	ready = loop->tail != loop->head;
+	if (ready || loop->stopping) {
+		/* See POLL_EVERY for when a zero-timeout poll is worth it. */
+		if (loop->stopping || loop->nheap != 0 ||
+		    (loop->iterations % CLOCK_EVERY) == 0)
+			loop->now = aloop__clock();
+		if (loop->stopping || !ready ||
+		    ((loop->ran_since_poll >= POLL_EVERY ||
+		    loop->now - loop->last_poll >= POLL_INTERVAL) &&
+		    external_events(loop)))
+			poll_once(loop, 0);
+	} else if (loop->nheap != 0) {
+		double timeout = loop->heap[0].when - aloop__clock();
+
+		poll_once(loop, timeout > 0 ? timeout : 0);
+	} else
+		poll_once(loop, -1);
+
+	ts_drain_if_any(loop);
+	/* loop->now is fresh here: the poll or the ready branch read it. */
+	if (loop->nheap != 0)
+		aloop__timer_collect(loop, loop->now);
+
+	/* Only what is ready now runs in this iteration (SEMANTICS #3). */
+	ntodo = loop->tail - loop->head;
+	loop->ran_since_poll += ntodo;
+	while (ntodo-- > 0) {
+		struct aloop__call *c;
+		aloop_callback_fn cb;
+		const void *source;
+		void *arg;
+
+		idx = loop->ring[loop->head++ & loop->ringmask];
+		c = &loop->calls[idx];
+		cb = c->cb;
+		arg = c->arg;
+		source = c->source;
+		/* Recycle before the call: the callback may schedule into
+		 * this very slot, and cancelling its own handle from inside
+		 * is then the harmless no-op asyncio's is. */
+		aloop__call_free(loop, idx);
+		if (cb == NULL)
+			continue;
+		if (__builtin_expect(loop->debug, 0)) {
+			double t0 = aloop__clock(), took;
+
+			cb(arg);
+			took = aloop__clock() - t0;
+			if (took >= loop->slow_callback_duration)
+				aloop__debug_slow(loop, cb, source, took);
+		} else
+			cb(arg);
+	}
+}
+
+int
+aloop_run_forever(struct aloop_loop *loop)
+{
+	int expected = 0;
+
+	if (loop->closed || running_loop != NULL)
+		return ALOOP_ESTATE;
+	if (!atomic_compare_exchange_strong(&loop->running, &expected, 1))
+		return ALOOP_ESTATE;
+	loop->thread = pthread_self();
+	running_loop = loop;
+	loop->now = loop->last_poll = aloop__clock();
+	for (;;) {
+		run_once(loop);
+		if (loop->stopping)
+			break;
+	}
+	loop->stopping = 0;
+	running_loop = NULL;
+	atomic_store(&loop->running, 0);
+	return 0;
+}
+
+int
+aloop_is_running(const struct aloop_loop *loop)
+{
+	return atomic_load(&((struct aloop_loop *)loop)->running);
+}
+
+struct aloop_loop *
+aloop_get_running_loop(void)
+{
+	return running_loop;
+}
+
+void
+aloop_stop(struct aloop_loop *loop)
+{
+	loop->stopping = 1;
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+static int
+wake_open(struct aloop_loop *loop)
+{
+#ifdef HAVE_EVENTFD
+	/* An eventfd is one descriptor and one syscall per wake-up; a pipe
+	 * would be two descriptors. */
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	loop->wake_rfd = loop->wake_wfd = fd;
+#else
+	int fds[2];
+
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+		return -errno;
+	loop->wake_rfd = fds[0];
+	loop->wake_wfd = fds[1];
+#endif
+	return 0;
+}
+
+static void
+wake_close(struct aloop_loop *loop)
+{
+	if (loop->wake_rfd >= 0)
+		close(loop->wake_rfd);
+	if (loop->wake_wfd >= 0 && loop->wake_wfd != loop->wake_rfd)
+		close(loop->wake_wfd);
+	loop->wake_rfd = loop->wake_wfd = -1;
+}
+
+static void
+timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	/* Nothing to do: firing ends the EVLOOP_ONCE poll. */
+}
+
+static struct event_base *
+base_new(void)
+{
+	struct event_config *cfg;
+	struct event_base *base;
+
+	if ((cfg = event_config_new()) == NULL)
+		return NULL;
+	/*
+	 * The precise timer makes libevent use the same clock we do (not
+	 * the coarse one), so a poll timeout never ends before the timer
+	 * that set it is due.  The base is never shared between threads,
+	 * so it needs no lock.
+	 */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER |
+	    EVENT_BASE_FLAG_NOLOCK);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
+int
+aloop_loop_new(struct aloop_loop **loopp)
+{
+	struct aloop_loop *loop;
+	const char *env;
+	int rc = ALOOP_ENOMEM;
+
+	*loopp = NULL;
+	if ((loop = calloc(1, sizeof(*loop))) == NULL)
+		return ALOOP_ENOMEM;
+	loop->magic = ALOOP__LOOP_MAGIC;
+	loop->freelist = NO_INDEX;
+	loop->wake_rfd = loop->wake_wfd = -1;
+	loop->slow_callback_duration = 0.1;
+	env = getenv("ALOOP_DEBUG");
+	loop->debug = env != NULL && *env != '\0';
+	atomic_init(&loop->running, 0);
+	atomic_init(&loop->sleeping, 0);
+	atomic_init(&loop->notified, 0);
+	atomic_init(&loop->ts_count, 0);
+	if ((rc = -pthread_mutex_init(&loop->ts_lock, NULL)) != 0) {
+		free(loop);
+		return rc;
+	}
+	rc = ALOOP_ENOMEM;
+	if ((loop->ring = malloc(256 * sizeof(*loop->ring))) == NULL)
+		goto fail;
+	loop->ringmask = 255;
+	if ((loop->base = base_new()) == NULL)
+		goto fail;
+	if ((rc = wake_open(loop)) != 0)
+		goto fail;
+	rc = ALOOP_ENOMEM;
+	loop->wake_ev = event_new(loop->base, loop->wake_rfd,
+	    EV_READ | EV_PERSIST, wake_cb, loop);
+	loop->timeout_ev = evtimer_new(loop->base, timeout_cb, loop);
+	if (loop->wake_ev == NULL || loop->timeout_ev == NULL)
+		goto fail;
+	if (event_add(loop->wake_ev, NULL) != 0)
+		goto fail;
+	loop->internal_events = 1;
+	*loopp = loop;
+	return 0;
+fail:
+	if (loop->wake_ev != NULL)
+		event_free(loop->wake_ev);
+	if (loop->timeout_ev != NULL)
+		event_free(loop->timeout_ev);
+	wake_close(loop);
+	if (loop->base != NULL)
+		event_base_free(loop->base);
+	free(loop->ring);
+	pthread_mutex_destroy(&loop->ts_lock);
+	free(loop);
+	return rc;
+}
+
+int
+aloop_close(struct aloop_loop *loop)
+{
+	struct aloop__resource *res;
+	struct aloop_executor *ex;
+
+	if (atomic_load(&loop->running))
+		return ALOOP_ESTATE;
+	if (loop->closed)
+		return 0;
+	pthread_mutex_lock(&loop->ts_lock);
+	loop->closed = 1;
+	loop->ntsq = 0;
+	atomic_store(&loop->ts_count, 0);
+	pthread_mutex_unlock(&loop->ts_lock);
+
+	/* Modules first: they may hold handles and events of ours. */
+	while ((res = loop->resources) != NULL) {
+		aloop__loop_untrack(loop, res);
+		res->on_loop_close(res);
+	}
+	aloop__watch_close(loop);
+	aloop__signal_close(loop);
+
+	/* Pending calls are discarded, as asyncio discards _ready. */
+	while (loop->head != loop->tail)
+		aloop__call_free(loop,
+		    loop->ring[loop->head++ & loop->ringmask]);
+	aloop__timer_clear(loop);
+
+	if ((ex = loop->executor) != NULL) {
+		loop->executor = NULL;
+		loop->executor_shutdown(ex);
+	}
+	event_del(loop->wake_ev);
+	event_del(loop->timeout_ev);
+	loop->internal_events = 0;
+	return 0;
+}
+
+int
+aloop_is_closed(const struct aloop_loop *loop)
+{
+	return loop->closed;
+}
+
+int
+aloop_loop_free(struct aloop_loop *loop)
+{
+	int rc;
+
+	if (loop == NULL)
+		return 0;
+	if ((rc = aloop_close(loop)) != 0)
+		return rc;
+	aloop__policy_forget(loop);
+	event_free(loop->wake_ev);
+	event_free(loop->timeout_ev);
+	/* Modules may have left events on the base; libevent frees the base
+	 * regardless and warns about nothing we could still fix. */
+	event_base_free(loop->base);
+	wake_close(loop);
+	pthread_mutex_destroy(&loop->ts_lock);
+	free(loop->readers);
+	free(loop->writers);
+	free(loop->tsq);
+	free(loop->tsq_spare);
+	free(loop->heap);
+	free(loop->ring);
+	free(loop->calls);
+	loop->magic = 0;
+	free(loop);
+	return 0;
+}
+
+/* ------------------------------------------------ the modules' interface */
+
+struct event_base *
+aloop__loop_base(struct aloop_loop *loop)
+{
+	return loop->base;
+}
+
+void
+aloop__loop_track(struct aloop_loop *loop, struct aloop__resource *res)
+{
+	res->prev = NULL;
+	res->next = loop->resources;
+	if (loop->resources != NULL)
+		loop->resources->prev = res;
+	loop->resources = res;
+}
+
+void
+aloop__loop_untrack(struct aloop_loop *loop, struct aloop__resource *res)
+{
+	if (res->prev != NULL)
+		res->prev->next = res->next;
+	else if (loop->resources == res)
+		loop->resources = res->next;
+	else
+		return;		/* not tracked: untracking twice is harmless */
+	if (res->next != NULL)
+		res->next->prev = res->prev;
+	res->prev = res->next = NULL;
+}
+
+void
+aloop__loop_set_executor(struct aloop_loop *loop, struct aloop_executor *ex,
+    void (*shutdown)(struct aloop_executor *))
+{
+	struct aloop_executor *old = loop->executor;
+	void (*old_shutdown)(struct aloop_executor *) = loop->executor_shutdown;
+
+	loop->executor = ex;
+	loop->executor_shutdown = shutdown;
+	if (old != NULL && old != ex)
+		old_shutdown(old);
+}
+
+struct aloop_executor *
+aloop__loop_executor(struct aloop_loop *loop)
+{
+	return loop->executor;
+}
+
+/* ------------------------------------------------------------ counters */
+
+void
+aloop__loop_stats(const struct aloop_loop *loop, struct aloop__loop_stats *st)
+{
+	st->iterations = loop->iterations;
+	st->polls = loop->polls;
+	st->timers = loop->nheap;
+	st->timers_cancelled = loop->ncancelled;
+	st->calls = loop->ncalls;
+	st->ready = loop->tail - loop->head;
+}
