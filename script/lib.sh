@@ -2,9 +2,11 @@
 # and a function that makes sure they are installed.
 
 # Build and test dependencies, by Debian package name.
+# python3 runs the daemon tests; systemd and man-db give systemd-analyze
+# verify what it needs to check the unit.
 ALOOP_PACKAGES="build-essential autoconf automake libtool pkg-config
 libevent-dev libssl-dev libconfig-dev libcunit1-dev libsystemd-dev
-openssl procps"
+openssl procps python3 systemd man-db"
 
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Each shipped protocol through the real aloopd, over TCP and UDP, and echo
+over TLS with a certificate made for the test."""
+import os
+import socket
+import ssl
+import struct
+import subprocess
+import time
+
+import aloopd_harness as h
+
+PROTOCOLS = ("echo", "discard", "chargen", "daytime", "time")
+
+
+def make_cert(d):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", os.path.join(d, "key.pem"),
+                    "-out", os.path.join(d, "cert.pem")],
+                   check=True, capture_output=True)
+
+
+def start_all():
+    d = h.tmpdir()
+    make_cert(d)
+    ports = {}
+    listeners = []
+    for p in PROTOCOLS:
+        ports[p] = h.free_port()
+        listeners.append(h.listener(p, p, ports[p]))
+        listeners.append(h.listener(p + "-udp", p, ports[p], "udp"))
+    ports["tls"] = h.free_port()
+    listeners.append(h.listener("echo-tls", "echo", ports["tls"], "tcp",
+                                'tls = { certificate = "%s/cert.pem"; '
+                                'key = "%s/key.pem"; };' % (d, d)))
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, listeners)
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    return d, daemon, ports
+
+
+def check_tcp(ports):
+    with h.connect(ports["echo"]) as s:
+        for msg in (b"hello\r\n", b"x" * 100000):
+            s.sendall(msg)
+            assert h.recv_exactly(s, len(msg)) == msg
+        s.shutdown(socket.SHUT_WR)
+        assert h.recv_all(s) == b""
+
+    with h.connect(ports["discard"]) as s:
+        s.sendall(b"thrown away" * 1000)
+        s.shutdown(socket.SHUT_WR)
+        assert h.recv_all(s) == b""
+
+    with h.connect(ports["chargen"]) as s:
+        data = h.recv_exactly(s, 74 * 3)
+        lines = data.split(b"\r\n")
+        assert len(lines[0]) == 72, lines[0]
+        assert lines[0] == bytes(range(32, 32 + 72)), lines[0]
+        # Each line starts one character later in the pattern.
+        assert lines[1][:71] == lines[0][1:], lines[:2]
+
+    with h.connect(ports["daytime"]) as s:
+        text = h.recv_all(s)
+        assert text.endswith(b"\r\n") and len(text) > 10, text
+
+    with h.connect(ports["time"]) as s:
+        data = h.recv_all(s)
+        assert len(data) == 4, data
+        t = struct.unpack("!I", data)[0] - 2208988800
+        assert abs(t - time.time()) < 60, t
+
+
+def check_udp(ports):
+    assert h.udp_exchange(ports["echo"], b"ping") == b"ping"
+    reply = h.udp_exchange(ports["chargen"], b"")
+    assert 0 < len(reply) <= 512 and reply[:1] == b" ", reply[:20]
+    assert h.udp_exchange(ports["daytime"], b"").endswith(b"\r\n")
+    data = h.udp_exchange(ports["time"], b"")
+    assert len(data) == 4
+    assert abs(struct.unpack("!I", data)[0] - 2208988800 - time.time()) < 60
+    # discard answers nothing: the echo after it proves it was delivered.
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    s.sendto(b"nothing comes back", ("127.0.0.1", ports["discard"]))
+    try:
+        s.recvfrom(100)
+        raise AssertionError("discard answered")
+    except socket.timeout:
+        pass
+    s.close()
+
+
+def check_tls(d, ports):
+    ctx = ssl.create_default_context(cafile=os.path.join(d, "cert.pem"))
+    with h.connect(ports["tls"]) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(b"secret echo")
+            assert h.recv_exactly(s, 11) == b"secret echo"
+            assert s.version() in ("TLSv1.2", "TLSv1.3")
+
+
+def test_every_protocol():
+    d, daemon, ports = start_all()
+    check_tcp(ports)
+    check_udp(ports)
+    check_tls(d, ports)
+    assert daemon.stop() == 0, daemon.text()
+
+
+h.run([test_every_protocol])

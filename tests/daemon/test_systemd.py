@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""aloopd under a (fake) systemd: READY/RELOADING/STOPPING/STATUS and the
+watchdog on the test's own NOTIFY_SOCKET, socket activation with
+LISTEN_FDS/LISTEN_FDNAMES, and `systemd-analyze verify` of the unit."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+
+import aloopd_harness as h
+
+
+def test_notify_lifecycle():
+    d = h.tmpdir()
+    notify = h.NotifySocket(d)
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener("echo", "echo", port)])
+    daemon = h.Daemon(cfg, env={"NOTIFY_SOCKET": notify.path,
+                                "WATCHDOG_USEC": "1000000"})
+    assert notify.wait_for("READY=1") == "READY=1"
+    # Every listener is bound by then.
+    with h.connect(port) as s:
+        s.sendall(b"up")
+        assert h.recv_exactly(s, 2) == b"up"
+    assert re.match(r"STATUS=\d+ connections", notify.wait_for("STATUS="))
+    # WatchdogSec=1 s: pings at half of it.
+    assert notify.wait_for("WATCHDOG=1", 5) == "WATCHDOG=1"
+    assert notify.wait_for("WATCHDOG=1", 5) == "WATCHDOG=1"
+
+    daemon.signal(signal.SIGHUP)
+    msg = notify.wait_for("RELOADING=1")
+    assert re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=\d+", msg), msg
+    assert notify.wait_for("READY=1") == "READY=1"
+
+    daemon.signal(signal.SIGTERM)
+    assert notify.wait_for("STOPPING=1") == "STOPPING=1"
+    assert daemon.wait_exit() == 0, daemon.text()
+
+
+def test_socket_activation():
+    d = h.tmpdir()
+    # The launcher's part: bind, listen, and hand the socket over as fd 3.
+    passed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    passed.bind(("127.0.0.1", 0))
+    passed.listen(16)
+    port = passed.getsockname()[1]
+    # The config names another port: the passed socket must win.
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener("echo-act", "echo", h.free_port())])
+    fd = passed.fileno()
+    prefix = ('exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 '
+              'LISTEN_FDNAMES=echo-act; export LISTEN_PID LISTEN_FDS '
+              'LISTEN_FDNAMES;' % (fd, fd))
+    daemon = h.Daemon(cfg, pass_fds=(fd,), shell_prefix=prefix)
+    daemon.wait_ready()
+    passed.close()
+    assert "socket activation: 1 sockets" in daemon.text(), daemon.text()
+    with h.connect(port) as s:
+        s.sendall(b"activated")
+        assert h.recv_exactly(s, 9) == b"activated"
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_unit_verifies_cleanly():
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "systemd-analyze is missing (package systemd)"
+    d = h.tmpdir()
+    with open(os.path.join(h.TOP_SRCDIR, "systemd", "aloopd.service.in")) as f:
+        unit = f.read()
+    unit = unit.replace("@sbindir@/aloopd", os.path.abspath(h.ALOOPD))
+    unit = unit.replace("@sysconfdir@", "/etc")
+    path = os.path.join(d, "aloopd.service")
+    with open(path, "w") as f:
+        f.write(unit)
+    # Documentation= is checked with man(1): give it our pages.
+    for sec, page in (("8", "aloopd.8"), ("5", "aloop.conf.5")):
+        os.makedirs(os.path.join(d, "man", "man" + sec), exist_ok=True)
+        shutil.copy(os.path.join(h.TOP_SRCDIR, "man", page),
+                    os.path.join(d, "man", "man" + sec, page))
+    env = dict(os.environ, MANPATH=os.path.join(d, "man"))
+    r = subprocess.run([analyze, "verify", path], capture_output=True,
+                       text=True, env=env, timeout=60)
+    out = (r.stdout + r.stderr).strip()
+    assert out == "", out
+
+
+h.run([test_notify_lifecycle, test_socket_activation,
+       test_unit_verifies_cleanly])
