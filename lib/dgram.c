@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include <aloop/log.h>
+#include <aloop/net.h>
 #include <aloop/server.h>
 
 #include "loop-int.h"
@@ -436,6 +437,15 @@ dgram_start(void *arg)
 
 	d->start = ALOOP_HANDLE_NONE;
 	aloop__transport_ref(t);
+	if (aloop_future_done(d->fut)) {
+		/* Cancelled by the caller: nobody wants the endpoint. */
+		memset(&t->cb, 0, sizeof(t->cb));
+		aloop_future_release(d->fut);
+		d->fut = NULL;
+		aloop__transport_lost(t, 0, NULL);
+		aloop__transport_unref(t);
+		return;
+	}
 	if (d->factory != NULL &&
 	    (rc = d->factory(d->factory_arg, &state)) < 0) {
 		/* Refused: the protocol hears nothing, the socket closes. */
@@ -483,9 +493,22 @@ set_flags(int fd)
 	return 0;
 }
 
+static void
+make_hints(const struct aloop_datagram_options *o, int passive, int numeric,
+    struct addrinfo *hints)
+{
+	memset(hints, 0, sizeof(*hints));
+	hints->ai_family = o->family;
+	hints->ai_socktype = SOCK_DGRAM;
+	hints->ai_protocol = o->proto;
+	hints->ai_flags = (o->flags & ~AI_CANONNAME) |
+	    (passive ? AI_PASSIVE : 0) |
+	    (numeric ? AI_NUMERICHOST | AI_NUMERICSERV : 0);
+}
+
 /*
- * Resolve one side without blocking: numeric hosts and ports only.  Host
- * names need a resolver that does not block the loop; ALOOP_EGAI says so.
+ * Resolve one side at once if it is numeric (getaddrinfo then never
+ * blocks).  1 when the host is a name that needs the loop's resolver.
  */
 static int
 resolve(const struct aloop_datagram_options *o, const char *host,
@@ -498,22 +521,18 @@ resolve(const struct aloop_datagram_options *o, const char *host,
 	*res = NULL;
 	if (host == NULL && port == NULL)
 		return 0;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = o->family;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_protocol = o->proto;
-	hints.ai_flags = (o->flags & ~AI_CANONNAME) | AI_NUMERICHOST |
-	    AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	make_hints(o, passive, 1, &hints);
 	rc = getaddrinfo(host, port, &hints, res);
 	if (rc == 0)
 		return 0;
+	/* A name (not a malformed number): resolve it off the loop. */
+	if (rc == EAI_NONAME && host != NULL)
+		return 1;
 	if (rc == EAI_SYSTEM)
 		rc = errno != 0 ? -errno : ALOOP_EGAI;
 	else {
 		snprintf(msg, msglen, "%s:%s: %s", host ? host : "",
-		    port ? port : "", rc == EAI_NONAME ?
-		    "not a numeric address (names are not resolved here)" :
-		    gai_strerror(rc));
+		    port ? port : "", gai_strerror(rc));
 		rc = rc == EAI_FAMILY || rc == EAI_SERVICE ||
 		    rc == EAI_NONAME || rc == EAI_ADDRFAMILY ?
 		    ALOOP_EINVAL : ALOOP_EGAI;
@@ -661,6 +680,139 @@ nomem:
 	return ALOOP_ENOMEM;
 }
 
+/*
+ * Creation that waits for host names to resolve.  It is a loop resource,
+ * so that a loop closed meanwhile frees it.
+ */
+struct dgram_create {
+	struct aloop__resource	 res;
+	struct aloop_loop	*loop;
+	const struct aloop_datagram_protocol *proto;
+	aloop_protocol_factory_fn factory;
+	void			*factory_arg;
+	struct aloop_datagram_options o;	/* no host or port kept */
+	struct addrinfo		*ai[2];		/* numeric sides: local, remote */
+	struct aloop_future	*lookup[2];	/* named sides */
+	struct aloop_future	*fut;		/* the caller's */
+	int			 pending;
+};
+
+static void create_resolved(struct aloop_future *f, void *arg);
+
+static void
+create_free(struct dgram_create *c)
+{
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		if (c->lookup[i] != NULL) {
+			(void)aloop_future_remove_done_callback(c->lookup[i],
+			    create_resolved, c);
+			/* Its outcome is ours to retrieve, not to report. */
+			(void)aloop_future_error(c->lookup[i]);
+			aloop_future_release(c->lookup[i]);
+		}
+		if (c->ai[i] != NULL)
+			freeaddrinfo(c->ai[i]);
+	}
+	if (c->fut != NULL)
+		aloop_future_release(c->fut);
+	free(c);
+}
+
+static void
+create_on_loop_close(struct aloop__resource *res)
+{
+	create_free((struct dgram_create *)res);
+}
+
+static void
+create_resolved(struct aloop_future *f, void *arg)
+{
+	struct dgram_create *c = arg;
+	const struct aloop_error *e;
+	struct addrinfo *side[2];
+	const char *what;
+	void *res;
+	int i, fd, rc;
+
+	(void)f;
+	if (--c->pending > 0)
+		return;
+	aloop__loop_untrack(c->loop, &c->res);
+	/* The caller may have cancelled while we waited. */
+	if (aloop_future_done(c->fut))
+		goto out;
+	for (i = 0; i < 2; i++) {
+		side[i] = c->ai[i];
+		if (c->lookup[i] == NULL)
+			continue;
+		if ((rc = aloop_future_result(c->lookup[i], &res)) < 0) {
+			e = aloop_future_error(c->lookup[i]);
+			(void)aloop_future_set_error(c->fut, rc, "%s",
+			    e != NULL ? e->message : aloop_strerror(rc));
+			goto out;
+		}
+		side[i] = res;
+	}
+	rc = make_socket(&c->o, side[0], side[1], &fd, &what);
+	if (rc < 0)
+		(void)aloop_future_set_error(c->fut, rc, "datagram %s: %s",
+		    what, aloop_strerror(rc));
+	else if ((rc = dgram_new(c->loop, c->proto, c->factory,
+	    c->factory_arg, fd, c->fut)) < 0)
+		(void)aloop_future_set_error(c->fut, rc, NULL);
+out:
+	create_free(c);
+}
+
+/* Look up the named sides of @o; the rest is in @ai (taken over). */
+static int
+create_later(struct aloop_loop *loop,
+    const struct aloop_datagram_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    const struct aloop_datagram_options *o, struct addrinfo *ai[2],
+    const int named[2], struct aloop_future *fut)
+{
+	const char *host[2] = { o->local_host, o->remote_host };
+	const char *port[2] = { o->local_port, o->remote_port };
+	struct dgram_create *c;
+	struct addrinfo hints;
+	int i, rc;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return ALOOP_ENOMEM;
+	c->loop = loop;
+	c->proto = proto;
+	c->factory = factory;
+	c->factory_arg = factory_arg;
+	c->o = *o;
+	c->o.local_host = c->o.local_port = NULL;
+	c->o.remote_host = c->o.remote_port = NULL;
+	c->ai[0] = ai[0];
+	c->ai[1] = ai[1];
+	ai[0] = ai[1] = NULL;
+	c->fut = aloop_future_ref(fut);
+	for (i = 0; i < 2; i++) {
+		if (!named[i])
+			continue;
+		make_hints(o, i == 0, 0, &hints);
+		if ((rc = aloop_getaddrinfo(loop, host[i], port[i], &hints,
+		    &c->lookup[i])) < 0)
+			goto fail;
+		if ((rc = aloop_future_add_done_callback(c->lookup[i],
+		    create_resolved, c)) < 0)
+			goto fail;
+		c->pending++;
+	}
+	c->res.on_loop_close = create_on_loop_close;
+	aloop__loop_track(loop, &c->res);
+	return 0;
+fail:
+	create_free(c);
+	return rc;
+}
+
 int
 aloop_create_datagram_endpoint(struct aloop_loop *loop,
     const struct aloop_datagram_protocol *proto,
@@ -668,10 +820,11 @@ aloop_create_datagram_endpoint(struct aloop_loop *loop,
     const struct aloop_datagram_options *o, struct aloop_future **fut)
 {
 	struct aloop_datagram_options defaults;
-	struct addrinfo *local = NULL, *remote = NULL;
+	struct addrinfo *ai[2] = { NULL, NULL };
 	struct aloop_future *f = NULL;
 	const char *what = "";
 	char msg[256] = "";
+	int named[2] = { 0, 0 };
 	int fd = -1, rc;
 
 	if (fut != NULL)
@@ -697,15 +850,25 @@ aloop_create_datagram_endpoint(struct aloop_loop *loop,
 			return rc;
 		fd = o->sock;
 	} else {
-		if ((rc = resolve(o, o->local_host, o->local_port, 1, &local,
-		    msg, sizeof(msg))) < 0 ||
-		    (rc = resolve(o, o->remote_host, o->remote_port, 0, &remote,
+		if ((rc = resolve(o, o->local_host, o->local_port, 1, &ai[0],
 		    msg, sizeof(msg))) < 0)
 			goto out;
+		named[0] = rc;
+		if ((rc = resolve(o, o->remote_host, o->remote_port, 0, &ai[1],
+		    msg, sizeof(msg))) < 0)
+			goto out;
+		named[1] = rc;
+		rc = 0;
 	}
 	if ((rc = aloop_future_new(loop, &f)) < 0)
 		goto out;
-	if (fd < 0 && (rc = make_socket(o, local, remote, &fd, &what)) < 0) {
+	if (named[0] || named[1]) {
+		if ((rc = create_later(loop, proto, factory, factory_arg, o, ai,
+		    named, f)) < 0)
+			goto out;
+		goto done;
+	}
+	if (fd < 0 && (rc = make_socket(o, ai[0], ai[1], &fd, &what)) < 0) {
 		if (rc == ALOOP_EINVAL && strcmp(what, "address family") == 0)
 			/* No pair shares a family: an argument error. */
 			goto out;
@@ -723,10 +886,10 @@ done:
 out:
 	if (f != NULL)
 		aloop_future_release(f);
-	if (local != NULL)
-		freeaddrinfo(local);
-	if (remote != NULL)
-		freeaddrinfo(remote);
+	if (ai[0] != NULL)
+		freeaddrinfo(ai[0]);
+	if (ai[1] != NULL)
+		freeaddrinfo(ai[1]);
 	if (rc < 0 && msg[0] != '\0')
 		aloop_log(ALOOP_LOG_DEBUG, "create_datagram_endpoint: %s", msg);
 	return rc;

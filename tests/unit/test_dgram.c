@@ -767,6 +767,41 @@ test_pause_reading(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/* Host names go through the loop's resolver (/etc/hosts has localhost). */
+static void
+test_host_name(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop;
+	struct ep a, b;
+	char h[64], p[16];
+	int fds = count_fds();
+
+	loop = loop_open();
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.echo = 1;
+	aloop_datagram_options_init(&o);
+	o.family = AF_INET;
+	o.local_host = "localhost";
+	o.local_port = "0";
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &a, &o), 0);
+	sockname_of(a.t, h, sizeof(h), p, sizeof(p));
+	CU_ASSERT_STRING_EQUAL(h, "127.0.0.1");
+	aloop_datagram_options_init(&o);
+	o.family = AF_INET;
+	o.remote_host = "localhost";
+	o.remote_port = p;
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &b, &o), 0);
+	CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, "named", 5, NULL, 0), 0);
+	WAIT_FOR(loop, &b, b.nrecv == 1);
+	CU_ASSERT_STRING_EQUAL(b.last, "named");
+	ep_close(loop, &a);
+	ep_close(loop, &b);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 /* Closing the loop with an endpoint open releases its socket. */
 static void
 test_loop_close_releases(void)
@@ -800,6 +835,7 @@ static const struct test_case cases[] = {
 	TEST(test_flow_control_and_close_flushes),
 	TEST(test_abort_drops),
 	TEST(test_pause_reading),
+	TEST(test_host_name),
 	TEST(test_loop_close_releases),
 };
 
