@@ -1,1 +1,15 @@
-# Unit tests: stream (see tests/local.mk).
+# Unit tests: stream transports, servers, connections, resolution, sock_*
+# calls and pipes (see tests/local.mk).  They share the recording protocol
+# and loop helpers of stream_util.c.
+check_LTLIBRARIES += tests/unit/libstreamutil.la
+tests_unit_libstreamutil_la_SOURCES = \
+	tests/unit/stream_util.c tests/unit/stream_util.h
+tests_unit_libstreamutil_la_CPPFLAGS = $(TEST_CPPFLAGS)
+
+STREAM_TEST_LDADD = tests/unit/libstreamutil.la $(TEST_LDADD)
+
+check_PROGRAMS += tests/unit/test_stream
+tests_unit_test_stream_SOURCES = tests/unit/test_stream.c
+tests_unit_test_stream_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_stream_LDADD = $(STREAM_TEST_LDADD)
+TESTS += tests/unit/test_stream

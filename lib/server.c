@@ -1,0 +1,906 @@
+/*
+ * Servers: listening sockets for TCP and UNIX streams, the accept loop
+ * (with asyncio's back-off when descriptors run out), and the server
+ * object that counts its connections for wait_closed, close_clients and
+ * abort_clients.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include <aloop/log.h>
+#include <aloop/server.h>
+
+#include "loop-int.h"
+#include "net-int.h"
+#include "transport-int.h"
+
+/* asyncio's ACCEPT_RETRY_DELAY, seconds. */
+#define ACCEPT_RETRY_DELAY	1.0
+#define BACKLOG_DEFAULT		100
+
+struct listener {
+	struct aloop_server	*srv;
+	int			 fd;
+	struct event		*ev;
+	unsigned		 active:1;	/* ev is added */
+	unsigned		 backoff:1;	/* out of descriptors: waiting */
+	aloop_handle_t		 retry;
+};
+
+struct aloop_server {
+	struct aloop_loop		*loop;
+	unsigned			 refcnt;	/* callers' */
+	const struct aloop_protocol	*proto;
+	aloop_protocol_factory_fn	 factory;
+	void				*factory_arg;
+	struct aloop_tls_context	*ssl;
+	double				 hs_timeout, sd_timeout;
+	int				 backlog;
+	struct listener			*ls;
+	int				*fds;
+	size_t				 nls;
+	unsigned			 serving:1;
+	unsigned			 closed:1;
+	unsigned			 paused:1;	/* pause_accepting */
+	unsigned			 alive:1;	/* the loop's reference */
+	struct aloop_transport		*conns;
+	size_t				 nconns;
+	struct aloop_future		**waiters;
+	size_t				 nwaiters;
+	struct aloop__resource		 res;
+	/* A UNIX server's path, unlinked on close if it is still ours. */
+	char				*path;
+	dev_t				 path_dev;
+	ino_t				 path_ino;
+};
+
+static void	server_close_listeners(struct aloop_server *srv);
+static void	server_check_done(struct aloop_server *srv);
+
+void
+aloop_server_options_init(struct aloop_server_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->family = AF_UNSPEC;
+	o->flags = AI_PASSIVE;
+	o->sock = -1;
+	o->backlog = BACKLOG_DEFAULT;
+	o->reuse_address = 1;
+	o->ssl_handshake_timeout = 60.0;
+	o->ssl_shutdown_timeout = 30.0;
+	o->start_serving = 1;
+}
+
+/* ------------------------------------------------------- lifetime */
+
+static void
+server_free(struct aloop_server *srv)
+{
+	server_close_listeners(srv);
+	free(srv->ls);
+	free(srv->fds);
+	free(srv->waiters);
+	free(srv->path);
+	free(srv);
+}
+
+struct aloop_server *
+aloop_server_ref(struct aloop_server *srv)
+{
+	srv->refcnt++;
+	return srv;
+}
+
+void
+aloop_server_release(struct aloop_server *srv)
+{
+	if (srv == NULL || --srv->refcnt > 0 || srv->alive)
+		return;
+	server_free(srv);
+}
+
+/*
+ * Once closed with no connection left, the waiters are released and the
+ * loop lets go of the server.
+ */
+static void
+server_check_done(struct aloop_server *srv)
+{
+	struct aloop_future **w;
+	size_t i, n;
+
+	if (!srv->closed || srv->nconns > 0)
+		return;
+	w = srv->waiters;
+	n = srv->nwaiters;
+	srv->waiters = NULL;
+	srv->nwaiters = 0;
+	for (i = 0; i < n; i++) {
+		if (!aloop_future_done(w[i]))
+			(void)aloop_future_set_result(w[i], NULL, NULL);
+		aloop_future_release(w[i]);
+	}
+	free(w);
+	if (srv->alive) {
+		srv->alive = 0;
+		aloop__loop_untrack(srv->loop, &srv->res);
+		if (srv->refcnt == 0)
+			server_free(srv);
+	}
+}
+
+static void
+server_on_loop_close(struct aloop__resource *res)
+{
+	struct aloop_server *srv = (struct aloop_server *)(void *)
+	    ((char *)res - offsetof(struct aloop_server, res));
+
+	/* Connections were torn down first (tracked later, closed earlier). */
+	srv->alive = 0;
+	server_close_listeners(srv);
+	srv->closed = 1;
+	srv->serving = 0;
+	if (srv->refcnt == 0)
+		server_free(srv);
+}
+
+/* ----------------------------------------------------------- accept */
+
+static void
+listener_stop(struct listener *l)
+{
+	if (l->active) {
+		(void)event_del(l->ev);
+		l->active = 0;
+	}
+}
+
+static void
+listener_start(struct listener *l)
+{
+	struct aloop_server *srv = l->srv;
+
+	if (l->active || l->backoff || l->ev == NULL || !srv->serving ||
+	    srv->paused || srv->closed)
+		return;
+	if (event_add(l->ev, NULL) == 0)
+		l->active = 1;
+}
+
+static void
+server_conn_gone(struct aloop_transport *t, void *owner)
+{
+	struct aloop_server *srv = owner;
+
+	if (t->owner_prev != NULL)
+		t->owner_prev->owner_next = t->owner_next;
+	else
+		srv->conns = t->owner_next;
+	if (t->owner_next != NULL)
+		t->owner_next->owner_prev = t->owner_prev;
+	t->owner_prev = t->owner_next = NULL;
+	srv->nconns--;
+	server_check_done(srv);
+}
+
+static void
+server_conn_add(struct aloop_server *srv, struct aloop_transport *t)
+{
+	aloop__transport_set_owner(t, server_conn_gone, srv);
+	t->owner_prev = NULL;
+	t->owner_next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->owner_prev = t;
+	srv->conns = t;
+	srv->nconns++;
+}
+
+static void
+server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
+{
+	struct aloop_transport *t;
+	void *state = NULL;
+	int rc;
+
+	if (!is_unix)
+		aloop__sock_set_nodelay(fd);
+	if (srv->ssl != NULL) {
+		/*
+		 * TLS transports come from lib/tls.c; until the TLS module
+		 * provides aloop__tls_transport_new, a TLS server cannot be
+		 * created (aloop_create_server refuses it), so this is never
+		 * reached.
+		 */
+		(void)close(fd);
+		return;
+	}
+	if ((rc = srv->factory(srv->factory_arg, &state)) != 0) {
+		aloop_log(ALOOP_LOG_DEBUG,
+		    "protocol factory refused a connection: %s",
+		    aloop_strerror(rc));
+		(void)close(fd);
+		return;
+	}
+	if ((rc = aloop__stream_transport_new(srv->loop, fd,
+	    ALOOP__STREAM_SOCKET, srv->proto, state, 1, &t)) != 0) {
+		aloop_log(ALOOP_LOG_ERR, "cannot set up an accepted "
+		    "connection: %s", aloop_strerror(rc));
+		return;
+	}
+	server_conn_add(srv, t);
+	aloop__stream_transport_made(t);
+}
+
+static void
+listener_retry_cb(void *arg)
+{
+	struct listener *l = arg;
+
+	l->retry = ALOOP_HANDLE_NONE;
+	l->backoff = 0;
+	listener_start(l);
+}
+
+static void
+listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct aloop_server *srv = l->srv;
+	struct aloop_context ctx = ALOOP_CONTEXT_INIT(
+	    "socket.accept() out of system resource");
+	struct aloop_error err;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, i, is_unix = -1;
+
+	(void)what;
+	/* The server may be closed from inside a callback below. */
+	aloop_server_ref(srv);
+	for (i = 0; i < srv->backlog && l->active && !srv->closed; i++) {
+		len = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd == -1) {
+			switch (errno) {
+			case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+			case EWOULDBLOCK:
+#endif
+				goto out;
+			case EINTR:
+			case ECONNABORTED:
+			case EPROTO:
+				continue;
+			case EMFILE:
+			case ENFILE:
+			case ENOBUFS:
+			case ENOMEM:
+				/*
+				 * Retrying at once would spin on the same
+				 * error: stop listening for a second, as
+				 * asyncio does, and never close the listener.
+				 */
+				err.code = -errno;
+				err.message = aloop_strerror(err.code);
+				ctx.error = &err;
+				ctx.socket = l->fd;
+				aloop_call_exception_handler(srv->loop, &ctx);
+				listener_stop(l);
+				l->backoff = 1;
+				if (aloop_call_later(srv->loop,
+				    ACCEPT_RETRY_DELAY, listener_retry_cb, l,
+				    &l->retry) != 0)
+					l->backoff = 0;
+				goto out;
+			default:
+				aloop_log_errno(ALOOP_LOG_ERR, "accept");
+				goto out;
+			}
+		}
+		if (is_unix == -1)
+			is_unix = ss.ss_family == AF_UNIX;
+		server_handle_conn(srv, fd, is_unix);
+	}
+out:
+	aloop_server_release(srv);
+}
+
+static void
+server_close_listeners(struct aloop_server *srv)
+{
+	struct listener *l;
+	size_t i;
+
+	for (i = 0; i < srv->nls; i++) {
+		l = &srv->ls[i];
+		listener_stop(l);
+		if (l->ev != NULL) {
+			event_free(l->ev);
+			l->ev = NULL;
+		}
+		if (l->retry != ALOOP_HANDLE_NONE) {
+			aloop_handle_cancel(srv->loop, l->retry);
+			l->retry = ALOOP_HANDLE_NONE;
+		}
+		if (l->fd >= 0) {
+			(void)close(l->fd);
+			l->fd = -1;
+		}
+	}
+	if (srv->path != NULL) {
+		struct stat st;
+
+		/* Only our own socket file: another server may own it now. */
+		if (stat(srv->path, &st) == 0 && st.st_dev == srv->path_dev &&
+		    st.st_ino == srv->path_ino)
+			(void)unlink(srv->path);
+		free(srv->path);
+		srv->path = NULL;
+	}
+}
+
+/* ----------------------------------------------------------- public */
+
+void
+aloop_server_close(struct aloop_server *srv)
+{
+	if (srv->closed)
+		return;
+	srv->closed = 1;
+	srv->serving = 0;
+	server_close_listeners(srv);
+	aloop_server_ref(srv);
+	server_check_done(srv);
+	aloop_server_release(srv);
+}
+
+static void
+server_each_conn(struct aloop_server *srv, void (*fn)(struct aloop_transport *))
+{
+	struct aloop_transport *t, *next;
+
+	/* Connections leave the list on a later turn, never inside @fn. */
+	for (t = srv->conns; t != NULL; t = next) {
+		next = t->owner_next;
+		fn(t);
+	}
+}
+
+void
+aloop_server_close_clients(struct aloop_server *srv)
+{
+	server_each_conn(srv, aloop_transport_close);
+}
+
+void
+aloop_server_abort_clients(struct aloop_server *srv)
+{
+	server_each_conn(srv, aloop_transport_abort);
+}
+
+int
+aloop_server_wait_closed(struct aloop_server *srv, struct aloop_future **fut)
+{
+	struct aloop_future *f, **w;
+	int rc;
+
+	if ((rc = aloop_future_new(srv->loop, &f)) != 0)
+		return rc;
+	if (srv->closed && srv->nconns == 0) {
+		(void)aloop_future_set_result(f, NULL, NULL);
+		*fut = f;
+		return 0;
+	}
+	w = realloc(srv->waiters, (srv->nwaiters + 1) * sizeof(*w));
+	if (w == NULL) {
+		aloop_future_release(f);
+		return ALOOP_ENOMEM;
+	}
+	srv->waiters = w;
+	w[srv->nwaiters++] = aloop_future_ref(f);
+	*fut = f;
+	return 0;
+}
+
+int
+aloop_server_start_serving(struct aloop_server *srv)
+{
+	size_t i;
+
+	if (srv->closed)
+		return ALOOP_ESTATE;
+	if (srv->serving)
+		return 0;
+	srv->serving = 1;
+	for (i = 0; i < srv->nls; i++)
+		listener_start(&srv->ls[i]);
+	return 0;
+}
+
+int
+aloop_server_is_serving(const struct aloop_server *srv)
+{
+	return srv->serving && !srv->closed;
+}
+
+const int *
+aloop_server_sockets(const struct aloop_server *srv, size_t *n)
+{
+	*n = srv->closed ? 0 : srv->nls;
+	return srv->closed ? NULL : srv->fds;
+}
+
+size_t
+aloop_server_connection_count(const struct aloop_server *srv)
+{
+	return srv->nconns;
+}
+
+void
+aloop_server_pause_accepting(struct aloop_server *srv)
+{
+	size_t i;
+
+	srv->paused = 1;
+	for (i = 0; i < srv->nls; i++)
+		listener_stop(&srv->ls[i]);
+}
+
+void
+aloop_server_resume_accepting(struct aloop_server *srv)
+{
+	size_t i;
+
+	srv->paused = 0;
+	for (i = 0; i < srv->nls; i++)
+		listener_start(&srv->ls[i]);
+}
+
+/* ------------------------------------------------------------ create */
+
+static struct aloop_server *
+server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    const struct aloop_server_options *o)
+{
+	struct aloop_server *srv;
+
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return NULL;
+	srv->loop = loop;
+	srv->proto = proto;
+	srv->factory = factory;
+	srv->factory_arg = factory_arg;
+	srv->ssl = o->ssl;
+	srv->hs_timeout = o->ssl_handshake_timeout;
+	srv->sd_timeout = o->ssl_shutdown_timeout;
+	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
+	srv->refcnt = 1;
+	srv->res.on_loop_close = server_on_loop_close;
+	return srv;
+}
+
+/* Adopt the listening descriptors in @fds (owned from now on). */
+static int
+server_attach(struct aloop_server *srv, const int *fds, size_t n,
+    int start)
+{
+	struct event_base *base = aloop__loop_base(srv->loop);
+	size_t i;
+
+	srv->ls = calloc(n, sizeof(*srv->ls));
+	srv->fds = calloc(n, sizeof(*srv->fds));
+	if (srv->ls == NULL || srv->fds == NULL)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		srv->ls[i].srv = srv;
+		srv->ls[i].fd = fds[i];
+		srv->fds[i] = fds[i];
+	}
+	srv->nls = n;
+	for (i = 0; i < n; i++) {
+		srv->ls[i].ev = event_new(base, fds[i], EV_READ | EV_PERSIST,
+		    listener_accept_cb, &srv->ls[i]);
+		if (srv->ls[i].ev == NULL)
+			return ALOOP_ENOMEM;	/* the caller frees srv */
+	}
+	srv->alive = 1;
+	aloop__loop_track(srv->loop, &srv->res);
+	if (start)
+		(void)aloop_server_start_serving(srv);
+	return 0;
+fail:
+	for (i = 0; i < n; i++)
+		(void)close(fds[i]);
+	return ALOOP_ENOMEM;
+}
+
+/* Make @fd non-blocking and close-on-exec (an adopted socket). */
+static int
+fd_prepare(int fd)
+{
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1)
+		return -errno;
+	if ((fl = fcntl(fd, F_GETFD)) == -1 ||
+	    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		return -errno;
+	return 0;
+}
+
+/* The pending create_server: waiting for the resolution of its hosts. */
+struct creating {
+	struct aloop_loop		*loop;
+	struct aloop_future		*fut;	/* the caller's */
+	struct aloop_server		*srv;
+	struct aloop_server_options	 o;
+	char				*port;
+};
+
+static void
+creating_free(struct creating *c)
+{
+	aloop_future_release(c->fut);
+	free(c->port);
+	free(c);
+}
+
+static int
+bind_one(const struct aloop__addr *a, const struct aloop_server_options *o,
+    int *out, char *errbuf, size_t errlen)
+{
+	char addr[ALOOP__ADDRSTRLEN];
+	int fd, on = 1, rc;
+
+	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    a->protocol);
+	if (fd == -1) {
+		/* An address family the host lacks (no IPv6) is skipped. */
+		if (errno == EAFNOSUPPORT)
+			return 1;
+		rc = -errno;
+		snprintf(errbuf, errlen, "socket: %s", strerror(errno));
+		return rc;
+	}
+	if (o->reuse_address && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR,
+	    &on, sizeof(on)) == -1)
+		goto fail;
+	if (o->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
+	    sizeof(on)) == -1)
+		goto fail;
+	/*
+	 * Every interface means one socket per family; without V6ONLY the
+	 * IPv6 socket would claim the IPv4 port as well and the second bind
+	 * would fail.
+	 */
+	if (a->family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
+	    &on, sizeof(on)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1) {
+		rc = -errno;
+		snprintf(errbuf, errlen, "error while attempting to bind on "
+		    "address %s: %s", aloop__sockaddr_str((const struct
+		    sockaddr *)&a->ss, a->len, addr, sizeof(addr)),
+		    strerror(errno));
+		(void)close(fd);
+		return rc;
+	}
+	if (listen(fd, o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT) == -1)
+		goto fail;
+	*out = fd;
+	return 0;
+fail:
+	rc = -errno;
+	snprintf(errbuf, errlen, "%s", strerror(errno));
+	(void)close(fd);
+	return rc;
+}
+
+static void
+creating_resolved(struct aloop_future *rf, void *arg)
+{
+	struct creating *c = arg;
+	struct aloop__addrlist *list = NULL;
+	const struct aloop_error *err;
+	char errbuf[ALOOP__ADDRSTRLEN + 128];
+	int *fds = NULL, rc;
+	size_t i, n = 0;
+
+	if (aloop_future_done(c->fut))	/* cancelled meanwhile */
+		goto out;
+	if ((rc = aloop_future_result(rf, (void **)&list)) != 0) {
+		err = aloop_future_error(rf);
+		(void)aloop_future_set_error(c->fut, rc, "%s",
+		    err != NULL ? err->message : aloop_strerror(rc));
+		goto out;
+	}
+	if ((fds = calloc(list->n, sizeof(*fds))) == NULL) {
+		(void)aloop_future_set_error(c->fut, ALOOP_ENOMEM, NULL);
+		goto out;
+	}
+	for (i = 0; i < list->n; i++) {
+		rc = bind_one(&list->a[i], &c->o, &fds[n], errbuf,
+		    sizeof(errbuf));
+		if (rc == 1)
+			continue;
+		if (rc < 0) {
+			while (n > 0)
+				(void)close(fds[--n]);
+			(void)aloop_future_set_error(c->fut, rc, "%s", errbuf);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0) {
+		(void)aloop_future_set_error(c->fut, -EAFNOSUPPORT,
+		    "no address to listen on");
+		goto out;
+	}
+	if ((rc = server_attach(c->srv, fds, n, c->o.start_serving)) != 0) {
+		(void)aloop_future_set_error(c->fut, rc, NULL);
+		goto out;
+	}
+	if (aloop_future_set_result(c->fut, c->srv, NULL) == 0)
+		c->srv = NULL;	/* the caller's reference now */
+out:
+	free(fds);
+	if (c->srv != NULL) {
+		server_close_listeners(c->srv);
+		aloop_server_close(c->srv);
+		aloop_server_release(c->srv);
+	}
+	aloop_future_release(rf);
+	creating_free(c);
+}
+
+static int
+check_proto(struct aloop_loop *loop, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, const struct aloop_server_options *o,
+    struct aloop_future **fut)
+{
+	int rc;
+
+	if (proto == NULL || factory == NULL || fut == NULL)
+		return ALOOP_EINVAL;
+	if ((rc = aloop__loop_check(loop, "create_server")) != 0)
+		return rc;
+	if (o->ssl != NULL)
+		/* lib/tls.c has not provided aloop__tls_transport_new yet. */
+		return ALOOP_ENOTSUP;
+	return 0;
+}
+
+/* A server on the adopted listening socket o->sock. */
+static int
+server_from_sock(struct aloop_loop *loop, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    const struct aloop_server_options *o, struct aloop_future **fut)
+{
+	struct aloop_server *srv;
+	struct aloop_future *f;
+	int rc, fd = o->sock;
+
+	if ((rc = fd_prepare(fd)) != 0)
+		return rc;
+	if ((rc = aloop_future_new(loop, &f)) != 0)
+		return rc;
+	if ((srv = server_new(loop, proto, factory, factory_arg, o)) == NULL) {
+		aloop_future_release(f);
+		return ALOOP_ENOMEM;
+	}
+	if ((rc = server_attach(srv, &fd, 1, o->start_serving)) != 0) {
+		aloop_server_close(srv);
+		aloop_server_release(srv);
+		aloop_future_release(f);
+		return rc;
+	}
+	(void)aloop_future_set_result(f, srv, NULL);
+	*fut = f;
+	return 0;
+}
+
+int
+aloop_create_server(struct aloop_loop *loop, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg, const char *host,
+    const char *port, const struct aloop_server_options *o,
+    struct aloop_future **fut)
+{
+	struct aloop_server_options defaults;
+	struct aloop_future *rf;
+	struct addrinfo hints;
+	struct creating *c;
+	const char *const *hosts;
+	size_t nhosts;
+	int rc;
+
+	if (o == NULL) {
+		aloop_server_options_init(&defaults);
+		o = &defaults;
+	}
+	if ((rc = check_proto(loop, proto, factory, o, fut)) != 0)
+		return rc;
+	if (o->nhosts > 0 && host != NULL)
+		return ALOOP_EINVAL;
+	if (o->sock >= 0) {
+		if (host != NULL || port != NULL || o->nhosts > 0)
+			return ALOOP_EINVAL;
+		return server_from_sock(loop, proto, factory, factory_arg, o,
+		    fut);
+	}
+	if (port == NULL && host == NULL && o->nhosts == 0)
+		return ALOOP_EINVAL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return ALOOP_ENOMEM;
+	c->loop = loop;
+	c->o = *o;
+	c->o.hosts = NULL;
+	c->o.nhosts = 0;
+	if ((port != NULL && (c->port = strdup(port)) == NULL) ||
+	    (c->srv = server_new(loop, proto, factory, factory_arg,
+	    o)) == NULL) {
+		free(c->port);
+		free(c);
+		return ALOOP_ENOMEM;
+	}
+	if ((rc = aloop_future_new(loop, &c->fut)) != 0) {
+		aloop_server_release(c->srv);
+		free(c->port);
+		free(c);
+		return rc;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = o->family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = o->flags | AI_PASSIVE;
+	hosts = o->nhosts > 0 ? o->hosts : &host;
+	nhosts = o->nhosts > 0 ? o->nhosts : 1;
+	rc = aloop__resolve(loop, hosts, nhosts, port != NULL ? port : "0",
+	    &hints, 1, &rf);
+	if (rc == 0 && (rc = aloop_future_add_done_callback(rf,
+	    creating_resolved, c)) != 0)
+		aloop_future_release(rf);
+	if (rc != 0) {
+		aloop_server_release(c->srv);
+		aloop_future_release(c->fut);
+		free(c->port);
+		free(c);
+		return rc;
+	}
+	*fut = aloop_future_ref(c->fut);
+	return 0;
+}
+
+/* ------------------------------------------------------------- UNIX */
+
+int
+aloop__unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
+{
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(sun->sun_path))
+		return ALOOP_EINVAL;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
+/*
+ * A socket file left behind by a dead server refuses connections: remove
+ * it.  One that accepts belongs to a live server: EADDRINUSE.
+ */
+static int
+unix_clear_stale(const struct sockaddr_un *sun, socklen_t len)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(sun->sun_path, &st) == -1)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EADDRINUSE;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return -errno;
+	rc = connect(fd, (const struct sockaddr *)sun, len);
+	if (rc == 0) {
+		(void)close(fd);
+		return -EADDRINUSE;
+	}
+	rc = errno;
+	(void)close(fd);
+	if (rc != ECONNREFUSED)
+		return -EADDRINUSE;
+	if (unlink(sun->sun_path) == -1 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int
+aloop_create_unix_server(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, const char *path, const struct aloop_server_options *o,
+    struct aloop_future **fut)
+{
+	struct aloop_server_options defaults;
+	struct aloop_server *srv;
+	struct aloop_future *f;
+	struct sockaddr_un sun;
+	struct stat st;
+	socklen_t len;
+	int fd, rc;
+
+	if (o == NULL) {
+		aloop_server_options_init(&defaults);
+		o = &defaults;
+	}
+	if ((rc = check_proto(loop, proto, factory, o, fut)) != 0)
+		return rc;
+	if (o->sock >= 0) {
+		if (path != NULL)
+			return ALOOP_EINVAL;
+		return server_from_sock(loop, proto, factory, factory_arg, o,
+		    fut);
+	}
+	if (path == NULL || (rc = aloop__unix_addr(path, &sun, &len)) != 0)
+		return ALOOP_EINVAL;
+	if ((rc = aloop_future_new(loop, &f)) != 0)
+		return rc;
+	if ((rc = unix_clear_stale(&sun, len)) != 0) {
+		(void)aloop_future_set_error(f, rc, "%s: %s", path,
+		    aloop_strerror(rc));
+		*fut = f;
+		return 0;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		aloop_future_release(f);
+		return -errno;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, len) == -1 ||
+	    listen(fd, o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT) == -1) {
+		rc = -errno;
+		(void)close(fd);
+		(void)aloop_future_set_error(f, rc, "%s: %s", path,
+		    aloop_strerror(rc));
+		*fut = f;
+		return 0;
+	}
+	if ((srv = server_new(loop, proto, factory, factory_arg, o)) == NULL ||
+	    (srv->path = strdup(path)) == NULL) {
+		if (srv != NULL)
+			free(srv);
+		(void)close(fd);
+		(void)unlink(path);
+		aloop_future_release(f);
+		return ALOOP_ENOMEM;
+	}
+	if (stat(path, &st) == 0) {
+		srv->path_dev = st.st_dev;
+		srv->path_ino = st.st_ino;
+	}
+	if ((rc = server_attach(srv, &fd, 1, o->start_serving)) != 0) {
+		aloop_server_close(srv);
+		aloop_server_release(srv);
+		aloop_future_release(f);
+		return rc;
+	}
+	(void)aloop_future_set_result(f, srv, NULL);
+	*fut = f;
+	return 0;
+}

@@ -1,0 +1,469 @@
+/*
+ * The public transport API and what every kind of transport shares: the
+ * reference count, idempotent close and abort, write flow control and the
+ * exactly-once, always-deferred connection_lost.  Each kind plugs in
+ * through struct aloop__transport_ops (see transport-int.h).
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <aloop/log.h>
+#include <aloop/transport.h>
+
+#include "transport-int.h"
+
+/* asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES. */
+#define WRITES_AFTER_CLOSE_LOG	5
+
+static void	transport_on_loop_close(struct aloop__resource *res);
+
+void
+aloop__protocol_common_stream(struct aloop__protocol_common *cb,
+    const struct aloop_protocol *proto)
+{
+	cb->connection_made = proto->connection_made;
+	cb->connection_lost = proto->connection_lost;
+	cb->pause_writing = proto->pause_writing;
+	cb->resume_writing = proto->resume_writing;
+}
+
+void
+aloop__transport_init(struct aloop_transport *t,
+    const struct aloop__transport_ops *ops, struct aloop_loop *loop,
+    const void *proto, const struct aloop__protocol_common *cb, void *state)
+{
+	memset(t, 0, sizeof(*t));
+	t->ops = ops;
+	t->loop = loop;
+	t->proto = proto;
+	t->state = state;
+	if (cb != NULL)
+		t->cb = *cb;
+	t->refcnt = 1;
+	t->high = ALOOP__HIGH_WATER_DEFAULT;
+	t->low = ALOOP__HIGH_WATER_DEFAULT / 4;
+	t->lost_handle = ALOOP_HANDLE_NONE;
+	t->res.on_loop_close = transport_on_loop_close;
+	aloop__loop_track(loop, &t->res);
+}
+
+void
+aloop__transport_ref(struct aloop_transport *t)
+{
+	t->refcnt++;
+}
+
+void
+aloop__transport_unref(struct aloop_transport *t)
+{
+	if (t->refcnt == 0 || --t->refcnt > 0)
+		return;
+	free(t->lost_msg);
+	t->lost_msg = NULL;
+	t->ops->free(t);
+}
+
+void
+aloop__transport_set_owner(struct aloop_transport *t,
+    aloop__transport_owner_fn fn, void *owner)
+{
+	t->owner_fn = fn;
+	t->owner = owner;
+}
+
+/* The owner learns once that the transport is finished. */
+static void
+transport_notify_owner(struct aloop_transport *t)
+{
+	aloop__transport_owner_fn fn = t->owner_fn;
+
+	t->owner_fn = NULL;
+	if (fn != NULL)
+		fn(t, t->owner);
+}
+
+int
+aloop__transport_made(struct aloop_transport *t)
+{
+	int rc;
+
+	if (t->flags & ALOOP__T_MADE)
+		return (t->flags & ALOOP__T_CLOSING) ? ALOOP_ESTATE : 0;
+	t->flags |= ALOOP__T_MADE;
+	aloop__transport_ref(t);
+	if (t->cb.connection_made != NULL)
+		t->cb.connection_made(t, t->state);
+	rc = (t->flags & ALOOP__T_CLOSING) ? ALOOP_ESTATE : 0;
+	aloop__transport_unref(t);
+	return rc;
+}
+
+/*
+ * The deferred end: release the descriptor first, as asyncio closes the
+ * socket before calling connection_lost, then tell the protocol, then its
+ * owner, then drop the loop's reference.
+ */
+static void
+transport_lost_cb(void *arg)
+{
+	struct aloop_transport *t = arg;
+	struct aloop_error err;
+
+	t->lost_handle = ALOOP_HANDLE_NONE;
+	t->flags |= ALOOP__T_DONE;
+	aloop__loop_untrack(t->loop, &t->res);
+	t->ops->teardown(t);
+	if (t->cb.connection_lost != NULL) {
+		if (t->lost_code != 0) {
+			err.code = t->lost_code;
+			err.message = t->lost_msg != NULL ? t->lost_msg :
+			    aloop_strerror(t->lost_code);
+			t->cb.connection_lost(t, t->state, &err);
+		} else
+			t->cb.connection_lost(t, t->state, NULL);
+	}
+	transport_notify_owner(t);
+	aloop__transport_unref(t);
+}
+
+static void
+transport_on_loop_close(struct aloop__resource *res)
+{
+	struct aloop_transport *t = (struct aloop_transport *)
+	    ((char *)res - offsetof(struct aloop_transport, res));
+
+	/* The loop discards the pending connection_lost call itself. */
+	t->lost_handle = ALOOP_HANDLE_NONE;
+	t->flags |= ALOOP__T_CLOSING | ALOOP__T_DONE;
+	t->ops->teardown(t);
+	transport_notify_owner(t);
+	aloop__transport_unref(t);
+}
+
+void
+aloop__transport_lost(struct aloop_transport *t, int code, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
+	t->lost_code = code;
+	if (code != 0 && fmt != NULL) {
+		va_start(ap, fmt);
+		if (vasprintf(&t->lost_msg, fmt, ap) == -1)
+			t->lost_msg = NULL;
+		va_end(ap);
+	}
+	if (aloop_call_soon(t->loop, transport_lost_cb, t,
+	    &t->lost_handle) != 0) {
+		/* A closed loop runs nothing: end without callbacks. */
+		aloop__loop_untrack(t->loop, &t->res);
+		transport_on_loop_close(&t->res);
+	}
+}
+
+/* The errors asyncio's _FATAL_ERROR_IGNORE lists: a peer going away. */
+static int
+transport_error_is_ordinary(int code)
+{
+	return code == -ECONNRESET || code == -EPIPE ||
+	    code == -ECONNABORTED || code == -ESHUTDOWN;
+}
+
+void
+aloop__transport_fatal(struct aloop_transport *t, int code, const char *what)
+{
+	struct aloop_context ctx = ALOOP_CONTEXT_INIT(what);
+	struct aloop_error err = { code, aloop_strerror(code) };
+
+	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	if (transport_error_is_ordinary(code))
+		aloop_log(ALOOP_LOG_DEBUG, "%s: %s", what, err.message);
+	else {
+		ctx.error = &err;
+		ctx.transport = t;
+		ctx.protocol = t->state;
+		aloop_call_exception_handler(t->loop, &ctx);
+	}
+	t->flags |= ALOOP__T_CLOSING;
+	if (!(t->flags & ALOOP__T_ABORTED)) {
+		t->flags |= ALOOP__T_ABORTED;
+		if (t->ops->abort != NULL)
+			t->ops->abort(t);
+		else
+			t->ops->teardown(t);
+	}
+	aloop__transport_lost(t, code, NULL);
+}
+
+void
+aloop__transport_pause_check(struct aloop_transport *t)
+{
+	size_t size;
+
+	if (t->flags & (ALOOP__T_PAUSED_WRITE | ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	size = aloop_transport_get_write_buffer_size(t);
+	if (size <= t->high)
+		return;
+	t->flags |= ALOOP__T_PAUSED_WRITE;
+	if (t->cb.pause_writing != NULL) {
+		aloop__transport_ref(t);
+		t->cb.pause_writing(t, t->state);
+		aloop__transport_unref(t);
+	}
+}
+
+void
+aloop__transport_resume_check(struct aloop_transport *t)
+{
+	if (!(t->flags & ALOOP__T_PAUSED_WRITE) ||
+	    (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE)))
+		return;
+	if (aloop_transport_get_write_buffer_size(t) > t->low)
+		return;
+	t->flags &= ~ALOOP__T_PAUSED_WRITE;
+	if (t->cb.resume_writing != NULL) {
+		aloop__transport_ref(t);
+		t->cb.resume_writing(t, t->state);
+		aloop__transport_unref(t);
+	}
+}
+
+/* ------------------------------------------------------------ public */
+
+struct aloop_loop *
+aloop_transport_get_loop(const struct aloop_transport *t)
+{
+	return t->loop;
+}
+
+void *
+aloop_transport_get_protocol_state(const struct aloop_transport *t)
+{
+	return t->state;
+}
+
+const void *
+aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
+    size_t *len)
+{
+	if (len != NULL)
+		*len = 0;
+	if (name == NULL || t->ops->get_extra_info == NULL)
+		return NULL;
+	return t->ops->get_extra_info(t, name, len);
+}
+
+/*
+ * asyncio counts writes made after the connection ended and warns once
+ * the count reaches its threshold.  One line is enough to point at the
+ * bug; repeating it for every later write would only flood the log.
+ */
+static void
+transport_count_dropped_write(struct aloop_transport *t)
+{
+	if (++t->writes_after_close == WRITES_AFTER_CLOSE_LOG)
+		aloop_log(ALOOP_LOG_WARNING,
+		    "%s transport: write after close or loss; data dropped "
+		    "(%u writes so far)", t->ops->name, t->writes_after_close);
+}
+
+int
+aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
+    int iovcnt)
+{
+	size_t total = 0;
+	int i, rc;
+
+	if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
+		return ALOOP_EINVAL;
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	if (total == 0)
+		return 0;
+	if (t->flags & ALOOP__T_CLOSING) {
+		transport_count_dropped_write(t);
+		return 0;
+	}
+	if (t->flags & ALOOP__T_EOF_WRITTEN)
+		return ALOOP_ESTATE;
+	if (t->ops->write == NULL)
+		return ALOOP_ENOTSUP;
+	aloop__transport_ref(t);
+	rc = t->ops->write(t, iov, iovcnt);
+	if (rc == 0)
+		aloop__transport_pause_check(t);
+	aloop__transport_unref(t);
+	return rc;
+}
+
+int
+aloop_transport_write(struct aloop_transport *t, const void *data, size_t len)
+{
+	struct iovec iov;
+
+	if (len == 0)
+		return 0;
+	if (data == NULL)
+		return ALOOP_EINVAL;
+	iov.iov_base = (void *)(uintptr_t)data;
+	iov.iov_len = len;
+	return aloop_transport_writelines(t, &iov, 1);
+}
+
+int
+aloop_transport_write_eof(struct aloop_transport *t)
+{
+	int rc;
+
+	if (t->ops->write_eof == NULL)
+		return ALOOP_ENOTSUP;
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN))
+		return 0;
+	t->flags |= ALOOP__T_EOF_WRITTEN;
+	aloop__transport_ref(t);
+	rc = t->ops->write_eof(t);
+	aloop__transport_unref(t);
+	return rc;
+}
+
+int
+aloop_transport_can_write_eof(const struct aloop_transport *t)
+{
+	return t->ops->can_write_eof != NULL && t->ops->write_eof != NULL &&
+	    t->ops->can_write_eof(t);
+}
+
+void
+aloop_transport_close(struct aloop_transport *t)
+{
+	if (t->flags & ALOOP__T_CLOSING)
+		return;
+	t->flags |= ALOOP__T_CLOSING | ALOOP__T_CLOSE_CALLED;
+	aloop__transport_ref(t);
+	t->ops->close(t);
+	aloop__transport_unref(t);
+}
+
+void
+aloop_transport_abort(struct aloop_transport *t)
+{
+	if (t->flags & (ALOOP__T_ABORTED | ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
+	aloop__transport_ref(t);
+	if (t->ops->abort != NULL)
+		t->ops->abort(t);
+	else
+		t->ops->teardown(t);
+	aloop__transport_lost(t, 0, NULL);
+	aloop__transport_unref(t);
+}
+
+int
+aloop_transport_is_closing(const struct aloop_transport *t)
+{
+	return (t->flags & ALOOP__T_CLOSING) != 0;
+}
+
+void
+aloop_transport_pause_reading(struct aloop_transport *t)
+{
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ))
+		return;
+	t->flags |= ALOOP__T_PAUSED_READ;
+	if (t->ops->pause_reading != NULL)
+		t->ops->pause_reading(t);
+}
+
+void
+aloop_transport_resume_reading(struct aloop_transport *t)
+{
+	if ((t->flags & ALOOP__T_CLOSING) ||
+	    !(t->flags & ALOOP__T_PAUSED_READ))
+		return;
+	t->flags &= ~ALOOP__T_PAUSED_READ;
+	if (t->ops->resume_reading != NULL)
+		t->ops->resume_reading(t);
+}
+
+int
+aloop_transport_is_reading(const struct aloop_transport *t)
+{
+	return !(t->flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ)) &&
+	    t->ops->pause_reading != NULL;
+}
+
+int
+aloop_transport_set_write_buffer_limits(struct aloop_transport *t,
+    ssize_t high, ssize_t low)
+{
+	if (high < -1 || low < -1)
+		return ALOOP_EINVAL;
+	if (high == -1) {
+		if (low == -1)
+			high = ALOOP__HIGH_WATER_DEFAULT;
+		else if (low > SSIZE_MAX / 4)
+			return ALOOP_EINVAL;
+		else
+			high = 4 * low;
+	}
+	if (low == -1)
+		low = high / 4;
+	if (!(high >= low && low >= 0))
+		return ALOOP_EINVAL;
+	t->high = (size_t)high;
+	t->low = (size_t)low;
+	aloop__transport_ref(t);
+	aloop__transport_pause_check(t);
+	aloop__transport_unref(t);
+	return 0;
+}
+
+void
+aloop_transport_get_write_buffer_limits(const struct aloop_transport *t,
+    size_t *low, size_t *high)
+{
+	if (low != NULL)
+		*low = t->low;
+	if (high != NULL)
+		*high = t->high;
+}
+
+size_t
+aloop_transport_get_write_buffer_size(const struct aloop_transport *t)
+{
+	if (t->ops->get_write_buffer_size == NULL)
+		return 0;
+	return t->ops->get_write_buffer_size(t);
+}
+
+int
+aloop_transport_sendto(struct aloop_transport *t, const void *data,
+    size_t len, const struct sockaddr *addr, socklen_t addrlen)
+{
+	int rc;
+
+	if (t->ops->sendto == NULL)
+		return ALOOP_ENOTSUP;
+	if (t->flags & ALOOP__T_CLOSING) {
+		transport_count_dropped_write(t);
+		return 0;
+	}
+	aloop__transport_ref(t);
+	rc = t->ops->sendto(t, data, len, addr, addrlen);
+	if (rc == 0)
+		aloop__transport_pause_check(t);
+	aloop__transport_unref(t);
+	return rc;
+}
