@@ -2,13 +2,12 @@
  * What the library (and its unit tests) may ask the executor beyond the
  * public API.  Private to lib/.
  *
- * How the executor meets the loop: the first aloop_run_in_executor() or
- * aloop_set_default_executor() on a loop creates a small per-loop record
- * (the default pool and a reference-counted liveness token shared with the
- * jobs in flight) and tracks it with aloop__loop_track().  aloop_close()
- * therefore tells the executor through the resource's on_loop_close, with
- * no extra hook: the token is marked closed, futures of jobs in flight are
- * released, and the default pool is shut down without waiting.  A job that
+ * How the executor meets the loop: the loop holds the default pool
+ * (aloop__loop_set_executor) and shuts it down without waiting when it
+ * closes.  The first aloop_run_in_executor() on a loop also creates a small
+ * per-loop record, the liveness token shared with the jobs in flight, and
+ * tracks it with aloop__loop_track(): at aloop_close() the token is marked
+ * closed and the futures of jobs in flight are released.  A job that
  * finishes later sees the closed token and never touches the loop, which
  * may be freed by then.
  */
@@ -23,11 +22,5 @@
  */
 void aloop__executor_stats(struct aloop_executor *ex, unsigned *max_workers,
     unsigned *nthreads, unsigned *nqueued);
-
-/*
- * The loop's default pool, or NULL while none was made or set.  The loop
- * keeps ownership.  The loop's thread.
- */
-struct aloop_executor *aloop__executor_default(struct aloop_loop *loop);
 
 #endif /* ALOOP_EXECUTOR_INT_H */

@@ -58,6 +58,7 @@ struct job {
 	/* Under el->mtx: */
 	enum job_state		 state;
 	int			 detached;	/* loop side done */
+	int			 cancelled;	/* do not start it */
 	int			 sides;		/* 2, 1, 0: then freed */
 };
 
@@ -70,7 +71,6 @@ struct exec_loop {
 	struct aloop__resource	 res;		/* tracked on the loop */
 	struct exec_loop	*rnext;		/* the registry */
 	struct aloop_loop	*loop;		/* never used once closed */
-	struct aloop_executor	*default_ex;	/* the loop's thread only */
 	pthread_mutex_t		 mtx;
 	/* Under mtx: */
 	unsigned long		 refs;		/* the loop's + one per job */
@@ -391,15 +391,14 @@ exec_loop_unlink(struct exec_loop *el, struct job *job)
 
 /*
  * The loop is closing.  From now on no job may call into it: mark the
- * token closed, end the loop side of every job in flight (their futures
- * are released: they will never complete), and shut the default pool down
- * without waiting, as asyncio's close() does.
+ * token closed and end the loop side of every job in flight (their futures
+ * are released: they will never complete).  The loop itself shuts its
+ * default pool down afterwards, through the shutdown function we gave it.
  */
 static void
 exec_loop_on_close(struct aloop__resource *res)
 {
 	struct exec_loop *el = EXEC_LOOP_OF(res), **pp;
-	struct aloop_executor *ex;
 	struct aloop_future *fut;
 	struct job *job, *next;
 	int sides, last;
@@ -441,9 +440,6 @@ exec_loop_on_close(struct aloop__resource *res)
 			job_free(job);
 	}
 
-	ex = el->default_ex;
-	el->default_ex = NULL;
-	aloop_executor_shutdown(ex, 0);
 	exec_loop_unref(el);
 }
 
@@ -480,17 +476,11 @@ exec_loop_get(struct aloop_loop *loop, struct exec_loop **elp)
 	return 0;
 }
 
-struct aloop_executor *
-aloop__executor_default(struct aloop_loop *loop)
+/* What the loop calls when it closes or replaces its default pool. */
+static void
+executor_shutdown_nowait(struct aloop_executor *ex)
 {
-	struct exec_loop *el;
-
-	lock(&registry_mtx);
-	for (el = registry; el != NULL; el = el->rnext)
-		if (el->loop == loop)
-			break;
-	unlock(&registry_mtx);
-	return el != NULL ? el->default_ex : NULL;
+	aloop_executor_shutdown(ex, 0);
 }
 
 /* ---------------------------------------------------------------- jobs */
@@ -548,6 +538,7 @@ job_on_cancel(struct aloop_future *fut, void *arg)
 	lock(&el->mtx);
 	exec_loop_unlink(el, job);
 	job->detached = 1;
+	job->cancelled = 1;
 	job->fut = NULL;
 	last = --job->sides == 0;
 	unlock(&el->mtx);
@@ -564,8 +555,13 @@ job_run(struct job *job)
 	void *result = NULL;
 	int rc, skip, last;
 
+	/*
+	 * Only a cancel keeps a job from starting.  A job whose loop closed
+	 * still runs, as the pool's other queued jobs do after a shutdown:
+	 * it may have effects beyond its result.
+	 */
 	lock(&el->mtx);
-	if (!(skip = job->detached))
+	if (!(skip = job->cancelled))
 		job->state = JOB_RUNNING;
 	unlock(&el->mtx);
 
@@ -600,8 +596,11 @@ job_run(struct job *job)
 		job->state = JOB_STRANDED;
 		job->sides--;
 		unlock(&el->mtx);
-		aloop_log(ALOOP_LOG_ERR, "executor: cannot deliver a job's "
-		    "outcome to its loop: %s", aloop_strerror(rc));
+		/* ESTATE: the loop is closing and about to tell us. */
+		if (rc != ALOOP_ESTATE)
+			aloop_log(ALOOP_LOG_ERR, "executor: cannot deliver a "
+			    "job's outcome to its loop: %s",
+			    aloop_strerror(rc));
 		return;
 	}
 	unlock(&el->mtx);
@@ -624,11 +623,10 @@ aloop_run_in_executor(struct aloop_loop *loop, struct aloop_executor *ex,
 		return rc;
 	if ((rc = exec_loop_get(loop, &el)) != 0)
 		return rc;
-	if (ex == NULL) {
-		if (el->default_ex == NULL &&
-		    (rc = aloop_executor_new(0, &el->default_ex)) != 0)
+	if (ex == NULL && (ex = aloop__loop_executor(loop)) == NULL) {
+		if ((rc = aloop_executor_new(0, &ex)) != 0)
 			return rc;
-		ex = el->default_ex;
+		aloop__loop_set_executor(loop, ex, executor_shutdown_nowait);
 	}
 	if ((job = calloc(1, sizeof(*job))) == NULL)
 		return ALOOP_ENOMEM;
@@ -672,19 +670,13 @@ aloop_run_in_executor(struct aloop_loop *loop, struct aloop_executor *ex,
 int
 aloop_set_default_executor(struct aloop_loop *loop, struct aloop_executor *ex)
 {
-	struct aloop_executor *old;
-	struct exec_loop *el;
 	int rc;
 
 	if (loop == NULL)
 		return ALOOP_EINVAL;
 	if ((rc = aloop__loop_check(loop, "aloop_set_default_executor")) != 0)
 		return rc;
-	if ((rc = exec_loop_get(loop, &el)) != 0)
-		return rc;
-	old = el->default_ex;
-	el->default_ex = ex;
-	if (old != NULL && old != ex)
-		aloop_executor_shutdown(old, 0);
+	/* The loop shuts a previous default down, without waiting. */
+	aloop__loop_set_executor(loop, ex, executor_shutdown_nowait);
 	return 0;
 }

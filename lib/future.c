@@ -206,9 +206,13 @@ future_free(struct aloop_future *fut)
 	struct done_cb *e;
 
 	if (fut->state == FUTURE_ERROR && !fut->retrieved) {
+		/*
+		 * The report holds a reference of its own, so that the
+		 * handler may take one too; then the future lives on.
+		 */
+		fut->refs = 1;
 		future_report_unretrieved(fut);
-		/* The handler took a reference: the future lives on. */
-		if (fut->refs > 0)
+		if (--fut->refs > 0)
 			return;
 	}
 	assert(fut->scheduled.head == NULL);
