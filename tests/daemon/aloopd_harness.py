@@ -14,7 +14,7 @@ import time
 
 TOP_SRCDIR = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 TOP_BUILDDIR = os.environ.get("top_builddir", os.getcwd())
-ALOOPD = os.path.join(TOP_BUILDDIR, "daemon", "aloopd")
+ALOOPD = os.environ.get("ALOOPD", os.path.join(TOP_BUILDDIR, "daemon", "aloopd"))
 PLUGINS = os.path.join(TOP_BUILDDIR, "plugins", ".libs")
 FIXTURES = os.path.join(TOP_BUILDDIR, "tests", "fixtures", ".libs")
 

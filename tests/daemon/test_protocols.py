@@ -78,7 +78,10 @@ def check_tcp(ports):
 def check_udp(ports):
     assert h.udp_exchange(ports["echo"], b"ping") == b"ping"
     reply = h.udp_exchange(ports["chargen"], b"")
-    assert 0 < len(reply) <= 512 and reply[:1] == b" ", reply[:20]
+    # A random length (0..512) of the pattern, each character the next one.
+    assert len(reply) <= 512, len(reply)
+    assert all(32 <= c < 127 for c in reply), reply
+    assert all(b == 32 + (a - 32 + 1) % 95 for a, b in zip(reply, reply[1:]))
     assert h.udp_exchange(ports["daytime"], b"").endswith(b"\r\n")
     data = h.udp_exchange(ports["time"], b"")
     assert len(data) == 4

@@ -51,9 +51,9 @@ def test_socket_activation():
     cfg = os.path.join(d, "aloop.conf")
     h.write_config(cfg, [h.listener("echo-act", "echo", h.free_port())])
     fd = passed.fileno()
-    prefix = ('exec 3<&%d %d<&-; LISTEN_PID=$$ LISTEN_FDS=1 '
-              'LISTEN_FDNAMES=echo-act; export LISTEN_PID LISTEN_FDS '
-              'LISTEN_FDNAMES;' % (fd, fd))
+    move = "exec 3<&%d %d<&-;" % (fd, fd) if fd != 3 else ""
+    prefix = (move + ' LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=echo-act;'
+              ' export LISTEN_PID LISTEN_FDS LISTEN_FDNAMES;')
     daemon = h.Daemon(cfg, pass_fds=(fd,), shell_prefix=prefix)
     daemon.wait_ready()
     passed.close()
