@@ -1,1 +1,2 @@
-# libaloop: dgram sources (see lib/local.mk).
+# libaloop: datagram endpoints (see lib/local.mk).
+lib_libaloop_core_la_SOURCES += lib/dgram.c

@@ -1,1 +1,2 @@
-# libaloop: process sources (see lib/local.mk).
+# libaloop: subprocesses (see lib/local.mk).
+lib_libaloop_core_la_SOURCES += lib/subprocess.c lib/subprocess-int.h
