@@ -67,6 +67,7 @@ struct config_address {
 	char		*port;		/* INET: decimal, as aloop_create_server takes */
 	unsigned	 port_num;	/* INET: 1..65535 */
 	char		*path;		/* UNIX: absolute path of the socket */
+	unsigned	 index;		/* its position in `listen` */
 };
 
 /* An extra certificate chosen by SNI. */

@@ -671,6 +671,7 @@ parse_listen(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		if ((what = parse_address(v, a)) == NULL &&
 		    (a->text = strdup(v)) == NULL)
 			what = "out of memory";
+		a->index = i;
 		if (what != NULL) {
 			config_report(e, NULL, "%s", what);
 			free_address(a);
@@ -807,11 +808,15 @@ free_tls(struct config_tls *t)
 	free(t);
 }
 
-/* OpenSSL's reason for the error it just queued, and a clean queue. */
+/*
+ * OpenSSL's reason for the failure it just queued, and a clean queue.  The
+ * first error is the cause ("no start line"); later ones are the callers
+ * giving up ("PEM lib").
+ */
 static const char *
 ssl_reason(void)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
 
 	ERR_clear_error();
@@ -850,10 +855,16 @@ check_cert_key(SSL_CTX *ctx, const config_setting_t *group, const char *cert,
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
 		config_report(cn, NULL, "not a PEM certificate: %s",
 		    ssl_reason());
-	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
-		config_report(kn, NULL, "not a PEM private key: %s",
-		    ssl_reason());
-	else if (SSL_CTX_check_private_key(ctx) != 1)
+	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair as it loads the key. */
+		if (ERR_GET_REASON(ERR_peek_error()) ==
+		    X509_R_KEY_VALUES_MISMATCH)
+			config_report(kn, NULL, "does not match the "
+			    "certificate: %s", ssl_reason());
+		else
+			config_report(kn, NULL, "not a PEM private key: %s",
+			    ssl_reason());
+	} else if (SSL_CTX_check_private_key(ctx) != 1)
 		config_report(kn, NULL, "does not match the certificate: %s",
 		    ssl_reason());
 }
@@ -1045,21 +1056,8 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 
 	for (size_t i = 0; i < l->nlisten; i++) {
 		const struct config_address *a = &l->listen[i];
-		config_setting_t *e = NULL;
+		config_setting_t *e = config_setting_get_elem(ls, a->index);
 
-		/* Find the element by its text: failed ones were skipped. */
-		for (unsigned k = 0; ls != NULL &&
-		    k < (unsigned)config_setting_length(ls); k++) {
-			config_setting_t *c = config_setting_get_elem(ls, k);
-
-			if (config_setting_type(c) == CONFIG_TYPE_STRING &&
-			    strcmp(config_setting_get_string(c), a->text) == 0) {
-				e = c;
-				break;
-			}
-		}
-		if (e == NULL)
-			e = s;
 		if (a->kind == CONFIG_ADDR_UNIX) {
 			has_unix = 1;
 			if (l->type == CONFIG_UDP)

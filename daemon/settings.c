@@ -1,7 +1,9 @@
 /*
  * The typed getters through which a plugin reads its `settings` group.  A
  * struct aloop_settings is the libconfig node itself, so nothing is copied
- * and every error can name the node's file and line.
+ * and every error can name the node's file and line.  A NULL node reads as
+ * an empty group, so that a host embedding plugins without a config file
+ * can still make instances.
  */
 #include "config.h"
 
@@ -32,6 +34,8 @@ aloop_settings_get(const struct aloop_settings *s, const char *name)
 int
 aloop_settings_type(const struct aloop_settings *s)
 {
+	if (s == NULL)
+		return 0;
 	switch (config_setting_type(NODE_SETTING(s))) {
 	case CONFIG_TYPE_GROUP:
 		return ALOOP_SETTINGS_GROUP;
@@ -55,6 +59,8 @@ aloop_settings_type(const struct aloop_settings *s)
 const char *
 aloop_settings_name(const struct aloop_settings *s)
 {
+	if (s == NULL)
+		return NULL;
 	return config_setting_name(NODE_SETTING(s));
 }
 
@@ -63,7 +69,7 @@ aloop_settings_count(const struct aloop_settings *s)
 {
 	const config_setting_t *n = NODE_SETTING(s);
 
-	if (!config_setting_is_aggregate(n))
+	if (n == NULL || !config_setting_is_aggregate(n))
 		return 0;
 	return (size_t)config_setting_length(n);
 }
@@ -162,6 +168,9 @@ aloop_settings_error(const struct aloop_settings *s, const char *fmt, ...)
 {
 	va_list ap;
 
+	/* Without a node there is no config to report to. */
+	if (s == NULL)
+		return;
 	va_start(ap, fmt);
 	config_vreport(NODE_SETTING(s), NULL, fmt, ap);
 	va_end(ap);
@@ -173,6 +182,8 @@ aloop_settings_check_names(const struct aloop_settings *s,
 {
 	int rc = 0;
 
+	if (s == NULL)
+		return 0;
 	if (aloop_settings_type(s) != ALOOP_SETTINGS_GROUP) {
 		aloop_settings_error(s, "expected a group { ... }");
 		return ALOOP_ECONFIG;

@@ -2,19 +2,19 @@
 # descriptor; it takes every aloop_* symbol from the aloopd that loads it,
 # so it links nothing.  noexecstack lets them load under systemd's
 # MemoryDenyWriteExecute=yes.
-PLUGIN_LDFLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
+PLUGIN_MODULE_FLAGS = $(AM_LDFLAGS) -module -avoid-version -shared \
 	-export-symbols-regex '^aloop_plugin$$' -Wl,-z,noexecstack
 
 plugin_LTLIBRARIES += plugins/echo.la plugins/discard.la \
 	plugins/chargen.la plugins/daytime.la plugins/time.la
 
 plugins_echo_la_SOURCES = plugins/echo.c
-plugins_echo_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_echo_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugins_discard_la_SOURCES = plugins/discard.c
-plugins_discard_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_discard_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugins_chargen_la_SOURCES = plugins/chargen.c
-plugins_chargen_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_chargen_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugins_daytime_la_SOURCES = plugins/daytime.c
-plugins_daytime_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_daytime_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugins_time_la_SOURCES = plugins/time.c
-plugins_time_la_LDFLAGS = $(PLUGIN_LDFLAGS)
+plugins_time_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)

@@ -1,0 +1,531 @@
+/*
+ * aloop.conf: good files become the expected structs; bad ones produce
+ * exactly the expected lines, `file:line: path "value": what`, all of them
+ * at once.  Files are written to a scratch directory at test time.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <aloop/aloop.h>
+
+#include "config-int.h"
+#include "daemon_test.h"
+#include "runner.h"
+
+/* Parse @text as aloop.conf (no plugins) and check its errors. */
+static void
+expect(const char *text, const char *const *errors)
+{
+	struct config *cfg;
+	int rc;
+
+	td_enter();
+	td_write("aloop.conf", text);
+	rc = config_parse("aloop.conf", &cfg);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(rc, errors[0] == NULL ? 0 : ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, errors));
+	config_free(cfg);
+	td_leave();
+}
+
+#define ERRORS(...)	((const char *const []){ __VA_ARGS__, NULL })
+#define NO_ERRORS	((const char *const []){ NULL })
+
+static void
+test_good_config_fills_structs(void)
+{
+	const struct config_listener *l;
+	struct config *cfg;
+
+	td_enter();
+	td_write("aloop.conf",
+	    "daemon = {\n"
+	    "  workers = 3;\n"
+	    "  log_level = \"debug\";\n"
+	    "  log_target = \"syslog\";\n"
+	    "  pidfile = \"run/aloopd.pid\";\n"
+	    "  user = \"nobody\";\n"
+	    "  plugin_path = [ \"plugins\", \"/opt/aloop\" ];\n"
+	    "  shutdown_timeout = 2.5;\n"
+	    "};\n"
+	    "listeners = (\n"
+	    "  { name = \"a\"; protocol = \"echo\";\n"
+	    "    listen = [ \"127.0.0.1:7007\", \"[::1]:7008\", \"*:7009\",\n"
+	    "               \"localhost:7010\" ];\n"
+	    "    backlog = 64; reuse_port = false; tcp_nodelay = false;\n"
+	    "    keepalive = true; max_connections = 10; idle_timeout = 7;\n"
+	    "    settings = { x = 1; }; },\n"
+	    "  { name = \"b\"; protocol = \"./x.so\"; type = \"udp\";\n"
+	    "    listen = [ \"127.0.0.1:7007\" ]; },\n"
+	    "  { name = \"c\"; protocol = \"echo\";\n"
+	    "    listen = [ \"unix:/tmp/c.sock\" ]; mode = \"0660\";\n"
+	    "    owner = \"nobody\"; }\n"
+	    ");\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_FATAL(td_errors_are(cfg, NO_ERRORS));
+	CU_ASSERT_EQUAL(cfg->daemon.workers, 3);
+	CU_ASSERT_EQUAL(cfg->daemon.log_level, ALOOP_LOG_DEBUG);
+	CU_ASSERT_EQUAL(cfg->daemon.log_target, CONFIG_LOG_SYSLOG);
+	CU_ASSERT_STRING_EQUAL(cfg->daemon.user, "nobody");
+	CU_ASSERT_PTR_NULL(cfg->daemon.group);
+	CU_ASSERT_DOUBLE_EQUAL(cfg->daemon.shutdown_timeout, 2.5, 1e-9);
+	/* Relative paths are the config directory's, made absolute. */
+	CU_ASSERT_EQUAL(strncmp(cfg->daemon.pidfile, td_dir(),
+	    strlen(td_dir())), 0);
+	CU_ASSERT_STRING_EQUAL(cfg->daemon.pidfile + strlen(td_dir()),
+	    "/run/aloopd.pid");
+	CU_ASSERT_EQUAL_FATAL(cfg->daemon.nplugin_path, 2);
+	CU_ASSERT_STRING_EQUAL(cfg->daemon.plugin_path[0] + strlen(td_dir()),
+	    "/plugins");
+	CU_ASSERT_STRING_EQUAL(cfg->daemon.plugin_path[1], "/opt/aloop");
+
+	CU_ASSERT_EQUAL_FATAL(cfg->nlisteners, 3);
+	l = &cfg->listeners[0];
+	CU_ASSERT_STRING_EQUAL(l->name, "a");
+	CU_ASSERT_STRING_EQUAL(l->protocol, "echo");
+	CU_ASSERT_EQUAL(l->type, CONFIG_TCP);
+	CU_ASSERT_EQUAL(l->line, 11);
+	CU_ASSERT_EQUAL_FATAL(l->nlisten, 4);
+	CU_ASSERT_EQUAL(l->listen[0].kind, CONFIG_ADDR_INET);
+	CU_ASSERT_STRING_EQUAL(l->listen[0].host, "127.0.0.1");
+	CU_ASSERT_STRING_EQUAL(l->listen[0].port, "7007");
+	CU_ASSERT_EQUAL(l->listen[0].port_num, 7007);
+	CU_ASSERT_STRING_EQUAL(l->listen[0].text, "127.0.0.1:7007");
+	CU_ASSERT_STRING_EQUAL(l->listen[1].host, "::1");
+	CU_ASSERT_STRING_EQUAL(l->listen[1].port, "7008");
+	CU_ASSERT_PTR_NULL(l->listen[2].host);
+	CU_ASSERT_STRING_EQUAL(l->listen[2].port, "7009");
+	CU_ASSERT_STRING_EQUAL(l->listen[3].host, "localhost");
+	CU_ASSERT_EQUAL(l->backlog, 64);
+	CU_ASSERT_EQUAL(l->reuse_port, 0);
+	CU_ASSERT_EQUAL(l->tcp_nodelay, 0);
+	CU_ASSERT_EQUAL(l->keepalive, 1);
+	CU_ASSERT_EQUAL(l->max_connections, 10);
+	CU_ASSERT_DOUBLE_EQUAL(l->idle_timeout, 7.0, 1e-9);
+	CU_ASSERT_EQUAL(l->mode, -1);
+	CU_ASSERT_PTR_NULL(l->tls);
+	CU_ASSERT_PTR_NULL(l->plugin);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l->settings);
+	CU_ASSERT_EQUAL(aloop_settings_count(l->settings), 1);
+
+	/* The defaults. */
+	l = &cfg->listeners[1];
+	CU_ASSERT_EQUAL(l->type, CONFIG_UDP);
+	CU_ASSERT_EQUAL(l->backlog, 511);
+	CU_ASSERT_EQUAL(l->reuse_port, 1);
+	CU_ASSERT_EQUAL(l->tcp_nodelay, 1);
+	CU_ASSERT_EQUAL(l->keepalive, 0);
+	CU_ASSERT_EQUAL(l->max_connections, 0);
+	CU_ASSERT_DOUBLE_EQUAL(l->idle_timeout, 0.0, 1e-9);
+	/* An absent settings group is an empty one. */
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l->settings);
+	CU_ASSERT_EQUAL(aloop_settings_type(l->settings), ALOOP_SETTINGS_GROUP);
+	CU_ASSERT_EQUAL(aloop_settings_count(l->settings), 0);
+
+	l = config_find_listener(cfg, "c");
+	CU_ASSERT_PTR_EQUAL_FATAL(l, &cfg->listeners[2]);
+	CU_ASSERT_EQUAL(l->listen[0].kind, CONFIG_ADDR_UNIX);
+	CU_ASSERT_STRING_EQUAL(l->listen[0].path, "/tmp/c.sock");
+	CU_ASSERT_EQUAL(l->mode, 0660);
+	CU_ASSERT_STRING_EQUAL(l->owner, "nobody");
+	CU_ASSERT_PTR_NULL(config_find_listener(cfg, "zz"));
+	config_free(cfg);
+	td_leave();
+}
+
+static void
+test_daemon_defaults(void)
+{
+	struct config *cfg;
+
+	td_enter();
+	td_write("aloop.conf", "listeners = ( { name = \"a\"; "
+	    "protocol = \"p\"; listen = [ \"*:1\" ]; } );\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_EQUAL(cfg->daemon.workers, 1);
+	CU_ASSERT_EQUAL(cfg->daemon.log_level, ALOOP_LOG_INFO);
+	CU_ASSERT_EQUAL(cfg->daemon.log_target, CONFIG_LOG_STDERR);
+	CU_ASSERT_PTR_NULL(cfg->daemon.pidfile);
+	CU_ASSERT_PTR_NULL(cfg->daemon.user);
+	CU_ASSERT_EQUAL(cfg->daemon.nplugin_path, 0);
+	CU_ASSERT_DOUBLE_EQUAL(cfg->daemon.shutdown_timeout, 30.0, 1e-9);
+	config_free(cfg);
+	td_leave();
+}
+
+#define ONE_LISTENER	"listeners = ( { name = \"a\"; protocol = \"p\"; " \
+			"listen = [ \"*:1\" ]; } );\n"
+
+static void
+test_workers(void)
+{
+	struct config *cfg;
+
+	td_enter();
+	td_write("aloop.conf", "daemon = { workers = \"auto\"; };\n"
+	    ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT(cfg->daemon.workers >= 1);
+	CU_ASSERT(cfg->daemon.workers <= CONFIG_WORKERS_MAX);
+	config_free(cfg);
+	td_leave();
+
+	expect("daemon = { workers = 0; };\n" ONE_LISTENER,
+	    ERRORS("aloop.conf:1: daemon.workers \"0\": out of range (1..1024)"));
+	expect("daemon = {\n workers = 5000; };\n" ONE_LISTENER,
+	    ERRORS("aloop.conf:2: daemon.workers \"5000\": out of range "
+	    "(1..1024)"));
+	expect("daemon = { workers = \"two\"; };\n" ONE_LISTENER,
+	    ERRORS("aloop.conf:1: daemon.workers \"two\": expected a number "
+	    "or \"auto\""));
+}
+
+static void
+test_bad_port(void)
+{
+	expect("listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:1\" ]; },\n"
+	    "  { name = \"b\"; protocol = \"p\";\n"
+	    "    listen = [\n"
+	    "      \"127.0.0.1:99999\", \"127.0.0.1:0\", \"127.0.0.1:http\",\n"
+	    "      \"127.0.0.1:\" ]; }\n"
+	    ");\n",
+	    ERRORS(
+	    "aloop.conf:5: listeners[1].listen[0] \"127.0.0.1:99999\": "
+	    "port out of range",
+	    "aloop.conf:5: listeners[1].listen[1] \"127.0.0.1:0\": "
+	    "port out of range",
+	    "aloop.conf:5: listeners[1].listen[2] \"127.0.0.1:http\": "
+	    "port must be a number",
+	    "aloop.conf:6: listeners[1].listen[3] \"127.0.0.1:\": "
+	    "port must be a number"));
+}
+
+/* One byte too long for sun_path with its terminating NUL. */
+#define A10	"aaaaaaaaaa"
+#define A107	A10 A10 A10 A10 A10 A10 A10 A10 A10 A10 "aaaaaaa"
+
+static void
+test_bad_addresses(void)
+{
+	expect("listeners = ( { name = \"a\"; protocol = \"p\";\n"
+	    "listen = ( \"::1:80\", \"[::1:80\", \"[::g]:80\", \"[::1]80\",\n"
+	    "\"127.0.0.1\", \":80\", \"999.1.1.1:80\", \"bad_host:80\",\n"
+	    "\"unix:sock\", \"unix:/" A107 "\",\n"
+	    "\"\", 80 ); } );\n",
+	    ERRORS(
+	    "aloop.conf:2: listeners[0].listen[0] \"::1:80\": an IPv6 "
+	    "address needs brackets: \"[::1]:port\"",
+	    "aloop.conf:2: listeners[0].listen[1] \"[::1:80\": missing \"]\" "
+	    "after the IPv6 address",
+	    "aloop.conf:2: listeners[0].listen[2] \"[::g]:80\": not an IPv6 "
+	    "address",
+	    "aloop.conf:2: listeners[0].listen[3] \"[::1]80\": missing "
+	    "\":port\"",
+	    "aloop.conf:3: listeners[0].listen[4] \"127.0.0.1\": missing "
+	    "\":port\"",
+	    "aloop.conf:3: listeners[0].listen[5] \":80\": missing host "
+	    "(\"*:port\" is every interface)",
+	    "aloop.conf:3: listeners[0].listen[6] \"999.1.1.1:80\": not an "
+	    "IPv4 address or a host name",
+	    "aloop.conf:3: listeners[0].listen[7] \"bad_host:80\": not an "
+	    "IPv4 address or a host name",
+	    "aloop.conf:4: listeners[0].listen[8] \"unix:sock\": a unix "
+	    "socket path must be absolute",
+	    "aloop.conf:4: listeners[0].listen[9] \"unix:/" A107 "\": unix "
+	    "socket path too long",
+	    "aloop.conf:5: listeners[0].listen[10] \"\": must not be empty",
+	    "aloop.conf:5: listeners[0].listen[11] \"80\": expected a "
+	    "string"));
+}
+
+static void
+test_unknown_settings(void)
+{
+	expect("daemon = {\n"
+	    "  wrokers = 2;\n"
+	    "};\n"
+	    "listeners = ( { name = \"a\"; protocol = \"p\";\n"
+	    "  listen = [ \"*:1\" ];\n"
+	    "  tcp_nodelai = true;\n"
+	    "  tls = { certificate = \"c\"; key = \"k\"; cert = \"x\"; };\n"
+	    "} );\n"
+	    "listners = 1;\n",
+	    ERRORS(
+	    "aloop.conf:2: daemon.wrokers \"2\": unknown setting",
+	    "aloop.conf:6: listeners[0].tcp_nodelai \"true\": unknown "
+	    "setting",
+	    "aloop.conf:7: listeners[0].tls.cert \"x\": unknown setting",
+	    "aloop.conf:9: listners \"1\": unknown setting"));
+}
+
+static void
+test_duplicate_names_and_addresses(void)
+{
+	expect("listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:7000\" ]; },\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:7001\" ]; },\n"
+	    "  { name = \"c\"; protocol = \"p\";\n"
+	    "    listen = [ \"127.0.0.1:7000\", \"*:7002\", \"*:7002\" ]; },\n"
+	    "  { name = \"d\"; protocol = \"p\"; type = \"udp\";\n"
+	    "    listen = [ \"127.0.0.1:7000\" ]; },\n"
+	    "  { name = \"e:f\"; protocol = \"p\"; listen = [ \"*:7003\" ]; }\n"
+	    ");\n",
+	    ERRORS(
+	    "aloop.conf:3: listeners[1].name \"a\": name already used by "
+	    "listeners[0]",
+	    "aloop.conf:5: listeners[2].listen[0] \"127.0.0.1:7000\": "
+	    "already used by listener \"a\"",
+	    "aloop.conf:5: listeners[2].listen[2] \"*:7002\": listed twice",
+	    "aloop.conf:8: listeners[4].name \"e:f\": use letters, digits, "
+	    "'-', '_' and '.'"));
+}
+
+static void
+test_bad_types(void)
+{
+	expect("daemon = { log_level = \"loud\"; log_target = 1;\n"
+	    "  shutdown_timeout = \"soon\"; plugin_path = \"x\"; };\n"
+	    "listeners = ( { name = \"a\"; protocol = \"p\"; type = \"sctp\";\n"
+	    "  listen = [ \"*:1\" ]; backlog = \"x\"; reuse_port = 1;\n"
+	    "  max_connections = -1; idle_timeout = 1e9; mode = 660;\n"
+	    "  settings = [ 1 ]; } );\n",
+	    ERRORS(
+	    "aloop.conf:1: daemon.log_level \"loud\": expected one of "
+	    "\"error\", \"err\", \"warning\", \"notice\", \"info\", \"debug\"",
+	    "aloop.conf:1: daemon.log_target \"1\": expected one of "
+	    "\"stderr\", \"syslog\"",
+	    "aloop.conf:2: daemon.shutdown_timeout \"soon\": expected a "
+	    "number of seconds",
+	    "aloop.conf:2: daemon.plugin_path \"x\": expected a list of "
+	    "directories",
+	    "aloop.conf:3: listeners[0].type \"sctp\": expected one of "
+	    "\"tcp\", \"udp\"",
+	    "aloop.conf:4: listeners[0].backlog \"x\": expected an integer",
+	    "aloop.conf:4: listeners[0].reuse_port \"1\": expected true or "
+	    "false",
+	    "aloop.conf:5: listeners[0].max_connections \"-1\": out of range "
+	    "(0..10000000)",
+	    "aloop.conf:5: listeners[0].idle_timeout \"1e+09\": out of range "
+	    "(0..86400 seconds)",
+	    "aloop.conf:5: listeners[0].mode \"660\": expected an octal mode "
+	    "in a string, like \"0660\"",
+	    "aloop.conf:6: listeners[0].settings: expected a group { ... }"));
+}
+
+static void
+test_missing_settings(void)
+{
+	expect("listeners = (\n"
+	    "  { name = \"a\"; listen = [ \"*:1\" ]; },\n"
+	    "  { protocol = \"p\"; listen = [ ]; },\n"
+	    "  \"x\" );\n",
+	    ERRORS(
+	    "aloop.conf:2: listeners[0].protocol: missing",
+	    "aloop.conf:3: listeners[1].listen: needs at least one address",
+	    "aloop.conf:3: listeners[1].name: missing",
+	    "aloop.conf:4: listeners[2] \"x\": expected a group { ... }"));
+	expect("daemon = { workers = 1; };\n",
+	    ERRORS("aloop.conf: listeners: missing"));
+	expect("listeners = ( );\n",
+	    ERRORS("aloop.conf:1: listeners: empty: aloopd needs at least "
+	    "one listener"));
+	expect("listeners = { };\n",
+	    ERRORS("aloop.conf:1: listeners: expected a list of groups "
+	    "( { name = ...; ... }, ... )"));
+}
+
+static void
+test_listener_combinations(void)
+{
+	expect("daemon = { group = \"g\"; };\n"
+	    "listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; type = \"udp\";\n"
+	    "    listen = [ \"unix:/tmp/a\" ]; },\n"
+	    "  { name = \"b\"; protocol = \"p\"; listen = [ \"*:1\" ];\n"
+	    "    mode = \"0600\"; owner = \"u\"; }\n"
+	    ");\n",
+	    ERRORS(
+	    "aloop.conf:1: daemon.group \"g\": needs a user to switch to",
+	    "aloop.conf:4: listeners[0].listen[0] \"unix:/tmp/a\": unix "
+	    "sockets are served with type \"tcp\" only",
+	    "aloop.conf:6: listeners[1].mode \"0600\": only for \"unix:\" "
+	    "addresses",
+	    "aloop.conf:6: listeners[1].owner \"u\": only for \"unix:\" "
+	    "addresses"));
+}
+
+static void
+test_syntax_error_and_missing_file(void)
+{
+	struct config *cfg;
+
+	expect("daemon = {\n  workers = = 1;\n};\n",
+	    ERRORS("aloop.conf:2: syntax error"));
+	td_enter();
+	CU_ASSERT_EQUAL(config_load("nope.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg,
+	    ERRORS("nope.conf: No such file or directory")));
+	config_free(cfg);
+	td_leave();
+}
+
+/* The TLS group: files exist, parse, and the key is the certificate's. */
+static void
+test_tls(void)
+{
+	const struct config_tls *t;
+	struct config *cfg;
+
+	td_enter();
+	CU_ASSERT_FATAL(td_make_cert("one") == 0);
+	CU_ASSERT_FATAL(td_make_cert("two") == 0);
+	td_write("aloop.conf",
+	    "listeners = ( { name = \"a\"; protocol = \"p\";\n"
+	    "  listen = [ \"*:1\" ];\n"
+	    "  tls = {\n"
+	    "    certificate = \"one/server.crt\"; key = \"one/server.key\";\n"
+	    "    ca = \"two/server.crt\"; verify = \"required\";\n"
+	    "    min_version = \"TLSv1.3\"; alpn = [ \"h2\", \"echo\" ];\n"
+	    "    ciphers = \"ECDHE+AESGCM\";\n"
+	    "    sni = ( { certificate = \"two/server.crt\";\n"
+	    "              key = \"two/server.key\"; } );\n"
+	    "  }; } );\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_FATAL(td_errors_are(cfg, NO_ERRORS));
+	t = cfg->listeners[0].tls;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_STRING_EQUAL(t->certificate + strlen(td_dir()),
+	    "/one/server.crt");
+	CU_ASSERT_STRING_EQUAL(t->ca + strlen(td_dir()), "/two/server.crt");
+	CU_ASSERT_EQUAL(t->verify, ALOOP_TLS_VERIFY_REQUIRED);
+	CU_ASSERT_STRING_EQUAL(t->min_version, "TLSv1.3");
+	CU_ASSERT_EQUAL_FATAL(t->nalpn, 2);
+	CU_ASSERT_STRING_EQUAL(t->alpn[1], "echo");
+	CU_ASSERT_STRING_EQUAL(t->ciphers, "ECDHE+AESGCM");
+	CU_ASSERT_PTR_NULL(t->ciphersuites);
+	CU_ASSERT_EQUAL_FATAL(t->nsni, 1);
+	CU_ASSERT_STRING_EQUAL(t->sni[0].key + strlen(td_dir()),
+	    "/two/server.key");
+	config_free(cfg);
+
+	/* Default min_version. */
+	td_write("aloop.conf",
+	    "listeners = ( { name = \"a\"; protocol = \"p\";\n"
+	    "  listen = [ \"*:1\" ]; tls = { certificate = \"one/server.crt\";\n"
+	    "  key = \"one/server.key\"; }; } );\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_STRING_EQUAL(cfg->listeners[0].tls->min_version, "TLSv1.2");
+	CU_ASSERT_EQUAL(cfg->listeners[0].tls->verify, ALOOP_TLS_VERIFY_NONE);
+	config_free(cfg);
+	td_leave();
+}
+
+static void
+test_tls_errors(void)
+{
+	struct config *cfg;
+	char line[1024];
+
+	td_enter();
+	CU_ASSERT_FATAL(td_make_cert("one") == 0);
+	CU_ASSERT_FATAL(td_make_cert("two") == 0);
+	td_write("garbage.pem", "not a certificate\n");
+	td_write("aloop.conf",
+	    "listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:1\" ];\n"
+	    "    tls = { certificate = \"one/server.crt\";\n"
+	    "            key = \"two/server.key\"; }; },\n"
+	    "  { name = \"b\"; protocol = \"p\"; listen = [ \"*:2\" ];\n"
+	    "    tls = { certificate = \"missing.crt\";\n"
+	    "            key = \"one/server.key\"; verify = \"optional\"; }; },\n"
+	    "  { name = \"c\"; protocol = \"p\"; listen = [ \"*:3\" ];\n"
+	    "    tls = { certificate = \"garbage.pem\";\n"
+	    "            key = \"one/server.key\";\n"
+	    "            ciphers = \"NOTHING-AT-ALL\"; }; },\n"
+	    "  { name = \"d\"; protocol = \"p\"; listen = [ \"*:4\" ];\n"
+	    "    type = \"udp\"; tls = { key = \"k\"; min_version = \"SSLv3\";\n"
+	    "    }; }\n"
+	    ");\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT_EQUAL_FATAL(cfg->nerrors, 8);
+	CU_ASSERT_STRING_EQUAL(cfg->errors[0],
+	    "aloop.conf:4: listeners[0].tls.key \"two/server.key\": does not "
+	    "match the certificate: key values mismatch");
+	snprintf(line, sizeof(line), "aloop.conf:6: listeners[1].tls."
+	    "certificate \"missing.crt\": cannot read %s/missing.crt: No such "
+	    "file or directory", td_dir());
+	CU_ASSERT_STRING_EQUAL(cfg->errors[1], line);
+	CU_ASSERT_STRING_EQUAL(cfg->errors[2],
+	    "aloop.conf:7: listeners[1].tls.verify \"optional\": needs a "
+	    "\"ca\" to check client certificates against");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[3],
+	    "aloop.conf:9: listeners[2].tls.certificate \"garbage.pem\": not "
+	    "a PEM certificate: no start line");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[4],
+	    "aloop.conf:11: listeners[2].tls.ciphers \"NOTHING-AT-ALL\": no "
+	    "cipher matches: no cipher match");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[5],
+	    "aloop.conf:13: listeners[3].tls.min_version \"SSLv3\": expected "
+	    "\"TLSv1.2\" or \"TLSv1.3\"");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[6],
+	    "aloop.conf:13: listeners[3].tls.certificate: missing");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[7],
+	    "aloop.conf:13: listeners[3].tls: TLS needs type \"tcp\" (there "
+	    "is no DTLS)");
+	config_free(cfg);
+	td_leave();
+}
+
+/* Every error of a file comes out, not just the first. */
+static void
+test_all_errors_collected(void)
+{
+	struct config *cfg;
+	char *text, *p;
+	size_t size = 64 + 300 * 80;
+
+	td_enter();
+	/* 300 bad listeners: the list stops at a bounded length. */
+	CU_ASSERT_FATAL((text = malloc(size)) != NULL);
+	p = text + sprintf(text, "listeners = (\n");
+	for (int i = 0; i < 300; i++)
+		p += sprintf(p, "{ name = \"l%d\"; protocol = \"p\"; "
+		    "listen = [ \"*:0\" ]; }%s\n", i, i < 299 ? "," : "");
+	strcpy(p, ");\n");
+	td_write("aloop.conf", text);
+	free(text);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT_EQUAL_FATAL(cfg->nerrors, 101);
+	CU_ASSERT_STRING_EQUAL(cfg->errors[0], "aloop.conf:2: listeners[0]."
+	    "listen[0] \"*:0\": port out of range");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[99], "aloop.conf:101: "
+	    "listeners[99].listen[0] \"*:0\": port out of range");
+	CU_ASSERT_STRING_EQUAL(cfg->errors[100],
+	    "aloop.conf: too many errors, giving up on the rest");
+	config_free(cfg);
+	td_leave();
+}
+
+static const struct test_case cases[] = {
+	TEST(test_good_config_fills_structs),
+	TEST(test_daemon_defaults),
+	TEST(test_workers),
+	TEST(test_bad_port),
+	TEST(test_bad_addresses),
+	TEST(test_unknown_settings),
+	TEST(test_duplicate_names_and_addresses),
+	TEST(test_bad_types),
+	TEST(test_missing_settings),
+	TEST(test_listener_combinations),
+	TEST(test_syntax_error_and_missing_file),
+	TEST(test_tls),
+	TEST(test_tls_errors),
+	TEST(test_all_errors_collected),
+};
+
+TEST_MAIN("config", cases)
