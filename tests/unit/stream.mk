@@ -13,3 +13,9 @@ tests_unit_test_stream_SOURCES = tests/unit/test_stream.c
 tests_unit_test_stream_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_stream_LDADD = $(STREAM_TEST_LDADD)
 TESTS += tests/unit/test_stream
+
+check_PROGRAMS += tests/unit/test_server
+tests_unit_test_server_SOURCES = tests/unit/test_server.c
+tests_unit_test_server_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_server_LDADD = $(STREAM_TEST_LDADD)
+TESTS += tests/unit/test_server
