@@ -6,10 +6,10 @@
 #define ALOOP_SUBPROCESS_INT_H
 
 /*
- * Non-zero: watch new children with SIGCHLD and waitpid, as on a kernel
- * without pidfd_open, so that tests can exercise the fallback anywhere.
+ * Non-zero: watch new children by polling waitpid, as on a kernel without
+ * pidfd_open, so that tests can exercise the fallback anywhere.
  * Read when a child starts; loop thread only.
  */
-extern int aloop__subprocess_force_sigchld;
+extern int aloop__subprocess_force_poll;
 
 #endif /* ALOOP_SUBPROCESS_INT_H */

@@ -1,7 +1,7 @@
 /*
  * Subprocesses: subprocess_exec and subprocess_shell, as asyncio's.  The
  * child is started with fork and execve, its exit is noticed through a
- * pidfd watched by the loop (SIGCHLD and waitpid on our own pid where the
+ * pidfd watched by the loop (waitpid on our own pid, polled, where the
  * kernel has no pidfd), and its pipes are stream pipe transports whose
  * callbacks this module forwards to the subprocess protocol.
  */
@@ -37,12 +37,17 @@
 
 extern char **environ;
 
-/* Tests set it to exercise the SIGCHLD fallback on a kernel with pidfds. */
-int aloop__subprocess_force_sigchld;
+/* Tests set it to exercise the polling fallback on a kernel with pidfds. */
+int aloop__subprocess_force_poll;
 
-/* How often the SIGCHLD fallback polls our pid anyway: libevent delivers
- * signals to one event_base only, so another loop may take SIGCHLD. */
-#define SIGCHLD_POLL_SECONDS	1
+/*
+ * Without pidfds the child is polled with waitpid(pid, WNOHANG), first
+ * often, then every POLL_MAX_USEC.  SIGCHLD is no option: libevent
+ * delivers signals to one event base per process, so catching it here
+ * would steal every signal from the loop that holds the signal handlers.
+ */
+#define POLL_FIRST_USEC		1000
+#define POLL_MAX_USEC		100000
 
 struct subproc;
 
@@ -61,9 +66,10 @@ struct subproc {
 	void			*factory_arg;
 	struct aloop_future	*fut;		/* ours, until completed */
 	pid_t			 pid;
-	int			 pidfd;		/* -1 in the SIGCHLD fallback */
-	struct event		*exit_ev;	/* pidfd readable, or SIGCHLD */
-	struct event		*poll_ev;	/* fallback only */
+	int			 pidfd;		/* -1 in the polling fallback */
+	struct event		*exit_ev;	/* pidfd readable */
+	struct event		*poll_ev;	/* fallback: the waitpid timer */
+	long			 poll_usec;	/* its next interval */
 	int			 returncode;
 	int			 exited;	/* reaped; returncode valid */
 	int			 failed;	/* start-up failed: no protocol */
@@ -476,15 +482,10 @@ reap(struct subproc *sp)
 }
 
 static void
-on_maybe_exited(evutil_socket_t fd, short what, void *arg)
+exited_notify(struct subproc *sp)
 {
-	struct subproc *sp = arg;
 	struct aloop_transport *t = &sp->t;
 
-	(void)fd;
-	(void)what;
-	if (!reap(sp))
-		return;
 	if ((t->flags & ALOOP__T_MADE) && !aloop__transport_is_done(t) &&
 	    sp->proto->process_exited != NULL) {
 		aloop__transport_ref(t);
@@ -492,6 +493,17 @@ on_maybe_exited(evutil_socket_t fd, short what, void *arg)
 		aloop__transport_unref(t);
 	}
 	try_finish(sp);
+}
+
+static void
+on_pidfd(evutil_socket_t fd, short what, void *arg)
+{
+	struct subproc *sp = arg;
+
+	(void)fd;
+	(void)what;
+	if (reap(sp))
+		exited_notify(sp);
 }
 
 static int
@@ -508,33 +520,51 @@ sys_pidfd_open(pid_t pid)
 #endif
 }
 
+static void
+on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct subproc *sp = arg;
+	struct timeval tv;
+
+	(void)fd;
+	(void)what;
+	if (reap(sp)) {
+		exited_notify(sp);
+		return;
+	}
+	/* Still running: back off, up to the longest interval. */
+	sp->poll_usec = sp->poll_usec * 2 > POLL_MAX_USEC ? POLL_MAX_USEC :
+	    sp->poll_usec * 2;
+	tv.tv_sec = 0;
+	tv.tv_usec = sp->poll_usec;
+	if (event_add(sp->poll_ev, &tv) == -1)
+		aloop_log(ALOOP_LOG_ERR, "child process %ld: cannot poll",
+		    (long)sp->pid);
+}
+
 /*
  * Watch for the child's exit.  A pidfd names this very process, so nothing
- * races with other children; without one, SIGCHLD wakes us and waitpid on
- * our own pid (never -1) leaves other children to their owners.
+ * races with other children; without one, waitpid on our own pid (never
+ * -1) leaves other children to their owners.
  */
 static int
 start_watch(struct subproc *sp, struct event_base *base)
 {
-	struct timeval tv = { SIGCHLD_POLL_SECONDS, 0 };
+	struct timeval tv = { 0, POLL_FIRST_USEC };
 
-	sp->pidfd = aloop__subprocess_force_sigchld ? -1 :
+	sp->pidfd = aloop__subprocess_force_poll ? -1 :
 	    sys_pidfd_open(sp->pid);
 	if (sp->pidfd >= 0) {
 		sp->exit_ev = event_new(base, sp->pidfd, EV_READ | EV_PERSIST,
-		    on_maybe_exited, sp);
+		    on_pidfd, sp);
 		if (sp->exit_ev == NULL || event_add(sp->exit_ev, NULL) == -1)
 			goto fail;
 		return 0;
 	}
-	sp->exit_ev = evsignal_new(base, SIGCHLD, on_maybe_exited, sp);
-	sp->poll_ev = event_new(base, -1, EV_PERSIST, on_maybe_exited, sp);
-	if (sp->exit_ev == NULL || sp->poll_ev == NULL ||
-	    event_add(sp->exit_ev, NULL) == -1 ||
-	    event_add(sp->poll_ev, &tv) == -1)
+	sp->poll_usec = POLL_FIRST_USEC;
+	sp->poll_ev = evtimer_new(base, on_poll, sp);
+	if (sp->poll_ev == NULL || event_add(sp->poll_ev, &tv) == -1)
 		goto fail;
-	/* The child may have exited before the handler was in place. */
-	event_active(sp->poll_ev, EV_TIMEOUT, 0);
 	return 0;
 fail:
 	stop_watch(sp);

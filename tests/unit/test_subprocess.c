@@ -1,7 +1,7 @@
 /*
  * Subprocesses: exit codes and signals, pipes, merged and discarded
  * streams, exec failures, descriptor hygiene, callback order, many
- * children at once and the SIGCHLD fallback, with real /bin/sh children.
+ * children at once and the polling fallback, with real /bin/sh children.
  */
 #include "config.h"
 
@@ -664,14 +664,14 @@ test_many_children(void)
 	many_children();
 }
 
-/* The same without pidfds: SIGCHLD, then waitpid on each of our pids. */
+/* The same without pidfds: waitpid on each of our pids, polled. */
 static void
-test_many_children_sigchld(void)
+test_many_children_polled(void)
 {
-	aloop__subprocess_force_sigchld = 1;
+	aloop__subprocess_force_poll = 1;
 	many_children();
 	signal_case(do_terminate, -SIGTERM);
-	aloop__subprocess_force_sigchld = 0;
+	aloop__subprocess_force_poll = 0;
 }
 
 /* Closing the loop with a child running kills and reaps it. */
@@ -715,7 +715,7 @@ static const struct test_case cases[] = {
 	TEST(test_no_fd_leak),
 	TEST(test_close_in_connection_made),
 	TEST(test_many_children),
-	TEST(test_many_children_sigchld),
+	TEST(test_many_children_polled),
 	TEST(test_loop_close_reaps),
 };
 
