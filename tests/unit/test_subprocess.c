@@ -390,6 +390,14 @@ check_pipes_merge(struct proc *p)
 }
 
 static void
+check_no_stderr_pipe(struct proc *p)
+{
+	CU_ASSERT_PTR_NOT_NULL(aloop_subprocess_get_pipe_transport(p->t, 0));
+	CU_ASSERT_PTR_NOT_NULL(aloop_subprocess_get_pipe_transport(p->t, 1));
+	CU_ASSERT_PTR_NULL(aloop_subprocess_get_pipe_transport(p->t, 2));
+}
+
+static void
 test_stderr_to_stdout(void)
 {
 	struct aloop_subprocess_options o;
@@ -475,6 +483,69 @@ test_env_and_cwd(void)
 	CU_ASSERT_EQUAL(proc_run(&p, "echo \"$ALOOP_TEST_VAR\"; pwd", NULL, &o,
 	    NULL), 0);
 	CU_ASSERT_STRING_EQUAL(p.out, "forty-two\n/\n");
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+/* The child runs as another user: nobody if we are root, else as us. */
+static void
+test_uid_gid(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+	char expect[64];
+
+	aloop_subprocess_options_init(&o);
+	if (geteuid() == 0) {
+		o.uid = 65534;
+		o.gid = 65534;
+	} else {
+		o.uid = getuid();
+		o.gid = getgid();
+	}
+	snprintf(expect, sizeof(expect), "%u %u\n", (unsigned)o.uid,
+	    (unsigned)o.gid);
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "echo $(id -u) $(id -g)", NULL, &o,
+	    NULL), 0);
+	CU_ASSERT_STRING_EQUAL(p.out, expect);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 0);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+/* INHERIT leaves the child our own descriptor: here a pipe put on fd 2. */
+static void
+test_inherit(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+	char buf[64];
+	ssize_t n;
+	int pp[2], saved;
+
+	CU_ASSERT_EQUAL_FATAL(pipe2(pp, O_CLOEXEC), 0);
+	saved = dup(2);
+	CU_ASSERT_FATAL(saved >= 0);
+	CU_ASSERT_FATAL(dup2(pp[1], 2) == 2);
+	aloop_subprocess_options_init(&o);
+	o.stderr_fd = ALOOP_SUBPROCESS_INHERIT;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, "echo inherited >&2", NULL, &o,
+	    check_no_stderr_pipe), 0);
+	(void)dup2(saved, 2);
+	close(saved);
+	close(pp[1]);
+	n = read(pp[0], buf, sizeof(buf) - 1);
+	CU_ASSERT_EQUAL(n, 10);
+	if (n > 0) {
+		buf[n] = '\0';
+		CU_ASSERT_STRING_EQUAL(buf, "inherited\n");
+	}
+	close(pp[0]);
+	check_order(&p, "01");
 	proc_finish(&p);
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
@@ -710,6 +781,8 @@ static const struct test_case cases[] = {
 	TEST(test_devnull),
 	TEST(test_fd_option),
 	TEST(test_env_and_cwd),
+	TEST(test_uid_gid),
+	TEST(test_inherit),
 	TEST(test_exec_missing),
 	TEST(test_arguments),
 	TEST(test_no_fd_leak),
