@@ -10,3 +10,8 @@ tests_daemon_test_notify_SOURCES = tests/daemon/test_notify.c \
 tests_daemon_test_notify_CPPFLAGS = $(DAEMON_TEST_CPPFLAGS)
 tests_daemon_test_notify_LDADD = $(DAEMON_TEST_LDADD)
 TESTS += tests/daemon/test_notify
+
+# aloopd -t on the shipped, a good and several bad configurations.  It
+# needs the plugins, the fixtures and the certificate script.
+TESTS += tests/daemon/test_config_check.sh
+EXTRA_DIST += tests/daemon/test_config_check.sh

@@ -1,0 +1,134 @@
+#!/bin/sh
+# aloopd -t on good and bad configurations: the exit status, "configuration
+# OK" on stdout, or every error line (file:line: path "value": what) on
+# stderr.  The shipped conf/aloop.conf is checked unmodified, with the
+# build's plugins and a certificate made here.
+set -u
+: "${top_srcdir:?run by make check}" "${top_builddir:?run by make check}"
+aloopd="$top_builddir/daemon/aloopd"
+fixtures="$top_builddir/tests/fixtures/.libs"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/aloop-t.XXXXXX") || exit 1
+tmp=$(cd "$tmp" && pwd -P)
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
+failed=0
+
+# expect NAME STATUS STDOUT STDERR ARGS...: run aloopd ARGS in $tmp, bounded
+# by a timeout, and compare status and both outputs exactly.
+expect() {
+	name=$1 status=$2 out=$3 err=$4
+	shift 4
+	(cd "$tmp" && timeout 30 "$aloopd" "$@" >"$tmp/out" 2>"$tmp/err")
+	got=$?
+	printf '%s\n' "$out" | sed '/^$/d' >"$tmp/out.want"
+	printf '%s\n' "$err" | sed '/^$/d' >"$tmp/err.want"
+	if [ "$got" -ne "$status" ] ||
+	    ! cmp -s "$tmp/out" "$tmp/out.want" ||
+	    ! cmp -s "$tmp/err" "$tmp/err.want"; then
+		echo "FAIL: $name (exit $got, expected $status)"
+		diff -u "$tmp/out.want" "$tmp/out"
+		diff -u "$tmp/err.want" "$tmp/err"
+		failed=1
+	else
+		echo "ok: $name"
+	fi
+}
+
+conf() {
+	cat >"$tmp/aloop.conf"
+}
+
+# The shipped default, laid out as in the source tree: conf/ beside build/.
+mkdir -p "$tmp/conf" "$tmp/build"
+cp "$top_srcdir/conf/aloop.conf" "$tmp/conf/aloop.conf"
+ln -s "$top_builddir/plugins" "$tmp/build/plugins"
+"$top_srcdir/script/make-dev-cert" "$tmp/build/certs" >/dev/null || exit 1
+expect "default configuration" 0 "conf/aloop.conf: configuration OK" "" \
+	-t -c conf/aloop.conf
+expect "long options" 0 "conf/aloop.conf: configuration OK" "" \
+	--test --config conf/aloop.conf
+
+conf <<EOF2
+daemon = {
+	plugin_path = [ "$top_builddir/plugins/.libs" ];
+};
+listeners = (
+	{ name = "echo"; protocol = "echo"; listen = [ "127.0.0.1:7007" ]; },
+	{ name = "udp"; protocol = "echo"; type = "udp";
+	  listen = [ "127.0.0.1:7007" ]; }
+);
+EOF2
+expect "small configuration" 0 "aloop.conf: configuration OK" "" \
+	-t -c aloop.conf
+
+conf <<EOF2
+daemon = {
+	workers = 0;
+	plugin_path = [ "$top_builddir/plugins/.libs" ];
+};
+listeners = (
+	{
+		name = "echo";
+		protocol = "echo";
+		listen = [ "127.0.0.1:7007" ];
+		tcp_nodelai = true;
+	},
+	{
+		name = "chargen";
+		protocol = "chargen";
+		listen = [ "127.0.0.1:99999", "[::1]:7019" ];
+		settings = { line_length = 0; };
+	},
+	{
+		name = "echo";
+		protocol = "./nosuch.so";
+		listen = [ "[::1]:7007" ];
+		type = "sctp";
+	}
+);
+EOF2
+expect "bad configuration" 1 "" "aloop.conf:2: daemon.workers \"0\": out of range (1..1024)
+aloop.conf:10: listeners[0].tcp_nodelai \"true\": unknown setting
+aloop.conf:15: listeners[1].listen[0] \"127.0.0.1:99999\": port out of range
+aloop.conf:19: listeners[2].name \"echo\": name already used by listeners[0]
+aloop.conf:22: listeners[2].type \"sctp\": expected one of \"tcp\", \"udp\"
+aloop.conf:16: listeners[1].settings.line_length \"0\": out of range (1..1000)
+aloop.conf:20: listeners[2].protocol \"./nosuch.so\": $tmp/./nosuch.so: No such file or directory
+aloop.conf: configuration test failed" -t -c aloop.conf
+
+conf <<EOF2
+listeners = (
+	{
+		name = "old";
+		protocol = "$fixtures/plugin_wrong_major.so";
+		listen = [ "127.0.0.1:7007" ];
+	}
+);
+EOF2
+expect "plugin of another ABI" 1 "" "aloop.conf:4: listeners[0].protocol \"$fixtures/plugin_wrong_major.so\": $fixtures/plugin_wrong_major.so: plugin ABI 2.0, but aloopd speaks ABI 1.0: rebuild the plugin against this aloop
+aloop.conf: configuration test failed" -t -c aloop.conf
+
+conf <<EOF2
+daemon = { workers = 1 }
+listeners = (
+EOF2
+expect "syntax error" 1 "" "aloop.conf:3: syntax error
+aloop.conf: configuration test failed" -t -c aloop.conf
+
+expect "missing file" 1 "" "nope.conf: No such file or directory
+nope.conf: configuration test failed" -t -c nope.conf
+
+# getopt names the program as libtool ran it: check the rest.
+(cd "$tmp" && timeout 30 "$aloopd" --bogus >"$tmp/out" 2>"$tmp/err")
+got=$?
+if [ "$got" -eq 1 ] && [ ! -s "$tmp/out" ] &&
+    grep -q "unrecognized option '--bogus'" "$tmp/err" &&
+    grep -q "^usage: aloopd \[-c FILE\] \[-t\]" "$tmp/err"; then
+	echo "ok: unknown option"
+else
+	echo "FAIL: unknown option (exit $got)"
+	cat "$tmp/err"
+	failed=1
+fi
+
+exit $failed
