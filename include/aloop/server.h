@@ -137,9 +137,17 @@ struct aloop_datagram_options {
 ALOOP_API void aloop_datagram_options_init(struct aloop_datagram_options *o);
 
 /**
- * A datagram endpoint; the future's result is the struct aloop_transport *.
- * At least a local or a remote address, or a family, is required
- * (ALOOP_EINVAL); so is a matching family between the two.
+ * A datagram endpoint; the future's result is the struct aloop_transport *
+ * (the protocol sees connection_made right after).  At least a local or a
+ * remote address, or a family, is required (ALOOP_EINVAL); so is a
+ * matching family between the two.  Numeric addresses are checked at once;
+ * host names are resolved with aloop_getaddrinfo, and a mismatch found
+ * then fails the future with ALOOP_EINVAL.  A socket, bind or connect that
+ * fails closes the socket and fails the future with the errno.  With
+ * @o->sock, the endpoint takes over that SOCK_DGRAM socket (made
+ * non-blocking and close-on-exec; closed with the endpoint) and no address
+ * may be given.  A remote address connects the socket: sendto then takes
+ * NULL (or that address) and ICMP errors reach error_received.
  */
 ALOOP_API int aloop_create_datagram_endpoint(struct aloop_loop *loop,
     const struct aloop_datagram_protocol *proto,

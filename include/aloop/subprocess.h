@@ -50,11 +50,18 @@ struct aloop_subprocess_options {
 ALOOP_API void aloop_subprocess_options_init(struct aloop_subprocess_options *o);
 
 /**
- * Start @argv[0] (searched in PATH) with @argv.  The future's result is the
- * subprocess struct aloop_transport *; the protocol has seen
- * connection_made.  A program that cannot be started completes the future
- * with the errno of execve.  No descriptor of the parent leaks into the
- * child but the three it is given.
+ * Start @argv[0] (searched in PATH, the child's own if @o->env sets one)
+ * with @argv.  The future's result is the subprocess struct
+ * aloop_transport *; the protocol has seen connection_made.  A program
+ * that cannot be started (or a cwd, uid or gid that cannot be set)
+ * completes the future with that errno, and no child is left behind.  No
+ * descriptor of the parent leaks into the child but the three it is
+ * given, not even one opened without O_CLOEXEC.  Caught signals are reset
+ * to their default and none is blocked in the child; SIGPIPE is reset too.
+ * The child's exit is noticed through a pidfd (waitpid on its own pid,
+ * polled, on kernels without one), so other children are never reaped.
+ * @o may be NULL (three pipes).  ALOOP_EINVAL for an empty @argv or a bad
+ * descriptor choice (ALOOP_SUBPROCESS_STDOUT is for stderr only).
  */
 ALOOP_API int aloop_subprocess_exec(struct aloop_loop *loop,
     const struct aloop_subprocess_protocol *proto,
@@ -68,21 +75,33 @@ ALOOP_API int aloop_subprocess_shell(struct aloop_loop *loop,
     aloop_protocol_factory_fn factory, void *factory_arg, const char *cmd,
     const struct aloop_subprocess_options *o, struct aloop_future **fut);
 
+/** The child's pid; -1 if @t is no subprocess transport. */
 ALOOP_API pid_t aloop_subprocess_get_pid(const struct aloop_transport *t);
 /**
  * 0 and *@rc (exit status, or -signal if killed by one) once the process
- * has exited; ALOOP_ESTATE while it runs.
+ * has exited; ALOOP_ESTATE while it runs; ALOOP_EINVAL if @t is no
+ * subprocess transport.
  */
 ALOOP_API int aloop_subprocess_get_returncode(const struct aloop_transport *t, int *rc);
-/** The pipe transport for the child's fd 0, 1 or 2, or NULL if not a pipe. */
+/**
+ * The pipe transport for the child's fd 0, 1 or 2, or NULL if not a pipe
+ * (or once that pipe's connection is lost).  Owned by the subprocess
+ * transport; write to fd 0's, or close it to send EOF.
+ */
 ALOOP_API struct aloop_transport *aloop_subprocess_get_pipe_transport(
     struct aloop_transport *t, int fd);
-/** ALOOP_ESTATE-free no-op once the child has exited (0 returned). */
+/**
+ * Send @signum to the child.  A no-op returning 0 once the child has
+ * exited (it is reaped, so its pid cannot have been reused).  ALOOP_EINVAL
+ * for an invalid signal or a transport that is no subprocess.
+ */
 ALOOP_API int aloop_subprocess_send_signal(struct aloop_transport *t, int signum);
 ALOOP_API int aloop_subprocess_terminate(struct aloop_transport *t);
 ALOOP_API int aloop_subprocess_kill(struct aloop_transport *t);
 /* aloop_transport_close() on a subprocess transport closes its pipes and
- * kills the child if it still runs. */
+ * kills the child (SIGKILL) if it still runs; process_exited and
+ * connection_lost follow as usual.  aloop_transport_abort() also kills it,
+ * and closing the loop kills and reaps a child still running. */
 
 #ifdef __cplusplus
 }

@@ -96,8 +96,16 @@ ALOOP_API void aloop_transport_get_write_buffer_limits(const struct aloop_transp
 ALOOP_API size_t aloop_transport_get_write_buffer_size(const struct aloop_transport *t);
 
 /**
- * Datagram transports: send one datagram, to @addr or (NULL) the remote
- * address the endpoint was connected to.  Errors go to error_received.
+ * Datagram transports: send one datagram (empty ones too; @data is
+ * copied), to @addr or (NULL) the remote address the endpoint was
+ * connected to.  Sent at once when nothing is queued; queued, under the
+ * write-buffer limits, when the socket pushes back.  A protocol that
+ * ignores pause_writing finds datagrams past 16 times the high-water mark
+ * (at least 1 MiB) dropped, as a full socket buffer drops them.  Errors of
+ * the send itself go to error_received, never to a close.  Returns 0,
+ * ALOOP_EINVAL (no address on an unconnected endpoint, another address on
+ * a connected one, more than 64 KiB), ALOOP_ENOMEM, or ALOOP_ENOTSUP on a
+ * transport that is no datagram endpoint.
  */
 ALOOP_API int aloop_transport_sendto(struct aloop_transport *t, const void *data,
     size_t len, const struct sockaddr *addr, socklen_t addrlen);
