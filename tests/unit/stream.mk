@@ -19,3 +19,9 @@ tests_unit_test_server_SOURCES = tests/unit/test_server.c
 tests_unit_test_server_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_server_LDADD = $(STREAM_TEST_LDADD)
 TESTS += tests/unit/test_server
+
+check_PROGRAMS += tests/unit/test_connect
+tests_unit_test_connect_SOURCES = tests/unit/test_connect.c
+tests_unit_test_connect_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_connect_LDADD = $(STREAM_TEST_LDADD)
+TESTS += tests/unit/test_connect

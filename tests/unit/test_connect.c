@@ -1,0 +1,406 @@
+/*
+ * create_connection (SEMANTICS section H): refused connects, every
+ * address tried in order with one error or ALOOP_EMULTI, local addresses,
+ * adopted sockets, cancellation, and the argument rules.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <aloop/aloop.h>
+
+#include "net-int.h"
+#include "runner.h"
+#include "stream_util.h"
+
+/* A loopback port nobody listens on (bound, then closed). */
+static int
+dead_port(int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, port;
+
+	fd = socket(family, SOCK_STREAM, 0);
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = (sa_family_t)family;
+	if (family == AF_INET) {
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr =
+		    htonl(INADDR_LOOPBACK);
+		len = sizeof(struct sockaddr_in);
+	} else {
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+		len = sizeof(struct sockaddr_in6);
+	}
+	CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&ss, len), 0);
+	port = sock_port(fd);
+	close(fd);
+	return port;
+}
+
+static void
+addr_set(struct aloop__addr *a, int family, const char *host, int port)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	a->socktype = SOCK_STREAM;
+	a->protocol = IPPROTO_TCP;
+	if (family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)&a->ss;
+
+		s->sin_family = AF_INET;
+		s->sin_port = htons((uint16_t)port);
+		inet_pton(AF_INET, host, &s->sin_addr);
+		a->len = sizeof(*s);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)&a->ss;
+
+		s->sin6_family = AF_INET6;
+		s->sin6_port = htons((uint16_t)port);
+		inet_pton(AF_INET6, host, &s->sin6_addr);
+		a->len = sizeof(*s);
+	}
+}
+
+static void
+test_refused(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool cp = { 0 };
+	struct aloop_future *fut;
+	const struct aloop_error *err;
+	char ps[16];
+
+	snprintf(ps, sizeof(ps), "%d", dead_port(AF_INET));
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", ps, NULL, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), -ECONNREFUSED);
+	err = aloop_future_error(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	/* The message names the address. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "127.0.0.1"));
+	CU_ASSERT_EQUAL(cp.n, 0);
+	aloop_future_release(fut);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_every_address_in_order(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop__addrlist *l;
+	struct aloop_transport *t = NULL;
+	struct aloop_server *srv;
+	struct aloop_future *fut;
+	const struct sockaddr_in *peer;
+	const struct aloop_error *err;
+	int port, dead = dead_port(AF_INET);
+
+	srv = start_server(loop, &sp, NULL, &port);
+	l = calloc(1, sizeof(*l) + 3 * sizeof(l->a[0]));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	/* Two refusals first, then the server: the third one connects. */
+	l->n = 3;
+	addr_set(&l->a[0], AF_INET, "127.0.0.1", dead);
+	addr_set(&l->a[1], AF_INET, "127.0.0.2", dead);
+	addr_set(&l->a[2], AF_INET, "127.0.0.1", port);
+	CU_ASSERT_EQUAL_FATAL(aloop__create_connection_addrs(loop, &rec_proto,
+	    rec_factory, &cp, l, NULL, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, (void **)&t), 0);
+	aloop_future_release(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	peer = aloop_transport_get_extra_info(t, "peername", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL(ntohs(peer->sin_port), port);
+	CU_ASSERT_EQUAL(cp.r[0].made, 1);
+	aloop_transport_close(t);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost && sp.n == 1 &&
+	    sp.r[0].lost, 5.0));
+
+	/* All refused: one code, every attempt named. */
+	l->n = 2;
+	CU_ASSERT_EQUAL_FATAL(aloop__create_connection_addrs(loop, &rec_proto,
+	    rec_factory, &cp, l, NULL, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), -ECONNREFUSED);
+	err = aloop_future_error(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "Multiple exceptions"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "127.0.0.1"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "127.0.0.2"));
+	aloop_future_release(fut);
+
+	/* Different errors: ALOOP_EMULTI.  An IPv6 address has no matching
+	 * local address when only an IPv4 one is given. */
+	if (have_ipv6()) {
+		struct aloop__addrlist *loc = calloc(1, sizeof(*loc) +
+		    sizeof(loc->a[0]));
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(loc);
+		loc->n = 1;
+		addr_set(&loc->a[0], AF_INET, "127.0.0.1", 0);
+		addr_set(&l->a[1], AF_INET6, "::1", dead);
+		CU_ASSERT_EQUAL_FATAL(aloop__create_connection_addrs(loop,
+		    &rec_proto, rec_factory, &cp, l, loc, &fut), 0);
+		CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), ALOOP_EMULTI);
+		err = aloop_future_error(fut);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err->message,
+		    "no matching local address"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err->message,
+		    "Connect call failed"));
+		aloop_future_release(fut);
+		free(loc);
+	}
+	free(l);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	CU_ASSERT_EQUAL(cp.r[0].bad + sp.r[0].bad, 0);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_local_addr(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_connection_options o;
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_server *srv;
+	struct aloop_transport *t = NULL;
+	struct aloop_future *fut;
+	const struct sockaddr_in *sn;
+	int port, lport, blocker;
+	char ps[16], lps[16];
+
+	srv = start_server(loop, &sp, NULL, &port);
+	snprintf(ps, sizeof(ps), "%d", port);
+	lport = dead_port(AF_INET);
+	snprintf(lps, sizeof(lps), "%d", lport);
+	aloop_connection_options_init(&o);
+	o.local_host = "127.0.0.1";
+	o.local_port = lps;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", ps, &o, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, (void **)&t), 0);
+	aloop_future_release(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	sn = aloop_transport_get_extra_info(t, "sockname", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sn);
+	CU_ASSERT_EQUAL(ntohs(sn->sin_port), lport);
+	aloop_transport_close(t);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost && sp.n == 1 && sp.r[0].lost,
+	    5.0));
+
+	/* A local address in use: EADDRINUSE, naming the address. */
+	blocker = socket(AF_INET, SOCK_STREAM, 0);
+	{
+		struct sockaddr_in sin;
+		int on = 1;
+
+		/* The port may still be in TIME_WAIT from the first use. */
+		(void)setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on,
+		    sizeof(on));
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)lport);
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CU_ASSERT_EQUAL_FATAL(bind(blocker, (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+		CU_ASSERT_EQUAL(listen(blocker, 1), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", ps, &o, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), -EADDRINUSE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(aloop_future_error(fut)->message,
+	    lps));
+	aloop_future_release(fut);
+	close(blocker);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_resolved_name(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_server *srv;
+	struct aloop_transport *t;
+	int port;
+
+	/* "localhost" goes through the resolver (/etc/hosts). */
+	srv = start_server(loop, &sp, NULL, &port);
+	t = connect_to(loop, &cp, "localhost", port);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made, 5.0));
+	aloop_transport_abort(t);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost && sp.r[0].lost, 5.0));
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_cancel_closes(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool cp = { 0 };
+	struct aloop_future *fut;
+	struct sockaddr_in sin;
+	int lfd, i, c[200], nc = 0;
+	char ps[16];
+
+	/*
+	 * A listener that never accepts, with its backlog full, leaves the
+	 * next connect pending; cancelling must close that socket.
+	 */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(listen(lfd, 0), 0);
+	snprintf(ps, sizeof(ps), "%d", sock_port(lfd));
+	for (i = 0; i < 200; i++) {
+		c[nc] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		sin.sin_port = htons((uint16_t)sock_port(lfd));
+		(void)connect(c[nc], (struct sockaddr *)&sin, sizeof(sin));
+		nc++;
+	}
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", ps, NULL, &fut), 0);
+	run_for(loop, 0.02);
+	CU_ASSERT_EQUAL(aloop_future_cancel(fut), 1);
+	run_for(loop, 0.02);
+	CU_ASSERT(aloop_future_cancelled(fut));
+	CU_ASSERT_EQUAL(cp.n, 0);
+	aloop_future_release(fut);
+	for (i = 0; i < nc; i++)
+		close(c[i]);
+	close(lfd);
+	/* And cancelling before anything ran. */
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", ps, NULL, &fut), 0);
+	CU_ASSERT_EQUAL(aloop_future_cancel(fut), 1);
+	aloop_future_release(fut);
+	run_for(loop, 0.02);
+	CU_ASSERT_EQUAL(cp.n, 0);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_adopt_connected_socket(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_connection_options o;
+	struct rec_pool cp = { 0 };
+	struct aloop_transport *t = NULL;
+	struct aloop_future *fut;
+	int sv[2];
+	char buf[8];
+
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	aloop_connection_options_init(&o);
+	o.sock = sv[0];
+	/* host/port with sock, or neither: EINVAL. */
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, rec_factory,
+	    &cp, "127.0.0.1", "1", &o, &fut), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, rec_factory,
+	    &cp, NULL, NULL, NULL, &fut), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, NULL, NULL, &o, &fut), 0);
+	CU_ASSERT_EQUAL(cp.n, 0);	/* connection_made comes later */
+	CU_ASSERT_EQUAL(wait_future(loop, fut, (void **)&t), 0);
+	aloop_future_release(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(cp.r[0].made, 1);
+	CU_ASSERT_EQUAL(aloop_transport_write(t, "sock", 4), 0);
+	CU_ASSERT_EQUAL(read(sv[1], buf, sizeof(buf)), 4);
+	CU_ASSERT_EQUAL(write(sv[1], "back", 4), 4);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].nrecv == 4, 5.0));
+	close(sv[1]);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost, 5.0));
+	CU_ASSERT_EQUAL(cp.r[0].eofs, 1);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_tls_argument_rules(void)
+{
+	struct aloop_loop *loop = test_loop();
+	struct aloop_connection_options o;
+	struct rec_pool cp = { 0 };
+	struct aloop_future *fut;
+
+	/* server_hostname without ssl. */
+	aloop_connection_options_init(&o);
+	o.server_hostname = "example.org";
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, rec_factory,
+	    &cp, "127.0.0.1", "1", &o, &fut), ALOOP_EINVAL);
+	/* ssl with no host and no server_hostname. */
+	aloop_connection_options_init(&o);
+	o.ssl = ALOOP_TLS_DEFAULT;
+	o.sock = 0;
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, rec_factory,
+	    &cp, NULL, NULL, &o, &fut), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, rec_factory,
+	    &cp, "", "1", &o, &fut), ALOOP_EINVAL);
+	/* Missing protocol or factory. */
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, NULL, rec_factory,
+	    &cp, "127.0.0.1", "1", NULL, &fut), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, NULL,
+	    &cp, "127.0.0.1", "1", NULL, &fut), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_create_unix_connection(loop, &rec_proto,
+	    rec_factory, &cp, NULL, NULL, &fut), ALOOP_EINVAL);
+	test_loop_done(loop);
+}
+
+static void
+test_closed_loop(void)
+{
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool cp = { 0 };
+	struct aloop_future *fut;
+
+	CU_ASSERT_EQUAL(aloop_close(loop), 0);
+	CU_ASSERT_EQUAL(aloop_create_connection(loop, &rec_proto, rec_factory,
+	    &cp, "127.0.0.1", "1", NULL, &fut), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_create_server(loop, &rec_proto, rec_factory,
+	    &cp, "127.0.0.1", "0", NULL, &fut), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static const struct test_case cases[] = {
+	TEST(test_refused),
+	TEST(test_every_address_in_order),
+	TEST(test_local_addr),
+	TEST(test_resolved_name),
+	TEST(test_cancel_closes),
+	TEST(test_adopt_connected_socket),
+	TEST(test_tls_argument_rules),
+	TEST(test_closed_loop),
+};
+
+TEST_MAIN("connect", cases)
