@@ -326,6 +326,26 @@ dgram_close(struct aloop_transport *t)
 		aloop__transport_lost(t, 0, NULL);
 }
 
+/*
+ * Drop the queue and the socket at once, but keep the receive buffer and
+ * the events until teardown: abort may come from inside datagram_received,
+ * whose data still points into that buffer.
+ */
+static void
+dgram_abort(struct aloop_transport *t)
+{
+	struct dgram *d = (struct dgram *)t;
+
+	dgram_stop_reading(d);
+	if (d->wev != NULL)
+		(void)event_del(d->wev);
+	dgram_free_queue(d);
+	if (d->fd >= 0) {
+		(void)close(d->fd);
+		d->fd = -1;
+	}
+}
+
 static void
 dgram_pause_reading(struct aloop_transport *t)
 {
@@ -414,6 +434,7 @@ dgram_free(struct aloop_transport *t)
 static const struct aloop__transport_ops dgram_ops = {
 	.name = "datagram",
 	.close = dgram_close,
+	.abort = dgram_abort,
 	.pause_reading = dgram_pause_reading,
 	.resume_reading = dgram_resume_reading,
 	.get_extra_info = dgram_get_extra_info,

@@ -31,6 +31,7 @@ struct ep {
 	int			 echo;		/* send every datagram back */
 	int			 pause_on_made;
 	int			 refuse;	/* factory error to return */
+	int			 abort_on_recv;	/* abort inside datagram_received */
 	size_t			 nrecv;
 	size_t			 lastlen;
 	char			 last[2048];
@@ -95,6 +96,14 @@ ep_received(struct aloop_transport *t, void *state, const void *data,
 	if (e->echo)
 		CU_ASSERT_EQUAL(aloop_transport_sendto(t, data, len, addr,
 		    addrlen), 0);
+	if (e->abort_on_recv) {
+		aloop_transport_abort(t);
+		/* The datagram stays readable until the callback returns. */
+		CU_ASSERT_EQUAL(memcmp(data, e->last, len < sizeof(e->last) ?
+		    len : 0), 0);
+		CU_ASSERT_EQUAL(aloop_transport_sendto(t, data, len, addr,
+		    addrlen), 0);
+	}
 	wake(e);
 }
 
@@ -731,6 +740,37 @@ test_abort_drops(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/* An endpoint aborted from inside datagram_received gets no more. */
+static void
+test_abort_in_callback(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop;
+	struct ep a, b;
+	const void *sn;
+	int i, fds = count_fds();
+
+	loop = loop_open();
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.abort_on_recv = 1;
+	aloop_datagram_options_init(&o);
+	o.local_host = "127.0.0.1";
+	o.local_port = "0";
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &a, &o), 0);
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &b, &o), 0);
+	sn = aloop_transport_get_extra_info(a.t, "sockname", NULL);
+	for (i = 0; i < 5; i++)
+		CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, "burst", 5, sn,
+		    sizeof(struct sockaddr_in)), 0);
+	WAIT_FOR(loop, &a, a.lost > 0);
+	CU_ASSERT_EQUAL(a.nrecv, 1);
+	CU_ASSERT_EQUAL(a.lost, 1);
+	ep_close(loop, &b);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 /* Paused in connection_made: nothing is delivered until resumed. */
 static void
 test_pause_reading(void)
@@ -834,6 +874,7 @@ static const struct test_case cases[] = {
 	TEST(test_factory_refuses),
 	TEST(test_flow_control_and_close_flushes),
 	TEST(test_abort_drops),
+	TEST(test_abort_in_callback),
 	TEST(test_pause_reading),
 	TEST(test_host_name),
 	TEST(test_loop_close_releases),
