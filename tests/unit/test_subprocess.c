@@ -39,6 +39,10 @@ struct proc {
 	int			 rc_at_exit;
 	int			 data_after_lost;
 	const char		*write_on_made;	/* sent to stdin, then EOF */
+	int			 count_only;	/* keep totals, not the bytes */
+	size_t			 total;
+	unsigned long		 sum;
+	unsigned		 order_errors;	/* bytes not in 'a'..'z' order */
 	int			 close_on_made;
 };
 
@@ -54,6 +58,14 @@ proc_factory(void *arg, void **state)
 {
 	*state = arg;
 	return 0;
+}
+
+static int
+refusing_factory(void *arg, void **state)
+{
+	(void)arg;
+	(void)state;
+	return -EPERM;
 }
 
 static void
@@ -87,6 +99,17 @@ proc_data(struct aloop_transport *t, void *state, int fd, const void *data,
 	(void)t;
 	CU_ASSERT(fd == 1 || fd == 2);
 	CU_ASSERT(len > 0);
+	if (p->count_only) {
+		const unsigned char *b = data;
+		size_t i;
+
+		for (i = 0; i < len; i++, p->total++) {
+			p->sum += b[i];
+			if (b[i] != 'a' + p->total % 26)
+				p->order_errors++;
+		}
+		return;
+	}
 	if (fd == 1 || fd == 2) {
 		if (p->pipe_lost[fd])
 			p->data_after_lost++;
@@ -597,6 +620,85 @@ test_exec_missing(void)
 	exec_fails(ok, &o, -ENOENT);
 }
 
+/* A refusing factory: the child is killed and reaped, nobody is called. */
+static void
+test_factory_refuses(void)
+{
+	const char *const argv[] = { "sleep", "30", NULL };
+	struct aloop_loop *loop;
+	struct aloop_future *f = NULL, *idle = NULL;
+	int i, fds = count_fds();
+
+	loop = loop_open();
+	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
+	    refusing_factory, NULL, argv, NULL, &f), 0);
+	CU_ASSERT_EQUAL(run(loop, f, NULL), -EPERM);
+	aloop_future_release(f);
+	/* The loop reaps the killed child by itself: run it in short slices
+	 * while any child of ours exists (waitid with WNOWAIT reaps none). */
+	for (i = 0; i < 1000; i++) {
+		siginfo_t si;
+
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
+			break;
+		CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &idle), 0);
+		CU_ASSERT_EQUAL(aloop_call_later(loop, 0.01, watchdog, idle,
+		    NULL), 0);
+		(void)aloop_run_until_complete(loop, idle, NULL);
+		aloop_future_release(idle);
+	}
+	CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+	CU_ASSERT_EQUAL(errno, ECHILD);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/* A megabyte through cat and back: the pipes keep every byte in order. */
+static void
+test_large_output(void)
+{
+	const char *const argv[] = { "cat", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct aloop_transport *in;
+	struct proc *p;
+	char *big;
+	size_t i, n = 1 << 20;
+	unsigned long sum = 0, want = 0;
+
+	p = calloc(1, sizeof(*p));
+	big = malloc(n);
+	CU_ASSERT_FATAL(p != NULL && big != NULL);
+	for (i = 0; i < n; i++) {
+		big[i] = (char)('a' + i % 26);
+		want += (unsigned char)big[i];
+	}
+	proc_init(p, loop);
+	p->count_only = 1;
+	{
+		struct aloop_future *f = NULL;
+
+		CU_ASSERT_EQUAL_FATAL(aloop_subprocess_exec(loop, &proc_proto,
+		    proc_factory, p, argv, NULL, &f), 0);
+		CU_ASSERT_EQUAL_FATAL(run(loop, f, NULL), 0);
+		aloop_future_release(f);
+	}
+	in = aloop_subprocess_get_pipe_transport(p->t, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+	CU_ASSERT_EQUAL(aloop_transport_write(in, big, n), 0);
+	aloop_transport_close(in);
+	CU_ASSERT_EQUAL(run(loop, p->done, NULL), 0);
+	CU_ASSERT_EQUAL(p->total, n);
+	sum = p->sum;
+	CU_ASSERT_EQUAL(sum, want);
+	CU_ASSERT_EQUAL(p->order_errors, 0);
+	CU_ASSERT_EQUAL(p->rc_at_exit, 0);
+	check_order(p, "012");
+	proc_finish(p);
+	free(p);
+	free(big);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 static void
 test_arguments(void)
 {
@@ -784,6 +886,8 @@ static const struct test_case cases[] = {
 	TEST(test_uid_gid),
 	TEST(test_inherit),
 	TEST(test_exec_missing),
+	TEST(test_factory_refuses),
+	TEST(test_large_output),
 	TEST(test_arguments),
 	TEST(test_no_fd_leak),
 	TEST(test_close_in_connection_made),
