@@ -25,3 +25,15 @@ tests_unit_test_connect_SOURCES = tests/unit/test_connect.c
 tests_unit_test_connect_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_connect_LDADD = $(STREAM_TEST_LDADD)
 TESTS += tests/unit/test_connect
+
+check_PROGRAMS += tests/unit/test_net
+tests_unit_test_net_SOURCES = tests/unit/test_net.c
+tests_unit_test_net_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_net_LDADD = $(STREAM_TEST_LDADD)
+TESTS += tests/unit/test_net
+
+check_PROGRAMS += tests/unit/test_pipe
+tests_unit_test_pipe_SOURCES = tests/unit/test_pipe.c
+tests_unit_test_pipe_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_pipe_LDADD = $(STREAM_TEST_LDADD)
+TESTS += tests/unit/test_pipe
