@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <libgen.h>
 #include <limits.h>
 #include <sched.h>
@@ -529,11 +531,51 @@ static const struct spec daemon_specs[] = {
 };
 #undef D
 
+/* The errno of a failed getpwnam/getgrnam, if it says more than "none". */
+static const char *
+lookup_error(void)
+{
+	/* getpwnam(3): these all mean the name was not found. */
+	if (errno == 0 || errno == ENOENT || errno == ESRCH ||
+	    errno == EBADF || errno == EPERM)
+		return NULL;
+	return strerror(errno);
+}
+
+/*
+ * Whether the user (and group) of "user" or "user:group" exist, so that a
+ * typo fails the check rather than the privilege drop or the chown at start.
+ */
+static void
+check_owner(const config_setting_t *s, const char *user, const char *group)
+{
+	const char *why;
+
+	errno = 0;
+	if (user != NULL && getpwnam(user) == NULL) {
+		why = lookup_error();
+		config_report(s, NULL, "no user \"%s\"%s%s", user,
+		    why != NULL ? ": " : "", why != NULL ? why : "");
+	}
+	errno = 0;
+	if (group != NULL && getgrnam(group) == NULL) {
+		why = lookup_error();
+		config_report(s, NULL, "no group \"%s\"%s%s", group,
+		    why != NULL ? ": " : "", why != NULL ? why : "");
+	}
+}
+
 static void
 parse_daemon(struct config *cfg, config_setting_t *s, const struct spec *sp,
     void *obj)
 {
 	parse_group(cfg, s, daemon_specs, &cfg->daemon);
+	if (cfg->daemon.user != NULL)
+		check_owner(config_setting_get_member(s, "user"),
+		    cfg->daemon.user, NULL);
+	if (cfg->daemon.group != NULL)
+		check_owner(config_setting_get_member(s, "group"), NULL,
+		    cfg->daemon.group);
 	if (config_setting_is_group(s) && cfg->daemon.group != NULL &&
 	    cfg->daemon.user == NULL)
 		config_report(config_setting_get_member(s, "group"), NULL,
@@ -1092,6 +1134,19 @@ next:		;
 	if (!has_unix && l->owner != NULL)
 		config_report(config_setting_get_member(s, "owner"), NULL,
 		    "only for \"unix:\" addresses");
+	else if (l->owner != NULL) {
+		char *copy = strdup(l->owner), *group;
+
+		if (copy == NULL) {
+			config_report(s, NULL, "out of memory");
+			return;
+		}
+		if ((group = strchr(copy, ':')) != NULL)
+			*group++ = '\0';
+		check_owner(config_setting_get_member(s, "owner"), copy,
+		    group);
+		free(copy);
+	}
 	/*
 	 * The plugin always gets a group, so that it needs no NULL check;
 	 * the tree is ours to extend, and the node is freed with it.

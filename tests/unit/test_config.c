@@ -63,7 +63,7 @@ test_good_config_fills_structs(void)
 	    "    listen = [ \"127.0.0.1:7007\" ]; },\n"
 	    "  { name = \"c\"; protocol = \"echo\";\n"
 	    "    listen = [ \"unix:/tmp/c.sock\" ]; mode = \"0660\";\n"
-	    "    owner = \"nobody\"; }\n"
+	    "    owner = \"nobody:root\"; }\n"
 	    ");\n");
 	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
 	CU_ASSERT_FATAL(td_errors_are(cfg, NO_ERRORS));
@@ -131,7 +131,7 @@ test_good_config_fills_structs(void)
 	CU_ASSERT_EQUAL(l->listen[0].kind, CONFIG_ADDR_UNIX);
 	CU_ASSERT_STRING_EQUAL(l->listen[0].path, "/tmp/c.sock");
 	CU_ASSERT_EQUAL(l->mode, 0660);
-	CU_ASSERT_STRING_EQUAL(l->owner, "nobody");
+	CU_ASSERT_STRING_EQUAL(l->owner, "nobody:root");
 	CU_ASSERT_PTR_NULL(config_find_listener(cfg, "zz"));
 	config_free(cfg);
 	td_leave();
@@ -342,7 +342,7 @@ test_missing_settings(void)
 static void
 test_listener_combinations(void)
 {
-	expect("daemon = { group = \"g\"; };\n"
+	expect("daemon = { group = \"root\"; };\n"
 	    "listeners = (\n"
 	    "  { name = \"a\"; protocol = \"p\"; type = \"udp\";\n"
 	    "    listen = [ \"unix:/tmp/a\" ]; },\n"
@@ -350,13 +350,28 @@ test_listener_combinations(void)
 	    "    mode = \"0600\"; owner = \"u\"; }\n"
 	    ");\n",
 	    ERRORS(
-	    "aloop.conf:1: daemon.group \"g\": needs a user to switch to",
+	    "aloop.conf:1: daemon.group \"root\": needs a user to switch to",
 	    "aloop.conf:4: listeners[0].listen[0] \"unix:/tmp/a\": unix "
 	    "sockets are served with type \"tcp\" only",
 	    "aloop.conf:6: listeners[1].mode \"0600\": only for \"unix:\" "
 	    "addresses",
 	    "aloop.conf:6: listeners[1].owner \"u\": only for \"unix:\" "
 	    "addresses"));
+}
+
+static void
+test_unknown_users(void)
+{
+	expect("daemon = { user = \"no-such-user-x\"; group = \"no-such-gr\"; };\n"
+	    "listeners = ( { name = \"a\"; protocol = \"p\";\n"
+	    "  listen = [ \"unix:/tmp/x\" ]; owner = \"root:no-such-gr\"; } );\n",
+	    ERRORS(
+	    "aloop.conf:1: daemon.user \"no-such-user-x\": no user "
+	    "\"no-such-user-x\"",
+	    "aloop.conf:1: daemon.group \"no-such-gr\": no group "
+	    "\"no-such-gr\"",
+	    "aloop.conf:3: listeners[0].owner \"root:no-such-gr\": no group "
+	    "\"no-such-gr\""));
 }
 
 static void
@@ -522,6 +537,7 @@ static const struct test_case cases[] = {
 	TEST(test_bad_types),
 	TEST(test_missing_settings),
 	TEST(test_listener_combinations),
+	TEST(test_unknown_users),
 	TEST(test_syntax_error_and_missing_file),
 	TEST(test_tls),
 	TEST(test_tls_errors),
