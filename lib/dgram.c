@@ -52,6 +52,22 @@
 #define DGRAM_QUEUE_FACTOR	16
 #define DGRAM_QUEUE_FLOOR	(1024 * 1024)
 
+/*
+ * recvmmsg batches, for endpoints that find at least DGRAM_BATCH_TRIGGER
+ * datagrams in one turn.  Each slot holds the largest datagram, so a batch
+ * costs DGRAM_BATCH * 64 KiB and only busy endpoints get one.
+ */
+#define DGRAM_BATCH		8
+#define DGRAM_BATCH_TRIGGER	16
+
+struct dgram_batch {
+	unsigned		 next, count;	/* delivered, read */
+	struct mmsghdr		 msg[DGRAM_BATCH];
+	struct iovec		 iov[DGRAM_BATCH];
+	struct sockaddr_storage	 from[DGRAM_BATCH];
+	unsigned char		 buf[DGRAM_BATCH][DGRAM_MAX];
+};
+
 struct dgram_pkt {
 	struct dgram_pkt	*next;
 	size_t			 len;
@@ -73,6 +89,7 @@ struct dgram {
 	struct dgram_pkt	*head, **tailp;
 	size_t			 bufsize;
 	unsigned char		*rbuf;
+	struct dgram_batch	*batch;		/* busy endpoints only */
 	struct sockaddr_storage	 sockname, peername;
 	socklen_t		 socklen, peerlen;	/* peerlen 0: unconnected */
 };
@@ -109,6 +126,62 @@ dgram_can_read(const struct dgram *d)
 	    !aloop__transport_is_done(&d->t);
 }
 
+/* Deliver what a batch holds, from b->next on, while reading is wanted. */
+static void
+dgram_deliver_batch(struct dgram *d)
+{
+	struct aloop_transport *t = &d->t;
+	struct dgram_batch *b = d->batch;
+	unsigned k;
+
+	while (b->next < b->count && dgram_can_read(d)) {
+		k = b->next++;
+		if (d->proto->datagram_received == NULL)
+			continue;
+		d->proto->datagram_received(t, t->state, b->buf[k],
+		    b->msg[k].msg_len, (const struct sockaddr *)&b->from[k],
+		    b->msg[k].msg_hdr.msg_namelen);
+	}
+}
+
+/* One recvmmsg of up to @max datagrams: how many, 0 for none, -1 to stop. */
+static int
+dgram_read_batch(struct dgram *d, int fd, unsigned max)
+{
+	struct dgram_batch *b = d->batch;
+	unsigned k, vlen = max < DGRAM_BATCH ? max : DGRAM_BATCH;
+	int n;
+
+	for (k = 0; k < vlen; k++) {
+		memset(&b->msg[k].msg_hdr, 0, sizeof(b->msg[k].msg_hdr));
+		b->iov[k].iov_base = b->buf[k];
+		b->iov[k].iov_len = DGRAM_MAX;
+		b->msg[k].msg_hdr.msg_iov = &b->iov[k];
+		b->msg[k].msg_hdr.msg_iovlen = 1;
+		b->msg[k].msg_hdr.msg_name = &b->from[k];
+		b->msg[k].msg_hdr.msg_namelen = sizeof(b->from[k]);
+	}
+	b->next = b->count = 0;
+	n = recvmmsg(fd, b->msg, vlen, 0, NULL);
+	if (n == -1) {
+		if (errno == EINTR)
+			return 0;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return -1;
+		dgram_error(d, -errno, "receive");
+		return 0;
+	}
+	b->count = (unsigned)n;
+	dgram_deliver_batch(d);
+	return n > 0 ? n : -1;
+}
+
+/*
+ * Read what is waiting, up to DGRAM_READS_PER_TURN datagrams.  An endpoint
+ * that keeps finding several per turn switches to recvmmsg batches; an
+ * idle one keeps a single 64 KiB buffer, since every batch slot must hold
+ * the largest datagram.
+ */
 static void
 dgram_readable(evutil_socket_t fd, short what, void *arg)
 {
@@ -117,11 +190,22 @@ dgram_readable(evutil_socket_t fd, short what, void *arg)
 	struct sockaddr_storage from;
 	socklen_t fromlen;
 	ssize_t n;
-	int i;
+	int i = 0, got;
 
 	(void)what;
 	aloop__transport_ref(t);
-	for (i = 0; i < DGRAM_READS_PER_TURN && dgram_can_read(d); i++) {
+	/* First what a batch read before a pause_reading. */
+	if (d->batch != NULL)
+		dgram_deliver_batch(d);
+	while (d->batch != NULL && i < DGRAM_READS_PER_TURN &&
+	    dgram_can_read(d)) {
+		if ((got = dgram_read_batch(d, fd,
+		    (unsigned)(DGRAM_READS_PER_TURN - i))) < 0)
+			break;
+		i += got > 0 ? got : 1;
+	}
+	for (; d->batch == NULL && i < DGRAM_READS_PER_TURN &&
+	    dgram_can_read(d); i++) {
 		fromlen = sizeof(from);
 		n = recvfrom(fd, d->rbuf, DGRAM_MAX, 0,
 		    (struct sockaddr *)&from, &fromlen);
@@ -139,6 +223,10 @@ dgram_readable(evutil_socket_t fd, short what, void *arg)
 		d->proto->datagram_received(t, t->state, d->rbuf, (size_t)n,
 		    (const struct sockaddr *)&from, fromlen);
 	}
+	/* Busy: batch from now on (no batch on allocation failure). */
+	if (d->batch == NULL && i >= DGRAM_BATCH_TRIGGER &&
+	    !aloop__transport_is_done(t))
+		d->batch = calloc(1, sizeof(*d->batch));
 	aloop__transport_unref(t);
 }
 
@@ -362,6 +450,9 @@ dgram_resume_reading(struct aloop_transport *t)
 		return;
 	if (event_add(d->rev, NULL) == 0)
 		d->reading = 1;
+	/* Datagrams a batch read before the pause need no readiness. */
+	if (d->batch != NULL && d->batch->next < d->batch->count)
+		event_active(d->rev, EV_READ, 0);
 }
 
 static const void *
@@ -419,6 +510,8 @@ dgram_teardown(struct aloop_transport *t)
 	dgram_free_queue(d);
 	free(d->rbuf);
 	d->rbuf = NULL;
+	free(d->batch);
+	d->batch = NULL;
 	if (d->fut != NULL) {
 		aloop_future_release(d->fut);
 		d->fut = NULL;

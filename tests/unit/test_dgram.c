@@ -32,6 +32,9 @@ struct ep {
 	int			 pause_on_made;
 	int			 refuse;	/* factory error to return */
 	int			 abort_on_recv;	/* abort inside datagram_received */
+	size_t			 pause_at[2];	/* pause_reading at these counts */
+	unsigned		 seq_errors;	/* "%04zu" payloads out of order */
+	int			 check_seq;
 	size_t			 nrecv;
 	size_t			 lastlen;
 	char			 last[2048];
@@ -96,6 +99,15 @@ ep_received(struct aloop_transport *t, void *state, const void *data,
 	if (e->echo)
 		CU_ASSERT_EQUAL(aloop_transport_sendto(t, data, len, addr,
 		    addrlen), 0);
+	if (e->check_seq) {
+		char want[8];
+
+		snprintf(want, sizeof(want), "%04zu", e->nrecv - 1);
+		if (len != 4 || memcmp(data, want, 4) != 0)
+			e->seq_errors++;
+	}
+	if (e->nrecv == e->pause_at[0] || e->nrecv == e->pause_at[1])
+		aloop_transport_pause_reading(t);
 	if (e->abort_on_recv) {
 		aloop_transport_abort(t);
 		/* The datagram stays readable until the callback returns. */
@@ -771,6 +783,60 @@ test_abort_in_callback(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * A burst: the endpoint turns to recvmmsg batches, pausing in the middle of
+ * one keeps the rest for after resume_reading, and every datagram arrives
+ * once, in order.
+ */
+static void
+test_burst_and_pause(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop;
+	struct ep a, b;
+	const void *sa, *sb;
+	char msg[8];
+	size_t i, n = 100;
+
+	loop = loop_open();
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	a.check_seq = 1;
+	a.pause_at[0] = 20;
+	a.pause_at[1] = 45;
+	aloop_datagram_options_init(&o);
+	o.local_host = "127.0.0.1";
+	o.local_port = "0";
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &a, &o), 0);
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &b, &o), 0);
+	sa = aloop_transport_get_extra_info(a.t, "sockname", NULL);
+	sb = aloop_transport_get_extra_info(b.t, "sockname", NULL);
+	for (i = 0; i < n; i++) {
+		snprintf(msg, sizeof(msg), "%04zu", i);
+		CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, msg, 4, sa,
+		    sizeof(struct sockaddr_in)), 0);
+	}
+	WAIT_FOR(loop, &a, a.nrecv == 20);
+	/* A round trip through b: the loop ran, a stayed paused. */
+	CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, "self", 4, sb,
+	    sizeof(struct sockaddr_in)), 0);
+	WAIT_FOR(loop, &b, b.nrecv == 1);
+	CU_ASSERT_EQUAL(a.nrecv, 20);
+	aloop_transport_resume_reading(a.t);
+	WAIT_FOR(loop, &a, a.nrecv == 45);
+	CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, "self", 4, sb,
+	    sizeof(struct sockaddr_in)), 0);
+	WAIT_FOR(loop, &b, b.nrecv == 2);
+	CU_ASSERT_EQUAL(a.nrecv, 45);
+	aloop_transport_resume_reading(a.t);
+	WAIT_FOR(loop, &a, a.nrecv == n);
+	CU_ASSERT_EQUAL(a.seq_errors, 0);
+	CU_ASSERT_EQUAL(a.errors, 0);
+	ep_close(loop, &a);
+	ep_close(loop, &b);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 /* Paused in connection_made: nothing is delivered until resumed. */
 static void
 test_pause_reading(void)
@@ -876,6 +942,7 @@ static const struct test_case cases[] = {
 	TEST(test_abort_drops),
 	TEST(test_abort_in_callback),
 	TEST(test_pause_reading),
+	TEST(test_burst_and_pause),
 	TEST(test_host_name),
 	TEST(test_loop_close_releases),
 };
