@@ -4,14 +4,23 @@ sbin_PROGRAMS += daemon/aloopd
 # The configuration and plugin modules are shared with the unit tests,
 # which link them without main().
 ALOOPD_CONFIG_SOURCES = \
-	daemon/config.c daemon/config-int.h \
+	daemon/config.c daemon/config-int.h daemon/config_listener.c \
+	daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(OPENSSL_CFLAGS) $(LIBSYSTEMD_CFLAGS)
 ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(OPENSSL_LIBS) $(LIBSYSTEMD_LIBS)
 
-daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES)
+# The running part: workers, listeners, signals, reload and systemd.
+ALOOPD_RUN_SOURCES = \
+	daemon/runtime.c daemon/runtime.h daemon/worker.c daemon/worker.h \
+	daemon/listener.c daemon/listener.h daemon/signals.c daemon/signals.h \
+	daemon/notify.c daemon/notify.h daemon/activation.c \
+	daemon/activation.h daemon/logsink.c daemon/logsink.h
+
+daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES) \
+	$(ALOOPD_RUN_SOURCES)
 daemon_aloopd_CPPFLAGS = $(ALOOPD_CPPFLAGS)
 daemon_aloopd_LDADD = lib/libaloop.la $(ALOOPD_LIBS)
 # Plugins resolve the settings getters and libaloop from the daemon.

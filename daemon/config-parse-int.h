@@ -1,0 +1,80 @@
+/*
+ * Between the parts of the configuration reader (config.c: the machinery,
+ * the daemon group and the file; config_listener.c: listeners, addresses
+ * and TLS): the table of settings that drives the parsing, and the
+ * helpers each table row's parser uses.  Private to the daemon.
+ */
+#ifndef ALOOPD_CONFIG_PARSE_INT_H
+#define ALOOPD_CONFIG_PARSE_INT_H
+
+#include <stddef.h>
+
+#include <libconfig.h>
+
+struct config;
+struct config_listener;
+
+/* Setting types of the tables. */
+enum {
+	T_INT,		/* int field */
+	T_ULONG,	/* unsigned long field */
+	T_BOOL,		/* int field, 0 or 1 */
+	T_SECONDS,	/* double field; an integer or a float */
+	T_STRING,	/* char * field */
+	T_PATH,		/* char * field, resolved against the file's directory */
+	T_ENUM,		/* int field, from one of the names */
+	T_CUSTOM,	/* the spec's parse function does it */
+};
+
+struct enum_name {
+	const char	*name;
+	int		 value;
+};
+
+struct spec;
+typedef void (*parse_fn)(struct config *, config_setting_t *,
+    const struct spec *, void *obj);
+
+struct spec {
+	const char		*name;
+	int			 type;
+	size_t			 off;		/* of the field in the struct */
+	long long		 min, max;	/* T_INT, T_ULONG, T_SECONDS */
+	long long		 def;		/* T_INT, T_ULONG, T_BOOL, T_ENUM */
+	double			 ddef;		/* T_SECONDS */
+	const struct enum_name	*names;		/* T_ENUM, NULL-ended */
+	parse_fn		 parse;		/* T_CUSTOM */
+	int			 required;
+};
+
+/* The first initialisers of a table row. */
+#define SPEC(n, t, field)	.name = (n), .type = (t), .off = (field)
+#define FIELD(obj, spec, type)	((type *)(void *)((char *)(obj) + (spec)->off))
+
+/*
+ * Fill @obj from group @group by @table: defaults first, then every child,
+ * each unknown one an error, then the required ones that are missing.
+ */
+void	config_parse_group(struct config *cfg, config_setting_t *group,
+	    const struct spec *table, void *obj);
+
+/* A string setting's value, or NULL after reporting that it is not one. */
+const char *config_want_string(const config_setting_t *s, int nonempty);
+
+/* Whether @s is a list ( ... ) or array [ ... ]; reported if not. */
+int	config_want_list(config_setting_t *s, const char *of);
+
+/* Replace *@field by @v (NULL: report running out of memory on @s). */
+void	config_set_string(struct config *cfg, config_setting_t *s,
+	    char **field, char *v);
+
+/* Report on @s a user or group (either may be NULL) that does not exist. */
+void	config_check_owner(const config_setting_t *s, const char *user,
+	    const char *group);
+
+/* The `listeners` list (a T_CUSTOM parser), and freeing one entry. */
+void	config_parse_listeners(struct config *cfg, config_setting_t *s,
+	    const struct spec *sp, void *obj);
+void	config_free_listener(struct config_listener *l);
+
+#endif /* ALOOPD_CONFIG_PARSE_INT_H */
