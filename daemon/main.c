@@ -14,6 +14,8 @@
 
 #include <aloop/aloop.h>
 
+#include "runtime.h"
+
 #include "config-int.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
@@ -81,9 +83,8 @@ main(int argc, char **argv)
 	};
 	const char *config_path = DEFAULT_CONFIG;
 	struct config *cfg;
+	struct runtime_options ro = { 0 };
 	int ch, test_only = 0;
-	sigset_t set;
-	int sig;
 
 	while ((ch = getopt_long(argc, argv, "c:tfdVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -94,7 +95,10 @@ main(int argc, char **argv)
 			test_only = 1;
 			break;
 		case 'f':
+			ro.foreground = 1;
+			break;
 		case 'd':
+			ro.debug = 1;
 			break;
 		case 'V':
 			version();
@@ -124,15 +128,6 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s starting with %s", PACKAGE_VERSION,
-	    config_path);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	if (sigwait(&set, &sig) != 0)
-		return 1;
-	aloop_log(ALOOP_LOG_NOTICE, "stopping on %s", strsignal(sig));
-	config_free(cfg);
-	return 0;
+	ro.config_path = config_path;
+	return runtime_run(cfg, &ro);
 }
