@@ -19,15 +19,7 @@ ALOOPD_RUN_SOURCES = \
 	daemon/notify.c daemon/notify.h daemon/activation.c \
 	daemon/activation.h daemon/logsink.c daemon/logsink.h
 
-# The running part: workers, listeners, signals, reload and systemd.
-ALOOPD_RUN_SOURCES = \
-	daemon/runtime.c daemon/runtime.h daemon/worker.c daemon/worker.h \
-	daemon/listener.c daemon/listener.h daemon/signals.c daemon/signals.h \
-	daemon/notify.c daemon/notify.h daemon/activation.c \
-	daemon/activation.h daemon/logsink.c daemon/logsink.h
-
 daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES) \
-	$(ALOOPD_RUN_SOURCES) \
 	$(ALOOPD_RUN_SOURCES)
 daemon_aloopd_CPPFLAGS = $(ALOOPD_CPPFLAGS)
 daemon_aloopd_LDADD = lib/libaloop.la $(ALOOPD_LIBS)
