@@ -730,6 +730,48 @@ test_set_default_executor(void)
 	CU_ASSERT_EQUAL(wait_threads(base_threads), 0);
 }
 
+static int
+job_echo(void *arg, void **result)
+{
+	*result = arg;
+	return 0;
+}
+
+/* One pool serves two loops; each outcome goes to its own loop. */
+static void
+test_pool_shared_by_two_loops(void)
+{
+	struct aloop_future *fa = NULL, *fb = NULL;
+	struct aloop_executor *ex = NULL;
+	struct aloop_loop *a, *b;
+	aloop_handle_t wda, wdb;
+	void *res = NULL;
+
+	a = new_loop(&wda);
+	b = new_loop(&wdb);
+	CU_ASSERT_EQUAL_FATAL(aloop_executor_new(2, &ex), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(a, ex, job_echo, "a",
+	    NULL, &fa), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(b, ex, job_echo, "b",
+	    NULL, &fb), 0);
+	CU_ASSERT_EQUAL(wait_future(b, fb, &res), 0);
+	CU_ASSERT_STRING_EQUAL(res, "b");
+	CU_ASSERT_EQUAL(wait_future(a, fa, &res), 0);
+	CU_ASSERT_STRING_EQUAL(res, "a");
+	aloop_future_release(fa);
+	aloop_future_release(fb);
+
+	/* Closing one loop leaves the pool working for the other. */
+	free_loop(a, wda);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(b, ex, job_echo, "c",
+	    NULL, &fb), 0);
+	CU_ASSERT_EQUAL(wait_future(b, fb, &res), 0);
+	CU_ASSERT_STRING_EQUAL(res, "c");
+	aloop_future_release(fb);
+	aloop_executor_shutdown(ex, 1);
+	free_loop(b, wdb);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_result_on_loop_thread),
 	TEST(test_errors_propagate),
@@ -743,6 +785,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_with_delivery_queued),
 	TEST(test_default_executor_sizing),
 	TEST(test_set_default_executor),
+	TEST(test_pool_shared_by_two_loops),
 };
 
 TEST_MAIN("executor", cases)
