@@ -1,2 +1,3 @@
 # libaloop: subprocesses (see lib/local.mk).
-lib_libaloop_core_la_SOURCES += lib/subprocess.c lib/subprocess-int.h
+lib_libaloop_core_la_SOURCES += lib/subprocess.c lib/spawn.c \
+	lib/subprocess-int.h
