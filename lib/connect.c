@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include <aloop/server.h>
+#include <aloop/tls.h>
 
 #include "loop-int.h"
 #include "net-int.h"
@@ -31,6 +32,9 @@ struct attempt {
 	const struct aloop_protocol	*proto;
 	aloop_protocol_factory_fn	 factory;
 	void				*factory_arg;
+	struct aloop_tls_context	*ssl;		/* a reference, or DEFAULT */
+	char				*server_hostname;
+	double				 hs_timeout, sd_timeout;
 	int				 refs;
 	int				 finished;	/* no more work */
 	int				 is_unix;
@@ -47,6 +51,22 @@ struct attempt {
 	int				 same_code;
 	struct aloop__resource		 res;
 };
+
+/* Until lib/tls.c is in the build, TLS requests are refused earlier. */
+static int
+tls_transport_not_yet(struct aloop_loop *loop, int fd,
+    struct aloop_tls_context *ctx, int server_side,
+    const char *server_hostname, double handshake_timeout,
+    double shutdown_timeout, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    struct aloop_future *waiter, struct aloop_transport **out)
+{
+	(void)loop; (void)ctx; (void)server_side; (void)server_hostname;
+	(void)handshake_timeout; (void)shutdown_timeout; (void)proto;
+	(void)factory; (void)factory_arg; (void)waiter; (void)out;
+	(void)close(fd);
+	return ALOOP_ENOTSUP;
+}
 
 static void	attempt_try_next(struct attempt *a);
 
@@ -66,6 +86,9 @@ attempt_unref(struct attempt *a)
 	if (--a->refs > 0)
 		return;
 	aloop_future_release(a->fut);
+	if (a->ssl != NULL && a->ssl != ALOOP_TLS_DEFAULT)
+		aloop_tls_context_release(a->ssl);
+	free(a->server_hostname);
 	free(a->remote);
 	free(a->local);
 	free(a->errs);
@@ -195,6 +218,17 @@ attempt_connected(struct attempt *a)
 	a->fd = -1;
 	if (!a->is_unix)
 		aloop__sock_set_nodelay(fd);
+	if (a->ssl != NULL) {
+		/* The TLS module completes the future after the handshake. */
+		rc = tls_transport_not_yet(a->loop, fd, a->ssl, 0,
+		    a->server_hostname, a->hs_timeout, a->sd_timeout, a->proto,
+		    a->factory, a->factory_arg, a->fut, NULL);
+		if (rc != 0)
+			(void)aloop_future_set_error(a->fut, rc,
+			    "cannot start TLS: %s", aloop_strerror(rc));
+		attempt_finish(a);
+		return;
+	}
 	if ((rc = a->factory(a->factory_arg, &state)) != 0) {
 		(void)close(fd);
 		(void)aloop_future_set_error(a->fut, rc,
@@ -485,8 +519,26 @@ connection_check(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	    o->server_hostname == NULL)
 		return ALOOP_EINVAL;
 	if (o->ssl != NULL)
-		/* lib/tls.c has not provided aloop__tls_transport_new yet. */
 		return ALOOP_ENOTSUP;
+	return 0;
+}
+
+/* Keep what a TLS connection needs; server_hostname defaults to host. */
+static int
+attempt_set_tls(struct attempt *a, const char *host,
+    const struct aloop_connection_options *o)
+{
+	const char *name;
+
+	if (o->ssl == NULL)
+		return 0;
+	name = o->server_hostname != NULL ? o->server_hostname : host;
+	if (name != NULL && (a->server_hostname = strdup(name)) == NULL)
+		return ALOOP_ENOMEM;
+	a->ssl = o->ssl == ALOOP_TLS_DEFAULT ? ALOOP_TLS_DEFAULT :
+	    aloop_tls_context_ref(o->ssl);
+	a->hs_timeout = o->ssl_handshake_timeout;
+	a->sd_timeout = o->ssl_shutdown_timeout;
 	return 0;
 }
 
@@ -536,6 +588,10 @@ aloop_create_connection(struct aloop_loop *loop,
 		return ALOOP_EINVAL;
 	if ((a = attempt_new(loop, proto, factory, factory_arg)) == NULL)
 		return ALOOP_ENOMEM;
+	if ((rc = attempt_set_tls(a, host, o)) != 0) {
+		attempt_abandon(a);
+		return rc;
+	}
 	if (o->sock >= 0)
 		return attempt_adopt(a, o->sock, fut);
 	memset(&hints, 0, sizeof(hints));
@@ -575,7 +631,8 @@ aloop_create_unix_connection(struct aloop_loop *loop,
 		aloop_connection_options_init(&defaults);
 		o = &defaults;
 	}
-	if ((rc = connection_check(loop, proto, factory, path, o, fut)) != 0)
+	/* No host name to default server_hostname to: it must be given. */
+	if ((rc = connection_check(loop, proto, factory, NULL, o, fut)) != 0)
 		return rc;
 	if (o->sock >= 0 ? path != NULL : path == NULL)
 		return ALOOP_EINVAL;
@@ -584,6 +641,10 @@ aloop_create_unix_connection(struct aloop_loop *loop,
 	if ((a = attempt_new(loop, proto, factory, factory_arg)) == NULL)
 		return ALOOP_ENOMEM;
 	a->is_unix = 1;
+	if ((rc = attempt_set_tls(a, NULL, o)) != 0) {
+		attempt_abandon(a);
+		return rc;
+	}
 	if (o->sock >= 0)
 		return attempt_adopt(a, o->sock, fut);
 	if ((a->remote = calloc(1, sizeof(*a->remote) +

@@ -22,6 +22,7 @@
 
 #include <aloop/log.h>
 #include <aloop/server.h>
+#include <aloop/tls.h>
 
 #include "loop-int.h"
 #include "net-int.h"
@@ -67,6 +68,22 @@ struct aloop_server {
 	ino_t				 path_ino;
 };
 
+/* Until lib/tls.c is in the build, TLS requests are refused earlier. */
+static int
+tls_transport_not_yet(struct aloop_loop *loop, int fd,
+    struct aloop_tls_context *ctx, int server_side,
+    const char *server_hostname, double handshake_timeout,
+    double shutdown_timeout, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    struct aloop_future *waiter, struct aloop_transport **out)
+{
+	(void)loop; (void)ctx; (void)server_side; (void)server_hostname;
+	(void)handshake_timeout; (void)shutdown_timeout; (void)proto;
+	(void)factory; (void)factory_arg; (void)waiter; (void)out;
+	(void)close(fd);
+	return ALOOP_ENOTSUP;
+}
+
 static void	server_close_listeners(struct aloop_server *srv);
 static void	server_check_done(struct aloop_server *srv);
 
@@ -94,6 +111,8 @@ server_free(struct aloop_server *srv)
 	free(srv->fds);
 	free(srv->waiters);
 	free(srv->path);
+	if (srv->ssl != NULL)
+		aloop_tls_context_release(srv->ssl);
 	free(srv);
 }
 
@@ -219,12 +238,20 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
 		aloop__sock_set_nodelay(fd);
 	if (srv->ssl != NULL) {
 		/*
-		 * TLS transports come from lib/tls.c; until the TLS module
-		 * provides aloop__tls_transport_new, a TLS server cannot be
-		 * created (aloop_create_server refuses it), so this is never
-		 * reached.
+		 * The TLS module makes the protocol state after the handshake
+		 * and never shows a failed handshake to the protocol; the
+		 * server counts the connection from now on all the same, so
+		 * close_clients and wait_closed see it.
 		 */
-		(void)close(fd);
+		t = NULL;
+		rc = tls_transport_not_yet(srv->loop, fd, srv->ssl, 1, NULL,
+		    srv->hs_timeout, srv->sd_timeout, srv->proto,
+		    srv->factory, srv->factory_arg, NULL, &t);
+		if (rc != 0)
+			aloop_log(ALOOP_LOG_DEBUG, "cannot set up a TLS "
+			    "connection: %s", aloop_strerror(rc));
+		else if (t != NULL)
+			server_conn_add(srv, t);
 		return;
 	}
 	if ((rc = srv->factory(srv->factory_arg, &state)) != 0) {
@@ -484,7 +511,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->proto = proto;
 	srv->factory = factory;
 	srv->factory_arg = factory_arg;
-	srv->ssl = o->ssl;
+	srv->ssl = o->ssl != NULL ? aloop_tls_context_ref(o->ssl) : NULL;
 	srv->hs_timeout = o->ssl_handshake_timeout;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
@@ -679,8 +706,10 @@ check_proto(struct aloop_loop *loop, const struct aloop_protocol *proto,
 		return ALOOP_EINVAL;
 	if ((rc = aloop__loop_check(loop, "create_server")) != 0)
 		return rc;
+	/* A server needs its own context: the default one is a client's. */
+	if (o->ssl == ALOOP_TLS_DEFAULT)
+		return ALOOP_EINVAL;
 	if (o->ssl != NULL)
-		/* lib/tls.c has not provided aloop__tls_transport_new yet. */
 		return ALOOP_ENOTSUP;
 	return 0;
 }
