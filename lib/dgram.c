@@ -136,6 +136,10 @@ dgram_deliver_batch(struct dgram *d)
 
 	while (b->next < b->count && dgram_can_read(d)) {
 		k = b->next++;
+		if (b->msg[k].msg_hdr.msg_flags & MSG_TRUNC) {
+			dgram_error(d, -EMSGSIZE, "receive (over 64 KiB)");
+			continue;
+		}
 		if (d->proto->datagram_received == NULL)
 			continue;
 		d->proto->datagram_received(t, t->state, b->buf[k],
@@ -207,7 +211,8 @@ dgram_readable(evutil_socket_t fd, short what, void *arg)
 	for (; d->batch == NULL && i < DGRAM_READS_PER_TURN &&
 	    dgram_can_read(d); i++) {
 		fromlen = sizeof(from);
-		n = recvfrom(fd, d->rbuf, DGRAM_MAX, 0,
+		/* MSG_TRUNC: the real length, so truncation shows. */
+		n = recvfrom(fd, d->rbuf, DGRAM_MAX, MSG_TRUNC,
 		    (struct sockaddr *)&from, &fromlen);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -216,6 +221,11 @@ dgram_readable(evutil_socket_t fd, short what, void *arg)
 				break;
 			/* An ICMP report for an earlier send, usually. */
 			dgram_error(d, -errno, "receive");
+			continue;
+		}
+		if (n > DGRAM_MAX) {
+			/* Only a local (AF_UNIX) peer can send this much. */
+			dgram_error(d, -EMSGSIZE, "receive (over 64 KiB)");
 			continue;
 		}
 		if (d->proto->datagram_received == NULL)

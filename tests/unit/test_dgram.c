@@ -716,6 +716,47 @@ test_flow_control_and_close_flushes(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/*
+ * A datagram larger than any UDP one (possible on AF_UNIX) is reported to
+ * error_received, never delivered cut short; the next one still arrives.
+ */
+static void
+test_oversize_datagram(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop = loop_open();
+	struct ep e;
+	char *big;
+	int sv[2], sz = 256 * 1024;
+	size_t n = 100 * 1024;
+
+	memset(&e, 0, sizeof(e));
+	big = calloc(1, n);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
+	    sv) == 0);
+	CU_ASSERT_EQUAL(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sz,
+	    sizeof(sz)), 0);
+	CU_ASSERT_EQUAL(setsockopt(sv[0], SOL_SOCKET, SO_RCVBUF, &sz,
+	    sizeof(sz)), 0);
+	aloop_datagram_options_init(&o);
+	o.sock = sv[0];
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &e, &o), 0);
+	CU_ASSERT_EQUAL(send(sv[1], big, n, 0), (ssize_t)n);
+	CU_ASSERT_EQUAL(send(sv[1], "next", 4, 0), 4);
+	WAIT_FOR(loop, &e, e.nrecv == 1);
+	CU_ASSERT_EQUAL(e.errors, 1);
+	CU_ASSERT_EQUAL(e.last_error, -EMSGSIZE);
+	CU_ASSERT_STRING_EQUAL(e.last, "next");
+	/* Nor may one be sent: no aloop endpoint could receive it. */
+	CU_ASSERT_EQUAL(aloop_transport_sendto(e.t, big, n, NULL, 0),
+	    ALOOP_EINVAL);
+	ep_close(loop, &e);
+	close(sv[1]);
+	free(big);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 /* abort drops what is queued and ends at once. */
 static void
 test_abort_drops(void)
@@ -939,6 +980,7 @@ static const struct test_case cases[] = {
 	TEST(test_socket_options),
 	TEST(test_factory_refuses),
 	TEST(test_flow_control_and_close_flushes),
+	TEST(test_oversize_datagram),
 	TEST(test_abort_drops),
 	TEST(test_abort_in_callback),
 	TEST(test_pause_reading),
