@@ -60,3 +60,13 @@ tests_fixtures_plugin_undefined_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
 # Where the tests find the scripts and fixtures when run by hand.
 DAEMON_UNIT_CPPFLAGS += -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"' \
 	-DABS_TOP_BUILDDIR='"$(abs_top_builddir)"'
+
+# The shipped plugins, loaded as aloopd loads them and driven over loopback.
+check_PROGRAMS += tests/unit/test_plugins
+tests_unit_test_plugins_SOURCES = tests/unit/test_plugins.c \
+	$(ALOOPD_CONFIG_SOURCES)
+tests_unit_test_plugins_CPPFLAGS = $(DAEMON_UNIT_CPPFLAGS)
+tests_unit_test_plugins_LDADD = tests/unit/libstreamutil.la \
+	$(DAEMON_UNIT_LDADD)
+tests_unit_test_plugins_LDFLAGS = $(DAEMON_UNIT_LINKFLAGS)
+TESTS += tests/unit/test_plugins
