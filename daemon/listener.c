@@ -82,8 +82,13 @@ listener_free(struct listener *l)
 	if (l->has_instance)
 		plugin_instance_free(l->cl->plugin, l->instance);
 	for (size_t i = 0; i < l->nservers; i++)
-		aloop_server_release(l->servers[i]);
+		if (l->servers[i] != NULL)
+			aloop_server_release(l->servers[i]);
+	for (size_t i = 0; i < l->ncarried; i++)
+		aloop_server_release(l->carried[i]);
 	free(l->servers);
+	free(l->owns_path);
+	free(l->carried);
 	free(l->endpoints);
 	rtconfig_unref(w->rt, l->rc);
 	free(l);
@@ -108,14 +113,16 @@ update_accepting(struct listener *l)
 		return;
 	if (!l->paused && l->nconns >= l->quota) {
 		for (size_t i = 0; i < l->nservers; i++)
-			aloop_server_pause_accepting(l->servers[i]);
+			if (l->servers[i] != NULL)
+				aloop_server_pause_accepting(l->servers[i]);
 		l->paused = 1;
 		aloop_log(ALOOP_LOG_INFO,
 		    "listener %s: worker %u: %zu connections, not accepting",
 		    l->cl->name, l->w->id, l->nconns);
 	} else if (l->paused && l->nconns < l->quota) {
 		for (size_t i = 0; i < l->nservers; i++)
-			aloop_server_resume_accepting(l->servers[i]);
+			if (l->servers[i] != NULL)
+				aloop_server_resume_accepting(l->servers[i]);
 		l->paused = 0;
 		aloop_log(ALOOP_LOG_INFO,
 		    "listener %s: worker %u: accepting again",
@@ -571,6 +578,8 @@ bind_done(struct aloop_future *fut, void *arg)
 		}
 	} else if (l->cl->type == CONFIG_TCP) {
 		l->servers[l->nservers++] = res;
+		l->owns_path[l->nservers - 1] = op->addr != NULL &&
+		    op->addr->kind == CONFIG_ADDR_UNIX;
 		/* Retired while binding: this one must not listen either. */
 		if (l->closing)
 			aloop_server_close(res);
@@ -678,6 +687,8 @@ listener_sockets(const struct listener *l, int *fds, size_t max)
 	const int *s;
 
 	for (size_t i = 0; i < l->nservers; i++) {
+		if (l->servers[i] == NULL)
+			continue;
 		s = aloop_server_sockets(l->servers[i], &k);
 		for (size_t j = 0; j < k && n < max; j++)
 			fds[n++] = s[j];
@@ -799,9 +810,13 @@ listener_open(struct worker *w, struct rtconfig *rc, size_t index,
 	}
 	nslots = nfds > 0 ? nfds : cl->nlisten;
 	l->servers = calloc(nslots, sizeof(*l->servers));
+	l->owns_path = calloc(nslots, sizeof(*l->owns_path));
 	l->endpoints = calloc(nslots, sizeof(*l->endpoints));
-	if (l->servers == NULL || l->endpoints == NULL)
+	if (l->servers == NULL || l->owns_path == NULL || l->endpoints == NULL)
 		goto fail;
+	/* Adopting from an older self on this worker: a reload keeping it. */
+	if (from != NULL && from->w == w)
+		l->kept_from = (struct listener *)from;
 
 	l->pending = 1;	/* held until every bind has started */
 	for (size_t i = 0; i < nfds; i++) {
@@ -833,10 +848,30 @@ void
 listener_serve(struct listener *l)
 {
 	for (size_t i = 0; i < l->nservers; i++) {
-		if (aloop_server_start_serving(l->servers[i]) < 0)
+		if (l->servers[i] != NULL &&
+		    aloop_server_start_serving(l->servers[i]) < 0)
 			aloop_log(ALOOP_LOG_ERR, "listener %s: cannot start "
 			    "accepting", l->cl->name);
 	}
+}
+
+/*
+ * Hand a UNIX server that owns its socket file to @to: paused, it keeps
+ * the file (closing it would unlink the path @to listens on) until @to
+ * retires for good.
+ */
+static int
+carry(struct listener *to, struct aloop_server *srv)
+{
+	struct aloop_server **c;
+
+	c = realloc(to->carried, (to->ncarried + 1) * sizeof(*c));
+	if (c == NULL)
+		return -1;
+	aloop_server_pause_accepting(srv);
+	to->carried = c;
+	to->carried[to->ncarried++] = srv;
+	return 0;
 }
 
 void
@@ -849,8 +884,26 @@ listener_retire(struct listener *l)
 		list_remove(&l->w->prepared, l);
 	l->next = l->w->retired;
 	l->w->retired = l;
-	for (size_t i = 0; i < l->nservers; i++)
-		aloop_server_close(l->servers[i]);
+	for (size_t i = 0; i < l->nservers; i++) {
+		if (l->servers[i] == NULL)
+			continue;
+		if (l->successor != NULL && l->owns_path[i] &&
+		    carry(l->successor, l->servers[i]) == 0)
+			l->servers[i] = NULL;
+		else
+			aloop_server_close(l->servers[i]);
+	}
+	if (l->successor != NULL) {
+		size_t kept = 0;
+
+		for (size_t i = 0; i < l->ncarried; i++)
+			if (carry(l->successor, l->carried[i]) < 0)
+				l->carried[kept++] = l->carried[i];
+		l->ncarried = kept;
+	}
+	/* Those left stay for listener_abort() and are released on free. */
+	for (size_t i = 0; i < l->ncarried; i++)
+		aloop_server_close(l->carried[i]);
 	for (size_t i = 0; i < l->nendpoints; i++)
 		if (l->endpoints[i] != NULL)
 			aloop_transport_close(l->endpoints[i]);
@@ -861,7 +914,10 @@ void
 listener_abort(struct listener *l)
 {
 	for (size_t i = 0; i < l->nservers; i++)
-		aloop_server_abort_clients(l->servers[i]);
+		if (l->servers[i] != NULL)
+			aloop_server_abort_clients(l->servers[i]);
+	for (size_t i = 0; i < l->ncarried; i++)
+		aloop_server_abort_clients(l->carried[i]);
 	for (size_t i = 0; i < l->nendpoints; i++)
 		if (l->endpoints[i] != NULL)
 			aloop_transport_abort(l->endpoints[i]);

@@ -27,6 +27,16 @@ struct listener {
 	size_t				 nservers;
 	struct aloop_transport		**endpoints;	/* datagram listeners */
 	size_t				 nendpoints;
+	/*
+	 * A UNIX server that made its socket file unlinks it when closed; when
+	 * a reload keeps the listener, that server is paused and carried by
+	 * the successor instead, so the file stays.
+	 */
+	unsigned char			*owns_path;	/* per servers[] */
+	struct aloop_server		**carried;
+	size_t				 ncarried;
+	struct listener			*kept_from;	/* the predecessor, same worker */
+	struct listener			*successor;	/* set by a reload's commit */
 	size_t				 nconns;
 	size_t				 quota;	/* this worker's max_connections */
 	int				 paused;

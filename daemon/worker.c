@@ -349,8 +349,12 @@ worker_commit(struct worker *w, void *unused)
 
 	(void)unused;
 	/* The new ones accept first; the old ones' sockets live on in them. */
-	for (l = w->prepared; l != NULL; l = l->next)
+	for (l = w->prepared; l != NULL; l = l->next) {
+		if (l->kept_from != NULL)
+			l->kept_from->successor = l;
+		l->kept_from = NULL;
 		listener_serve(l);
+	}
 	retire_all(&w->active);
 	w->active = w->prepared;
 	w->prepared = NULL;
@@ -361,6 +365,8 @@ int
 worker_rollback(struct worker *w, void *unused)
 {
 	(void)unused;
+	for (struct listener *l = w->prepared; l != NULL; l = l->next)
+		l->kept_from = NULL;
 	retire_all(&w->prepared);
 	return 0;
 }

@@ -70,7 +70,8 @@ def listener(name, protocol, port, type_="tcp", extra=""):
 	}""" % (name, protocol, port, type_, extra)
 
 
-def write_config(path, listeners, daemon_extra="", plugin_path=PLUGINS):
+def write_config(path, listeners, daemon_extra="", plugin_path=PLUGINS,
+                 workers=None):
     with open(path, "w") as f:
         f.write("""daemon = {
 	workers = %d;
@@ -81,7 +82,7 @@ def write_config(path, listeners, daemon_extra="", plugin_path=PLUGINS):
 listeners = (
 %s
 );
-""" % (int(os.environ.get("ALOOPD_TEST_WORKERS", "1")),
+""" % (workers or int(os.environ.get("ALOOPD_TEST_WORKERS", "1")),
        os.environ.get("ALOOPD_TEST_LOG_LEVEL", "info"),
        plugin_path, daemon_extra, ",\n".join(listeners)))
 

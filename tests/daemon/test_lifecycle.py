@@ -10,10 +10,10 @@ import time
 import aloopd_harness as h
 
 
-def start(listeners, daemon_extra=""):
+def start(listeners, daemon_extra="", workers=None):
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
-    h.write_config(cfg, listeners, daemon_extra)
+    h.write_config(cfg, listeners, daemon_extra, workers=workers)
     daemon = h.Daemon(cfg)
     daemon.wait_ready()
     return cfg, daemon
@@ -137,6 +137,113 @@ def test_bad_reload_keeps_running():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_reload_keeps_unix_socket():
+    d = h.tmpdir()
+    path = os.path.join(d, "echo.sock")
+    lst = """	{
+		name = "echo-unix";
+		protocol = "echo";
+		listen = [ "unix:%s" ];
+		mode = "0660";
+	}""" % path
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [lst])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    assert os.stat(path).st_mode & 0o777 == 0o660
+
+    def unix_client():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(path)
+        return s
+
+    old = unix_client()
+    for n in range(2):
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"(?s)(reloaded .*){%d}" % (n + 1))
+        # The socket file outlives the server that made it.
+        assert os.path.exists(path)
+        with unix_client() as s:
+            s.sendall(b"reloaded")
+            assert h.recv_exactly(s, 8) == b"reloaded"
+    old.sendall(b"old")
+    assert h.recv_exactly(old, 3) == b"old"
+    old.close()
+    assert daemon.stop() == 0, daemon.text()
+    # A stop closes the listener for good, and its file with it.
+    assert not os.path.exists(path)
+
+
+def test_workers_share_the_load():
+    port = h.free_port()
+    cfg, daemon = start([h.listener("echo", "echo", port,
+                                    extra="reuse_port = true;"),
+                         h.listener("echo-udp", "echo", port, "udp",
+                                    "reuse_port = true;")],
+                        workers=3)
+    clients = [h.connect(port) for _ in range(12)]
+    for i, c in enumerate(clients):
+        msg = b"client %d" % i
+        c.sendall(msg)
+        assert h.recv_exactly(c, len(msg)) == msg
+    assert h.udp_exchange(port, b"dgram") == b"dgram"
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"reloaded .*: 2 listeners")
+    for c in clients:
+        c.sendall(b"again")
+        assert h.recv_exactly(c, 5) == b"again"
+        c.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_max_connections():
+    port = h.free_port()
+    cfg, daemon = start([h.listener("echo", "echo", port,
+                                    extra="max_connections = 2;")])
+    first, second = h.connect(port), h.connect(port)
+    for c in (first, second):
+        c.sendall(b"in")
+        assert h.recv_exactly(c, 2) == b"in"
+    daemon.wait_log(r"2 connections, not accepting")
+    # The third waits in the kernel's backlog: connected, but not served.
+    third = h.connect(port)
+    third.sendall(b"wait")
+    third.settimeout(0.5)
+    try:
+        third.recv(4)
+        raise AssertionError("served past max_connections")
+    except socket.timeout:
+        pass
+    first.close()
+    third.settimeout(10)
+    assert h.recv_exactly(third, 4) == b"wait"
+    daemon.wait_log(r"accepting again")
+    second.close()
+    third.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_idle_timeout():
+    port = h.free_port()
+    cfg, daemon = start([h.listener("echo", "echo", port,
+                                    extra="idle_timeout = 1;")])
+    busy, idle = h.connect(port), h.connect(port)
+    started = time.monotonic()
+    # One keeps talking past the timeout, the other says nothing.
+    while time.monotonic() - started < 2.5:
+        busy.sendall(b"k")
+        assert h.recv_exactly(busy, 1) == b"k"
+        time.sleep(0.2)
+    idle.settimeout(5)
+    assert idle.recv(10) == b""
+    busy.sendall(b"still")
+    assert h.recv_exactly(busy, 5) == b"still"
+    busy.close()
+    idle.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_wrong_abi_plugin_refused():
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
@@ -151,4 +258,6 @@ def test_wrong_abi_plugin_refused():
 
 h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_second_signal_stops_now, test_reload_adds_and_removes,
-       test_bad_reload_keeps_running, test_wrong_abi_plugin_refused])
+       test_bad_reload_keeps_running, test_reload_keeps_unix_socket,
+       test_workers_share_the_load, test_max_connections, test_idle_timeout,
+       test_wrong_abi_plugin_refused])
