@@ -10,3 +10,9 @@ tests_unit_test_tls_context_SOURCES = tests/unit/test_tls_context.c
 tests_unit_test_tls_context_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_tls_context_LDADD = $(TLS_TEST_LDADD)
 TESTS += tests/unit/test_tls_context
+
+check_PROGRAMS += tests/unit/test_tls
+tests_unit_test_tls_SOURCES = tests/unit/test_tls.c
+tests_unit_test_tls_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_tls_LDADD = $(TLS_TEST_LDADD)
+TESTS += tests/unit/test_tls

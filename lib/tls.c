@@ -1,0 +1,938 @@
+/*
+ * The TLS stream transport: OpenSSL driving a connected socket directly
+ * (a socket BIO), with libevent events for readiness and an evbuffer for
+ * the plaintext the socket did not take yet.
+ *
+ * Why not bufferevent_openssl: it stacks two bufferevents, copies every
+ * byte through two evbuffers and reads in small slices.  Driving SSL_read
+ * and SSL_write on the socket ourselves sends at once when nothing is
+ * buffered, decrypts several records into one per-thread buffer per
+ * data_received call, and keeps an idle connection down to the SSL object
+ * itself: with SSL_MODE_RELEASE_BUFFERS OpenSSL frees its record buffers
+ * when they are empty, and an empty evbuffer holds no chain.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <aloop/future.h>
+#include <aloop/log.h>
+#include <aloop/server.h>
+#include <aloop/tls.h>
+
+#include "tls-int.h"
+#include "transport-int.h"
+
+/* One data_received gets at most this much (several TLS records). */
+#define TLS_READ_MAX		(64 * 1024)
+/* Plaintext per SSL_write: one full record. */
+#define TLS_WRITE_CHUNK		(16 * 1024)
+/*
+ * Decrypted bytes handed out per readiness event before yielding to the
+ * other connections; what is left in OpenSSL's buffer is picked up on the
+ * next loop turn.
+ */
+#define TLS_READ_BUDGET		(256 * 1024)
+
+#define TLS_HANDSHAKE_TIMEOUT	60.0
+#define TLS_SHUTDOWN_TIMEOUT	30.0
+
+enum tls_state {
+	TLS_HANDSHAKE,		/* no protocol yet */
+	TLS_OPEN,		/* connection_made ran */
+	TLS_SHUTDOWN,		/* close_notify sent or being sent */
+	TLS_DEAD		/* torn down */
+};
+
+struct tls {
+	struct aloop_transport	 t;	/* first: the ops cast back */
+	int			 fd;
+	enum tls_state		 state;
+	int			 server_side;
+	SSL			*ssl;
+	struct aloop_tls_context *ctx;	/* a reference */
+	struct event		*rev, *wev, *tmo;
+	struct evbuffer		*out;	/* plaintext not yet taken by SSL */
+
+	/* Until the handshake is done. */
+	const struct aloop_protocol *proto;
+	aloop_protocol_factory_fn factory;
+	void			*factory_arg;
+	struct aloop_future	*waiter;	/* a reference, or NULL */
+	double			 sd_timeout;
+
+	short			 hs_want;	/* EV_READ/EV_WRITE the handshake awaits */
+	short			 wr_want;	/* what a blocked SSL_write awaits */
+	short			 rd_want;	/* what a blocked SSL_read awaits */
+	short			 sd_want;	/* what the shutdown awaits */
+	unsigned		 reading:1;	/* rev is added */
+	unsigned		 writing:1;	/* wev is added */
+	unsigned		 closing:1;	/* close(): shut down once drained */
+
+	char			*hostname;	/* client: what was asked for */
+	char			 alpn[256];
+	socklen_t		 peerlen, socklen;
+	struct sockaddr_storage	 peer, sock;
+};
+
+#define TLS(tp)	((struct tls *)(void *)(tp))
+
+static void	tls_update_events(struct tls *);
+static void	tls_start_shutdown(struct tls *);
+static void	tls_do_shutdown(struct tls *);
+
+/* ------------------------------------------------- per-thread buffer */
+
+static pthread_key_t	rbuf_key;
+static pthread_once_t	rbuf_once = PTHREAD_ONCE_INIT;
+static int		rbuf_key_ok;
+
+static void
+rbuf_key_init(void)
+{
+	rbuf_key_ok = pthread_key_create(&rbuf_key, free) == 0;
+}
+
+/*
+ * data_received only borrows the bytes for the call and a loop runs one
+ * callback at a time, so one buffer per thread serves every connection
+ * and idle connections cost nothing for reading.
+ */
+static unsigned char *
+rbuf_get(void)
+{
+	unsigned char *buf;
+
+	(void)pthread_once(&rbuf_once, rbuf_key_init);
+	if (!rbuf_key_ok)
+		return NULL;
+	if ((buf = pthread_getspecific(rbuf_key)) != NULL)
+		return buf;
+	if ((buf = malloc(TLS_READ_MAX)) == NULL)
+		return NULL;
+	if (pthread_setspecific(rbuf_key, buf) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static struct timeval
+tv_of(double seconds)
+{
+	struct timeval tv;
+
+	if (seconds < 0)
+		seconds = 0;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}
+
+static void
+set_event(struct event *ev, unsigned *on, int want)
+{
+	if (ev == NULL || (*on != 0) == (want != 0))
+		return;
+	if (want) {
+		if (event_add(ev, NULL) == 0)
+			*on = 1;
+	} else {
+		(void)event_del(ev);
+		*on = 0;
+	}
+}
+
+/* Add exactly the events the current state waits for. */
+static void
+tls_update_events(struct tls *s)
+{
+	int r = 0, w = 0;
+	unsigned on;
+
+	switch (s->state) {
+	case TLS_HANDSHAKE:
+		r = s->hs_want == EV_READ;
+		w = s->hs_want == EV_WRITE;
+		break;
+	case TLS_OPEN:
+		r = (!s->closing &&
+		    !(s->t.flags & (ALOOP__T_PAUSED_READ | ALOOP__T_CLOSING)) &&
+		    s->rd_want != EV_WRITE) || s->wr_want == EV_READ;
+		w = s->rd_want == EV_WRITE ||
+		    (evbuffer_get_length(s->out) > 0 &&
+		    s->wr_want != EV_READ);
+		break;
+	case TLS_SHUTDOWN:
+		r = s->sd_want == EV_READ;
+		w = s->sd_want == EV_WRITE;
+		break;
+	case TLS_DEAD:
+		break;
+	}
+	on = s->reading;
+	set_event(s->rev, &on, r);
+	s->reading = on;
+	on = s->writing;
+	set_event(s->wev, &on, w);
+	s->writing = on;
+}
+
+static void
+tls_release_waiter(struct tls *s, int code, const char *msg)
+{
+	struct aloop_future *w = s->waiter;
+
+	if (w == NULL)
+		return;
+	s->waiter = NULL;
+	if (!aloop_future_done(w))
+		(void)aloop_future_set_error(w, code, "%s", msg);
+	aloop_future_release(w);
+}
+
+/* Release descriptor, events, SSL and buffer; never calls user code. */
+static void
+tls_teardown(struct aloop_transport *t)
+{
+	struct tls *s = TLS(t);
+
+	s->state = TLS_DEAD;
+	if (s->rev != NULL)
+		event_free(s->rev);
+	if (s->wev != NULL)
+		event_free(s->wev);
+	if (s->tmo != NULL)
+		event_free(s->tmo);
+	s->rev = s->wev = s->tmo = NULL;
+	s->reading = s->writing = 0;
+	if (s->ssl != NULL) {
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
+	if (s->fd != -1) {
+		(void)close(s->fd);
+		s->fd = -1;
+	}
+	if (s->out != NULL) {
+		evbuffer_free(s->out);
+		s->out = NULL;
+	}
+	tls_release_waiter(s, ALOOP_ECANCELLED,
+	    "the connection closed before its TLS handshake finished");
+}
+
+static void
+tls_free(struct aloop_transport *t)
+{
+	struct tls *s = TLS(t);
+
+	tls_teardown(t);
+	if (s->ctx != NULL)
+		aloop_tls_context_release(s->ctx);
+	free(s->hostname);
+	free(s);
+}
+
+/*
+ * An I/O error after the handshake.  System errors go through
+ * aloop__transport_fatal as on any socket.  TLS errors (a peer's alert, a
+ * bad record) are logged at debug level only, as asyncio does for
+ * SSLError: they are the peer's doing, not a bug here, and OpenSSL's
+ * reason reaches the protocol through connection_lost.
+ */
+static void
+tls_fatal(struct tls *s, int sys_errno, const char *what)
+{
+	char msg[256];
+	int code;
+
+	code = aloop__tls_classify_error(s->ssl, sys_errno, msg, sizeof(msg));
+	if (code > -4000) {
+		aloop__transport_fatal(&s->t, code, what);
+		return;
+	}
+	aloop_log(ALOOP_LOG_DEBUG, "%s: %s", what, msg);
+	s->t.flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
+	tls_teardown(&s->t);
+	aloop__transport_lost(&s->t, code, "%s", msg);
+}
+
+/* --------------------------------------------------------- handshake */
+
+static void
+tls_handshake_failed(struct tls *s, int code, const char *msg)
+{
+	char peer[INET6_ADDRSTRLEN + 8] = "?";
+
+	if (s->peer.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&s->peer)->sin_addr,
+		    peer, sizeof(peer));
+	else if (s->peer.ss_family == AF_INET6)
+		inet_ntop(AF_INET6,
+		    &((struct sockaddr_in6 *)&s->peer)->sin6_addr, peer,
+		    sizeof(peer));
+	/*
+	 * asyncio logs handshake errors at debug level only: a server on
+	 * the Internet sees scanners and broken clients all day, and an
+	 * error line for each would drown the log.  The client's waiter
+	 * carries the error to whoever asked for the connection.
+	 */
+	aloop_log(ALOOP_LOG_DEBUG, "TLS handshake with %s failed (%s side): %s",
+	    peer, s->server_side ? "server" : "client", msg);
+	tls_release_waiter(s, code, msg);
+	s->t.flags |= ALOOP__T_ABORTED;
+	tls_teardown(&s->t);
+	/* No protocol callback is set yet, so nothing but the owner hears. */
+	aloop__transport_lost(&s->t, code, "%s", msg);
+}
+
+static void
+tls_handshake_done(struct tls *s)
+{
+	const unsigned char *alpn;
+	unsigned int alpnlen;
+	struct aloop__protocol_common cb;
+	void *state = NULL;
+	int rc;
+
+	if (s->tmo != NULL)
+		(void)event_del(s->tmo);
+	SSL_get0_alpn_selected(s->ssl, &alpn, &alpnlen);
+	if (alpn != NULL && alpnlen < sizeof(s->alpn)) {
+		memcpy(s->alpn, alpn, alpnlen);
+		s->alpn[alpnlen] = '\0';
+	}
+	s->state = TLS_OPEN;
+	if ((rc = s->factory(s->factory_arg, &state)) != 0) {
+		aloop_log(ALOOP_LOG_DEBUG, "protocol factory refused a TLS "
+		    "connection: %s", aloop_strerror(rc));
+		tls_handshake_failed(s, rc, "the protocol factory refused "
+		    "the connection");
+		return;
+	}
+	/* From here on the protocol hears everything, lost included. */
+	s->t.state = state;
+	aloop__protocol_common_stream(&cb, s->proto);
+	s->t.cb = cb;
+	(void)aloop__transport_made(&s->t);
+	if (s->waiter != NULL) {
+		struct aloop_future *w = s->waiter;
+
+		s->waiter = NULL;
+		(void)aloop_future_set_result(w, &s->t, NULL);
+		aloop_future_release(w);
+	}
+	/* Data that came with the peer's last flight is already in
+	 * OpenSSL's buffer: the socket will not signal it again. */
+	if (!aloop__transport_is_done(&s->t) && s->state == TLS_OPEN &&
+	    SSL_has_pending(s->ssl))
+		event_active(s->rev, EV_READ, 1);
+}
+
+static void
+tls_do_handshake(struct tls *s)
+{
+	char msg[256];
+	int rc, err, code;
+
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_do_handshake(s->ssl);
+	if (rc == 1) {
+		s->hs_want = 0;
+		tls_handshake_done(s);
+		return;
+	}
+	err = SSL_get_error(s->ssl, rc);
+	if (err == SSL_ERROR_WANT_READ) {
+		s->hs_want = EV_READ;
+		return;
+	}
+	if (err == SSL_ERROR_WANT_WRITE) {
+		s->hs_want = EV_WRITE;
+		return;
+	}
+	code = aloop__tls_classify_error(s->ssl,
+	    err == SSL_ERROR_SYSCALL ? errno : 0, msg, sizeof(msg));
+	tls_handshake_failed(s, code, msg);
+}
+
+/* ------------------------------------------------------ read, write */
+
+static void
+tls_eof(struct tls *s)
+{
+	const struct aloop_protocol *p = s->t.proto;
+
+	/* TLS has no half-close: eof_received's answer does not matter. */
+	if (p->eof_received != NULL) {
+		(void)p->eof_received(&s->t, s->t.state);
+		if (aloop__transport_is_done(&s->t))
+			return;
+	}
+	aloop_transport_close(&s->t);
+}
+
+/*
+ * Decrypt what OpenSSL has into the per-thread buffer, several records per
+ * data_received (read-ahead fills OpenSSL's buffer with all the socket
+ * has), until OpenSSL needs the socket again, the protocol pauses or
+ * closes, or this turn's budget is spent.
+ */
+static void
+tls_do_read(struct tls *s)
+{
+	const struct aloop_protocol *p = s->t.proto;
+	unsigned char *buf;
+	size_t have = 0, total = 0;
+	int n, err, eof = 0;
+
+	if ((buf = rbuf_get()) == NULL) {
+		aloop__transport_fatal(&s->t, ALOOP_ENOMEM,
+		    "Fatal read error on TLS transport");
+		return;
+	}
+	s->rd_want = 0;
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		n = SSL_read(s->ssl, buf + have, (int)(TLS_READ_MAX - have));
+		if (n > 0) {
+			have += (size_t)n;
+			if (have < TLS_READ_MAX && SSL_has_pending(s->ssl))
+				continue;
+			total += have;
+			p->data_received(&s->t, s->t.state, buf, have);
+			have = 0;
+			if (aloop__transport_is_done(&s->t) ||
+			    s->state != TLS_OPEN || (s->t.flags &
+			    (ALOOP__T_PAUSED_READ | ALOOP__T_CLOSING)))
+				return;
+			/*
+			 * Nothing buffered: the socket's readiness brings us
+			 * back, without a recv() that would only say EAGAIN.
+			 */
+			if (!SSL_has_pending(s->ssl))
+				return;
+			if (total >= TLS_READ_BUDGET) {
+				/* Fairness: go on next turn. */
+				event_active(s->rev, EV_READ, 1);
+				return;
+			}
+			continue;
+		}
+		err = SSL_get_error(s->ssl, n);
+		if (err == SSL_ERROR_WANT_READ)
+			break;
+		if (err == SSL_ERROR_WANT_WRITE) {
+			s->rd_want = EV_WRITE;
+			break;
+		}
+		if (err == SSL_ERROR_ZERO_RETURN ||
+		    (err == SSL_ERROR_SYSCALL && errno == 0)) {
+			eof = 1;
+			break;
+		}
+		if (have > 0) {
+			/* Hand over what came before the error first. */
+			p->data_received(&s->t, s->t.state, buf, have);
+			have = 0;
+			if (aloop__transport_is_done(&s->t) ||
+			    s->state != TLS_OPEN)
+				return;
+		}
+		tls_fatal(s, err == SSL_ERROR_SYSCALL ? errno : 0,
+		    "Fatal read error on TLS transport");
+		return;
+	}
+	if (have > 0) {
+		p->data_received(&s->t, s->t.state, buf, have);
+		if (aloop__transport_is_done(&s->t) || s->state != TLS_OPEN)
+			return;
+	}
+	if (eof && !(s->t.flags & ALOOP__T_CLOSING))
+		tls_eof(s);
+}
+
+/* Hand the buffer to SSL_write, one record at a time. */
+static void
+tls_flush(struct tls *s)
+{
+	size_t len, before;
+	unsigned char *p;
+	int n, err;
+
+	before = evbuffer_get_length(s->out);
+	s->wr_want = 0;
+	while ((len = evbuffer_get_length(s->out)) > 0) {
+		if (len > TLS_WRITE_CHUNK)
+			len = TLS_WRITE_CHUNK;
+		/*
+		 * A retry after WANT_WRITE must offer at least the bytes of
+		 * the record OpenSSL already built; they are still at the
+		 * front and len never shrinks, and SSL_MODE_ACCEPT_MOVING_
+		 * WRITE_BUFFER allows the pullup to move them.
+		 */
+		if ((p = evbuffer_pullup(s->out, (ssize_t)len)) == NULL) {
+			aloop__transport_fatal(&s->t, ALOOP_ENOMEM,
+			    "Fatal write error on TLS transport");
+			return;
+		}
+		ERR_clear_error();
+		errno = 0;
+		n = SSL_write(s->ssl, p, (int)len);
+		if (n > 0) {
+			(void)evbuffer_drain(s->out, (size_t)n);
+			continue;
+		}
+		err = SSL_get_error(s->ssl, n);
+		if (err == SSL_ERROR_WANT_WRITE) {
+			s->wr_want = EV_WRITE;
+			break;
+		}
+		if (err == SSL_ERROR_WANT_READ) {
+			s->wr_want = EV_READ;
+			break;
+		}
+		tls_fatal(s, err == SSL_ERROR_SYSCALL ? errno : 0,
+		    "Fatal write error on TLS transport");
+		return;
+	}
+	if (evbuffer_get_length(s->out) < before)
+		aloop__transport_resume_check(&s->t);
+	if (aloop__transport_is_done(&s->t))
+		return;
+	if (s->closing && evbuffer_get_length(s->out) == 0)
+		tls_start_shutdown(s);
+}
+
+/* ---------------------------------------------------------- shutdown */
+
+static void
+tls_start_shutdown(struct tls *s)
+{
+	struct timeval tv;
+
+	if (s->state != TLS_OPEN)
+		return;
+	s->state = TLS_SHUTDOWN;
+	if (s->tmo != NULL) {
+		tv = tv_of(s->sd_timeout);
+		(void)event_add(s->tmo, &tv);
+	}
+	tls_do_shutdown(s);
+}
+
+/*
+ * Send our close_notify, then wait (bounded by the shutdown timeout) for
+ * the peer's, or its EOF, reading and discarding whatever it still sends:
+ * closing a socket with unread data makes the kernel send a reset that can
+ * destroy what we wrote before it reaches the peer.
+ */
+static void
+tls_do_shutdown(struct tls *s)
+{
+	unsigned char *buf;
+	int rc, err;
+
+	s->sd_want = 0;
+	ERR_clear_error();
+	errno = 0;
+	rc = SSL_shutdown(s->ssl);
+	if (rc == 1)
+		goto done;
+	if (rc < 0) {
+		err = SSL_get_error(s->ssl, rc);
+		if (err == SSL_ERROR_WANT_WRITE) {
+			s->sd_want = EV_WRITE;
+			return;
+		}
+		if (err == SSL_ERROR_WANT_READ) {
+			s->sd_want = EV_READ;
+			return;
+		}
+		goto done;
+	}
+	/* Ours is out; drain until the peer's arrives. */
+	if ((buf = rbuf_get()) == NULL)
+		goto done;
+	for (;;) {
+		ERR_clear_error();
+		rc = SSL_read(s->ssl, buf, TLS_READ_MAX);
+		if (rc > 0)
+			continue;
+		err = SSL_get_error(s->ssl, rc);
+		if (err == SSL_ERROR_WANT_READ) {
+			s->sd_want = EV_READ;
+			return;
+		}
+		if (err == SSL_ERROR_WANT_WRITE) {
+			s->sd_want = EV_WRITE;
+			return;
+		}
+		break;
+	}
+done:
+	ERR_clear_error();
+	aloop__transport_lost(&s->t, 0, NULL);
+}
+
+/* ----------------------------------------------------------- events */
+
+static void
+tls_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tls *s = arg;
+
+	(void)fd;
+	(void)what;
+	aloop__transport_ref(&s->t);
+	switch (s->state) {
+	case TLS_HANDSHAKE:
+		tls_do_handshake(s);
+		break;
+	case TLS_OPEN:
+		if (evbuffer_get_length(s->out) > 0)
+			tls_flush(s);
+		if (s->state == TLS_OPEN && !aloop__transport_is_done(&s->t) &&
+		    !s->closing &&
+		    !(s->t.flags & (ALOOP__T_PAUSED_READ | ALOOP__T_CLOSING)))
+			tls_do_read(s);
+		break;
+	case TLS_SHUTDOWN:
+		tls_do_shutdown(s);
+		break;
+	case TLS_DEAD:
+		break;
+	}
+	if (!aloop__transport_is_done(&s->t) && s->state != TLS_DEAD)
+		tls_update_events(s);
+	aloop__transport_unref(&s->t);
+}
+
+static void
+tls_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct tls *s = arg;
+	char msg[128];
+
+	(void)fd;
+	(void)what;
+	aloop__transport_ref(&s->t);
+	if (s->state == TLS_HANDSHAKE) {
+		snprintf(msg, sizeof(msg), "TLS handshake timed out");
+		tls_handshake_failed(s, ALOOP_ETIMEDOUT, msg);
+	} else if (s->state == TLS_SHUTDOWN) {
+		/* The peer never answered our close_notify: drop it. */
+		aloop_log(ALOOP_LOG_DEBUG, "TLS shutdown timed out");
+		s->t.flags |= ALOOP__T_ABORTED;
+		tls_teardown(&s->t);
+		aloop__transport_lost(&s->t, 0, NULL);
+	}
+	aloop__transport_unref(&s->t);
+}
+
+/* -------------------------------------------------------------- ops */
+
+static int
+tls_write(struct aloop_transport *t, const struct iovec *iov, int iovcnt)
+{
+	struct tls *s = TLS(t);
+	int i;
+
+	for (i = 0; i < iovcnt; i++)
+		if (iov[i].iov_len > 0 &&
+		    evbuffer_add(s->out, iov[i].iov_base, iov[i].iov_len) != 0)
+			return ALOOP_ENOMEM;
+	/* Send at once unless OpenSSL is waiting on the socket already. */
+	if (s->wr_want == 0 && s->state == TLS_OPEN)
+		tls_flush(s);
+	if (!aloop__transport_is_done(t) && s->state != TLS_DEAD)
+		tls_update_events(s);
+	return 0;
+}
+
+static void
+tls_close(struct aloop_transport *t)
+{
+	struct tls *s = TLS(t);
+
+	if (s->state == TLS_HANDSHAKE) {
+		/* A server closing its clients: a handshake has no data to
+		 * flush, so it simply ends. */
+		s->t.flags |= ALOOP__T_ABORTED;
+		tls_teardown(t);
+		aloop__transport_lost(t, 0, NULL);
+		return;
+	}
+	if (s->state != TLS_OPEN)
+		return;
+	s->closing = 1;
+	if (evbuffer_get_length(s->out) == 0)
+		tls_start_shutdown(s);
+	if (!aloop__transport_is_done(t) && s->state != TLS_DEAD)
+		tls_update_events(s);
+}
+
+static void
+tls_abort(struct aloop_transport *t)
+{
+	tls_teardown(t);
+}
+
+static void
+tls_pause_reading(struct aloop_transport *t)
+{
+	tls_update_events(TLS(t));
+}
+
+static void
+tls_resume_reading(struct aloop_transport *t)
+{
+	struct tls *s = TLS(t);
+
+	tls_update_events(s);
+	/* Records OpenSSL already read will not make the socket readable. */
+	if (s->state == TLS_OPEN && s->rev != NULL && s->ssl != NULL &&
+	    SSL_has_pending(s->ssl))
+		event_active(s->rev, EV_READ, 1);
+}
+
+static size_t
+tls_get_write_buffer_size(const struct aloop_transport *t)
+{
+	const struct tls *s = (const struct tls *)(const void *)t;
+
+	return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
+static int
+tls_can_write_eof(const struct aloop_transport *t)
+{
+	(void)t;
+	return 0;
+}
+
+static const void *
+tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
+{
+	struct tls *s = TLS(t);
+	const char *str = NULL;
+
+	if (strcmp(name, "peername") == 0 && s->peerlen > 0) {
+		if (len != NULL)
+			*len = s->peerlen;
+		return &s->peer;
+	}
+	if (strcmp(name, "sockname") == 0 && s->socklen > 0) {
+		if (len != NULL)
+			*len = s->socklen;
+		return &s->sock;
+	}
+	if (strcmp(name, "socket") == 0 && s->fd != -1) {
+		if (len != NULL)
+			*len = sizeof(s->fd);
+		return &s->fd;
+	}
+	if (strcmp(name, "sslcontext") == 0)
+		return s->ctx;
+	if (s->ssl == NULL)
+		return NULL;
+	if (strcmp(name, "ssl_object") == 0)
+		return s->ssl;
+	if (strcmp(name, "peercert") == 0) {
+		/* Only a certificate that verification accepted. */
+		if (aloop__tls_context_verify(s->ctx) == ALOOP_TLS_VERIFY_NONE ||
+		    SSL_get_verify_result(s->ssl) != X509_V_OK)
+			return NULL;
+		return SSL_get0_peer_certificate(s->ssl);
+	}
+	if (strcmp(name, "cipher") == 0)
+		str = SSL_get_cipher_name(s->ssl);
+	else if (strcmp(name, "tls_version") == 0)
+		str = SSL_get_version(s->ssl);
+	else if (strcmp(name, "alpn_protocol") == 0)
+		str = s->alpn[0] != '\0' ? s->alpn : NULL;
+	else if (strcmp(name, "server_hostname") == 0)
+		str = s->server_side ? SSL_get_servername(s->ssl,
+		    TLSEXT_NAMETYPE_host_name) : s->hostname;
+	if (str != NULL && len != NULL)
+		*len = strlen(str);
+	return str;
+}
+
+static const struct aloop__transport_ops tls_ops = {
+	.name = "tls",
+	.write = tls_write,
+	.write_eof = NULL,		/* TLS has no half-close */
+	.close = tls_close,
+	.abort = tls_abort,
+	.pause_reading = tls_pause_reading,
+	.resume_reading = tls_resume_reading,
+	.get_extra_info = tls_get_extra_info,
+	.get_write_buffer_size = tls_get_write_buffer_size,
+	.can_write_eof = tls_can_write_eof,
+	.teardown = tls_teardown,
+	.free = tls_free,
+};
+
+/* ------------------------------------------------------ constructor */
+
+/* The client session cache's key: the peer's address and the name. */
+static void
+session_key(const struct tls *s, const char *hostname, char *key,
+    size_t keylen)
+{
+	char addr[INET6_ADDRSTRLEN] = "";
+	unsigned port = 0;
+
+	if (s->peer.ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)&s->peer;
+
+		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
+		port = ntohs(sin->sin_port);
+	} else if (s->peer.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)&s->peer;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
+		port = ntohs(sin6->sin6_port);
+	}
+	snprintf(key, keylen, "[%s]:%u/%s", addr, port,
+	    hostname != NULL ? hostname : "");
+}
+
+int
+aloop__tls_transport_new(struct aloop_loop *loop, int fd,
+    struct aloop_tls_context *ctx, int server_side,
+    const char *server_hostname, double handshake_timeout,
+    double shutdown_timeout, const struct aloop_protocol *proto,
+    aloop_protocol_factory_fn factory, void *factory_arg,
+    struct aloop_future *waiter, struct aloop_transport **out)
+{
+	struct event_base *base;
+	struct tls *s;
+	struct timeval tv;
+	char key[INET6_ADDRSTRLEN + 300], err[256];
+	int rc = ALOOP_ENOMEM;
+
+	if (out != NULL)
+		*out = NULL;
+	if (proto == NULL || factory == NULL || ctx == NULL ||
+	    (ctx == ALOOP_TLS_DEFAULT && server_side)) {
+		(void)close(fd);
+		return ALOOP_EINVAL;
+	}
+	if ((rc = aloop__loop_check(loop, "TLS transport")) != 0) {
+		(void)close(fd);
+		return rc;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		(void)close(fd);
+		return ALOOP_ENOMEM;
+	}
+	s->fd = fd;
+	s->server_side = server_side != 0;
+	s->proto = proto;
+	s->factory = factory;
+	s->factory_arg = factory_arg;
+	s->sd_timeout = shutdown_timeout > 0 ? shutdown_timeout :
+	    TLS_SHUTDOWN_TIMEOUT;
+	if (handshake_timeout <= 0)
+		handshake_timeout = TLS_HANDSHAKE_TIMEOUT;
+	s->ctx = ctx == ALOOP_TLS_DEFAULT ? aloop__tls_context_default() :
+	    aloop_tls_context_ref(ctx);
+	if (s->ctx == NULL)
+		goto fail;
+	if (aloop__tls_context_side(s->ctx) !=
+	    (s->server_side ? ALOOP_TLS_SERVER : ALOOP_TLS_CLIENT)) {
+		aloop_log(ALOOP_LOG_ERR, "a %s TLS connection needs a %s "
+		    "context", s->server_side ? "server" : "client",
+		    s->server_side ? "server" : "client");
+		rc = ALOOP_EINVAL;
+		goto fail;
+	}
+	s->peerlen = sizeof(s->peer);
+	if (getpeername(fd, (struct sockaddr *)&s->peer, &s->peerlen) == -1)
+		s->peerlen = 0;
+	s->socklen = sizeof(s->sock);
+	if (getsockname(fd, (struct sockaddr *)&s->sock, &s->socklen) == -1)
+		s->socklen = 0;
+	if (!s->server_side && server_hostname != NULL &&
+	    (s->hostname = strdup(server_hostname)) == NULL)
+		goto fail;
+	if (!s->server_side && server_hostname != NULL &&
+	    *server_hostname == '\0' &&
+	    aloop_tls_context_get_check_hostname(s->ctx) &&
+	    aloop__tls_context_verify(s->ctx) != ALOOP_TLS_VERIFY_NONE)
+		aloop_log(ALOOP_LOG_WARNING, "TLS: empty server_hostname, the "
+		    "server's host name is not checked");
+	session_key(s, server_hostname, key, sizeof(key));
+	s->ssl = aloop__tls_context_new_ssl(s->ctx, s->server_side,
+	    server_hostname, s->server_side ? NULL : key, err, sizeof(err));
+	if (s->ssl == NULL) {
+		aloop_log(ALOOP_LOG_ERR, "TLS: %s", err);
+		rc = ALOOP_ETLS;
+		goto fail;
+	}
+	/* Fill OpenSSL's buffer with all the socket has: one recv() for
+	 * several records instead of two per record. */
+	SSL_set_read_ahead(s->ssl, 1);
+	if (SSL_set_fd(s->ssl, fd) != 1) {
+		ERR_clear_error();
+		goto fail;
+	}
+	if ((s->out = evbuffer_new()) == NULL)
+		goto fail;
+	base = aloop__loop_base(loop);
+	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, tls_io_cb, s);
+	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, tls_io_cb, s);
+	s->tmo = evtimer_new(base, tls_timeout_cb, s);
+	if (s->rev == NULL || s->wev == NULL || s->tmo == NULL)
+		goto fail;
+	tv = tv_of(handshake_timeout);
+	if (event_add(s->tmo, &tv) != 0)
+		goto fail;
+	aloop__sock_set_nodelay(fd);
+
+	/* No protocol callback until the handshake is done (cb empty). */
+	aloop__transport_init(&s->t, &tls_ops, loop, proto, NULL, NULL);
+	s->state = TLS_HANDSHAKE;
+	/*
+	 * The client speaks first; its ClientHello goes out from the loop,
+	 * never from here, so that this call cannot fail half-way after
+	 * returning 0.
+	 */
+	s->hs_want = s->server_side ? EV_READ : EV_WRITE;
+	if (waiter != NULL)
+		s->waiter = aloop_future_ref(waiter);
+	tls_update_events(s);
+	if (out != NULL)
+		*out = &s->t;
+	return 0;
+fail:
+	tls_teardown(&s->t);
+	if (s->ctx != NULL)
+		aloop_tls_context_release(s->ctx);
+	free(s->hostname);
+	free(s);
+	return rc;
+}

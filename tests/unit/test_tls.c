@@ -1,0 +1,1002 @@
+/*
+ * The TLS transport over real loopback sockets: the tests connect and
+ * accept the TCP sockets themselves and wrap both ends with
+ * aloop__tls_transport_new(), so every behaviour is checked from both
+ * sides with certificates made at test time.  Every run is bounded by a
+ * watchdog timer on the loop.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <aloop/aloop.h>
+
+#include "runner.h"
+#include "tls-int.h"
+#include "tls_certs.h"
+#include "transport-int.h"
+
+#define WATCHDOG	10.0
+
+static struct tls_certs certs;
+static int certs_ready;
+
+static void
+remove_certs(void)
+{
+	tls_certs_remove(&certs);
+}
+
+static const struct tls_certs *
+get_certs(void)
+{
+	if (!certs_ready) {
+		if (tls_certs_make(&certs) != 0)
+			return NULL;
+		atexit(remove_certs);
+		certs_ready = 1;
+	}
+	return &certs;
+}
+
+/* ------------------------------------------------------ the protocol */
+
+struct side {
+	int			 refuse;	/* factory refuses */
+	int			 echo;		/* write back what arrives */
+	int			 flow;		/* pause reading while paused writing */
+	int			 eof_keep_open;	/* eof_received returns 1 */
+	const char		*greeting;	/* written in connection_made */
+	int			 close_in_made;
+	size_t			 stall_at;	/* pause reading here a while */
+	int			 stalled;
+
+	int			 factory_calls, made, eofs, losts, gone;
+	int			 pauses, resumes;
+	int			 lost_code;
+	char			 lost_msg[256];
+	struct aloop_transport	*t;
+	unsigned char		*buf;
+	size_t			 len, cap;
+};
+
+static struct aloop_loop *loop;
+static int (*stop_cond)(void *);
+static void *stop_arg;
+static int timed_out;
+
+static void
+maybe_stop(void)
+{
+	if (stop_cond != NULL && stop_cond(stop_arg))
+		aloop_stop(loop);
+}
+
+static void
+watchdog(void *arg)
+{
+	(void)arg;
+	timed_out = 1;
+	aloop_stop(loop);
+}
+
+/* Run the loop until @cond holds; 0, or -1 if the watchdog fired. */
+static int
+run_until(int (*cond)(void *), void *arg)
+{
+	aloop_handle_t h;
+
+	timed_out = 0;
+	stop_cond = cond;
+	stop_arg = arg;
+	if (cond(arg))
+		return 0;
+	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, NULL,
+	    &h), 0);
+	(void)aloop_run_forever(loop);
+	aloop_handle_cancel(loop, h);
+	stop_cond = NULL;
+	CU_ASSERT_FALSE(timed_out);
+	return timed_out ? -1 : 0;
+}
+
+static int
+factory(void *arg, void **state)
+{
+	struct side *s = arg;
+
+	s->factory_calls++;
+	if (s->refuse)
+		return ALOOP_EINVAL;
+	*state = s;
+	return 0;
+}
+
+static void
+p_made(struct aloop_transport *t, void *state)
+{
+	struct side *s = state;
+
+	s->made++;
+	s->t = t;
+	if (s->greeting != NULL)
+		CU_ASSERT_EQUAL(aloop_transport_write(t, s->greeting,
+		    strlen(s->greeting)), 0);
+	if (s->close_in_made)
+		aloop_transport_close(t);
+	maybe_stop();
+}
+
+static void
+unstall(void *arg)
+{
+	struct side *s = arg;
+
+	if (s->t != NULL)
+		aloop_transport_resume_reading(s->t);
+	maybe_stop();
+}
+
+static void
+p_data(struct aloop_transport *t, void *state, const void *data, size_t len)
+{
+	struct side *s = state;
+
+	CU_ASSERT(len > 0);
+	CU_ASSERT_EQUAL(s->eofs, 0);
+	if (s->len + len > s->cap) {
+		size_t ncap = (s->len + len) * 2;
+		unsigned char *p = realloc(s->buf, ncap);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+		s->buf = p;
+		s->cap = ncap;
+	}
+	memcpy(s->buf + s->len, data, len);
+	s->len += len;
+	if (s->stall_at > 0 && s->len >= s->stall_at && !s->stalled) {
+		/* Stop reading so that the peer's writes back up. */
+		s->stalled = 1;
+		aloop_transport_pause_reading(t);
+		CU_ASSERT_FALSE(aloop_transport_is_reading(t));
+		CU_ASSERT_EQUAL(aloop_call_later(loop, 0.2, unstall, s, NULL),
+		    0);
+	}
+	if (s->echo)
+		CU_ASSERT_EQUAL(aloop_transport_write(t, data, len), 0);
+	maybe_stop();
+}
+
+static int
+p_eof(struct aloop_transport *t, void *state)
+{
+	struct side *s = state;
+
+	(void)t;
+	s->eofs++;
+	maybe_stop();
+	return s->eof_keep_open;
+}
+
+static void
+p_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
+{
+	struct side *s = state;
+
+	(void)t;
+	s->losts++;
+	CU_ASSERT_EQUAL(s->made, 1);
+	s->lost_code = err != NULL ? err->code : 0;
+	snprintf(s->lost_msg, sizeof(s->lost_msg), "%s",
+	    err != NULL ? err->message : "");
+	s->t = NULL;
+	maybe_stop();
+}
+
+static void
+p_pause(struct aloop_transport *t, void *state)
+{
+	struct side *s = state;
+
+	s->pauses++;
+	if (s->flow)
+		aloop_transport_pause_reading(t);
+}
+
+static void
+p_resume(struct aloop_transport *t, void *state)
+{
+	struct side *s = state;
+
+	s->resumes++;
+	if (s->flow)
+		aloop_transport_resume_reading(t);
+	maybe_stop();
+}
+
+static const struct aloop_protocol proto = {
+	.connection_made = p_made,
+	.data_received = p_data,
+	.eof_received = p_eof,
+	.connection_lost = p_lost,
+	.pause_writing = p_pause,
+	.resume_writing = p_resume,
+};
+
+static void
+owner_gone(struct aloop_transport *t, void *owner)
+{
+	struct side *s = owner;
+
+	(void)t;
+	s->gone++;
+	maybe_stop();
+}
+
+static void
+fut_done(struct aloop_future *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	maybe_stop();
+}
+
+/* ------------------------------------------------------------ sockets */
+
+static int
+nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	CU_ASSERT_NOT_EQUAL_FATAL(fl, -1);
+	CU_ASSERT_NOT_EQUAL_FATAL(fcntl(fd, F_SETFL, fl | O_NONBLOCK), -1);
+	CU_ASSERT_NOT_EQUAL_FATAL(fcntl(fd, F_SETFD, FD_CLOEXEC), -1);
+	return fd;
+}
+
+static int
+listener(void)
+{
+	struct sockaddr_in sin;
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	CU_ASSERT_EQUAL_FATAL(listen(fd, 8), 0);
+	return fd;
+}
+
+/* Small kernel buffers, so that a stalled reader backs the writer up. */
+static int small_bufs;
+
+/* A connected pair through @lfd: *@c the client's end, *@s the server's. */
+static void
+connect_pair(int lfd, int *c, int *s)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int sz = 32 * 1024;
+
+	CU_ASSERT_EQUAL_FATAL(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	*c = socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(*c >= 0);
+	if (small_bufs)
+		CU_ASSERT_EQUAL(setsockopt(*c, SOL_SOCKET, SO_RCVBUF, &sz,
+		    sizeof(sz)), 0);
+	/* Loopback connects complete at once, blocking or not. */
+	CU_ASSERT_EQUAL_FATAL(connect(*c, (struct sockaddr *)&sin, len), 0);
+	*s = accept(lfd, NULL, NULL);
+	CU_ASSERT_FATAL(*s >= 0);
+	if (small_bufs)
+		CU_ASSERT_EQUAL(setsockopt(*s, SOL_SOCKET, SO_SNDBUF, &sz,
+		    sizeof(sz)), 0);
+	nonblock(*c);
+	nonblock(*s);
+}
+
+/* ------------------------------------------------------------ fixture */
+
+struct conn {
+	struct side		 cs, ss;	/* client and server protocols */
+	struct aloop_future	*waiter;	/* the client's */
+	struct aloop_transport	*ct, *st;	/* as handed out */
+	int			 rc_client, rc_server;
+};
+
+static struct aloop_tls_context *
+make_server_ctx(void)
+{
+	const struct tls_certs *c = get_certs();
+	struct aloop_tls_context *ctx;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(ctx,
+	    c->server_cert, c->server_key), 0);
+	return ctx;
+}
+
+static struct aloop_tls_context *
+make_client_ctx(void)
+{
+	const struct tls_certs *c = get_certs();
+	struct aloop_tls_context *ctx;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(ctx,
+	    c->ca, NULL), 0);
+	return ctx;
+}
+
+static void
+setup(void)
+{
+	CU_ASSERT_EQUAL_FATAL(aloop_loop_new(&loop), 0);
+}
+
+static void
+teardown(void)
+{
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	loop = NULL;
+}
+
+/* Start both ends over a fresh pair from @lfd. */
+static void
+start(struct conn *k, int lfd, struct aloop_tls_context *sctx,
+    struct aloop_tls_context *cctx, const char *host, double hs_timeout)
+{
+	int c, s;
+
+	connect_pair(lfd, &c, &s);
+	CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &k->waiter), 0);
+	CU_ASSERT_EQUAL(aloop_future_add_done_callback(k->waiter, fut_done,
+	    NULL), 0);
+	k->rc_server = aloop__tls_transport_new(loop, s, sctx, 1, NULL,
+	    hs_timeout, 5.0, &proto, factory, &k->ss, NULL, &k->st);
+	CU_ASSERT_EQUAL_FATAL(k->rc_server, 0);
+	aloop__transport_set_owner(k->st, owner_gone, &k->ss);
+	k->rc_client = aloop__tls_transport_new(loop, c, cctx, 0, host,
+	    hs_timeout, 5.0, &proto, factory, &k->cs, k->waiter, &k->ct);
+	CU_ASSERT_EQUAL_FATAL(k->rc_client, 0);
+	aloop__transport_set_owner(k->ct, owner_gone, &k->cs);
+}
+
+static void
+conn_free(struct conn *k)
+{
+	if (k->waiter != NULL)
+		aloop_future_release(k->waiter);
+	free(k->cs.buf);
+	free(k->ss.buf);
+	memset(k, 0, sizeof(*k));
+}
+
+static int
+cond_waiter(void *arg)
+{
+	struct conn *k = arg;
+
+	return aloop_future_done(k->waiter);
+}
+
+static int
+cond_both_gone(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->cs.gone && k->ss.gone;
+}
+
+static int
+cond_waiter_and_server_gone(void *arg)
+{
+	struct conn *k = arg;
+
+	return aloop_future_done(k->waiter) && k->ss.gone;
+}
+
+static size_t want_len;
+
+static int
+cond_client_has(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->cs.len >= want_len || k->cs.losts > 0;
+}
+
+/* A handshake that must fail on the client with @code; the server's
+ * protocol must never have been created. */
+static void
+expect_failure(struct aloop_tls_context *sctx, struct aloop_tls_context *cctx,
+    const char *host, int code, const char *needle)
+{
+	const struct aloop_error *err;
+	struct conn k;
+	int lfd = listener();
+
+	memset(&k, 0, sizeof(k));
+	setup();
+	start(&k, lfd, sctx, cctx, host, 5.0);
+	run_until(cond_waiter_and_server_gone, &k);
+	err = aloop_future_error(k.waiter);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_EQUAL(err->code, code);
+	if (needle != NULL && strstr(err->message, needle) == NULL) {
+		fprintf(stderr, "\nmessage: %s (wanted %s)\n", err->message,
+		    needle);
+		CU_FAIL("the error message lacks OpenSSL's reason");
+	}
+	run_until(cond_both_gone, &k);
+	CU_ASSERT_EQUAL(k.cs.factory_calls, 0);
+	CU_ASSERT_EQUAL(k.ss.factory_calls, 0);
+	CU_ASSERT_EQUAL(k.cs.made + k.ss.made, 0);
+	CU_ASSERT_EQUAL(k.cs.losts + k.ss.losts, 0);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void
+test_echo_and_extra_info(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	const struct sockaddr_in *peer;
+	const int *fdp;
+	void *res = NULL;
+	size_t len;
+	X509 *x;
+	struct conn k;
+	int lfd = listener(), i;
+
+	memset(&k, 0, sizeof(k));
+	k.ss.echo = 1;
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	/* Both contexts are held by the transports from now on. */
+	aloop_tls_context_release(sctx);
+	CU_ASSERT_EQUAL(run_until(cond_waiter, &k), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_future_result(k.waiter, &res), 0);
+	CU_ASSERT_PTR_EQUAL(res, k.ct);
+	CU_ASSERT_EQUAL(k.cs.made, 1);
+	CU_ASSERT_PTR_EQUAL(k.cs.t, k.ct);
+
+	/* What a client can ask. */
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_extra_info(k.ct, "sslcontext",
+	    NULL), cctx);
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(k.ct,
+	    "ssl_object", NULL));
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(k.ct,
+	    "tls_version", NULL), "TLSv1.3");
+	CU_ASSERT_PTR_NOT_NULL(strstr(aloop_transport_get_extra_info(k.ct,
+	    "cipher", NULL), "TLS_"));
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(k.ct,
+	    "server_hostname", &len), "localhost");
+	CU_ASSERT_EQUAL(len, strlen("localhost"));
+	CU_ASSERT_PTR_NULL(aloop_transport_get_extra_info(k.ct,
+	    "alpn_protocol", NULL));
+	CU_ASSERT_PTR_NULL(aloop_transport_get_extra_info(k.ct,
+	    "compression", NULL));
+	x = (X509 *)aloop_transport_get_extra_info(k.ct, "peercert", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+	CU_ASSERT_EQUAL(X509_check_host(x, "localhost", 0, 0, NULL), 1);
+	peer = aloop_transport_get_extra_info(k.ct, "peername", &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL(len, sizeof(struct sockaddr_in));
+	CU_ASSERT_EQUAL(peer->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(k.ct,
+	    "sockname", NULL));
+	fdp = aloop_transport_get_extra_info(k.ct, "socket", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(fdp);
+	CU_ASSERT(*fdp >= 0);
+	CU_ASSERT_PTR_NULL(aloop_transport_get_extra_info(k.ct, "nonsense",
+	    NULL));
+	/* TLS has no half-close. */
+	CU_ASSERT_EQUAL(aloop_transport_can_write_eof(k.ct), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write_eof(k.ct), ALOOP_ENOTSUP);
+
+	/* Echo a few writes. */
+	for (i = 0; i < 10; i++)
+		CU_ASSERT_EQUAL(aloop_transport_write(k.ct, "0123456789", 10), 0);
+	want_len = 100;
+	CU_ASSERT_EQUAL(run_until(cond_client_has, &k), 0);
+	CU_ASSERT_EQUAL(k.cs.len, 100);
+	CU_ASSERT_EQUAL(k.ss.len, 100);
+	CU_ASSERT_EQUAL(memcmp(k.cs.buf, "0123456789", 10), 0);
+	CU_ASSERT_EQUAL(k.ss.made, 1);
+	/* The server sees no peer certificate (none asked) but the SNI. */
+	CU_ASSERT_PTR_NULL(aloop_transport_get_extra_info(k.st, "peercert",
+	    NULL));
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(k.st,
+	    "server_hostname", NULL), "localhost");
+
+	/* A clean close on both sides: close_notify, EOF, lost(NULL). */
+	aloop_transport_close(k.ct);
+	aloop_transport_close(k.ct);	/* idempotent */
+	CU_ASSERT(aloop_transport_is_closing(k.ct));
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.cs.losts, 1);
+	CU_ASSERT_EQUAL(k.ss.losts, 1);
+	CU_ASSERT_EQUAL(k.cs.lost_code, 0);
+	CU_ASSERT_EQUAL(k.ss.lost_code, 0);
+	CU_ASSERT_EQUAL(k.ss.eofs, 1);
+	conn_free(&k);
+	aloop_tls_context_release(cctx);
+	teardown();
+	close(lfd);
+}
+
+static void
+test_wrong_hostname(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+
+	expect_failure(sctx, cctx, "wrong.example.test", ALOOP_EHOSTNAME,
+	    "mismatch");
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static void
+test_untrusted_server(void)
+{
+	const struct tls_certs *c = get_certs();
+	struct aloop_tls_context *sctx, *cctx = make_client_ctx();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &sctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(sctx,
+	    c->untrusted_cert, c->untrusted_key), 0);
+	expect_failure(sctx, cctx, "localhost", ALOOP_ECERT,
+	    "certificate verify failed");
+	/* The shared default context does not know our CA either. */
+	expect_failure(sctx, ALOOP_TLS_DEFAULT, "localhost", ALOOP_ECERT,
+	    "certificate verify failed");
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static void
+test_version_mismatch(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+
+	CU_ASSERT_EQUAL(aloop_tls_context_set_min_version(sctx, "TLSv1.3"), 0);
+	CU_ASSERT_EQUAL(SSL_CTX_set_max_proto_version(
+	    aloop_tls_context_get_ssl_ctx(cctx), TLS1_2_VERSION), 1);
+	expect_failure(sctx, cctx, "localhost", ALOOP_ETLS, "protocol version");
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static int
+cond_client_lost_server_gone(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->ss.gone && (k->cs.losts > 0 ||
+	    (aloop_future_done(k->waiter) &&
+	    aloop_future_error(k->waiter) != NULL));
+}
+
+static void
+test_client_cert_required(void)
+{
+	const struct tls_certs *c = get_certs();
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	struct conn k;
+	int lfd = listener();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_verify_locations(sctx, c->ca,
+	    NULL), 0);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_verify(sctx,
+	    ALOOP_TLS_VERIFY_REQUIRED), 0);
+
+	/* No client certificate: the server's protocol never hears of it.
+	 * In TLS 1.3 the client may finish first and learn on its first
+	 * read that the server refused it. */
+	memset(&k, 0, sizeof(k));
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_client_lost_server_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.ss.factory_calls, 0);
+	CU_ASSERT_EQUAL(k.ss.made, 0);
+	if (k.cs.made)
+		CU_ASSERT_NOT_EQUAL(k.cs.lost_code, 0);
+	if (k.cs.t != NULL)
+		aloop_transport_abort(k.cs.t);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	(void)aloop_future_error(k.waiter);
+	conn_free(&k);
+	teardown();
+
+	/* Mutual TLS: with a certificate from the CA, it works and the
+	 * server sees who the client is. */
+	CU_ASSERT_EQUAL(aloop_tls_context_load_cert_chain(cctx, c->client_cert,
+	    c->client_key), 0);
+	memset(&k, 0, sizeof(k));
+	k.cs.greeting = "hi";
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_waiter, &k), 0);
+	CU_ASSERT_EQUAL(aloop_future_result(k.waiter, NULL), 0);
+	want_len = 2;
+	/* The server's data arrives once it is made; wait on that. */
+	k.ss.greeting = "ok";
+	CU_ASSERT_EQUAL(run_until(cond_client_has, &k), 0);
+	CU_ASSERT_EQUAL(k.ss.made, 1);
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(k.st,
+	    "peercert", NULL));
+	aloop_transport_close(k.ct);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static int
+cond_both_made(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->cs.made && k->ss.made;
+}
+
+static void
+test_alpn_and_sni(void)
+{
+	const struct tls_certs *c = get_certs();
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	const char *sp[] = { "h2", "http/1.1" };
+	const char *cp[] = { "http/1.1", "h2" };
+	char cn[64] = "";
+	struct conn k;
+	X509 *x;
+	int lfd = listener();
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_alpn_protocols(sctx, sp, 2), 0);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_alpn_protocols(cctx, cp, 2), 0);
+	CU_ASSERT_EQUAL(aloop_tls_context_add_sni_cert(sctx, c->sni_cert,
+	    c->sni_key), 0);
+	memset(&k, 0, sizeof(k));
+	setup();
+	start(&k, lfd, sctx, cctx, "sni.example.test", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_both_made, &k), 0);
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(k.ct,
+	    "alpn_protocol", NULL), "h2");
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(k.st,
+	    "alpn_protocol", NULL), "h2");
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(k.st,
+	    "server_hostname", NULL), "sni.example.test");
+	x = (X509 *)aloop_transport_get_extra_info(k.ct, "peercert", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+	    cn, sizeof(cn));
+	CU_ASSERT_STRING_EQUAL(cn, "sni.example.test");
+	aloop_transport_close(k.st);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.cs.eofs, 1);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static int
+cond_server_gone(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->ss.gone;
+}
+
+static void
+test_handshake_timeout(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	const struct aloop_error *err;
+	struct conn k;
+	char b;
+	int lfd = listener(), c, s;
+
+	/* A TCP client that never speaks is dropped by the server. */
+	memset(&k, 0, sizeof(k));
+	setup();
+	connect_pair(lfd, &c, &s);
+	CU_ASSERT_EQUAL_FATAL(aloop__tls_transport_new(loop, s, sctx, 1, NULL,
+	    0.2, 1.0, &proto, factory, &k.ss, NULL, &k.st), 0);
+	aloop__transport_set_owner(k.st, owner_gone, &k.ss);
+	CU_ASSERT_EQUAL(run_until(cond_server_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.ss.factory_calls + k.ss.made + k.ss.losts, 0);
+	/* The silent peer sees its connection closed. */
+	CU_ASSERT_EQUAL(recv(c, &b, 1, 0), 0);
+	close(c);
+	teardown();
+
+	/* A client whose server never answers fails with ETIMEDOUT. */
+	setup();
+	connect_pair(lfd, &c, &s);
+	CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &k.waiter), 0);
+	CU_ASSERT_EQUAL(aloop_future_add_done_callback(k.waiter, fut_done,
+	    NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop__tls_transport_new(loop, c, cctx, 0,
+	    "localhost", 0.2, 1.0, &proto, factory, &k.cs, k.waiter, &k.ct),
+	    0);
+	CU_ASSERT_EQUAL(run_until(cond_waiter, &k), 0);
+	err = aloop_future_error(k.waiter);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_EQUAL(err->code, ALOOP_ETIMEDOUT);
+	CU_ASSERT_EQUAL(k.cs.factory_calls, 0);
+	close(s);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static void
+test_session_resumption(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	struct conn k;
+	int lfd = listener(), round;
+
+	for (round = 0; round < 2; round++) {
+		memset(&k, 0, sizeof(k));
+		k.ss.echo = 1;
+		k.cs.greeting = "ping";
+		setup();
+		start(&k, lfd, sctx, cctx, "localhost", 5.0);
+		want_len = 4;
+		/* The echo proves the ticket that followed the handshake
+		 * was read too. */
+		CU_ASSERT_EQUAL(run_until(cond_client_has, &k), 0);
+		CU_ASSERT_EQUAL_FATAL(k.cs.made, 1);
+		CU_ASSERT_EQUAL(SSL_session_reused((SSL *)
+		    aloop_transport_get_extra_info(k.ct, "ssl_object", NULL)),
+		    round);
+		aloop_transport_close(k.ct);
+		CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+		CU_ASSERT_EQUAL(k.cs.lost_code, 0);
+		conn_free(&k);
+		teardown();
+	}
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+/* ------------------------------------------------------ big transfer */
+
+#define BIG	(4 * 1024 * 1024)
+
+struct big {
+	struct conn	 k;
+	size_t		 sent;
+	unsigned char	*pattern;
+};
+
+static void
+big_pump(struct big *b)
+{
+	/* Write until the transport asks us to pause. */
+	while (b->sent < BIG && b->k.cs.pauses == b->k.cs.resumes) {
+		size_t n = BIG - b->sent > 100000 ? 100000 : BIG - b->sent;
+
+		CU_ASSERT_EQUAL(aloop_transport_write(b->k.ct,
+		    b->pattern + b->sent, n), 0);
+		b->sent += n;
+	}
+}
+
+static struct big *the_big;
+
+static int
+cond_big(void *arg)
+{
+	struct big *b = arg;
+
+	if (b->k.ct != NULL && b->k.cs.losts == 0)
+		big_pump(b);
+	return b->k.cs.len >= BIG || b->k.cs.losts > 0;
+}
+
+static void
+test_large_transfer_flow_control(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	struct big b;
+	size_t i;
+	int lfd = listener();
+
+	memset(&b, 0, sizeof(b));
+	b.pattern = malloc(BIG);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b.pattern);
+	for (i = 0; i < BIG; i++)
+		b.pattern[i] = (unsigned char)(i * 7 + i / 4096);
+	the_big = &b;
+	b.k.ss.echo = 1;
+	b.k.ss.flow = 1;
+	b.k.cs.stall_at = BIG / 4;
+	setup();
+	small_bufs = 1;
+	start(&b.k, lfd, sctx, cctx, "localhost", 5.0);
+	small_bufs = 0;
+	CU_ASSERT_EQUAL(run_until(cond_waiter, &b.k), 0);
+	CU_ASSERT_EQUAL_FATAL(b.k.cs.made, 1);
+	CU_ASSERT_EQUAL(run_until(cond_big, &b), 0);
+	CU_ASSERT_EQUAL(b.sent, BIG);
+	CU_ASSERT_EQUAL(b.k.cs.len, BIG);
+	CU_ASSERT_EQUAL(b.k.ss.len, BIG);
+	CU_ASSERT(b.k.cs.len == BIG &&
+	    memcmp(b.k.cs.buf, b.pattern, BIG) == 0);
+	/* Both sides really went through flow control. */
+	CU_ASSERT(b.k.cs.pauses > 0);
+	CU_ASSERT_EQUAL(b.k.cs.pauses, b.k.cs.resumes);
+	CU_ASSERT(b.k.ss.pauses > 0);
+	CU_ASSERT_EQUAL(aloop_transport_get_write_buffer_size(b.k.ct), 0);
+	aloop_transport_close(b.k.ct);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &b.k), 0);
+	conn_free(&b.k);
+	free(b.pattern);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+/* ------------------------------------------------------ odd paths */
+
+static void
+test_factory_refusal_and_close_in_made(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	struct conn k;
+	int lfd = listener();
+
+	/* A refusing factory: the server side ends, the client sees the
+	 * connection go. */
+	memset(&k, 0, sizeof(k));
+	k.ss.refuse = 1;
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_client_lost_server_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.ss.factory_calls, 1);
+	CU_ASSERT_EQUAL(k.ss.made + k.ss.losts, 0);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	(void)aloop_future_error(k.waiter);
+	conn_free(&k);
+	teardown();
+
+	/* Closing from connection_made still sends the greeting first;
+	 * eof_received asking to stay open is overruled. */
+	memset(&k, 0, sizeof(k));
+	k.ss.greeting = "bye";
+	k.ss.close_in_made = 1;
+	k.cs.eof_keep_open = 1;
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.cs.len, 3);
+	CU_ASSERT_EQUAL(k.cs.eofs, 1);
+	CU_ASSERT_EQUAL(k.cs.losts, 1);
+	CU_ASSERT_EQUAL(k.ss.losts, 1);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static void
+test_close_and_abort_during_handshake(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	const struct aloop_error *err;
+	struct conn k;
+	int lfd = listener();
+
+	memset(&k, 0, sizeof(k));
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	/* Before any byte moved: as a server closing its clients would. */
+	aloop_transport_close(k.st);
+	aloop_transport_abort(k.ct);
+	aloop_transport_abort(k.ct);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	err = aloop_future_error(k.waiter);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_EQUAL(err->code, ALOOP_ECANCELLED);
+	CU_ASSERT_EQUAL(k.cs.made + k.ss.made + k.cs.losts + k.ss.losts, 0);
+	conn_free(&k);
+
+	/* Closing the loop with a handshake in flight leaks nothing. */
+	memset(&k, 0, sizeof(k));
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	teardown();
+	err = aloop_future_error(k.waiter);
+	CU_ASSERT_PTR_NOT_NULL(err);
+	conn_free(&k);
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static void
+test_bad_arguments(void)
+{
+	struct aloop_tls_context *cctx = make_client_ctx();
+	struct aloop_transport *t = (void *)1;
+	int sv[2];
+
+	setup();
+	/* A client context on the server side is refused; the descriptor
+	 * is closed on every path. */
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	CU_ASSERT_EQUAL(aloop__tls_transport_new(loop, sv[0], cctx, 1, NULL,
+	    1.0, 1.0, &proto, factory, NULL, NULL, &t), ALOOP_EINVAL);
+	CU_ASSERT_PTR_NULL(t);
+	CU_ASSERT_EQUAL(fcntl(sv[0], F_GETFD), -1);
+	CU_ASSERT_EQUAL(aloop__tls_transport_new(loop, sv[1],
+	    ALOOP_TLS_DEFAULT, 1, NULL, 1.0, 1.0, &proto, factory, NULL, NULL,
+	    NULL), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(fcntl(sv[1], F_GETFD), -1);
+	teardown();
+	aloop_tls_context_release(cctx);
+}
+
+static const struct test_case cases[] = {
+	TEST(test_echo_and_extra_info),
+	TEST(test_wrong_hostname),
+	TEST(test_untrusted_server),
+	TEST(test_version_mismatch),
+	TEST(test_client_cert_required),
+	TEST(test_alpn_and_sni),
+	TEST(test_handshake_timeout),
+	TEST(test_session_resumption),
+	TEST(test_large_transfer_flow_control),
+	TEST(test_factory_refusal_and_close_in_made),
+	TEST(test_close_and_abort_during_handshake),
+	TEST(test_bad_arguments),
+};
+
+TEST_MAIN("tls", cases)
