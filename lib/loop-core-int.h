@@ -98,6 +98,7 @@ struct aloop_loop {
 	atomic_uint		 ts_count;	/* ntsq, readable without the lock */
 	atomic_int		 sleeping;	/* blocked in the poll: wake it */
 	atomic_int		 notified;	/* a wake-up is already in flight */
+	int			 woken;		/* the poll read a wake-up */
 	uint64_t		 ts_seq;
 	int			 wake_rfd, wake_wfd;
 
@@ -136,6 +137,9 @@ struct aloop_loop {
 	void			*exc_arg;
 	int			 debug;
 	double			 slow_callback_duration;
+
+	/* The future aloop_run_until_complete waits for, if any. */
+	struct aloop_future	*ruc_future;
 
 	/* Counters for tests and the benchmark (see loop-stats-int.h). */
 	uint64_t		 iterations;

@@ -196,11 +196,18 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	struct aloop_loop *loop = arg;
 	uint64_t v;
 
-	/* Clear the flag first: a wake-up written after it is seen by the
-	 * read below or by the next poll, never lost. */
-	atomic_store(&loop->notified, 0);
 	while (read(fd, &v, sizeof(v)) > 0)
 		continue;
+	/*
+	 * Clear the flag only after reading: cleared first, a producer could
+	 * set it and write in between, the read would swallow that write and
+	 * the flag would stay set with nothing to clear it, so no producer
+	 * would ever write again.  A producer that still sees the flag set
+	 * has queued its call before our drain, which takes the lock (so it
+	 * sees the call) because of woken.
+	 */
+	atomic_store(&loop->notified, 0);
+	loop->woken = 1;
 }
 
 /*
@@ -531,7 +538,14 @@ external_events(struct aloop_loop *loop)
 	    EVENT_BASE_COUNT_ADDED) > loop->internal_events;
 }
 
-/* Poll once: without blocking if @timeout is 0, forever if negative. */
+/*
+ * Poll once: without blocking if @timeout is 0, forever if negative.
+ * EVLOOP_NONBLOCK alone would poll again for as long as events keep
+ * firing, forever with a level-triggered descriptor; with EVLOOP_ONCE it
+ * returns after one round of callbacks.
+ */
+#define POLL_NOW	(EVLOOP_ONCE | EVLOOP_NONBLOCK)
+
 static void
 poll_once(struct aloop_loop *loop, double timeout)
 {
@@ -541,14 +555,14 @@ poll_once(struct aloop_loop *loop, double timeout)
 
 	loop->polls++;
 	if (timeout == 0) {
-		rc = event_base_loop(loop->base, EVLOOP_NONBLOCK);
+		rc = event_base_loop(loop->base, POLL_NOW);
 	} else {
 		atomic_store(&loop->sleeping, 1);
 		/* Pairs with the fence in call_soon_threadsafe. */
 		atomic_thread_fence(memory_order_seq_cst);
 		if (atomic_load(&loop->ts_count) != 0) {
 			atomic_store(&loop->sleeping, 0);
-			rc = event_base_loop(loop->base, EVLOOP_NONBLOCK);
+			rc = event_base_loop(loop->base, POLL_NOW);
 			goto out;
 		}
 		if (timeout > 0) {
@@ -607,7 +621,11 @@ run_once(struct aloop_loop *loop)
 	} else
 		poll_once(loop, -1);
 
-	ts_drain_if_any(loop);
+	if (loop->woken) {
+		loop->woken = 0;
+		ts_drain(loop);
+	} else
+		ts_drain_if_any(loop);
 	/* loop->now is fresh here: the poll or the ready branch read it. */
 	if (loop->nheap != 0)
 		aloop__timer_collect(loop, loop->now);
@@ -655,7 +673,10 @@ aloop_run_forever(struct aloop_loop *loop)
 		return ALOOP_ESTATE;
 	loop->thread = pthread_self();
 	running_loop = loop;
-	loop->now = loop->last_poll = aloop__clock();
+	/* Every run polls in its first iteration, so that a loop run in
+	 * short bursts (call_soon(stop); run_forever()) still sees I/O. */
+	loop->now = aloop__clock();
+	loop->last_poll = -INFINITY;
 	for (;;) {
 		run_once(loop);
 		if (loop->stopping)
