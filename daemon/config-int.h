@@ -20,7 +20,9 @@
  * plugin instances made from it are gone (their connections drained).
  * Paths in it (files, plugin_path) are already resolved against the
  * directory of the configuration file, so the daemon may chdir freely.
- * Any thread may read a loaded config; none may change it.
+ * Any thread may read a loaded config; none may change it, except that
+ * plugin init calls made from it (on the workers) may append to errors[]
+ * under a lock -- read errors[] only once those calls are done.
  */
 /*
  * (Not "config.h": that name is autoconf's, and a quoted include looks in

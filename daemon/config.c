@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <libgen.h>
 #include <sched.h>
@@ -106,6 +107,13 @@ node_value(const config_setting_t *node, char *buf, size_t len)
 static void
 add_error(struct config *cfg, const char *fmt, ...) ALOOP_PRINTF(2, 3);
 
+/*
+ * Workers make their plugin instances from a loaded config at the same
+ * time, and a plugin may report through the settings getters there too;
+ * the error list is the one thing of a loaded config that still changes.
+ */
+static pthread_mutex_t errors_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void
 add_error(struct config *cfg, const char *fmt, ...)
 {
@@ -113,8 +121,11 @@ add_error(struct config *cfg, const char *fmt, ...)
 	va_list ap;
 	int n;
 
-	if (cfg->nerrors > MAX_ERRORS)
+	pthread_mutex_lock(&errors_lock);
+	if (cfg->nerrors > MAX_ERRORS) {
+		pthread_mutex_unlock(&errors_lock);
 		return;
+	}
 	if (cfg->nerrors == MAX_ERRORS) {
 		n = asprintf(&line, "%s: too many errors, giving up on the "
 		    "rest", cfg->path);
@@ -130,10 +141,12 @@ add_error(struct config *cfg, const char *fmt, ...)
 		if (n >= 0)
 			free(line);
 		priv_of(cfg)->oom = 1;
+		pthread_mutex_unlock(&errors_lock);
 		return;
 	}
 	cfg->errors = errors;
 	cfg->errors[cfg->nerrors++] = line;
+	pthread_mutex_unlock(&errors_lock);
 }
 
 void

@@ -10,7 +10,8 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/plugin_loader.c daemon/plugin_loader.h
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(OPENSSL_CFLAGS) $(LIBSYSTEMD_CFLAGS)
-ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(OPENSSL_LIBS) $(LIBSYSTEMD_LIBS)
+ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(OPENSSL_LIBS) $(LIBSYSTEMD_LIBS) \
+	$(PTHREAD_LIBS)
 
 # The running part: workers, listeners, signals, reload and systemd.
 ALOOPD_RUN_SOURCES = \

@@ -157,7 +157,10 @@ struct aloop_plugin {
  * A plugin's `settings` group from aloop.conf, handed over untouched, and
  * every node inside it.  Nodes are borrowed from the daemon for the
  * duration of init only, and so are the strings the getters return: copy
- * what the instance keeps.  The getters are for init's thread only.
+ * what the instance keeps.  The getters may be called from init on any
+ * worker thread; the tree is never changed while instances are made.  A
+ * NULL node reads as an empty group (a host without a configuration file
+ * may pass NULL).
  */
 
 #define ALOOP_SETTINGS_GROUP	1
