@@ -5,6 +5,7 @@ while a client stays connected, a bad reload, a plugin of a wrong ABI."""
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import aloopd_harness as h
@@ -244,6 +245,60 @@ def test_idle_timeout():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_detach_and_pidfile():
+    d = h.tmpdir()
+    port = h.free_port()
+    pidfile = os.path.join(d, "aloopd.pid")
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener("echo", "echo", port)],
+                   'pidfile = "%s";' % pidfile)
+    log = open(os.path.join(d, "log"), "w+")
+    # Without -f the command returns once the detached daemon is ready.
+    parent = subprocess.run([h.ALOOPD, "-c", cfg], stdout=log, stderr=log,
+                            timeout=30)
+    assert parent.returncode == 0
+    with open(pidfile) as f:
+        pid = int(f.read())
+    assert pid != parent.returncode and os.path.exists("/proc/%d" % pid)
+    try:
+        with h.connect(port) as s:
+            s.sendall(b"detached")
+            assert h.recv_exactly(s, 8) == b"detached"
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(pidfile), "pidfile left behind"
+        while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists("/proc/%d" % pid), "still running"
+    finally:
+        if os.path.exists("/proc/%d" % pid):
+            os.kill(pid, signal.SIGKILL)
+    log.seek(0)
+    assert "stopped" in log.read()
+
+
+def test_failed_start_exits_1():
+    # Two listeners on one port: the second cannot bind, nothing runs.
+    port = h.free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen(1)
+    d = h.tmpdir()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener("echo", "echo", port)])
+    daemon = h.Daemon(cfg)
+    assert daemon.wait_exit() == 1, daemon.text()
+    assert "cannot listen on 127.0.0.1:%d" % port in daemon.text()
+    # Detached, the failure is still the command's exit status.
+    r = subprocess.run([h.ALOOPD, "-c", cfg], capture_output=True,
+                       timeout=30)
+    blocker.close()
+    assert r.returncode == 1, r
+    assert b"cannot listen" in r.stderr, r.stderr
+
+
 def test_wrong_abi_plugin_refused():
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
@@ -260,4 +315,5 @@ h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_second_signal_stops_now, test_reload_adds_and_removes,
        test_bad_reload_keeps_running, test_reload_keeps_unix_socket,
        test_workers_share_the_load, test_max_connections, test_idle_timeout,
+       test_detach_and_pidfile, test_failed_start_exits_1,
        test_wrong_abi_plugin_refused])

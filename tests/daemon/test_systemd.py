@@ -87,5 +87,23 @@ def test_unit_verifies_cleanly():
     assert out == "", out
 
 
+def test_unit_security_score():
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "systemd-analyze is missing (package systemd)"
+    d = h.tmpdir()
+    with open(os.path.join(h.TOP_SRCDIR, "systemd", "aloopd.service.in")) as f:
+        unit = f.read()
+    path = os.path.join(d, "aloopd.service")
+    with open(path, "w") as f:
+        f.write(unit.replace("@sbindir@", "/usr/sbin")
+                .replace("@sysconfdir@", "/etc"))
+    r = subprocess.run([analyze, "security", "--offline=true", path],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for aloopd.service: ([0-9.]+)",
+                  r.stdout + r.stderr)
+    assert m, r.stdout + r.stderr
+    assert float(m.group(1)) <= 1.5, m.group(0)
+
+
 h.run([test_notify_lifecycle, test_socket_activation,
-       test_unit_verifies_cleanly])
+       test_unit_verifies_cleanly, test_unit_security_score])
