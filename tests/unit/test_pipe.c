@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -175,6 +176,32 @@ test_write_pipe_broken(void)
 }
 
 static void
+test_write_pipe_no_sigpipe(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool pool = { 0 };
+	struct aloop_transport *t;
+	void (*old)(int);
+	int p[2];
+
+	/*
+	 * With SIGPIPE at its default (death), a write to a pipe whose
+	 * reader is gone must end the transport with EPIPE, not the process.
+	 */
+	old = signal(SIGPIPE, SIG_DFL);
+	CU_ASSERT_EQUAL_FATAL(pipe2(p, O_CLOEXEC), 0);
+	t = connect_pipe(loop, &pool, p[1], 1);
+	close(p[0]);
+	CU_ASSERT_EQUAL(aloop_transport_write(t, "lost", 4), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, pool.r[0].lost == 1, 5.0));
+	CU_ASSERT_EQUAL(pool.r[0].lost_code, -EPIPE);
+	signal(SIGPIPE, old);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
 test_pipe_arguments(void)
 {
 	struct aloop_loop *loop = test_loop();
@@ -203,6 +230,7 @@ static const struct test_case cases[] = {
 	TEST(test_write_pipe),
 	TEST(test_write_pipe_flush_and_eof),
 	TEST(test_write_pipe_broken),
+	TEST(test_write_pipe_no_sigpipe),
 	TEST(test_pipe_arguments),
 };
 
