@@ -18,3 +18,10 @@ plugins_daytime_la_SOURCES = plugins/daytime.c
 plugins_daytime_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugins_time_la_SOURCES = plugins/time.c
 plugins_time_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
+
+# proxy and exec open connections and children of their own, whose last
+# callbacks may come after fini, when a reload has dropped the listener:
+# -z nodelete keeps their code mapped for those callbacks.
+plugin_LTLIBRARIES += plugins/proxy.la
+plugins_proxy_la_SOURCES = plugins/proxy.c
+plugins_proxy_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete

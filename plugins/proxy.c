@@ -1,0 +1,784 @@
+/*
+ * proxy: a TCP/TLS reverse proxy.  Every accepted connection opens one
+ * upstream connection, trying the configured upstreams in turn, and bytes
+ * then flow both ways until either side is done.
+ *
+ * Memory stays bounded whatever the peers do: when one side's write buffer
+ * rises above its high-water mark the other side stops reading until it
+ * drains, so a slow reader costs at most two write buffers and the
+ * kernel's socket buffers, never more.  A half-close is passed on where the
+ * other transport can send one (not over TLS).
+ *
+ * settings:
+ *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
+ *	connect_timeout = 10.0;	seconds per upstream attempt
+ *	high_water = 65536;	bytes buffered per direction before pausing
+ *	tls = {			optional: talk TLS to the upstream
+ *		ca = "/etc/ssl/app-ca.pem";	default: the system's CAs
+ *		verify = true;			certificate and host name
+ *		server_hostname = "app.example";	default: the host
+ *		certificate = "client.pem"; key = "client.key";
+ *	};
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <aloop/aloop.h>
+
+#define PROXY_UPSTREAMS_MAX	64
+/* Client bytes held while the upstream connects; reading pauses at once,
+ * so this only ever takes what a transport had already read. */
+#define PROXY_PENDING_MAX	(1024 * 1024)
+
+struct proxy_upstream {
+	char		*host;		/* NULL for a UNIX socket */
+	char		*port;
+	char		*path;		/* unix:/path */
+	char		*text;		/* as configured, for the log */
+};
+
+struct proxy_pair;
+
+/* One listener on one worker. */
+struct proxy {
+	char			*listener;
+	struct proxy_upstream	*up;
+	size_t			 nup;
+	size_t			 preferred;	/* the last that answered */
+	double			 connect_timeout;
+	size_t			 high_water;
+	struct aloop_tls_context *tls;
+	char			*server_hostname;
+	/* Failure bursts: logged once when they start and once at the end. */
+	int			 failing;
+	unsigned long		 failed;
+	struct proxy_pair	*pairs;		/* every live pair */
+	int			 finished;	/* fini ran; free with the last pair */
+	unsigned		 refs;		/* 1 until fini, +1 per pair */
+};
+
+/* One client and its upstream. */
+struct proxy_pair {
+	struct proxy		*px;
+	struct proxy_pair	*next, *prev;
+	struct aloop_transport	*client;	/* until its connection_lost */
+	struct aloop_transport	*up;		/* from connection_made to lost */
+	struct aloop_future	*fut;		/* the attempt in flight */
+	aloop_handle_t		 timer;		/* its connect_timeout */
+	size_t			 attempt;	/* upstreams tried so far */
+	size_t			 current;	/* index being tried */
+	unsigned char		*pending;	/* client bytes before up is made */
+	size_t			 npending;
+	char			 errors[512];	/* why the attempts failed */
+	int			 client_eof;
+	int			 up_eof;
+	int			 up_done;	/* no upstream, and none to come */
+	unsigned		 refs;
+};
+
+static void proxy_try(struct proxy_pair *);
+
+/* ---------------------------------------------------------- lifetime */
+
+static void
+proxy_free(struct proxy *px)
+{
+	for (size_t i = 0; i < px->nup; i++) {
+		free(px->up[i].host);
+		free(px->up[i].port);
+		free(px->up[i].path);
+		free(px->up[i].text);
+	}
+	free(px->up);
+	if (px->tls != NULL)
+		aloop_tls_context_release(px->tls);
+	free(px->server_hostname);
+	free(px->listener);
+	free(px);
+}
+
+static void
+proxy_unref(struct proxy *px)
+{
+	if (--px->refs == 0)
+		proxy_free(px);
+}
+
+static void
+pair_unref(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+
+	if (--p->refs > 0)
+		return;
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		px->pairs = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	free(p->pending);
+	free(p);
+	proxy_unref(px);
+}
+
+/* ---------------------------------------------------------- settings */
+
+static char *
+proxy_strndup(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+
+	if (d != NULL) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+/*
+ * "host:port", "[v6]:port" or "unix:/path".  Returns 0, ALOOP_ECONFIG
+ * after reporting on @node, or ALOOP_ENOMEM.
+ */
+static int
+proxy_parse_upstream(const struct aloop_settings *node, const char *s,
+    struct proxy_upstream *u)
+{
+	const char *colon, *host, *port;
+	size_t hostlen;
+
+	if ((u->text = strdup(s)) == NULL)
+		return ALOOP_ENOMEM;
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/') {
+			aloop_settings_error(node, "a UNIX socket needs an "
+			    "absolute path (unix:/run/app.sock)");
+			return ALOOP_ECONFIG;
+		}
+		u->path = strdup(s + 5);
+		return u->path != NULL ? 0 : ALOOP_ENOMEM;
+	}
+	if (s[0] == '[') {
+		const char *end = strchr(s, ']');
+
+		if (end == NULL || end[1] != ':') {
+			aloop_settings_error(node, "expected [address]:port");
+			return ALOOP_ECONFIG;
+		}
+		host = s + 1;
+		hostlen = (size_t)(end - host);
+		port = end + 2;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || strchr(s, ':') != colon) {
+			aloop_settings_error(node, "expected host:port, "
+			    "[address]:port or unix:/path");
+			return ALOOP_ECONFIG;
+		}
+		host = s;
+		hostlen = (size_t)(colon - s);
+		port = colon + 1;
+	}
+	if (hostlen == 0 || *port == '\0') {
+		aloop_settings_error(node, "the host and the port are both "
+		    "required");
+		return ALOOP_ECONFIG;
+	}
+	u->host = proxy_strndup(host, hostlen);
+	u->port = strdup(port);
+	return u->host != NULL && u->port != NULL ? 0 : ALOOP_ENOMEM;
+}
+
+static int
+proxy_read_upstreams(struct proxy *px, const struct aloop_settings *settings)
+{
+	const struct aloop_settings *list, *node;
+	const char *s;
+	size_t n;
+	int rc, bad = 0;
+
+	list = aloop_settings_get(settings, "upstream");
+	if (list == NULL) {
+		aloop_settings_error(settings, "upstream is required: a list "
+		    "of \"host:port\" or \"unix:/path\"");
+		return ALOOP_ECONFIG;
+	}
+	if (aloop_settings_type(list) == ALOOP_SETTINGS_STRING)
+		n = 1;
+	else if (aloop_settings_type(list) == ALOOP_SETTINGS_LIST)
+		n = aloop_settings_count(list);
+	else {
+		aloop_settings_error(list, "expected a list of strings");
+		return ALOOP_ECONFIG;
+	}
+	if (n == 0 || n > PROXY_UPSTREAMS_MAX) {
+		aloop_settings_error(list, "between 1 and %d upstreams",
+		    PROXY_UPSTREAMS_MAX);
+		return ALOOP_ECONFIG;
+	}
+	if ((px->up = calloc(n, sizeof(*px->up))) == NULL)
+		return ALOOP_ENOMEM;
+	px->nup = n;
+	for (size_t i = 0; i < n; i++) {
+		node = n == 1 && aloop_settings_type(list) ==
+		    ALOOP_SETTINGS_STRING ? list : aloop_settings_at(list, i);
+		if (aloop_settings_get_string(node, NULL, &s) != 0) {
+			bad = 1;
+			continue;
+		}
+		rc = proxy_parse_upstream(node, s, &px->up[i]);
+		if (rc == ALOOP_ENOMEM)
+			return rc;
+		if (rc != 0)
+			bad = 1;
+	}
+	return bad ? ALOOP_ECONFIG : 0;
+}
+
+/* Report a TLS configuration error on @node with OpenSSL's reason. */
+static int
+proxy_tls_failed(struct proxy *px, const struct aloop_settings *node, int rc)
+{
+	if (rc == ALOOP_ENOMEM)
+		return rc;
+	aloop_settings_error(node, "%s", aloop_tls_context_last_error(px->tls)[0]
+	    != '\0' ? aloop_tls_context_last_error(px->tls) :
+	    aloop_strerror(rc));
+	return ALOOP_ECONFIG;
+}
+
+static int
+proxy_read_tls(struct proxy *px, const struct aloop_settings *tls)
+{
+	static const char *const names[] = { "ca", "capath", "verify",
+	    "server_hostname", "certificate", "key", NULL };
+	const char *ca = NULL, *capath = NULL, *sni = NULL;
+	const char *cert = NULL, *key = NULL;
+	int verify = 1, rc, bad = 0;
+
+	if (aloop_settings_type(tls) != ALOOP_SETTINGS_GROUP) {
+		aloop_settings_error(tls, "expected a group: tls = { ... }");
+		return ALOOP_ECONFIG;
+	}
+	if (aloop_settings_check_names(tls, names) != 0)
+		bad = 1;
+	if ((rc = aloop_settings_get_string(tls, "ca", &ca)) == ALOOP_ECONFIG ||
+	    (rc = aloop_settings_get_string(tls, "capath", &capath)) ==
+	    ALOOP_ECONFIG ||
+	    (rc = aloop_settings_get_bool(tls, "verify", &verify)) ==
+	    ALOOP_ECONFIG ||
+	    (rc = aloop_settings_get_string(tls, "server_hostname", &sni)) ==
+	    ALOOP_ECONFIG ||
+	    (rc = aloop_settings_get_string(tls, "certificate", &cert)) ==
+	    ALOOP_ECONFIG ||
+	    (rc = aloop_settings_get_string(tls, "key", &key)) ==
+	    ALOOP_ECONFIG)
+		bad = 1;
+	if ((cert == NULL) != (key == NULL)) {
+		aloop_settings_error(tls, "certificate and key go together");
+		bad = 1;
+	}
+	if (bad)
+		return ALOOP_ECONFIG;
+
+	if ((rc = aloop_tls_context_new(ALOOP_TLS_CLIENT, &px->tls)) != 0)
+		return rc == ALOOP_ENOMEM ? rc : ALOOP_ECONFIG;
+	if ((ca != NULL || capath != NULL) &&
+	    (rc = aloop_tls_context_load_verify_locations(px->tls, ca,
+	    capath)) != 0)
+		return proxy_tls_failed(px, aloop_settings_get(tls,
+		    ca != NULL ? "ca" : "capath"), rc);
+	if (!verify) {
+		if ((rc = aloop_tls_context_set_verify(px->tls,
+		    ALOOP_TLS_VERIFY_NONE)) != 0)
+			return proxy_tls_failed(px, tls, rc);
+		aloop_tls_context_set_check_hostname(px->tls, 0);
+	}
+	if (cert != NULL && (rc = aloop_tls_context_load_cert_chain(px->tls,
+	    cert, key)) != 0)
+		return proxy_tls_failed(px, aloop_settings_get(tls,
+		    "certificate"), rc);
+	if (sni != NULL && (px->server_hostname = strdup(sni)) == NULL)
+		return ALOOP_ENOMEM;
+	return 0;
+}
+
+static int
+proxy_init(const struct aloop_plugin_env *env,
+    const struct aloop_settings *settings, void **instance)
+{
+	static const char *const names[] = { "upstream", "connect_timeout",
+	    "high_water", "tls", NULL };
+	const struct aloop_settings *tls;
+	struct proxy *px;
+	double timeout = 10.0;
+	long long high = 65536;
+	int rc, bad = 0;
+
+	*instance = NULL;
+	if ((px = calloc(1, sizeof(*px))) == NULL)
+		return ALOOP_ENOMEM;
+	px->refs = 1;
+	if ((px->listener = strdup(env->listener != NULL ? env->listener :
+	    "?")) == NULL) {
+		rc = ALOOP_ENOMEM;
+		goto fail;
+	}
+	if (aloop_settings_check_names(settings, names) != 0)
+		bad = 1;
+	if ((rc = proxy_read_upstreams(px, settings)) == ALOOP_ENOMEM)
+		goto fail;
+	if (rc != 0)
+		bad = 1;
+	rc = aloop_settings_get_double(settings, "connect_timeout", &timeout);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (!(timeout > 0 && timeout <= 3600)) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "connect_timeout"), "out of range (0..3600 s)");
+		bad = 1;
+	}
+	rc = aloop_settings_get_int(settings, "high_water", &high);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (high < 1024 || high > 64 * 1024 * 1024) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "high_water"), "out of range (1024..67108864)");
+		bad = 1;
+	}
+	px->connect_timeout = timeout;
+	px->high_water = (size_t)high;
+	if ((tls = aloop_settings_get(settings, "tls")) != NULL &&
+	    (rc = proxy_read_tls(px, tls)) != 0) {
+		if (rc == ALOOP_ENOMEM)
+			goto fail;
+		bad = 1;
+	}
+	if (bad) {
+		rc = ALOOP_ECONFIG;
+		goto fail;
+	}
+	*instance = px;
+	return 0;
+fail:
+	proxy_free(px);
+	return rc;
+}
+
+/*
+ * The listener is gone and so is every client, but an upstream may still
+ * be closing: abort what is left and let the last pair free the instance.
+ */
+static void
+proxy_fini(void *instance)
+{
+	struct proxy *px = instance;
+
+	if (px == NULL)
+		return;
+	px->finished = 1;
+	for (struct proxy_pair *p = px->pairs; p != NULL; p = p->next) {
+		if (p->up != NULL)
+			aloop_transport_abort(p->up);
+		if (p->fut != NULL)
+			(void)aloop_future_cancel(p->fut);
+	}
+	proxy_unref(px);
+}
+
+/* ------------------------------------------------------ the upstream */
+
+static void
+pair_limits(struct proxy_pair *p, struct aloop_transport *t)
+{
+	/* Cannot fail: high >= 1024 and low = high / 4. */
+	(void)aloop_transport_set_write_buffer_limits(t,
+	    (ssize_t)p->px->high_water, (ssize_t)(p->px->high_water / 4));
+}
+
+static int
+up_factory(void *arg, void **state)
+{
+	*state = arg;
+	return 0;
+}
+
+static void
+up_made(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+	struct proxy *px = p->px;
+
+	p->refs++;
+	p->up = t;
+	aloop_handle_cancel(aloop_transport_get_loop(t), p->timer);
+	p->timer = ALOOP_HANDLE_NONE;
+	if (p->client == NULL) {
+		/* The client left while we connected. */
+		aloop_transport_close(t);
+		return;
+	}
+	px->preferred = p->current;
+	if (px->failing) {
+		aloop_log(ALOOP_LOG_NOTICE, "proxy %s: upstream %s answers "
+		    "again, after %lu failed connections", px->listener,
+		    px->up[p->current].text, px->failed);
+		px->failing = 0;
+		px->failed = 0;
+	}
+	pair_limits(p, t);
+	if (p->npending > 0) {
+		int rc = aloop_transport_write(t, p->pending, p->npending);
+
+		free(p->pending);
+		p->pending = NULL;
+		p->npending = 0;
+		if (rc != 0) {
+			aloop_transport_abort(t);
+			aloop_transport_abort(p->client);
+			return;
+		}
+	}
+	if (p->client_eof) {
+		if (aloop_transport_can_write_eof(t))
+			(void)aloop_transport_write_eof(t);
+	} else if (aloop_transport_get_write_buffer_size(t) <=
+	    p->px->high_water)
+		aloop_transport_resume_reading(p->client);
+}
+
+static void
+up_data(struct aloop_transport *t, void *state, const void *data, size_t len)
+{
+	struct proxy_pair *p = state;
+
+	if (p->client == NULL || aloop_transport_is_closing(p->client)) {
+		aloop_transport_pause_reading(t);
+		return;
+	}
+	if (aloop_transport_write(p->client, data, len) != 0) {
+		aloop_transport_abort(p->client);
+		aloop_transport_abort(t);
+	}
+}
+
+/*
+ * The upstream finished sending.  Pass the half-close on and keep the
+ * upstream open for what the client still sends; over TLS, where the
+ * client transport cannot half-close, close it once the reply is out.
+ */
+static int
+up_eof(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	p->up_eof = 1;
+	if (p->client == NULL)
+		return 0;
+	if (p->client_eof || !aloop_transport_can_write_eof(p->client)) {
+		aloop_transport_close(p->client);
+		return 0;
+	}
+	(void)aloop_transport_write_eof(p->client);
+	return 1;
+}
+
+static void
+up_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
+{
+	struct proxy_pair *p = state;
+
+	p->up = NULL;
+	p->up_done = 1;
+	if (err != NULL)
+		aloop_log(ALOOP_LOG_INFO, "proxy %s: upstream %s: %s",
+		    p->px->listener, p->px->up[p->current].text,
+		    err->message);
+	if (p->client != NULL) {
+		/* An upstream that broke leaves nothing worth flushing. */
+		if (err != NULL)
+			aloop_transport_abort(p->client);
+		else
+			aloop_transport_close(p->client);
+	}
+	pair_unref(p);
+}
+
+static void
+up_pause(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	if (p->client != NULL)
+		aloop_transport_pause_reading(p->client);
+}
+
+static void
+up_resume(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	if (p->client != NULL && !p->client_eof)
+		aloop_transport_resume_reading(p->client);
+}
+
+static const struct aloop_protocol proxy_up_proto = {
+	.connection_made = up_made,
+	.data_received = up_data,
+	.eof_received = up_eof,
+	.connection_lost = up_lost,
+	.pause_writing = up_pause,
+	.resume_writing = up_resume,
+};
+
+/* Every upstream failed for this client: close it, log once per burst. */
+static void
+pair_unreachable(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+
+	p->up_done = 1;
+	px->failed++;
+	if (!px->failing) {
+		px->failing = 1;
+		aloop_log(ALOOP_LOG_WARNING, "proxy %s: no upstream reachable, "
+		    "closing clients until one is:%s", px->listener,
+		    p->errors);
+	}
+	if (p->client != NULL)
+		aloop_transport_close(p->client);
+}
+
+static void
+pair_note_error(struct proxy_pair *p, const char *msg)
+{
+	size_t used = strlen(p->errors);
+
+	if (used < sizeof(p->errors) - 1)
+		(void)snprintf(p->errors + used, sizeof(p->errors) - used,
+		    " %s: %s;", p->px->up[p->current].text, msg);
+}
+
+static void
+proxy_timeout(void *arg)
+{
+	struct proxy_pair *p = arg;
+
+	p->timer = ALOOP_HANDLE_NONE;
+	pair_note_error(p, "connect timed out");
+	/* The done callback below sees the cancel and tries the next. */
+	if (p->fut != NULL)
+		(void)aloop_future_cancel(p->fut);
+}
+
+static void
+proxy_connected(struct aloop_future *fut, void *arg)
+{
+	struct proxy_pair *p = arg;
+	const struct aloop_error *err;
+	int rc;
+
+	p->fut = NULL;
+	aloop_handle_cancel(aloop_future_get_loop(fut), p->timer);
+	p->timer = ALOOP_HANDLE_NONE;
+	rc = aloop_future_result(fut, NULL);
+	if (rc != 0) {
+		if (rc != ALOOP_ECANCELLED &&
+		    (err = aloop_future_error(fut)) != NULL)
+			pair_note_error(p, err->message);
+		aloop_log(ALOOP_LOG_DEBUG, "proxy %s: upstream %s: %s",
+		    p->px->listener, p->px->up[p->current].text,
+		    aloop_strerror(rc));
+		if (p->client != NULL && !p->px->finished)
+			proxy_try(p);
+		else
+			p->up_done = 1;
+	}
+	aloop_future_release(fut);
+	pair_unref(p);
+}
+
+/* Start the next attempt, or give up when every upstream had its turn. */
+static void
+proxy_try(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+	struct aloop_loop *loop = aloop_transport_get_loop(p->client);
+	struct aloop_connection_options o;
+	struct proxy_upstream *u;
+	struct aloop_future *fut;
+	int rc;
+
+	for (; p->attempt < px->nup; p->attempt++) {
+		p->current = (px->preferred + p->attempt) % px->nup;
+		u = &px->up[p->current];
+		aloop_connection_options_init(&o);
+		o.ssl = px->tls;
+		if (px->tls != NULL)
+			o.server_hostname = px->server_hostname;
+		if (u->path != NULL)
+			rc = aloop_create_unix_connection(loop, &proxy_up_proto,
+			    up_factory, p, u->path, &o, &fut);
+		else
+			rc = aloop_create_connection(loop, &proxy_up_proto,
+			    up_factory, p, u->host, u->port, &o, &fut);
+		if (rc == 0 && (rc = aloop_future_add_done_callback(fut,
+		    proxy_connected, p)) != 0) {
+			(void)aloop_future_cancel(fut);
+			aloop_future_release(fut);
+		}
+		if (rc != 0) {
+			pair_note_error(p, aloop_strerror(rc));
+			continue;
+		}
+		p->attempt++;
+		p->fut = fut;
+		p->refs++;
+		if (aloop_call_later(loop, px->connect_timeout, proxy_timeout,
+		    p, &p->timer) != 0)
+			p->timer = ALOOP_HANDLE_NONE;
+		return;
+	}
+	pair_unreachable(p);
+}
+
+/* -------------------------------------------------------- the client */
+
+static int
+proxy_new(void *instance, void **state)
+{
+	struct proxy *px = instance;
+	struct proxy_pair *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return ALOOP_ENOMEM;
+	p->px = px;
+	p->refs = 1;		/* the client's, until its connection_lost */
+	p->timer = ALOOP_HANDLE_NONE;
+	p->next = px->pairs;
+	if (px->pairs != NULL)
+		px->pairs->prev = p;
+	px->pairs = p;
+	px->refs++;
+	*state = p;
+	return 0;
+}
+
+static void
+client_made(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	p->client = t;
+	pair_limits(p, t);
+	/* Nothing to send the bytes to yet. */
+	aloop_transport_pause_reading(t);
+	proxy_try(p);
+}
+
+static void
+client_data(struct aloop_transport *t, void *state, const void *data,
+    size_t len)
+{
+	struct proxy_pair *p = state;
+	unsigned char *n;
+
+	if (p->up != NULL) {
+		if (aloop_transport_write(p->up, data, len) != 0) {
+			aloop_transport_abort(p->up);
+			aloop_transport_abort(t);
+		}
+		return;
+	}
+	if (p->up_done)
+		return;
+	/* Read before the pause took effect (a TLS record, say). */
+	if (len > PROXY_PENDING_MAX - p->npending ||
+	    (n = realloc(p->pending, p->npending + len)) == NULL) {
+		aloop_transport_abort(t);
+		return;
+	}
+	memcpy(n + p->npending, data, len);
+	p->pending = n;
+	p->npending += len;
+}
+
+static int
+client_eof(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	p->client_eof = 1;
+	if (p->up == NULL)
+		return !p->up_done;	/* passed on once connected */
+	if (p->up_eof) {
+		aloop_transport_close(p->up);
+		return 0;
+	}
+	/*
+	 * A TLS upstream cannot take a half-close: leave it open so that its
+	 * reply still comes back; it or the idle timeout ends the pair.
+	 */
+	if (aloop_transport_can_write_eof(p->up))
+		(void)aloop_transport_write_eof(p->up);
+	return 1;
+}
+
+static void
+client_lost(struct aloop_transport *t, void *state,
+    const struct aloop_error *err)
+{
+	struct proxy_pair *p = state;
+
+	p->client = NULL;
+	if (p->up != NULL) {
+		/* A client that vanished wants nothing more delivered. */
+		if (err != NULL)
+			aloop_transport_abort(p->up);
+		else
+			aloop_transport_close(p->up);
+	}
+	if (p->fut != NULL)
+		(void)aloop_future_cancel(p->fut);
+	pair_unref(p);
+}
+
+static void
+client_pause(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	if (p->up != NULL)
+		aloop_transport_pause_reading(p->up);
+}
+
+static void
+client_resume(struct aloop_transport *t, void *state)
+{
+	struct proxy_pair *p = state;
+
+	if (p->up != NULL && !p->up_eof)
+		aloop_transport_resume_reading(p->up);
+}
+
+static const struct aloop_protocol proxy_client_proto = {
+	.connection_made = client_made,
+	.data_received = client_data,
+	.eof_received = client_eof,
+	.connection_lost = client_lost,
+	.pause_writing = client_pause,
+	.resume_writing = client_resume,
+};
+
+ALOOP_PLUGIN_EXPORT = {
+	ALOOP_PLUGIN_HEADER,
+	.name = "proxy",
+	.version = "1.0",
+	.description = "TCP/TLS reverse proxy with back-pressure",
+	.init = proxy_init,
+	.fini = proxy_fini,
+	.stream = &proxy_client_proto,
+	.stream_factory = proxy_new,
+};
