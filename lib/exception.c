@@ -43,10 +43,14 @@ aloop__debug_describe(const void *addr, char *out, size_t len)
 		snprintf(out, len, "unknown");
 		return;
 	}
-	if (dladdr(addr, &info) != 0 && info.dli_sname != NULL)
+	if (dladdr(addr, &info) == 0)
+		snprintf(out, len, "%p", addr);
+	else if (info.dli_sname != NULL && addr == info.dli_saddr)
+		snprintf(out, len, "%s", info.dli_sname);
+	else if (info.dli_sname != NULL)
 		snprintf(out, len, "%s+%#tx", info.dli_sname,
 		    (const char *)addr - (const char *)info.dli_saddr);
-	else if (dladdr(addr, &info) != 0 && info.dli_fname != NULL)
+	else if (info.dli_fname != NULL)
 		snprintf(out, len, "%p in %s", addr, info.dli_fname);
 	else
 		snprintf(out, len, "%p", addr);

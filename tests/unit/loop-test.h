@@ -21,7 +21,7 @@ struct watchdog {
 	int			 fired;
 };
 
-static void
+static inline void
 watchdog_cb(void *arg)
 {
 	struct watchdog *wd = arg;
