@@ -13,11 +13,13 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <libgen.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <libconfig.h>
@@ -40,6 +42,8 @@ struct config_priv {
 	int		 lc_live;	/* lc was initialised */
 	int		 oom;		/* an error could not be recorded */
 	char		*dir;		/* the file's directory, absolute */
+	char		*shown_dir;	/* ... as given, for included files'
+					 * names; NULL when it is "." */
 };
 
 
@@ -155,7 +159,7 @@ config_vreport(const config_setting_t *node, const char *child,
 {
 	struct config *cfg = node_config(node);
 	const config_setting_t *at;
-	char path[512], value[MAX_QUOTED + 8], what[512];
+	char path[512], value[MAX_QUOTED + 8], what[512], shown[PATH_MAX];
 	const char *file = NULL;
 	unsigned line = 0;
 	size_t used = 0;
@@ -170,6 +174,17 @@ config_vreport(const config_setting_t *node, const char *child,
 	}
 	if (file == NULL)
 		file = cfg->path;
+	/*
+	 * libconfig names an included file as the @include line wrote it,
+	 * relative to the main file's directory; show it as the operator
+	 * would open it.
+	 */
+	if (file[0] != '/' && strcmp(file, cfg->path) != 0 &&
+	    priv_of(cfg)->shown_dir != NULL) {
+		snprintf(shown, sizeof(shown), "%s/%s",
+		    priv_of(cfg)->shown_dir, file);
+		file = shown;
+	}
 	path[0] = '\0';
 	node_path(node, path, sizeof(path), &used);
 	value[0] = '\0';
@@ -622,13 +637,21 @@ static int
 read_file(struct config *cfg)
 {
 	struct config_priv *priv = priv_of(cfg);
-	char *copy, *dir;
+	char *copy, *parent, *dir;
+	struct stat st;
 	FILE *f;
 
 	/* Resolve the directory now: the daemon may chdir later. */
 	if ((copy = strdup(cfg->path)) == NULL)
 		return ALOOP_ENOMEM;
-	dir = realpath(dirname(copy), NULL);
+	parent = dirname(copy);		/* in copy, or a static "." */
+	dir = realpath(parent, NULL);
+	if (strcmp(parent, ".") != 0 &&
+	    (priv->shown_dir = strdup(parent)) == NULL) {
+		free(copy);
+		free(dir);
+		return ALOOP_ENOMEM;
+	}
 	free(copy);
 	if (dir == NULL) {
 		add_error(cfg, "%s: %s", cfg->path, strerror(errno));
@@ -640,6 +663,17 @@ read_file(struct config *cfg)
 		add_error(cfg, "%s: %s", cfg->path, strerror(errno));
 		return ALOOP_ECONFIG;
 	}
+	if (fstat(fileno(f), &st) != 0) {
+		add_error(cfg, "%s: %s", cfg->path, strerror(errno));
+		fclose(f);
+		return ALOOP_ECONFIG;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		add_error(cfg, "%s: %s", cfg->path, S_ISDIR(st.st_mode) ?
+		    "is a directory" : "not a regular file");
+		fclose(f);
+		return ALOOP_ECONFIG;
+	}
 	fclose(f);
 	config_init(&priv->lc);
 	priv->lc_live = 1;
@@ -647,8 +681,17 @@ read_file(struct config *cfg)
 	if (config_read_file(&priv->lc, cfg->path) != CONFIG_TRUE) {
 		const char *file = config_error_file(&priv->lc);
 
-		add_error(cfg, "%s:%d: %s", file != NULL ? file : cfg->path,
-		    config_error_line(&priv->lc), config_error_text(&priv->lc));
+		if (file == NULL)
+			file = cfg->path;
+		/* An @include that cannot be read has no line of its own. */
+		if (config_error_type(&priv->lc) == CONFIG_ERR_FILE_IO ||
+		    config_error_line(&priv->lc) <= 0)
+			add_error(cfg, "%s: %s", file,
+			    config_error_text(&priv->lc));
+		else
+			add_error(cfg, "%s:%d: %s", file,
+			    config_error_line(&priv->lc),
+			    config_error_text(&priv->lc));
 		return ALOOP_ECONFIG;
 	}
 	config_setting_set_hook(config_root_setting(&priv->lc), cfg);
@@ -738,6 +781,7 @@ config_free(struct config *cfg)
 		if (priv->lc_live)
 			config_destroy(&priv->lc);
 		free(priv->dir);
+		free(priv->shown_dir);
 		free(priv);
 	}
 	free(cfg->path);

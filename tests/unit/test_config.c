@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <aloop/aloop.h>
 
@@ -386,6 +387,22 @@ test_syntax_error_and_missing_file(void)
 	CU_ASSERT(td_errors_are(cfg,
 	    ERRORS("nope.conf: No such file or directory")));
 	config_free(cfg);
+	CU_ASSERT_EQUAL(config_load(".", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(".: is a directory")));
+	config_free(cfg);
+	td_leave();
+	expect("@include \"missing.conf\"\n" ONE_LISTENER,
+	    ERRORS("aloop.conf:1: cannot open include file"));
+
+	/* Includes are found beside the file and keep their own names. */
+	td_enter();
+	CU_ASSERT_FATAL(mkdir("sub", 0700) == 0);
+	td_write("sub/daemon.conf", "daemon = {\n  workers = 0;\n};\n");
+	td_write("sub/aloop.conf", "@include \"daemon.conf\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("sub/aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("sub/daemon.conf:2: daemon.workers "
+	    "\"0\": out of range (1..1024)")));
+	config_free(cfg);
 	td_leave();
 }
 
@@ -526,6 +543,22 @@ test_all_errors_collected(void)
 	td_leave();
 }
 
+/* An error in an included file, with the main file beside it. */
+static void
+test_include_beside(void)
+{
+	struct config *cfg;
+
+	td_enter();
+	td_write("daemon.conf", "daemon = {\n  workers = 0;\n};\n");
+	td_write("aloop.conf", "@include \"daemon.conf\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("daemon.conf:2: daemon.workers "
+	    "\"0\": out of range (1..1024)")));
+	config_free(cfg);
+	td_leave();
+}
+
 static const struct test_case cases[] = {
 	TEST(test_good_config_fills_structs),
 	TEST(test_daemon_defaults),
@@ -542,6 +575,7 @@ static const struct test_case cases[] = {
 	TEST(test_tls),
 	TEST(test_tls_errors),
 	TEST(test_all_errors_collected),
+	TEST(test_include_beside),
 };
 
 TEST_MAIN("config", cases)
