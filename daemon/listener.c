@@ -733,6 +733,7 @@ make_instance(struct listener *l)
 	const struct config_listener *cl = l->cl;
 	const struct aloop_plugin *d = desc(l);
 	struct aloop_plugin_env env;
+	size_t before;
 	int r;
 
 	if (cl->type == CONFIG_TCP ? d->stream == NULL ||
@@ -751,7 +752,15 @@ make_instance(struct listener *l)
 	    ALOOP_PLUGIN_DATAGRAM;
 	env.worker = l->w->id;
 	env.workers = l->w->rt->nworkers;
+	/*
+	 * Workers make their instances one after the other (the main thread
+	 * waits for each), so the errors this init reports are the ones
+	 * appended to the configuration's list from here on.
+	 */
+	before = l->rc->cfg->nerrors;
 	r = plugin_instance_new(cl->plugin, &env, cl->settings, &l->instance);
+	for (size_t i = before; r < 0 && i < l->rc->cfg->nerrors; i++)
+		aloop_log(ALOOP_LOG_ERR, "%s", l->rc->cfg->errors[i]);
 	if (r < 0) {
 		aloop_log(ALOOP_LOG_ERR, "listener %s: plugin %s (%s): init "
 		    "failed: %s", cl->name, d->name, plugin_file(cl->plugin),

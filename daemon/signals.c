@@ -90,10 +90,11 @@ on_stop_signal(struct runtime *rt, int signum)
 	}
 	rt->stopping = 1;
 	(void)notify_stopping();
+	/* Logged once no listener accepts any more, which it then says. */
+	call_all(rt, worker_stop_accepting, NULL);
 	aloop_log(ALOOP_LOG_NOTICE, "%s: stopping; %zu connections may "
 	    "finish within %g s", strsignal(signum), total_connections(rt),
 	    timeout);
-	call_all(rt, worker_stop_accepting, NULL);
 	if (rt->drained == rt->nworkers)
 		return;
 	if (aloop_call_later(rt->loop, timeout, drain_timeout, rt,

@@ -120,6 +120,31 @@ def test_reload_adds_and_removes():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_reload_rereads_settings():
+    port = h.free_port()
+
+    def chargen(length):
+        return h.listener("chargen", "chargen", port,
+                          extra="settings = { line_length = %d; };" % length)
+
+    cfg, daemon = start([chargen(72)])
+    old = h.connect(port)
+    assert len(h.recv_exactly(old, 74).split(b"\r\n")[0]) == 72
+    h.write_config(cfg, [chargen(10)])
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"reloaded .*: 1 listeners")
+    # New connections get the new settings, on the same socket...
+    with h.connect(port) as new:
+        assert h.recv_exactly(new, 12 * 3).split(b"\r\n")[0] == \
+            bytes(range(32, 42))
+    # ...while the old one goes on with the instance it started with.
+    data = h.recv_exactly(old, 74 * 50)
+    lines = [x for x in data.split(b"\r\n")[1:-1]]
+    assert lines and all(len(x) == 72 for x in lines), lines[:3]
+    old.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_bad_reload_keeps_running():
     port = h.free_port()
     cfg, daemon = start([h.listener("echo", "echo", port)])
@@ -134,6 +159,24 @@ def test_bad_reload_keeps_running():
     with h.connect(port) as s:
         s.sendall(b"new")
         assert h.recv_exactly(s, 3) == b"new"
+
+    # A valid file whose new listener cannot bind is rolled back too.
+    blocked = h.free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", blocked))
+    blocker.listen(1)
+    h.write_config(cfg, [h.listener("echo", "echo", port,
+                                    extra="max_connections = 1;"),
+                         h.listener("daytime", "daytime", blocked)])
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"a listener could not be opened; keeping")
+    blocker.close()
+    # The old echo listener (no max_connections) still takes a second client.
+    with h.connect(port) as s:
+        s.sendall(b"kept")
+        assert h.recv_exactly(s, 4) == b"kept"
+    client.sendall(b"alive")
+    assert h.recv_exactly(client, 5) == b"alive"
     client.close()
     assert daemon.stop() == 0, daemon.text()
 
@@ -313,7 +356,8 @@ def test_wrong_abi_plugin_refused():
 
 h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_second_signal_stops_now, test_reload_adds_and_removes,
-       test_bad_reload_keeps_running, test_reload_keeps_unix_socket,
+       test_reload_rereads_settings, test_bad_reload_keeps_running,
+       test_reload_keeps_unix_socket,
        test_workers_share_the_load, test_max_connections, test_idle_timeout,
        test_detach_and_pidfile, test_failed_start_exits_1,
        test_wrong_abi_plugin_refused])
