@@ -52,22 +52,6 @@ struct attempt {
 	struct aloop__resource		 res;
 };
 
-/* Until lib/tls.c is in the build, TLS requests are refused earlier. */
-static int
-tls_transport_not_yet(struct aloop_loop *loop, int fd,
-    struct aloop_tls_context *ctx, int server_side,
-    const char *server_hostname, double handshake_timeout,
-    double shutdown_timeout, const struct aloop_protocol *proto,
-    aloop_protocol_factory_fn factory, void *factory_arg,
-    struct aloop_future *waiter, struct aloop_transport **out)
-{
-	(void)loop; (void)ctx; (void)server_side; (void)server_hostname;
-	(void)handshake_timeout; (void)shutdown_timeout; (void)proto;
-	(void)factory; (void)factory_arg; (void)waiter; (void)out;
-	(void)close(fd);
-	return ALOOP_ENOTSUP;
-}
-
 static void	attempt_try_next(struct attempt *a);
 
 void
@@ -220,7 +204,7 @@ attempt_connected(struct attempt *a)
 		aloop__sock_set_nodelay(fd);
 	if (a->ssl != NULL) {
 		/* The TLS module completes the future after the handshake. */
-		rc = tls_transport_not_yet(a->loop, fd, a->ssl, 0,
+		rc = aloop__tls_transport_new(a->loop, fd, a->ssl, 0,
 		    a->server_hostname, a->hs_timeout, a->sd_timeout, a->proto,
 		    a->factory, a->factory_arg, a->fut, NULL);
 		if (rc != 0)
@@ -518,8 +502,6 @@ connection_check(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	if (o->ssl != NULL && (host == NULL || host[0] == '\0') &&
 	    o->server_hostname == NULL)
 		return ALOOP_EINVAL;
-	if (o->ssl != NULL)
-		return ALOOP_ENOTSUP;
 	return 0;
 }
 

@@ -68,22 +68,6 @@ struct aloop_server {
 	ino_t				 path_ino;
 };
 
-/* Until lib/tls.c is in the build, TLS requests are refused earlier. */
-static int
-tls_transport_not_yet(struct aloop_loop *loop, int fd,
-    struct aloop_tls_context *ctx, int server_side,
-    const char *server_hostname, double handshake_timeout,
-    double shutdown_timeout, const struct aloop_protocol *proto,
-    aloop_protocol_factory_fn factory, void *factory_arg,
-    struct aloop_future *waiter, struct aloop_transport **out)
-{
-	(void)loop; (void)ctx; (void)server_side; (void)server_hostname;
-	(void)handshake_timeout; (void)shutdown_timeout; (void)proto;
-	(void)factory; (void)factory_arg; (void)waiter; (void)out;
-	(void)close(fd);
-	return ALOOP_ENOTSUP;
-}
-
 static void	server_close_listeners(struct aloop_server *srv);
 static void	server_check_done(struct aloop_server *srv);
 
@@ -244,7 +228,7 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
 		 * close_clients and wait_closed see it.
 		 */
 		t = NULL;
-		rc = tls_transport_not_yet(srv->loop, fd, srv->ssl, 1, NULL,
+		rc = aloop__tls_transport_new(srv->loop, fd, srv->ssl, 1, NULL,
 		    srv->hs_timeout, srv->sd_timeout, srv->proto,
 		    srv->factory, srv->factory_arg, NULL, &t);
 		if (rc != 0)
@@ -709,8 +693,6 @@ check_proto(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	/* A server needs its own context: the default one is a client's. */
 	if (o->ssl == ALOOP_TLS_DEFAULT)
 		return ALOOP_EINVAL;
-	if (o->ssl != NULL)
-		return ALOOP_ENOTSUP;
 	return 0;
 }
 

@@ -37,3 +37,12 @@ tests_unit_test_pipe_SOURCES = tests/unit/test_pipe.c
 tests_unit_test_pipe_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_pipe_LDADD = $(STREAM_TEST_LDADD)
 TESTS += tests/unit/test_pipe
+
+# create_server/create_connection handing their sockets to TLS; the
+# certificates come from the TLS tests' helper (tests/unit/tls.mk).
+check_PROGRAMS += tests/unit/test_stream_tls
+tests_unit_test_stream_tls_SOURCES = tests/unit/test_stream_tls.c
+tests_unit_test_stream_tls_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_stream_tls_LDADD = tests/unit/libtlscerts.la \
+	$(STREAM_TEST_LDADD) $(OPENSSL_LIBS)
+TESTS += tests/unit/test_stream_tls

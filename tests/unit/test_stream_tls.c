@@ -1,0 +1,173 @@
+/*
+ * create_server and create_connection with TLS: the sockets they make are
+ * handed to the TLS transport, the server counts TLS connections like any
+ * other, and a failed handshake fails the client's future while the
+ * server's protocol never hears of the connection.  (The TLS transport's
+ * own behaviour is tested in test_tls.c.)
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <aloop/aloop.h>
+
+#include "runner.h"
+#include "stream_util.h"
+#include "tls_certs.h"
+
+static struct tls_certs certs;
+static int certs_ok;
+
+static void
+make_certs(void)
+{
+	if (!certs_ok)
+		certs_ok = tls_certs_make(&certs) == 0;
+	CU_ASSERT_FATAL(certs_ok);
+}
+
+static struct aloop_server *
+tls_server(struct aloop_loop *loop, struct rec_pool *sp, int *port)
+{
+	struct aloop_tls_context *ctx = NULL;
+	struct aloop_server_options o;
+	struct aloop_server *srv = NULL;
+	struct aloop_future *fut;
+	const int *fds;
+	size_t n;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(ctx,
+	    certs.server_cert, certs.server_key), 0);
+	aloop_server_options_init(&o);
+	o.ssl = ctx;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
+	    rec_factory, sp, "127.0.0.1", "0", &o, &fut), 0);
+	/* The server holds its own reference. */
+	aloop_tls_context_release(ctx);
+	CU_ASSERT_EQUAL_FATAL(wait_future(loop, fut, (void **)&srv), 0);
+	aloop_future_release(fut);
+	fds = aloop_server_sockets(srv, &n);
+	*port = sock_port(fds[0]);
+	return srv;
+}
+
+static int
+tls_connect(struct aloop_loop *loop, struct rec_pool *cp, int port,
+    const char *ca, struct aloop_transport **t)
+{
+	struct aloop_tls_context *ctx = NULL;
+	struct aloop_connection_options o;
+	struct aloop_future *fut;
+	char ps[16];
+	int rc;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(ctx, ca,
+	    NULL), 0);
+	aloop_connection_options_init(&o);
+	o.ssl = ctx;
+	snprintf(ps, sizeof(ps), "%d", port);
+	/* server_hostname defaults to the host: the certificate's IP. */
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, cp, "127.0.0.1", ps, &o, &fut), 0);
+	aloop_tls_context_release(ctx);
+	rc = wait_future(loop, fut, (void **)t);
+	aloop_future_release(fut);
+	return rc;
+}
+
+static void
+test_tls_echo_through_server(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_transport *t = NULL;
+	struct aloop_server *srv;
+	int port;
+
+	make_certs();
+	sp.tmpl.echo = 1;
+	srv = tls_server(loop, &sp, &port);
+	CU_ASSERT_EQUAL_FATAL(tls_connect(loop, &cp, port, certs.ca, &t), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_EQUAL(cp.r[0].made, 1);
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(t, "cipher",
+	    NULL));
+	CU_ASSERT_EQUAL(aloop_transport_write(t, "secret", 6), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].nrecv == 6, 5.0));
+	CU_ASSERT_EQUAL(memcmp(cp.r[0].data, "secret", 6), 0);
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 1);
+	/* close_clients reaches TLS connections too. */
+	aloop_server_close_clients(srv);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 0);
+	CU_ASSERT_EQUAL(sp.r[0].bad + cp.r[0].bad, 0);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_tls_handshake_failure(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_transport *t = NULL;
+	struct aloop_server *srv;
+	int port;
+
+	make_certs();
+	srv = tls_server(loop, &sp, &port);
+	/* A client that trusts another CA refuses the server. */
+	CU_ASSERT_EQUAL(tls_connect(loop, &cp, port, certs.other_ca, &t),
+	    ALOOP_ECERT);
+	CU_ASSERT_EQUAL(cp.n, 0);
+	CU_ASSERT(WAIT_UNTIL(loop, aloop_server_connection_count(srv) == 0,
+	    10.0));
+	/* The server's protocol never heard of it. */
+	CU_ASSERT_EQUAL(sp.n, 0);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
+test_tls_argument_rules(void)
+{
+	struct aloop_loop *loop = test_loop();
+	struct aloop_server_options o;
+	struct aloop_connection_options co;
+	struct rec_pool sp = { 0 };
+	struct aloop_future *fut;
+
+	/* The default context is a client's: no server may use it. */
+	aloop_server_options_init(&o);
+	o.ssl = ALOOP_TLS_DEFAULT;
+	CU_ASSERT_EQUAL(aloop_create_server(loop, &rec_proto, rec_factory, &sp,
+	    "127.0.0.1", "0", &o, &fut), ALOOP_EINVAL);
+	/* A UNIX connection has no host to check: server_hostname needed. */
+	aloop_connection_options_init(&co);
+	co.ssl = ALOOP_TLS_DEFAULT;
+	CU_ASSERT_EQUAL(aloop_create_unix_connection(loop, &rec_proto,
+	    rec_factory, &sp, "/tmp/nothing.sock", &co, &fut), ALOOP_EINVAL);
+	test_loop_done(loop);
+	if (certs_ok)
+		tls_certs_remove(&certs);
+	certs_ok = 0;
+}
+
+static const struct test_case cases[] = {
+	TEST(test_tls_echo_through_server),
+	TEST(test_tls_handshake_failure),
+	TEST(test_tls_argument_rules),
+};
+
+TEST_MAIN("stream_tls", cases)
