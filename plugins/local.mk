@@ -25,3 +25,6 @@ plugins_time_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugin_LTLIBRARIES += plugins/proxy.la
 plugins_proxy_la_SOURCES = plugins/proxy.c
 plugins_proxy_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
+
+# How to write one.
+dist_man_MANS += man/aloop-plugin.7
