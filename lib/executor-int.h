@@ -23,4 +23,11 @@
 void aloop__executor_stats(struct aloop_executor *ex, unsigned *max_workers,
     unsigned *nthreads, unsigned *nqueued);
 
+/*
+ * How many pool threads of any pool are alive in the process.  A thread
+ * stops counting as the last thing it does, after it has let go of its
+ * pool.  Any thread.
+ */
+unsigned aloop__executor_live_threads(void);
+
 #endif /* ALOOP_EXECUTOR_INT_H */

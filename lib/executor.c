@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,9 @@ struct aloop_executor {
 static pthread_mutex_t registry_mtx = PTHREAD_MUTEX_INITIALIZER;
 static struct exec_loop *registry;
 
+/* Pool threads alive in the process, for aloop__executor_live_threads. */
+static atomic_uint live_threads;
+
 #define EXEC_LOOP_OF(r) \
 	((struct exec_loop *)((char *)(r) - offsetof(struct exec_loop, res)))
 
@@ -175,6 +179,7 @@ executor_worker(void *arg)
 	/* Only a pool shut down without waiting is freed by its last thread. */
 	if (last)
 		executor_destroy(ex);
+	atomic_fetch_sub(&live_threads, 1);
 	return NULL;
 }
 
@@ -205,6 +210,7 @@ executor_spawn(struct aloop_executor *ex)
 		free(w);
 		return -rc;
 	}
+	atomic_fetch_add(&live_threads, 1);
 	w->next = ex->workers;
 	ex->workers = w;
 	ex->nthreads++;
@@ -348,6 +354,12 @@ aloop__executor_stats(struct aloop_executor *ex, unsigned *max_workers,
 	if (nqueued != NULL)
 		*nqueued = ex->nqueued;
 	unlock(&ex->mtx);
+}
+
+unsigned
+aloop__executor_live_threads(void)
+{
+	return atomic_load(&live_threads);
 }
 
 /* --------------------------------------------------- the per-loop record */

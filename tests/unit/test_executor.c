@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -97,41 +96,15 @@ sem_wait_bounded(sem_t *sem)
 	return 0;
 }
 
-/* The threads of this process, from /proc. */
+/* Waits until no pool thread is left; threads of pools being shut down. */
 static int
-count_threads(void)
-{
-	DIR *d;
-	struct dirent *de;
-	int n = 0;
-
-	if ((d = opendir("/proc/self/task")) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-/* The threads before any pool started: the count to come back to. */
-static int base_threads;
-
-__attribute__((constructor)) static void
-note_base_threads(void)
-{
-	base_threads = count_threads();
-}
-
-/* Waits until the process is back to @n threads; pool threads exiting. */
-static int
-wait_threads(int n)
+wait_no_pool_threads(void)
 {
 	struct timespec pause = { 0, 1000000 };
 	int i;
 
 	for (i = 0; i < (int)WATCHDOG_SECONDS * 1000; i++) {
-		if (count_threads() == n)
+		if (aloop__executor_live_threads() == 0)
 			return 0;
 		nanosleep(&pause, NULL);
 	}
@@ -200,7 +173,7 @@ test_result_on_loop_thread(void)
 	CU_ASSERT_EQUAL(atomic_load(&freed), 1);
 	free_loop(loop, wd);
 	/* The default pool went with the loop, its thread too. */
-	CU_ASSERT_EQUAL(wait_threads(base_threads), 0);
+	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 }
 
 /* ------------------------------------------------------- errors, input */
@@ -557,7 +530,7 @@ test_shutdown_wait_drains_queue(void)
 	int i;
 
 	/* Earlier tests' pools, shut down without waiting, are gone. */
-	CU_ASSERT_EQUAL_FATAL(wait_threads(base_threads), 0);
+	CU_ASSERT_EQUAL_FATAL(wait_no_pool_threads(), 0);
 	loop = new_loop(&wd);
 	atomic_store(&finished, 0);
 	CU_ASSERT_EQUAL_FATAL(aloop_executor_new(2, &ex), 0);
@@ -567,7 +540,7 @@ test_shutdown_wait_drains_queue(void)
 	aloop_executor_shutdown(ex, 1);
 	/* Every queued job ran and every thread was joined. */
 	CU_ASSERT_EQUAL(atomic_load(&finished), 6);
-	CU_ASSERT_EQUAL(count_threads(), base_threads);
+	CU_ASSERT_EQUAL(aloop__executor_live_threads(), 0);
 	/* The outcomes still reach the loop. */
 	CU_ASSERT_EQUAL(wait_future(loop, futs[5], NULL), 0);
 	for (i = 0; i < 6; i++) {
@@ -608,7 +581,7 @@ test_shutdown_nowait_then_loop_close(void)
 	sem_post(&gate);
 	sem_post(&gate);
 	/* The pool frees itself with its last thread. */
-	CU_ASSERT_EQUAL(wait_threads(base_threads), 0);
+	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 	CU_ASSERT_EQUAL(atomic_load(&ran), 2);
 	CU_ASSERT_EQUAL(atomic_load(&freed), 2);
 	CU_ASSERT_FALSE(aloop_future_done(fut));
@@ -718,7 +691,7 @@ test_set_default_executor(void)
 	/* Replacing it shuts the first down; its thread goes. */
 	CU_ASSERT_EQUAL(aloop_set_default_executor(loop, two), 0);
 	CU_ASSERT_PTR_EQUAL(aloop__loop_executor(loop), two);
-	CU_ASSERT_EQUAL(wait_threads(base_threads), 0);
+	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(loop, NULL,
 	    job_note_thread, (void *)0, NULL, &fut), 0);
 	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), 0);
@@ -727,7 +700,7 @@ test_set_default_executor(void)
 	CU_ASSERT_EQUAL(nthreads, 1);
 	/* The loop's close shuts the one it owns down. */
 	free_loop(loop, wd);
-	CU_ASSERT_EQUAL(wait_threads(base_threads), 0);
+	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 }
 
 static int
