@@ -21,7 +21,9 @@ struct aloop_loop;
 /**
  * Resolve without blocking the loop (/etc/hosts honoured).  The result is
  * a struct addrinfo * list owned by the future.  A failure is ALOOP_EGAI
- * with gai_strerror's text.
+ * with gai_strerror's text.  Numeric hosts complete at once; names are
+ * looked up in the loop's default executor.  ALOOP_EINVAL when both @host
+ * and @port are NULL.
  */
 ALOOP_API int aloop_getaddrinfo(struct aloop_loop *loop, const char *host,
     const char *port, const struct addrinfo *hints, struct aloop_future **fut);

@@ -49,8 +49,11 @@ ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
  * aloop_server_release().  Each accepted connection gets state from
  * @factory(@factory_arg) and is driven by @proto, which must outlive the
  * server.  @o may be NULL for the defaults.  Immediate argument errors are
- * returned (ALOOP_EINVAL: host/port together with sock, or neither) and no
- * future is made; bind errors complete the future with the errno.
+ * returned (ALOOP_EINVAL: host/port together with sock, or neither; a host
+ * together with o->hosts; ALOOP_TLS_DEFAULT as a server's ssl) and no
+ * future is made; bind errors complete the future with the errno, and the
+ * message names the address.  An adopted o->sock is made non-blocking and
+ * close-on-exec and is the server's from then on.
  */
 ALOOP_API int aloop_create_server(struct aloop_loop *loop,
     const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
@@ -118,7 +121,10 @@ ALOOP_API int aloop_create_connection(struct aloop_loop *loop,
     void *factory_arg, const char *host, const char *port,
     const struct aloop_connection_options *o, struct aloop_future **fut);
 
-/** Connect to the UNIX socket @path (or o->sock). */
+/**
+ * Connect to the UNIX socket @path (or o->sock).  With ssl, a
+ * server_hostname must be given (there is no host to default it to).
+ */
 ALOOP_API int aloop_create_unix_connection(struct aloop_loop *loop,
     const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
     void *factory_arg, const char *path,

@@ -50,7 +50,10 @@ ALOOP_API const void *aloop_transport_get_extra_info(struct aloop_transport *t,
  * Queue bytes to send; the transport copies them.  Sent at once when the
  * buffer is empty and the socket accepts them.  Empty writes are no-ops;
  * writes after close or loss are dropped (and logged after a few).
- * Returns 0 or ALOOP_ENOMEM.
+ * Returns 0, ALOOP_ENOMEM, ALOOP_ESTATE after write_eof, or ALOOP_ENOTSUP
+ * on a transport that cannot write (a read pipe).  A failure of the
+ * connection itself is not returned: it ends the transport through
+ * connection_lost, as in asyncio.
  */
 ALOOP_API int aloop_transport_write(struct aloop_transport *t, const void *data,
     size_t len);
