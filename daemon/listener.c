@@ -607,7 +607,7 @@ start_bind(struct listener *l, const struct config_address *addr, int fd)
 	const struct config_listener *cl = l->cl;
 	struct aloop_future *fut = NULL;
 	struct bind_op *op;
-	int r;
+	int r = 0;
 
 	op = calloc(1, sizeof(*op));
 	if (op == NULL)
@@ -674,7 +674,11 @@ fail:
 		l->nendpoints--;
 	}
 	free(op);
-	if (fd >= 0)
+	/*
+	 * An adopted socket the library could not take is still ours, except
+	 * when it failed for memory: it then closed the socket itself.
+	 */
+	if (fd >= 0 && r != ALOOP_ENOMEM)
 		close(fd);
 	l->failed = 1;
 	return -1;

@@ -5,6 +5,7 @@ within a deadline), reading its log, and a fake systemd notification socket.
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,8 +218,13 @@ class NotifySocket:
                 return msg
 
 
+_tmpdirs = []
+
+
 def tmpdir():
-    return tempfile.mkdtemp(prefix="aloopd-test-")
+    d = tempfile.mkdtemp(prefix="aloopd-test-")
+    _tmpdirs.append(d)
+    return d
 
 
 def run(tests):
@@ -233,4 +239,6 @@ def run(tests):
             print("FAIL: %s: %s" % (t.__name__, e))
         finally:
             _kill_children()
+    for d in _tmpdirs:
+        shutil.rmtree(d, ignore_errors=True)
     sys.exit(1 if failed else 0)

@@ -6,9 +6,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
-import aloopd_harness as h
+sys.dont_write_bytecode = True  # keep the source tree clean (distcheck)
+import aloopd_harness as h  # noqa: E402
 
 
 def start(listeners, daemon_extra="", workers=None):

@@ -8,8 +8,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 
-import aloopd_harness as h
+sys.dont_write_bytecode = True  # keep the source tree clean (distcheck)
+import aloopd_harness as h  # noqa: E402
 
 
 def test_notify_lifecycle():
