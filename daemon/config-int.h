@@ -49,7 +49,7 @@ struct aloop_settings;
 
 /* The daemon group. */
 struct config_daemon {
-	unsigned	 workers;	/* >= 1; "auto" is resolved to the CPUs */
+	unsigned	 workers;	/* >= 1; "auto" resolved to the CPUs */
 	int		 log_level;	/* ALOOP_LOG_* */
 	int		 log_target;	/* CONFIG_LOG_* */
 	char		*pidfile;	/* NULL: none */
@@ -64,9 +64,10 @@ struct config_daemon {
 struct config_address {
 	int		 kind;		/* CONFIG_ADDR_* */
 	char		*text;		/* as written: "127.0.0.1:7007" */
-	char		*host;		/* INET: NULL for "*" (every interface),
-					 * else a literal or a name, no brackets */
-	char		*port;		/* INET: decimal, as aloop_create_server takes */
+	char		*host;		/* INET: NULL for "*" (every
+					 * interface), else a literal or a
+					 * name, without brackets */
+	char		*port;		/* INET: decimal, for create_server */
 	unsigned	 port_num;	/* INET: 1..65535 */
 	char		*path;		/* UNIX: absolute path of the socket */
 	unsigned	 index;		/* its position in `listen` */
@@ -82,8 +83,8 @@ struct config_sni {
 struct config_tls {
 	char		*certificate;	/* PEM chain */
 	char		*key;
-	char		*ca;		/* NULL: no client certificates trusted */
-	int		 verify;	/* ALOOP_TLS_VERIFY_* for client certificates */
+	char		*ca;		/* NULL: no client CA trusted */
+	int		 verify;	/* ALOOP_TLS_VERIFY_*, for clients */
 	char		*min_version;	/* "TLSv1.2" or "TLSv1.3" */
 	char		*ciphers;	/* NULL: the library's default */
 	char		*ciphersuites;	/* NULL: the library's default */
@@ -95,21 +96,21 @@ struct config_tls {
 
 struct config_listener {
 	char		*name;		/* unique in the config */
-	char		*protocol;	/* as written: a plugin name or a path */
-	struct plugin	*plugin;	/* loaded (a reference owned by the config) */
+	char		*protocol;	/* as written: a name or a path */
+	struct plugin	*plugin;	/* loaded; the config's reference */
 	int		 type;		/* CONFIG_TCP or CONFIG_UDP */
 	struct config_address *listen;	/* at least one */
 	size_t		 nlisten;
 	int		 backlog;
-	int		 reuse_port;	/* SO_REUSEPORT (each worker binds its own) */
+	int		 reuse_port;	/* SO_REUSEPORT: a socket per worker */
 	int		 tcp_nodelay;
 	int		 keepalive;
-	int		 mode;		/* UNIX: socket file mode, -1 to leave it */
-	char		*owner;		/* UNIX: "user" or "user:group", or NULL */
+	int		 mode;		/* UNIX: file mode, -1 to leave it */
+	char		*owner;		/* UNIX: "user[:group]", or NULL */
 	struct config_tls *tls;		/* NULL: plain */
 	unsigned long	 max_connections; /* 0: unlimited */
 	double		 idle_timeout;	/* seconds; 0: none */
-	/* The `settings` group for the plugin's init (an empty group if absent). */
+	/* The `settings` group for the plugin's init (empty if absent). */
 	const struct aloop_settings *settings;
 	const char	*file;		/* where the listener is written */
 	int		 line;
@@ -120,7 +121,7 @@ struct config {
 	struct config_daemon daemon;
 	struct config_listener *listeners;
 	size_t		 nlisteners;
-	/* Every problem found, one line each: "file:line: path "value": what". */
+	/* Every problem found, one line each: file:line: path "value": what */
 	char	       **errors;
 	size_t		 nerrors;
 	void		*priv;		/* the libconfig tree and bookkeeping */

@@ -21,7 +21,7 @@ enum {
 	T_BOOL,		/* int field, 0 or 1 */
 	T_SECONDS,	/* double field; an integer or a float */
 	T_STRING,	/* char * field */
-	T_PATH,		/* char * field, resolved against the file's directory */
+	T_PATH,		/* char * field, made absolute from the file's dir */
 	T_ENUM,		/* int field, from one of the names */
 	T_CUSTOM,	/* the spec's parse function does it */
 };
@@ -40,7 +40,7 @@ struct spec {
 	int			 type;
 	size_t			 off;		/* of the field in the struct */
 	long long		 min, max;	/* T_INT, T_ULONG, T_SECONDS */
-	long long		 def;		/* T_INT, T_ULONG, T_BOOL, T_ENUM */
+	long long		 def;		/* int, ulong, bool, enum */
 	double			 ddef;		/* T_SECONDS */
 	const struct enum_name	*names;		/* T_ENUM, NULL-ended */
 	parse_fn		 parse;		/* T_CUSTOM */

@@ -195,7 +195,8 @@ config_vreport(const config_setting_t *node, const char *child,
 		node_value(node, value, sizeof(value));
 	vsnprintf(what, sizeof(what), fmt, ap);
 	if (line > 0)
-		add_error(cfg, "%s:%u: %s%s: %s", file, line, path, value, what);
+		add_error(cfg, "%s:%u: %s%s: %s", file, line, path, value,
+		    what);
 	else
 		add_error(cfg, "%s: %s%s: %s", file, path, value, what);
 }
@@ -251,7 +252,8 @@ config_want_string(const config_setting_t *s, int nonempty)
 }
 
 void
-config_set_string(struct config *cfg, config_setting_t *s, char **field, char *v)
+config_set_string(struct config *cfg, config_setting_t *s, char **field,
+    char *v)
 {
 	if (v == NULL) {
 		config_report(s, NULL, "out of memory");
@@ -336,7 +338,8 @@ parse_value(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		break;
 	case T_STRING:
 		if ((str = config_want_string(s, 1)) != NULL)
-			config_set_string(cfg, s, FIELD(obj, sp, char *), strdup(str));
+			config_set_string(cfg, s, FIELD(obj, sp, char *),
+			    strdup(str));
 		break;
 	case T_PATH:
 		if ((str = config_want_string(s, 1)) != NULL)
@@ -512,7 +515,8 @@ static const struct spec daemon_specs[] = {
 	{ SPEC("pidfile", T_PATH, D(pidfile)) },
 	{ SPEC("user", T_STRING, D(user)) },
 	{ SPEC("group", T_STRING, D(group)) },
-	{ SPEC("plugin_path", T_CUSTOM, D(plugin_path)), .parse = parse_plugin_path },
+	{ SPEC("plugin_path", T_CUSTOM, D(plugin_path)),
+	    .parse = parse_plugin_path },
 	{ SPEC("shutdown_timeout", T_SECONDS, D(shutdown_timeout)), .min = 0,
 	    .max = 86400, .ddef = 30 },
 	{ .name = NULL },
@@ -535,7 +539,8 @@ lookup_error(void)
  * typo fails the check rather than the privilege drop or the chown at start.
  */
 void
-config_check_owner(const config_setting_t *s, const char *user, const char *group)
+config_check_owner(const config_setting_t *s, const char *user,
+    const char *group)
 {
 	const char *why;
 
@@ -572,7 +577,8 @@ parse_daemon(struct config *cfg, config_setting_t *s, const struct spec *sp,
 
 static const struct spec root_specs[] = {
 	{ SPEC("daemon", T_CUSTOM, 0), .parse = parse_daemon },
-	{ SPEC("listeners", T_CUSTOM, 0), .parse = config_parse_listeners, .required = 1 },
+	{ SPEC("listeners", T_CUSTOM, 0), .parse = config_parse_listeners,
+	    .required = 1 },
 	{ .name = NULL },
 };
 
@@ -716,8 +722,8 @@ load(const char *path, int with_plugins, struct config **cfgp)
 	apply_defaults(daemon_specs, &cfg->daemon);
 	if ((rc = read_file(cfg)) != 0)
 		return rc;
-	config_parse_group(cfg, config_root_setting(&priv_of(cfg)->lc), root_specs,
-	    cfg);
+	config_parse_group(cfg, config_root_setting(&priv_of(cfg)->lc),
+	    root_specs, cfg);
 	if (with_plugins) {
 		config_setting_t *ls = config_lookup(&priv_of(cfg)->lc,
 		    "listeners");

@@ -58,6 +58,7 @@ parse_address(const char *text, struct config_address *a)
 {
 	char host[256], *end;
 	const char *colon, *port;
+	struct sockaddr_un sun;
 	struct in6_addr a6;
 	unsigned long p;
 	size_t hlen;
@@ -67,7 +68,7 @@ parse_address(const char *text, struct config_address *a)
 		a->kind = CONFIG_ADDR_UNIX;
 		if (text[5] != '/')
 			return "a unix socket path must be absolute";
-		if (strlen(text + 5) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		if (strlen(text + 5) >= sizeof(sun.sun_path))
 			return "unix socket path too long";
 		if ((a->path = strdup(text + 5)) == NULL)
 			return "out of memory";
@@ -252,8 +253,8 @@ parse_sni(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		return;
 	}
 	for (unsigned i = 0; i < n; i++)
-		config_parse_group(cfg, config_setting_get_elem(s, i), sni_specs,
-		    &t->sni[t->nsni++]);
+		config_parse_group(cfg, config_setting_get_elem(s, i),
+		    sni_specs, &t->sni[t->nsni++]);
 }
 
 #define TL(f)	offsetof(struct config_tls, f)
@@ -263,7 +264,8 @@ static const struct spec tls_specs[] = {
 	{ SPEC("ca", T_PATH, TL(ca)) },
 	{ SPEC("verify", T_ENUM, TL(verify)), .names = tls_verify_modes,
 	    .def = ALOOP_TLS_VERIFY_NONE },
-	{ SPEC("min_version", T_CUSTOM, TL(min_version)), .parse = parse_min_version },
+	{ SPEC("min_version", T_CUSTOM, TL(min_version)),
+	    .parse = parse_min_version },
 	{ SPEC("ciphers", T_STRING, TL(ciphers)) },
 	{ SPEC("ciphersuites", T_STRING, TL(ciphersuites)) },
 	{ SPEC("alpn", T_CUSTOM, TL(alpn)), .parse = parse_alpn },
@@ -499,9 +501,12 @@ static const struct enum_name listener_types[] = {
 static const struct spec listener_specs[] = {
 	{ SPEC("name", T_CUSTOM, L(name)), .parse = parse_name, .required = 1 },
 	{ SPEC("protocol", T_STRING, L(protocol)), .required = 1 },
-	{ SPEC("listen", T_CUSTOM, L(listen)), .parse = parse_listen, .required = 1 },
-	{ SPEC("type", T_ENUM, L(type)), .names = listener_types, .def = CONFIG_TCP },
-	{ SPEC("backlog", T_INT, L(backlog)), .min = 1, .max = 65535, .def = 511 },
+	{ SPEC("listen", T_CUSTOM, L(listen)), .parse = parse_listen,
+	    .required = 1 },
+	{ SPEC("type", T_ENUM, L(type)), .names = listener_types,
+	    .def = CONFIG_TCP },
+	{ SPEC("backlog", T_INT, L(backlog)), .min = 1, .max = 65535,
+	    .def = 511 },
 	{ SPEC("reuse_port", T_BOOL, L(reuse_port)), .def = 1 },
 	{ SPEC("tcp_nodelay", T_BOOL, L(tcp_nodelay)), .def = 1 },
 	{ SPEC("keepalive", T_BOOL, L(keepalive)), .def = 0 },
@@ -510,8 +515,8 @@ static const struct spec listener_specs[] = {
 	{ SPEC("tls", T_CUSTOM, L(tls)), .parse = parse_tls },
 	{ SPEC("max_connections", T_ULONG, L(max_connections)), .min = 0,
 	    .max = 10000000, .def = 0 },
-	{ SPEC("idle_timeout", T_SECONDS, L(idle_timeout)), .min = 0, .max = 86400,
-	    .ddef = 0 },
+	{ SPEC("idle_timeout", T_SECONDS, L(idle_timeout)), .min = 0,
+	    .max = 86400, .ddef = 0 },
 	{ SPEC("settings", T_CUSTOM, L(settings)), .parse = parse_settings },
 	{ .name = NULL },
 };
@@ -532,10 +537,37 @@ addresses_clash(const struct config_address *a, int atype,
 	    strcmp(a->host, b->host) == 0;
 }
 
+/* Whether address @i of @l clashes with one of its earlier ones. */
+static int
+listed_before(const struct config_listener *l, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (addresses_clash(&l->listen[i], l->type, &l->listen[j],
+		    l->type))
+			return 1;
+	return 0;
+}
+
+/* The listener before @idx that already takes @a (of @type), or NULL. */
+static const struct config_listener *
+used_by(const struct config *cfg, size_t idx, const struct config_address *a,
+    int type)
+{
+	for (size_t o = 0; o < idx; o++) {
+		const struct config_listener *ol = &cfg->listeners[o];
+
+		for (size_t j = 0; j < ol->nlisten; j++)
+			if (addresses_clash(a, type, &ol->listen[j], ol->type))
+				return ol;
+	}
+	return NULL;
+}
+
 /* What only makes sense with all of a listener's settings in hand. */
 static void
 check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 {
+	const struct config_listener *ol;
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *ls = config_setting_get_member(s, "listen");
 	int has_unix = 0;
@@ -550,24 +582,11 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 				config_report(e, NULL, "unix sockets are "
 				    "served with type \"tcp\" only");
 		}
-		for (size_t j = 0; j < i; j++)
-			if (addresses_clash(a, l->type, &l->listen[j], l->type)) {
-				config_report(e, NULL, "listed twice");
-				goto next;
-			}
-		for (size_t o = 0; o < idx; o++) {
-			const struct config_listener *ol = &cfg->listeners[o];
-
-			for (size_t j = 0; j < ol->nlisten; j++)
-				if (addresses_clash(a, l->type, &ol->listen[j],
-				    ol->type)) {
-					config_report(e, NULL, "already used by "
-					    "listener \"%s\"", ol->name != NULL ?
-					    ol->name : "?");
-					goto next;
-				}
-		}
-next:		;
+		if (listed_before(l, i))
+			config_report(e, NULL, "listed twice");
+		else if ((ol = used_by(cfg, idx, a, l->type)) != NULL)
+			config_report(e, NULL, "already used by listener "
+			    "\"%s\"", ol->name != NULL ? ol->name : "?");
 	}
 	if (l->tls != NULL && l->type != CONFIG_TCP)
 		config_report(config_setting_get_member(s, "tls"), NULL,

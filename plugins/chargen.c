@@ -32,7 +32,7 @@ struct chargen {
 struct chargen_conn {
 	struct chargen		*inst;
 	struct aloop_transport	*t;
-	unsigned		 next;		/* first character of the next line */
+	unsigned		 next;		/* first char of next line */
 	aloop_handle_t		 pending;	/* the scheduled generate() */
 	int			 paused;
 };
@@ -52,8 +52,8 @@ chargen_init(const struct aloop_plugin_env *env,
 	if (rc != 0 && rc != ALOOP_ENOENT)
 		return rc;
 	if (len < 1 || len > 1000) {
-		aloop_settings_error(aloop_settings_get(settings, "line_length"),
-		    "out of range (1..1000)");
+		aloop_settings_error(aloop_settings_get(settings,
+		    "line_length"), "out of range (1..1000)");
 		return ALOOP_ECONFIG;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)

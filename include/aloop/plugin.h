@@ -80,7 +80,7 @@ struct aloop_settings;
  * @size says how many this daemon filled.
  */
 struct aloop_plugin_env {
-	size_t			 size;		/* sizeof(struct aloop_plugin_env) */
+	size_t			 size;		/* sizeof(*env) */
 	/*
 	 * The worker's loop, or NULL when aloopd only validates the settings
 	 * (aloopd -t, and before a reload is accepted): init must then check
@@ -89,7 +89,7 @@ struct aloop_plugin_env {
 	 */
 	struct aloop_loop	*loop;
 	const char		*listener;	/* the listener's name */
-	int			 type;		/* ALOOP_PLUGIN_STREAM or _DATAGRAM */
+	int			 type;		/* ALOOP_PLUGIN_STREAM... */
 	unsigned		 worker;	/* 0 .. workers - 1 */
 	unsigned		 workers;
 };
@@ -130,7 +130,7 @@ struct aloop_plugin {
 	const char			*name;		/* short: "echo" */
 	const char			*version;	/* the plugin's own */
 	const char			*description;	/* one line */
-	aloop_plugin_init_fn		 init;		/* may be NULL: no settings */
+	aloop_plugin_init_fn		 init;		/* NULL: no settings */
 	aloop_plugin_fini_fn		 fini;		/* may be NULL */
 	const struct aloop_protocol	*stream;
 	aloop_protocol_factory_fn	 stream_factory;

@@ -203,7 +203,8 @@ udp_ask(struct fixture *f, int port, const char *msg, char *buf, size_t size,
 	ssize_t n = -1;
 	int s;
 
-	CU_ASSERT_FATAL((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) >= 0);
+	s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(s >= 0);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((uint16_t)port);
