@@ -91,7 +91,8 @@ listeners = (
 class Daemon:
     """aloopd -f on a config, its stderr collected in a file."""
 
-    def __init__(self, config, env=None, args=(), pass_fds=(), shell_prefix=None):
+    def __init__(self, config, env=None, args=(), pass_fds=(), shell_prefix=None,
+                 journal=False):
         self.log_path = config + ".log"
         self.log = open(self.log_path, "w+")
         full_env = dict(os.environ)
@@ -99,6 +100,10 @@ class Daemon:
                   "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID",
                   "JOURNAL_STREAM"):
             full_env.pop(k, None)
+        if journal:
+            # What systemd sets when stderr is a stream to journald.
+            st = os.fstat(self.log.fileno())
+            full_env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
         full_env.update(env or {})
         argv = [ALOOPD, "-f", "-c", config] + list(args)
         if shell_prefix is not None:

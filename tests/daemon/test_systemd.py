@@ -66,6 +66,26 @@ def test_socket_activation():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_journal_priority_prefixes():
+    d = h.tmpdir()
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener("echo", "echo", port)])
+    daemon = h.Daemon(cfg, journal=True)
+    daemon.wait_ready()
+    with open(cfg, "a") as f:
+        f.write("typo = 1;\n")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"reload failed")
+    assert daemon.stop() == 0, daemon.text()
+    lines = daemon.text().splitlines()
+    # journald reads the level from "<N>"; it adds the time and name itself.
+    assert all(re.match(r"<[3-7]>", x) for x in lines), lines
+    assert any(x.startswith("<5>aloopd ") and "started" in x
+               for x in lines), lines
+    assert any(x.startswith("<3>") and "typo" in x for x in lines), lines
+
+
 def test_unit_verifies_cleanly():
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "systemd-analyze is missing (package systemd)"
@@ -108,4 +128,5 @@ def test_unit_security_score():
 
 
 h.run([test_notify_lifecycle, test_socket_activation,
+       test_journal_priority_prefixes,
        test_unit_verifies_cleanly, test_unit_security_score])
