@@ -176,7 +176,8 @@ test_workers(void)
 	td_leave();
 
 	expect("daemon = { workers = 0; };\n" ONE_LISTENER,
-	    ERRORS("aloop.conf:1: daemon.workers \"0\": out of range (1..1024)"));
+	    ERRORS("aloop.conf:1: daemon.workers \"0\": out of range "
+	    "(1..1024)"));
 	expect("daemon = {\n workers = 5000; };\n" ONE_LISTENER,
 	    ERRORS("aloop.conf:2: daemon.workers \"5000\": out of range "
 	    "(1..1024)"));
@@ -363,9 +364,11 @@ test_listener_combinations(void)
 static void
 test_unknown_users(void)
 {
-	expect("daemon = { user = \"no-such-user-x\"; group = \"no-such-gr\"; };\n"
+	expect("daemon = { user = \"no-such-user-x\"; "
+	    "group = \"no-such-gr\"; };\n"
 	    "listeners = ( { name = \"a\"; protocol = \"p\";\n"
-	    "  listen = [ \"unix:/tmp/x\" ]; owner = \"root:no-such-gr\"; } );\n",
+	    "  listen = [ \"unix:/tmp/x\" ]; "
+	    "owner = \"root:no-such-gr\"; } );\n",
 	    ERRORS(
 	    "aloop.conf:1: daemon.user \"no-such-user-x\": no user "
 	    "\"no-such-user-x\"",
@@ -448,7 +451,8 @@ test_tls(void)
 	/* Default min_version. */
 	td_write("aloop.conf",
 	    "listeners = ( { name = \"a\"; protocol = \"p\";\n"
-	    "  listen = [ \"*:1\" ]; tls = { certificate = \"one/server.crt\";\n"
+	    "  listen = [ \"*:1\" ]; "
+	    "tls = { certificate = \"one/server.crt\";\n"
 	    "  key = \"one/server.key\"; }; } );\n");
 	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
 	CU_ASSERT_STRING_EQUAL(cfg->listeners[0].tls->min_version, "TLSv1.2");
@@ -474,13 +478,15 @@ test_tls_errors(void)
 	    "            key = \"two/server.key\"; }; },\n"
 	    "  { name = \"b\"; protocol = \"p\"; listen = [ \"*:2\" ];\n"
 	    "    tls = { certificate = \"missing.crt\";\n"
-	    "            key = \"one/server.key\"; verify = \"optional\"; }; },\n"
+	    "            key = \"one/server.key\"; "
+	    "verify = \"optional\"; }; },\n"
 	    "  { name = \"c\"; protocol = \"p\"; listen = [ \"*:3\" ];\n"
 	    "    tls = { certificate = \"garbage.pem\";\n"
 	    "            key = \"one/server.key\";\n"
 	    "            ciphers = \"NOTHING-AT-ALL\"; }; },\n"
 	    "  { name = \"d\"; protocol = \"p\"; listen = [ \"*:4\" ];\n"
-	    "    type = \"udp\"; tls = { key = \"k\"; min_version = \"SSLv3\";\n"
+	    "    type = \"udp\"; tls = { key = \"k\"; "
+	    "min_version = \"SSLv3\";\n"
 	    "    }; }\n"
 	    ");\n");
 	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
