@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <aloop/future.h>
 #include <aloop/loop.h>
 
 #include "loop-int.h"
@@ -1209,6 +1210,132 @@ test_executor_slot(void)
 	teardown(loop, fds);
 }
 
+/* C.17: E test_run_until_complete*, B test_run_until_complete_loop. */
+struct ruc {
+	struct aloop_loop	*loop;
+	struct aloop_future	*fut;
+	int			 nested_rc;
+};
+
+static void
+ruc_set_result(void *arg)
+{
+	struct ruc *r = arg;
+	static int value = 42;
+
+	/* Nesting is refused while the loop runs. */
+	r->nested_rc = aloop_run_until_complete(r->loop, r->fut, NULL);
+	CU_ASSERT(aloop_future_set_result(r->fut, &value, NULL) == 0);
+}
+
+static void
+ruc_set_error(void *arg)
+{
+	struct ruc *r = arg;
+
+	CU_ASSERT(aloop_future_set_error(r->fut, -ECONNRESET, "gone") == 0);
+}
+
+static void
+test_run_until_complete(void)
+{
+	struct ruc r = { 0 };
+	struct aloop_loop *loop, *other;
+	struct aloop_future *foreign;
+	struct watchdog wd;
+	void *result = NULL;
+	int fds;
+
+	loop = setup(&fds);
+	r.loop = loop;
+	watchdog_arm(&wd, loop);
+
+	/* A result. */
+	CU_ASSERT_FATAL(aloop_future_new(loop, &r.fut) == 0);
+	CU_ASSERT(aloop_call_later(loop, 0.01, ruc_set_result, &r, NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, &result), 0);
+	CU_ASSERT_FATAL(result != NULL);
+	CU_ASSERT_EQUAL(*(int *)result, 42);
+	CU_ASSERT_EQUAL(r.nested_rc, ALOOP_ESTATE);
+	CU_ASSERT(!aloop_is_running(loop));
+	/* Already done: returns at once with the same outcome. */
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, NULL), 0);
+	aloop_future_release(r.fut);
+
+	/* An error. */
+	CU_ASSERT_FATAL(aloop_future_new(loop, &r.fut) == 0);
+	CU_ASSERT(aloop_call_soon(loop, ruc_set_error, &r, NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, &result),
+	    -ECONNRESET);
+	CU_ASSERT(result == NULL);
+	aloop_future_release(r.fut);
+
+	/* Stopped before it was done: E test_run_until_complete_stopped. */
+	CU_ASSERT_FATAL(aloop_future_new(loop, &r.fut) == 0);
+	CU_ASSERT(aloop_call_soon(loop, stop_cb, loop, NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, NULL),
+	    ALOOP_ESTATE);
+	/* The stop left nothing behind: the next run waits for the future. */
+	CU_ASSERT(aloop_call_later(loop, 0.01, ruc_set_result, &r, NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, NULL), 0);
+	aloop_future_release(r.fut);
+
+	/* A future of another loop. */
+	CU_ASSERT_FATAL(aloop_loop_new(&other) == 0);
+	CU_ASSERT_FATAL(aloop_future_new(other, &foreign) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, foreign, NULL),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, NULL, NULL),
+	    ALOOP_EINVAL);
+	aloop_future_release(foreign);
+	CU_ASSERT(aloop_loop_free(other) == 0);
+
+	watchdog_disarm(&wd);
+	/* A closed loop. */
+	CU_ASSERT_FATAL(aloop_future_new(loop, &r.fut) == 0);
+	CU_ASSERT(aloop_close(loop) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, NULL),
+	    ALOOP_ESTATE);
+	aloop_future_release(r.fut);
+	teardown(loop, fds);
+}
+
+/* A run that a stop ended in the batch that completed the future leaves
+ * its done-callback queued; it must not stop the next run. */
+static void
+ruc_complete_and_stop(void *arg)
+{
+	struct ruc *r = arg;
+
+	CU_ASSERT(aloop_future_set_result(r->fut, NULL, NULL) == 0);
+	aloop_stop(r->loop);
+}
+
+static void
+test_run_until_complete_leftover_callback(void)
+{
+	struct rec later = { NULL, 5, 1 };
+	struct ruc r = { 0 };
+	struct watchdog wd;
+	struct aloop_loop *loop;
+	int fds;
+
+	loop = setup(&fds);
+	r.loop = later.loop = loop;
+	watchdog_arm(&wd, loop);
+	CU_ASSERT_FATAL(aloop_future_new(loop, &r.fut) == 0);
+	CU_ASSERT(aloop_call_soon(loop, ruc_complete_and_stop, &r, NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, r.fut, NULL), 0);
+	/* The next run goes on past the stale callback to its own stop. */
+	CU_ASSERT(aloop_call_later(loop, 0.02, record_cb, &later, NULL) == 0);
+	CU_ASSERT(aloop_run_forever(loop) == 0);
+	CU_ASSERT_EQUAL(ncalls, 1);
+	CU_ASSERT(!wd.fired);
+	watchdog_disarm(&wd);
+	aloop_future_release(r.fut);
+	teardown(loop, fds);
+}
+
 /* aloop_loop_free(NULL) is a no-op, as free(NULL) is. */
 static void
 test_free_null(void)
@@ -1245,6 +1372,8 @@ static const struct test_case cases[] = {
 	TEST(test_remove_reader_cancels_queued_run),
 	TEST(test_resource_tracking),
 	TEST(test_executor_slot),
+	TEST(test_run_until_complete),
+	TEST(test_run_until_complete_leftover_callback),
 	TEST(test_free_null),
 };
 
