@@ -16,9 +16,11 @@ TESTS += tests/daemon/test_notify
 TESTS += tests/daemon/test_config_check.sh
 EXTRA_DIST += tests/daemon/test_config_check.sh
 
-# The real aloopd on loopback: signals, reload, drain, systemd's side
+# The real aloopd on loopback: every protocol over TCP, UDP and TLS,
+# signals, reload, drain, systemd's side
 # channels, and the unit file (python3; aloopd_harness.py is shared).
-TESTS += tests/daemon/test_lifecycle.py tests/daemon/test_systemd.py
+TESTS += tests/daemon/test_lifecycle.py tests/daemon/test_systemd.py \
+	tests/daemon/test_protocols.py
 EXTRA_DIST += tests/daemon/aloopd_harness.py tests/daemon/test_lifecycle.py \
 	tests/daemon/test_systemd.py tests/daemon/test_protocols.py \
 	systemd/aloopd.socket
