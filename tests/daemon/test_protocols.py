@@ -2,6 +2,7 @@
 """Each shipped protocol through the real aloopd, over TCP and UDP, and echo
 over TLS with a certificate made for the test."""
 import os
+import signal
 import socket
 import ssl
 import struct
@@ -15,10 +16,10 @@ import aloopd_harness as h  # noqa: E402
 PROTOCOLS = ("echo", "discard", "chargen", "daytime", "time")
 
 
-def make_cert(d):
+def make_cert(d, cn="localhost"):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
+                    "-subj", "/CN=" + cn, "-addext",
                     "subjectAltName=DNS:localhost,IP:127.0.0.1",
                     "-keyout", os.path.join(d, "key.pem"),
                     "-out", os.path.join(d, "cert.pem")],
@@ -117,4 +118,39 @@ def test_every_protocol():
     assert daemon.stop() == 0, daemon.text()
 
 
-h.run([test_every_protocol])
+def test_reload_rereads_certificate():
+    d = h.tmpdir()
+    make_cert(d, "first")
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "echo-tls", "echo", port, "tcp", 'tls = { certificate = "%s/cert.pem";'
+        ' key = "%s/key.pem"; };' % (d, d))])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+
+    def tls_client():
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "cert.pem"))
+        return ctx.wrap_socket(h.connect(port), server_hostname="localhost")
+
+    def common_name(s):
+        subject = dict(x[0] for x in s.getpeercert()["subject"])
+        return subject["commonName"]
+
+    old = tls_client()
+    assert common_name(old) == "first"
+    make_cert(d, "second")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"reloaded .*: 1 listeners")
+    with tls_client() as new:
+        assert common_name(new) == "second"
+        new.sendall(b"renewed")
+        assert h.recv_exactly(new, 7) == b"renewed"
+    # The connection made before the reload keeps its session.
+    old.sendall(b"old")
+    assert h.recv_exactly(old, 3) == b"old"
+    old.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
+h.run([test_every_protocol, test_reload_rereads_certificate])
