@@ -86,9 +86,11 @@ struct tls {
 	unsigned		 closing:1;	/* close(): shut down once drained */
 
 	char			*hostname;	/* client: what was asked for */
-	char			 alpn[256];
+	char			*alpn;		/* negotiated, or NULL */
+	/* Exact-size copies: sockaddr_storage would cost 256 bytes on
+	 * every idle connection. */
+	struct sockaddr		*peer, *sock;
 	socklen_t		 peerlen, socklen;
-	struct sockaddr_storage	 peer, sock;
 };
 
 #define TLS(tp)	((struct tls *)(void *)(tp))
@@ -96,6 +98,7 @@ struct tls {
 static void	tls_update_events(struct tls *);
 static void	tls_start_shutdown(struct tls *);
 static void	tls_do_shutdown(struct tls *);
+static void	tls_timeout_cb(evutil_socket_t, short, void *);
 
 /* ------------------------------------------------- per-thread buffer */
 
@@ -178,7 +181,7 @@ tls_update_events(struct tls *s)
 		    !(s->t.flags & (ALOOP__T_PAUSED_READ | ALOOP__T_CLOSING)) &&
 		    s->rd_want != EV_WRITE) || s->wr_want == EV_READ;
 		w = s->rd_want == EV_WRITE ||
-		    (evbuffer_get_length(s->out) > 0 &&
+		    (s->out != NULL && evbuffer_get_length(s->out) > 0 &&
 		    s->wr_want != EV_READ);
 		break;
 	case TLS_SHUTDOWN:
@@ -249,6 +252,9 @@ tls_free(struct aloop_transport *t)
 	if (s->ctx != NULL)
 		aloop_tls_context_release(s->ctx);
 	free(s->hostname);
+	free(s->alpn);
+	free(s->peer);
+	free(s->sock);
 	free(s);
 }
 
@@ -283,13 +289,12 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
 {
 	char peer[INET6_ADDRSTRLEN + 8] = "?";
 
-	if (s->peer.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&s->peer)->sin_addr,
-		    peer, sizeof(peer));
-	else if (s->peer.ss_family == AF_INET6)
-		inet_ntop(AF_INET6,
-		    &((struct sockaddr_in6 *)&s->peer)->sin6_addr, peer,
-		    sizeof(peer));
+	if (s->peer != NULL && s->peer->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)s->peer)->
+		    sin_addr, peer, sizeof(peer));
+	else if (s->peer != NULL && s->peer->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)s->peer)->
+		    sin6_addr, peer, sizeof(peer));
 	/*
 	 * asyncio logs handshake errors at debug level only: a server on
 	 * the Internet sees scanners and broken clients all day, and an
@@ -314,12 +319,17 @@ tls_handshake_done(struct tls *s)
 	void *state = NULL;
 	int rc;
 
-	if (s->tmo != NULL)
-		(void)event_del(s->tmo);
+	/* The timer comes back only for a shutdown; idle connections do
+	 * not keep it. */
+	if (s->tmo != NULL) {
+		event_free(s->tmo);
+		s->tmo = NULL;
+	}
 	SSL_get0_alpn_selected(s->ssl, &alpn, &alpnlen);
-	if (alpn != NULL && alpnlen < sizeof(s->alpn)) {
-		memcpy(s->alpn, alpn, alpnlen);
-		s->alpn[alpnlen] = '\0';
+	if (alpn != NULL && alpnlen > 0 &&
+	    (s->alpn = strndup((const char *)alpn, alpnlen)) == NULL) {
+		tls_handshake_failed(s, ALOOP_ENOMEM, "out of memory");
+		return;
 	}
 	s->state = TLS_OPEN;
 	if ((rc = s->factory(s->factory_arg, &state)) != 0) {
@@ -481,6 +491,8 @@ tls_flush(struct tls *s)
 	unsigned char *p;
 	int n, err;
 
+	if (s->out == NULL)
+		return;
 	before = evbuffer_get_length(s->out);
 	s->wr_want = 0;
 	while ((len = evbuffer_get_length(s->out)) > 0) {
@@ -535,9 +547,14 @@ tls_start_shutdown(struct tls *s)
 	if (s->state != TLS_OPEN)
 		return;
 	s->state = TLS_SHUTDOWN;
-	if (s->tmo != NULL) {
-		tv = tv_of(s->sd_timeout);
-		(void)event_add(s->tmo, &tv);
+	if (s->tmo == NULL)
+		s->tmo = evtimer_new(aloop__loop_base(s->t.loop),
+		    tls_timeout_cb, s);
+	tv = tv_of(s->sd_timeout);
+	if (s->tmo == NULL || event_add(s->tmo, &tv) != 0) {
+		/* Without a bound on the wait, do not wait at all. */
+		aloop__transport_lost(&s->t, 0, NULL);
+		return;
 	}
 	tls_do_shutdown(s);
 }
@@ -611,7 +628,7 @@ tls_io_cb(evutil_socket_t fd, short what, void *arg)
 		tls_do_handshake(s);
 		break;
 	case TLS_OPEN:
-		if (evbuffer_get_length(s->out) > 0)
+		if (s->out != NULL && evbuffer_get_length(s->out) > 0)
 			tls_flush(s);
 		if (s->state == TLS_OPEN && !aloop__transport_is_done(&s->t) &&
 		    !s->closing &&
@@ -653,21 +670,71 @@ tls_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 /* -------------------------------------------------------------- ops */
 
+/*
+ * With nothing queued, encrypt straight from the caller's buffers (no
+ * copy); only what the socket does not take is copied into the queue.
+ * A record OpenSSL built but could not send stays pending in OpenSSL, and
+ * the retry from the queue offers those same bytes again, as SSL_write's
+ * retry rule wants.
+ */
 static int
 tls_write(struct aloop_transport *t, const struct iovec *iov, int iovcnt)
 {
 	struct tls *s = TLS(t);
-	int i;
+	const unsigned char *p;
+	size_t left, chunk;
+	int i = 0, n, err;
 
-	for (i = 0; i < iovcnt; i++)
-		if (iov[i].iov_len > 0 &&
-		    evbuffer_add(s->out, iov[i].iov_base, iov[i].iov_len) != 0)
+	if (s->state != TLS_OPEN)
+		return 0;
+	if ((s->out == NULL || evbuffer_get_length(s->out) == 0) &&
+	    s->wr_want == 0) {
+		for (; i < iovcnt; i++) {
+			p = iov[i].iov_base;
+			left = iov[i].iov_len;
+			while (left > 0) {
+				chunk = left > TLS_WRITE_CHUNK ?
+				    TLS_WRITE_CHUNK : left;
+				ERR_clear_error();
+				errno = 0;
+				n = SSL_write(s->ssl, p, (int)chunk);
+				if (n > 0) {
+					p += n;
+					left -= (size_t)n;
+					continue;
+				}
+				err = SSL_get_error(s->ssl, n);
+				if (err == SSL_ERROR_WANT_WRITE)
+					s->wr_want = EV_WRITE;
+				else if (err == SSL_ERROR_WANT_READ)
+					s->wr_want = EV_READ;
+				else {
+					tls_fatal(s, err == SSL_ERROR_SYSCALL ?
+					    errno : 0,
+					    "Fatal write error on TLS transport");
+					return 0;
+				}
+				break;
+			}
+			if (left > 0) {
+				if (s->out == NULL &&
+				    (s->out = evbuffer_new()) == NULL)
+					return ALOOP_ENOMEM;
+				if (evbuffer_add(s->out, p, left) != 0)
+					return ALOOP_ENOMEM;
+				i++;
+				break;
+			}
+		}
+	}
+	for (; i < iovcnt; i++) {
+		if (s->out == NULL && (s->out = evbuffer_new()) == NULL)
 			return ALOOP_ENOMEM;
-	/* Send at once unless OpenSSL is waiting on the socket already. */
-	if (s->wr_want == 0 && s->state == TLS_OPEN)
-		tls_flush(s);
-	if (!aloop__transport_is_done(t) && s->state != TLS_DEAD)
-		tls_update_events(s);
+		if (evbuffer_add(s->out, iov[i].iov_base,
+		    iov[i].iov_len) != 0)
+			return ALOOP_ENOMEM;
+	}
+	tls_update_events(s);
 	return 0;
 }
 
@@ -687,7 +754,7 @@ tls_close(struct aloop_transport *t)
 	if (s->state != TLS_OPEN)
 		return;
 	s->closing = 1;
-	if (evbuffer_get_length(s->out) == 0)
+	if (s->out == NULL || evbuffer_get_length(s->out) == 0)
 		tls_start_shutdown(s);
 	if (!aloop__transport_is_done(t) && s->state != TLS_DEAD)
 		tls_update_events(s);
@@ -738,15 +805,15 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 	struct tls *s = TLS(t);
 	const char *str = NULL;
 
-	if (strcmp(name, "peername") == 0 && s->peerlen > 0) {
+	if (strcmp(name, "peername") == 0 && s->peer != NULL) {
 		if (len != NULL)
 			*len = s->peerlen;
-		return &s->peer;
+		return s->peer;
 	}
-	if (strcmp(name, "sockname") == 0 && s->socklen > 0) {
+	if (strcmp(name, "sockname") == 0 && s->sock != NULL) {
 		if (len != NULL)
 			*len = s->socklen;
-		return &s->sock;
+		return s->sock;
 	}
 	if (strcmp(name, "socket") == 0 && s->fd != -1) {
 		if (len != NULL)
@@ -771,7 +838,7 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 	else if (strcmp(name, "tls_version") == 0)
 		str = SSL_get_version(s->ssl);
 	else if (strcmp(name, "alpn_protocol") == 0)
-		str = s->alpn[0] != '\0' ? s->alpn : NULL;
+		str = s->alpn;
 	else if (strcmp(name, "server_hostname") == 0)
 		str = s->server_side ? SSL_get_servername(s->ssl,
 		    TLSEXT_NAMETYPE_host_name) : s->hostname;
@@ -797,6 +864,28 @@ static const struct aloop__transport_ops tls_ops = {
 
 /* ------------------------------------------------------ constructor */
 
+typedef int (*addr_getter_fn)(int, struct sockaddr *, socklen_t *);
+
+/* An exact-size copy of the socket's address; NULL if it has none. */
+static int
+addr_dup(int fd, addr_getter_fn get, struct sockaddr **out, socklen_t *outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	*out = NULL;
+	*outlen = 0;
+	if (get(fd, (struct sockaddr *)&ss, &len) == -1 || len == 0)
+		return 0;
+	if (len > sizeof(ss))
+		len = sizeof(ss);
+	if ((*out = malloc(len)) == NULL)
+		return ALOOP_ENOMEM;
+	memcpy(*out, &ss, len);
+	*outlen = len;
+	return 0;
+}
+
 /* The client session cache's key: the peer's address and the name. */
 static void
 session_key(const struct tls *s, const char *hostname, char *key,
@@ -805,13 +894,13 @@ session_key(const struct tls *s, const char *hostname, char *key,
 	char addr[INET6_ADDRSTRLEN] = "";
 	unsigned port = 0;
 
-	if (s->peer.ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const void *)&s->peer;
+	if (s->peer != NULL && s->peer->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)s->peer;
 
 		inet_ntop(AF_INET, &sin->sin_addr, addr, sizeof(addr));
 		port = ntohs(sin->sin_port);
-	} else if (s->peer.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const void *)&s->peer;
+	} else if (s->peer != NULL && s->peer->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)s->peer;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, addr, sizeof(addr));
 		port = ntohs(sin6->sin6_port);
@@ -870,12 +959,9 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		rc = ALOOP_EINVAL;
 		goto fail;
 	}
-	s->peerlen = sizeof(s->peer);
-	if (getpeername(fd, (struct sockaddr *)&s->peer, &s->peerlen) == -1)
-		s->peerlen = 0;
-	s->socklen = sizeof(s->sock);
-	if (getsockname(fd, (struct sockaddr *)&s->sock, &s->socklen) == -1)
-		s->socklen = 0;
+	if (addr_dup(fd, getpeername, &s->peer, &s->peerlen) != 0 ||
+	    addr_dup(fd, getsockname, &s->sock, &s->socklen) != 0)
+		goto fail;
 	if (!s->server_side && server_hostname != NULL &&
 	    (s->hostname = strdup(server_hostname)) == NULL)
 		goto fail;
@@ -900,8 +986,6 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		ERR_clear_error();
 		goto fail;
 	}
-	if ((s->out = evbuffer_new()) == NULL)
-		goto fail;
 	base = aloop__loop_base(loop);
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, tls_io_cb, s);
 	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, tls_io_cb, s);
@@ -933,6 +1017,8 @@ fail:
 	if (s->ctx != NULL)
 		aloop_tls_context_release(s->ctx);
 	free(s->hostname);
+	free(s->peer);
+	free(s->sock);
 	free(s);
 	return rc;
 }
