@@ -7,7 +7,8 @@
  * rises above its high-water mark the other side stops reading until it
  * drains, so a slow reader costs at most two write buffers and the
  * kernel's socket buffers, never more.  A half-close is passed on where the
- * other transport can send one (not over TLS).
+ * other transport can send one; where it cannot (TLS), the EOF closes the
+ * pair once what is buffered has been sent.
  *
  * settings:
  *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
@@ -442,8 +443,11 @@ up_made(struct aloop_transport *t, void *state)
 		}
 	}
 	if (p->client_eof) {
+		/* As client_eof would have, had we been connected. */
 		if (aloop_transport_can_write_eof(t))
 			(void)aloop_transport_write_eof(t);
+		else
+			aloop_transport_close(t);
 	} else if (aloop_transport_get_write_buffer_size(t) <=
 	    p->px->high_water)
 		aloop_transport_resume_reading(p->client);
@@ -718,11 +722,16 @@ client_eof(struct aloop_transport *t, void *state)
 		return 0;
 	}
 	/*
-	 * A TLS upstream cannot take a half-close: leave it open so that its
-	 * reply still comes back; it or the idle timeout ends the pair.
+	 * A TLS upstream cannot take a half-close.  Most clients that send EOF
+	 * have closed altogether, and keeping the upstream open for them would
+	 * hold both sockets until the idle timeout: close it once what is
+	 * buffered is sent, and the client with it.
 	 */
-	if (aloop_transport_can_write_eof(p->up))
-		(void)aloop_transport_write_eof(p->up);
+	if (!aloop_transport_can_write_eof(p->up)) {
+		aloop_transport_close(p->up);
+		return 1;
+	}
+	(void)aloop_transport_write_eof(p->up);
 	return 1;
 }
 

@@ -7,6 +7,8 @@
 ALOOP_PACKAGES="build-essential autoconf automake libtool pkg-config
 libevent-dev libssl-dev libconfig-dev libcunit1-dev libsystemd-dev
 openssl procps python3 systemd man-db"
+# curl fetches through the proxy plugin in its daemon test.
+ALOOP_PACKAGES="$ALOOP_PACKAGES curl"
 
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.

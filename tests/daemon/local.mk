@@ -24,3 +24,8 @@ TESTS += tests/daemon/test_lifecycle.py tests/daemon/test_systemd.py \
 EXTRA_DIST += tests/daemon/aloopd_harness.py tests/daemon/test_lifecycle.py \
 	tests/daemon/test_systemd.py tests/daemon/test_protocols.py \
 	systemd/aloopd.socket
+
+# The proxy and exec plugins with real peers (python3's http.server, curl,
+# /bin/cat), and the template plugin built out of tree from installed files.
+TESTS += tests/daemon/test_proxy.py
+EXTRA_DIST += tests/daemon/test_proxy.py

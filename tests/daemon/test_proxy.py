@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""The proxy plugin in a real aloopd: in front of python3's http.server
+fetched with curl, a large transfer through a deliberately slow reader with
+aloopd's RSS staying bounded, half-close in both directions, UNIX and TLS
+upstreams, and an unreachable upstream logged once per burst."""
+import hashlib
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+import aloopd_harness as h
+
+BIG = 48 * 1024 * 1024
+
+
+def wait_port(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("nothing listens on %d" % port)
+
+
+def http_server(directory):
+    """python3 -m http.server on 127.0.0.1, a server of another make."""
+    port = h.free_port()
+    p = subprocess.Popen(["python3", "-m", "http.server", str(port),
+                          "--bind", "127.0.0.1", "--directory", directory],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h._children.append(p)
+    wait_port(port)
+    return p, port
+
+
+class Upstream(threading.Thread):
+    """A socket server in the test: reads until EOF, then answers how many
+    bytes it got and closes (which needs both half-closes passed on)."""
+
+    def __init__(self, sock):
+        super().__init__(daemon=True)
+        self.sock = sock
+        self.accepted = 0
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        with c:
+            n = 0
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                n += len(data)
+            c.sendall(b"got %d\n" % n)
+
+
+def tcp_upstream():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    return Upstream(s), s.getsockname()[1]
+
+
+def start_proxy(d, upstreams, extra=""):
+    port = h.free_port()
+    settings = "settings = { upstream = [ %s ]; connect_timeout = 3.0; %s };" \
+        % (", ".join('"%s"' % u for u in upstreams), extra)
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener("px", "proxy", port, "tcp", settings)])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    return daemon, port
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
+def dead_port():
+    """A port on which nothing listens (bound then closed)."""
+    return h.free_port()
+
+
+def half_close_exchange(port, payload):
+    with h.connect(port) as s:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        return h.recv_all(s)
+
+
+def test_http_server_through_curl():
+    d = h.tmpdir()
+    www = os.path.join(d, "www")
+    os.mkdir(www)
+    body = os.urandom(300000)
+    with open(os.path.join(www, "file.bin"), "wb") as f:
+        f.write(body)
+    _, hport = http_server(www)
+    # The first upstream refuses: the second is tried in turn.
+    daemon, port = start_proxy(d, ["127.0.0.1:%d" % dead_port(),
+                                   "localhost:%d" % hport])
+    out = os.path.join(d, "out.bin")
+    for _ in range(3):
+        r = subprocess.run(["curl", "-sS", "--max-time", "30", "-o", out,
+                            "-w", "%{http_code}",
+                            "http://127.0.0.1:%d/file.bin" % port],
+                           capture_output=True, text=True, timeout=60)
+        assert r.stdout == "200", (r.stdout, r.stderr, daemon.text())
+        with open(out, "rb") as f:
+            assert f.read() == body
+    r = subprocess.run(["curl", "-sS", "--max-time", "30", "-o", os.devnull,
+                        "-w", "%{http_code}",
+                        "http://127.0.0.1:%d/missing" % port],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout == "404", (r.stdout, r.stderr)
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_slow_reader_keeps_rss_bounded():
+    d = h.tmpdir()
+    www = os.path.join(d, "www")
+    os.mkdir(www)
+    chunk = os.urandom(1024 * 1024)
+    digest = hashlib.sha256()
+    with open(os.path.join(www, "big.bin"), "wb") as f:
+        for _ in range(BIG // len(chunk)):
+            f.write(chunk)
+            digest.update(chunk)
+    _, hport = http_server(www)
+    daemon, port = start_proxy(d, ["127.0.0.1:%d" % hport])
+    # Warm up, so that the baseline includes a connection's fixed costs.
+    r = subprocess.run(["curl", "-sS", "-o", os.devnull,
+                        "http://127.0.0.1:%d/" % port], timeout=60)
+    assert r.returncode == 0
+    base = rss_kib(daemon.pid)
+
+    s = h.connect(port, timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s.sendall(b"GET /big.bin HTTP/1.0\r\nHost: x\r\n\r\n")
+    # Not reading at all: without back-pressure the whole file would pile
+    # up in aloopd within this time.
+    time.sleep(3)
+    peak = rss_kib(daemon.pid)
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(4096)
+    head, rest = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.0 200"), head
+    body = hashlib.sha256(rest)
+    n = len(rest)
+    reads = 0
+    while True:
+        data = s.recv(65536)
+        if not data:
+            break
+        body.update(data)
+        n += len(data)
+        reads += 1
+        if reads % 16 == 0:
+            # Slow: about 16 MiB/s at most, far below what the proxy gets.
+            time.sleep(0.05)
+            peak = max(peak, rss_kib(daemon.pid))
+    s.close()
+    assert n == BIG, n
+    assert body.hexdigest() == digest.hexdigest()
+    grown = peak - base
+    print("rss: base %d KiB, peak %d KiB, grown %d KiB for %d MiB"
+          % (base, peak, grown, BIG >> 20))
+    assert grown < 16 * 1024, (base, peak)
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_half_close_both_ways():
+    d = h.tmpdir()
+    up, uport = tcp_upstream()
+    daemon, port = start_proxy(d, ["127.0.0.1:%d" % uport])
+    # The upstream answers only after our EOF reached it; its own EOF
+    # then reaches us.
+    assert half_close_exchange(port, b"x" * 200000) == b"got 200000\n"
+    assert half_close_exchange(port, b"") == b"got 0\n"
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_unix_upstream():
+    d = h.tmpdir()
+    path = os.path.join(d, "up.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.listen(16)
+    Upstream(s)
+    daemon, port = start_proxy(d, ["unix:" + path])
+    assert half_close_exchange(port, b"over unix") == b"got 9\n"
+    assert daemon.stop() == 0, daemon.text()
+
+
+def make_cert(d):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", os.path.join(d, "key.pem"),
+                    "-out", os.path.join(d, "cert.pem")],
+                   check=True, capture_output=True)
+
+
+class TlsUpstream(threading.Thread):
+    """A TLS echo server: what comes in goes back, until the client goes."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(d, "cert.pem"),
+                                 os.path.join(d, "key.pem"))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        try:
+            with self.ctx.wrap_socket(c, server_side=True) as t:
+                while True:
+                    data = t.recv(65536)
+                    if not data:
+                        break
+                    t.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+
+
+def test_tls_upstream_verified():
+    d = h.tmpdir()
+    make_cert(d)
+    up = TlsUpstream(d)
+    daemon, port = start_proxy(
+        d, ["127.0.0.1:%d" % up.port],
+        'tls = { ca = "%s/cert.pem"; server_hostname = "localhost"; };' % d)
+    with h.connect(port) as s:
+        for msg in (b"through TLS", b"y" * 100000):
+            s.sendall(msg)
+            assert h.recv_exactly(s, len(msg)) == msg
+    assert daemon.stop() == 0, daemon.text()
+
+    # A certificate that does not verify: the client is closed, nothing
+    # passes.
+    d2 = h.tmpdir()
+    daemon, port = start_proxy(
+        d2, ["127.0.0.1:%d" % up.port],
+        'tls = { server_hostname = "localhost"; };')
+    with h.connect(port) as s:
+        assert h.recv_all(s) == b""
+    daemon.wait_log(r"no upstream reachable")
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_unreachable_logged_once_per_burst():
+    d = h.tmpdir()
+    uport = dead_port()
+    daemon, port = start_proxy(d, ["127.0.0.1:%d" % uport])
+    for _ in range(5):
+        with h.connect(port) as s:
+            s.settimeout(10)
+            assert h.recv_all(s) == b""
+    daemon.wait_log(r"no upstream reachable")
+    text = daemon.text()
+    assert len(re.findall(r"no upstream reachable", text)) == 1, text
+    assert "Connection refused" in text, text
+
+    # The upstream comes back: served again, and the burst's end is logged.
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", uport))
+    s.listen(16)
+    Upstream(s)
+    assert half_close_exchange(port, b"back") == b"got 4\n"
+    daemon.wait_log(r"answers again, after 5 failed connections")
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_bad_settings_rejected():
+    d = h.tmpdir()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", h.free_port(), "tcp",
+        'settings = { upstream = [ "nocolon", "unix:relative" ]; '
+        'connect_timeout = -1.0; colour = "red"; };')])
+    r = subprocess.run([h.ALOOPD, "-t", "-c", cfg], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0, r
+    for what in ("nocolon", "unix:relative", "connect_timeout", "colour"):
+        assert what in r.stderr, (what, r.stderr)
+
+
+TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
+         test_half_close_both_ways, test_unix_upstream,
+         test_tls_upstream_verified, test_unreachable_logged_once_per_burst,
+         test_bad_settings_rejected]
+# Names on the command line run only those tests.
+h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
