@@ -10,3 +10,10 @@ bench_aloop_echo_LDADD = lib/libaloop.la
 noinst_PROGRAMS += bench/aloop_tls_echo
 bench_aloop_tls_echo_SOURCES = bench/aloop_tls_echo.c
 bench_aloop_tls_echo_LDADD = lib/libaloop.la
+
+# bench_loop: the loop core (call_soon, call_later, call_soon_threadsafe)
+# against raw libevent doing the same work.
+noinst_PROGRAMS += bench/bench_loop
+bench_bench_loop_SOURCES = bench/bench_loop.c
+bench_bench_loop_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
+bench_bench_loop_LDADD = lib/libaloop.la $(LIBEVENT_LIBS) $(PTHREAD_LIBS)

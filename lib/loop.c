@@ -40,10 +40,10 @@
 #define MAX_DELAY	86400.0
 
 /*
- * While callbacks keep the ready queue non-empty, asyncio polls for I/O
- * with a zero timeout before every batch.  A batch is often a single
- * callback, and one epoll_wait per callback would cost more than the
- * callbacks themselves, so the loop polls only when it may find
+ * While callbacks keep the ready queue non-empty, or a timer is already due,
+ * asyncio polls for I/O with a zero timeout before every batch.  A batch is
+ * often a single callback, and one epoll_wait per callback would cost more
+ * than the callbacks themselves, so the loop polls only when it may find
  * something: never when no descriptor or signal is registered (the
  * threadsafe queue is checked directly), and otherwise once POLL_EVERY
  * callbacks have run or POLL_INTERVAL seconds have passed since the last
@@ -596,30 +596,35 @@ out:
 static void
 run_once(struct aloop_loop *loop)
 {
+	double timeout = -1;		/* none: wait for an event */
 	uint32_t ntodo, idx;
-	int ready;
+	int fresh = 0;
 
 	loop->iterations++;
 	aloop__timer_housekeep(loop);
 	ts_drain_if_any(loop);
 
-	ready = loop->tail != loop->head;
-	if (ready || loop->stopping) {
+	if (loop->tail != loop->head || loop->stopping)
+		timeout = 0;
+	else if (loop->nheap != 0) {
+		loop->now = aloop__clock();
+		timeout = loop->heap[0].when - loop->now;
+		if (timeout < 0)
+			timeout = 0;
+		fresh = 1;
+	}
+	if (timeout != 0)
+		poll_once(loop, timeout);
+	else {
 		/* See POLL_EVERY for when a zero-timeout poll is worth it. */
-		if (loop->stopping || loop->nheap != 0 ||
-		    (loop->iterations % CLOCK_EVERY) == 0)
+		if (!fresh && (loop->nheap != 0 ||
+		    (loop->iterations % CLOCK_EVERY) == 0))
 			loop->now = aloop__clock();
-		if (loop->stopping || !ready ||
-		    ((loop->ran_since_poll >= POLL_EVERY ||
+		if (loop->stopping || ((loop->ran_since_poll >= POLL_EVERY ||
 		    loop->now - loop->last_poll >= POLL_INTERVAL) &&
 		    external_events(loop)))
 			poll_once(loop, 0);
-	} else if (loop->nheap != 0) {
-		double timeout = loop->heap[0].when - aloop__clock();
-
-		poll_once(loop, timeout > 0 ? timeout : 0);
-	} else
-		poll_once(loop, -1);
+	}
 
 	if (loop->woken) {
 		loop->woken = 0;

@@ -1,0 +1,340 @@
+/*
+ * The loop core against raw libevent, in one run: call_soon dispatch,
+ * call_later schedule+fire with a million timers pending, and
+ * call_soon_threadsafe wake-ups from a producer thread.  Prints each rate,
+ * the same work done with libevent directly, and the ratio.
+ *
+ * Usage: bench_loop [scale]   (scale multiplies the iteration counts)
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include <aloop/loop.h>
+
+#define PENDING_TIMERS	1000000
+
+static double
+now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "bench_loop: %s failed\n", what);
+	exit(1);
+}
+
+/* ------------------------------------------------------------ call_soon */
+
+struct chain {
+	struct aloop_loop	*loop;
+	struct event		*ev;
+	long			 left;
+};
+
+static void
+aloop_chain_cb(void *arg)
+{
+	struct chain *c = arg;
+
+	if (--c->left > 0) {
+		if (aloop_call_soon(c->loop, aloop_chain_cb, c, NULL) != 0)
+			die("aloop_call_soon");
+	} else
+		aloop_stop(c->loop);
+}
+
+static double
+bench_aloop_call_soon(long n)
+{
+	struct chain c;
+	double t0, t;
+
+	if (aloop_loop_new(&c.loop) != 0)
+		die("aloop_loop_new");
+	c.left = n;
+	t0 = now();
+	aloop_call_soon(c.loop, aloop_chain_cb, &c, NULL);
+	aloop_run_forever(c.loop);
+	t = now() - t0;
+	aloop_loop_free(c.loop);
+	return (double)n / t;
+}
+
+static void
+raw_chain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct chain *c = arg;
+
+	if (--c->left > 0)
+		event_active(c->ev, EV_READ, 0);
+}
+
+static double
+bench_raw_call_soon(long n)
+{
+	struct event_base *base = event_base_new();
+	struct chain c;
+	double t0, t;
+
+	if (base == NULL || (c.ev = event_new(base, -1, 0, raw_chain_cb,
+	    &c)) == NULL)
+		die("event_new");
+	c.left = n;
+	t0 = now();
+	event_active(c.ev, EV_READ, 0);
+	event_base_dispatch(base);
+	t = now() - t0;
+	event_free(c.ev);
+	event_base_free(base);
+	return (double)n / t;
+}
+
+/* ----------------------------------------------------------- call_later */
+
+static void
+noop_cb(void *arg)
+{
+}
+
+static void
+aloop_timer_cb(void *arg)
+{
+	struct chain *c = arg;
+
+	if (--c->left > 0) {
+		if (aloop_call_later(c->loop, 0, aloop_timer_cb, c, NULL) != 0)
+			die("aloop_call_later");
+	} else
+		aloop_stop(c->loop);
+}
+
+static double
+bench_aloop_call_later(long n)
+{
+	struct chain c;
+	double t0, t;
+	long i;
+
+	if (aloop_loop_new(&c.loop) != 0)
+		die("aloop_loop_new");
+	/* The pending million, spread over an hour from now. */
+	srand(1);
+	for (i = 0; i < PENDING_TIMERS; i++)
+		if (aloop_call_later(c.loop, 60 + rand() % 3600, noop_cb, NULL,
+		    NULL) != 0)
+			die("aloop_call_later");
+	c.left = n;
+	t0 = now();
+	aloop_call_later(c.loop, 0, aloop_timer_cb, &c, NULL);
+	aloop_run_forever(c.loop);
+	t = now() - t0;
+	aloop_loop_free(c.loop);
+	return (double)n / t;
+}
+
+static void
+raw_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval zero = { 0, 0 };
+	struct chain *c = arg;
+
+	if (--c->left > 0)
+		evtimer_add(c->ev, &zero);
+}
+
+static double
+bench_raw_call_later(long n)
+{
+	static const struct timeval zero = { 0, 0 };
+	struct event_base *base = event_base_new();
+	struct event **pending;
+	struct chain c;
+	double t0, t;
+	long i;
+
+	if (base == NULL || (pending = calloc(PENDING_TIMERS,
+	    sizeof(*pending))) == NULL)
+		die("setup");
+	srand(1);
+	for (i = 0; i < PENDING_TIMERS; i++) {
+		struct timeval tv = { 60 + rand() % 3600, 0 };
+
+		if ((pending[i] = evtimer_new(base, raw_timer_cb, NULL)) ==
+		    NULL || evtimer_add(pending[i], &tv) != 0)
+			die("evtimer_add");
+	}
+	if ((c.ev = evtimer_new(base, raw_timer_cb, &c)) == NULL)
+		die("evtimer_new");
+	c.left = n;
+	t0 = now();
+	evtimer_add(c.ev, &zero);
+	/* The pending timers keep the base busy: loop until the chain ends. */
+	while (c.left > 0)
+		event_base_loop(base, EVLOOP_ONCE);
+	t = now() - t0;
+	event_free(c.ev);
+	for (i = 0; i < PENDING_TIMERS; i++)
+		event_free(pending[i]);
+	free(pending);
+	event_base_free(base);
+	return (double)n / t;
+}
+
+/* ------------------------------------------------- call_soon_threadsafe */
+
+struct pingpong {
+	struct aloop_loop	*loop;
+	struct event_base	*base;
+	struct event		*ev;
+	long			 n;
+	atomic_long		 done;
+};
+
+static void
+aloop_pong(void *arg)
+{
+	struct pingpong *p = arg;
+
+	if (atomic_fetch_add(&p->done, 1) + 1 == p->n)
+		aloop_stop(p->loop);
+}
+
+static void *
+aloop_pinger(void *arg)
+{
+	struct pingpong *p = arg;
+	long i;
+
+	for (i = 0; i < p->n; i++) {
+		/* One call at a time: each one has to wake the loop. */
+		if (aloop_call_soon_threadsafe(p->loop, aloop_pong, p,
+		    NULL) != 0)
+			die("aloop_call_soon_threadsafe");
+		while (atomic_load(&p->done) <= i)
+			continue;
+	}
+	return NULL;
+}
+
+static double
+bench_aloop_threadsafe(long n)
+{
+	struct pingpong p = { .n = n };
+	pthread_t th;
+	double t0, t;
+
+	if (aloop_loop_new(&p.loop) != 0)
+		die("aloop_loop_new");
+	t0 = now();
+	if (pthread_create(&th, NULL, aloop_pinger, &p) != 0)
+		die("pthread_create");
+	aloop_run_forever(p.loop);
+	pthread_join(th, NULL);
+	t = now() - t0;
+	aloop_loop_free(p.loop);
+	return (double)n / t;
+}
+
+static void
+raw_pong(evutil_socket_t fd, short what, void *arg)
+{
+	struct pingpong *p = arg;
+
+	if (atomic_fetch_add(&p->done, 1) + 1 == p->n)
+		event_base_loopbreak(p->base);
+}
+
+static void *
+raw_pinger(void *arg)
+{
+	struct pingpong *p = arg;
+	long i;
+
+	for (i = 0; i < p->n; i++) {
+		event_active(p->ev, EV_READ, 0);
+		while (atomic_load(&p->done) <= i)
+			continue;
+	}
+	return NULL;
+}
+
+static double
+bench_raw_threadsafe(long n)
+{
+	struct pingpong p = { .n = n };
+	struct event *keep;
+	pthread_t th;
+	double t0, t;
+
+	if ((p.base = event_base_new()) == NULL ||
+	    (p.ev = event_new(p.base, -1, 0, raw_pong, &p)) == NULL)
+		die("event_base_new");
+	/* Something to wait for, as the aloop loop has its wake-up fd. */
+	keep = event_new(p.base, -1, EV_PERSIST, raw_pong, &p);
+	if (keep == NULL || event_add(keep, &(struct timeval){ 3600, 0 }) != 0)
+		die("event_add");
+	t0 = now();
+	if (pthread_create(&th, NULL, raw_pinger, &p) != 0)
+		die("pthread_create");
+	event_base_dispatch(p.base);
+	pthread_join(th, NULL);
+	t = now() - t0;
+	event_free(keep);
+	event_free(p.ev);
+	event_base_free(p.base);
+	return (double)n / t;
+}
+
+/* ----------------------------------------------------------------- main */
+
+static void
+report(const char *what, double a, double raw)
+{
+	printf("%-34s aloop %12.0f/s   libevent %12.0f/s   ratio %.2f\n",
+	    what, a, raw, a / raw);
+}
+
+int
+main(int argc, char **argv)
+{
+	long scale = argc > 1 ? atol(argv[1]) : 1;
+	long nsoon = 20000000 * scale, ntimer = 2000000 * scale;
+	long nts = 200000 * scale;
+	double a, r;
+
+	if (scale < 1)
+		scale = 1;
+	printf("libevent %s, %ld/%ld/%ld iterations\n", event_get_version(),
+	    nsoon, ntimer, nts);
+
+	a = bench_aloop_call_soon(nsoon);
+	r = bench_raw_call_soon(nsoon);
+	report("call_soon dispatch", a, r);
+
+	a = bench_aloop_call_later(ntimer);
+	r = bench_raw_call_later(ntimer);
+	report("call_later 0 (1M pending)", a, r);
+
+	a = bench_aloop_threadsafe(nts);
+	/* libevent needs its lock and notification set up for this one;
+	 * it changes every base made afterwards, so it comes last. */
+	if (evthread_use_pthreads() != 0)
+		die("evthread_use_pthreads");
+	r = bench_raw_threadsafe(nts);
+	report("call_soon_threadsafe wake-up", a, r);
+	return 0;
+}
