@@ -90,7 +90,12 @@ aloop_server_options_init(struct aloop_server_options *o)
 static void
 server_free(struct aloop_server *srv)
 {
+	size_t i;
+
 	server_close_listeners(srv);
+	/* Waiters left when the loop closed never complete: drop them. */
+	for (i = 0; i < srv->nwaiters; i++)
+		aloop_future_release(srv->waiters[i]);
 	free(srv->ls);
 	free(srv->fds);
 	free(srv->waiters);

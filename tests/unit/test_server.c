@@ -546,14 +546,19 @@ test_loop_close_with_open_server(void)
 	struct aloop_loop *loop = test_loop();
 	struct rec_pool sp = { 0 };
 	struct aloop_server *srv;
+	struct aloop_future *wc = NULL;
 	int c, port;
 
 	/* Closing the loop releases listeners and connections, no callback. */
 	srv = start_server(loop, &sp, NULL, &port);
 	c = raw_connect(AF_INET, "127.0.0.1", port);
 	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made, 5.0));
+	CU_ASSERT_EQUAL(aloop_server_wait_closed(srv, &wc), 0);
 	CU_ASSERT_EQUAL(aloop_close(loop), 0);
 	CU_ASSERT_EQUAL(sp.r[0].lost, 0);
+	/* A waiter never completes on a closed loop, and nothing leaks. */
+	CU_ASSERT_FALSE(aloop_future_done(wc));
+	aloop_future_release(wc);
 	aloop_server_release(srv);
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 	close(c);
