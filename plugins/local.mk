@@ -28,3 +28,6 @@ plugins_proxy_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
 
 # How to write one.
 dist_man_MANS += man/aloop-plugin.7
+plugin_LTLIBRARIES += plugins/exec.la
+plugins_exec_la_SOURCES = plugins/exec.c
+plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
