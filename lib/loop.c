@@ -48,9 +48,10 @@
  * threadsafe queue is checked directly), and otherwise once POLL_EVERY
  * callbacks have run or POLL_INTERVAL seconds have passed since the last
  * poll, whichever comes first.  The clock is read at least every
- * CLOCK_EVERY iterations for that, so a chain of slow callbacks still
- * yields to I/O within about POLL_INTERVAL plus one batch; a large batch
- * (>= POLL_EVERY) polls every iteration, exactly as asyncio.
+ * CLOCK_EVERY iterations for that, so I/O waits at most POLL_EVERY
+ * callbacks, or CLOCK_EVERY batches past POLL_INTERVAL, whichever comes
+ * first; a batch of POLL_EVERY callbacks or more polls every iteration,
+ * exactly as asyncio.
  */
 #define POLL_EVERY	64
 #define POLL_INTERVAL	0.0005
@@ -620,10 +621,19 @@ run_once(struct aloop_loop *loop)
 		if (!fresh && (loop->nheap != 0 ||
 		    (loop->iterations % CLOCK_EVERY) == 0))
 			loop->now = aloop__clock();
-		if (loop->stopping || ((loop->ran_since_poll >= POLL_EVERY ||
-		    loop->now - loop->last_poll >= POLL_INTERVAL) &&
-		    external_events(loop)))
+		if (loop->stopping)
 			poll_once(loop, 0);
+		else if (loop->ran_since_poll >= POLL_EVERY ||
+		    loop->now - loop->last_poll >= POLL_INTERVAL) {
+			if (external_events(loop))
+				poll_once(loop, 0);
+			else {
+				/* Nothing to poll counts as a poll that
+				 * found nothing: ask again later. */
+				loop->last_poll = loop->now;
+				loop->ran_since_poll = 0;
+			}
+		}
 	}
 
 	if (loop->woken) {

@@ -876,6 +876,61 @@ test_io_callback_once_per_stopped_run(void)
 	teardown(loop, fds);
 }
 
+/* A chain of callbacks that never lets the ready queue empty does not
+ * starve I/O: the loop still polls now and then. */
+struct starve {
+	struct aloop_loop	*loop;
+	long			 spins;
+	int			 io;
+	int			 wfd;
+};
+
+static void
+starve_spin(void *arg)
+{
+	struct starve *s = arg;
+
+	/* Readable only once the chain has been spinning a while. */
+	if (++s->spins == 1000)
+		CU_ASSERT(write(s->wfd, "x", 1) == 1);
+	if (!s->io)
+		CU_ASSERT_FATAL(aloop_call_soon(s->loop, starve_spin, s,
+		    NULL) == 0);
+}
+
+static void
+starve_io(void *arg)
+{
+	struct starve *s = arg;
+
+	s->io = 1;
+	aloop_stop(s->loop);
+}
+
+static void
+test_busy_chain_does_not_starve_io(void)
+{
+	struct starve s = { 0 };
+	struct watchdog wd;
+	struct aloop_loop *loop;
+	int fds, sv[2];
+
+	loop = setup(&fds);
+	s.loop = loop;
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	watchdog_arm(&wd, loop);
+	CU_ASSERT(aloop_call_soon(loop, starve_spin, &s, NULL) == 0);
+	CU_ASSERT(aloop_add_reader(loop, sv[0], starve_io, &s) == 0);
+	s.wfd = sv[1];
+	CU_ASSERT(aloop_run_forever(loop) == 0);
+	CU_ASSERT(s.io);
+	CU_ASSERT(s.spins > 1000);
+	watchdog_disarm(&wd);
+	close(sv[0]);
+	close(sv[1]);
+	teardown(loop, fds);
+}
+
 /* C.19, C: run_forever re-entrancy and is_running. */
 struct reenter {
 	struct aloop_loop	*loop, *other;
@@ -1365,6 +1420,7 @@ static const struct test_case cases[] = {
 	TEST(test_stop_before_run),
 	TEST(test_stop_mid_batch),
 	TEST(test_io_callback_once_per_stopped_run),
+	TEST(test_busy_chain_does_not_starve_io),
 	TEST(test_run_forever_reentrancy),
 	TEST(test_close_refused_while_running),
 	TEST(test_close_idempotent_and_final),
