@@ -542,20 +542,9 @@ tls_flush(struct tls *s)
 static void
 tls_start_shutdown(struct tls *s)
 {
-	struct timeval tv;
-
 	if (s->state != TLS_OPEN)
 		return;
 	s->state = TLS_SHUTDOWN;
-	if (s->tmo == NULL)
-		s->tmo = evtimer_new(aloop__loop_base(s->t.loop),
-		    tls_timeout_cb, s);
-	tv = tv_of(s->sd_timeout);
-	if (s->tmo == NULL || event_add(s->tmo, &tv) != 0) {
-		/* Without a bound on the wait, do not wait at all. */
-		aloop__transport_lost(&s->t, 0, NULL);
-		return;
-	}
 	tls_do_shutdown(s);
 }
 
@@ -658,8 +647,9 @@ tls_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (s->state == TLS_HANDSHAKE) {
 		snprintf(msg, sizeof(msg), "TLS handshake timed out");
 		tls_handshake_failed(s, ALOOP_ETIMEDOUT, msg);
-	} else if (s->state == TLS_SHUTDOWN) {
-		/* The peer never answered our close_notify: drop it. */
+	} else if (s->state == TLS_SHUTDOWN || s->closing) {
+		/* The peer did not take our data or never answered our
+		 * close_notify: drop it. */
 		aloop_log(ALOOP_LOG_DEBUG, "TLS shutdown timed out");
 		s->t.flags |= ALOOP__T_ABORTED;
 		tls_teardown(&s->t);
@@ -742,6 +732,7 @@ static void
 tls_close(struct aloop_transport *t)
 {
 	struct tls *s = TLS(t);
+	struct timeval tv;
 
 	if (s->state == TLS_HANDSHAKE) {
 		/* A server closing its clients: a handshake has no data to
@@ -754,6 +745,22 @@ tls_close(struct aloop_transport *t)
 	if (s->state != TLS_OPEN)
 		return;
 	s->closing = 1;
+	/*
+	 * The shutdown timeout bounds the whole close, flushing included,
+	 * as asyncio's does: a peer that stops reading cannot keep the
+	 * connection forever.  Without a timer there is no bound, so the
+	 * connection is dropped at once.
+	 */
+	if (s->tmo == NULL)
+		s->tmo = evtimer_new(aloop__loop_base(s->t.loop),
+		    tls_timeout_cb, s);
+	tv = tv_of(s->sd_timeout);
+	if (s->tmo == NULL || event_add(s->tmo, &tv) != 0) {
+		s->t.flags |= ALOOP__T_ABORTED;
+		tls_teardown(t);
+		aloop__transport_lost(t, 0, NULL);
+		return;
+	}
 	if (s->out == NULL || evbuffer_get_length(s->out) == 0)
 		tls_start_shutdown(s);
 	if (!aloop__transport_is_done(t) && s->state != TLS_DEAD)

@@ -62,6 +62,7 @@ struct side {
 	int			 eof_keep_open;	/* eof_received returns 1 */
 	const char		*greeting;	/* written in connection_made */
 	int			 close_in_made;
+	int			 pause_in_made;	/* never read */
 	size_t			 stall_at;	/* pause reading here a while */
 	int			 stalled;
 
@@ -138,6 +139,8 @@ p_made(struct aloop_transport *t, void *state)
 		    strlen(s->greeting)), 0);
 	if (s->close_in_made)
 		aloop_transport_close(t);
+	if (s->pause_in_made)
+		aloop_transport_pause_reading(t);
 	maybe_stop();
 }
 
@@ -298,16 +301,22 @@ connect_pair(int lfd, int *c, int *s)
 	CU_ASSERT_EQUAL_FATAL(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
 	*c = socket(AF_INET, SOCK_STREAM, 0);
 	CU_ASSERT_FATAL(*c >= 0);
-	if (small_bufs)
+	if (small_bufs) {
 		CU_ASSERT_EQUAL(setsockopt(*c, SOL_SOCKET, SO_RCVBUF, &sz,
 		    sizeof(sz)), 0);
+		CU_ASSERT_EQUAL(setsockopt(*c, SOL_SOCKET, SO_SNDBUF, &sz,
+		    sizeof(sz)), 0);
+	}
 	/* Loopback connects complete at once, blocking or not. */
 	CU_ASSERT_EQUAL_FATAL(connect(*c, (struct sockaddr *)&sin, len), 0);
 	*s = accept(lfd, NULL, NULL);
 	CU_ASSERT_FATAL(*s >= 0);
-	if (small_bufs)
+	if (small_bufs) {
 		CU_ASSERT_EQUAL(setsockopt(*s, SOL_SOCKET, SO_SNDBUF, &sz,
 		    sizeof(sz)), 0);
+		CU_ASSERT_EQUAL(setsockopt(*s, SOL_SOCKET, SO_RCVBUF, &sz,
+		    sizeof(sz)), 0);
+	}
 	nonblock(*c);
 	nonblock(*s);
 }
@@ -347,6 +356,8 @@ make_client_ctx(void)
 	return ctx;
 }
 
+static double sd_timeout = 5.0;
+
 static void
 setup(void)
 {
@@ -372,11 +383,12 @@ start(struct conn *k, int lfd, struct aloop_tls_context *sctx,
 	CU_ASSERT_EQUAL(aloop_future_add_done_callback(k->waiter, fut_done,
 	    NULL), 0);
 	k->rc_server = aloop__tls_transport_new(loop, s, sctx, 1, NULL,
-	    hs_timeout, 5.0, &proto, factory, &k->ss, NULL, &k->st);
+	    hs_timeout, sd_timeout, &proto, factory, &k->ss, NULL, &k->st);
 	CU_ASSERT_EQUAL_FATAL(k->rc_server, 0);
 	aloop__transport_set_owner(k->st, owner_gone, &k->ss);
 	k->rc_client = aloop__tls_transport_new(loop, c, cctx, 0, host,
-	    hs_timeout, 5.0, &proto, factory, &k->cs, k->waiter, &k->ct);
+	    hs_timeout, sd_timeout, &proto, factory, &k->cs, k->waiter,
+	    &k->ct);
 	CU_ASSERT_EQUAL_FATAL(k->rc_client, 0);
 	aloop__transport_set_owner(k->ct, owner_gone, &k->cs);
 }
@@ -961,6 +973,50 @@ test_close_and_abort_during_handshake(void)
 	aloop_tls_context_release(cctx);
 }
 
+static int
+cond_client_gone(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->cs.gone;
+}
+
+static void
+test_shutdown_timeout(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	static unsigned char junk[1024 * 1024];
+	struct conn k;
+	int lfd = listener();
+
+	/* A server that never reads: the client's close cannot flush, and
+	 * the shutdown timeout ends it rather than waiting forever. */
+	memset(&k, 0, sizeof(k));
+	k.ss.pause_in_made = 1;
+	setup();
+	small_bufs = 1;
+	sd_timeout = 0.3;
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	small_bufs = 0;
+	sd_timeout = 5.0;
+	CU_ASSERT_EQUAL(run_until(cond_both_made, &k), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(k.ct, junk, sizeof(junk)), 0);
+	CU_ASSERT(aloop_transport_get_write_buffer_size(k.ct) > 0);
+	aloop_transport_close(k.ct);
+	CU_ASSERT_EQUAL(run_until(cond_client_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.cs.losts, 1);
+	CU_ASSERT_EQUAL(k.ss.losts, 0);
+	aloop_transport_abort(k.st);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	CU_ASSERT_EQUAL(k.ss.losts, 1);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
 static void
 test_bad_arguments(void)
 {
@@ -996,6 +1052,7 @@ static const struct test_case cases[] = {
 	TEST(test_large_transfer_flow_control),
 	TEST(test_factory_refusal_and_close_in_made),
 	TEST(test_close_and_abort_during_handshake),
+	TEST(test_shutdown_timeout),
 	TEST(test_bad_arguments),
 };
 
