@@ -50,6 +50,13 @@ rec_data(struct aloop_transport *t, void *state, const void *data, size_t len)
 	r->nrecv += len;
 	if (r->echo)
 		(void)aloop_transport_write(t, data, len);
+	if (r->abort_on_data) {
+		aloop_transport_abort(t);
+		/* Everything after is a harmless no-op on a closing transport. */
+		aloop_transport_close(t);
+		aloop_transport_pause_reading(t);
+		(void)aloop_transport_write(t, data, len);
+	}
 }
 
 static int

@@ -24,6 +24,7 @@ struct rec {
 	int			 keep_open;	/* eof_received's answer */
 	int			 echo;		/* write back what arrives */
 	int			 pause_in_made;	/* pause_reading in made */
+	int			 abort_on_data;	/* abort inside data_received */
 	size_t			 size_at_pause, size_at_resume;
 	void			(*on_made)(struct rec *r);
 	void			(*on_eof)(struct rec *r);

@@ -442,6 +442,20 @@ test_close_inside_callbacks(void)
 }
 
 static void
+test_abort_inside_data_received(void)
+{
+	struct pair p = { 0 };
+
+	p.sp.tmpl.abort_on_data = 1;
+	pair_open(&p);
+	CU_ASSERT_EQUAL(aloop_transport_write(p.ct, "boom", 4), 0);
+	CU_ASSERT(WAIT_UNTIL(p.loop, p.s->lost == 1 && p.c->lost == 1, 5.0));
+	CU_ASSERT_EQUAL(p.s->nrecv, 4);
+	CU_ASSERT_EQUAL(p.s->lost_code, 0);
+	pair_close(&p);
+}
+
+static void
 test_writes_after_close(void)
 {
 	struct pair p = { 0 };
@@ -474,6 +488,7 @@ static const struct test_case cases[] = {
 	TEST(test_pause_resume_reading),
 	TEST(test_connection_reset),
 	TEST(test_close_inside_callbacks),
+	TEST(test_abort_inside_data_received),
 	TEST(test_writes_after_close),
 };
 
