@@ -868,6 +868,37 @@ listener_serve(struct listener *l)
 	}
 }
 
+static void
+server_closed(struct aloop_future *fut, void *arg)
+{
+	aloop_future_release(fut);
+	listener_unref(arg);
+}
+
+/*
+ * Keep @l alive until @srv is closed and its last connection is gone.  A
+ * TLS connection still in its handshake when the listener retires calls
+ * the factory (with @l) only once the handshake is done, so the listener
+ * must outlive every connection its servers hold, not only those the
+ * factory has seen.
+ */
+static void
+hold_until_closed(struct listener *l, struct aloop_server *srv)
+{
+	struct aloop_future *fut;
+
+	if (aloop_server_wait_closed(srv, &fut) < 0) {
+		aloop_log(ALOOP_LOG_WARNING, "listener %s: cannot wait for "
+		    "its server to close", l->cl->name);
+		return;
+	}
+	l->refs++;
+	if (aloop_future_add_done_callback(fut, server_closed, l) < 0) {
+		aloop_future_release(fut);
+		l->refs--;
+	}
+}
+
 /*
  * Hand a UNIX server that owns its socket file to @to: paused, it keeps
  * the file (closing it would unlink the path @to listens on) until @to
@@ -901,10 +932,18 @@ listener_retire(struct listener *l)
 		if (l->servers[i] == NULL)
 			continue;
 		if (l->successor != NULL && l->owns_path[i] &&
-		    carry(l->successor, l->servers[i]) == 0)
+		    carry(l->successor, l->servers[i]) == 0) {
+			/*
+			 * Paused, a plain server calls the factory no more;
+			 * a TLS one may, for handshakes still going on.
+			 */
+			if (l->rc->tls[l->index] != NULL)
+				hold_until_closed(l, l->servers[i]);
 			l->servers[i] = NULL;
-		else
+		} else {
 			aloop_server_close(l->servers[i]);
+			hold_until_closed(l, l->servers[i]);
+		}
 	}
 	if (l->successor != NULL) {
 		size_t kept = 0;

@@ -2,6 +2,7 @@
 """Each shipped protocol through the real aloopd, over TCP and UDP, and echo
 over TLS with a certificate made for the test."""
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -150,6 +151,21 @@ def test_reload_rereads_certificate():
     old.sendall(b"old")
     assert h.recv_exactly(old, 3) == b"old"
     old.close()
+
+    # Accepted by the old server, but its handshake ends after a reload
+    # that retires that server with no other connection left.
+    pending = h.connect(port)
+    time.sleep(0.5)
+    second_ca = os.path.join(d, "second.pem")
+    shutil.copy(os.path.join(d, "cert.pem"), second_ca)
+    make_cert(d, "third")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"(?s)reloaded .*reloaded .*: 1 listeners")
+    ctx = ssl.create_default_context(cafile=second_ca)
+    with ctx.wrap_socket(pending, server_hostname="localhost") as s:
+        assert common_name(s) == "second"
+        s.sendall(b"late")
+        assert h.recv_exactly(s, 4) == b"late"
     assert daemon.stop() == 0, daemon.text()
 
 
