@@ -260,9 +260,21 @@ conn_made(struct aloop_transport *t, void *state)
 	set_socket_options(c);
 	if (c->l->cl->idle_timeout > 0)
 		arm_idle(c, c->l->cl->idle_timeout);
-	if (aloop_get_debug(c->l->w->loop))
-		aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection made",
-		    c->l->cl->name);
+	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG) {
+		char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "";
+		const struct sockaddr *sa;
+		size_t salen = 0;
+
+		sa = aloop_transport_get_extra_info(t, "peername", &salen);
+		if (sa != NULL && sa->sa_family != AF_UNIX)
+			(void)getnameinfo(sa, (socklen_t)salen, host,
+			    sizeof(host), port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV);
+		aloop_log(ALOOP_LOG_DEBUG, "listener %s: worker %u: connection "
+		    "from %s%s%s", c->l->cl->name, c->l->w->id,
+		    sa != NULL && sa->sa_family == AF_UNIX ? "a local peer" :
+		    host, port[0] != '\0' ? " port " : "", port);
+	}
 	if (p->connection_made != NULL)
 		p->connection_made(t, c->state);
 }

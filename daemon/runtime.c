@@ -327,6 +327,7 @@ struct housekeeping {
 	double		 next_status;
 	double		 watchdog;	/* ping period, 0: no watchdog */
 	size_t		 last_conns;
+	size_t		 last_listeners;
 	int		 status_sent;
 };
 
@@ -362,12 +363,14 @@ housekeeping(void *arg)
 		}
 	}
 	if (now >= hk->next_status && (!hk->status_sent ||
-	    conns != hk->last_conns)) {
+	    conns != hk->last_conns ||
+	    rt->current->cfg->nlisteners != hk->last_listeners)) {
 		(void)notify_status("%zu connections, %zu listeners, %u "
 		    "workers", conns, rt->current->cfg->nlisteners,
 		    rt->nworkers);
 		hk->status_sent = 1;
 		hk->last_conns = conns;
+		hk->last_listeners = rt->current->cfg->nlisteners;
 		hk->next_status = now + STATUS_INTERVAL;
 	}
 	(void)aloop_call_later(rt->loop, hk->interval, housekeeping, hk,
