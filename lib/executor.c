@@ -59,7 +59,6 @@ struct job {
 	/* Under el->mtx: */
 	enum job_state		 state;
 	int			 detached;	/* loop side done */
-	int			 cancelled;	/* do not start it */
 	int			 sides;		/* 2, 1, 0: then freed */
 };
 
@@ -537,8 +536,8 @@ job_deliver(void *arg)
 
 /*
  * The future was cancelled (the loop's thread, inside aloop_future_cancel):
- * end the loop side now.  A job still queued will not run; a running one
- * finishes and its result is freed.
+ * end the loop side now.  The job still runs, or finishes, and its result
+ * is freed.
  */
 static void
 job_on_cancel(struct aloop_future *fut, void *arg)
@@ -550,7 +549,6 @@ job_on_cancel(struct aloop_future *fut, void *arg)
 	lock(&el->mtx);
 	exec_loop_unlink(el, job);
 	job->detached = 1;
-	job->cancelled = 1;
 	job->fut = NULL;
 	last = --job->sides == 0;
 	unlock(&el->mtx);
@@ -565,28 +563,27 @@ job_run(struct job *job)
 {
 	struct exec_loop *el = job->el;
 	void *result = NULL;
-	int rc, skip, last;
+	int rc, last;
 
 	/*
-	 * Only a cancel keeps a job from starting.  A job whose loop closed
-	 * still runs, as the pool's other queued jobs do after a shutdown:
-	 * it may have effects beyond its result.
+	 * Every job accepted runs, also after a cancel or its loop's close:
+	 * that is what lets @fn own @arg (free it, or hand it back as the
+	 * result) without a way to learn that it was skipped.  asyncio skips
+	 * a cancelled job that has not started, but it has a collector to
+	 * reclaim the argument.
 	 */
 	lock(&el->mtx);
-	if (!(skip = job->cancelled))
-		job->state = JOB_RUNNING;
+	job->state = JOB_RUNNING;
 	unlock(&el->mtx);
 
-	if (!skip) {
-		rc = job->fn(job->arg, &result);
-		if (rc < 0 && result != NULL && job->free_result != NULL) {
-			/* A failed job's result would go nowhere. */
-			job->free_result(result);
-			result = NULL;
-		}
-		job->rc = rc < 0 ? rc : 0;
-		job->result = result;
+	rc = job->fn(job->arg, &result);
+	if (rc < 0 && result != NULL && job->free_result != NULL) {
+		/* A failed job's result would go nowhere. */
+		job->free_result(result);
+		result = NULL;
 	}
+	job->rc = rc < 0 ? rc : 0;
+	job->result = result;
 
 	lock(&el->mtx);
 	if (job->detached) {

@@ -235,16 +235,18 @@ ALOOP_API void aloop_executor_shutdown(struct aloop_executor *ex, int wait);
  * Run @fn(@arg) on @ex (NULL: the loop's default pool, made on first use)
  * and complete the returned future with its outcome, in the loop's thread:
  * its result on 0, its error code (with aloop_strerror's text) otherwise.
- * The result is freed with @free_result if nobody takes it (may be NULL);
- * that can happen on a pool thread, so @free_result must be thread-safe
- * (as free() is).  A result set by a failing @fn is freed at once.
- * Cancelling the future keeps a queued job from starting but does not stop
- * one that has started; its result is then freed and dropped.  When the
- * loop closes, jobs still in flight run to completion, their results are
- * freed and nothing is scheduled on the loop any more; their futures never
- * complete.  ALOOP_EINVAL for a NULL @fn or @fut, ALOOP_ESTATE on a closed
- * loop or a pool that was shut down, ALOOP_ENOMEM, or the error of
- * pthread_create when the pool has no thread and cannot start one.
+ * Once this returns 0, @fn is called exactly once, whatever happens to the
+ * future or the loop, so @fn may take ownership of @arg.  The result is
+ * freed with @free_result if nobody takes it (may be NULL); that can
+ * happen on a pool thread, so @free_result must be thread-safe (as free()
+ * is).  A result set by a failing @fn is freed at once.  Cancelling the
+ * future does not stop the job, queued or started; its result is then
+ * freed and dropped.  When the loop closes, jobs still in flight run to
+ * completion, their results are freed and nothing is scheduled on the loop
+ * any more; their futures never complete.  ALOOP_EINVAL for a NULL @fn or
+ * @fut, ALOOP_ESTATE on a closed loop or a pool that was shut down,
+ * ALOOP_ENOMEM, or the error of pthread_create when the pool has no thread
+ * and cannot start one; then @fn is never called.
  */
 ALOOP_API int aloop_run_in_executor(struct aloop_loop *loop,
     struct aloop_executor *ex, aloop_executor_fn fn, void *arg,

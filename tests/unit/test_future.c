@@ -45,30 +45,6 @@ free_loop(struct aloop_loop *loop, aloop_handle_t wd)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
-static void
-stop_when_done(struct aloop_future *fut, void *arg)
-{
-	(void)fut;
-	aloop_stop(arg);
-}
-
-/*
- * Run until @fut is done and return its outcome.  aloop_run_until_complete
- * is not in the library yet; this is the same thing from the outside.
- */
-static int
-wait_future(struct aloop_loop *loop, struct aloop_future *fut, void **res)
-{
-	while (!aloop_future_done(fut) && !watchdog_fired) {
-		if (aloop_future_add_done_callback(fut, stop_when_done,
-		    loop) != 0)
-			return ALOOP_ENOMEM;
-		if (aloop_run_forever(loop) != 0)
-			return ALOOP_ESTATE;
-	}
-	return aloop_future_result(fut, res);
-}
-
 /* One loop iteration: what is ready now runs, what it schedules does not. */
 static void
 run_once(struct aloop_loop *loop)
@@ -602,13 +578,13 @@ test_run_until_complete(void)
 	CU_ASSERT_FATAL(aloop_future_new(loop, &fut) == 0);
 	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.01, complete_soon, fut,
 	    NULL), 0);
-	CU_ASSERT_EQUAL(wait_future(loop, fut, &res), 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, fut, &res), 0);
 	CU_ASSERT_STRING_EQUAL(res, "done");
 	aloop_future_release(fut);
 
 	CU_ASSERT_FATAL(aloop_future_new(loop, &fut) == 0);
 	CU_ASSERT_EQUAL(aloop_call_soon(loop, cancel_soon, fut, NULL), 0);
-	CU_ASSERT_EQUAL(wait_future(loop, fut, &res),
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, fut, &res),
 	    ALOOP_ECANCELLED);
 	CU_ASSERT_TRUE(aloop_future_cancelled(fut));
 	aloop_future_release(fut);
