@@ -347,6 +347,29 @@ def test_failed_start_exits_1():
     assert b"cannot listen" in r.stderr, r.stderr
 
 
+def test_privilege_drop():
+    port = h.free_port()
+    cfg, daemon = start([h.listener("echo", "echo", port)],
+                        'user = "nobody"; group = "nogroup";')
+    with h.connect(port) as s:
+        s.sendall(b"dropped")
+        assert h.recv_exactly(s, 7) == b"dropped"
+    tasks = os.listdir("/proc/%d/task" % daemon.pid)
+    assert len(tasks) >= 2, tasks   # the main thread and the worker
+    for task in tasks:
+        with open("/proc/%d/task/%s/status" % (daemon.pid, task)) as f:
+            ids = dict(line.split(":", 1) for line in f if ":" in line)
+        uids, gids = set(ids["Uid"].split()), set(ids["Gid"].split())
+        if os.geteuid() == 0:
+            # Every thread; real, effective and saved: root is gone.
+            assert uids == {"65534"} and gids == {"65534"}, (task, ids)
+        else:
+            assert uids == {str(os.geteuid())}, (task, uids)
+    assert ("running as nobody" if os.geteuid() == 0 else
+            "not started as root") in daemon.text(), daemon.text()
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_wrong_abi_plugin_refused():
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
@@ -365,4 +388,5 @@ h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_reload_keeps_unix_socket,
        test_workers_share_the_load, test_max_connections, test_idle_timeout,
        test_detach_and_pidfile, test_failed_start_exits_1,
+       test_privilege_drop,
        test_wrong_abi_plugin_refused])
