@@ -102,9 +102,12 @@ def test_unit_verifies_cleanly():
         os.makedirs(os.path.join(d, "man", "man" + sec), exist_ok=True)
         shutil.copy(os.path.join(h.TOP_SRCDIR, "man", page),
                     os.path.join(d, "man", "man" + sec, page))
+    socket_unit = os.path.join(d, "aloopd.socket")
+    shutil.copy(os.path.join(h.TOP_SRCDIR, "systemd", "aloopd.socket"),
+                socket_unit)
     env = dict(os.environ, MANPATH=os.path.join(d, "man"))
-    r = subprocess.run([analyze, "verify", path], capture_output=True,
-                       text=True, env=env, timeout=60)
+    r = subprocess.run([analyze, "verify", path, socket_unit],
+                       capture_output=True, text=True, env=env, timeout=60)
     out = (r.stdout + r.stderr).strip()
     assert out == "", out
 
