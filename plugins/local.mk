@@ -31,3 +31,8 @@ dist_man_MANS += man/aloop-plugin.7
 plugin_LTLIBRARIES += plugins/exec.la
 plugins_exec_la_SOURCES = plugins/exec.c
 plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
+
+# The template a plugin author copies: built only out of tree, from the
+# installed headers (tests/daemon/test_template.py proves that it does).
+EXTRA_DIST += plugins/template/template.c plugins/template/Makefile \
+	plugins/template/README.md

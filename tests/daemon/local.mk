@@ -27,5 +27,7 @@ EXTRA_DIST += tests/daemon/aloopd_harness.py tests/daemon/test_lifecycle.py \
 
 # The proxy and exec plugins with real peers (python3's http.server, curl,
 # /bin/cat), and the template plugin built out of tree from installed files.
-TESTS += tests/daemon/test_proxy.py tests/daemon/test_exec.py
-EXTRA_DIST += tests/daemon/test_proxy.py tests/daemon/test_exec.py
+TESTS += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
+	tests/daemon/test_template.py
+EXTRA_DIST += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
+	tests/daemon/test_template.py
