@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1018,6 +1019,74 @@ test_shutdown_timeout(void)
 }
 
 static void
+pump_server(void *arg)
+{
+	static unsigned char junk[16384];
+	struct conn *k = arg;
+
+	if (k->ss.t == NULL)
+		return;
+	(void)aloop_transport_write(k->ss.t, junk, sizeof(junk));
+	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.005, pump_server, k, NULL),
+	    0);
+}
+
+static int
+cond_server_lost(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->ss.losts > 0;
+}
+
+static void
+test_peer_gone_no_sigpipe(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	void (*old)(int);
+	struct conn k;
+	int lfd = listener();
+
+	/* The library must not rely on its host ignoring SIGPIPE. */
+	old = signal(SIGPIPE, SIG_DFL);
+	memset(&k, 0, sizeof(k));
+	/* Not reading, the server learns of the peer's end by writing. */
+	k.ss.pause_in_made = 1;
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_both_made, &k), 0);
+	aloop_transport_abort(k.ct);
+	pump_server(&k);
+	CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+	/* A reset peer is an ordinary end: the error, no crash. */
+	CU_ASSERT(k.ss.lost_code == -EPIPE || k.ss.lost_code == -ECONNRESET);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	conn_free(&k);
+
+	/* The sure way to EPIPE: a socket whose writing side is shut. */
+	memset(&k, 0, sizeof(k));
+	k.ss.pause_in_made = 1;
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(run_until(cond_both_made, &k), 0);
+	CU_ASSERT_EQUAL(shutdown(*(const int *)aloop_transport_get_extra_info(
+	    k.st, "socket", NULL), SHUT_WR), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(k.st, "x", 1), 0);
+	CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+	CU_ASSERT_EQUAL(k.ss.lost_code, -EPIPE);
+	/* The client may have seen the EOF and gone already. */
+	if (k.cs.t != NULL)
+		aloop_transport_abort(k.cs.t);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	signal(SIGPIPE, old);
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
+static void
 test_bad_arguments(void)
 {
 	struct aloop_tls_context *cctx = make_client_ctx();
@@ -1053,6 +1122,7 @@ static const struct test_case cases[] = {
 	TEST(test_factory_refusal_and_close_in_made),
 	TEST(test_close_and_abort_during_handshake),
 	TEST(test_shutdown_timeout),
+	TEST(test_peer_gone_no_sigpipe),
 	TEST(test_bad_arguments),
 };
 
