@@ -35,9 +35,9 @@ struct aloop__call {
 	aloop_callback_fn	 cb;
 	void			*arg;
 	double			 when;		/* timers: the deadline */
-	uint64_t		 ts;		/* the threadsafe handle it came from */
-	const void		*source;	/* debug mode: the scheduling caller */
-	uint32_t		 gen;		/* bumped whenever the entry is recycled */
+	uint64_t		 ts;		/* its threadsafe handle */
+	const void		*source;	/* debug: who scheduled it */
+	uint32_t		 gen;		/* bumped on every recycling */
 	uint32_t		 next;		/* free list link */
 	uint8_t			 state;
 };
@@ -59,7 +59,7 @@ struct aloop__watch {
 	struct event		*ev;
 	aloop_callback_fn	 cb;
 	void			*arg;
-	aloop_handle_t		 pending;	/* the queued run, cancelled on remove */
+	aloop_handle_t		 pending;	/* queued run, for remove */
 	struct aloop_loop	*loop;
 	int			 fd;
 	int			 active;
@@ -83,21 +83,21 @@ struct aloop_loop {
 	uint32_t		 ncalls, callcap;
 	uint32_t		 freelist;	/* UINT32_MAX when empty */
 	uint32_t		*ring;
-	uint32_t		 ringmask;	/* capacity - 1, a power of two */
-	uint32_t		 head, tail;	/* free-running; count is tail - head */
+	uint32_t		 ringmask;	/* capacity (2^k) - 1 */
+	uint32_t		 head, tail;	/* free-running counters */
 
 	/* The timer min-heap, with the deadline inline for cache locality. */
 	struct aloop__timer	*heap;
 	uint32_t		 nheap, heapcap;
-	uint32_t		 ncancelled;	/* cancelled entries in the heap */
+	uint32_t		 ncancelled;	/* of them cancelled */
 
 	/* Calls from other threads. */
 	pthread_mutex_t		 ts_lock;
 	struct aloop__tscall	*tsq, *tsq_spare;
 	uint32_t		 ntsq, tsqcap, tsq_sparecap;
-	atomic_uint		 ts_count;	/* ntsq, readable without the lock */
-	atomic_int		 sleeping;	/* blocked in the poll: wake it */
-	atomic_int		 notified;	/* a wake-up is already in flight */
+	atomic_uint		 ts_count;	/* ntsq, read without lock */
+	atomic_int		 sleeping;	/* blocked in the poll */
+	atomic_int		 notified;	/* a wake-up is in flight */
 	int			 woken;		/* the poll read a wake-up */
 	uint64_t		 ts_seq;
 	int			 wake_rfd, wake_wfd;
@@ -113,7 +113,7 @@ struct aloop_loop {
 	int			 stopping;
 	int			 closed;
 	pthread_t		 thread;	/* valid while running */
-	double			 now;		/* the clock at this iteration */
+	double			 now;		/* clock at this iteration */
 	double			 last_poll;
 	uint32_t		 ran_since_poll;
 

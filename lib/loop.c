@@ -313,6 +313,9 @@ aloop_call_soon_threadsafe(struct aloop_loop *loop, aloop_callback_fn cb,
 	t->arg = arg;
 	t->handle = h;
 	t->source = loop->debug ? __builtin_return_address(0) : NULL;
+	/* Before the loop can see the call, which may use the handle. */
+	if (handle != NULL)
+		*handle = h;
 	atomic_store_explicit(&loop->ts_count, loop->ntsq,
 	    memory_order_release);
 	pthread_mutex_unlock(&loop->ts_lock);
@@ -320,8 +323,6 @@ aloop_call_soon_threadsafe(struct aloop_loop *loop, aloop_callback_fn cb,
 	 * either it sees our call or we see it sleeping. */
 	atomic_thread_fence(memory_order_seq_cst);
 	wake(loop);
-	if (handle != NULL)
-		*handle = h;
 	return 0;
 }
 
@@ -350,8 +351,9 @@ ts_lookup(struct aloop_loop *loop, aloop_handle_t h, int cancel, int *queued)
 	if (*queued)
 		return NULL;
 	for (i = loop->head; i != loop->tail; i++) {
-		struct aloop__call *c = &loop->calls[loop->ring[i & loop->ringmask]];
+		struct aloop__call *c;
 
+		c = &loop->calls[loop->ring[i & loop->ringmask]];
 		if (c->ts == h)
 			return c;
 	}

@@ -67,7 +67,8 @@ add(struct aloop_loop *loop, int fd, short what, aloop_callback_fn cb,
 			return ALOOP_ENOMEM;
 		w->loop = loop;
 		w->fd = fd;
-		w->ev = event_new(loop->base, fd, what | EV_PERSIST, watch_cb, w);
+		w->ev = event_new(loop->base, fd, what | EV_PERSIST, watch_cb,
+		    w);
 		if (w->ev == NULL) {
 			free(w);
 			return ALOOP_ENOMEM;

@@ -27,7 +27,7 @@ static int ncalls;
 struct rec {
 	struct aloop_loop	*loop;
 	int			 value;
-	int			 stop;		/* stop the loop after recording */
+	int			 stop;		/* then stop the loop */
 };
 
 static void
@@ -72,7 +72,8 @@ teardown(struct aloop_loop *loop, int fds)
 static void
 test_call_soon_fifo_cancelled_skipped(void)
 {
-	struct rec a = { NULL, 10, 0 }, b = { NULL, 100, 0 }, c = { NULL, 1, 1 };
+	struct rec a = { NULL, 10, 0 }, b = { NULL, 100, 0 };
+	struct rec c = { NULL, 1, 1 };
 	aloop_handle_t hb;
 	struct watchdog wd;
 	struct aloop_loop *loop;
@@ -1117,7 +1118,8 @@ test_reader_writer_callbacks(void)
 	w.fd = sv[1];
 	watchdog_arm(&wd, loop);
 	CU_ASSERT_EQUAL(aloop_remove_reader(loop, sv[0]), 0);
-	CU_ASSERT_EQUAL(aloop_add_reader(loop, -1, rw_reader, &r), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_add_reader(loop, -1, rw_reader, &r),
+	    ALOOP_EINVAL);
 	CU_ASSERT_EQUAL(aloop_add_reader(loop, sv[0], NULL, &r), ALOOP_EINVAL);
 	/* A second add replaces the first. */
 	CU_ASSERT(aloop_add_reader(loop, sv[0], rw_wrong, NULL) == 0);

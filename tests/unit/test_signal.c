@@ -17,7 +17,7 @@
 struct sig_seen {
 	struct aloop_loop	*loop;
 	int			 n;
-	int			 running;	/* ran inside the loop, not a handler */
+	int			 running;	/* ran as a loop callback */
 	int			 signum;
 	void			*arg_seen;
 };
