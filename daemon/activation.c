@@ -174,7 +174,8 @@ int
 activation_find(const char *name)
 {
 	for (size_t i = 0; i < npassed; i++) {
-		if (passed[i].name != NULL && strcmp(passed[i].name, name) == 0) {
+		if (passed[i].name != NULL &&
+		    strcmp(passed[i].name, name) == 0) {
 			passed[i].claimed = 1;
 			return passed[i].fd;
 		}

@@ -41,7 +41,7 @@ struct conn {
 	struct aloop_transport	*t;
 	aloop_handle_t		 idle;
 	double			 last_rx;	/* loop time of the last read */
-	size_t			 last_wbuf;	/* write buffer at the last check */
+	size_t			 last_wbuf;	/* write buffer, last check */
 };
 
 /* The same around one datagram endpoint. */
@@ -396,7 +396,8 @@ dgram_error(struct aloop_transport *t, void *state,
 }
 
 static void
-dgram_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
+dgram_lost(struct aloop_transport *t, void *state,
+    const struct aloop_error *err)
 {
 	struct dgram *d = state;
 	struct listener *l = d->l;
@@ -663,7 +664,7 @@ start_bind(struct listener *l, const struct config_address *addr, int fd)
 		r = aloop_create_datagram_endpoint(l->w->loop, &dgram_protocol,
 		    dgram_factory, op->d, &o, &fut);
 		if (r == 0)
-			l->refs++;	/* the endpoint's, until connection_lost */
+			l->refs++;	/* the endpoint's, until it is lost */
 	}
 	if (r < 0) {
 		aloop_log(ALOOP_LOG_ERR, "listener %s: cannot listen on %s: %s",
@@ -727,7 +728,8 @@ listener_same_sockets(const struct config_listener *a,
 	if (a->type != b->type || a->nlisten != b->nlisten)
 		return 0;
 	for (size_t i = 0; i < a->nlisten; i++) {
-		const struct config_address *x = &a->listen[i], *y = &b->listen[i];
+		const struct config_address *x = &a->listen[i];
+		const struct config_address *y = &b->listen[i];
 
 		if (x->kind != y->kind)
 			return 0;
@@ -817,7 +819,8 @@ listener_open(struct worker *w, struct rtconfig *rc, size_t index,
 		l->quota = q > 0 ? q : 1;
 	}
 	w->nalive++;
-	l->refs = 2;	/* the list's, and the open's until every bind is done */
+	/* The list's reference, and the open's until every bind is done. */
+	l->refs = 2;
 
 	if (make_instance(l) < 0)
 		goto fail;

@@ -35,10 +35,10 @@ struct listener {
 	unsigned char			*owns_path;	/* per servers[] */
 	struct aloop_server		**carried;
 	size_t				 ncarried;
-	struct listener			*kept_from;	/* the predecessor, same worker */
-	struct listener			*successor;	/* set by a reload's commit */
+	struct listener			*kept_from;	/* predecessor */
+	struct listener			*successor;	/* set by commit */
 	size_t				 nconns;
-	size_t				 quota;	/* this worker's max_connections */
+	size_t				 quota;	/* this worker's share */
 	int				 paused;
 	int				 closing;
 	/*
@@ -50,7 +50,8 @@ struct listener {
 	/* listener_open()'s outstanding binds, and whom to tell when done. */
 	size_t				 pending;
 	int				 failed;
-	void				(*opened)(struct listener *, int, void *);
+	void				(*opened)(struct listener *, int,
+					    void *);
 	void				*opened_arg;
 };
 

@@ -72,7 +72,7 @@ logsink_open(int target, const char *ident)
 	logsink_close();
 	snprintf(sink_ident, sizeof(sink_ident), "%s", ident);
 	if (target == LOGSINK_SYSLOG) {
-		/* LOG_NDELAY: connect now, before a chroot or privilege drop. */
+		/* LOG_NDELAY: connect now, before the privilege drop. */
 		openlog(sink_ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
 		syslog_open = 1;
 		aloop_log_set_sink(syslog_sink, NULL);

@@ -52,7 +52,7 @@ notify_send_plain(const char *state)
 	memcpy(sun.sun_path, path, plen);
 	len = offsetof(struct sockaddr_un, sun_path) + plen;
 	if (path[0] == '@')
-		sun.sun_path[0] = '\0';	/* abstract: no terminating NUL counted */
+		sun.sun_path[0] = '\0';	/* abstract: no NUL counted */
 	else
 		len++;
 

@@ -24,7 +24,8 @@ int	notify_send_plain(const char *state);
 int	notify_ready(void);
 int	notify_reloading(void);		/* RELOADING=1 and MONOTONIC_USEC */
 int	notify_stopping(void);
-int	notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int	notify_status(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2)));
 int	notify_watchdog(void);
 
 /*
@@ -32,6 +33,7 @@ int	notify_watchdog(void);
  * from WATCHDOG_USEC (honouring WATCHDOG_PID); 0 when no watchdog is set.
  */
 uint64_t notify_watchdog_usec(void);
-uint64_t notify_watchdog_usec_plain(void);	/* the same without libsystemd */
+/* The same, always without libsystemd (for the tests). */
+uint64_t notify_watchdog_usec_plain(void);
 
 #endif /* ALOOPD_NOTIFY_H */

@@ -179,7 +179,8 @@ rtconfig_unref(struct runtime *rt, struct rtconfig *rc)
 	 * runtime_run() frees this one.
 	 */
 	if (rt->loop != NULL && aloop_get_running_loop() != rt->loop)
-		(void)aloop_call_soon_threadsafe(rt->loop, collect_cb, rt, NULL);
+		(void)aloop_call_soon_threadsafe(rt->loop, collect_cb, rt,
+		    NULL);
 }
 
 void

@@ -10,7 +10,7 @@ struct config;
 
 struct runtime_options {
 	const char	*config_path;	/* re-read on SIGHUP */
-	int		 foreground;	/* 0: detach once every listener is bound */
+	int		 foreground;	/* 0: detach once all is bound */
 	int		 debug;		/* the loops' debug mode */
 };
 

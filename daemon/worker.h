@@ -44,10 +44,10 @@ struct worker {
 	struct listener		*retired;
 	/* Made by a reload's prepare step, swapped in by its commit. */
 	struct listener		*prepared;
-	size_t			 nalive;	/* active + retired + prepared */
-	int			 stopping;	/* drain announced to main once */
-	atomic_size_t		 nconns;	/* open connections, for STATUS= */
-	atomic_uint		 pong;		/* the last watchdog ping answered */
+	size_t			 nalive;	/* listeners not yet freed */
+	int			 stopping;	/* 2: drain told to main */
+	atomic_size_t		 nconns;	/* open, for STATUS= */
+	atomic_uint		 pong;		/* last watchdog ping seen */
 };
 
 /*
@@ -55,11 +55,11 @@ struct worker {
  * the main thread published before the worker_call() that hands it over.
  */
 struct runtime {
-	struct aloop_loop	*loop;		/* the main thread's control loop */
+	struct aloop_loop	*loop;		/* the main thread's loop */
 	struct worker		*workers;
 	unsigned		 nworkers;
 	struct rtconfig		*current;	/* the configuration in force */
-	struct rtconfig		*configs;	/* every generation still held */
+	struct rtconfig		*configs;	/* every generation held */
 	const char		*config_path;
 	int			 debug;
 	/* worker_call()'s rendezvous. */
