@@ -43,6 +43,11 @@ def test_notify_lifecycle():
 
 
 def test_socket_activation():
+    for workers in (1, 3):
+        activate(workers)
+
+
+def activate(workers):
     d = h.tmpdir()
     # The launcher's part: bind, listen, and hand the socket over as fd 3.
     passed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -51,7 +56,9 @@ def test_socket_activation():
     port = passed.getsockname()[1]
     # The config names another port: the passed socket must win.
     cfg = os.path.join(d, "aloop.conf")
-    h.write_config(cfg, [h.listener("echo-act", "echo", h.free_port())])
+    h.write_config(cfg, [h.listener("echo-act", "echo", h.free_port(),
+                                    extra="reuse_port = true;")],
+                   workers=workers)
     fd = passed.fileno()
     move = "exec 3<&%d %d<&-;" % (fd, fd) if fd != 3 else ""
     prefix = (move + ' LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=echo-act;'
@@ -60,9 +67,12 @@ def test_socket_activation():
     daemon.wait_ready()
     passed.close()
     assert "socket activation: 1 sockets" in daemon.text(), daemon.text()
-    with h.connect(port) as s:
-        s.sendall(b"activated")
-        assert h.recv_exactly(s, 9) == b"activated"
+    # Every worker serves the one passed socket.
+    clients = [h.connect(port) for _ in range(10)]
+    for c in clients:
+        c.sendall(b"activated")
+        assert h.recv_exactly(c, 9) == b"activated"
+        c.close()
     assert daemon.stop() == 0, daemon.text()
 
 
