@@ -192,8 +192,9 @@ ALOOP_API int aloop_remove_writer(struct aloop_loop *loop, int fd);
  * inside the signal handler); a signal during a blocking wait wakes the loop.
  * Replaces an earlier handler for @signum.  ALOOP_EINVAL for an invalid or
  * uncatchable signal (SIGKILL, SIGSTOP, out of range); ALOOP_ESTATE for a
- * closed loop or when the handler cannot be installed (for example another
- * loop already handles that signal).
+ * closed loop or when the handler cannot be installed.  Signals go to one
+ * loop per process: while another loop has any signal handler, this one
+ * gets ALOOP_ESTATE.
  */
 ALOOP_API int aloop_add_signal_handler(struct aloop_loop *loop, int signum,
     aloop_callback_fn cb, void *arg);
