@@ -47,6 +47,8 @@
 #include <sys/uio.h>
 #include <sys/socket.h>
 
+#include <stdint.h>
+
 #include <aloop/common.h>
 #include <aloop/future.h>
 #include <aloop/loop.h>
@@ -178,6 +180,7 @@ struct aloop_transport {
 	unsigned		 flags;		/* ALOOP__T_* */
 	size_t			 high, low;	/* write-buffer limits */
 	unsigned		 writes_after_close;
+	uint64_t		 bytes_written;	/* accepted by write/sendto */
 	int			 lost_code;	/* 0 or the error to report */
 	char			*lost_msg;	/* owned; NULL: aloop_strerror */
 	aloop_handle_t		 lost_handle;

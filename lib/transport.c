@@ -259,7 +259,15 @@ aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
 {
 	if (len != NULL)
 		*len = 0;
-	if (name == NULL || t->ops->get_extra_info == NULL)
+	if (name == NULL)
+		return NULL;
+	/* Every kind counts alike, so the common part answers. */
+	if (strcmp(name, "bytes_written") == 0) {
+		if (len != NULL)
+			*len = sizeof(t->bytes_written);
+		return &t->bytes_written;
+	}
+	if (t->ops->get_extra_info == NULL)
 		return NULL;
 	return t->ops->get_extra_info(t, name, len);
 }
@@ -301,8 +309,10 @@ aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
 		return ALOOP_ENOTSUP;
 	aloop__transport_ref(t);
 	rc = t->ops->write(t, iov, iovcnt);
-	if (rc == 0)
+	if (rc == 0) {
+		t->bytes_written += total;
 		aloop__transport_pause_check(t);
+	}
 	aloop__transport_unref(t);
 	return rc;
 }
@@ -462,8 +472,10 @@ aloop_transport_sendto(struct aloop_transport *t, const void *data,
 	}
 	aloop__transport_ref(t);
 	rc = t->ops->sendto(t, data, len, addr, addrlen);
-	if (rc == 0)
+	if (rc == 0) {
+		t->bytes_written += len;
 		aloop__transport_pause_check(t);
+	}
 	aloop__transport_unref(t);
 	return rc;
 }

@@ -41,6 +41,9 @@ ALOOP_API void *aloop_transport_get_protocol_state(const struct aloop_transport 
  *   "alpn_protocol"          const char *  (the negotiated protocol)
  *   "server_hostname"        const char *  (SNI sent or received)
  *   "compression"            const char *  (always NULL: never enabled)
+ *   "bytes_written"          const uint64_t *  (payload bytes write,
+ *                            writelines and sendto accepted so far; any
+ *                            transport, also during connection_lost)
  * The pointer is borrowed from the transport.  @len may be NULL.
  */
 ALOOP_API const void *aloop_transport_get_extra_info(struct aloop_transport *t,
