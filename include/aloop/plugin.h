@@ -18,10 +18,17 @@
  *		.stream = &echo_stream, .stream_factory = echo_new_conn,
  *	};
  *
- * and is built with `-module -avoid-version -export-symbols-regex
- * '^aloop_plugin$'` (pkg-config --variable=plugindir aloop says where it
- * goes).  It needs not link -laloop: every aloop_* symbol, the settings
- * getters included, is resolved from the aloopd process that loads it.
+ * and is built, outside aloop's tree, with
+ *
+ *	cc -shared -fPIC $(pkg-config --cflags --libs aloop) my.c -o my.so
+ *
+ * (add -fvisibility=hidden so that the descriptor is the only export;
+ * inside the tree, a libtool module with `-module -avoid-version
+ * -export-symbols-regex '^aloop_plugin$'`).  pkg-config --variable=plugindir
+ * aloop says where it goes.  It needs not link -laloop: every aloop_*
+ * symbol, the settings getters included, is resolved from the aloopd
+ * process that loads it.  plugins/template/ in aloop's source is a complete
+ * plugin to copy, and aloop-plugin(7) builds it step by step.
  *
  * Threads: aloopd creates one instance (init) per listener per worker
  * thread, and every call into a plugin for that instance -- init, the
@@ -33,6 +40,19 @@
  * Lifetime: init -> (factory -> protocol callbacks)* -> fini.  fini runs once
  * the listener is gone and every connection it accepted has seen
  * connection_lost.  A plugin is never unloaded while an instance is alive.
+ *
+ * The state a factory makes is handed to every callback as @state; use
+ * that.  aloop_transport_get_protocol_state() on a connection aloopd
+ * accepted returns aloopd's own wrapper around it, not the plugin's state.
+ *
+ * What a plugin opens itself -- an upstream connection, a subprocess, a
+ * timer -- is not the listener's: fini may run while such a transport is
+ * still closing, and its connection_lost (or a timer) may come after fini
+ * returned and after a reload released the plugin.  Such a plugin keeps
+ * its instance alive until the last of them is gone (a reference count),
+ * aborts what is left in fini, and links with -Wl,-z,nodelete so that its
+ * code stays mapped for those last callbacks (plugins/proxy.c and
+ * plugins/exec.c do all three).
  */
 #ifndef ALOOP_PLUGIN_H
 #define ALOOP_PLUGIN_H
