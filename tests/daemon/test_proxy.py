@@ -282,6 +282,35 @@ def test_tls_upstream_verified():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_tls_listener_in_front_of_http_server():
+    """aloopd terminates TLS and passes plain HTTP on: curl over https."""
+    d = h.tmpdir()
+    make_cert(d)
+    www = os.path.join(d, "www")
+    os.mkdir(www)
+    body = os.urandom(200000)
+    with open(os.path.join(www, "f"), "wb") as f:
+        f.write(body)
+    _, hport = http_server(www)
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", port, "tcp",
+        'tls = { certificate = "%s/cert.pem"; key = "%s/key.pem"; }; '
+        'settings = { upstream = [ "127.0.0.1:%d" ]; };' % (d, d, hport))])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    out = os.path.join(d, "out")
+    r = subprocess.run(["curl", "-sS", "--max-time", "30", "--cacert",
+                        os.path.join(d, "cert.pem"), "-o", out, "-w",
+                        "%{http_code}", "https://localhost:%d/f" % port],
+                       capture_output=True, text=True, timeout=60)
+    assert r.stdout == "200", (r.stdout, r.stderr, daemon.text())
+    with open(out, "rb") as f:
+        assert f.read() == body
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_unreachable_logged_once_per_burst():
     d = h.tmpdir()
     uport = dead_port()
@@ -322,7 +351,8 @@ def test_bad_settings_rejected():
 
 TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_half_close_both_ways, test_unix_upstream,
-         test_tls_upstream_verified, test_unreachable_logged_once_per_burst,
+         test_tls_upstream_verified, test_tls_listener_in_front_of_http_server,
+         test_unreachable_logged_once_per_burst,
          test_bad_settings_rejected]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
