@@ -25,6 +25,12 @@ EXTRA_DIST += tests/daemon/aloopd_harness.py tests/daemon/test_lifecycle.py \
 	tests/daemon/test_systemd.py tests/daemon/test_protocols.py \
 	systemd/aloopd.socket
 
+# A plugin that blocks its loop, so that the watchdog has a stuck worker.
+check_LTLIBRARIES += tests/fixtures/plugin_stall.la
+tests_fixtures_plugin_stall_la_SOURCES = tests/fixtures/plugin_stall.c
+tests_fixtures_plugin_stall_la_LDFLAGS = $(AM_LDFLAGS) -module \
+	-avoid-version -shared -rpath /nowhere -Wl,-z,noexecstack
+
 # The proxy and exec plugins with real peers (python3's http.server, curl,
 # /bin/cat), and the template plugin built out of tree from installed files.
 TESTS += tests/daemon/test_proxy.py tests/daemon/test_exec.py \

@@ -4,11 +4,13 @@ watchdog on the test's own NOTIFY_SOCKET, socket activation with
 LISTEN_FDS/LISTEN_FDNAMES, and `systemd-analyze verify` of the unit."""
 import os
 import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean (distcheck)
 import aloopd_harness as h  # noqa: E402
@@ -96,6 +98,42 @@ def test_journal_priority_prefixes():
     assert any(x.startswith("<3>") and "typo" in x for x in lines), lines
 
 
+def test_watchdog_needs_every_worker():
+    d = h.tmpdir()
+    notify = h.NotifySocket(d)
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "stall", os.path.join(h.FIXTURES, "plugin_stall.so"), port)])
+    daemon = h.Daemon(cfg, env={"NOTIFY_SOCKET": notify.path,
+                                "WATCHDOG_USEC": "1000000"})
+    notify.wait_for("READY=1")
+    notify.wait_for("WATCHDOG=1", 5)
+    c = h.connect(port)
+    started = time.monotonic()
+    c.sendall(b"stall")     # blocks the worker's loop for 2 s
+    pings = []
+    reply = b""
+    c.setblocking(False)
+    while len(reply) < 2:
+        r, _, _ = select.select([notify.sock, c], [], [], 10)
+        assert r, "neither a ping nor the reply within 10 s"
+        if notify.sock in r and notify.sock.recv(4096) == b"WATCHDOG=1":
+            pings.append(time.monotonic() - started)
+        if c in r:
+            reply += c.recv(2)
+    answered = time.monotonic() - started
+    assert reply == b"ok"
+    # The pings every 0.5 s stop while the worker is stuck: the last one
+    # may go out one tick after the stall began, none after it.
+    assert not [t for t in pings if 0.8 < t < answered - 0.1], pings
+    daemon.wait_log(r"a worker did not answer the watchdog")
+    # And resume once it is back.
+    notify.wait_for("WATCHDOG=1", 5)
+    c.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_unit_verifies_cleanly():
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "systemd-analyze is missing (package systemd)"
@@ -141,5 +179,5 @@ def test_unit_security_score():
 
 
 h.run([test_notify_lifecycle, test_socket_activation,
-       test_journal_priority_prefixes,
+       test_journal_priority_prefixes, test_watchdog_needs_every_worker,
        test_unit_verifies_cleanly, test_unit_security_score])
