@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
@@ -699,6 +700,37 @@ test_large_output(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/* Out of descriptors: the future says EMFILE, nothing is left behind. */
+static void
+test_out_of_descriptors(void)
+{
+	const char *const argv[] = { "true", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct aloop_future *f = NULL;
+	struct rlimit saved, low;
+	struct proc p;
+	int fds;
+
+	proc_init(&p, loop);
+	fds = count_fds();
+	CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	/* Room for two more: three pipes cannot be made. */
+	low = saved;
+	low.rlim_cur = (rlim_t)fds + 2;
+	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &low), 0);
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, argv, NULL, &f), 0);
+	CU_ASSERT_EQUAL(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	CU_ASSERT_EQUAL(run(loop, f, NULL), -EMFILE);
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+	CU_ASSERT_EQUAL(waitpid(-1, NULL, WNOHANG), -1);
+	CU_ASSERT_EQUAL(p.made, 0);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 static void
 test_arguments(void)
 {
@@ -888,6 +920,7 @@ static const struct test_case cases[] = {
 	TEST(test_exec_missing),
 	TEST(test_factory_refuses),
 	TEST(test_large_output),
+	TEST(test_out_of_descriptors),
 	TEST(test_arguments),
 	TEST(test_no_fd_leak),
 	TEST(test_close_in_connection_made),
