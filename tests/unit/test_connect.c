@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,42 @@ test_local_addr(void)
 }
 
 static void
+test_local_family_mismatch_and_resolution_error(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_connection_options o;
+	struct rec_pool cp = { 0 };
+	struct aloop_future *fut;
+	const struct aloop_error *err;
+
+	/* An IPv6 local address for an IPv4 peer: nothing left to try. */
+	aloop_connection_options_init(&o);
+	o.local_host = "::1";
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", "9", &o, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), -EADDRNOTAVAIL);
+	err = aloop_future_error(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message,
+	    "no matching local address"));
+	aloop_future_release(fut);
+	/* A resolution failure fails the connection with its text. */
+	aloop_connection_options_init(&o);
+	o.flags = AI_NUMERICHOST;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "localhost", "9", &o, &fut), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), ALOOP_EGAI);
+	err = aloop_future_error(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "localhost"));
+	aloop_future_release(fut);
+	CU_ASSERT_EQUAL(cp.n, 0);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
 test_resolved_name(void)
 {
 	int fds = count_fds();
@@ -396,6 +433,7 @@ static const struct test_case cases[] = {
 	TEST(test_refused),
 	TEST(test_every_address_in_order),
 	TEST(test_local_addr),
+	TEST(test_local_family_mismatch_and_resolution_error),
 	TEST(test_resolved_name),
 	TEST(test_cancel_closes),
 	TEST(test_adopt_connected_socket),

@@ -245,6 +245,43 @@ test_host_list_deduplicated(void)
 }
 
 static void
+test_server_on_a_name(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 };
+	struct aloop_server *srv;
+	const int *s;
+	size_t n, i;
+	int err, c;
+
+	/* "localhost" is looked up (in /etc/hosts) through the executor. */
+	srv = server_with(loop, &sp, "localhost", NULL, &err);
+	CU_ASSERT_EQUAL(err, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(srv);
+	s = aloop_server_sockets(srv, &n);
+	CU_ASSERT_FATAL(n >= 1);
+	/* With "::1 localhost" in /etc/hosts there is an IPv6 socket too. */
+	for (i = 0; i < n; i++) {
+		struct sockaddr_storage ss;
+		socklen_t l = sizeof(ss);
+
+		if (getsockname(s[i], (struct sockaddr *)&ss, &l) == 0 &&
+		    ss.ss_family == AF_INET)
+			break;
+	}
+	CU_ASSERT_FATAL(i < n);
+	c = raw_connect(AF_INET, "127.0.0.1", sock_port(s[i]));
+	CU_ASSERT(c >= 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made, 5.0));
+	close(c);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost, 5.0));
+	free_server(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
 test_reuse_port_and_address(void)
 {
 	struct aloop_loop *loop = test_loop();
@@ -570,6 +607,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_and_abort_clients),
 	TEST(test_dual_stack_every_interface),
 	TEST(test_host_list_deduplicated),
+	TEST(test_server_on_a_name),
 	TEST(test_reuse_port_and_address),
 	TEST(test_adopt_socket_and_argument_errors),
 	TEST(test_emfile_backs_off),
