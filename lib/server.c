@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -115,6 +116,8 @@ aloop_server_ref(struct aloop_server *srv)
 void
 aloop_server_release(struct aloop_server *srv)
 {
+	/* A release too many is the caller's bug: caught in debug builds. */
+	assert(srv == NULL || srv->refcnt > 0);
 	if (srv == NULL || --srv->refcnt > 0 || srv->alive)
 		return;
 	server_free(srv);
