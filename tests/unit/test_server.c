@@ -244,6 +244,60 @@ test_host_list_deduplicated(void)
 	test_loop_done(loop);
 }
 
+static int
+all_echoed(const struct rec_pool *cp, int n, size_t len)
+{
+	int i;
+
+	if (cp->n < n)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (cp->r[i].nrecv != len)
+			return 0;
+	return 1;
+}
+
+static void
+test_burst_of_connections(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_future *futs[REC_POOL_MAX];
+	struct aloop_transport *t;
+	struct aloop_server *srv;
+	char ps[16];
+	int port, i;
+
+	/* Every client connects at once; the server accepts in batches. */
+	sp.tmpl.echo = 1;
+	srv = start_server(loop, &sp, NULL, &port);
+	snprintf(ps, sizeof(ps), "%d", port);
+	for (i = 0; i < REC_POOL_MAX; i++)
+		CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+		    rec_factory, &cp, "127.0.0.1", ps, NULL, &futs[i]), 0);
+	for (i = 0; i < REC_POOL_MAX; i++) {
+		t = NULL;
+		CU_ASSERT_EQUAL(wait_future(loop, futs[i], (void **)&t), 0);
+		if (t != NULL)
+			CU_ASSERT_EQUAL(aloop_transport_write(t, "0123456789",
+			    10), 0);
+		aloop_future_release(futs[i]);
+	}
+	CU_ASSERT(WAIT_UNTIL(loop, all_echoed(&cp, REC_POOL_MAX, 10), 10.0));
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), REC_POOL_MAX);
+	aloop_server_close_clients(srv);
+	CU_ASSERT(WAIT_UNTIL(loop, aloop_server_connection_count(srv) == 0,
+	    10.0));
+	for (i = 0; i < REC_POOL_MAX; i++) {
+		CU_ASSERT(WAIT_UNTIL(loop, cp.r[i].lost == 1, 5.0));
+		CU_ASSERT_EQUAL(cp.r[i].bad + sp.r[i].bad, 0);
+	}
+	free_server(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static void
 test_server_on_a_name(void)
 {
@@ -607,6 +661,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_and_abort_clients),
 	TEST(test_dual_stack_every_interface),
 	TEST(test_host_list_deduplicated),
+	TEST(test_burst_of_connections),
 	TEST(test_server_on_a_name),
 	TEST(test_reuse_port_and_address),
 	TEST(test_adopt_socket_and_argument_errors),
