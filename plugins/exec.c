@@ -2,8 +2,9 @@
  * exec: inetd's classic service.  Every connection starts a program whose
  * stdin is what the client sends and whose stdout goes back to the client;
  * its stderr goes to the log, line by line.  The connection closes when the
- * program has exited and its output is sent; a client that goes away first
- * gets its program terminated, then killed if it lingers.
+ * program has exited and its output is sent (or kill_timeout after the exit
+ * when a process it left behind holds stdout open); a client that goes away
+ * first gets its program terminated, then killed if it lingers.
  *
  * Both directions have back-pressure: a client that does not read pauses
  * the program's stdout (which then blocks in write), and a program that
@@ -555,15 +556,49 @@ proc_pipe_lost(struct aloop_transport *t, void *state, int fd,
 		proc_stderr(c, "", 0, 1);
 }
 
+/*
+ * The program exited, but its stdout is still open after kill_timeout: a
+ * child of its own holds it.  The program is what the connection was for,
+ * so end it now rather than when that child lets go.
+ */
+static void
+conn_linger(void *arg)
+{
+	struct exec_conn *c = arg;
+
+	c->timer = ALOOP_HANDLE_NONE;
+	/*
+	 * A slow client paused the reading: the pipe may just hold the last
+	 * of the output.  Look again later; the idle timeout bounds the wait.
+	 */
+	if (c->out_paused && c->client != NULL) {
+		if (aloop_call_later(aloop_transport_get_loop(c->client),
+		    c->ex->kill_timeout, conn_linger, c, &c->timer) != 0)
+			c->timer = ALOOP_HANDLE_NONE;
+		return;
+	}
+	aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld exited, but a process "
+	    "it left behind holds its output open: closing", c->ex->listener,
+	    (long)c->pid);
+	if (c->client != NULL)
+		aloop_transport_close(c->client);
+	if (c->proc != NULL)
+		aloop_transport_close(c->proc);
+}
+
 static void
 proc_exited(struct aloop_transport *t, void *state)
 {
 	struct exec_conn *c = state;
+	struct aloop_loop *loop = aloop_transport_get_loop(t);
 	int rc = 0;
 
 	c->exited = 1;
-	aloop_handle_cancel(aloop_transport_get_loop(t), c->timer);
-	c->timer = ALOOP_HANDLE_NONE;
+	aloop_handle_cancel(loop, c->timer);
+	/* Output still in the pipes comes before connection_lost. */
+	if (aloop_call_later(loop, c->ex->kill_timeout, conn_linger, c,
+	    &c->timer) != 0)
+		c->timer = ALOOP_HANDLE_NONE;
 	(void)aloop_subprocess_get_returncode(t, &rc);
 	if (rc < 0)
 		aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld killed by signal "

@@ -6,6 +6,7 @@ and settings that aloopd -t refuses."""
 import os
 import pwd
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -188,6 +189,25 @@ def test_client_leaving_stops_the_program():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_leftover_process_holding_stdout():
+    """The program exits, but a child it started in the background keeps
+    stdout open: the connection still ends, kill_timeout after the exit."""
+    d = h.tmpdir()
+    daemon, ports = start(d, [
+        ("bg", 'command = [ "/bin/sh", "-c", "sleep 60 & echo $!" ]; '
+               'kill_timeout = 0.5;')])
+    with h.connect(ports["bg"]) as s:
+        s.settimeout(20)
+        out = h.recv_all(s)
+    orphan = int(out)
+    try:
+        daemon.wait_log(r"exec bg: pid \d+ exited, but a process it left "
+                        r"behind holds its output open")
+    finally:
+        os.kill(orphan, signal.SIGKILL)
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_timeout():
     d = h.tmpdir()
     daemon, ports = start(d, [
@@ -266,7 +286,8 @@ def test_bad_settings_rejected():
 
 TESTS = [test_cat_echoes, test_program_exits_early,
          test_back_pressure_keeps_rss_bounded,
-         test_client_leaving_stops_the_program, test_timeout,
+         test_client_leaving_stops_the_program,
+         test_leftover_process_holding_stdout, test_timeout,
          test_max_children, test_env_cwd_and_user, test_bad_settings_rejected]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
