@@ -28,6 +28,7 @@
 #include "activation.h"
 #include "config-int.h"
 #include "listener.h"
+#include "metrics.h"
 #include "plugin_loader.h"
 #include "worker.h"
 
@@ -42,6 +43,8 @@ struct conn {
 	aloop_handle_t		 idle;
 	double			 last_rx;	/* loop time of the last read */
 	size_t			 last_wbuf;	/* write buffer, last check */
+	const uint64_t		*written;	/* the transport's byte count */
+	uint64_t		 counted;	/* of it, in the metrics */
 };
 
 /* The same around one datagram endpoint. */
@@ -49,7 +52,23 @@ struct dgram {
 	struct listener		*l;
 	void			*state;
 	size_t			 slot;		/* in l->endpoints */
+	const uint64_t		*written;	/* as in struct conn */
+	uint64_t		 counted;
 };
+
+/*
+ * Move what the plugin wrote since the last look into the metrics.  The
+ * plugin writes to the transport directly, so the daemon looks after each
+ * callback and at the end; bytes written from a timer show at the next.
+ */
+static void
+count_written(struct listener *l, const uint64_t *written, uint64_t *counted)
+{
+	if (written != NULL && *written != *counted) {
+		METRICS_COUNT(l->m, bytes_out, *written - *counted);
+		*counted = *written;
+	}
+}
 
 static const struct aloop_plugin *
 desc(const struct listener *l)
@@ -143,8 +162,14 @@ conn_factory(void *arg, void **state)
 	r = desc(l)->stream_factory(l->instance, &c->state);
 	if (r < 0) {
 		free(c);
+		METRICS_COUNT(l->m, plugin_errors, 1);
 		return r;
 	}
+	METRICS_COUNT(l->m, accepted, 1);
+	METRICS_COUNT(l->m, active, 1);
+	/* A TLS server calls the factory once the handshake is done. */
+	if (l->rc->tls[l->index] != NULL)
+		METRICS_COUNT(l->m, tls_handshakes, 1);
 	c->l = l;
 	c->idle = ALOOP_HANDLE_NONE;
 	l->refs++;
@@ -275,8 +300,10 @@ conn_made(struct aloop_transport *t, void *state)
 		    sa != NULL && sa->sa_family == AF_UNIX ? "a local peer" :
 		    host, port[0] != '\0' ? " port " : "", port);
 	}
+	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
 	if (p->connection_made != NULL)
 		p->connection_made(t, c->state);
+	count_written(c->l, c->written, &c->counted);
 }
 
 static void
@@ -287,8 +314,10 @@ conn_data(struct aloop_transport *t, void *state, const void *data,
 	const struct aloop_protocol *p = desc(c->l)->stream;
 
 	c->last_rx = aloop_time(c->l->w->loop);
+	METRICS_COUNT(c->l->m, bytes_in, len);
 	if (p->data_received != NULL)
 		p->data_received(t, c->state, data, len);
+	count_written(c->l, c->written, &c->counted);
 }
 
 static int
@@ -297,8 +326,12 @@ conn_eof(struct aloop_transport *t, void *state)
 	struct conn *c = state;
 	const struct aloop_protocol *p = desc(c->l)->stream;
 
+	int keep;
+
 	c->last_rx = aloop_time(c->l->w->loop);
-	return p->eof_received != NULL ? p->eof_received(t, c->state) : 0;
+	keep = p->eof_received != NULL ? p->eof_received(t, c->state) : 0;
+	count_written(c->l, c->written, &c->counted);
+	return keep;
 }
 
 static void
@@ -312,9 +345,14 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	if (err != NULL)
 		aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection lost: %s",
 		    l->cl->name, err->message);
+	count_written(l, c->written, &c->counted);
 	if (p->connection_lost != NULL)
 		p->connection_lost(t, c->state, err);
 	free(c);
+	if (l->m != NULL) {
+		metrics_sub(&l->m->active, 1);
+		metrics_add(&l->m->closed, 1);
+	}
 	l->nconns--;
 	atomic_fetch_sub(&l->w->nconns, 1);
 	update_accepting(l);
@@ -329,6 +367,7 @@ conn_pause(struct aloop_transport *t, void *state)
 
 	if (p->pause_writing != NULL)
 		p->pause_writing(t, c->state);
+	count_written(c->l, c->written, &c->counted);
 }
 
 static void
@@ -339,6 +378,7 @@ conn_resume(struct aloop_transport *t, void *state)
 
 	if (p->resume_writing != NULL)
 		p->resume_writing(t, c->state);
+	count_written(c->l, c->written, &c->counted);
 }
 
 static const struct aloop_protocol conn_protocol = {
@@ -358,8 +398,13 @@ dgram_factory(void *arg, void **state)
 	struct dgram *d = arg;
 	struct listener *l = d->l;
 
+	int r;
+
 	*state = d;
-	return desc(l)->datagram_factory(l->instance, &d->state);
+	r = desc(l)->datagram_factory(l->instance, &d->state);
+	if (r < 0)
+		METRICS_COUNT(l->m, plugin_errors, 1);
+	return r;
 }
 
 static void
@@ -369,8 +414,10 @@ dgram_made(struct aloop_transport *t, void *state)
 	const struct aloop_datagram_protocol *p = desc(d->l)->datagram;
 
 	d->l->endpoints[d->slot] = t;
+	d->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
 	if (p->connection_made != NULL)
 		p->connection_made(t, d->state);
+	count_written(d->l, d->written, &d->counted);
 }
 
 static void
@@ -380,8 +427,10 @@ dgram_received(struct aloop_transport *t, void *state, const void *data,
 	struct dgram *d = state;
 	const struct aloop_datagram_protocol *p = desc(d->l)->datagram;
 
+	METRICS_COUNT(d->l->m, bytes_in, len);
 	if (p->datagram_received != NULL)
 		p->datagram_received(t, d->state, data, len, addr, addrlen);
+	count_written(d->l, d->written, &d->counted);
 }
 
 static void
@@ -406,6 +455,7 @@ dgram_lost(struct aloop_transport *t, void *state,
 	if (err != NULL)
 		aloop_log(ALOOP_LOG_WARNING, "listener %s: endpoint lost: %s",
 		    l->cl->name, err->message);
+	count_written(l, d->written, &d->counted);
 	if (p->connection_lost != NULL)
 		p->connection_lost(t, d->state, err);
 	l->endpoints[d->slot] = NULL;
@@ -421,6 +471,7 @@ dgram_pause(struct aloop_transport *t, void *state)
 
 	if (p->pause_writing != NULL)
 		p->pause_writing(t, d->state);
+	count_written(d->l, d->written, &d->counted);
 }
 
 static void
@@ -431,6 +482,7 @@ dgram_resume(struct aloop_transport *t, void *state)
 
 	if (p->resume_writing != NULL)
 		p->resume_writing(t, d->state);
+	count_written(d->l, d->written, &d->counted);
 }
 
 static const struct aloop_datagram_protocol dgram_protocol = {
@@ -783,6 +835,7 @@ make_instance(struct listener *l)
 		aloop_log(ALOOP_LOG_ERR, "listener %s: plugin %s (%s): init "
 		    "failed: %s", cl->name, d->name, plugin_file(cl->plugin),
 		    aloop_strerror(r));
+		METRICS_COUNT(l->m, plugin_errors, 1);
 		return -1;
 	}
 	l->has_instance = 1;
@@ -821,6 +874,7 @@ listener_open(struct worker *w, struct rtconfig *rc, size_t index,
 	w->nalive++;
 	/* The list's reference, and the open's until every bind is done. */
 	l->refs = 2;
+	l->m = metrics_listener(w->id, cl->name);
 
 	if (make_instance(l) < 0)
 		goto fail;

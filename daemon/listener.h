@@ -13,6 +13,7 @@
 struct aloop_server;
 struct aloop_transport;
 struct config_listener;
+struct metrics_listener;
 struct rtconfig;
 struct worker;
 
@@ -22,6 +23,7 @@ struct listener {
 	const struct config_listener	*cl;	/* borrowed from rc */
 	size_t				 index;	/* of cl in rc->cfg */
 	void				*instance; /* the plugin's */
+	struct metrics_listener		*m;	/* counters; NULL: none */
 	int				 has_instance;
 	struct aloop_server		**servers;	/* stream listeners */
 	size_t				 nservers;

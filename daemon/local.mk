@@ -18,7 +18,8 @@ ALOOPD_RUN_SOURCES = \
 	daemon/runtime.c daemon/runtime.h daemon/worker.c daemon/worker.h \
 	daemon/listener.c daemon/listener.h daemon/signals.c daemon/signals.h \
 	daemon/notify.c daemon/notify.h daemon/activation.c \
-	daemon/activation.h daemon/logsink.c daemon/logsink.h
+	daemon/activation.h daemon/logsink.c daemon/logsink.h \
+	daemon/metrics.c daemon/metrics.h
 
 daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES) \
 	$(ALOOPD_RUN_SOURCES)

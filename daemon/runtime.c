@@ -24,6 +24,7 @@
 #include "config-int.h"
 #include "listener.h"
 #include "logsink.h"
+#include "metrics.h"
 #include "notify.h"
 #include "runtime.h"
 #include "signals.h"
@@ -514,6 +515,7 @@ out:
 	for (unsigned i = 0; rt.workers != NULL && i < rt.nworkers; i++)
 		worker_join(&rt.workers[i]);
 	free(rt.workers);
+	metrics_free();
 	if (rt.current != NULL)
 		rtconfig_unref(&rt, rt.current);
 	runtime_collect(&rt);

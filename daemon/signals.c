@@ -15,6 +15,7 @@
 
 #include "config-int.h"
 #include "listener.h"
+#include "metrics.h"
 #include "notify.h"
 #include "signals.h"
 #include "worker.h"
@@ -140,6 +141,7 @@ runtime_reload(struct runtime *rt)
 		aloop_log(ALOOP_LOG_ERR, "reload failed: %s; keeping the "
 		    "running configuration", aloop_strerror(r));
 		config_free(cfg);
+		metrics_reload(0);
 		reload_done(rt);
 		return;
 	}
@@ -150,6 +152,7 @@ runtime_reload(struct runtime *rt)
 	if (rtconfig_new(rt, cfg, &rc) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "reload failed; keeping the running "
 		    "configuration");
+		metrics_reload(0);
 		reload_done(rt);
 		return;
 	}
@@ -161,6 +164,7 @@ runtime_reload(struct runtime *rt)
 		rtconfig_unref(rt, rc);
 		aloop_log(ALOOP_LOG_ERR, "reload failed: a listener could not "
 		    "be opened; keeping the running configuration");
+		metrics_reload(0);
 		reload_done(rt);
 		return;
 	}
@@ -170,6 +174,7 @@ runtime_reload(struct runtime *rt)
 	aloop_log_set_level(cfg->daemon.log_level);
 	aloop_log(ALOOP_LOG_NOTICE, "reloaded %s: %zu listeners",
 	    rt->config_path, cfg->nlisteners);
+	metrics_reload(1);
 	reload_done(rt);
 }
 

@@ -239,6 +239,71 @@ ALOOP_API void aloop_settings_error(const struct aloop_settings *s,
 ALOOP_API int aloop_settings_check_names(const struct aloop_settings *s,
     const char *const *names);
 
+/* --------------------------------------------------------------- metrics */
+
+/*
+ * aloopd's own counters, for a plugin that exposes them (the shipped
+ * metrics plugin serves them to Prometheus).  aloopd keeps one set per
+ * listener name per worker, written only by that worker's thread; these
+ * functions read them from any thread without a lock, each value whole
+ * but not all at one instant.  Like the settings getters they are
+ * resolved from the aloopd that loads the plugin.
+ */
+
+/**
+ * The counters of one listener on one worker.  Every field counts from
+ * aloopd's start and only grows (a reload keeps counting), except
+ * @connections_active, a gauge.  Fields are only appended; @size says how
+ * many this daemon filled.
+ */
+struct aloop_metrics_listener {
+	size_t		 size;		/* sizeof(*m) as aloopd knows it */
+	/* The listener's name; valid while the process runs. */
+	const char	*listener;
+	unsigned	 worker;
+	uint64_t	 connections_accepted;	/* handed to the plugin */
+	uint64_t	 connections_active;
+	uint64_t	 connections_closed;
+	/* Payload bytes: what data_received got and what the plugin wrote. */
+	uint64_t	 bytes_received;
+	uint64_t	 bytes_sent;
+	uint64_t	 tls_handshakes;	/* completed, TLS listeners only */
+	uint64_t	 tls_handshake_failures;
+	uint64_t	 plugin_errors;		/* init or factory refused */
+};
+
+/** Figures of the whole process. */
+struct aloop_metrics_process {
+	size_t		 size;		/* see aloop_daemon_metrics_process */
+	double		 start_time;	/* seconds since the Epoch */
+	double		 uptime;	/* seconds since start_time */
+	uint64_t	 reloads;	/* configuration reloads that took */
+	uint64_t	 reload_failures; /* reloads refused */
+	uint64_t	 open_fds;	/* descriptors open now */
+	uint64_t	 resident_bytes; /* resident set size now */
+};
+
+typedef int (*aloop_metrics_listener_fn)(
+    const struct aloop_metrics_listener *m, void *arg);
+
+/**
+ * Call @fn(m, @arg) for each listener on each worker that aloopd has
+ * opened since it started, retired ones included, worker by worker.  @m
+ * is borrowed for the call.  A nonzero return of @fn stops the walk and
+ * is returned; otherwise 0.  Any thread.
+ */
+ALOOP_API int aloop_daemon_metrics_listeners(aloop_metrics_listener_fn fn,
+    void *arg);
+
+/**
+ * Fill @p with the process figures.  Set @p->size to sizeof(*p) first:
+ * aloopd fills the fields that fit and sets @p->size to what it filled.
+ * Returns 0; ALOOP_EINVAL without a size; or another negative ALOOP_E*
+ * code if the kernel's figures (open_fds, resident_bytes) could not be
+ * read: those are then 0, the others are still right.  Any thread.
+ */
+ALOOP_API int aloop_daemon_metrics_process(struct aloop_metrics_process *p);
+
 #ifdef __cplusplus
 }
 #endif
