@@ -46,7 +46,10 @@ ALOOP_API int aloop_future_new(struct aloop_loop *loop, struct aloop_future **fu
 ALOOP_API struct aloop_future *aloop_future_ref(struct aloop_future *fut);
 ALOOP_API void aloop_future_release(struct aloop_future *fut);
 
-/** The loop the future belongs to. */
+/**
+ * The loop the future belongs to.  Once that loop was freed this is a
+ * stale address: compare it, never use it.
+ */
 ALOOP_API struct aloop_loop *aloop_future_get_loop(const struct aloop_future *fut);
 
 /**

@@ -501,9 +501,9 @@ static void
 test_closed_loop(void)
 {
 	struct aloop_loop *loop;
-	struct aloop_future *pending, *scheduled, *failed, *fut;
+	struct aloop_future *pending, *scheduled, *failed, *orphan, *fut;
 	aloop_handle_t wd;
-	int *v;
+	int *v, *w;
 
 	loop = new_loop(&wd);
 	CU_ASSERT_FATAL(aloop_future_new(loop, &pending) == 0);
@@ -519,9 +519,19 @@ test_closed_loop(void)
 	/* Its callback is queued on the loop, then discarded by the close. */
 	CU_ASSERT_EQUAL(aloop_future_set_result(scheduled, v, count_free), 0);
 	CU_ASSERT_EQUAL(aloop_future_set_error(failed, -EIO, "lost"), 0);
+	/* Only its queued callback keeps this one alive. */
+	CU_ASSERT_FATAL(aloop_future_new(loop, &orphan) == 0);
+	CU_ASSERT_FATAL((w = malloc(sizeof(*w))) != NULL);
+	CU_ASSERT_EQUAL(aloop_future_add_done_callback(orphan, trace_done,
+	    "o"), 0);
+	CU_ASSERT_EQUAL(aloop_future_set_result(orphan, w, count_free), 0);
+	aloop_future_release(orphan);
+	CU_ASSERT_EQUAL(freed, 0);
 
 	aloop_handle_cancel(loop, wd);
 	CU_ASSERT_EQUAL(aloop_close(loop), 0);
+	/* The close dropped the callback and with it the last reference. */
+	CU_ASSERT_EQUAL(freed, 1);
 	CU_ASSERT_EQUAL(aloop_future_new(loop, &fut), ALOOP_ESTATE);
 	CU_ASSERT_PTR_NULL(fut);
 
@@ -535,9 +545,9 @@ test_closed_loop(void)
 
 	/* The futures outlive the loop as valid memory. */
 	CU_ASSERT_EQUAL(aloop_future_result(scheduled, NULL), 0);
-	CU_ASSERT_EQUAL(freed, 0);
-	aloop_future_release(scheduled);
 	CU_ASSERT_EQUAL(freed, 1);
+	aloop_future_release(scheduled);
+	CU_ASSERT_EQUAL(freed, 2);
 	aloop_future_release(pending);
 
 	/* An unretrieved error is logged: the handler went with the loop. */
