@@ -49,11 +49,16 @@ struct job {
 	struct aloop_nameinfo	*ni;
 };
 
-/* Links the caller's future and the executor's, both ways. */
+/*
+ * Links the caller's future and the executor's, both ways.  Each holds
+ * the other through a done-callback, a cycle only the callbacks break; a
+ * loop closed before they run breaks it through the tracked resource.
+ */
 struct chain {
+	struct aloop_loop	*loop;
 	struct aloop_future	*outer, *inner;
-	struct job		*job;
 	int			 refs;
+	struct aloop__resource	 res;
 };
 
 static void
@@ -254,13 +259,35 @@ job_complete(struct aloop_future *fut, struct job *j)
 }
 
 static void
+chain_free(struct chain *c)
+{
+	aloop__loop_untrack(c->loop, &c->res);
+	aloop_future_release(c->outer);
+	aloop_future_release(c->inner);
+	free(c);
+}
+
+static void
 chain_unref(struct chain *c)
 {
 	if (--c->refs > 0)
 		return;
-	aloop_future_release(c->outer);
-	aloop_future_release(c->inner);
-	free(c);
+	chain_free(c);
+}
+
+static void	chain_inner_done(struct aloop_future *inner, void *arg);
+static void	chain_outer_done(struct aloop_future *outer, void *arg);
+
+static void
+chain_on_loop_close(struct aloop__resource *res)
+{
+	struct chain *c = (struct chain *)(void *)
+	    ((char *)res - offsetof(struct chain, res));
+
+	/* Callbacks still registered or queued will never run now. */
+	(void)aloop_future_remove_done_callback(c->inner, chain_inner_done, c);
+	(void)aloop_future_remove_done_callback(c->outer, chain_outer_done, c);
+	chain_free(c);
 }
 
 static void
@@ -338,9 +365,11 @@ job_start(struct aloop_loop *loop, struct job *j, struct aloop_future **fut)
 		aloop_future_release(outer);
 		return rc;
 	}
+	c->loop = loop;
 	c->outer = aloop_future_ref(outer);
 	c->inner = inner;
 	c->refs = 2;
+	c->res.on_loop_close = chain_on_loop_close;
 	if (aloop_future_add_done_callback(inner, chain_inner_done, c) != 0) {
 		(void)aloop_future_cancel(inner);
 		aloop_future_release(inner);
@@ -349,6 +378,7 @@ job_start(struct aloop_loop *loop, struct job *j, struct aloop_future **fut)
 		free(c);
 		return ALOOP_ENOMEM;
 	}
+	aloop__loop_track(loop, &c->res);
 	if (aloop_future_add_done_callback(outer, chain_outer_done, c) != 0) {
 		/* chain_inner_done drops the last link once it runs. */
 		c->refs = 1;

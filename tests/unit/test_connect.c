@@ -415,6 +415,32 @@ test_tls_argument_rules(void)
 }
 
 static void
+test_loop_closed_while_resolving(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool cp = { 0 };
+	struct aloop_future *f1, *f2;
+
+	/*
+	 * Closing the loop while names are being looked up must release
+	 * everything (the sanitizer build checks for leaks) and call
+	 * nothing back.
+	 */
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "localhost", "9", NULL, &f1), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_getaddrinfo(loop, "localhost", "9", NULL,
+	    &f2), 0);
+	CU_ASSERT_EQUAL(aloop_close(loop), 0);
+	CU_ASSERT_FALSE(aloop_future_done(f1));
+	aloop_future_release(f1);
+	aloop_future_release(f2);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(cp.n, 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static void
 test_closed_loop(void)
 {
 	struct aloop_loop *loop = test_loop();
@@ -438,6 +464,7 @@ static const struct test_case cases[] = {
 	TEST(test_cancel_closes),
 	TEST(test_adopt_connected_socket),
 	TEST(test_tls_argument_rules),
+	TEST(test_loop_closed_while_resolving),
 	TEST(test_closed_loop),
 };
 
