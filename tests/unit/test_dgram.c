@@ -224,6 +224,19 @@ run(struct aloop_loop *loop, struct aloop_future *f, void **result)
 	}								\
 } while (0)
 
+/* Run the loop for one short slice, whatever happens. */
+static void
+spin(struct aloop_loop *loop)
+{
+	struct aloop_future *f;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &f), 0);
+	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.001, watchdog, f, NULL), 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL),
+	    ALOOP_ECANCELLED);
+	aloop_future_release(f);
+}
+
 static struct aloop_loop *
 loop_open(void)
 {
@@ -757,6 +770,55 @@ test_oversize_datagram(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/*
+ * A protocol that ignores pause_writing cannot grow the queue without
+ * bound: past the cap, datagrams are dropped and error_received says
+ * ENOBUFS; the endpoint stays open and drains once the peer reads.
+ */
+static void
+test_queue_is_bounded(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop = loop_open();
+	char chunk[1024], buf[2048];
+	struct ep e;
+	int sv[2], i;
+	size_t peak = 0, sz;
+
+	memset(&e, 0, sizeof(e));
+	memset(chunk, 'q', sizeof(chunk));
+	CU_ASSERT_FATAL(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0,
+	    sv) == 0);
+	aloop_datagram_options_init(&o);
+	o.sock = sv[0];
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &e, &o), 0);
+	for (i = 0; i < 4000 && e.errors == 0; i++) {
+		CU_ASSERT_EQUAL(aloop_transport_sendto(e.t, chunk,
+		    sizeof(chunk), NULL, 0), 0);
+		sz = aloop_transport_get_write_buffer_size(e.t);
+		peak = sz > peak ? sz : peak;
+	}
+	CU_ASSERT_EQUAL(e.errors, 1);
+	CU_ASSERT_EQUAL(e.last_error, -ENOBUFS);
+	CU_ASSERT_EQUAL(e.paused, 1);
+	/* 16 times the 64 KiB default high-water mark. */
+	CU_ASSERT(peak <= 16 * 64 * 1024);
+	CU_ASSERT(peak > 15 * 64 * 1024);
+	CU_ASSERT_FALSE(aloop_transport_is_closing(e.t));
+	/* Drain the peer and let the loop refill it, until all is sent. */
+	for (i = 0; i < 10000 &&
+	    aloop_transport_get_write_buffer_size(e.t) > 0; i++) {
+		while (recv(sv[1], buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			;
+		spin(loop);
+	}
+	CU_ASSERT_EQUAL(aloop_transport_get_write_buffer_size(e.t), 0);
+	CU_ASSERT_EQUAL(e.resumed, 1);
+	ep_close(loop, &e);
+	close(sv[1]);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 /* abort drops what is queued and ends at once. */
 static void
 test_abort_drops(void)
@@ -981,6 +1043,7 @@ static const struct test_case cases[] = {
 	TEST(test_factory_refuses),
 	TEST(test_flow_control_and_close_flushes),
 	TEST(test_oversize_datagram),
+	TEST(test_queue_is_bounded),
 	TEST(test_abort_drops),
 	TEST(test_abort_in_callback),
 	TEST(test_pause_reading),
