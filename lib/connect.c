@@ -134,14 +134,28 @@ attempt_on_loop_close(struct aloop__resource *res)
 	struct attempt *a = (struct attempt *)(void *)
 	    ((char *)res - offsetof(struct attempt, res));
 
-	/* Nothing runs after close: drop what would have run. */
+	/*
+	 * Nothing runs after close, not even callbacks already queued:
+	 * drop each pending one's reference as if it had run.
+	 */
 	a->refs++;
 	a->start = ALOOP_HANDLE_NONE;
-	attempt_drop_resolver(a, &a->rfut, attempt_remote_cb);
-	attempt_drop_resolver(a, &a->lfut, attempt_local_cb);
-	if (aloop_future_remove_done_callback(a->fut, attempt_fut_done,
-	    a) > 0)
+	if (a->rfut != NULL) {
+		(void)aloop_future_remove_done_callback(a->rfut,
+		    attempt_remote_cb, a);
+		aloop_future_release(a->rfut);
+		a->rfut = NULL;
 		attempt_unref(a);
+	}
+	if (a->lfut != NULL) {
+		(void)aloop_future_remove_done_callback(a->lfut,
+		    attempt_local_cb, a);
+		aloop_future_release(a->lfut);
+		a->lfut = NULL;
+		attempt_unref(a);
+	}
+	(void)aloop_future_remove_done_callback(a->fut, attempt_fut_done, a);
+	attempt_unref(a);	/* the done-callback's */
 	a->finished = 1;
 	attempt_close_fd(a);
 	attempt_unref(a);	/* the work's */

@@ -569,6 +569,8 @@ struct creating {
 	struct aloop_server		*srv;
 	struct aloop_server_options	 o;
 	char				*port;
+	struct aloop_future		*rf;	/* the resolution */
+	struct aloop__resource		 res;
 };
 
 static void
@@ -577,6 +579,21 @@ creating_free(struct creating *c)
 	aloop_future_release(c->fut);
 	free(c->port);
 	free(c);
+}
+
+static void	creating_resolved(struct aloop_future *rf, void *arg);
+
+/* The loop closed before the addresses came: nothing will run now. */
+static void
+creating_on_loop_close(struct aloop__resource *res)
+{
+	struct creating *c = (struct creating *)(void *)
+	    ((char *)res - offsetof(struct creating, res));
+
+	(void)aloop_future_remove_done_callback(c->rf, creating_resolved, c);
+	aloop_future_release(c->rf);
+	aloop_server_release(c->srv);
+	creating_free(c);
 }
 
 static int
@@ -640,6 +657,7 @@ creating_resolved(struct aloop_future *rf, void *arg)
 	int *fds = NULL, rc;
 	size_t i, n = 0;
 
+	aloop__loop_untrack(c->loop, &c->res);
 	if (aloop_future_done(c->fut))	/* cancelled meanwhile */
 		goto out;
 	if ((rc = aloop_future_result(rf, (void **)&list)) != 0) {
@@ -800,6 +818,9 @@ aloop_create_server(struct aloop_loop *loop, const struct aloop_protocol *proto,
 		free(c);
 		return rc;
 	}
+	c->rf = rf;
+	c->res.on_loop_close = creating_on_loop_close;
+	aloop__loop_track(loop, &c->res);
 	*fut = aloop_future_ref(c->fut);
 	return 0;
 }

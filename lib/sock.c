@@ -58,14 +58,21 @@ sockop_unwatch(struct sockop *op)
 	}
 }
 
+static void	sockop_fut_done(struct aloop_future *fut, void *arg);
+
 static void
 sockop_on_loop_close(struct aloop__resource *res)
 {
 	struct sockop *op = (struct sockop *)(void *)
 	    ((char *)res - offsetof(struct sockop, res));
 
-	/* The loop drops its watchers itself; nothing else may run. */
+	/*
+	 * The loop drops its watchers itself, and the done-callback never
+	 * runs now: drop both references.
+	 */
 	op->watching = 0;
+	(void)aloop_future_remove_done_callback(op->fut, sockop_fut_done, op);
+	op->refs--;
 	sockop_unref(op);
 }
 

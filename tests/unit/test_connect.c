@@ -420,7 +420,8 @@ test_loop_closed_while_resolving(void)
 	int fds = count_fds();
 	struct aloop_loop *loop = test_loop();
 	struct rec_pool cp = { 0 };
-	struct aloop_future *f1, *f2;
+	struct aloop_future *f1, *f2, *f3, *f4, *f5;
+	int sv[2];
 
 	/*
 	 * Closing the loop while names are being looked up must release
@@ -431,10 +432,23 @@ test_loop_closed_while_resolving(void)
 	    rec_factory, &cp, "localhost", "9", NULL, &f1), 0);
 	CU_ASSERT_EQUAL_FATAL(aloop_getaddrinfo(loop, "localhost", "9", NULL,
 	    &f2), 0);
+	/* Numeric ones too: their callbacks are queued, never run. */
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", "9", NULL, &f3), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
+	    rec_factory, &cp, "127.0.0.1", "0", NULL, &f4), 0);
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+	    0, sv), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_sock_recv(loop, sv[0], 16, &f5), 0);
 	CU_ASSERT_EQUAL(aloop_close(loop), 0);
 	CU_ASSERT_FALSE(aloop_future_done(f1));
 	aloop_future_release(f1);
 	aloop_future_release(f2);
+	aloop_future_release(f3);
+	aloop_future_release(f4);
+	aloop_future_release(f5);
+	close(sv[0]);
+	close(sv[1]);
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 	CU_ASSERT_EQUAL(cp.n, 0);
 	CU_ASSERT_EQUAL(count_fds(), fds);
