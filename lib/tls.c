@@ -464,6 +464,17 @@ tls_do_handshake(struct tls *s)
 	char msg[256];
 	int rc, err, code;
 
+	/*
+	 * Whoever asked for the connection gave up (create_connection was
+	 * cancelled): end it here rather than make a protocol nobody holds.
+	 * Checked at every handshake step, so it takes one round trip at
+	 * most, without keeping a callback on the future.
+	 */
+	if (s->waiter != NULL && aloop_future_cancelled(s->waiter)) {
+		tls_handshake_failed(s, ALOOP_ECANCELLED,
+		    "the connection was cancelled during the TLS handshake");
+		return;
+	}
 	ERR_clear_error();
 	errno = 0;
 	rc = SSL_do_handshake(s->ssl);

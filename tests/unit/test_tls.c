@@ -96,11 +96,23 @@ watchdog(void *arg)
 	aloop_stop(loop);
 }
 
+/* Some conditions change without a protocol callback (a server counting
+ * its connections): look again every few milliseconds too. */
+static void
+poll_cond(void *arg)
+{
+	aloop_handle_t *h = arg;
+
+	maybe_stop();
+	if (aloop_call_later(loop, 0.01, poll_cond, h, h) != 0)
+		*h = ALOOP_HANDLE_NONE;
+}
+
 /* Run the loop until @cond holds; 0, or -1 if the watchdog fired. */
 static int
 run_until(int (*cond)(void *), void *arg)
 {
-	aloop_handle_t h;
+	aloop_handle_t h, ph = ALOOP_HANDLE_NONE;
 
 	timed_out = 0;
 	stop_cond = cond;
@@ -109,8 +121,11 @@ run_until(int (*cond)(void *), void *arg)
 		return 0;
 	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, NULL,
 	    &h), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, 0.01, poll_cond, &ph,
+	    &ph), 0);
 	(void)aloop_run_forever(loop);
 	aloop_handle_cancel(loop, h);
+	aloop_handle_cancel(loop, ph);
 	stop_cond = NULL;
 	CU_ASSERT_FALSE(timed_out);
 	return timed_out ? -1 : 0;
@@ -1086,6 +1101,131 @@ test_peer_gone_no_sigpipe(void)
 	aloop_tls_context_release(cctx);
 }
 
+/* ------------------------------------------- through the public API */
+
+struct api {
+	struct side		 cs, ss;
+	struct aloop_server	*srv;
+	struct aloop_future	*fut;
+};
+
+static int
+cond_fut(void *arg)
+{
+	struct api *a = arg;
+
+	return aloop_future_done(a->fut);
+}
+
+/* The loop stops for a future only if someone listens to it. */
+static void
+watch_fut(struct aloop_future *f)
+{
+	CU_ASSERT_EQUAL(aloop_future_add_done_callback(f, fut_done, NULL), 0);
+}
+
+static int
+cond_api_echo(void *arg)
+{
+	struct api *a = arg;
+
+	return a->cs.len >= 5 || a->cs.losts > 0;
+}
+
+static int
+cond_api_lost(void *arg)
+{
+	struct api *a = arg;
+
+	return a->cs.losts > 0 && a->ss.losts > 0;
+}
+
+static int
+cond_api_no_conns(void *arg)
+{
+	struct api *a = arg;
+
+	return aloop_future_done(a->fut) &&
+	    aloop_server_connection_count(a->srv) == 0;
+}
+
+static void
+test_create_server_and_connection(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	struct aloop_server_options so;
+	struct aloop_connection_options co;
+	const struct aloop_error *err;
+	struct aloop_transport *t = NULL;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	const int *fds;
+	char port[16];
+	size_t n;
+	struct api a;
+
+	memset(&a, 0, sizeof(a));
+	a.ss.echo = 1;
+	setup();
+	aloop_server_options_init(&so);
+	so.ssl = sctx;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &proto, factory, &a.ss,
+	    "127.0.0.1", "0", &so, &a.fut), 0);
+	watch_fut(a.fut);
+	/* The server keeps its own reference. */
+	aloop_tls_context_release(sctx);
+	CU_ASSERT_EQUAL(run_until(cond_fut, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_future_result(a.fut, (void **)&a.srv), 0);
+	aloop_future_release(a.fut);
+	fds = aloop_server_sockets(a.srv, &n);
+	CU_ASSERT_EQUAL_FATAL(n, 1);
+	CU_ASSERT_EQUAL_FATAL(getsockname(fds[0], (struct sockaddr *)&sin,
+	    &len), 0);
+	snprintf(port, sizeof(port), "%u", ntohs(sin.sin_port));
+
+	/* server_hostname defaults to the host. */
+	aloop_connection_options_init(&co);
+	co.ssl = cctx;
+	co.family = AF_INET;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &proto, factory,
+	    &a.cs, "localhost", port, &co, &a.fut), 0);
+	watch_fut(a.fut);
+	CU_ASSERT_EQUAL(run_until(cond_fut, &a), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_future_result(a.fut, (void **)&t), 0);
+	aloop_future_release(a.fut);
+	CU_ASSERT_PTR_EQUAL(t, a.cs.t);
+	CU_ASSERT_STRING_EQUAL(aloop_transport_get_extra_info(t,
+	    "server_hostname", NULL), "localhost");
+	CU_ASSERT_EQUAL(aloop_transport_write(t, "hello", 5), 0);
+	CU_ASSERT_EQUAL(run_until(cond_api_echo, &a), 0);
+	CU_ASSERT_EQUAL(a.cs.len, 5);
+	CU_ASSERT_EQUAL(aloop_server_connection_count(a.srv), 1);
+	aloop_transport_close(t);
+	CU_ASSERT_EQUAL(run_until(cond_api_lost, &a), 0);
+
+	/* A name the certificate does not carry fails the future. */
+	co.server_hostname = "wrong.example.test";
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &proto, factory,
+	    &a.cs, "127.0.0.1", port, &co, &a.fut), 0);
+	watch_fut(a.fut);
+	CU_ASSERT_EQUAL(run_until(cond_api_no_conns, &a), 0);
+	err = aloop_future_error(a.fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_EQUAL(err->code, ALOOP_EHOSTNAME);
+	aloop_future_release(a.fut);
+	/* The server's protocol saw only the first connection. */
+	CU_ASSERT_EQUAL(a.ss.factory_calls, 1);
+	CU_ASSERT_EQUAL(a.cs.factory_calls, 1);
+
+	aloop_server_close(a.srv);
+	aloop_server_release(a.srv);
+	free(a.cs.buf);
+	free(a.ss.buf);
+	teardown();
+	aloop_tls_context_release(cctx);
+}
+
 static void
 test_bad_arguments(void)
 {
@@ -1123,6 +1263,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_and_abort_during_handshake),
 	TEST(test_shutdown_timeout),
 	TEST(test_peer_gone_no_sigpipe),
+	TEST(test_create_server_and_connection),
 	TEST(test_bad_arguments),
 };
 
