@@ -36,3 +36,9 @@ plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
 # installed headers (tests/daemon/test_template.py proves that it does).
 EXTRA_DIST += plugins/template/template.c plugins/template/Makefile \
 	plugins/template/README.md
+
+# aloopd's counters for Prometheus (GET /metrics); reads them through
+# aloop_daemon_metrics_*, which the loading aloopd provides.
+plugin_LTLIBRARIES += plugins/metrics.la
+plugins_metrics_la_SOURCES = plugins/metrics.c
+plugins_metrics_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)

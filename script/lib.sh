@@ -9,6 +9,8 @@ libevent-dev libssl-dev libconfig-dev libcunit1-dev libsystemd-dev
 openssl procps python3 systemd man-db"
 # curl fetches through the proxy plugin in its daemon test.
 ALOOP_PACKAGES="$ALOOP_PACKAGES curl"
+# promtool checks the metrics plugin's output in its daemon test.
+ALOOP_PACKAGES="$ALOOP_PACKAGES prometheus"
 
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.
