@@ -381,6 +381,15 @@ conn_resume(struct aloop_transport *t, void *state)
 	count_written(c->l, c->written, &c->counted);
 }
 
+/* A TLS client that never got as far as the plugin. */
+static void
+conn_tls_failed(void *arg, const struct aloop_error *err)
+{
+	struct listener *l = arg;
+
+	METRICS_COUNT(l->m, tls_failures, 1);
+}
+
 static const struct aloop_protocol conn_protocol = {
 	.connection_made = conn_made,
 	.data_received = conn_data,
@@ -686,6 +695,7 @@ start_bind(struct listener *l, const struct config_address *addr, int fd)
 		o.backlog = cl->backlog;
 		o.reuse_port = cl->reuse_port;
 		o.ssl = l->rc->tls[l->index];
+		o.ssl_handshake_failed = conn_tls_failed;
 		/* Nothing accepts before the whole reload or start-up is in. */
 		o.start_serving = 0;
 		o.sock = fd;

@@ -50,6 +50,8 @@ struct aloop_server {
 	void				*factory_arg;
 	struct aloop_tls_context	*ssl;
 	double				 hs_timeout, sd_timeout;
+	void				(*hs_failed)(void *,
+					    const struct aloop_error *);
 	int				 backlog;
 	struct listener			*ls;
 	int				*fds;
@@ -195,7 +197,20 @@ static void
 server_conn_gone(struct aloop_transport *t, void *owner)
 {
 	struct aloop_server *srv = owner;
+	struct aloop_error err;
 
+	/*
+	 * A TLS connection that ends unmade never reached the protocol: its
+	 * handshake failed, timed out, or the factory refused it.  At loop
+	 * close (no LOST) nothing failed; the loop simply went away.
+	 */
+	if (srv->hs_failed != NULL && srv->ssl != NULL &&
+	    (t->flags & (ALOOP__T_MADE | ALOOP__T_LOST)) == ALOOP__T_LOST) {
+		err.code = t->lost_code != 0 ? t->lost_code : ALOOP_ETLS;
+		err.message = t->lost_msg != NULL ? t->lost_msg :
+		    aloop_strerror(err.code);
+		srv->hs_failed(srv->factory_arg, &err);
+	}
 	if (t->owner_prev != NULL)
 		t->owner_prev->owner_next = t->owner_next;
 	else
@@ -505,6 +520,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->factory_arg = factory_arg;
 	srv->ssl = o->ssl != NULL ? aloop_tls_context_ref(o->ssl) : NULL;
 	srv->hs_timeout = o->ssl_handshake_timeout;
+	srv->hs_failed = o->ssl_handshake_failed;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
 	srv->refcnt = 1;

@@ -39,6 +39,15 @@ struct aloop_server_options {
 	double			  ssl_handshake_timeout; /* 60 s */
 	double			  ssl_shutdown_timeout;  /* 30 s */
 	int			  start_serving; /* 1 */
+	/*
+	 * NULL, or called on the loop's thread with the factory's argument
+	 * for each accepted TLS connection that ends before the protocol
+	 * heard of it: its handshake failed or timed out, or the factory
+	 * refused it.  @err is borrowed for the call.  For counting: the
+	 * connection is already gone.
+	 */
+	void			(*ssl_handshake_failed)(void *factory_arg,
+				    const struct aloop_error *err);
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
