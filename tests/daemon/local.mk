@@ -37,3 +37,8 @@ TESTS += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
 	tests/daemon/test_template.py
 EXTRA_DIST += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
 	tests/daemon/test_template.py
+
+# The metrics plugin scraped while echo runs over TCP, UDP and TLS; its
+# output goes through promtool (Debian's prometheus package) and curl.
+TESTS += tests/daemon/test_metrics.py
+EXTRA_DIST += tests/daemon/test_metrics.py
