@@ -106,6 +106,8 @@ struct aloop_loop {
 	struct event_base	*base;
 	struct event		*wake_ev;
 	struct event		*timeout_ev;
+	int			 timer_fd;	/* timerfd, or -1 */
+	double			 armed_when;	/* its deadline, 0: disarmed */
 	int			 internal_events;	/* ours, always added */
 
 	/* State. */

@@ -21,6 +21,10 @@
 #include <sys/eventfd.h>
 #define HAVE_EVENTFD 1
 #endif
+#if __has_include(<sys/timerfd.h>) && !defined(ALOOP_NO_TIMERFD)
+#include <sys/timerfd.h>
+#define HAVE_TIMERFD 1
+#endif
 
 #include <event2/event.h>
 
@@ -195,10 +199,13 @@ static void
 wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct aloop_loop *loop = arg;
-	uint64_t v;
+	char buf[64];
 
-	while (read(fd, &v, sizeof(v)) > 0)
-		continue;
+	/* One read empties an eventfd.  A pipe may keep a few bytes, which
+	 * costs one spurious wake-up, not a second read every time. */
+	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN &&
+	    errno != EINTR)
+		aloop_log_errno(ALOOP_LOG_ERR, "aloop: reading the wake-up fd");
 	/*
 	 * Clear the flag only after reading: cleared first, a producer could
 	 * set it and write in between, the read would swallow that write and
@@ -521,18 +528,23 @@ aloop_handle_when(struct aloop_loop *loop, aloop_handle_t handle)
 
 /* ---------------------------------------------------------- iteration */
 
+#ifndef HAVE_TIMERFD
 static void
 tv_from(struct timeval *tv, double secs)
 {
 	/* Round up to the next microsecond: waking early would only make
 	 * the loop find nothing due and poll again (SEMANTICS #11). */
-	double us = ceil(secs * 1e6);
+	double us = secs * 1e6;
+	long long whole = (long long)us;
 
-	if (us < 1)
-		us = 1;
-	tv->tv_sec = (time_t)(us / 1e6);
-	tv->tv_usec = (suseconds_t)(us - (double)tv->tv_sec * 1e6);
+	if ((double)whole < us)
+		whole++;
+	if (whole < 1)
+		whole = 1;
+	tv->tv_sec = (time_t)(whole / 1000000);
+	tv->tv_usec = (suseconds_t)(whole % 1000000);
 }
+#endif
 
 static int
 external_events(struct aloop_loop *loop)
@@ -542,17 +554,67 @@ external_events(struct aloop_loop *loop)
 }
 
 /*
- * Poll once: without blocking if @timeout is 0, forever if negative.
  * EVLOOP_NONBLOCK alone would poll again for as long as events keep
  * firing, forever with a level-triggered descriptor; with EVLOOP_ONCE it
  * returns after one round of callbacks.
  */
 #define POLL_NOW	(EVLOOP_ONCE | EVLOOP_NONBLOCK)
 
+#ifdef HAVE_TIMERFD
+/*
+ * Arm the timer descriptor for @when, in absolute loop time, unless it
+ * already is: re-arming costs a system call, and the deadline at the top
+ * of the heap rarely changes between two blocking polls.
+ */
 static void
-poll_once(struct aloop_loop *loop, double timeout)
+arm_timeout(struct aloop_loop *loop, double when, double timeout)
+{
+	struct itimerspec its;
+	double frac;
+
+	if (loop->armed_when == when)
+		return;
+	memset(&its, 0, sizeof(its));
+	/* Loop time is positive (time since boot): truncation is floor. */
+	its.it_value.tv_sec = (time_t)when;
+	frac = (when - (double)its.it_value.tv_sec) * 1e9;
+	/* Round up: the descriptor must not fire before the timer is due. */
+	its.it_value.tv_nsec = (long)frac;
+	if ((double)its.it_value.tv_nsec < frac)
+		its.it_value.tv_nsec++;
+	if (its.it_value.tv_nsec >= 1000000000L) {
+		its.it_value.tv_sec++;
+		its.it_value.tv_nsec -= 1000000000L;
+	}
+	if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+		its.it_value.tv_nsec = 1;	/* zero would disarm it */
+	if (timerfd_settime(loop->timer_fd, TFD_TIMER_ABSTIME, &its,
+	    NULL) != 0) {
+		aloop_log_errno(ALOOP_LOG_ERR, "aloop: timerfd_settime");
+		loop->armed_when = 0;
+		return;
+	}
+	loop->armed_when = when;
+}
+#else
+static void
+arm_timeout(struct aloop_loop *loop, double when, double timeout)
 {
 	struct timeval tv;
+
+	tv_from(&tv, timeout);
+	if (event_add(loop->timeout_ev, &tv) != 0)
+		aloop_log(ALOOP_LOG_ERR, "aloop: cannot arm the poll timeout");
+}
+#endif
+
+/*
+ * Poll once: without blocking if @timeout is 0, forever if negative, else
+ * until @when at the latest.
+ */
+static void
+poll_once(struct aloop_loop *loop, double timeout, double when)
+{
 	double t0 = 0;
 	int rc;
 
@@ -568,18 +630,16 @@ poll_once(struct aloop_loop *loop, double timeout)
 			rc = event_base_loop(loop->base, POLL_NOW);
 			goto out;
 		}
-		if (timeout > 0) {
-			tv_from(&tv, timeout);
-			if (event_add(loop->timeout_ev, &tv) != 0)
-				aloop_log(ALOOP_LOG_ERR,
-				    "aloop: cannot arm the poll timeout");
-		}
+		if (timeout > 0)
+			arm_timeout(loop, when, timeout);
 		if (loop->debug)
 			t0 = aloop__clock();
 		rc = event_base_loop(loop->base, EVLOOP_ONCE);
 		atomic_store(&loop->sleeping, 0);
+#ifndef HAVE_TIMERFD
 		if (timeout > 0)
 			event_del(loop->timeout_ev);
+#endif
 		if (loop->debug) {
 			double took = aloop__clock() - t0;
 
@@ -617,18 +677,18 @@ run_once(struct aloop_loop *loop)
 		fresh = 1;
 	}
 	if (timeout != 0)
-		poll_once(loop, timeout);
+		poll_once(loop, timeout, timeout > 0 ? loop->heap[0].when : 0);
 	else {
 		/* See POLL_EVERY for when a zero-timeout poll is worth it. */
 		if (!fresh && (loop->nheap != 0 ||
 		    (loop->iterations % CLOCK_EVERY) == 0))
 			loop->now = aloop__clock();
 		if (loop->stopping)
-			poll_once(loop, 0);
+			poll_once(loop, 0, 0);
 		else if (loop->ran_since_poll >= POLL_EVERY ||
 		    loop->now - loop->last_poll >= POLL_INTERVAL) {
 			if (external_events(loop))
-				poll_once(loop, 0);
+				poll_once(loop, 0, 0);
 			else {
 				/* Nothing to poll counts as a poll that
 				 * found nothing: ask again later. */
@@ -755,12 +815,25 @@ wake_close(struct aloop_loop *loop)
 	if (loop->wake_wfd >= 0 && loop->wake_wfd != loop->wake_rfd)
 		close(loop->wake_wfd);
 	loop->wake_rfd = loop->wake_wfd = -1;
+	if (loop->timer_fd >= 0)
+		close(loop->timer_fd);
+	loop->timer_fd = -1;
 }
 
 static void
 timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	/* Nothing to do: firing ends the EVLOOP_ONCE poll. */
+#ifdef HAVE_TIMERFD
+	struct aloop_loop *loop = arg;
+	uint64_t expirations;
+
+	/* Expired: disarmed until armed again. */
+	if (read(fd, &expirations, sizeof(expirations)) < 0 &&
+	    errno != EAGAIN)
+		aloop_log_errno(ALOOP_LOG_ERR, "aloop: reading the timerfd");
+	loop->armed_when = 0;
+#endif
+	/* Firing ends the EVLOOP_ONCE poll; the loop does the rest. */
 }
 
 static struct event_base *
@@ -772,13 +845,16 @@ base_new(void)
 	if ((cfg = event_config_new()) == NULL)
 		return NULL;
 	/*
-	 * The precise timer makes libevent use the same clock we do (not
-	 * the coarse one), so a poll timeout never ends before the timer
-	 * that set it is due.  The base is never shared between threads,
-	 * so it needs no lock.
+	 * The base is never shared between threads, so it needs no lock.
+	 * EVENT_BASE_FLAG_PRECISE_TIMER is left off: on Linux it costs a
+	 * timerfd_settime on every poll, blocking or not.  The loop's own
+	 * timers wait on a timerfd of ours instead, armed at the exact
+	 * deadline and only when it changes; libevent's coarse clock (4 ms
+	 * ticks) would make them late by milliseconds.  Elsewhere a libevent
+	 * timer ends the wait, and a wait that ends early only costs one
+	 * more iteration: the loop runs nothing before its own clock says.
 	 */
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER |
-	    EVENT_BASE_FLAG_NOLOCK);
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	return base;
@@ -796,7 +872,7 @@ aloop_loop_new(struct aloop_loop **loopp)
 		return ALOOP_ENOMEM;
 	loop->magic = ALOOP__LOOP_MAGIC;
 	loop->freelist = NO_INDEX;
-	loop->wake_rfd = loop->wake_wfd = -1;
+	loop->wake_rfd = loop->wake_wfd = loop->timer_fd = -1;
 	loop->slow_callback_duration = 0.1;
 	env = getenv("ALOOP_DEBUG");
 	loop->debug = env != NULL && *env != '\0';
@@ -819,12 +895,28 @@ aloop_loop_new(struct aloop_loop **loopp)
 	rc = ALOOP_ENOMEM;
 	loop->wake_ev = event_new(loop->base, loop->wake_rfd,
 	    EV_READ | EV_PERSIST, wake_cb, loop);
+#ifdef HAVE_TIMERFD
+	loop->timer_fd = timerfd_create(CLOCK_MONOTONIC,
+	    TFD_NONBLOCK | TFD_CLOEXEC);
+	if (loop->timer_fd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	loop->timeout_ev = event_new(loop->base, loop->timer_fd,
+	    EV_READ | EV_PERSIST, timeout_cb, loop);
+#else
 	loop->timeout_ev = evtimer_new(loop->base, timeout_cb, loop);
+#endif
 	if (loop->wake_ev == NULL || loop->timeout_ev == NULL)
 		goto fail;
 	if (event_add(loop->wake_ev, NULL) != 0)
 		goto fail;
 	loop->internal_events = 1;
+#ifdef HAVE_TIMERFD
+	if (event_add(loop->timeout_ev, NULL) != 0)
+		goto fail;
+	loop->internal_events = 2;
+#endif
 	*loopp = loop;
 	return 0;
 fail:
