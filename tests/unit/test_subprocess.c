@@ -45,6 +45,7 @@ struct proc {
 	unsigned long		 sum;
 	unsigned		 order_errors;	/* bytes not in 'a'..'z' order */
 	int			 close_on_made;
+	int			 close_on_exit;
 };
 
 static void
@@ -120,6 +121,9 @@ proc_data(struct aloop_transport *t, void *state, int fd, const void *data,
 			buf[*n] = '\0';
 		}
 	}
+	/* Close once the process is gone and its first line is in. */
+	if (p->close_on_exit && p->exited && strchr(p->out, '\n') != NULL)
+		aloop_transport_close(t);
 }
 
 static void
@@ -148,6 +152,8 @@ proc_exited(struct aloop_transport *t, void *state)
 	/* The child is reaped: signals are harmless no-ops now. */
 	CU_ASSERT_EQUAL(aloop_subprocess_terminate(t), 0);
 	CU_ASSERT_EQUAL(aloop_subprocess_send_signal(t, SIGHUP), 0);
+	if (p->close_on_exit && strchr(p->out, '\n') != NULL)
+		aloop_transport_close(t);
 }
 
 static void
@@ -807,6 +813,34 @@ test_no_fd_leak(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/*
+ * A grandchild that keeps the pipes open holds connection_lost back (the
+ * pipes are not closed yet, asyncio's rule) until the protocol closes the
+ * transport, which closes the pipes.  Without the close this test would
+ * wait for the grandchild's 30 s, past the watchdog.
+ */
+static void
+test_grandchild_holds_pipes(void)
+{
+	struct aloop_loop *loop = loop_open();
+	struct proc p;
+	long gpid;
+
+	proc_init(&p, loop);
+	p.close_on_exit = 1;
+	CU_ASSERT_EQUAL(proc_run(&p, "sleep 30 & echo $!; exit 3", NULL, NULL,
+	    NULL), 0);
+	CU_ASSERT_EQUAL(p.exited, 1);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 3);
+	check_order(&p, "012");
+	gpid = strtol(p.out, NULL, 10);
+	CU_ASSERT(gpid > 1);
+	if (gpid > 1)
+		(void)kill((pid_t)gpid, SIGKILL);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 static void
 test_close_in_connection_made(void)
 {
@@ -923,6 +957,7 @@ static const struct test_case cases[] = {
 	TEST(test_out_of_descriptors),
 	TEST(test_arguments),
 	TEST(test_no_fd_leak),
+	TEST(test_grandchild_holds_pipes),
 	TEST(test_close_in_connection_made),
 	TEST(test_many_children),
 	TEST(test_many_children_polled),
