@@ -332,8 +332,10 @@ fail:
 
 /*
  * Every client is gone; a program may still be dying.  Kill what is left
- * now (the listener went away, so there is no grace to give) and let the
- * last connection free the instance.
+ * now (the listener went away, so there is no grace to give), and close
+ * its pipes too: a process it left behind may hold them open, and the
+ * loop may have only a few turns left to deliver connection_lost, which
+ * frees the connection and, with the last, the instance.
  */
 static void
 exec_fini(void *instance)
@@ -344,7 +346,7 @@ exec_fini(void *instance)
 		return;
 	for (struct exec_conn *c = ex->conns; c != NULL; c = c->next) {
 		if (c->proc != NULL)
-			(void)aloop_subprocess_kill(c->proc);
+			aloop_transport_close(c->proc);
 		if (c->in != NULL)
 			aloop_transport_abort(c->in);
 	}
@@ -617,6 +619,8 @@ proc_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	aloop_handle_cancel(aloop_transport_get_loop(t), c->timer);
 	c->timer = ALOOP_HANDLE_NONE;
 	c->proc = NULL;
+	aloop_log(ALOOP_LOG_DEBUG, "exec %s: pid %ld: done", c->ex->listener,
+	    (long)c->pid);
 	if (c->in != NULL)
 		aloop_transport_abort(c->in);
 	if (c->client != NULL)
