@@ -851,10 +851,17 @@ base_new(void)
 	 * timers wait on a timerfd of ours instead, armed at the exact
 	 * deadline and only when it changes; libevent's coarse clock (4 ms
 	 * ticks) would make them late by milliseconds.  Elsewhere a libevent
-	 * timer ends the wait, and a wait that ends early only costs one
-	 * more iteration: the loop runs nothing before its own clock says.
+	 * timer on the precise clock ends the wait (without timerfd the flag
+	 * costs no system call).  Either way a wait that ends early only
+	 * costs one more iteration: nothing runs before the loop's own clock
+	 * says it is due.
 	 */
+#ifdef HAVE_TIMERFD
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);
+#else
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK |
+	    EVENT_BASE_FLAG_PRECISE_TIMER);
+#endif
 	base = event_base_new_with_config(cfg);
 	event_config_free(cfg);
 	return base;
