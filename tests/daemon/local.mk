@@ -42,3 +42,12 @@ EXTRA_DIST += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
 # output goes through promtool (Debian's prometheus package) and curl.
 TESTS += tests/daemon/test_metrics.py
 EXTRA_DIST += tests/daemon/test_metrics.py
+
+# The counters themselves and the transport byte count they come from.
+check_PROGRAMS += tests/daemon/test_metrics_counters
+tests_daemon_test_metrics_counters_SOURCES = \
+	tests/daemon/test_metrics_counters.c daemon/metrics.c daemon/metrics.h
+tests_daemon_test_metrics_counters_CPPFLAGS = $(DAEMON_TEST_CPPFLAGS)
+tests_daemon_test_metrics_counters_LDADD = tests/unit/libstreamutil.la \
+	$(DAEMON_TEST_LDADD) $(PTHREAD_LIBS)
+TESTS += tests/daemon/test_metrics_counters

@@ -1,0 +1,289 @@
+/*
+ * aloopd's counters (daemon/metrics.c) and the readers plugins use, plus
+ * the transport byte count they are fed from: sets found again by name,
+ * walked in order, read consistently while a worker writes them, and the
+ * process figures following real descriptors.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <aloop/aloop.h>
+#include <aloop/plugin.h>
+
+#include "metrics.h"
+#include "runner.h"
+#include "stream_util.h"
+
+struct seen {
+	char		 names[16][32];
+	unsigned	 workers[16];
+	uint64_t	 accepted[16];
+	size_t		 n;
+	size_t		 stop_at;	/* return 7 at this call, 0: never */
+};
+
+static int
+collect(const struct aloop_metrics_listener *m, void *arg)
+{
+	struct seen *s = arg;
+
+	CU_ASSERT(m->size >= sizeof(*m));
+	if (s->n < 16) {
+		snprintf(s->names[s->n], sizeof(s->names[0]), "%s",
+		    m->listener);
+		s->workers[s->n] = m->worker;
+		s->accepted[s->n] = m->connections_accepted;
+	}
+	s->n++;
+	return s->stop_at != 0 && s->n == s->stop_at ? 7 : 0;
+}
+
+static void
+test_sets(void)
+{
+	struct metrics_listener *a0, *b0, *a1;
+	struct seen s;
+
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(NULL, NULL),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
+	CU_ASSERT_EQUAL(s.n, 0);
+
+	a1 = metrics_listener(1, "a");
+	a0 = metrics_listener(0, "a");
+	b0 = metrics_listener(0, "b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a1);
+	CU_ASSERT(a0 != b0 && a0 != a1);
+	/* The same name on the same worker is the same set: a reload. */
+	CU_ASSERT_PTR_EQUAL(metrics_listener(0, "a"), a0);
+	CU_ASSERT_PTR_EQUAL(metrics_listener(1, "a"), a1);
+	CU_ASSERT_PTR_NULL(metrics_listener(1u << 30, "a"));
+
+	metrics_add(&a0->accepted, 3);
+	metrics_add(&a1->accepted, 5);
+	metrics_add(&b0->accepted, 1);
+	metrics_add(&b0->accepted, 1);
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
+	CU_ASSERT_EQUAL_FATAL(s.n, 3);
+	/* Worker by worker, each in the order of first opening. */
+	CU_ASSERT_STRING_EQUAL(s.names[0], "a");
+	CU_ASSERT_EQUAL(s.workers[0], 0);
+	CU_ASSERT_EQUAL(s.accepted[0], 3);
+	CU_ASSERT_STRING_EQUAL(s.names[1], "b");
+	CU_ASSERT_EQUAL(s.workers[1], 0);
+	CU_ASSERT_EQUAL(s.accepted[1], 2);
+	CU_ASSERT_STRING_EQUAL(s.names[2], "a");
+	CU_ASSERT_EQUAL(s.workers[2], 1);
+	CU_ASSERT_EQUAL(s.accepted[2], 5);
+
+	/* A nonzero return stops the walk and comes back. */
+	memset(&s, 0, sizeof(s));
+	s.stop_at = 2;
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 7);
+	CU_ASSERT_EQUAL(s.n, 2);
+
+	metrics_free();
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
+	CU_ASSERT_EQUAL(s.n, 0);
+}
+
+/* ------------------------------------------ a worker writing, a reader */
+
+#define ROUNDS	2000000
+
+struct race {
+	struct metrics_listener	*m;
+	_Atomic int		 done;
+};
+
+/* A worker's connections: each accepted, then closed. */
+static void *
+race_writer(void *arg)
+{
+	struct race *r = arg;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		metrics_add(&r->m->accepted, 1);
+		metrics_add(&r->m->active, 1);
+		metrics_add(&r->m->bytes_in, 10);
+		metrics_sub(&r->m->active, 1);
+		metrics_add(&r->m->closed, 1);
+	}
+	atomic_store(&r->done, 1);
+	return NULL;
+}
+
+struct race_read {
+	uint64_t	 last_closed, last_accepted;
+	int		 bad;
+};
+
+static int
+race_check(const struct aloop_metrics_listener *m, void *arg)
+{
+	struct race_read *rr = arg;
+
+	/* Never more closed than accepted, and nothing goes backwards. */
+	if (m->connections_closed > m->connections_accepted ||
+	    m->connections_closed < rr->last_closed ||
+	    m->connections_accepted < rr->last_accepted ||
+	    m->connections_accepted > ROUNDS)
+		rr->bad++;
+	rr->last_closed = m->connections_closed;
+	rr->last_accepted = m->connections_accepted;
+	return 0;
+}
+
+static void
+test_reader_while_writing(void)
+{
+	struct race r;
+	struct race_read rr;
+	struct seen s;
+	pthread_t th;
+
+	memset(&rr, 0, sizeof(rr));
+	r.m = metrics_listener(3, "race");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r.m);
+	atomic_init(&r.done, 0);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, race_writer, &r), 0);
+	while (!atomic_load(&r.done))
+		(void)aloop_daemon_metrics_listeners(race_check, &rr);
+	CU_ASSERT_EQUAL(pthread_join(th, NULL), 0);
+	(void)aloop_daemon_metrics_listeners(race_check, &rr);
+	CU_ASSERT_EQUAL(rr.bad, 0);
+	CU_ASSERT_EQUAL(rr.last_accepted, ROUNDS);
+	CU_ASSERT_EQUAL(rr.last_closed, ROUNDS);
+	CU_ASSERT_EQUAL(atomic_load(&r.m->active), 0);
+	CU_ASSERT_EQUAL(atomic_load(&r.m->bytes_in), 10ull * ROUNDS);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
+	CU_ASSERT_EQUAL(s.n, 1);
+	metrics_free();
+}
+
+/* -------------------------------------------------- process figures */
+
+static void
+test_process(void)
+{
+	struct aloop_metrics_process p, q;
+	size_t short_size;
+	int fds[2];
+
+	memset(&p, 0, sizeof(p));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(&p), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(NULL), ALOOP_EINVAL);
+
+	p.size = sizeof(p);
+	CU_ASSERT_EQUAL_FATAL(aloop_daemon_metrics_process(&p), 0);
+	CU_ASSERT_EQUAL(p.size, sizeof(p));
+	CU_ASSERT(p.start_time > 1.6e9);
+	CU_ASSERT(p.uptime >= 0);
+	CU_ASSERT(p.resident_bytes > 0);
+	CU_ASSERT_EQUAL(p.open_fds, (uint64_t)count_fds());
+
+	/* Two more descriptors show as two more. */
+	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
+	memset(&q, 0, sizeof(q));
+	q.size = sizeof(q);
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(&q), 0);
+	CU_ASSERT_EQUAL(q.open_fds, p.open_fds + 2);
+	CU_ASSERT(q.uptime >= p.uptime);
+	CU_ASSERT_EQUAL(q.start_time, p.start_time);
+	close(fds[0]);
+	close(fds[1]);
+
+	/* Reloads, as signals.c reports them. */
+	metrics_reload(1);
+	metrics_reload(1);
+	metrics_reload(0);
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(&q), 0);
+	CU_ASSERT_EQUAL(q.reloads, p.reloads + 2);
+	CU_ASSERT_EQUAL(q.reload_failures, p.reload_failures + 1);
+
+	/* A plugin built against an older, shorter struct gets only that. */
+	short_size = offsetof(struct aloop_metrics_process, reloads);
+	memset(&q, 0xa5, sizeof(q));
+	q.size = short_size;
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(&q), 0);
+	CU_ASSERT_EQUAL(q.size, short_size);
+	CU_ASSERT_EQUAL(q.start_time, p.start_time);
+	CU_ASSERT_EQUAL(q.reloads, 0xa5a5a5a5a5a5a5a5ull);
+}
+
+/* ------------------------------------- the transport's bytes_written */
+
+static uint64_t
+written(struct aloop_transport *t)
+{
+	const uint64_t *n;
+	size_t len;
+
+	n = aloop_transport_get_extra_info(t, "bytes_written", &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(n);
+	CU_ASSERT_EQUAL(len, sizeof(uint64_t));
+	return *n;
+}
+
+static void
+test_bytes_written(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool spool, cpool;
+	struct aloop_server *srv;
+	struct aloop_transport *c, *s;
+	struct iovec iov[2] = {
+		{ (void *)"abc", 3 }, { (void *)"defg", 4 },
+	};
+	int port;
+
+	memset(&spool, 0, sizeof(spool));
+	memset(&cpool, 0, sizeof(cpool));
+	spool.tmpl.echo = 1;
+	srv = start_server(loop, &spool, "127.0.0.1", &port);
+	c = connect_to(loop, &cpool, "127.0.0.1", port);
+	CU_ASSERT_EQUAL(written(c), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(c, "hello", 5), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(c, "", 0), 0);
+	CU_ASSERT_EQUAL(aloop_transport_writelines(c, iov, 2), 0);
+	/* Counted as accepted, before any of it left. */
+	CU_ASSERT_EQUAL(written(c), 12);
+	CU_ASSERT_FATAL(WAIT_UNTIL(loop, cpool.r[0].nrecv == 12, 10));
+	CU_ASSERT_EQUAL_FATAL(spool.n, 1);
+	s = spool.r[0].t;
+	CU_ASSERT_EQUAL(written(s), 12);
+	CU_ASSERT_EQUAL(memcmp(cpool.r[0].data, "helloabcdefg", 12), 0);
+
+	/* Writes after close are dropped, and not counted. */
+	aloop_transport_close(c);
+	CU_ASSERT_EQUAL(aloop_transport_write(c, "zz", 2), 0);
+	CU_ASSERT_EQUAL(written(c), 12);
+	CU_ASSERT_FATAL(WAIT_UNTIL(loop, cpool.r[0].lost &&
+	    spool.r[0].lost, 10));
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+static const struct test_case cases[] = {
+	TEST(test_sets),
+	TEST(test_reader_while_writing),
+	TEST(test_process),
+	TEST(test_bytes_written),
+};
+
+TEST_MAIN("metrics", cases)
