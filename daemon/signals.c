@@ -122,6 +122,38 @@ reload_done(struct runtime *rt)
 	runtime_collect(rt);
 }
 
+static int
+str_differs(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/*
+ * What a reload cannot change: the threads, where logs go (the sink is
+ * not switched while threads log), the pidfile and the user, which were
+ * set up before the privilege drop.  Say so rather than pretend.
+ */
+static void
+warn_restart_only(const struct runtime *rt, const struct config *cfg)
+{
+	const struct config_daemon *old = &rt->current->cfg->daemon;
+	const struct config_daemon *new = &cfg->daemon;
+
+	if (new->workers != rt->nworkers)
+		aloop_log(ALOOP_LOG_WARNING, "reload: workers changed from %u "
+		    "to %u; that takes a restart", rt->nworkers, new->workers);
+	if (new->log_target != old->log_target)
+		aloop_log(ALOOP_LOG_WARNING, "reload: log_target changed; "
+		    "that takes a restart");
+	if (str_differs(new->pidfile, old->pidfile) ||
+	    str_differs(new->user, old->user) ||
+	    str_differs(new->group, old->group))
+		aloop_log(ALOOP_LOG_WARNING, "reload: pidfile, user and group "
+		    "changes take a restart");
+}
+
 void
 runtime_reload(struct runtime *rt)
 {
@@ -145,10 +177,7 @@ runtime_reload(struct runtime *rt)
 		reload_done(rt);
 		return;
 	}
-	if (cfg->daemon.workers != rt->nworkers)
-		aloop_log(ALOOP_LOG_WARNING, "reload: workers changed from %u "
-		    "to %u; that takes a restart", rt->nworkers,
-		    cfg->daemon.workers);
+	warn_restart_only(rt, cfg);
 	if (rtconfig_new(rt, cfg, &rc) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "reload failed; keeping the running "
 		    "configuration");

@@ -237,8 +237,15 @@ def test_workers_share_the_load():
         c.sendall(msg)
         assert h.recv_exactly(c, len(msg)) == msg
     assert h.udp_exchange(port, b"dgram") == b"dgram"
+    # The number of threads is fixed until a restart, and aloopd says so.
+    h.write_config(cfg, [h.listener("echo", "echo", port,
+                                    extra="reuse_port = true;"),
+                         h.listener("echo-udp", "echo", port, "udp",
+                                    "reuse_port = true;")], workers=2)
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(r"reloaded .*: 2 listeners")
+    assert "workers changed from 3 to 2; that takes a restart" in \
+        daemon.text(), daemon.text()
     for c in clients:
         c.sendall(b"again")
         assert h.recv_exactly(c, 5) == b"again"
