@@ -549,8 +549,10 @@ tv_from(struct timeval *tv, double secs)
 static int
 external_events(struct aloop_loop *loop)
 {
+	/* Active counts too: modules event_active() events never added. */
 	return event_base_get_num_events(loop->base,
-	    EVENT_BASE_COUNT_ADDED) > loop->internal_events;
+	    EVENT_BASE_COUNT_ADDED | EVENT_BASE_COUNT_ACTIVE) >
+	    loop->internal_events;
 }
 
 /*
