@@ -190,6 +190,38 @@ test_signal_handler_replaced(void)
 	CU_ASSERT(disposition_is_default(SIGUSR1));
 }
 
+/* A handler may remove itself, as callbacks may close their own object. */
+static void
+sig_remove_self_cb(void *arg)
+{
+	struct sig_seen *s = arg;
+
+	s->n++;
+	CU_ASSERT_EQUAL(aloop_remove_signal_handler(s->loop, s->signum), 1);
+	aloop_stop(s->loop);
+}
+
+static void
+test_signal_handler_removes_itself(void)
+{
+	struct sig_seen s = { 0 };
+	struct watchdog wd;
+	struct aloop_loop *loop;
+
+	CU_ASSERT_FATAL(aloop_loop_new(&loop) == 0);
+	s.loop = loop;
+	s.signum = SIGUSR1;
+	watchdog_arm(&wd, loop);
+	CU_ASSERT(aloop_add_signal_handler(loop, SIGUSR1, sig_remove_self_cb,
+	    &s) == 0);
+	CU_ASSERT(aloop_call_soon(loop, raise_cb, &s, NULL) == 0);
+	CU_ASSERT(aloop_run_forever(loop) == 0);
+	CU_ASSERT_EQUAL(s.n, 1);
+	CU_ASSERT(disposition_is_default(SIGUSR1));
+	watchdog_disarm(&wd);
+	CU_ASSERT(aloop_loop_free(loop) == 0);
+}
+
 /* libevent gives signals to one base: a second loop is refused. */
 static void
 test_signal_one_loop_at_a_time(void)
@@ -221,6 +253,7 @@ static const struct test_case cases[] = {
 	TEST(test_signal_while_polling),
 	TEST(test_signal_invalid),
 	TEST(test_signal_handler_replaced),
+	TEST(test_signal_handler_removes_itself),
 	TEST(test_signal_one_loop_at_a_time),
 };
 
