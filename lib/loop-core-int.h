@@ -159,6 +159,24 @@ aloop_handle_t aloop__call_handle(const struct aloop_loop *loop, uint32_t idx);
 struct aloop__call *aloop__call_lookup(struct aloop_loop *loop,
 	    aloop_handle_t h, uint32_t *idx);
 
+/* Threadsafe handles carry this bit; pool handles never do. */
+#define ALOOP__TS_HANDLE_BIT	(UINT64_C(1) << 63)
+
+/* The threadsafe queue and the wake-up, threadsafe.c. */
+int	aloop__wake_open(struct aloop_loop *loop);
+void	aloop__wake_close(struct aloop_loop *loop);
+void	aloop__ts_drain(struct aloop_loop *loop);
+struct aloop__call *aloop__ts_lookup(struct aloop_loop *loop,
+	    aloop_handle_t h, int cancel, int *queued);
+
+/* Take what other threads queued; a relaxed check first, no lock. */
+static inline void
+aloop__ts_drain_if_any(struct aloop_loop *loop)
+{
+	if (atomic_load_explicit(&loop->ts_count, memory_order_acquire) != 0)
+		aloop__ts_drain(loop);
+}
+
 /* Timer heap, timer.c. */
 int	aloop__timer_push(struct aloop_loop *loop, uint32_t idx);
 void	aloop__timer_housekeep(struct aloop_loop *loop);

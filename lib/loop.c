@@ -8,19 +8,13 @@
  */
 #include "config.h"
 
-#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#if __has_include(<sys/eventfd.h>)
-#include <sys/eventfd.h>
-#define HAVE_EVENTFD 1
-#endif
 #if __has_include(<sys/timerfd.h>) && !defined(ALOOP_NO_TIMERFD)
 #include <sys/timerfd.h>
 #define HAVE_TIMERFD 1
@@ -36,8 +30,8 @@
 
 #define NO_INDEX	UINT32_MAX
 
-/* Threadsafe handles carry this bit; pool handles never do (gen < 2^31). */
-#define TS_HANDLE_BIT	(UINT64_C(1) << 63)
+/* Generations stay below 2^31, so that pool handles never carry
+ * ALOOP__TS_HANDLE_BIT. */
 #define GEN_MASK	UINT32_C(0x7fffffff)
 
 /* asyncio refuses delays beyond a day (they are almost always a unit bug). */
@@ -72,7 +66,7 @@ aloop__clock(void)
 	struct timespec ts;
 
 	/* CLOCK_MONOTONIC cannot fail with a valid pointer on any platform
-	 * we build on; the assert documents the assumption. */
+	 * we build on; a loop without a clock could only spin or hang. */
 	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
 		abort();
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -147,7 +141,7 @@ aloop__call_lookup(struct aloop_loop *loop, aloop_handle_t h, uint32_t *idxp)
 	uint64_t idx;
 	struct aloop__call *c;
 
-	if (h == ALOOP_HANDLE_NONE || (h & TS_HANDLE_BIT))
+	if (h == ALOOP_HANDLE_NONE || (h & ALOOP__TS_HANDLE_BIT))
 		return NULL;
 	idx = (h & UINT32_MAX) - 1;
 	if (idx >= loop->callcap)
@@ -193,180 +187,6 @@ aloop__ready_push(struct aloop_loop *loop, uint32_t idx)
 	return 0;
 }
 
-/* ----------------------------------------------------- threadsafe queue */
-
-static void
-wake_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct aloop_loop *loop = arg;
-	char buf[64];
-
-	/* One read empties an eventfd.  A pipe may keep a few bytes, which
-	 * costs one spurious wake-up, not a second read every time. */
-	if (read(fd, buf, sizeof(buf)) < 0 && errno != EAGAIN &&
-	    errno != EINTR)
-		aloop_log_errno(ALOOP_LOG_ERR, "aloop: reading the wake-up fd");
-	/*
-	 * Clear the flag only after reading: cleared first, a producer could
-	 * set it and write in between, the read would swallow that write and
-	 * the flag would stay set with nothing to clear it, so no producer
-	 * would ever write again.  A producer that still sees the flag set
-	 * has queued its call before our drain, which takes the lock (so it
-	 * sees the call) because of woken.
-	 */
-	atomic_store(&loop->notified, 0);
-	loop->woken = 1;
-}
-
-/*
- * Move the calls other threads queued into the ready ring, in order.  The
- * queue is swapped with a spare under the lock, so producers wait only for
- * a pointer swap.
- */
-static void
-ts_drain(struct aloop_loop *loop)
-{
-	struct aloop__tscall *q;
-	uint32_t n, i, idx, cap;
-
-	pthread_mutex_lock(&loop->ts_lock);
-	q = loop->tsq;
-	n = loop->ntsq;
-	cap = loop->tsqcap;
-	loop->tsq = loop->tsq_spare;
-	loop->tsqcap = loop->tsq_sparecap;
-	loop->ntsq = 0;
-	atomic_store_explicit(&loop->ts_count, 0, memory_order_relaxed);
-	pthread_mutex_unlock(&loop->ts_lock);
-
-	for (i = 0; i < n; i++) {
-		struct aloop__call *c;
-
-		if (q[i].cb == NULL)		/* cancelled while queued */
-			continue;
-		if (aloop__call_alloc(loop, &idx) != 0 ||
-		    aloop__ready_push(loop, idx) != 0) {
-			/* The producer was told it succeeded; losing the call
-			 * silently would be worse than saying so. */
-			aloop_log(ALOOP_LOG_ERR, "aloop: out of memory: "
-			    "dropped a call_soon_threadsafe callback");
-			continue;
-		}
-		c = &loop->calls[idx];
-		c->cb = q[i].cb;
-		c->arg = q[i].arg;
-		c->ts = q[i].handle;
-		c->source = q[i].source;
-	}
-	loop->tsq_spare = q;
-	loop->tsq_sparecap = cap;
-}
-
-static inline void
-ts_drain_if_any(struct aloop_loop *loop)
-{
-	if (atomic_load_explicit(&loop->ts_count, memory_order_acquire) != 0)
-		ts_drain(loop);
-}
-
-static void
-wake(struct aloop_loop *loop)
-{
-	uint64_t one = 1;
-
-	if (!atomic_load(&loop->sleeping) ||
-	    atomic_exchange(&loop->notified, 1) != 0)
-		return;
-	/* EAGAIN means the counter is full, which already wakes the poll. */
-	if (write(loop->wake_wfd, &one,
-	    loop->wake_wfd == loop->wake_rfd ? sizeof(one) : 1) < 0 &&
-	    errno != EAGAIN)
-		aloop_log_errno(ALOOP_LOG_ERR, "aloop: waking the loop");
-}
-
-int
-aloop_call_soon_threadsafe(struct aloop_loop *loop, aloop_callback_fn cb,
-    void *arg, aloop_handle_t *handle)
-{
-	struct aloop__tscall *t;
-	uint64_t h;
-
-	if (cb == NULL)
-		return ALOOP_EINVAL;
-	/* From the loop's own thread this is call_soon, minus the lock. */
-	if (running_loop == loop)
-		return aloop_call_soon(loop, cb, arg, handle);
-
-	pthread_mutex_lock(&loop->ts_lock);
-	if (loop->closed) {
-		pthread_mutex_unlock(&loop->ts_lock);
-		return ALOOP_ESTATE;
-	}
-	if (loop->ntsq == loop->tsqcap) {
-		uint32_t cap = loop->tsqcap ? loop->tsqcap * 2 : 64;
-
-		t = cap < loop->tsqcap ? NULL :
-		    realloc(loop->tsq, (size_t)cap * sizeof(*t));
-		if (t == NULL) {
-			pthread_mutex_unlock(&loop->ts_lock);
-			return ALOOP_ENOMEM;
-		}
-		loop->tsq = t;
-		loop->tsqcap = cap;
-	}
-	h = TS_HANDLE_BIT | ++loop->ts_seq;
-	t = &loop->tsq[loop->ntsq++];
-	t->cb = cb;
-	t->arg = arg;
-	t->handle = h;
-	t->source = loop->debug ? __builtin_return_address(0) : NULL;
-	/* Before the loop can see the call, which may use the handle. */
-	if (handle != NULL)
-		*handle = h;
-	atomic_store_explicit(&loop->ts_count, loop->ntsq,
-	    memory_order_release);
-	pthread_mutex_unlock(&loop->ts_lock);
-	/* Pairs with the loop's store to sleeping then load of ts_count:
-	 * either it sees our call or we see it sleeping. */
-	atomic_thread_fence(memory_order_seq_cst);
-	wake(loop);
-	return 0;
-}
-
-/*
- * A threadsafe handle is either still in the queue or was moved to the
- * ready ring, where it keeps its handle in ->ts.  Looking it up scans
- * both; both are short-lived (drained every iteration), and cancelling a
- * threadsafe call is rare, so the scan costs nothing on the fast path.
- */
-static struct aloop__call *
-ts_lookup(struct aloop_loop *loop, aloop_handle_t h, int cancel, int *queued)
-{
-	uint32_t i;
-
-	*queued = 0;
-	pthread_mutex_lock(&loop->ts_lock);
-	for (i = 0; i < loop->ntsq; i++) {
-		if (loop->tsq[i].handle != h)
-			continue;
-		*queued = loop->tsq[i].cb == NULL ? 2 : 1;
-		if (cancel)
-			loop->tsq[i].cb = NULL;
-		break;
-	}
-	pthread_mutex_unlock(&loop->ts_lock);
-	if (*queued)
-		return NULL;
-	for (i = loop->head; i != loop->tail; i++) {
-		struct aloop__call *c;
-
-		c = &loop->calls[loop->ring[i & loop->ringmask]];
-		if (c->ts == h)
-			return c;
-	}
-	return NULL;
-}
-
 /* ---------------------------------------------------------- scheduling */
 
 int
@@ -410,7 +230,7 @@ aloop_call_soon(struct aloop_loop *loop, aloop_callback_fn cb, void *arg,
 	if ((rc = schedule_check(loop, "aloop_call_soon")) != 0)
 		return rc;
 	/* Calls another thread queued before this one must run before it. */
-	ts_drain_if_any(loop);
+	aloop__ts_drain_if_any(loop);
 	if ((rc = aloop__call_alloc(loop, &idx)) != 0)
 		return rc;
 	if ((rc = aloop__ready_push(loop, idx)) != 0) {
@@ -488,8 +308,8 @@ aloop_handle_cancel(struct aloop_loop *loop, aloop_handle_t handle)
 	struct aloop__call *c;
 	int queued;
 
-	if (handle & TS_HANDLE_BIT)
-		c = ts_lookup(loop, handle, 1, &queued);
+	if (handle & ALOOP__TS_HANDLE_BIT)
+		c = aloop__ts_lookup(loop, handle, 1, &queued);
 	else
 		c = aloop__call_lookup(loop, handle, NULL);
 	if (c == NULL || c->state == CALL_CANCELLED)
@@ -509,8 +329,8 @@ aloop_handle_cancelled(struct aloop_loop *loop, aloop_handle_t handle)
 	struct aloop__call *c;
 	int queued;
 
-	if (handle & TS_HANDLE_BIT) {
-		c = ts_lookup(loop, handle, 0, &queued);
+	if (handle & ALOOP__TS_HANDLE_BIT) {
+		c = aloop__ts_lookup(loop, handle, 0, &queued);
 		if (queued)
 			return queued == 2;
 	} else
@@ -667,7 +487,7 @@ run_once(struct aloop_loop *loop)
 
 	loop->iterations++;
 	aloop__timer_housekeep(loop);
-	ts_drain_if_any(loop);
+	aloop__ts_drain_if_any(loop);
 
 	if (loop->tail != loop->head || loop->stopping)
 		timeout = 0;
@@ -702,9 +522,9 @@ run_once(struct aloop_loop *loop)
 
 	if (loop->woken) {
 		loop->woken = 0;
-		ts_drain(loop);
+		aloop__ts_drain(loop);
 	} else
-		ts_drain_if_any(loop);
+		aloop__ts_drain_if_any(loop);
 	/* loop->now is fresh here: the poll or the ready branch read it. */
 	if (loop->nheap != 0)
 		aloop__timer_collect(loop, loop->now);
@@ -787,36 +607,9 @@ aloop_stop(struct aloop_loop *loop)
 
 /* ---------------------------------------------------------- lifecycle */
 
-static int
-wake_open(struct aloop_loop *loop)
-{
-#ifdef HAVE_EVENTFD
-	/* An eventfd is one descriptor and one syscall per wake-up; a pipe
-	 * would be two descriptors. */
-	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	loop->wake_rfd = loop->wake_wfd = fd;
-#else
-	int fds[2];
-
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
-		return -errno;
-	loop->wake_rfd = fds[0];
-	loop->wake_wfd = fds[1];
-#endif
-	return 0;
-}
-
 static void
-wake_close(struct aloop_loop *loop)
+timer_close(struct aloop_loop *loop)
 {
-	if (loop->wake_rfd >= 0)
-		close(loop->wake_rfd);
-	if (loop->wake_wfd >= 0 && loop->wake_wfd != loop->wake_rfd)
-		close(loop->wake_wfd);
-	loop->wake_rfd = loop->wake_wfd = -1;
 	if (loop->timer_fd >= 0)
 		close(loop->timer_fd);
 	loop->timer_fd = -1;
@@ -899,11 +692,9 @@ aloop_loop_new(struct aloop_loop **loopp)
 	loop->ringmask = 255;
 	if ((loop->base = base_new()) == NULL)
 		goto fail;
-	if ((rc = wake_open(loop)) != 0)
+	if ((rc = aloop__wake_open(loop)) != 0)
 		goto fail;
 	rc = ALOOP_ENOMEM;
-	loop->wake_ev = event_new(loop->base, loop->wake_rfd,
-	    EV_READ | EV_PERSIST, wake_cb, loop);
 #ifdef HAVE_TIMERFD
 	loop->timer_fd = timerfd_create(CLOCK_MONOTONIC,
 	    TFD_NONBLOCK | TFD_CLOEXEC);
@@ -916,11 +707,9 @@ aloop_loop_new(struct aloop_loop **loopp)
 #else
 	loop->timeout_ev = evtimer_new(loop->base, timeout_cb, loop);
 #endif
-	if (loop->wake_ev == NULL || loop->timeout_ev == NULL)
+	if (loop->timeout_ev == NULL)
 		goto fail;
-	if (event_add(loop->wake_ev, NULL) != 0)
-		goto fail;
-	loop->internal_events = 1;
+	loop->internal_events = 1;	/* the wake-up event */
 #ifdef HAVE_TIMERFD
 	if (event_add(loop->timeout_ev, NULL) != 0)
 		goto fail;
@@ -929,11 +718,10 @@ aloop_loop_new(struct aloop_loop **loopp)
 	*loopp = loop;
 	return 0;
 fail:
-	if (loop->wake_ev != NULL)
-		event_free(loop->wake_ev);
 	if (loop->timeout_ev != NULL)
 		event_free(loop->timeout_ev);
-	wake_close(loop);
+	timer_close(loop);
+	aloop__wake_close(loop);
 	if (loop->base != NULL)
 		event_base_free(loop->base);
 	free(loop->ring);
@@ -998,12 +786,12 @@ aloop_loop_free(struct aloop_loop *loop)
 	if ((rc = aloop_close(loop)) != 0)
 		return rc;
 	aloop__policy_forget(loop);
-	event_free(loop->wake_ev);
+	aloop__wake_close(loop);
 	event_free(loop->timeout_ev);
+	timer_close(loop);
 	/* Modules may have left events on the base; libevent frees the base
 	 * regardless and warns about nothing we could still fix. */
 	event_base_free(loop->base);
-	wake_close(loop);
 	pthread_mutex_destroy(&loop->ts_lock);
 	free(loop->readers);
 	free(loop->writers);
