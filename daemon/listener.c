@@ -98,6 +98,12 @@ listener_free(struct listener *l)
 	list_remove(&w->retired, l);
 	aloop_log(ALOOP_LOG_DEBUG, "listener %s: worker %u: finished",
 	    l->cl->name, w->id);
+	if (l->lineage != NULL) {
+		if (l->lineage->current == l)
+			l->lineage->current = NULL;
+		if (--l->lineage->refs == 0)
+			free(l->lineage);
+	}
 	if (l->has_instance)
 		plugin_instance_free(l->cl->plugin, l->instance);
 	for (size_t i = 0; i < l->nservers; i++)
@@ -128,17 +134,20 @@ listener_unref(struct listener *l)
 static void
 update_accepting(struct listener *l)
 {
-	if (l->quota == 0 || l->closing)
+	size_t n;
+
+	if (l == NULL || l->quota == 0 || l->closing)
 		return;
-	if (!l->paused && l->nconns >= l->quota) {
+	n = l->lineage->nconns;
+	if (!l->paused && n >= l->quota) {
 		for (size_t i = 0; i < l->nservers; i++)
 			if (l->servers[i] != NULL)
 				aloop_server_pause_accepting(l->servers[i]);
 		l->paused = 1;
 		aloop_log(ALOOP_LOG_INFO,
 		    "listener %s: worker %u: %zu connections, not accepting",
-		    l->cl->name, l->w->id, l->nconns);
-	} else if (l->paused && l->nconns < l->quota) {
+		    l->cl->name, l->w->id, n);
+	} else if (l->paused && n < l->quota) {
 		for (size_t i = 0; i < l->nservers; i++)
 			if (l->servers[i] != NULL)
 				aloop_server_resume_accepting(l->servers[i]);
@@ -174,9 +183,10 @@ conn_factory(void *arg, void **state)
 	c->idle = ALOOP_HANDLE_NONE;
 	l->refs++;
 	l->nconns++;
+	l->lineage->nconns++;
 	atomic_fetch_add(&l->w->nconns, 1);
 	*state = c;
-	update_accepting(l);
+	update_accepting(l->lineage->current);
 	return 0;
 }
 
@@ -354,8 +364,10 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 		metrics_add(&l->m->closed, 1);
 	}
 	l->nconns--;
+	l->lineage->nconns--;
 	atomic_fetch_sub(&l->w->nconns, 1);
-	update_accepting(l);
+	/* An old generation's client leaving makes room in the new one. */
+	update_accepting(l->lineage->current);
 	listener_unref(l);
 }
 
@@ -907,8 +919,17 @@ listener_open(struct worker *w, struct rtconfig *rc, size_t index,
 	if (l->servers == NULL || l->owns_path == NULL || l->endpoints == NULL)
 		goto fail;
 	/* Adopting from an older self on this worker: a reload keeping it. */
-	if (from != NULL && from->w == w)
+	if (from != NULL && from->w == w) {
 		l->kept_from = (struct listener *)from;
+		l->lineage = from->lineage;
+		l->lineage->refs++;
+	} else {
+		l->lineage = calloc(1, sizeof(*l->lineage));
+		if (l->lineage == NULL)
+			goto fail;
+		l->lineage->refs = 1;
+		l->lineage->current = l;
+	}
 
 	l->pending = 1;	/* held until every bind has started */
 	for (size_t i = 0; i < nfds; i++) {
@@ -939,12 +960,15 @@ fail:
 void
 listener_serve(struct listener *l)
 {
+	l->lineage->current = l;
 	for (size_t i = 0; i < l->nservers; i++) {
 		if (l->servers[i] != NULL &&
 		    aloop_server_start_serving(l->servers[i]) < 0)
 			aloop_log(ALOOP_LOG_ERR, "listener %s: cannot start "
 			    "accepting", l->cl->name);
 	}
+	/* The older generation's clients may fill max_connections already. */
+	update_accepting(l);
 }
 
 static void

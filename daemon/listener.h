@@ -12,6 +12,18 @@
 
 struct aloop_server;
 struct aloop_transport;
+
+/*
+ * The connections of one listener across reloads on one worker: a
+ * listener that keeps its predecessor's sockets shares its count, so that
+ * max_connections bounds the old generation's connections and the new
+ * one's together.  @current is the generation that accepts.
+ */
+struct lineage {
+	size_t		 nconns;
+	size_t		 refs;
+	struct listener	*current;
+};
 struct config_listener;
 struct metrics_listener;
 struct rtconfig;
@@ -39,6 +51,7 @@ struct listener {
 	size_t				 ncarried;
 	struct listener			*kept_from;	/* predecessor */
 	struct listener			*successor;	/* set by commit */
+	struct lineage			*lineage;
 	size_t				 nconns;
 	size_t				 quota;	/* this worker's share */
 	int				 paused;

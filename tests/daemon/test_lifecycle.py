@@ -271,6 +271,16 @@ def test_max_connections():
         raise AssertionError("served past max_connections")
     except socket.timeout:
         pass
+    # A reload keeps the listener: the old clients still count.
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"reloaded .*: 1 listeners")
+    third.settimeout(0.5)
+    try:
+        third.recv(4)
+        raise AssertionError("a reload let a client past max_connections")
+    except socket.timeout:
+        pass
+    # One of the old generation's clients leaving makes room.
     first.close()
     third.settimeout(10)
     assert h.recv_exactly(third, 4) == b"wait"
