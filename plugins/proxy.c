@@ -380,6 +380,9 @@ proxy_fini(void *instance)
 	if (px == NULL)
 		return;
 	px->finished = 1;
+	if (px->pairs != NULL)
+		aloop_log(ALOOP_LOG_DEBUG, "proxy %s: finished, upstreams still "
+		    "closing", px->listener);
 	for (struct proxy_pair *p = px->pairs; p != NULL; p = p->next) {
 		if (p->up != NULL)
 			aloop_transport_abort(p->up);
@@ -725,11 +728,12 @@ client_eof(struct aloop_transport *t, void *state)
 	 * A TLS upstream cannot take a half-close.  Most clients that send EOF
 	 * have closed altogether, and keeping the upstream open for them would
 	 * hold both sockets until the idle timeout: close it once what is
-	 * buffered is sent, and the client with it.
+	 * buffered is sent, and the client with it (a closing upstream reads
+	 * nothing more, so there is no reply to wait for).
 	 */
 	if (!aloop_transport_can_write_eof(p->up)) {
 		aloop_transport_close(p->up);
-		return 1;
+		return 0;
 	}
 	(void)aloop_transport_write_eof(p->up);
 	return 1;

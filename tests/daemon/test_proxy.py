@@ -6,6 +6,7 @@ upstreams, and an unreachable upstream logged once per burst."""
 import hashlib
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -335,6 +336,111 @@ def test_unreachable_logged_once_per_burst():
     assert daemon.stop() == 0, daemon.text()
 
 
+class EchoUpstream(threading.Thread):
+    """Echoes what it gets until the client closes."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        with c:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    return
+                c.sendall(data)
+
+
+class SilentTlsUpstream(TlsUpstream):
+    """Completes the handshake, then neither reads nor closes: a TLS close
+    towards it waits for a close_notify that never comes."""
+
+    def __init__(self, d):
+        self.handshaken = threading.Event()
+        self.held = []
+        super().__init__(d)
+
+    def serve(self, c):
+        try:
+            self.held.append(self.ctx.wrap_socket(c, server_side=True))
+            self.handshaken.set()
+        except (OSError, ssl.SSLError):
+            pass
+
+
+def test_reload_drops_listener_with_live_pair():
+    """A reload removes the proxy's listener while a pair is open: the pair
+    goes on, and when it ends the instance is finished while its upstream
+    is still closing, after the plugin was released."""
+    saved = os.environ.get("ALOOPD_TEST_LOG_LEVEL")
+    os.environ["ALOOPD_TEST_LOG_LEVEL"] = "debug"
+    try:
+        d = h.tmpdir()
+        up = EchoUpstream()
+        daemon, port = start_proxy(d, ["127.0.0.1:%d" % up.port])
+        s = h.connect(port)
+        s.sendall(b"before")
+        assert h.recv_exactly(s, 6) == b"before"
+        eport = h.free_port()
+        h.write_config(os.path.join(d, "aloop.conf"),
+                       [h.listener("other", "echo", eport)])
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reloaded .*: 1 listeners")
+        s.sendall(b"during")
+        assert h.recv_exactly(s, 6) == b"during"
+        s.close()
+        daemon.wait_log(r"listener px: worker \d+: finished")
+
+        # Again, with an upstream still closing when the listener goes:
+        # its last callbacks come after fini, the plugin released.
+        make_cert(d)
+        tup = SilentTlsUpstream(d)
+        port = h.free_port()
+        h.write_config(os.path.join(d, "aloop.conf"), [
+            h.listener("other", "echo", eport),
+            h.listener("tpx", "proxy", port, "tcp",
+                       'settings = { upstream = [ "127.0.0.1:%d" ]; '
+                       'tls = { verify = false; }; };' % tup.port)])
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reloaded .*: 2 listeners")
+        s = h.connect(port)
+        daemon.wait_log(r"listener tpx: worker \d+: connection")
+        tup.handshaken.wait(20)
+        h.write_config(os.path.join(d, "aloop.conf"),
+                       [h.listener("other", "echo", eport)])
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reloaded .*: 2 listeners(.|\n)*"
+                        r"reloaded .*: 1 listeners")
+        s.shutdown(socket.SHUT_WR)
+        assert h.recv_all(s) == b""
+        s.close()
+        daemon.wait_log(r"proxy tpx: finished, upstreams still closing")
+        daemon.wait_log(r"listener tpx: worker \d+: finished")
+        with h.connect(eport) as e:
+            e.sendall(b"alive")
+            assert h.recv_exactly(e, 5) == b"alive"
+        assert daemon.stop() == 0, daemon.text()
+    finally:
+        if saved is None:
+            os.environ.pop("ALOOPD_TEST_LOG_LEVEL")
+        else:
+            os.environ["ALOOPD_TEST_LOG_LEVEL"] = saved
+
+
 def test_bad_settings_rejected():
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
@@ -353,6 +459,7 @@ TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_half_close_both_ways, test_unix_upstream,
          test_tls_upstream_verified, test_tls_listener_in_front_of_http_server,
          test_unreachable_logged_once_per_burst,
+         test_reload_drops_listener_with_live_pair,
          test_bad_settings_rejected]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
