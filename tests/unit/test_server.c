@@ -476,7 +476,7 @@ test_emfile_backs_off(void)
 	lim = old;
 	lim.rlim_cur = (rlim_t)count_fds() + 8;
 	CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_NOFILE, &lim), 0);
-	while (nfill < 64 && (fillers[nfill] = dup(0)) >= 0)
+	while (nfill < 64 && (fillers[nfill] = dup(lfd)) >= 0)
 		nfill++;
 	CU_ASSERT_EQUAL(errno, EMFILE);
 	run_for(loop, 0.3);
