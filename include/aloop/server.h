@@ -71,8 +71,10 @@ ALOOP_API int aloop_create_server(struct aloop_loop *loop,
 
 /**
  * Listen on the UNIX socket @path (or o->sock); a stale socket file left by
- * a dead server is replaced, a live one is EADDRINUSE.  Path and sock
- * together are ALOOP_EINVAL.
+ * a dead server (one that refuses a test connection) is replaced, a live
+ * one is EADDRINUSE.  Path and sock together are ALOOP_EINVAL.  Closing
+ * the server removes the socket file it made, unless another has replaced
+ * it meanwhile (as asyncio 3.13 does); an adopted o->sock's file is left.
  */
 ALOOP_API int aloop_create_unix_server(struct aloop_loop *loop,
     const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
