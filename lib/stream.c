@@ -260,11 +260,16 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		stream_on_eof(s);
 	else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		;	/* A spurious wake-up. */
-	else if (errno == ECONNRESET) {
-		/* asyncio's _force_close: the peer's reset is no bug. */
+	else if (errno == ECONNRESET || (!s->is_sock && errno == EIO)) {
+		/*
+		 * A peer's reset is no bug, and neither is EIO from a
+		 * terminal whose other side closed: asyncio ends the
+		 * transport with the error but reports neither.
+		 */
+		n = -errno;
 		t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
 		t->ops->abort(t);
-		aloop__transport_lost(t, -ECONNRESET, NULL);
+		aloop__transport_lost(t, (int)n, NULL);
 	} else
 		aloop__transport_fatal(t, -errno, s->is_sock ?
 		    "Fatal read error on socket transport" :

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <termios.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -201,6 +203,56 @@ test_write_pipe_no_sigpipe(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+static int reports;
+
+static int
+count_reports(struct aloop_loop *loop, const struct aloop_context *ctx,
+    void *arg)
+{
+	(void)loop;
+	(void)ctx;
+	(void)arg;
+	reports++;
+	return 0;
+}
+
+static void
+test_read_pty(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool pool = { 0 };
+	struct termios tio;
+	int master, slave;
+
+	/* A terminal's output through a read pipe transport (SEMANTICS 46). */
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	CU_ASSERT_FATAL(master >= 0);
+	CU_ASSERT_EQUAL_FATAL(grantpt(master), 0);
+	CU_ASSERT_EQUAL_FATAL(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	CU_ASSERT_FATAL(slave >= 0);
+	/* Raw output: the bytes arrive as written. */
+	CU_ASSERT_EQUAL(tcgetattr(slave, &tio), 0);
+	cfmakeraw(&tio);
+	CU_ASSERT_EQUAL(tcsetattr(slave, TCSANOW, &tio), 0);
+	reports = 0;
+	aloop_set_exception_handler(loop, count_reports, NULL);
+	(void)connect_pipe(loop, &pool, master, 0);
+	CU_ASSERT_EQUAL(write(slave, "tty", 3), 3);
+	CU_ASSERT(WAIT_UNTIL(loop, pool.r[0].nrecv == 3, 5.0));
+	CU_ASSERT_EQUAL(memcmp(pool.r[0].data, "tty", 3), 0);
+	/* Closing the terminal's side ends the transport (EOF or EIO). */
+	close(slave);
+	CU_ASSERT(WAIT_UNTIL(loop, pool.r[0].lost == 1, 5.0));
+	CU_ASSERT(pool.r[0].lost_code == 0 || pool.r[0].lost_code == -EIO);
+	/* Nothing worth an error report: the terminal just went away. */
+	CU_ASSERT_EQUAL(reports, 0);
+	CU_ASSERT_EQUAL(pool.r[0].bad, 0);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static void
 test_pipe_arguments(void)
 {
@@ -231,6 +283,7 @@ static const struct test_case cases[] = {
 	TEST(test_write_pipe_flush_and_eof),
 	TEST(test_write_pipe_broken),
 	TEST(test_write_pipe_no_sigpipe),
+	TEST(test_read_pty),
 	TEST(test_pipe_arguments),
 };
 
