@@ -16,7 +16,7 @@
  * are freed by metrics_free() only.  The writer is that worker's thread.
  */
 struct metrics_listener {
-	_Atomic uint64_t	 accepted;	/* connections the plugin took */
+	_Atomic uint64_t	 accepted;	/* handed to the plugin */
 	_Atomic uint64_t	 closed;
 	_Atomic uint64_t	 active;
 	_Atomic uint64_t	 bytes_in;	/* handed to the plugin */

@@ -34,7 +34,7 @@ struct metrics_conn {
 	char			 buf[METRICS_HEAD_MAX];
 	size_t			 len;
 	uint64_t		 skip;		/* body bytes still to drop */
-	int			 paused;	/* the transport's buffer is full */
+	int			 paused;	/* the write buffer is full */
 	int			 done;		/* closing: read nothing more */
 };
 
@@ -457,8 +457,10 @@ metrics_process_buf(struct metrics_conn *c)
 				return;
 		}
 		/* Blank lines before a request are to be ignored. */
-		while (c->len > 0 && (c->buf[0] == '\r' || c->buf[0] == '\n')) {
-			if (c->buf[0] == '\r' && (c->len < 2 || c->buf[1] != '\n'))
+		while (c->len > 0 && (c->buf[0] == '\r' ||
+		    c->buf[0] == '\n')) {
+			if (c->buf[0] == '\r' && (c->len < 2 ||
+			    c->buf[1] != '\n'))
 				break;
 			n = c->buf[0] == '\r' ? 2 : 1;
 			memmove(c->buf, c->buf + n, c->len - n);

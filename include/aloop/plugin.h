@@ -267,7 +267,8 @@ struct aloop_metrics_listener {
 	/* Payload bytes: what data_received got and what the plugin wrote. */
 	uint64_t	 bytes_received;
 	uint64_t	 bytes_sent;
-	uint64_t	 tls_handshakes;	/* completed, TLS listeners only */
+	/* Completed, and failed or timed out; TLS listeners only. */
+	uint64_t	 tls_handshakes;
 	uint64_t	 tls_handshake_failures;
 	uint64_t	 plugin_errors;		/* init or factory refused */
 };
