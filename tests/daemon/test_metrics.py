@@ -197,7 +197,15 @@ def test_counters():
         assert sums[("aloop_connections_accepted_total", "metrics")] >= 5
         promtool_check(text)
 
-        # A reload that takes keeps the counters; one that fails counts.
+        # A reload that takes keeps the counters, also of a listener it
+        # removes; one that fails counts.
+        tls = ('tls = { certificate = "%s/cert.pem"; key = "%s/key.pem"; };'
+               % (d, d))
+        h.write_config(cfg, [
+            h.listener("metrics", "metrics", ports["metrics"]),
+            h.listener("echo", "echo", ports["echo"]),
+            h.listener("echo-tls", "echo", ports["tls"], "tcp", tls)],
+            workers=WORKERS)
         daemon.signal(signal.SIGHUP)
         daemon.wait_log(r"reloaded ")
         text, sums = wait_for(
@@ -205,6 +213,8 @@ def test_counters():
             "one reload")
         assert sums[("aloop_connections_closed_total", "echo")] == \
             conns + 2, text
+        assert sums[("aloop_received_bytes_total", "echo-udp")] == sent
+        assert sums[("aloop_tls_handshakes_total", "echo-tls")] == 3
         with open(cfg, "a") as f:
             f.write("this is not libconfig\n")
         daemon.signal(signal.SIGHUP)
@@ -316,6 +326,13 @@ def test_http():
             assert body.endswith(b"\n")
             s.sendall(b"GET /x HTTP/1.0\r\n\r\n")
             assert status_of(h.recv_all(s)) == 404
+
+        # A chunked body cannot be skipped: answered, then closed.
+        a = raw_exchange(port, b"POST /metrics HTTP/1.1\r\nHost: a\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         b"5\r\nhello\r\n0\r\n\r\n")
+        assert status_of(a) == 405 and b"Connection: close" in a
+        assert a.count(b"HTTP/1.1") == 1
 
         # Garbage, a missing Host, another major version, too big a head.
         for req, code in ((b"\x16\x03\x01garbage\r\n\r\n", 400),
