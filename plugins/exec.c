@@ -72,7 +72,7 @@ struct exec_conn {
 	int			 client_eof;
 	int			 exited;
 	int			 stopping;	/* SIGTERM sent */
-	int			 out_paused;	/* the client's buffer is full */
+	int			 out_paused;	/* client's buffer full */
 	size_t			 nline;
 	char			 line[EXEC_LINE_MAX];	/* stderr, partial */
 	unsigned		 refs;
@@ -774,7 +774,7 @@ client_data(struct aloop_transport *t, void *state, const void *data,
 {
 	struct exec_conn *c = state;
 
-	/* Without stdin (the program closed it) the bytes have nowhere to go. */
+	/* Without stdin (the program closed it) the bytes go nowhere. */
 	if (c->in == NULL)
 		return;
 	if (aloop_transport_write(c->in, data, len) != 0) {

@@ -56,7 +56,7 @@ struct proxy {
 	int			 failing;
 	unsigned long		 failed;
 	struct proxy_pair	*pairs;		/* every live pair */
-	int			 finished;	/* fini ran; free with the last pair */
+	int			 finished;	/* fini ran; last pair frees */
 	unsigned		 refs;		/* 1 until fini, +1 per pair */
 };
 
@@ -65,17 +65,17 @@ struct proxy_pair {
 	struct proxy		*px;
 	struct proxy_pair	*next, *prev;
 	struct aloop_transport	*client;	/* until its connection_lost */
-	struct aloop_transport	*up;		/* from connection_made to lost */
+	struct aloop_transport	*up;		/* from made to lost */
 	struct aloop_future	*fut;		/* the attempt in flight */
 	aloop_handle_t		 timer;		/* its connect_timeout */
 	size_t			 attempt;	/* upstreams tried so far */
 	size_t			 current;	/* index being tried */
-	unsigned char		*pending;	/* client bytes before up is made */
+	unsigned char		*pending;	/* client bytes before up */
 	size_t			 npending;
 	char			 errors[512];	/* why the attempts failed */
 	int			 client_eof;
 	int			 up_eof;
-	int			 up_done;	/* no upstream, and none to come */
+	int			 up_done;	/* no upstream, none to come */
 	unsigned		 refs;
 };
 
@@ -242,10 +242,11 @@ proxy_read_upstreams(struct proxy *px, const struct aloop_settings *settings)
 static int
 proxy_tls_failed(struct proxy *px, const struct aloop_settings *node, int rc)
 {
+	const char *why = aloop_tls_context_last_error(px->tls);
+
 	if (rc == ALOOP_ENOMEM)
 		return rc;
-	aloop_settings_error(node, "%s", aloop_tls_context_last_error(px->tls)[0]
-	    != '\0' ? aloop_tls_context_last_error(px->tls) :
+	aloop_settings_error(node, "%s", why[0] != '\0' ? why :
 	    aloop_strerror(rc));
 	return ALOOP_ECONFIG;
 }
@@ -381,8 +382,8 @@ proxy_fini(void *instance)
 		return;
 	px->finished = 1;
 	if (px->pairs != NULL)
-		aloop_log(ALOOP_LOG_DEBUG, "proxy %s: finished, upstreams still "
-		    "closing", px->listener);
+		aloop_log(ALOOP_LOG_DEBUG, "proxy %s: finished, upstreams "
+		    "still closing", px->listener);
 	for (struct proxy_pair *p = px->pairs; p != NULL; p = p->next) {
 		if (p->up != NULL)
 			aloop_transport_abort(p->up);

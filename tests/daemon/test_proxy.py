@@ -444,14 +444,22 @@ def test_reload_drops_listener_with_live_pair():
 def test_bad_settings_rejected():
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
-    h.write_config(cfg, [h.listener(
-        "px", "proxy", h.free_port(), "tcp",
-        'settings = { upstream = [ "nocolon", "unix:relative" ]; '
-        'connect_timeout = -1.0; colour = "red"; };')])
+    h.write_config(cfg, [
+        h.listener("px", "proxy", h.free_port(), "tcp",
+                   'settings = { upstream = [ "nocolon", "unix:relative" ]; '
+                   'connect_timeout = -1.0; colour = "red"; };'),
+        h.listener("tls1", "proxy", h.free_port(), "tcp",
+                   'settings = { upstream = "127.0.0.1:1"; '
+                   'tls = { ca = "/nonexistent/ca.pem"; }; };'),
+        h.listener("tls2", "proxy", h.free_port(), "tcp",
+                   'settings = { upstream = "127.0.0.1:1"; '
+                   'tls = { certificate = "c.pem"; size = 1; }; };')])
     r = subprocess.run([h.ALOOPD, "-t", "-c", cfg], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode != 0, r
-    for what in ("nocolon", "unix:relative", "connect_timeout", "colour"):
+    for what in ("nocolon", "unix:relative", "connect_timeout", "colour",
+                 "/nonexistent/ca.pem", "certificate and key go together",
+                 "size"):
         assert what in r.stderr, (what, r.stderr)
 
 
