@@ -82,7 +82,9 @@ def tcp_upstream():
 
 def start_proxy(d, upstreams, extra=""):
     port = h.free_port()
-    settings = "settings = { upstream = [ %s ]; connect_timeout = 3.0; %s };" \
+    if "connect_timeout" not in extra:
+        extra += " connect_timeout = 3.0;"
+    settings = "settings = { upstream = [ %s ]; %s };" \
         % (", ".join('"%s"' % u for u in upstreams), extra)
     cfg = os.path.join(d, "aloop.conf")
     h.write_config(cfg, [h.listener("px", "proxy", port, "tcp", settings)])
@@ -283,6 +285,37 @@ def test_tls_upstream_verified():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_connect_timeout_moves_on():
+    """An upstream that accepts but never completes the TLS handshake is
+    given up after connect_timeout, and the next one serves."""
+    d = h.tmpdir()
+    make_cert(d)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    good = TlsUpstream(d)
+    daemon, port = start_proxy(
+        d, ["127.0.0.1:%d" % silent.getsockname()[1],
+            "127.0.0.1:%d" % good.port],
+        'connect_timeout = 0.5; tls = { ca = "%s/cert.pem"; '
+        'server_hostname = "localhost"; };' % d)
+    with h.connect(port, timeout=20) as s:
+        s.sendall(b"late but served")
+        assert h.recv_exactly(s, 15) == b"late but served"
+    assert daemon.stop() == 0, daemon.text()
+
+    # With only the silent one, the client is closed and the reason logged.
+    d2 = h.tmpdir()
+    daemon, port = start_proxy(
+        d2, ["127.0.0.1:%d" % silent.getsockname()[1]],
+        'connect_timeout = 0.5; tls = { verify = false; };')
+    with h.connect(port, timeout=20) as s:
+        assert h.recv_all(s) == b""
+    daemon.wait_log(r"no upstream reachable.*connect timed out")
+    assert daemon.stop() == 0, daemon.text()
+    silent.close()
+
+
 def test_tls_listener_in_front_of_http_server():
     """aloopd terminates TLS and passes plain HTTP on: curl over https."""
     d = h.tmpdir()
@@ -465,7 +498,8 @@ def test_bad_settings_rejected():
 
 TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_half_close_both_ways, test_unix_upstream,
-         test_tls_upstream_verified, test_tls_listener_in_front_of_http_server,
+         test_tls_upstream_verified, test_connect_timeout_moves_on,
+         test_tls_listener_in_front_of_http_server,
          test_unreachable_logged_once_per_burst,
          test_reload_drops_listener_with_live_pair,
          test_bad_settings_rejected]
