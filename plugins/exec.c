@@ -15,7 +15,8 @@
  * settings:
  *	command = [ "/usr/bin/tr", "a-z", "A-Z" ];	argv, required
  *	user = "nobody"; group = "nogroup";	needs aloopd to run as root
- *	env = [ "LANG=C.UTF-8", "PATH=/usr/bin:/bin" ];	the whole environment
+ *	env = [ "LANG=C.UTF-8", "PATH=/usr/bin:/bin" ];	the whole environment,
+ *				plus PROTO and TCPREMOTEIP etc. (UCSPI-TCP)
  *	cwd = "/srv/app";
  *	timeout = 60.0;		seconds a program may run, 0 for no limit
  *	kill_timeout = 5.0;	seconds from SIGTERM to SIGKILL
@@ -24,10 +25,12 @@
 #define _GNU_SOURCE	/* pipe2 */
 
 #include <sys/types.h>
+#include <sys/socket.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +42,9 @@
 
 #define EXEC_ARGS_MAX		256
 #define EXEC_LINE_MAX		512	/* of stderr, per log line */
+#define EXEC_PEER_VARS		5	/* PROTO, TCP{REMOTE,LOCAL}{IP,PORT} */
+
+extern char **environ;
 
 struct exec_conn;
 
@@ -675,6 +681,79 @@ exec_in_ready(struct aloop_future *fut, void *arg)
 	conn_unref(c);
 }
 
+/*
+ * "NAME=host" and "NAME=port" of @sa into @vars[*n], as numbers.  Returns
+ * 0 or ALOOP_ENOMEM; an address getnameinfo cannot show is left out.
+ */
+static int
+exec_addr_vars(const struct sockaddr *sa, size_t len, const char *ipname,
+    const char *portname, char **vars, size_t *n)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getnameinfo(sa, (socklen_t)len, host, sizeof(host), serv,
+	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return 0;
+	if (asprintf(&vars[*n], "%s=%s", ipname, host) < 0)
+		return ALOOP_ENOMEM;
+	(*n)++;
+	if (asprintf(&vars[*n], "%s=%s", portname, serv) < 0)
+		return ALOOP_ENOMEM;
+	(*n)++;
+	return 0;
+}
+
+/*
+ * The program's environment: the configured one (or aloopd's), with the
+ * connection's addresses as UCSPI-TCP names them (PROTO=TCP,
+ * TCPREMOTEIP, TCPREMOTEPORT, TCPLOCALIP, TCPLOCALPORT), as tcpserver
+ * and inetd-style programs expect.  *@env and the strings in @vars are the
+ * caller's to free; the other strings are borrowed.
+ */
+static int
+exec_make_env(struct exec_conn *c, char *vars[EXEC_PEER_VARS],
+    const char ***env)
+{
+	char **base = c->ex->env != NULL ? c->ex->env : environ;
+	const struct sockaddr *peer, *local;
+	const char **e;
+	size_t n = 0, nbase = 0, plen = 0, llen = 0, k = 0;
+	int rc = 0;
+
+	peer = aloop_transport_get_extra_info(c->client, "peername", &plen);
+	local = aloop_transport_get_extra_info(c->client, "sockname", &llen);
+	if (peer != NULL && (peer->sa_family == AF_INET ||
+	    peer->sa_family == AF_INET6)) {
+		if ((vars[n] = strdup("PROTO=TCP")) == NULL)
+			return ALOOP_ENOMEM;
+		n++;
+		rc = exec_addr_vars(peer, plen, "TCPREMOTEIP",
+		    "TCPREMOTEPORT", vars, &n);
+		if (rc == 0 && local != NULL)
+			rc = exec_addr_vars(local, llen, "TCPLOCALIP",
+			    "TCPLOCALPORT", vars, &n);
+		if (rc != 0)
+			return rc;
+	} else if ((vars[n++] = strdup("PROTO=UNIX")) == NULL)
+		return ALOOP_ENOMEM;
+	while (base != NULL && base[nbase] != NULL)
+		nbase++;
+	if ((e = calloc(nbase + n + 1, sizeof(*e))) == NULL)
+		return ALOOP_ENOMEM;
+	/* Ours win over inherited ones of the same name. */
+	for (size_t i = 0; i < nbase; i++) {
+		if (strncmp(base[i], "PROTO=", 6) == 0 ||
+		    strncmp(base[i], "TCPREMOTE", 9) == 0 ||
+		    strncmp(base[i], "TCPLOCAL", 8) == 0)
+			continue;
+		e[k++] = base[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		e[k++] = vars[i];
+	*env = e;
+	return 0;
+}
+
 /* Start the program for @c; 0, or an error after which nothing runs. */
 static int
 exec_spawn(struct exec_conn *c, struct aloop_loop *loop)
@@ -682,19 +761,32 @@ exec_spawn(struct exec_conn *c, struct aloop_loop *loop)
 	struct exec *ex = c->ex;
 	struct aloop_subprocess_options o;
 	struct aloop_future *fut;
+	char *vars[EXEC_PEER_VARS] = { NULL };
+	const char **env = NULL;
 	int fds[2], rc;
 
-	if (pipe2(fds, O_CLOEXEC) == -1)
-		return -errno;
+	rc = exec_make_env(c, vars, &env);
+	if (rc == 0 && pipe2(fds, O_CLOEXEC) == -1)
+		rc = -errno;
+	if (rc != 0) {
+		for (size_t i = 0; i < EXEC_PEER_VARS; i++)
+			free(vars[i]);
+		free(env);
+		return rc;
+	}
 	aloop_subprocess_options_init(&o);
 	o.stdin_fd = fds[0];
-	o.env = (const char *const *)ex->env;
+	o.env = env;
 	o.cwd = ex->cwd;
 	o.uid = ex->uid;
 	o.gid = ex->gid;
 	rc = aloop_subprocess_exec(loop, &exec_proc_proto, proc_factory, c,
 	    (const char *const *)ex->argv, &o, &fut);
 	(void)close(fds[0]);	/* the child has its copy */
+	/* So has it of the environment: the child was made inside the call. */
+	for (size_t i = 0; i < EXEC_PEER_VARS; i++)
+		free(vars[i]);
+	free(env);
 	if (rc != 0) {
 		(void)close(fds[1]);
 		return rc;

@@ -2,7 +2,7 @@
 """The exec plugin in a real aloopd: /bin/cat as an echo, programs that exit
 early, back-pressure both ways with aloopd's RSS staying bounded, a client
 that leaves (terminate, then kill), timeout, max_children, env, cwd, user,
-and settings that aloopd -t refuses."""
+the peer's address in the environment, and settings that aloopd -t refuses."""
 import os
 import pwd
 import re
@@ -248,15 +248,24 @@ def test_max_children():
     assert daemon.stop() == 0, daemon.text()
 
 
-def test_env_cwd_and_user():
+def test_env_cwd_user_and_peer():
     d = h.tmpdir()
     nobody = pwd.getpwnam("nobody")
     daemon, ports = start(d, [
         ("env", 'command = [ "/bin/sh", "-c", "echo $FOO; pwd" ]; '
                 'env = [ "FOO=bar", "PATH=/usr/bin:/bin" ]; cwd = "%s";' % d),
-        ("user", 'command = [ "/usr/bin/id", "-u" ]; user = "nobody";')])
+        ("user", 'command = [ "/usr/bin/id", "-u" ]; user = "nobody";'),
+        ("peer", 'command = [ "/bin/sh", "-c", "echo $PROTO $TCPREMOTEIP '
+                 '$TCPREMOTEPORT $TCPLOCALIP $TCPLOCALPORT" ]; '
+                 'env = [ "TCPREMOTEIP=spoofed", "PATH=/usr/bin:/bin" ];')])
     with h.connect(ports["env"]) as s:
         assert h.recv_all(s) == b"bar\n%s\n" % os.path.realpath(d).encode()
+    # The connection's addresses, as UCSPI-TCP names them; a configured
+    # variable of the same name does not win.
+    with h.connect(ports["peer"]) as s:
+        me = s.getsockname()
+        assert h.recv_all(s) == b"TCP %s %d 127.0.0.1 %d\n" % (
+            me[0].encode(), me[1], ports["peer"])
     with h.connect(ports["user"]) as s:
         out = h.recv_all(s)
     if os.getuid() == 0:
@@ -291,6 +300,7 @@ TESTS = [test_cat_echoes, test_program_exits_early,
          test_back_pressure_keeps_rss_bounded,
          test_client_leaving_stops_the_program,
          test_leftover_process_holding_stdout, test_timeout,
-         test_max_children, test_env_cwd_and_user, test_bad_settings_rejected]
+         test_max_children, test_env_cwd_user_and_peer,
+         test_bad_settings_rejected]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
