@@ -177,6 +177,8 @@ p_data(struct aloop_transport *t, void *state, const void *data, size_t len)
 
 	CU_ASSERT(len > 0);
 	CU_ASSERT_EQUAL(s->eofs, 0);
+	/* Nothing arrives while paused or closing. */
+	CU_ASSERT(aloop_transport_is_reading(t));
 	if (s->len + len > s->cap) {
 		size_t ncap = (s->len + len) * 2;
 		unsigned char *p = realloc(s->buf, ncap);
