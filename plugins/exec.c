@@ -42,6 +42,8 @@
 
 #define EXEC_ARGS_MAX		256
 #define EXEC_LINE_MAX		512	/* of stderr, per log line */
+/* A client can make a program complain; it must not flood the log. */
+#define EXEC_STDERR_LINES	64	/* logged per connection */
 #define EXEC_PEER_VARS		5	/* PROTO, TCP{REMOTE,LOCAL}{IP,PORT} */
 
 extern char **environ;
@@ -80,6 +82,7 @@ struct exec_conn {
 	int			 stopping;	/* SIGTERM sent */
 	int			 out_paused;	/* client's buffer full */
 	size_t			 nline;
+	unsigned long		 nlogged;	/* stderr lines, then dropped */
 	char			 line[EXEC_LINE_MAX];	/* stderr, partial */
 	unsigned		 refs;
 };
@@ -512,6 +515,16 @@ proc_made(struct aloop_transport *t, void *state)
 		c->timer = ALOOP_HANDLE_NONE;
 }
 
+static void
+proc_stderr_line(struct exec_conn *c)
+{
+	c->line[c->nline] = '\0';
+	c->nline = 0;
+	if (c->nlogged++ < EXEC_STDERR_LINES)
+		aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld: %s",
+		    c->ex->listener, (long)c->pid, c->line);
+}
+
 /* Log complete lines of stderr; cut ones longer than a log line. */
 static void
 proc_stderr(struct exec_conn *c, const char *data, size_t len, int flush)
@@ -521,19 +534,16 @@ proc_stderr(struct exec_conn *c, const char *data, size_t len, int flush)
 			c->line[c->nline++] = data[i];
 			continue;
 		}
-		c->line[c->nline] = '\0';
-		aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld: %s",
-		    c->ex->listener, (long)c->pid, c->line);
-		c->nline = 0;
+		proc_stderr_line(c);
 		if (data[i] != '\n')
 			c->line[c->nline++] = data[i];
 	}
-	if (flush && c->nline > 0) {
-		c->line[c->nline] = '\0';
-		aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld: %s",
-		    c->ex->listener, (long)c->pid, c->line);
-		c->nline = 0;
-	}
+	if (flush && c->nline > 0)
+		proc_stderr_line(c);
+	if (flush && c->nlogged > EXEC_STDERR_LINES)
+		aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld: %lu more lines "
+		    "of stderr not logged", c->ex->listener, (long)c->pid,
+		    c->nlogged - EXEC_STDERR_LINES);
 }
 
 static void

@@ -108,12 +108,22 @@ def test_program_exits_early():
     daemon, ports = start(d, [
         ("early", 'command = [ "/bin/sh", "-c", '
                   '"echo hello; echo oops >&2; exit 3" ];'),
-        ("head", 'command = [ "/usr/bin/head", "-c", "10" ];')])
+        ("head", 'command = [ "/usr/bin/head", "-c", "10" ];'),
+        ("noisy", 'command = [ "/bin/sh", "-c", "i=0; while [ $i -lt 100 ]; '
+                  'do echo complaint$i >&2; i=$((i+1)); done" ];')])
     # Nothing sent: the answer comes, then the connection closes.
     with h.connect(ports["early"]) as s:
         assert h.recv_all(s) == b"hello\n"
     daemon.wait_log(r"exec early: pid \d+: oops")
     daemon.wait_log(r"exec early: pid \d+ exited with 3")
+    # stderr is logged a line at a time, up to a bound per connection.
+    with h.connect(ports["noisy"]) as s:
+        assert h.recv_all(s) == b""
+    daemon.wait_log(r"exec noisy: pid \d+: 36 more lines of stderr not "
+                    r"logged")
+    text = daemon.text()
+    assert re.search(r"exec noisy: pid \d+: complaint63\n", text), text
+    assert "complaint64" not in text, text
     # The program stops reading while the client still sends a lot.
     with h.connect(ports["head"]) as s:
         t = sender(s, b"z" * (8 << 20))
