@@ -64,6 +64,8 @@ struct exec {
 	size_t			 nconns;	/* each may have a child */
 	int			 refusing;	/* at max_children, logged */
 	unsigned long		 refused;
+	int			 failing;	/* starts fail, logged once */
+	unsigned long		 failed;
 	struct exec_conn	*conns;
 	unsigned		 refs;		/* 1 until fini, +1 per conn */
 };
@@ -504,6 +506,13 @@ proc_made(struct aloop_transport *t, void *state)
 	c->pid = aloop_subprocess_get_pid(t);
 	aloop_log(ALOOP_LOG_DEBUG, "exec %s: started %s as pid %ld",
 	    c->ex->listener, c->ex->argv[0], (long)c->pid);
+	if (c->ex->failing) {
+		aloop_log(ALOOP_LOG_NOTICE, "exec %s: %s starts again, after "
+		    "%lu failures", c->ex->listener, c->ex->argv[0],
+		    c->ex->failed);
+		c->ex->failing = 0;
+		c->ex->failed = 0;
+	}
 	if (c->client == NULL) {
 		conn_stop(c);
 		return;
@@ -652,6 +661,19 @@ static const struct aloop_subprocess_protocol exec_proc_proto = {
 	.connection_lost = proc_lost,
 };
 
+/*
+ * Every client can make a start fail again (a missing program, a user we
+ * may not become): log the first of a burst, and its end in proc_made.
+ */
+static void
+exec_start_failed(struct exec *ex, const char *why)
+{
+	ex->failed++;
+	aloop_log(ex->failing ? ALOOP_LOG_DEBUG : ALOOP_LOG_WARNING,
+	    "exec %s: cannot start %s: %s", ex->listener, ex->argv[0], why);
+	ex->failing = 1;
+}
+
 static void
 exec_started(struct aloop_future *fut, void *arg)
 {
@@ -660,9 +682,8 @@ exec_started(struct aloop_future *fut, void *arg)
 
 	if (aloop_future_result(fut, NULL) != 0) {
 		err = aloop_future_error(fut);
-		aloop_log(ALOOP_LOG_WARNING, "exec %s: cannot start %s: %s",
-		    c->ex->listener, c->ex->argv[0], err != NULL ?
-		    err->message : "cancelled");
+		exec_start_failed(c->ex, err != NULL ? err->message :
+		    "cancelled");
 		if (c->in != NULL)
 			aloop_transport_abort(c->in);
 		if (c->client != NULL)
@@ -864,8 +885,7 @@ client_made(struct aloop_transport *t, void *state)
 	/* Until the program's stdin is ready. */
 	aloop_transport_pause_reading(t);
 	if ((rc = exec_spawn(c, aloop_transport_get_loop(t))) != 0) {
-		aloop_log(ALOOP_LOG_WARNING, "exec %s: cannot start %s: %s",
-		    c->ex->listener, c->ex->argv[0], aloop_strerror(rc));
+		exec_start_failed(c->ex, aloop_strerror(rc));
 		aloop_transport_close(t);
 	}
 }

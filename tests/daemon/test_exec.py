@@ -221,6 +221,32 @@ def test_leftover_process_holding_stdout():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_start_failures_logged_once_per_burst():
+    """A program that cannot be started closes each client; the failure is
+    logged once, and once more when it starts again."""
+    d = h.tmpdir()
+    daemon, ports = start(d, [
+        ("late", 'command = [ "aloop-late-program" ]; env = [ "PATH=%s" ];'
+                 % d)])
+    for _ in range(3):
+        with h.connect(ports["late"]) as s:
+            s.settimeout(10)
+            assert h.recv_all(s) == b""
+    daemon.wait_log(r"exec late: cannot start aloop-late-program")
+    prog = os.path.join(d, "aloop-late-program")
+    with open(prog, "w") as f:
+        f.write("#!/bin/sh\necho here now\n")
+    os.chmod(prog, 0o755)
+    with h.connect(ports["late"]) as s:
+        assert h.recv_all(s) == b"here now\n"
+    daemon.wait_log(r"exec late: aloop-late-program starts again, after 3 "
+                    r"failures")
+    text = daemon.text()
+    assert len(re.findall(r"warning: exec late: cannot start", text)) == 1, \
+        text
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_timeout():
     d = h.tmpdir()
     daemon, ports = start(d, [
@@ -309,7 +335,8 @@ def test_bad_settings_rejected():
 TESTS = [test_cat_echoes, test_program_exits_early,
          test_back_pressure_keeps_rss_bounded,
          test_client_leaving_stops_the_program,
-         test_leftover_process_holding_stdout, test_timeout,
+         test_leftover_process_holding_stdout,
+         test_start_failures_logged_once_per_burst, test_timeout,
          test_max_children, test_env_cwd_user_and_peer,
          test_bad_settings_rejected]
 # Names on the command line run only those tests.
