@@ -47,6 +47,18 @@ SSL	*aloop__tls_context_new_ssl(struct aloop_tls_context *ctx,
 int	aloop__tls_classify_error(SSL *ssl, int sys_errno, char *msg,
 	    size_t msglen);
 
+/*
+ * The socket a TLS transport's BIO reads and writes (lib/tls_bio.c).  The
+ * BIO borrows it: it must outlive the BIO (the SSL object that owns it).
+ */
+struct aloop__tls_sock {
+	int	fd;
+	int	eof;		/* recv() returned 0: the peer's EOF */
+};
+
+/* A BIO over @sock: send(MSG_NOSIGNAL) and recv(); NULL on failure. */
+BIO	*aloop__tls_sock_bio_new(struct aloop__tls_sock *sock);
+
 /* The context an SSL object made by aloop__tls_context_new_ssl() uses. */
 struct aloop_tls_context *aloop__tls_context_of(SSL *ssl);
 

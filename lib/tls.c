@@ -1,7 +1,7 @@
 /*
  * The TLS stream transport: OpenSSL driving a connected socket directly
- * (a socket BIO), with libevent events for readiness and an evbuffer for
- * the plaintext the socket did not take yet.
+ * (through the BIO of tls_bio.c), with libevent events for readiness and
+ * an evbuffer for the plaintext the socket did not take yet.
  *
  * Why not bufferevent_openssl: it stacks two bufferevents, copies every
  * byte through two evbuffers and reads in small slices.  Driving SSL_read
@@ -62,8 +62,7 @@ enum tls_state {
 
 struct tls {
 	struct aloop_transport	 t;	/* first: the ops cast back */
-	int			 fd;
-	int			 bio_eof;	/* recv() returned 0 */
+	struct aloop__tls_sock	 io;	/* the descriptor, for the BIO */
 	enum tls_state		 state;
 	int			 server_side;
 	SSL			*ssl;
@@ -135,105 +134,6 @@ rbuf_get(void)
 		return NULL;
 	}
 	return buf;
-}
-
-/* ------------------------------------------------------- socket BIO */
-
-/*
- * OpenSSL's socket BIO writes with write(2), which raises SIGPIPE when the
- * peer has gone; a library must not kill its host for that, nor demand
- * that every program ignore the signal.  This BIO is the socket BIO with
- * send(MSG_NOSIGNAL), reading the descriptor of its struct tls.
- */
-static BIO_METHOD *sock_bio_method;
-static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
-
-static int
-sock_bio_write(BIO *b, const char *buf, int len)
-{
-	struct tls *s = BIO_get_data(b);
-	ssize_t n;
-
-	BIO_clear_retry_flags(b);
-	do
-		n = send(s->fd, buf, (size_t)len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		BIO_set_retry_write(b);
-	return (int)n;
-}
-
-static int
-sock_bio_read(BIO *b, char *buf, int len)
-{
-	struct tls *s = BIO_get_data(b);
-	ssize_t n;
-
-	BIO_clear_retry_flags(b);
-	do
-		n = recv(s->fd, buf, (size_t)len, 0);
-	while (n == -1 && errno == EINTR);
-	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		BIO_set_retry_read(b);
-	else if (n == 0)
-		s->bio_eof = 1;
-	return (int)n;
-}
-
-static long
-sock_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-	struct tls *s = BIO_get_data(b);
-
-	(void)num;
-	(void)ptr;
-	switch (cmd) {
-	case BIO_CTRL_FLUSH:
-		return 1;
-	case BIO_CTRL_EOF:
-		/* How OpenSSL tells a peer's EOF from a read error. */
-		return s != NULL && s->bio_eof;
-	default:
-		return 0;
-	}
-}
-
-static int
-sock_bio_create(BIO *b)
-{
-	BIO_set_init(b, 1);
-	return 1;
-}
-
-static void
-sock_bio_init(void)
-{
-	BIO_METHOD *m;
-	int type = BIO_get_new_index();
-
-	if (type == -1 || (m = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK,
-	    "aloop socket")) == NULL)
-		return;
-	if (BIO_meth_set_write(m, sock_bio_write) != 1 ||
-	    BIO_meth_set_read(m, sock_bio_read) != 1 ||
-	    BIO_meth_set_ctrl(m, sock_bio_ctrl) != 1 ||
-	    BIO_meth_set_create(m, sock_bio_create) != 1) {
-		BIO_meth_free(m);
-		return;
-	}
-	sock_bio_method = m;
-}
-
-static BIO *
-sock_bio_new(struct tls *s)
-{
-	BIO *b;
-
-	(void)pthread_once(&sock_bio_once, sock_bio_init);
-	if (sock_bio_method == NULL || (b = BIO_new(sock_bio_method)) == NULL)
-		return NULL;
-	BIO_set_data(b, s);
-	return b;
 }
 
 /* ---------------------------------------------------------- helpers */
@@ -331,9 +231,9 @@ tls_teardown(struct aloop_transport *t)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
-	if (s->fd != -1) {
-		(void)close(s->fd);
-		s->fd = -1;
+	if (s->io.fd != -1) {
+		(void)close(s->io.fd);
+		s->io.fd = -1;
 	}
 	if (s->out != NULL) {
 		evbuffer_free(s->out);
@@ -933,10 +833,10 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 			*len = s->socklen;
 		return s->sock;
 	}
-	if (strcmp(name, "socket") == 0 && s->fd != -1) {
+	if (strcmp(name, "socket") == 0 && s->io.fd != -1) {
 		if (len != NULL)
-			*len = sizeof(s->fd);
-		return &s->fd;
+			*len = sizeof(s->io.fd);
+		return &s->io.fd;
 	}
 	if (strcmp(name, "sslcontext") == 0)
 		return s->ctx;
@@ -1057,7 +957,7 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		(void)close(fd);
 		return ALOOP_ENOMEM;
 	}
-	s->fd = fd;
+	s->io.fd = fd;
 	s->server_side = server_side != 0;
 	s->proto = proto;
 	s->factory = factory;
@@ -1101,7 +1001,7 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	/* Fill OpenSSL's buffer with all the socket has: one recv() for
 	 * several records instead of two per record. */
 	SSL_set_read_ahead(s->ssl, 1);
-	if ((bio = sock_bio_new(s)) == NULL) {
+	if ((bio = aloop__tls_sock_bio_new(&s->io)) == NULL) {
 		ERR_clear_error();
 		goto fail;
 	}
