@@ -48,6 +48,18 @@ expect "default configuration" 0 "conf/aloop.conf: configuration OK" "" \
 expect "long options" 0 "conf/aloop.conf: configuration OK" "" \
 	--test --config conf/aloop.conf
 
+# The copy `make install` puts in /etc/aloop must pass as it is (the unit
+# runs -t before every start); only the plugin directory is this build's.
+sed 's|^daemon = {|&\
+	plugin_path = [ "'"$top_builddir"'/plugins/.libs" ];|' \
+	"$top_builddir/conf/aloop.conf.installed" >"$tmp/installed.conf"
+expect "installed default configuration" 0 \
+	"installed.conf: configuration OK" "" -t -c installed.conf
+if grep -q '^[^#]*\.\./build' "$tmp/installed.conf"; then
+	echo "FAIL: the installed configuration names the build tree"
+	failed=1
+fi
+
 conf <<EOF2
 daemon = {
 	plugin_path = [ "$top_builddir/plugins/.libs" ];
