@@ -99,6 +99,7 @@ struct aloop_loop {
 	atomic_int		 sleeping;	/* blocked in the poll */
 	atomic_int		 notified;	/* a wake-up is in flight */
 	int			 woken;		/* the poll read a wake-up */
+	int			 ts_active;	/* drained calls lately */
 	uint64_t		 ts_seq;
 	int			 wake_rfd, wake_wfd;
 

@@ -95,6 +95,8 @@ aloop__ts_drain(struct aloop_loop *loop)
 	}
 	loop->tsq_spare = q;
 	loop->tsq_sparecap = cap;
+	if (n != 0)
+		loop->ts_active = 1;
 }
 
 static void
