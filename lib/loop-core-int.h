@@ -152,13 +152,69 @@ struct aloop_loop {
 /* Monotonic time in seconds. */
 double	aloop__clock(void);
 
-/* Pool and ring, loop.c. */
-int	aloop__call_alloc(struct aloop_loop *loop, uint32_t *idx);
-void	aloop__call_free(struct aloop_loop *loop, uint32_t idx);
-int	aloop__ready_push(struct aloop_loop *loop, uint32_t idx);
-aloop_handle_t aloop__call_handle(const struct aloop_loop *loop, uint32_t idx);
+/*
+ * Pool and ring, loop.c.  The fast paths are inline: they run for every
+ * call_soon and every dispatched callback; growing is out of line.
+ */
+#define ALOOP__NO_INDEX	UINT32_MAX
+/* Generations stay below 2^31, so that pool handles never carry
+ * ALOOP__TS_HANDLE_BIT. */
+#define ALOOP__GEN_MASK	UINT32_C(0x7fffffff)
+
+int	aloop__pool_grow(struct aloop_loop *loop);
+int	aloop__ring_grow(struct aloop_loop *loop);
 struct aloop__call *aloop__call_lookup(struct aloop_loop *loop,
 	    aloop_handle_t h, uint32_t *idx);
+
+static inline int
+aloop__call_alloc(struct aloop_loop *loop, uint32_t *idx)
+{
+	int rc;
+
+	if (__builtin_expect(loop->freelist == ALOOP__NO_INDEX, 0) &&
+	    (rc = aloop__pool_grow(loop)) != 0)
+		return rc;
+	*idx = loop->freelist;
+	loop->freelist = loop->calls[*idx].next;
+	loop->ncalls++;
+	return 0;
+}
+
+static inline void
+aloop__call_free(struct aloop_loop *loop, uint32_t idx)
+{
+	struct aloop__call *c = &loop->calls[idx];
+
+	c->state = CALL_FREE;
+	c->cb = NULL;
+	c->arg = NULL;
+	c->ts = 0;
+	c->source = NULL;
+	/* A new generation makes every handle to the old call stale. */
+	c->gen = (c->gen + 1) & ALOOP__GEN_MASK;
+	c->next = loop->freelist;
+	loop->freelist = idx;
+	loop->ncalls--;
+}
+
+static inline aloop_handle_t
+aloop__call_handle(const struct aloop_loop *loop, uint32_t idx)
+{
+	return ((uint64_t)loop->calls[idx].gen << 32) | ((uint64_t)idx + 1);
+}
+
+static inline int
+aloop__ready_push(struct aloop_loop *loop, uint32_t idx)
+{
+	int rc;
+
+	if (__builtin_expect(loop->tail - loop->head > loop->ringmask, 0) &&
+	    (rc = aloop__ring_grow(loop)) != 0)
+		return rc;
+	loop->ring[loop->tail++ & loop->ringmask] = idx;
+	loop->calls[idx].state = CALL_READY;
+	return 0;
+}
 
 /* Threadsafe handles carry this bit; pool handles never do. */
 #define ALOOP__TS_HANDLE_BIT	(UINT64_C(1) << 63)

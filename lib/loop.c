@@ -28,12 +28,6 @@
 #include "loop-core-int.h"
 #include "loop-stats-int.h"
 
-#define NO_INDEX	UINT32_MAX
-
-/* Generations stay below 2^31, so that pool handles never carry
- * ALOOP__TS_HANDLE_BIT. */
-#define GEN_MASK	UINT32_C(0x7fffffff)
-
 /* asyncio refuses delays beyond a day (they are almost always a unit bug). */
 #define MAX_DELAY	86400.0
 
@@ -86,8 +80,8 @@ aloop__clock(void)
 
 /* ------------------------------------------------------- pool and ring */
 
-static int
-pool_grow(struct aloop_loop *loop)
+int
+aloop__pool_grow(struct aloop_loop *loop)
 {
 	struct aloop__call *calls;
 	uint32_t cap, i;
@@ -111,42 +105,6 @@ pool_grow(struct aloop_loop *loop)
 	return 0;
 }
 
-int
-aloop__call_alloc(struct aloop_loop *loop, uint32_t *idx)
-{
-	int rc;
-
-	if (loop->freelist == NO_INDEX && (rc = pool_grow(loop)) != 0)
-		return rc;
-	*idx = loop->freelist;
-	loop->freelist = loop->calls[*idx].next;
-	loop->ncalls++;
-	return 0;
-}
-
-void
-aloop__call_free(struct aloop_loop *loop, uint32_t idx)
-{
-	struct aloop__call *c = &loop->calls[idx];
-
-	c->state = CALL_FREE;
-	c->cb = NULL;
-	c->arg = NULL;
-	c->ts = 0;
-	c->source = NULL;
-	/* A new generation makes every handle to the old call stale. */
-	c->gen = (c->gen + 1) & GEN_MASK;
-	c->next = loop->freelist;
-	loop->freelist = idx;
-	loop->ncalls--;
-}
-
-aloop_handle_t
-aloop__call_handle(const struct aloop_loop *loop, uint32_t idx)
-{
-	return ((uint64_t)loop->calls[idx].gen << 32) | ((uint64_t)idx + 1);
-}
-
 struct aloop__call *
 aloop__call_lookup(struct aloop_loop *loop, aloop_handle_t h, uint32_t *idxp)
 {
@@ -166,8 +124,8 @@ aloop__call_lookup(struct aloop_loop *loop, aloop_handle_t h, uint32_t *idxp)
 	return c;
 }
 
-static int
-ring_grow(struct aloop_loop *loop)
+int
+aloop__ring_grow(struct aloop_loop *loop)
 {
 	uint32_t cap = loop->ringmask + 1, n = loop->tail - loop->head, i;
 	uint32_t *ring;
@@ -183,19 +141,6 @@ ring_grow(struct aloop_loop *loop)
 	loop->ringmask = cap * 2 - 1;
 	loop->head = 0;
 	loop->tail = n;
-	return 0;
-}
-
-int
-aloop__ready_push(struct aloop_loop *loop, uint32_t idx)
-{
-	int rc;
-
-	if (loop->tail - loop->head > loop->ringmask &&
-	    (rc = ring_grow(loop)) != 0)
-		return rc;
-	loop->ring[loop->tail++ & loop->ringmask] = idx;
-	loop->calls[idx].state = CALL_READY;
 	return 0;
 }
 
@@ -722,7 +667,7 @@ aloop_loop_new(struct aloop_loop **loopp)
 	if ((loop = calloc(1, sizeof(*loop))) == NULL)
 		return ALOOP_ENOMEM;
 	loop->magic = ALOOP__LOOP_MAGIC;
-	loop->freelist = NO_INDEX;
+	loop->freelist = ALOOP__NO_INDEX;
 	loop->wake_rfd = loop->wake_wfd = loop->timer_fd = -1;
 	loop->slow_callback_duration = 0.1;
 	env = getenv("ALOOP_DEBUG");
