@@ -410,6 +410,65 @@ test_connection_reset(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+static int handler_calls;
+
+static int
+count_handler(struct aloop_loop *loop, const struct aloop_context *ctx,
+    void *arg)
+{
+	(void)loop;
+	(void)ctx;
+	(void)arg;
+	handler_calls++;
+	return 0;
+}
+
+static void
+test_reset_while_writing(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool cp = { 0 };
+	struct aloop_transport *t;
+	struct sockaddr_in sin;
+	struct linger lg = { 1, 0 };
+	static unsigned char chunk[65536];
+	int lfd, afd, i;
+	socklen_t len = sizeof(sin);
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(listen(lfd, 1), 0);
+	handler_calls = 0;
+	aloop_set_exception_handler(loop, count_handler, NULL);
+	t = connect_to(loop, &cp, "127.0.0.1", sock_port(lfd));
+	afd = accept(lfd, (struct sockaddr *)&sin, &len);
+	CU_ASSERT_FATAL(afd >= 0);
+	/* The peer resets while the transport keeps writing. */
+	CU_ASSERT_EQUAL(setsockopt(afd, SOL_SOCKET, SO_LINGER, &lg,
+	    sizeof(lg)), 0);
+	close(afd);
+	for (i = 0; i < 64 && cp.r[0].lost == 0; i++) {
+		CU_ASSERT_EQUAL(aloop_transport_write(t, chunk, sizeof(chunk)),
+		    0);
+		run_for(loop, 0.002);
+	}
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost == 1, 5.0));
+	/* The peer going away ends the transport with the error... */
+	CU_ASSERT(cp.r[0].lost_code == -ECONNRESET ||
+	    cp.r[0].lost_code == -EPIPE);
+	/* ...and is no bug worth the exception handler. */
+	CU_ASSERT_EQUAL(handler_calls, 0);
+	CU_ASSERT_EQUAL(cp.r[0].bad, 0);
+	close(lfd);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static int log_lines;
 
 static void
@@ -487,6 +546,7 @@ static const struct test_case cases[] = {
 	TEST(test_write_eof_after_buffer_drains),
 	TEST(test_pause_resume_reading),
 	TEST(test_connection_reset),
+	TEST(test_reset_while_writing),
 	TEST(test_close_inside_callbacks),
 	TEST(test_abort_inside_data_received),
 	TEST(test_writes_after_close),
