@@ -202,9 +202,11 @@ server_conn_gone(struct aloop_transport *t, void *owner)
 	/*
 	 * A TLS connection that ends unmade never reached the protocol: its
 	 * handshake failed, timed out, or the factory refused it.  At loop
-	 * close (no LOST) nothing failed; the loop simply went away.
+	 * close nothing failed, even with the end already scheduled: the
+	 * loop simply went away, and no user code may run from its close.
 	 */
 	if (srv->hs_failed != NULL && srv->ssl != NULL &&
+	    !aloop_is_closed(srv->loop) &&
 	    (t->flags & (ALOOP__T_MADE | ALOOP__T_LOST)) == ALOOP__T_LOST) {
 		err.code = t->lost_code != 0 ? t->lost_code : ALOOP_ETLS;
 		err.message = t->lost_msg != NULL ? t->lost_msg :
