@@ -4,15 +4,21 @@
  * call_soon_threadsafe wake-ups from a producer thread.  Prints each rate,
  * the same work done with libevent directly, and the ratio.
  *
- * Usage: bench_loop [scale]   (scale multiplies the iteration counts)
+ * Usage: bench_loop [-p CPU] [scale]
+ *   scale multiplies the iteration counts (0.1 for a short pass);
+ *   -p CPU pins the call_soon_threadsafe producer thread to CPU, so that
+ *   with the process itself pinned elsewhere (taskset -c 0) the loop and
+ *   its producer each own a core, as a server and its client do.
  */
 #include "config.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -20,6 +26,9 @@
 #include <aloop/loop.h>
 
 #define PENDING_TIMERS	1000000
+
+/* The CPU of the producer threads, or -1 to leave them where they are. */
+static int producer_cpu = -1;
 
 static double
 now(void)
@@ -35,6 +44,23 @@ die(const char *what)
 {
 	fprintf(stderr, "bench_loop: %s failed\n", what);
 	exit(1);
+}
+
+/*
+ * Called by each producer thread first.  Both producers, aloop's and
+ * libevent's, go through here, so the two figures are taken alike.
+ */
+static void
+pin_producer(void)
+{
+	cpu_set_t set;
+
+	if (producer_cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(producer_cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+		die("pthread_setaffinity_np");
 }
 
 /* ------------------------------------------------------------ call_soon */
@@ -219,6 +245,7 @@ aloop_pinger(void *arg)
 	struct pingpong *p = arg;
 	long i;
 
+	pin_producer();
 	for (i = 0; i < p->n; i++) {
 		/* One call at a time: each one has to wake the loop. */
 		if (aloop_call_soon_threadsafe(p->loop, aloop_pong, p,
@@ -264,6 +291,7 @@ raw_pinger(void *arg)
 	struct pingpong *p = arg;
 	long i;
 
+	pin_producer();
 	for (i = 0; i < p->n; i++) {
 		event_active(p->ev, EV_READ, 0);
 		while (atomic_load(&p->done) <= i)
@@ -311,13 +339,33 @@ report(const char *what, double a, double raw)
 int
 main(int argc, char **argv)
 {
-	long scale = argc > 1 ? atol(argv[1]) : 1;
-	long nsoon = 20000000 * scale, ntimer = 2000000 * scale;
-	long nts = 200000 * scale;
-	double a, r;
+	long nsoon, ntimer, nts;
+	double a, r, scale = 1;
+	char *end;
+	int c;
 
-	if (scale < 1)
-		scale = 1;
+	while ((c = getopt(argc, argv, "p:")) != -1) {
+		switch (c) {
+		case 'p':
+			producer_cpu = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || producer_cpu < 0 ||
+			    producer_cpu >= CPU_SETSIZE)
+				goto usage;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind < argc) {
+		scale = strtod(argv[optind], &end);
+		if (*end != '\0' || !(scale > 0) || scale > 1000)
+			goto usage;
+	}
+	nsoon = (long)(20000000 * scale);
+	ntimer = (long)(2000000 * scale);
+	nts = (long)(200000 * scale);
+	if (nsoon < 1 || ntimer < 1 || nts < 1)
+		goto usage;
 	printf("libevent %s, %ld/%ld/%ld iterations\n", event_get_version(),
 	    nsoon, ntimer, nts);
 
@@ -337,4 +385,7 @@ main(int argc, char **argv)
 	r = bench_raw_threadsafe(nts);
 	report("call_soon_threadsafe wake-up", a, r);
 	return 0;
+usage:
+	fprintf(stderr, "usage: bench_loop [-p producer-cpu] [scale]\n");
+	return 2;
 }
