@@ -275,6 +275,7 @@ static void
 test_env_var_debug(void)
 {
 	struct aloop_loop *loop;
+	int fds = count_fds();
 
 	CU_ASSERT(setenv("ALOOP_DEBUG", "1", 1) == 0);
 	CU_ASSERT_FATAL(aloop_loop_new(&loop) == 0);
@@ -290,6 +291,7 @@ test_env_var_debug(void)
 	aloop_set_debug(loop, 1);
 	CU_ASSERT(aloop_get_debug(loop));
 	CU_ASSERT(aloop_loop_free(loop) == 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
 static const struct test_case cases[] = {

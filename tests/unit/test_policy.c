@@ -72,14 +72,17 @@ static void
 test_new_event_loop_distinct(void)
 {
 	struct aloop_loop *cur, *n1, *n2;
+	int fds;
 
 	CU_ASSERT(aloop_get_event_loop(&cur) == 0);
+	fds = count_fds();
 	CU_ASSERT_FATAL(aloop_new_event_loop(&n1) == 0);
 	CU_ASSERT_FATAL(aloop_new_event_loop(&n2) == 0);
 	CU_ASSERT(n1 != n2);
 	CU_ASSERT(n1 != cur);
 	CU_ASSERT(aloop_loop_free(n1) == 0);
 	CU_ASSERT(aloop_loop_free(n2) == 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
 /* Inside a callback, the running loop, whatever the policy says. */
