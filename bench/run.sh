@@ -1,0 +1,434 @@
+#!/bin/bash
+# aloop's benchmarks against its peers, in one run (see bench/README.md).
+#
+#   bench/run.sh [--quick] [--no-loop] [--no-tcp] [--no-tls] [--no-mem]
+#                [--no-peers] [--wait-load X] [--out FILE]
+#
+# Builds bench/aloop_echo, bench/aloop_tls_echo and bench/bench_loop in
+# BUILD_DIR (default: build-bench in the source tree, configured without
+# sanitizers), copies the shared peer harness (SHARED_BENCH, default
+# /work/shared/bench) into a temporary directory and builds it there, starts
+# every server pinned to SERVER_CPU (0) with its clients on CLIENT_CPU (1),
+# and prints one table per group with ratios against the peers measured in
+# this same run.  The raw lines go to --out (default
+# bench/results/run-DATE.txt in the source tree).
+#
+#   --quick        2 s per figure, 1 repeat, bench_loop at scale 0.2,
+#                  1,000 / 500 idle connections: checks that all works.
+#   --no-peers     aloop, raw_epoll_echo and libevent only (the references
+#                  of the targets); the interpreted and proxy peers are
+#                  skipped.  Peers whose program is not installed are
+#                  always skipped, with a note.
+#   --wait-load X  before each repeat, wait (at most WAIT_MAX s, 600) until
+#                  the 1-minute load average is below X.
+#
+# env: DURATION (5) WARMUP (1) REPEATS (3) LOOP_SCALE (1) C10K_TCP (10000)
+#      C10K_TLS (5000) HS_CONNS (16) SERVER_CPU (0) CLIENT_CPU (1)
+#      BASE_PORT (7500) BUILD_DIR SHARED_BENCH
+#
+# Everything listens on 127.0.0.1 (the peers on ::, dual-stack) and every
+# process started here is ended by its PID when the script exits.
+set -u
+
+DURATION=${DURATION:-5}; WARMUP=${WARMUP:-1}; REPEATS=${REPEATS:-3}
+LOOP_SCALE=${LOOP_SCALE:-1}; C10K_TCP=${C10K_TCP:-10000}
+C10K_TLS=${C10K_TLS:-5000}; HS_CONNS=${HS_CONNS:-16}
+SERVER_CPU=${SERVER_CPU:-0}; CLIENT_CPU=${CLIENT_CPU:-1}
+BASE_PORT=${BASE_PORT:-7500}; WAIT_MAX=${WAIT_MAX:-600}
+DO_LOOP=1; DO_TCP=1; DO_TLS=1; DO_MEM=1; PEERS=1; WAIT_LOAD=""; OUT=""
+
+usage() {
+	sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//' >&2
+	exit 2
+}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) DURATION=2; WARMUP=0.5; REPEATS=1; LOOP_SCALE=0.2
+		C10K_TCP=1000; C10K_TLS=500 ;;
+	--no-loop) DO_LOOP=0 ;;
+	--no-tcp) DO_TCP=0 ;;
+	--no-tls) DO_TLS=0 ;;
+	--no-mem) DO_MEM=0 ;;
+	--no-peers) PEERS=0 ;;
+	--wait-load) [ $# -ge 2 ] || usage; WAIT_LOAD=$2; shift ;;
+	--out) [ $# -ge 2 ] || usage; OUT=$2; shift ;;
+	-h|--help) usage ;;
+	*) echo "run.sh: unknown argument $1" >&2; usage ;;
+	esac
+	shift
+done
+for v in REPEATS C10K_TCP C10K_TLS HS_CONNS SERVER_CPU CLIENT_CPU BASE_PORT \
+    WAIT_MAX; do
+	case ${!v} in ""|*[!0-9]*) echo "run.sh: $v must be a number" >&2
+		exit 2 ;; esac
+done
+
+SRCDIR=$(cd "$(dirname "$0")/.." && pwd) || exit 1
+BUILD_DIR=${BUILD_DIR:-$SRCDIR/build-bench}
+SHARED_BENCH=${SHARED_BENCH:-/work/shared/bench}
+PY=/usr/bin/python3
+[ -n "$OUT" ] || OUT=$SRCDIR/bench/results/run-$(date -u +%Y%m%d-%H%M%S).txt
+mkdir -p "$(dirname "$OUT")" || exit 1
+OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
+
+TMPD=$(mktemp -d /tmp/aloop-bench.XXXXXX) || exit 1
+PIDS=""
+
+# Servers get SIGTERM (they all exit 0 on it), then SIGKILL after 5 s.
+cleanup() {
+	local p i alive
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	for i in $(seq 50); do
+		alive=""
+		for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ -z "$alive" ] && break
+		sleep 0.1
+	done
+	for p in $PIDS; do
+		if kill -0 "$p" 2>/dev/null; then
+			echo "note: pid $p ignored SIGTERM, killing it" >&2
+			kill -KILL "$p" 2>/dev/null
+		fi
+		wait "$p" 2>/dev/null
+	done
+	PIDS=""
+	rm -rf "$TMPD"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+log() { echo "$*" | tee -a "$OUT"; }
+note() { echo "# note: $*" | tee -a "$OUT" >&2; }
+
+# ------------------------------------------------------------------ build
+echo "building aloop's bench programs in $BUILD_DIR" >&2
+if [ ! -f "$BUILD_DIR/Makefile" ]; then
+	mkdir -p "$BUILD_DIR" && (cd "$BUILD_DIR" && "$SRCDIR/configure" \
+	    >"$TMPD/configure.log" 2>&1) ||
+	    { cat "$TMPD/configure.log" >&2; exit 1; }
+fi
+if grep -q -e '-fsanitize' "$BUILD_DIR/Makefile"; then
+	echo "run.sh: $BUILD_DIR is built with sanitizers; use another" \
+	    "BUILD_DIR" >&2
+	exit 1
+fi
+make -C "$BUILD_DIR" -j2 bench/aloop_echo bench/aloop_tls_echo \
+    bench/bench_loop >"$TMPD/make.log" 2>&1 ||
+    { tail -30 "$TMPD/make.log" >&2; exit 1; }
+ALOOP_ECHO=$BUILD_DIR/bench/aloop_echo
+ALOOP_TLS_ECHO=$BUILD_DIR/bench/aloop_tls_echo
+BENCH_LOOP=$BUILD_DIR/bench/bench_loop
+
+echo "building the peer harness in $TMPD/peers" >&2
+[ -f "$SHARED_BENCH/echo_load.c" ] ||
+    { echo "run.sh: no peer harness in $SHARED_BENCH" >&2; exit 1; }
+mkdir "$TMPD/peers" && cp -R "$SHARED_BENCH/." "$TMPD/peers/" &&
+    rm -rf "$TMPD/peers/results" || exit 1
+# Fresh certificates and binaries, not whatever the copy carried along.
+rm -rf "$TMPD/peers/certs"
+make -s -C "$TMPD/peers" clean >/dev/null 2>&1
+make -s -C "$TMPD/peers" >"$TMPD/peers-make.log" 2>&1 ||
+    { cat "$TMPD/peers-make.log" >&2; exit 1; }
+cd "$TMPD/peers" || exit 1
+
+# The 10,000 connections need the descriptors; the hard limit is all we get.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# ---------------------------------------------------------------- helpers
+wait_port() {	# PORT PID: up to 10 s, and give up at once if PID died
+	local i
+	for i in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
+}
+# start_server NAME PORT CMD...: sets PID_NAME; returns 1 (with the log)
+# when it does not come up.
+start_server() {
+	local name=$1 port=$2 pid
+	shift 2
+	taskset -c "$SERVER_CPU" "$@" >"$TMPD/$name.log" 2>&1 &
+	pid=$!
+	PIDS="$PIDS $pid"
+	if ! wait_port "$port" "$pid"; then
+		note "server $name did not come up; skipped: $(tail -3 \
+		    "$TMPD/$name.log" | tr '\n' ' ')"
+		kill -TERM "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		forget_pid "$pid"
+		return 1
+	fi
+	eval "PID_$name=$pid"
+	return 0
+}
+# A reaped PID leaves the list, so that cleanup never signals a stranger
+# that got the number since.
+forget_pid() {
+	local p keep=""
+	for p in $PIDS; do [ "$p" = "$1" ] || keep="$keep $p"; done
+	PIDS=$keep
+}
+stop_server() {	# NAME
+	local pid
+	pid=$(eval echo "\${PID_$1:-}")
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	forget_pid "$pid"
+	eval "PID_$1="
+}
+cpu_ticks() {
+	local t=0 p
+	for p in "$@"; do
+		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+	done
+	echo $t
+}
+rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+# A client run is bounded: it is killed if it outlives its own schedule.
+client() {
+	local limit
+	limit=$(awk -v d="$DURATION" -v w="$WARMUP" \
+	    'BEGIN { printf "%d", d + w + 60 }')
+	timeout -k 5 "$limit" taskset -c "$CLIENT_CPU" "$@"
+}
+wait_load() {
+	local i
+	[ -n "$WAIT_LOAD" ] || return 0
+	for i in $(seq "$WAIT_MAX"); do
+		awk -v l="$(load1)" -v m="$WAIT_LOAD" 'BEGIN { exit !(l < m) }' &&
+		    return 0
+		sleep 1
+	done
+	note "load stayed at $(load1) >= $WAIT_LOAD for ${WAIT_MAX}s"
+}
+# run_one TAG NAME "PIDS" CLIENT-ARGS...: one client run, one result line.
+run_one() {
+	local tag=$1 name=$2 pids=$3 c0 c1 t0 t1 line scpu
+	shift 3
+	c0=$(cpu_ticks $pids); t0=$(date +%s.%N)
+	line=$(client "$@" 2>&1 | tail -1)
+	c1=$(cpu_ticks $pids); t1=$(date +%s.%N)
+	# Server CPU share (1.00 = one core) over the whole client run.
+	scpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" \
+	    'BEGIN { printf "%.2f", (b - a) / 100 / (t1 - t0) }')
+	log "rep=$rep scenario=$tag server=$name $line server_cpu=$scpu" \
+	    "load1=$(load1)"
+}
+have_py() { [ -x "$PY" ] && "$PY" -c "import $1" 2>/dev/null; }
+
+P=$BASE_PORT
+echo "# $(date -u -Iseconds) aloop bench/run.sh DURATION=$DURATION" \
+    "WARMUP=$WARMUP REPEATS=$REPEATS LOOP_SCALE=$LOOP_SCALE" \
+    "C10K_TCP=$C10K_TCP C10K_TLS=$C10K_TLS $(uname -r) $(nproc) cpus" \
+    "load=$(cut -d' ' -f1-3 /proc/loadavg)" \
+    "git=$(git -C "$SRCDIR" rev-parse --short HEAD 2>/dev/null)" >>"$OUT"
+echo "# cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
+    head -1); server cpu $SERVER_CPU, client cpu $CLIENT_CPU" >>"$OUT"
+
+# ------------------------------------------------------------ issue 3: loop
+if [ $DO_LOOP = 1 ]; then
+	for rep in $(seq "$REPEATS"); do
+		wait_load
+		echo "loop repeat $rep/$REPEATS (load $(load1))" >&2
+		timeout -k 5 600 taskset -c "$SERVER_CPU" "$BENCH_LOOP" \
+		    -p "$CLIENT_CPU" "$LOOP_SCALE" >"$TMPD/loop.out" 2>&1 ||
+		    { cat "$TMPD/loop.out" >&2; note "bench_loop failed"; }
+		awk -v rep="$rep" -v l="$(load1)" '
+		    /^call_soon dispatch/ { k = "call_soon" }
+		    /^call_later/ { k = "call_later" }
+		    /^call_soon_threadsafe/ { k = "threadsafe" }
+		    /aloop .*libevent/ && k != "" {
+			for (i = 1; i <= NF; i++) {
+				if ($i == "aloop") a = $(i + 1)
+				if ($i == "libevent") r = $(i + 1)
+			}
+			sub("/s", "", a); sub("/s", "", r)
+			printf "rep=%s scenario=loop_%s server=aloop " \
+			    "ops_per_s=%s libevent_per_s=%s load1=%s\n",
+			    rep, k, a, r, l
+			k = ""
+		    }' "$TMPD/loop.out" | tee -a "$OUT"
+	done
+fi
+
+# ------------------------------------------------------- issue 4: servers
+TCP_SERVERS=""
+TLS_SERVERS=""
+add_tcp() {	# NAME CMD... (the port is $P, already in CMD)
+	local name=$1
+	shift
+	start_server "$name" "$P" "$@" && TCP_SERVERS="$TCP_SERVERS $name:$P"
+	P=$((P + 1))
+}
+add_tls() {	# NAME CMD...
+	local name=$1
+	shift
+	start_server "$name" "$P" "$@" && TLS_SERVERS="$TLS_SERVERS $name:$P"
+	P=$((P + 1))
+}
+
+if [ $DO_TCP = 1 ] || [ $DO_TLS = 1 ]; then
+	# raw first: it is the reference of every ratio, TLS included.
+	add_tcp raw ./raw_epoll_echo $P
+	[ -n "$TCP_SERVERS" ] || { note "no raw_epoll_echo, no ratios"; exit 1; }
+fi
+if [ $DO_TCP = 1 ]; then
+	add_tcp aloop "$ALOOP_ECHO" --port $P
+	add_tcp libevent ./libevent_echo $P
+	if [ $PEERS = 1 ]; then
+		add_tcp asyncio "$PY" asyncio_echo.py $P
+		if have_py uvloop; then
+			add_tcp uvloop "$PY" asyncio_echo.py $P --uvloop
+		else
+			note "python3-uvloop not installed: uvloop skipped"
+		fi
+		if command -v node >/dev/null; then
+			add_tcp node node node_echo.js $P
+		else
+			note "nodejs not installed: node skipped"
+		fi
+		if have_py twisted; then
+			add_tcp twisted "$PY" twisted_echo.py $P
+		else
+			note "python3-twisted not installed: twisted skipped"
+		fi
+	fi
+fi
+if [ $DO_TLS = 1 ]; then
+	add_tls aloop_tls "$ALOOP_TLS_ECHO" --port $P --cert certs/cert.pem \
+	    --key certs/key.pem --tls13 --no-resumption
+	add_tls libevent_tls ./libevent_tls_echo $P
+	if [ $PEERS = 1 ]; then
+		if command -v node >/dev/null; then
+			add_tls node_tls node node_echo.js $P --tls
+		else
+			note "nodejs not installed: node_tls skipped"
+		fi
+		add_tls asyncio_tls "$PY" asyncio_echo.py $P --tls
+		if have_py uvloop; then
+			add_tls uvloop_tls "$PY" asyncio_echo.py $P --uvloop --tls
+		else
+			P=$((P + 1))
+		fi
+		# The proxies terminate TLS in front of a raw_epoll_echo of
+		# their own (on CPU 0 too, and counted in their CPU).
+		BK=$P
+		P=$((P + 1))
+		start_server rawbk $BK ./raw_epoll_echo $BK || BK=""
+		if [ -z "$BK" ]; then
+			:
+		elif command -v nginx >/dev/null &&
+		    [ -f /usr/lib/nginx/modules/ngx_stream_module.so ]; then
+			sed -e "s|@DIR@|$PWD|g" -e "s|@TMP@|$TMPD|g" \
+			    -e "s|listen 7204 |listen $P |" \
+			    -e "s|127.0.0.1:7110|127.0.0.1:$BK|" \
+			    conf/nginx_stream.conf >"$TMPD/nginx.conf"
+			add_tls nginx_tls nginx -e "$TMPD/nginx_err.log" \
+			    -c "$TMPD/nginx.conf"
+		else
+			note "nginx or libnginx-mod-stream not installed:" \
+			    "nginx_tls skipped"
+			P=$((P + 1))
+		fi
+		if [ -n "$BK" ] && command -v stunnel4 >/dev/null; then
+			sed -e "s|@DIR@|$PWD|g" \
+			    -e "s|127.0.0.1:7205|127.0.0.1:$P|" \
+			    -e "s|127.0.0.1:7110|127.0.0.1:$BK|" \
+			    conf/stunnel.conf >"$TMPD/stunnel.conf"
+			add_tls stunnel_tls stunnel4 "$TMPD/stunnel.conf"
+		elif [ -n "$BK" ]; then
+			note "stunnel4 not installed: stunnel_tls skipped"
+		fi
+	fi
+fi
+
+SCENARIOS="a:1:64 b:100:1024 c:10:65536"
+[ $DO_TCP = 1 ] || SCENARIOS="b:100:1024"  # the TLS rows' reference
+if [ $DO_TCP = 1 ] || [ $DO_TLS = 1 ]; then
+	for rep in $(seq "$REPEATS"); do
+		wait_load
+		echo "echo repeat $rep/$REPEATS (load $(load1))" >&2
+		for sc in $SCENARIOS; do
+			IFS=: read -r tag conns size <<<"$sc"
+			for s in $TCP_SERVERS; do
+				name=${s%:*}; port=${s#*:}
+				run_one "$tag" "$name" "$(eval echo \$PID_$name)" \
+				    ./echo_load --port "$port" --conns "$conns" \
+				    --size "$size" --duration "$DURATION" \
+				    --warmup "$WARMUP"
+			done
+		done
+		for s in $TLS_SERVERS; do
+			name=${s%:*}; port=${s#*:}
+			pids=$(eval echo \$PID_$name)
+			case $name in
+			nginx_tls|stunnel_tls) pids="$pids $PID_rawbk" ;;
+			esac
+			run_one hs "$name" "$pids" ./tls_handshake_load \
+			    --port "$port" --conns "$HS_CONNS" \
+			    --duration "$DURATION" --warmup "$WARMUP"
+			run_one tls_b "$name" "$pids" ./echo_load --tls \
+			    --port "$port" --conns 100 --size 1024 \
+			    --duration "$DURATION" --warmup "$WARMUP"
+		done
+	done
+fi
+# The memory rows want fresh processes with nothing else to serve.
+for s in $TCP_SERVERS $TLS_SERVERS rawbk:0; do stop_server "${s%:*}"; done
+
+# ------------------------------------------- issue 4: idle-connection memory
+# mem_one NAME TLS(0|1) N CMD...: N connections each do one 64-byte round
+# trip (so lazily made state exists), then idle while VmRSS is read.
+mem_one() {
+	local name=$1 tls=$2 n=$3 port=$P pid rss0 rss1 rss2 ready errs per cpid
+	shift 3
+	P=$((P + 1))
+	start_server "$name" "$port" "$@" || return 0
+	pid=$(eval echo \$PID_$name)
+	sleep 0.5
+	rss0=$(rss_kib "$pid")
+	timeout -k 5 300 taskset -c "$CLIENT_CPU" ./echo_load --port "$port" \
+	    --conns "$n" --size 64 --idle --duration 3 \
+	    $([ "$tls" = 1 ] && echo --tls) >"$TMPD/mem.out" 2>&1 &
+	cpid=$!
+	for _ in $(seq 1200); do
+		grep -q '^ready' "$TMPD/mem.out" && break
+		kill -0 "$cpid" 2>/dev/null || break
+		sleep 0.1
+	done
+	sleep 1
+	rss1=$(rss_kib "$pid")
+	wait "$cpid"
+	sleep 1
+	rss2=$(rss_kib "$pid")
+	ready=$(sed -n 's/^ready conns=\([0-9]*\).*/\1/p' "$TMPD/mem.out")
+	errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$TMPD/mem.out" | tail -1)
+	per=$(awk -v a="$rss0" -v b="$rss1" -v n="${ready:-0}" \
+	    'BEGIN { printf "%.2f", n ? (b - a) / n : 0 }')
+	log "rep=1 scenario=mem_$([ "$tls" = 1 ] && echo tls || echo tcp)" \
+	    "server=$name n=$n rss0=$rss0 rss1=$rss1 kib_per_conn=$per" \
+	    "rss_after=$rss2 ready=${ready:-0} errors=${errs:-?}" \
+	    "load1=$(load1)"
+	stop_server "$name"
+}
+if [ $DO_MEM = 1 ]; then
+	wait_load
+	echo "idle-connection memory (load $(load1))" >&2
+	rep=1
+	mem_one raw 0 "$C10K_TCP" ./raw_epoll_echo $P
+	mem_one aloop 0 "$C10K_TCP" "$ALOOP_ECHO" --port $P
+	mem_one libevent 0 "$C10K_TCP" ./libevent_echo $P
+	mem_one aloop_tls 1 "$C10K_TLS" "$ALOOP_TLS_ECHO" --port $P \
+	    --cert certs/cert.pem --key certs/key.pem --tls13 --no-resumption
+	mem_one libevent_tls 1 "$C10K_TLS" ./libevent_tls_echo $P
+fi
+
+# ------------------------------------------------------------------ tables
+echo
+awk -f "$SRCDIR/bench/summary.awk" "$OUT"
+echo
+echo "raw results: $OUT"

@@ -1,0 +1,241 @@
+# Tables, with the targets of issues 3 and 4, from the raw lines of
+# bench/run.sh (awk -f bench/summary.awk bench/results/run-*.txt).  Only
+# the last run in the file counts.  Each figure is the median of its
+# repeats; every ratio is taken against a server measured in the same run.
+
+function med(k,    n, i, j, t, v) {
+	n = cnt[k]
+	if (n == 0)
+		return ""
+	for (i = 1; i <= n; i++)
+		v[i] = val[k, i]
+	for (i = 2; i <= n; i++)	# insertion sort: n is tiny
+		for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function num(x,    s, r) {	# 1234567.8 -> 1,234,568
+	if (x == "")
+		return "-"
+	s = sprintf("%.0f", x); r = ""
+	while (length(s) > 3) {
+		r = "," substr(s, length(s) - 2) r
+		s = substr(s, 1, length(s) - 3)
+	}
+	return s r
+}
+function rat(a, b) {
+	if (a == "" || b == "" || b + 0 == 0)
+		return "-"
+	return sprintf("%.2f", a / b)
+}
+function us(cpu, rate) {	# "server cpu share (cpu us per operation)"
+	if (cpu == "" || rate == "" || rate + 0 == 0)
+		return "-"
+	return sprintf("%.2f (%.1f)", cpu, cpu * 1e6 / rate)
+}
+function verdict(ok) { return ok ? "met" : "NOT met" }
+function seen(s, list) { return index(" " list " ", " " s " ") > 0 }
+
+/^# .*bench\/run\.sh/ {	# a new run: forget the earlier ones
+	delete val; delete cnt; delete errs; servers = ""; header = $0
+	next
+}
+/^#/ { if ($0 ~ /^# cpu:/) cpuline = $0; next }
+/scenario=/ {
+	delete kv
+	for (i = 1; i <= NF; i++)
+		if ((p = index($i, "=")) > 0)
+			kv[substr($i, 1, p - 1)] = substr($i, p + 1)
+	sc = kv["scenario"]; sv = kv["server"]
+	if (!seen(sv, servers))
+		servers = servers " " sv
+	for (f in kv) {
+		if (f == "rep" || f == "scenario" || f == "server")
+			continue
+		k = sc SUBSEP sv SUBSEP f
+		val[k, ++cnt[k]] = kv[f]
+	}
+	if ("errors" in kv)
+		errs[sv] += kv["errors"]
+	if ("load1" in kv)
+		loads = loads " " kv["load1"]
+}
+function m(sc, sv, f) { return med(sc SUBSEP sv SUBSEP f) }
+
+END {
+	print substr(header, 3)
+	if (cpuline != "")
+		print substr(cpuline, 3)
+	n = split(loads, l, " ")
+	lo = hi = l[1]
+	for (i = 2; i <= n; i++) {
+		if (l[i] + 0 < lo + 0) lo = l[i]
+		if (l[i] + 0 > hi + 0) hi = l[i]
+	}
+	if (n)
+		printf "1-minute load average during the measurements: " \
+		    "%s .. %s\n", lo, hi
+	ntargets = nmet = 0
+
+	if (cnt["loop_call_soon" SUBSEP "aloop" SUBSEP "ops_per_s"] > 0) {
+		print "\n### Issue 3: loop core against raw libevent " \
+		    "(bench_loop, median of repeats)\n"
+		print "| row | aloop /s | libevent /s | ratio | target | |"
+		print "|---|---|---|---|---|---|"
+		split("call_soon call_later threadsafe", rows, " ")
+		label["call_soon"] = "call_soon dispatch"
+		label["call_later"] = "call_later 0 schedule+fire, " \
+		    "1M timers pending"
+		label["threadsafe"] = "call_soon_threadsafe wake-up"
+		for (i = 1; i <= 3; i++) {
+			sc = "loop_" rows[i]
+			a = m(sc, "aloop", "ops_per_s")
+			r = m(sc, "aloop", "libevent_per_s")
+			if (a == "")
+				continue
+			ok = r + 0 > 0 && a / r >= 0.9
+			ntargets++; nmet += ok
+			printf "| %s | %s | %s | %s | >= 0.90 | %s |\n",
+			    label[rows[i]], num(a), num(r), rat(a, r),
+			    verdict(ok)
+		}
+	}
+
+	split("a b c", tcp, " ")
+	tdesc["a"] = "1 conn x 64 B"; tdesc["b"] = "100 conns x 1 KiB"
+	tdesc["c"] = "10 conns x 64 KiB"
+	if (m("a", "raw", "msgs_per_s") != "") {
+		print "\n### Issue 4: TCP echo, round trips/s (median of " \
+		    "repeats; ratio vs raw_epoll_echo of this run)\n"
+		printf "| server |"
+		for (i = 1; i <= 3; i++)
+			printf " %s | ratio | p50/p99 us | srv cpu (us/msg) |",
+			    tdesc[tcp[i]]
+		print ""
+		printf "|---|"
+		for (i = 1; i <= 3; i++)
+			printf "---|---|---|---|"
+		print ""
+		ns = split(servers, sl, " ")
+		for (j = 1; j <= ns; j++) {
+			s = sl[j]
+			if (m("a", s, "msgs_per_s") == "")
+				continue
+			printf "| %s%s |", s, errs[s] ? " (errors=" errs[s] ")" \
+			    : ""
+			for (i = 1; i <= 3; i++) {
+				t = tcp[i]
+				v = m(t, s, "msgs_per_s")
+				printf " %s | %s | %s/%s | %s |", num(v),
+				    rat(v, m(t, "raw", "msgs_per_s")),
+				    num(m(t, s, "p50_us")), num(m(t, s, "p99_us")),
+				    us(m(t, s, "server_cpu"), v)
+			}
+			print ""
+		}
+		print ""
+		print "| aloop_echo target | ratio vs raw (>= 0.90) | " \
+		    "best peer | aloop / best peer (> 1.00) |"
+		print "|---|---|---|---|"
+		for (i = 1; i <= 3; i++) {
+			t = tcp[i]
+			a = m(t, "aloop", "msgs_per_s")
+			if (a == "")
+				continue
+			r = m(t, "raw", "msgs_per_s")
+			best = ""; bv = 0
+			for (j = 1; j <= ns; j++) {
+				s = sl[j]
+				if (s == "raw" || s == "aloop" ||
+				    m(t, s, "msgs_per_s") == "")
+					continue
+				if (m(t, s, "msgs_per_s") + 0 > bv) {
+					bv = m(t, s, "msgs_per_s") + 0; best = s
+				}
+			}
+			ok1 = a / r >= 0.9; ok2 = best == "" || a + 0 > bv
+			ntargets += 2; nmet += ok1 + ok2
+			printf "| %s | %s %s | %s | %s %s |\n", tdesc[t],
+			    rat(a, r), verdict(ok1), best == "" ? "-" : best,
+			    rat(a, bv), verdict(ok2)
+		}
+	}
+
+	if (m("hs", "libevent_tls", "handshakes_per_s") != "" ||
+	    m("hs", "aloop_tls", "handshakes_per_s") != "") {
+		refb = m("b", "raw", "msgs_per_s")
+		print "\n### Issue 4: TLS 1.3 (median of repeats; " \
+		    "handshakes by tls_handshake_load, echo ratio vs plain " \
+		    "raw_epoll_echo 100 x 1 KiB of this run)\n"
+		print "| server | handshakes/s | hs client cpu | " \
+		    "hs srv cpu (us/hs) | us/hs vs libevent_tls | " \
+		    "TLS echo 100 x 1 KiB msgs/s | ratio vs plain raw | " \
+		    "p50/p99 us | srv cpu (us/msg) |"
+		print "|---|---|---|---|---|---|---|---|---|"
+		lh = m("hs", "libevent_tls", "handshakes_per_s")
+		lc = m("hs", "libevent_tls", "server_cpu")
+		lus = (lh + 0 > 0) ? lc * 1e6 / lh : ""
+		ns = split(servers, sl, " ")
+		for (j = 1; j <= ns; j++) {
+			s = sl[j]
+			h = m("hs", s, "handshakes_per_s")
+			e = m("tls_b", s, "msgs_per_s")
+			if (h == "" && e == "")
+				continue
+			c = m("hs", s, "server_cpu")
+			hus = (h + 0 > 0) ? c * 1e6 / h : ""
+			printf "| %s%s | %s | %s | %s | %s | %s | %s | %s/%s " \
+			    "| %s |\n", s,
+			    errs[s] ? " (errors=" errs[s] ")" : "", num(h),
+			    m("hs", s, "client_cpu"), us(c, h), rat(hus, lus),
+			    num(e), rat(e, refb), num(m("tls_b", s, "p50_us")),
+			    num(m("tls_b", s, "p99_us")),
+			    us(m("tls_b", s, "server_cpu"), e)
+		}
+		e = m("tls_b", "aloop_tls", "msgs_per_s")
+		if (e != "" && refb != "") {
+			ok = e / refb >= 0.55
+			ntargets++; nmet += ok
+			printf "\naloop_tls_echo TLS echo: %s x plain raw " \
+			    "(target >= 0.55): %s\n", rat(e, refb), verdict(ok)
+		}
+	}
+
+	if (cnt["mem_tcp" SUBSEP "aloop" SUBSEP "kib_per_conn"] > 0 ||
+	    cnt["mem_tls" SUBSEP "aloop_tls" SUBSEP "kib_per_conn"] > 0) {
+		print "\n### Issue 4: memory per idle connection (VmRSS growth " \
+		    "/ connections; one 64 B round trip each, then idle)\n"
+		print "| server | conns | RSS idle (KiB) | RSS with conns " \
+		    "(KiB) | KiB/conn | RSS after close (KiB) | ready | " \
+		    "errors | target |"
+		print "|---|---|---|---|---|---|---|---|---|"
+		ns = split(servers, sl, " ")
+		for (k = 1; k <= 2; k++) {
+			sc = k == 1 ? "mem_tcp" : "mem_tls"
+			for (j = 1; j <= ns; j++) {
+				s = sl[j]
+				v = m(sc, s, "kib_per_conn")
+				if (v == "")
+					continue
+				tgt = ""
+				if (s == "aloop" || s == "aloop_tls") {
+					lim = s == "aloop" ? 1.25 : 16
+					ok = v + 0 <= lim &&
+					    m(sc, s, "ready") == m(sc, s, "n")
+					ntargets++; nmet += ok
+					tgt = sprintf("<= %s: %s", lim,
+					    verdict(ok))
+				}
+				printf "| %s | %s | %s | %s | %s | %s | %s | " \
+				    "%s | %s |\n", s, num(m(sc, s, "n")),
+				    num(m(sc, s, "rss0")), num(m(sc, s, "rss1")),
+				    v, num(m(sc, s, "rss_after")),
+				    num(m(sc, s, "ready")), m(sc, s, "errors"),
+				    tgt
+			}
+		}
+	}
+	printf "\ntargets met: %d of %d\n", nmet, ntargets
+}
