@@ -38,7 +38,6 @@
  * already fills a loopback segment burst and keeps the per-thread buffer
  * small.
  */
-#define STREAM_READ_MAX		(64 * 1024)
 /* How many evbuffer chunks one sendmsg() gathers. */
 #define STREAM_IOV_MAX		64
 
@@ -59,43 +58,6 @@ struct stream {
 };
 
 #define STREAM(tp)	((struct stream *)(void *)(tp))
-
-/* ------------------------------------------------- per-thread buffer */
-
-static pthread_key_t	rbuf_key;
-static pthread_once_t	rbuf_once = PTHREAD_ONCE_INIT;
-static int		rbuf_key_ok;
-
-static void
-rbuf_key_init(void)
-{
-	rbuf_key_ok = pthread_key_create(&rbuf_key, free) == 0;
-}
-
-/*
- * The buffer every stream of this thread reads into.  data_received only
- * borrows it for the duration of the call, and a loop runs one callback
- * at a time, so one buffer per thread is enough and costs idle
- * connections nothing.
- */
-static unsigned char *
-rbuf_get(void)
-{
-	unsigned char *buf;
-
-	(void)pthread_once(&rbuf_once, rbuf_key_init);
-	if (!rbuf_key_ok)
-		return NULL;
-	if ((buf = pthread_getspecific(rbuf_key)) != NULL)
-		return buf;
-	if ((buf = malloc(STREAM_READ_MAX)) == NULL)
-		return NULL;
-	if (pthread_setspecific(rbuf_key, buf) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
 
 /* ---------------------------------------------------------- helpers */
 
@@ -247,12 +209,12 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		stream_write_pipe_hup(s);
 		goto out;
 	}
-	if ((buf = rbuf_get()) == NULL) {
+	if ((buf = aloop__read_buffer()) == NULL) {
 		aloop__transport_fatal(t, ALOOP_ENOMEM,
 		    "Fatal read error on socket transport");
 		goto out;
 	}
-	n = read(fd, buf, STREAM_READ_MAX);
+	n = read(fd, buf, ALOOP__READ_MAX);
 	if (n > 0) {
 		if (p->data_received != NULL)
 			p->data_received(t, t->state, buf, (size_t)n);

@@ -40,7 +40,6 @@
 #include "transport-int.h"
 
 /* One data_received gets at most this much (several TLS records). */
-#define TLS_READ_MAX		(64 * 1024)
 /* Plaintext per SSL_write: one full record. */
 #define TLS_WRITE_CHUNK		(16 * 1024)
 /*
@@ -99,42 +98,6 @@ static void	tls_update_events(struct tls *);
 static void	tls_start_shutdown(struct tls *);
 static void	tls_do_shutdown(struct tls *);
 static void	tls_timeout_cb(evutil_socket_t, short, void *);
-
-/* ------------------------------------------------- per-thread buffer */
-
-static pthread_key_t	rbuf_key;
-static pthread_once_t	rbuf_once = PTHREAD_ONCE_INIT;
-static int		rbuf_key_ok;
-
-static void
-rbuf_key_init(void)
-{
-	rbuf_key_ok = pthread_key_create(&rbuf_key, free) == 0;
-}
-
-/*
- * data_received only borrows the bytes for the call and a loop runs one
- * callback at a time, so one buffer per thread serves every connection
- * and idle connections cost nothing for reading.
- */
-static unsigned char *
-rbuf_get(void)
-{
-	unsigned char *buf;
-
-	(void)pthread_once(&rbuf_once, rbuf_key_init);
-	if (!rbuf_key_ok)
-		return NULL;
-	if ((buf = pthread_getspecific(rbuf_key)) != NULL)
-		return buf;
-	if ((buf = malloc(TLS_READ_MAX)) == NULL)
-		return NULL;
-	if (pthread_setspecific(rbuf_key, buf) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
 
 /* ---------------------------------------------------------- helpers */
 
@@ -427,7 +390,7 @@ tls_do_read(struct tls *s)
 	size_t have = 0, total = 0;
 	int n, err, eof = 0;
 
-	if ((buf = rbuf_get()) == NULL) {
+	if ((buf = aloop__read_buffer()) == NULL) {
 		aloop__transport_fatal(&s->t, ALOOP_ENOMEM,
 		    "Fatal read error on TLS transport");
 		return;
@@ -436,10 +399,10 @@ tls_do_read(struct tls *s)
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
-		n = SSL_read(s->ssl, buf + have, (int)(TLS_READ_MAX - have));
+		n = SSL_read(s->ssl, buf + have, (int)(ALOOP__READ_MAX - have));
 		if (n > 0) {
 			have += (size_t)n;
-			if (have < TLS_READ_MAX && SSL_has_pending(s->ssl))
+			if (have < ALOOP__READ_MAX && SSL_has_pending(s->ssl))
 				continue;
 			total += have;
 			p->data_received(&s->t, s->t.state, buf, have);
@@ -590,11 +553,11 @@ tls_do_shutdown(struct tls *s)
 		goto done;
 	}
 	/* Ours is out; drain until the peer's arrives. */
-	if ((buf = rbuf_get()) == NULL)
+	if ((buf = aloop__read_buffer()) == NULL)
 		goto done;
 	for (;;) {
 		ERR_clear_error();
-		rc = SSL_read(s->ssl, buf, TLS_READ_MAX);
+		rc = SSL_read(s->ssl, buf, ALOOP__READ_MAX);
 		if (rc > 0)
 			continue;
 		err = SSL_get_error(s->ssl, rc);

@@ -258,6 +258,17 @@ void	aloop__transport_resume_check(struct aloop_transport *t);
 void	aloop__transport_set_owner(struct aloop_transport *t,
 	    aloop__transport_owner_fn fn, void *owner);
 
+/*
+ * The buffer every stream transport of this thread reads into, of
+ * ALOOP__READ_MAX bytes, or NULL if it cannot be allocated.  data_received
+ * only borrows the bytes for the call, a loop runs one callback at a time
+ * and no transport reads synchronously from inside another's callback, so
+ * one buffer per thread serves every connection, plain and TLS, and idle
+ * connections cost nothing for reading.  Freed when the thread exits.
+ */
+#define ALOOP__READ_MAX		(64 * 1024)
+unsigned char	*aloop__read_buffer(void);
+
 /* ------------------------------------------------- stream and pipes */
 
 /* What kind of descriptor a stream transport drives. */

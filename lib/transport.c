@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -237,6 +238,37 @@ aloop__transport_resume_check(struct aloop_transport *t)
 		t->cb.resume_writing(t, t->state);
 		aloop__transport_unref(t);
 	}
+}
+
+/* ------------------------------------------------ the read buffer */
+
+static pthread_key_t	read_buffer_key;
+static pthread_once_t	read_buffer_once = PTHREAD_ONCE_INIT;
+static int		read_buffer_key_ok;
+
+static void
+read_buffer_key_init(void)
+{
+	read_buffer_key_ok = pthread_key_create(&read_buffer_key, free) == 0;
+}
+
+unsigned char *
+aloop__read_buffer(void)
+{
+	unsigned char *buf;
+
+	(void)pthread_once(&read_buffer_once, read_buffer_key_init);
+	if (!read_buffer_key_ok)
+		return NULL;
+	if ((buf = pthread_getspecific(read_buffer_key)) != NULL)
+		return buf;
+	if ((buf = malloc(ALOOP__READ_MAX)) == NULL)
+		return NULL;
+	if (pthread_setspecific(read_buffer_key, buf) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 /* ------------------------------------------------------------ public */
