@@ -19,7 +19,6 @@
 #include <netinet/in.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
