@@ -17,3 +17,8 @@ noinst_PROGRAMS += bench/bench_loop
 bench_bench_loop_SOURCES = bench/bench_loop.c
 bench_bench_loop_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 bench_bench_loop_LDADD = lib/libaloop.la $(LIBEVENT_LIBS) $(PTHREAD_LIBS)
+
+# run.sh builds the programs above in a build dir of its own, runs them and
+# the shared peer harness pinned to CPUs 0 and 1, and summary.awk turns its
+# raw lines into the tables of bench/README.md.  Run by hand, never by make.
+EXTRA_DIST += bench/run.sh bench/summary.awk bench/README.md
