@@ -1,8 +1,9 @@
 /*
  * The loop core against raw libevent, in one run: call_soon dispatch,
  * call_later schedule+fire with a million timers pending, and
- * call_soon_threadsafe wake-ups from a producer thread.  Prints each rate,
- * the same work done with libevent directly, and the ratio.
+ * call_soon_threadsafe wake-ups from a producer thread, with the loop
+ * awake and asleep.  Prints each rate, the same work done with libevent
+ * directly, and the ratio.
  *
  * Usage: bench_loop [-p CPU] [scale]
  *   scale multiplies the iteration counts (0.1 for a short pass);
@@ -26,6 +27,12 @@
 #include <aloop/loop.h>
 
 #define PENDING_TIMERS	1000000
+/*
+ * How long the producer waits before each call of the "from sleep" row:
+ * well past the loop's brief spin for more thread-safe calls, so that the
+ * loop is blocked in its poll when the call arrives.
+ */
+#define SLEEP_GAP	100e-6
 
 /* The CPU of the producer threads, or -1 to leave them where they are. */
 static int producer_cpu = -1;
@@ -222,19 +229,62 @@ bench_raw_call_later(long n)
 
 /* ------------------------------------------------- call_soon_threadsafe */
 
+/*
+ * With gap 0 the producer posts the next call as soon as the last one ran,
+ * which measures the hand-over while the loop is still awake.  With a gap
+ * it first waits that long, so that the loop has gone to sleep in its poll
+ * and each call has to wake it; the figure is then one over the mean
+ * latency from the post to the callback.
+ */
 struct pingpong {
 	struct aloop_loop	*loop;
 	struct event_base	*base;
 	struct event		*ev;
 	long			 n;
+	double			 gap;
+	_Atomic double		 posted;	/* when the last call was posted */
+	double			 lat;		/* sum of latencies, loop thread */
 	atomic_long		 done;
 };
+
+/* In the producer, before each post. */
+static void
+producer_gap(struct pingpong *p)
+{
+	double t;
+
+	if (p->gap <= 0)
+		return;
+	/* Spin rather than sleep: the producer owns its CPU, and a sleep
+	 * would add the producer's own wake-up to the figure. */
+	t = now();
+	while (now() - t < p->gap)
+		continue;
+	atomic_store(&p->posted, now());
+}
+
+/* In the loop, in each callback. */
+static void
+pong_latency(struct pingpong *p)
+{
+	if (p->gap > 0)
+		p->lat += now() - atomic_load(&p->posted);
+}
+
+static double
+pingpong_rate(const struct pingpong *p, double elapsed)
+{
+	if (p->gap > 0)
+		return (double)p->n / p->lat;
+	return (double)p->n / elapsed;
+}
 
 static void
 aloop_pong(void *arg)
 {
 	struct pingpong *p = arg;
 
+	pong_latency(p);
 	if (atomic_fetch_add(&p->done, 1) + 1 == p->n)
 		aloop_stop(p->loop);
 }
@@ -248,6 +298,7 @@ aloop_pinger(void *arg)
 	pin_producer();
 	for (i = 0; i < p->n; i++) {
 		/* One call at a time: each one has to wake the loop. */
+		producer_gap(p);
 		if (aloop_call_soon_threadsafe(p->loop, aloop_pong, p,
 		    NULL) != 0)
 			die("aloop_call_soon_threadsafe");
@@ -258,9 +309,9 @@ aloop_pinger(void *arg)
 }
 
 static double
-bench_aloop_threadsafe(long n)
+bench_aloop_threadsafe(long n, double gap)
 {
-	struct pingpong p = { .n = n };
+	struct pingpong p = { .n = n, .gap = gap };
 	pthread_t th;
 	double t0, t;
 
@@ -273,7 +324,7 @@ bench_aloop_threadsafe(long n)
 	pthread_join(th, NULL);
 	t = now() - t0;
 	aloop_loop_free(p.loop);
-	return (double)n / t;
+	return pingpong_rate(&p, t);
 }
 
 static void
@@ -281,6 +332,7 @@ raw_pong(evutil_socket_t fd, short what, void *arg)
 {
 	struct pingpong *p = arg;
 
+	pong_latency(p);
 	if (atomic_fetch_add(&p->done, 1) + 1 == p->n)
 		event_base_loopbreak(p->base);
 }
@@ -293,6 +345,7 @@ raw_pinger(void *arg)
 
 	pin_producer();
 	for (i = 0; i < p->n; i++) {
+		producer_gap(p);
 		event_active(p->ev, EV_READ, 0);
 		while (atomic_load(&p->done) <= i)
 			continue;
@@ -301,9 +354,9 @@ raw_pinger(void *arg)
 }
 
 static double
-bench_raw_threadsafe(long n)
+bench_raw_threadsafe(long n, double gap)
 {
-	struct pingpong p = { .n = n };
+	struct pingpong p = { .n = n, .gap = gap };
 	struct event *keep;
 	pthread_t th;
 	double t0, t;
@@ -324,7 +377,7 @@ bench_raw_threadsafe(long n)
 	event_free(keep);
 	event_free(p.ev);
 	event_base_free(p.base);
-	return (double)n / t;
+	return pingpong_rate(&p, t);
 }
 
 /* ----------------------------------------------------------------- main */
@@ -339,8 +392,8 @@ report(const char *what, double a, double raw)
 int
 main(int argc, char **argv)
 {
-	long nsoon, ntimer, nts;
-	double a, r, scale = 1;
+	long nsoon, ntimer, nts, nsleep;
+	double a, r, as, rs, scale = 1;
 	char *end;
 	int c;
 
@@ -364,10 +417,11 @@ main(int argc, char **argv)
 	nsoon = (long)(20000000 * scale);
 	ntimer = (long)(2000000 * scale);
 	nts = (long)(200000 * scale);
-	if (nsoon < 1 || ntimer < 1 || nts < 1)
+	nsleep = (long)(20000 * scale);
+	if (nsoon < 1 || ntimer < 1 || nts < 1 || nsleep < 1)
 		goto usage;
-	printf("libevent %s, %ld/%ld/%ld iterations\n", event_get_version(),
-	    nsoon, ntimer, nts);
+	printf("libevent %s, %ld/%ld/%ld/%ld iterations\n",
+	    event_get_version(), nsoon, ntimer, nts, nsleep);
 
 	a = bench_aloop_call_soon(nsoon);
 	r = bench_raw_call_soon(nsoon);
@@ -377,13 +431,16 @@ main(int argc, char **argv)
 	r = bench_raw_call_later(ntimer);
 	report("call_later 0 (1M pending)", a, r);
 
-	a = bench_aloop_threadsafe(nts);
-	/* libevent needs its lock and notification set up for this one;
-	 * it changes every base made afterwards, so it comes last. */
+	a = bench_aloop_threadsafe(nts, 0);
+	as = bench_aloop_threadsafe(nsleep, SLEEP_GAP);
+	/* libevent needs its lock and notification set up for these; it
+	 * changes every base made afterwards, so they come last. */
 	if (evthread_use_pthreads() != 0)
 		die("evthread_use_pthreads");
-	r = bench_raw_threadsafe(nts);
+	r = bench_raw_threadsafe(nts, 0);
+	rs = bench_raw_threadsafe(nsleep, SLEEP_GAP);
 	report("call_soon_threadsafe wake-up", a, r);
+	report("call_soon_threadsafe from sleep", as, rs);
 	return 0;
 usage:
 	fprintf(stderr, "usage: bench_loop [-p producer-cpu] [scale]\n");

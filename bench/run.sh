@@ -240,7 +240,10 @@ if [ $DO_LOOP = 1 ]; then
 		awk -v rep="$rep" -v l="$(load1)" '
 		    /^call_soon dispatch/ { k = "call_soon" }
 		    /^call_later/ { k = "call_later" }
-		    /^call_soon_threadsafe/ { k = "threadsafe" }
+		    /^call_soon_threadsafe wake-up/ { k = "threadsafe" }
+		    /^call_soon_threadsafe from sleep/ {
+			k = "threadsafe_sleep"
+		    }
 		    /aloop .*libevent/ && k != "" {
 			for (i = 1; i <= NF; i++) {
 				if ($i == "aloop") a = $(i + 1)

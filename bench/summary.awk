@@ -84,12 +84,15 @@ END {
 		    "(bench_loop, median of repeats)\n"
 		print "| row | aloop /s | libevent /s | ratio | target | |"
 		print "|---|---|---|---|---|---|"
-		split("call_soon call_later threadsafe", rows, " ")
+		split("call_soon call_later threadsafe threadsafe_sleep", rows,
+		    " ")
 		label["call_soon"] = "call_soon dispatch"
 		label["call_later"] = "call_later 0 schedule+fire, " \
 		    "1M timers pending"
 		label["threadsafe"] = "call_soon_threadsafe wake-up"
-		for (i = 1; i <= 3; i++) {
+		label["threadsafe_sleep"] = "call_soon_threadsafe from " \
+		    "sleep (1 / mean latency)"
+		for (i = 1; i <= 4; i++) {
 			sc = "loop_" rows[i]
 			a = m(sc, "aloop", "ops_per_s")
 			r = m(sc, "aloop", "libevent_per_s")
