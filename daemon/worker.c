@@ -156,6 +156,16 @@ worker_main(void *arg)
 	if (w->nalive > 0)
 		aloop_log(ALOOP_LOG_WARNING, "worker %u: %zu listeners did "
 		    "not finish", w->id, w->nalive);
+	/*
+	 * A plugin's fini aborts what it opened itself (upstream connections,
+	 * children); their connection_lost is scheduled for the next turn.
+	 * Run a few non-blocking turns so that it runs and the plugin frees
+	 * that state, instead of the loop's close discarding it.
+	 */
+	for (int i = 0; i < 4; i++) {
+		aloop_stop(loop);
+		aloop_run_forever(loop);
+	}
 	aloop_set_event_loop(NULL);
 	r = aloop_loop_free(loop);
 	if (r < 0)
