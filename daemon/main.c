@@ -62,7 +62,7 @@ static void
 version(void)
 {
 	printf("aloopd %s\n", PACKAGE_VERSION);
-	printf("libaloop %s, libevent %s, %s, libconfig %d.%d.%d\n",
+	printf("libaloop %s, libevent %s, OpenSSL %s, libconfig %d.%d.%d\n",
 	    aloop_version(), aloop_libevent_version(), aloop_openssl_version(),
 	    LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
 	printf("plugin ABI %d.%d\n", ALOOP_PLUGIN_ABI_MAJOR,
