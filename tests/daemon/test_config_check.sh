@@ -38,6 +38,27 @@ conf() {
 	cat >"$tmp/aloop.conf"
 }
 
+# --version names aloopd's version and every library it runs with; --help
+# lists every option.  Both exit 0 without reading a configuration.
+ver=$("$aloopd" --version)
+for want in "aloopd " "libaloop " "libevent 2." "OpenSSL 3." "libconfig 1." \
+    "plugin ABI "; do
+	case $ver in
+	*"$want"*) ;;
+	*) echo "FAIL: --version lacks \"$want\": $ver"; failed=1 ;;
+	esac
+done
+help=$("$aloopd" --help)
+for want in "--config FILE" "--test" "--foreground" "--debug" "--version" \
+    "--help"; do
+	case $help in
+	*"$want"*) ;;
+	*) echo "FAIL: --help lacks \"$want\""; failed=1 ;;
+	esac
+done
+"$aloopd" --no-such-option >/dev/null 2>&1 &&
+	{ echo "FAIL: an unknown option was accepted"; failed=1; }
+
 # The shipped default, laid out as in the source tree: conf/ beside build/.
 mkdir -p "$tmp/conf" "$tmp/build"
 cp "$top_srcdir/conf/aloop.conf" "$tmp/conf/aloop.conf"
