@@ -398,6 +398,7 @@ mem_one() {
 	    --conns "$n" --size 64 --idle --duration 3 \
 	    $([ "$tls" = 1 ] && echo --tls) >"$TMPD/mem.out" 2>&1 &
 	cpid=$!
+	PIDS="$PIDS $cpid"
 	for _ in $(seq 1200); do
 		grep -q '^ready' "$TMPD/mem.out" && break
 		kill -0 "$cpid" 2>/dev/null || break
@@ -406,6 +407,7 @@ mem_one() {
 	sleep 1
 	rss1=$(rss_kib "$pid")
 	wait "$cpid"
+	forget_pid "$cpid"
 	sleep 1
 	rss2=$(rss_kib "$pid")
 	ready=$(sed -n 's/^ready conns=\([0-9]*\).*/\1/p' "$TMPD/mem.out")
