@@ -233,7 +233,8 @@ echo "# cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
 if [ $DO_LOOP = 1 ]; then
 	for rep in $(seq "$REPEATS"); do
 		wait_load
-		echo "loop repeat $rep/$REPEATS (load $(load1))" >&2
+		echo "# loop repeat $rep/$REPEATS starts at load $(load1)" |
+		    tee -a "$OUT" >&2
 		timeout -k 5 600 taskset -c "$SERVER_CPU" "$BENCH_LOOP" \
 		    -p "$CLIENT_CPU" "$LOOP_SCALE" >"$TMPD/loop.out" 2>&1 ||
 		    { cat "$TMPD/loop.out" >&2; note "bench_loop failed"; }
@@ -354,7 +355,8 @@ SCENARIOS="a:1:64 b:100:1024 c:10:65536"
 if [ $DO_TCP = 1 ] || [ $DO_TLS = 1 ]; then
 	for rep in $(seq "$REPEATS"); do
 		wait_load
-		echo "echo repeat $rep/$REPEATS (load $(load1))" >&2
+		echo "# echo repeat $rep/$REPEATS starts at load $(load1)" |
+		    tee -a "$OUT" >&2
 		for sc in $SCENARIOS; do
 			IFS=: read -r tag conns size <<<"$sc"
 			for s in $TCP_SERVERS; do
@@ -422,7 +424,8 @@ mem_one() {
 }
 if [ $DO_MEM = 1 ]; then
 	wait_load
-	echo "idle-connection memory (load $(load1))" >&2
+	echo "# idle-connection memory starts at load $(load1)" |
+	    tee -a "$OUT" >&2
 	rep=1
 	mem_one raw 0 "$C10K_TCP" ./raw_epoll_echo $P
 	mem_one aloop 0 "$C10K_TCP" "$ALOOP_ECHO" --port $P
