@@ -33,11 +33,6 @@
 
 #include "transport-int.h"
 
-/*
- * One recv() takes at most this much.  asyncio reads 256 KiB; 64 KiB
- * already fills a loopback segment burst and keeps the per-thread buffer
- * small.
- */
 /* How many evbuffer chunks one sendmsg() gathers. */
 #define STREAM_IOV_MAX		64
 

@@ -265,6 +265,8 @@ void	aloop__transport_set_owner(struct aloop_transport *t,
  * and no transport reads synchronously from inside another's callback, so
  * one buffer per thread serves every connection, plain and TLS, and idle
  * connections cost nothing for reading.  Freed when the thread exits.
+ * asyncio reads 256 KiB at a time; 64 KiB already takes a whole loopback
+ * burst in one read and keeps the buffer small.
  */
 #define ALOOP__READ_MAX		(64 * 1024)
 unsigned char	*aloop__read_buffer(void);
