@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 TOP_SRCDIR = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "..", ".."))
 TOP_BUILDDIR = os.environ.get("top_builddir", os.getcwd())
@@ -241,7 +242,10 @@ def run(tests):
             print("PASS: %s" % t.__name__)
         except Exception as e:  # report, clean up, go on with the rest
             failed += 1
-            print("FAIL: %s: %s" % (t.__name__, e))
+            # The line that failed: a bare assert has no message.
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            print("FAIL: %s: %s:%d: %s" % (t.__name__, where.filename,
+                                           where.lineno, e))
         finally:
             _kill_children()
     for d in _tmpdirs:
