@@ -367,9 +367,11 @@ housekeeping(void *arg)
 	if (now >= hk->next_status && (!hk->status_sent ||
 	    conns != hk->last_conns ||
 	    rt->current->cfg->nlisteners != hk->last_listeners)) {
-		(void)notify_status("%zu connections, %zu listeners, %u "
-		    "workers", conns, rt->current->cfg->nlisteners,
-		    rt->nworkers);
+		(void)notify_status("%zu connection%s, %zu listener%s, %u "
+		    "worker%s", conns, conns == 1 ? "" : "s",
+		    rt->current->cfg->nlisteners,
+		    rt->current->cfg->nlisteners == 1 ? "" : "s",
+		    rt->nworkers, rt->nworkers == 1 ? "" : "s");
 		hk->status_sent = 1;
 		hk->last_conns = conns;
 		hk->last_listeners = rt->current->cfg->nlisteners;
@@ -480,9 +482,10 @@ runtime_run(struct config *cfg, const struct runtime_options *o)
 	if (drop_privileges(&rt.current->cfg->daemon) < 0)
 		goto out;
 
-	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s started: %zu listeners, %u "
-	    "workers", PACKAGE_VERSION, rt.current->cfg->nlisteners,
-	    rt.nworkers);
+	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s started: %zu listener%s, %u "
+	    "worker%s", PACKAGE_VERSION, rt.current->cfg->nlisteners,
+	    rt.current->cfg->nlisteners == 1 ? "" : "s", rt.nworkers,
+	    rt.nworkers == 1 ? "" : "s");
 	(void)notify_ready();
 	if (ready_fd != -1) {
 		(void)write(ready_fd, "R", 1);

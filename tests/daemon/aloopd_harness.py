@@ -137,7 +137,7 @@ class Daemon:
                              % (pattern, self.proc.poll(), self.text()))
 
     def wait_ready(self):
-        return self.wait_log(r"started: \d+ listeners")
+        return self.wait_log(r"started: \d+ listeners?")
 
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
