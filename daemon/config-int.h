@@ -35,6 +35,7 @@
 
 struct plugin;
 struct aloop_settings;
+struct aloop_tls_context;
 
 #define CONFIG_LOG_STDERR	0
 #define CONFIG_LOG_SYSLOG	1
@@ -58,6 +59,7 @@ struct config_daemon {
 	char	       **plugin_path;	/* directories searched in order; the */
 	size_t		 nplugin_path;	/* built-in plugindir comes last */
 	double		 shutdown_timeout; /* seconds the drain may take */
+	double		 worker_stall_timeout; /* silent worker killed; 0: never */
 };
 
 /* One entry of a listener's `listen` list. */
@@ -92,6 +94,8 @@ struct config_tls {
 	size_t		 nalpn;
 	struct config_sni *sni;
 	size_t		 nsni;
+	/* Built from the above by the library; the config's reference. */
+	struct aloop_tls_context *ctx;
 };
 
 struct config_listener {
@@ -137,10 +141,43 @@ struct config {
 int config_load(const char *path, struct config **cfg);
 
 /*
- * Like config_load() but without loading the plugins: only what the file
- * itself says is checked.  For tests and tools.
+ * Like config_load() but without loading the plugins: everything the file
+ * itself says is checked, the TLS contexts built.  What aloopd's master
+ * does: it never loads plugin code.
  */
 int config_parse(const char *path, struct config **cfg);
+
+/* What config_load_plugins() is about to do for a listener. */
+#define CONFIG_STEP_LOAD	1	/* dlopen: the plugin's constructors */
+#define CONFIG_STEP_INIT	2	/* its init, checking the settings */
+
+struct config_plugin_hooks {
+	/* Also run each plugin's init on its settings (with no loop). */
+	int	 validate;
+	/* NULL, or told of each step before it runs (@file: the plugin). */
+	void	(*step)(size_t listener, int step, const char *file,
+		    void *arg);
+	void	*arg;
+};
+
+/*
+ * Load the plugin of every listener of a parsed @cfg (dlopen, descriptor
+ * and type checks), each once; with @h->validate, also have each check
+ * its settings.  Runs plugin code: aloopd calls it only in workers and in
+ * the children that check a configuration.  0, ALOOP_ECONFIG with the
+ * problems appended to errors[], or ALOOP_ENOMEM.
+ */
+int config_load_plugins(struct config *cfg,
+    const struct config_plugin_hooks *h);
+
+/*
+ * The file listener @i's plugin would be loaded from (found on the plugin
+ * path, not loaded): *@file for the caller to free.  0 or ALOOP_ENOENT.
+ */
+int config_plugin_file(const struct config *cfg, size_t i, char **file);
+
+/* Append @line to @cfg's errors (the checker child's findings). */
+void config_add_error(struct config *cfg, const char *line);
 
 /* The listener called @name, or NULL. */
 const struct config_listener *config_find_listener(const struct config *cfg,

@@ -111,10 +111,17 @@ node_value(const config_setting_t *node, char *buf, size_t len)
 static void
 add_error(struct config *cfg, const char *fmt, ...) ALOOP_PRINTF(2, 3);
 
+void
+config_add_error(struct config *cfg, const char *line)
+{
+	add_error(cfg, "%s", line);
+}
+
 /*
- * Workers make their plugin instances from a loaded config at the same
- * time, and a plugin may report through the settings getters there too;
- * the error list is the one thing of a loaded config that still changes.
+ * A plugin's init may report through the settings getters whenever it
+ * runs; the error list is the one thing of a loaded config that still
+ * changes, and a host that makes instances on several threads (the unit
+ * tests do) must not lose a line.
  */
 static pthread_mutex_t errors_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -519,6 +526,8 @@ static const struct spec daemon_specs[] = {
 	    .parse = parse_plugin_path },
 	{ SPEC("shutdown_timeout", T_SECONDS, D(shutdown_timeout)), .min = 0,
 	    .max = 86400, .ddef = 30 },
+	{ SPEC("worker_stall_timeout", T_SECONDS, D(worker_stall_timeout)),
+	    .min = 0, .max = 86400, .ddef = 10 },
 	{ .name = NULL },
 };
 #undef D
@@ -585,7 +594,8 @@ static const struct spec root_specs[] = {
 /* ------------------------------------------------------------- plugins */
 
 static void
-load_plugin(struct config *cfg, config_setting_t *ls, size_t idx)
+load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
+    const struct config_plugin_hooks *h)
 {
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *pn = config_setting_get_member(ls, "protocol");
@@ -600,6 +610,8 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx)
 	    cfg->daemon.nplugin_path, priv_of(cfg)->dir, &file, err,
 	    sizeof(err));
 	if (rc == 0) {
+		if (h != NULL && h->step != NULL)
+			h->step(idx, CONFIG_STEP_LOAD, file, h->arg);
 		rc = plugin_open(file, &l->plugin, err, sizeof(err));
 		free(file);
 	}
@@ -619,7 +631,11 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx)
 		    "protocol for type \"udp\"", d->name);
 		return;
 	}
+	if (h == NULL || !h->validate)
+		return;
 	/* The plugin checks its own settings: an instance with no loop. */
+	if (h->step != NULL)
+		h->step(idx, CONFIG_STEP_INIT, plugin_file(l->plugin), h->arg);
 	memset(&env, 0, sizeof(env));
 	env.size = sizeof(env);
 	env.loop = NULL;
@@ -725,17 +741,39 @@ load(const char *path, int with_plugins, struct config **cfgp)
 	config_parse_group(cfg, config_root_setting(&priv_of(cfg)->lc),
 	    root_specs, cfg);
 	if (with_plugins) {
-		config_setting_t *ls = config_lookup(&priv_of(cfg)->lc,
-		    "listeners");
+		static const struct config_plugin_hooks check = {
+			.validate = 1,
+		};
 
-		for (size_t i = 0; i < cfg->nlisteners; i++) {
-			config_setting_t *e = config_setting_get_elem(ls,
-			    (unsigned)i);
+		return config_load_plugins(cfg, &check);
+	}
+	if (priv_of(cfg)->oom)
+		return ALOOP_ENOMEM;
+	return cfg->nerrors > 0 ? ALOOP_ECONFIG : 0;
+}
 
-			if (cfg->listeners[i].protocol != NULL &&
-			    cfg->listeners[i].settings != NULL)
-				load_plugin(cfg, e, i);
-		}
+int
+config_plugin_file(const struct config *cfg, size_t i, char **file)
+{
+	char err[256];
+
+	return plugin_find(cfg->listeners[i].protocol,
+	    cfg->daemon.plugin_path, cfg->daemon.nplugin_path,
+	    priv_of((struct config *)cfg)->dir, file, err, sizeof(err));
+}
+
+int
+config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
+{
+	config_setting_t *ls = config_lookup(&priv_of(cfg)->lc, "listeners");
+
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		config_setting_t *e = config_setting_get_elem(ls, (unsigned)i);
+
+		if (cfg->listeners[i].protocol != NULL &&
+		    cfg->listeners[i].settings != NULL &&
+		    cfg->listeners[i].plugin == NULL)
+			load_plugin(cfg, e, i, h);
 	}
 	if (priv_of(cfg)->oom)
 		return ALOOP_ENOMEM;

@@ -15,8 +15,6 @@
 #include <arpa/inet.h>
 
 #include <libconfig.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
@@ -293,22 +291,8 @@ free_tls(struct config_tls *t)
 		free(t->sni[i].key);
 	}
 	free(t->sni);
+	aloop_tls_context_release(t->ctx);
 	free(t);
-}
-
-/*
- * OpenSSL's reason for the failure it just queued, and a clean queue.  The
- * first error is the cause ("no start line"); later ones are the callers
- * giving up ("PEM lib").
- */
-static const char *
-ssl_reason(void)
-{
-	unsigned long e = ERR_peek_error();
-	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
-
-	ERR_clear_error();
-	return r != NULL ? r : "unknown OpenSSL error";
 }
 
 static int
@@ -325,75 +309,96 @@ readable(const config_setting_t *node, const char *file)
 	return 1;
 }
 
-/*
- * Load the pair as the listener will, so that a wrong file, a key of another
- * certificate or an encrypted key fails now and not on the first handshake.
- */
-static void
-check_cert_key(SSL_CTX *ctx, const config_setting_t *group, const char *cert,
-    const char *key)
+/* Report what the library said of the setting @name of @group refused. */
+static int
+refused(const config_setting_t *group, const char *name,
+    const struct aloop_tls_context *ctx, int r)
 {
-	const config_setting_t *cn = config_setting_get_member(group,
-	    "certificate");
-	const config_setting_t *kn = config_setting_get_member(group, "key");
+	const char *why = aloop_tls_context_last_error(ctx);
 
-	if (cert == NULL || key == NULL || !readable(cn, cert) ||
-	    !readable(kn, key))
-		return;
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
-		config_report(cn, NULL, "not a PEM certificate: %s",
-		    ssl_reason());
-	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		/* OpenSSL checks the pair as it loads the key. */
-		if (ERR_GET_REASON(ERR_peek_error()) ==
-		    X509_R_KEY_VALUES_MISMATCH)
-			config_report(kn, NULL, "does not match the "
-			    "certificate: %s", ssl_reason());
-		else
-			config_report(kn, NULL, "not a PEM private key: %s",
-			    ssl_reason());
-	} else if (SSL_CTX_check_private_key(ctx) != 1)
-		config_report(kn, NULL, "does not match the certificate: %s",
-		    ssl_reason());
+	config_report(config_setting_get_member(group, name), NULL, "%s",
+	    why[0] != '\0' ? why : aloop_strerror(r));
+	return -1;
 }
 
-static void
-check_tls(const config_setting_t *s, const struct config_tls *t)
+/*
+ * Load a certificate and its key into @ctx as a listener will serve them;
+ * the message names the file at fault, so blame the setting that names it.
+ */
+static int
+load_pair(struct aloop_tls_context *ctx, const config_setting_t *group,
+    const char *cert, const char *key,
+    int (*load)(struct aloop_tls_context *, const char *, const char *))
 {
-	const config_setting_t *n;
-	SSL_CTX *ctx;
+	const char *why;
+	int r;
 
-	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+	if (cert == NULL || key == NULL ||
+	    !readable(config_setting_get_member(group, "certificate"), cert) ||
+	    !readable(config_setting_get_member(group, "key"), key))
+		return -1;
+	if ((r = load(ctx, cert, key)) == 0)
+		return 0;
+	why = aloop_tls_context_last_error(ctx);
+	return refused(group, strncmp(why, key, strlen(key)) == 0 ? "key" :
+	    "certificate", ctx, r);
+}
+
+/*
+ * Build the listener's TLS context now, with the library that serves it,
+ * so that `aloopd -t`, a reload and a start accept and refuse exactly the
+ * same settings (a key of another certificate, a cipher list with no AEAD
+ * cipher for TLS 1.2, ...).  Every setting is tried, so every problem is
+ * reported at once.  The context is the config's; workers share it.
+ */
+static struct aloop_tls_context *
+build_tls(const config_setting_t *s, const struct config_tls *t)
+{
+	const config_setting_t *sni = config_setting_get_member(s, "sni");
+	struct aloop_tls_context *ctx;
+	int r, failed = 0;
+
+	if ((r = aloop_tls_context_new(ALOOP_TLS_SERVER, &ctx)) < 0) {
 		config_report(s, NULL, "cannot make a TLS context: %s",
-		    ssl_reason());
-		return;
+		    aloop_strerror(r));
+		return NULL;
 	}
-	check_cert_key(ctx, s, t->certificate, t->key);
-	n = config_setting_get_member(s, "ca");
-	if (t->ca != NULL && readable(n, t->ca) &&
-	    SSL_CTX_load_verify_locations(ctx, t->ca, NULL) != 1)
-		config_report(n, NULL, "not a PEM CA file: %s", ssl_reason());
-	if (t->verify != ALOOP_TLS_VERIFY_NONE && t->ca == NULL)
+	failed |= load_pair(ctx, s, t->certificate, t->key,
+	    aloop_tls_context_load_cert_chain) < 0;
+	for (size_t i = 0; i < t->nsni; i++)
+		failed |= load_pair(ctx, config_setting_get_elem(sni,
+		    (unsigned)i), t->sni[i].certificate, t->sni[i].key,
+		    aloop_tls_context_add_sni_cert) < 0;
+	if (t->ca != NULL) {
+		if (!readable(config_setting_get_member(s, "ca"), t->ca))
+			failed = 1;
+		else if ((r = aloop_tls_context_load_verify_locations(ctx,
+		    t->ca, NULL)) < 0)
+			failed |= refused(s, "ca", ctx, r) < 0;
+	}
+	if (t->verify != ALOOP_TLS_VERIFY_NONE && t->ca == NULL) {
 		config_report(config_setting_get_member(s, "verify"), NULL,
 		    "needs a \"ca\" to check client certificates against");
-	n = config_setting_get_member(s, "ciphers");
-	if (t->ciphers != NULL && SSL_CTX_set_cipher_list(ctx, t->ciphers) != 1)
-		config_report(n, NULL, "no cipher matches: %s", ssl_reason());
-	n = config_setting_get_member(s, "ciphersuites");
+		failed = 1;
+	} else if ((r = aloop_tls_context_set_verify(ctx, t->verify)) < 0)
+		failed |= refused(s, "verify", ctx, r) < 0;
+	if (t->min_version != NULL && (r =
+	    aloop_tls_context_set_min_version(ctx, t->min_version)) < 0)
+		failed |= refused(s, "min_version", ctx, r) < 0;
+	if (t->ciphers != NULL &&
+	    (r = aloop_tls_context_set_ciphers(ctx, t->ciphers)) < 0)
+		failed |= refused(s, "ciphers", ctx, r) < 0;
 	if (t->ciphersuites != NULL &&
-	    SSL_CTX_set_ciphersuites(ctx, t->ciphersuites) != 1)
-		config_report(n, NULL, "not a TLS 1.3 ciphersuite list: %s",
-		    ssl_reason());
-	SSL_CTX_free(ctx);
-	n = config_setting_get_member(s, "sni");
-	for (size_t i = 0; i < t->nsni; i++) {
-		if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
-			break;
-		check_cert_key(ctx, config_setting_get_elem(n, (unsigned)i),
-		    t->sni[i].certificate, t->sni[i].key);
-		SSL_CTX_free(ctx);
+	    (r = aloop_tls_context_set_ciphersuites(ctx, t->ciphersuites)) < 0)
+		failed |= refused(s, "ciphersuites", ctx, r) < 0;
+	if (t->nalpn > 0 && (r = aloop_tls_context_set_alpn_protocols(ctx,
+	    (const char *const *)t->alpn, t->nalpn)) < 0)
+		failed |= refused(s, "alpn", ctx, r) < 0;
+	if (failed) {
+		aloop_tls_context_release(ctx);
+		return NULL;
 	}
-	ERR_clear_error();
+	return ctx;
 }
 
 static void
@@ -413,7 +418,7 @@ parse_tls(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		config_report(s, NULL, "out of memory");
 	/* Checking files named by a broken group would only add noise. */
 	if (cfg->nerrors == before)
-		check_tls(s, l->tls);
+		l->tls->ctx = build_tls(s, l->tls);
 }
 
 /* ------------------------------------------------------------ listeners */

@@ -8,18 +8,22 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h
+# TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
-	$(LIBCONFIG_CFLAGS) $(OPENSSL_CFLAGS) $(LIBSYSTEMD_CFLAGS)
-ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(OPENSSL_LIBS) $(LIBSYSTEMD_LIBS) \
-	$(PTHREAD_LIBS)
+	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)
+ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(LIBSYSTEMD_LIBS) $(PTHREAD_LIBS)
 
-# The running part: workers, listeners, signals, reload and systemd.
+# The running part, in the order it depends: master -> worker ->
+# listener -> connection, and what they share (the scoreboard, sockets,
+# the plugin check, systemd's protocols, the log).
 ALOOPD_RUN_SOURCES = \
-	daemon/runtime.c daemon/runtime.h daemon/worker.c daemon/worker.h \
-	daemon/listener.c daemon/listener.h daemon/signals.c daemon/signals.h \
-	daemon/notify.c daemon/notify.h daemon/activation.c \
-	daemon/activation.h daemon/logsink.c daemon/logsink.h \
-	daemon/metrics.c daemon/metrics.h
+	daemon/master.c daemon/master.h daemon/worker.c daemon/worker.h \
+	daemon/listener.c daemon/listener.h daemon/connection.c \
+	daemon/connection.h daemon/sockets.c daemon/sockets.h \
+	daemon/scoreboard.c daemon/scoreboard.h daemon/check.c daemon/check.h \
+	daemon/proc.c daemon/proc.h daemon/notify.c daemon/notify.h \
+	daemon/activation.c daemon/activation.h daemon/logsink.c \
+	daemon/logsink.h daemon/metrics.c daemon/metrics.h
 
 daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES) \
 	$(ALOOPD_RUN_SOURCES)

@@ -1,6 +1,7 @@
 /*
- * aloopd: reads aloop.conf, opens the listeners it lists, loads their
- * protocol plugins and runs them, one event loop per worker thread.
+ * aloopd: reads aloop.conf, opens the listeners it lists, and runs their
+ * protocol plugins in worker processes, one event loop each, under a
+ * master process that supervises them.
  */
 #include "config.h"
 
@@ -14,9 +15,9 @@
 
 #include <aloop/aloop.h>
 
-#include "runtime.h"
-
+#include "check.h"
 #include "config-int.h"
+#include "master.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
 
@@ -37,8 +38,11 @@ usage(FILE *out)
 }
 
 /*
- * Load and validate @path with its plugins.  On failure print every error,
- * one per line, to stderr and return NULL.
+ * Load and validate @path: the file, its TLS settings (built by the
+ * library that serves them), and its plugins, loaded and initialised in a
+ * child process so that one that crashes cannot take this one along.  On
+ * failure print every error, one per line, to stderr and return NULL.
+ * `aloopd -t` and a start run exactly this.
  */
 static struct config *
 load_config(const char *path)
@@ -46,7 +50,9 @@ load_config(const char *path)
 	struct config *cfg;
 	int rc;
 
-	rc = config_load(path, &cfg);
+	rc = config_parse(path, &cfg);
+	if (rc == 0)
+		rc = check_plugins(cfg);
 	if (rc == 0)
 		return cfg;
 	if (cfg != NULL)
@@ -83,7 +89,7 @@ main(int argc, char **argv)
 	};
 	const char *config_path = DEFAULT_CONFIG;
 	struct config *cfg;
-	struct runtime_options ro = { 0 };
+	struct master_options mo = { 0 };
 	int ch, test_only = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:tfdVh", longopts, NULL)) != -1) {
@@ -95,10 +101,10 @@ main(int argc, char **argv)
 			test_only = 1;
 			break;
 		case 'f':
-			ro.foreground = 1;
+			mo.foreground = 1;
 			break;
 		case 'd':
-			ro.debug = 1;
+			mo.debug = 1;
 			break;
 		case 'V':
 			version();
@@ -128,6 +134,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	ro.config_path = config_path;
-	return runtime_run(cfg, &ro);
+	mo.config_path = config_path;
+	mo.argv = argv;
+	return master_run(cfg, &mo);
 }

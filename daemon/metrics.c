@@ -1,16 +1,13 @@
 /*
- * aloopd's counters and the functions through which a plugin reads them
- * (aloop_daemon_metrics_* in <aloop/plugin.h>).  A worker appends the set
- * of a listener name to its own list the first time it opens that
- * listener and never removes it, so a reader on another thread can walk
- * the lists without a lock: each link is published with a release store
- * once the set behind it is complete.
+ * aloopd's counters as plugins read them (aloop_daemon_metrics_* in
+ * <aloop/host.h>).  The counters live in the scoreboard, so whichever
+ * worker serves the scrape reads every worker's, and the totals of workers
+ * that have exited stay counted.
  */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,127 +15,75 @@
 #include <unistd.h>
 
 #include <aloop/aloop.h>
-#include <aloop/plugin.h>
+#include <aloop/host.h>
 
-#include "config-int.h"
 #include "metrics.h"
-
-/* One list per worker; a worker index is below CONFIG_WORKERS_MAX. */
-static _Atomic(struct metrics_listener *) heads[CONFIG_WORKERS_MAX];
-static _Atomic uint64_t reloads, reload_failures;
-
-static pthread_once_t start_once = PTHREAD_ONCE_INIT;
-static double start_wall;		/* CLOCK_REALTIME at start */
-static struct timespec start_mono;	/* CLOCK_MONOTONIC at start */
-
-static void
-record_start(void)
-{
-	struct timespec ts;
-
-	/* Both clocks exist on every system aloopd builds for. */
-	(void)clock_gettime(CLOCK_REALTIME, &ts);
-	start_wall = (double)ts.tv_sec + ts.tv_nsec / 1e9;
-	(void)clock_gettime(CLOCK_MONOTONIC, &start_mono);
-}
-
-struct metrics_listener *
-metrics_listener(unsigned worker, const char *name)
-{
-	struct metrics_listener *m, *last = NULL;
-
-	(void)pthread_once(&start_once, record_start);
-	if (worker >= CONFIG_WORKERS_MAX)
-		return NULL;
-	/* Only this worker's thread appends, so the walk sees every set. */
-	for (m = atomic_load_explicit(&heads[worker], memory_order_acquire);
-	    m != NULL; m = atomic_load_explicit(&m->next,
-	    memory_order_acquire)) {
-		if (strcmp(m->name, name) == 0)
-			return m;
-		last = m;
-	}
-	m = calloc(1, sizeof(*m));
-	if (m == NULL)
-		return NULL;
-	if ((m->name = strdup(name)) == NULL) {
-		free(m);
-		return NULL;
-	}
-	m->worker = worker;
-	/* Appended at the tail, so the walk keeps the order of opening. */
-	if (last == NULL)
-		atomic_store_explicit(&heads[worker], m, memory_order_release);
-	else
-		atomic_store_explicit(&last->next, m, memory_order_release);
-	return m;
-}
+#include "scoreboard.h"
 
 void
 metrics_reload(int ok)
 {
-	metrics_add(ok ? &reloads : &reload_failures, 1);
+	struct sb_process *p = sb_process();
+
+	sb_add(ok ? &p->reloads : &p->reload_failures, 1);
 }
 
 void
-metrics_free(void)
+metrics_restart(const char *reason)
 {
-	struct metrics_listener *m, *next;
+	struct sb_process *p = sb_process();
 
-	for (size_t i = 0; i < CONFIG_WORKERS_MAX; i++) {
-		m = atomic_exchange(&heads[i], NULL);
-		for (; m != NULL; m = next) {
-			next = atomic_load(&m->next);
-			free(m->name);
-			free(m);
-		}
-	}
+	if (strcmp(reason, "signal") == 0)
+		sb_add(&p->restarts_signal, 1);
+	else if (strcmp(reason, "stall") == 0)
+		sb_add(&p->restarts_stall, 1);
+	else
+		sb_add(&p->restarts_exit, 1);
 }
 
 /* ------------------------------------------------- the plugins' readers */
 
+struct walk {
+	aloop_metrics_listener_fn	 fn;
+	void				*arg;
+};
+
 static uint64_t
-load(_Atomic uint64_t *c)
+load(const _Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static int
+each_series(const struct sb_series *s, const struct sb_counters *c,
+    void *arg)
+{
+	struct walk *wk = arg;
+	struct aloop_metrics_listener out;
+
+	memset(&out, 0, sizeof(out));
+	out.size = sizeof(out);
+	out.listener = sb_series_name(s);
+	out.worker = s->slot;
+	out.connections_accepted = load(&c->accepted);
+	out.connections_active = load(&c->active);
+	out.connections_closed = load(&c->closed);
+	out.bytes_received = load(&c->bytes_in);
+	out.bytes_sent = load(&c->bytes_out);
+	out.tls_handshakes = load(&c->tls_handshakes);
+	out.tls_handshake_failures = load(&c->tls_failures);
+	out.plugin_errors = load(&c->plugin_errors);
+	return wk->fn(&out, wk->arg);
 }
 
 int
 aloop_daemon_metrics_listeners(aloop_metrics_listener_fn fn, void *arg)
 {
-	struct aloop_metrics_listener out;
-	struct metrics_listener *m;
-	int r;
+	struct walk wk = { fn, arg };
 
 	if (fn == NULL)
 		return ALOOP_EINVAL;
-	for (size_t i = 0; i < CONFIG_WORKERS_MAX; i++) {
-		for (m = atomic_load_explicit(&heads[i], memory_order_acquire);
-		    m != NULL; m = atomic_load_explicit(&m->next,
-		    memory_order_acquire)) {
-			memset(&out, 0, sizeof(out));
-			out.size = sizeof(out);
-			out.listener = m->name;
-			out.worker = m->worker;
-			/*
-			 * Closed before accepted: a connection counted closed
-			 * was counted accepted earlier, so the figures read
-			 * here never show more closed than accepted.
-			 */
-			out.connections_closed = atomic_load_explicit(
-			    &m->closed, memory_order_acquire);
-			out.connections_accepted = load(&m->accepted);
-			out.connections_active = load(&m->active);
-			out.bytes_received = load(&m->bytes_in);
-			out.bytes_sent = load(&m->bytes_out);
-			out.tls_handshakes = load(&m->tls_handshakes);
-			out.tls_handshake_failures = load(&m->tls_failures);
-			out.plugin_errors = load(&m->plugin_errors);
-			if ((r = fn(&out, arg)) != 0)
-				return r;
-		}
-	}
-	return 0;
+	return sb_totals(each_series, &wk);
 }
 
 /* Descriptors open now: the entries of /proc/self/fd but the walk's own. */
@@ -185,21 +130,23 @@ int
 aloop_daemon_metrics_process(struct aloop_metrics_process *out)
 {
 	struct aloop_metrics_process fig, *p = &fig;
+	struct sb_process *sp = sb_process();
 	struct timespec now;
 	size_t size;
 	int r, r2;
 
 	if (out == NULL || out->size < sizeof(out->size))
 		return ALOOP_EINVAL;
-	(void)pthread_once(&start_once, record_start);
 	memset(p, 0, sizeof(*p));
-	p->start_time = start_wall;
+	p->start_time = sp->start_time;
 	(void)clock_gettime(CLOCK_MONOTONIC, &now);
-	p->uptime = (double)(now.tv_sec - start_mono.tv_sec) +
-	    (now.tv_nsec - start_mono.tv_nsec) / 1e9;
-	/* The main thread is their only writer. */
-	p->reloads = load(&reloads);
-	p->reload_failures = load(&reload_failures);
+	p->uptime = (double)now.tv_sec + now.tv_nsec / 1e9 - sp->start_mono;
+	/* The master is their only writer. */
+	p->reloads = load(&sp->reloads);
+	p->reload_failures = load(&sp->reload_failures);
+	p->worker_restarts_signal = load(&sp->restarts_signal);
+	p->worker_restarts_stall = load(&sp->restarts_stall);
+	p->worker_restarts_exit = load(&sp->restarts_exit);
 	r = count_fds(&p->open_fds);
 	r2 = resident_bytes(&p->resident_bytes);
 	/* A plugin built against an older header has a shorter struct. */

@@ -28,6 +28,9 @@ static const size_t abi_sizes[] = {
 	[0] = offsetof(struct aloop_plugin, datagram_factory) +
 	    sizeof(aloop_protocol_factory_fn),
 };
+/* A minor that adds descriptor fields adds its size here, in step. */
+_Static_assert(sizeof(abi_sizes) / sizeof(abi_sizes[0]) ==
+    ALOOP_PLUGIN_ABI_MINOR + 1, "abi_sizes[] needs one entry per minor");
 
 struct plugin {
 	unsigned		 refs;

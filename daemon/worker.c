@@ -1,411 +1,417 @@
 /*
- * Worker threads.  Each runs its own loop; the main thread hands it work
- * with worker_call(), which schedules a function on the worker's loop
- * (call_soon_threadsafe) and waits for its answer, so every change to a
- * worker's listeners happens on the worker's own thread and needs no lock.
- * A reload is prepare (open the new generation's listeners, not accepting
- * yet) on every worker, then commit (start them, retire the old ones) or
- * rollback (drop what was prepared).  Start-up is a reload from nothing.
+ * A worker process from fork to exit.  Everything a plugin does happens
+ * here, so everything that can go wrong with a plugin ends here: the
+ * master sees a dead or silent worker and replaces it.
  */
 #include "config.h"
 
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <aloop/aloop.h>
 
 #include "config-int.h"
 #include "listener.h"
+#include "logsink.h"
+#include "scoreboard.h"
+#include "sockets.h"
 #include "worker.h"
 
-/* What an fn passed to worker_call returns when it answers later. */
-#define WORKER_PENDING	1
+/* After an abort, how long connections get to report their loss. */
+#define ABORT_GRACE	2.0
+/* Exit statuses the master tells apart. */
+#define EXIT_STARTUP	3	/* could not start serving */
 
-struct worker_job {
-	struct worker	*w;
-	int		(*fn)(struct worker *, void *);
-	void		*arg;
-	int		 wait;		/* worker_call: main waits for it */
-	int		 result;
-	int		 done;
+struct worker {
+	struct listener_host	 host;
+	const struct worker_spec *ws;
+	struct listener		**listeners;	/* [nlisteners]; NULL: freed */
+	size_t			 nlisteners;
+	size_t			 opening;	/* listener_open()s pending */
+	int			 failed;
+	int			 draining;
+	int			 aborted;
+	double			 beat_interval;
+	aloop_handle_t		 beat;
+	aloop_handle_t		 deadline;
+	int			 sigfd;
 };
 
-/* The one job main is waiting for (worker_call is main-thread only). */
-static struct worker_job *waiting;
+static struct worker W;
 
-static void
-worker_reply(struct worker *w, int result)
+/* ------------------------------------------------------------ set-up */
+
+/*
+ * Become `user`/`group`.  Workers drop what the master keeps: the master
+ * stays able to bind privileged ports for a reload, a worker never
+ * needs to, and runs plugin code.
+ */
+static int
+drop_privileges(const struct config_daemon *d)
 {
-	struct runtime *rt = w->rt;
+	struct passwd *pw;
+	struct group *gr;
+	gid_t gid;
 
-	pthread_mutex_lock(&rt->mu);
-	if (waiting != NULL && waiting->w == w && !waiting->done) {
-		waiting->result = result;
-		waiting->done = 1;
-		pthread_cond_broadcast(&rt->cv);
-	}
-	pthread_mutex_unlock(&rt->mu);
-}
-
-static void
-job_run(void *arg)
-{
-	struct worker_job *job = arg;
-	int r;
-
-	r = job->fn(job->w, job->arg);
-	if (!job->wait) {
-		free(job);
-		return;
-	}
-	if (r != WORKER_PENDING)
-		worker_reply(job->w, r);
-}
-
-int
-worker_call(struct worker *w, int (*fn)(struct worker *, void *), void *arg)
-{
-	struct runtime *rt = w->rt;
-	struct worker_job job = { .w = w, .fn = fn, .arg = arg, .wait = 1 };
-	int r;
-
-	pthread_mutex_lock(&rt->mu);
-	waiting = &job;
-	pthread_mutex_unlock(&rt->mu);
-	r = aloop_call_soon_threadsafe(w->loop, job_run, &job, NULL);
-	pthread_mutex_lock(&rt->mu);
-	if (r == 0) {
-		while (!job.done)
-			pthread_cond_wait(&rt->cv, &rt->mu);
-		r = job.result;
-	}
-	waiting = NULL;
-	pthread_mutex_unlock(&rt->mu);
-	return r;
-}
-
-int
-worker_post(struct worker *w, int (*fn)(struct worker *, void *), void *arg)
-{
-	struct worker_job *job;
-	int r;
-
-	job = calloc(1, sizeof(*job));
-	if (job == NULL)
-		return ALOOP_ENOMEM;
-	job->w = w;
-	job->fn = fn;
-	job->arg = arg;
-	r = aloop_call_soon_threadsafe(w->loop, job_run, job, NULL);
-	if (r < 0)
-		free(job);
-	return r;
-}
-
-/* ------------------------------------------------------------- threads */
-
-static void
-retire_all(struct listener **head)
-{
-	while (*head != NULL)
-		listener_retire(*head);
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct worker *w = arg;
-	struct runtime *rt = w->rt;
-	struct aloop_loop *loop = NULL;
-	int r;
-
-	r = aloop_loop_new(&loop);
-	if (r < 0)
-		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot make a loop: %s",
-		    w->id, aloop_strerror(r));
-	pthread_mutex_lock(&rt->mu);
-	w->loop = loop;
-	w->started = r < 0 ? -1 : 1;
-	pthread_cond_broadcast(&rt->cv);
-	pthread_mutex_unlock(&rt->mu);
-	if (r < 0)
-		return NULL;
-
-	aloop_set_event_loop(loop);
-	aloop_set_debug(loop, rt->debug);
-	r = aloop_run_forever(loop);
-	if (r < 0)
-		aloop_log(ALOOP_LOG_ERR, "worker %u: loop failed: %s", w->id,
-		    aloop_strerror(r));
-
-	/*
-	 * Normally every listener is gone by now (the drain waits for it).
-	 * If not, close and abort what is left and give the loop a few
-	 * turns, so that plugins still see connection_lost and fini.
-	 */
-	retire_all(&w->prepared);
-	retire_all(&w->active);
-	for (struct listener *l = w->retired; l != NULL; l = l->next)
-		listener_abort(l);
-	for (int i = 0; i < 100 && w->nalive > 0; i++) {
-		aloop_stop(loop);
-		aloop_run_forever(loop);
-	}
-	if (w->nalive > 0)
-		aloop_log(ALOOP_LOG_WARNING, "worker %u: %zu listeners did "
-		    "not finish", w->id, w->nalive);
-	/*
-	 * A plugin's fini aborts what it opened itself (upstream connections,
-	 * children); their connection_lost is scheduled for the next turn.
-	 * Run a few non-blocking turns so that it runs and the plugin frees
-	 * that state, instead of the loop's close discarding it.
-	 */
-	for (int i = 0; i < 4; i++) {
-		aloop_stop(loop);
-		aloop_run_forever(loop);
-	}
-	aloop_set_event_loop(NULL);
-	r = aloop_loop_free(loop);
-	if (r < 0)
-		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot free its loop: %s",
-		    w->id, aloop_strerror(r));
-	return NULL;
-}
-
-int
-worker_start(struct worker *w)
-{
-	struct runtime *rt = w->rt;
-	sigset_t all, old;
-	int r;
-
-	/*
-	 * Signals are the main thread's business (its loop handles them):
-	 * workers start with every signal blocked, so the kernel never
-	 * delivers one to a worker.
-	 */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&w->thread, NULL, worker_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r != 0) {
-		errno = r;
-		aloop_log_errno(ALOOP_LOG_ERR, "worker %u: pthread_create",
-		    w->id);
+	if (d->user == NULL && d->group == NULL)
+		return 0;
+	if (geteuid() != 0)
+		return 0;	/* the master said so at start */
+	pw = d->user != NULL ? getpwnam(d->user) : NULL;
+	if (d->user != NULL && pw == NULL) {
+		aloop_log(ALOOP_LOG_ERR, "user %s: no such user", d->user);
 		return -1;
 	}
-	pthread_mutex_lock(&rt->mu);
-	while (w->started == 0)
-		pthread_cond_wait(&rt->cv, &rt->mu);
-	pthread_mutex_unlock(&rt->mu);
-	if (w->started < 0) {
-		pthread_join(w->thread, NULL);
+	gid = pw != NULL ? pw->pw_gid : getegid();
+	if (d->group != NULL) {
+		if ((gr = getgrnam(d->group)) == NULL) {
+			aloop_log(ALOOP_LOG_ERR, "group %s: no such group",
+			    d->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if ((pw != NULL ? initgroups(pw->pw_name, gid) :
+	    setgroups(1, &gid)) == -1 || setgid(gid) == -1) {
+		aloop_log_errno(ALOOP_LOG_ERR, "cannot change group");
 		return -1;
 	}
-	w->started = 2;	/* running: joined by worker_join */
+	if (pw != NULL && setuid(pw->pw_uid) == -1) {
+		aloop_log_errno(ALOOP_LOG_ERR, "cannot become %s", d->user);
+		return -1;
+	}
+	/* Paranoia, as OpenBSD daemons do: root must be gone for good. */
+	if (pw != NULL && pw->pw_uid != 0 && setuid(0) != -1) {
+		aloop_log(ALOOP_LOG_ERR, "could regain root after dropping it");
+		return -1;
+	}
 	return 0;
 }
 
+/*
+ * Signals: the master owns the terminal's and the operator's (a Ctrl-C
+ * reaches the whole process group; the master decides).  SIGTERM drains,
+ * which is what systemd sends every process of the unit; it is read from
+ * a signalfd so that the inherited libevent state is never involved.
+ */
 static int
-stop_loop(struct worker *w, void *unused)
+setup_signals(void)
 {
-	(void)unused;
-	aloop_stop(w->loop);
+	sigset_t set;
+
+	(void)signal(SIGINT, SIG_IGN);
+	(void)signal(SIGHUP, SIG_IGN);
+	(void)signal(SIGUSR1, SIG_IGN);
+	(void)signal(SIGUSR2, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -1;
+	W.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return W.sigfd == -1 ? -1 : 0;
+}
+
+/* ------------------------------------------------------------- running */
+
+static void
+beat(void *arg)
+{
+	(void)arg;
+	atomic_store_explicit(&W.ws->sb->heartbeat, sb_now_ms(),
+	    memory_order_relaxed);
+	if (aloop_call_later(W.host.loop, W.beat_interval, beat, NULL,
+	    &W.beat) < 0)
+		W.beat = ALOOP_HANDLE_NONE;
+}
+
+static void
+give_up(void *arg)
+{
+	(void)arg;
+	aloop_log(ALOOP_LOG_WARNING, "worker %u: stopping with %zu listeners "
+	    "unfinished", W.ws->slot, W.host.nalive);
+	aloop_stop(W.host.loop);
+}
+
+static void
+abort_all(void)
+{
+	if (W.aborted)
+		return;
+	W.aborted = 1;
+	for (size_t i = 0; i < W.nlisteners; i++)
+		if (W.listeners[i] != NULL)
+			listener_abort(W.listeners[i]);
+	aloop_handle_cancel(W.host.loop, W.deadline);
+	if (aloop_call_later(W.host.loop, ABORT_GRACE, give_up, NULL,
+	    &W.deadline) < 0)
+		aloop_stop(W.host.loop);
+}
+
+static void
+drain_timeout(void *arg)
+{
+	(void)arg;
+	W.deadline = ALOOP_HANDLE_NONE;
+	abort_all();
+}
+
+static void
+drain(const char *why)
+{
+	if (W.draining)
+		return;
+	W.draining = 1;
+	atomic_store(&W.ws->sb->where, 0);
+	aloop_log(ALOOP_LOG_DEBUG, "worker %u: %s: draining", W.ws->slot, why);
+	for (size_t i = 0; i < W.nlisteners; i++)
+		if (W.listeners[i] != NULL)
+			listener_retire(W.listeners[i]);
+	if (W.host.nalive == 0) {
+		aloop_stop(W.host.loop);
+		return;
+	}
+	/* The master aborts at the deadline; this is in case it cannot. */
+	if (aloop_call_later(W.host.loop,
+	    W.ws->cfg->daemon.shutdown_timeout + 0.5, drain_timeout, NULL,
+	    &W.deadline) < 0)
+		abort_all();
+}
+
+static void
+listener_gone(struct listener_host *host, struct listener *l)
+{
+	for (size_t i = 0; i < W.nlisteners; i++)
+		if (W.listeners[i] == l)
+			W.listeners[i] = NULL;
+	if (W.draining && host->nalive == 0)
+		aloop_stop(host->loop);
+}
+
+static void
+on_ctl(void *arg)
+{
+	char buf[16];
+	ssize_t n;
+
+	(void)arg;
+	n = recv(W.ws->ctl, buf, sizeof(buf), MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* The master is gone: finish what is open, then go too. */
+		(void)aloop_remove_reader(W.host.loop, W.ws->ctl);
+		drain("the master is gone");
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == WORKER_DRAIN)
+			drain("told to stop");
+		else if (buf[i] == WORKER_ABORT) {
+			drain("told to abort");
+			abort_all();
+		}
+	}
+}
+
+static void
+on_signal(void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)arg;
+	while (read(W.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		drain("SIGTERM");
+}
+
+static void
+all_open(void)
+{
+	char r = WORKER_READY;
+
+	if (W.failed) {
+		aloop_log(ALOOP_LOG_ERR, "worker %u: a listener could not "
+		    "start", W.ws->slot);
+		drain("start-up failed");
+		W.aborted = 1;
+		return;
+	}
+	for (size_t i = 0; i < W.nlisteners; i++)
+		if (W.listeners[i] != NULL)
+			listener_serve(W.listeners[i]);
+	if (send(W.ws->ctl, &r, 1, MSG_NOSIGNAL) != 1)
+		aloop_log_errno(ALOOP_LOG_WARNING, "worker %u: cannot tell "
+		    "the master", W.ws->slot);
+}
+
+static void
+opened(struct listener *l, int result, void *arg)
+{
+	(void)l;
+	(void)arg;
+	if (result < 0)
+		W.failed = 1;
+	if (--W.opening == 0)
+		all_open();
+}
+
+/* The scoreboard says which plugin is loading, for a crashing one. */
+static void
+loading(size_t listener, int step, const char *file, void *arg)
+{
+	(void)file;
+	(void)arg;
+	atomic_store(&W.ws->sb->where, SB_WHERE(listener, step ==
+	    CONFIG_STEP_LOAD ? SB_LOAD : SB_INIT));
+}
+
+static int
+open_listeners(void)
+{
+	const struct config *cfg = W.ws->cfg;
+	struct config_plugin_hooks h = { .step = loading };
+	int *fds;
+	size_t nfds;
+
+	if (config_load_plugins(W.ws->cfg, &h) != 0) {
+		for (size_t i = 0; i < cfg->nerrors; i++)
+			aloop_log(ALOOP_LOG_ERR, "%s", cfg->errors[i]);
+		return -1;
+	}
+	atomic_store(&W.ws->sb->where, 0);
+	W.nlisteners = cfg->nlisteners;
+	if ((W.listeners = calloc(cfg->nlisteners + 1,
+	    sizeof(*W.listeners))) == NULL)
+		return -1;
+	W.opening = 1;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		/* An address gives a few sockets ("*": two). */
+		size_t cap = (cfg->listeners[i].nlisten + 1) * 16;
+
+		if ((fds = malloc(cap * sizeof(*fds))) == NULL)
+			return -1;
+		nfds = sockets_fds(W.ws->socks, i, W.ws->slot, fds, cap);
+		W.opening++;
+		if (listener_open(&W.host, &cfg->listeners[i], i, fds, nfds,
+		    opened, NULL, &W.listeners[i]) < 0) {
+			W.opening--;
+			W.failed = 1;
+			free(fds);
+			break;
+		}
+		free(fds);
+	}
+	opened(NULL, 0, NULL);
 	return 0;
 }
 
 void
-worker_join(struct worker *w)
+worker_run(const struct worker_spec *ws)
 {
-	if (w->started != 2)
-		return;
-	if (worker_post(w, stop_loop, NULL) < 0)
-		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot stop its loop",
-		    w->id);
-	pthread_join(w->thread, NULL);
-	w->started = 0;
-}
+	const struct config_daemon *d = &ws->cfg->daemon;
+	double stall = d->worker_stall_timeout;
+	int r, status = 0;
 
-/* ---------------------------------------------------- prepare and commit */
-
-struct prepare {
-	struct worker	*w;
-	size_t		 pending;
-	int		 failed;
-};
-
-static void
-prepare_step_done(struct prepare *p)
-{
-	struct worker *w = p->w;
-
-	if (--p->pending > 0)
-		return;
-	worker_reply(w, p->failed ? -1 : 0);
-	free(p);
-}
-
-static void
-prepared(struct listener *l, int result, void *arg)
-{
-	struct prepare *p = arg;
-	struct worker *w = l->w;
-
-	if (result < 0) {
-		p->failed = 1;
-		listener_retire(l);
-	} else {
-		l->next = w->prepared;
-		w->prepared = l;
+	memset(&W, 0, sizeof(W));
+	W.ws = ws;
+	W.sigfd = -1;
+	W.beat = W.deadline = ALOOP_HANDLE_NONE;
+	/* A master that dies takes its workers along: no orphan keeps a port. */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) == -1 || getppid() != ws->master)
+		_exit(EXIT_STARTUP);
+	logsink_open(d->log_target == CONFIG_LOG_SYSLOG ? LOGSINK_SYSLOG :
+	    LOGSINK_STDERR, "aloopd");
+	if (setup_signals() < 0) {
+		aloop_log_errno(ALOOP_LOG_ERR, "worker %u: signals", ws->slot);
+		_exit(EXIT_STARTUP);
 	}
-	prepare_step_done(p);
-}
-
-/*
- * Whether workers share one socket for @cl instead of each binding its
- * own: UNIX sockets (a path binds once), listeners without reuse_port,
- * and port 0 (each worker would get another port).
- */
-static int
-shared_socket(const struct config_listener *cl)
-{
-	if (!cl->reuse_port)
-		return 1;
-	for (size_t i = 0; i < cl->nlisten; i++)
-		if (cl->listen[i].kind == CONFIG_ADDR_UNIX ||
-		    strcmp(cl->listen[i].port, "0") == 0)
-			return 1;
-	return 0;
-}
-
-static struct listener *
-find_kept(struct worker *w, const struct config_listener *cl,
-    struct listener **taken, size_t ntaken)
-{
-	for (struct listener *l = w->active; l != NULL; l = l->next) {
-		int used = 0;
-
-		for (size_t i = 0; i < ntaken; i++)
-			used |= taken[i] == l;
-		if (!used && listener_same_sockets(l->cl, cl))
-			return l;
+	if (drop_privileges(d) < 0 ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
+		aloop_log_errno(ALOOP_LOG_ERR, "worker %u: privileges",
+		    ws->slot);
+		_exit(EXIT_STARTUP);
 	}
-	return NULL;
-}
-
-static struct listener *
-find_prepared(struct worker *w, size_t index)
-{
-	for (struct listener *l = w->prepared; l != NULL; l = l->next)
-		if (l->index == index)
-			return l;
-	return NULL;
-}
-
-int
-worker_prepare(struct worker *w, void *arg)
-{
-	struct rtconfig *rc = arg;
-	const struct config *cfg = rc->cfg;
-	struct listener **taken;
-	struct prepare *p;
-	const struct listener *from;
-
-	p = calloc(1, sizeof(*p));
-	taken = calloc(cfg->nlisteners + 1, sizeof(*taken));
-	if (p == NULL || taken == NULL) {
-		free(p);
-		free(taken);
-		return ALOOP_ENOMEM;
+	if ((r = aloop_loop_new(&W.host.loop)) < 0) {
+		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot make a loop: %s",
+		    ws->slot, aloop_strerror(r));
+		_exit(EXIT_STARTUP);
 	}
-	p->w = w;
-	p->pending = 1;
+	aloop_set_event_loop(W.host.loop);
+	aloop_set_debug(W.host.loop, ws->debug);
+	W.host.sb = ws->sb;
+	W.host.slot = ws->slot;
+	W.host.nslots = ws->nslots;
+	W.host.gone = listener_gone;
+	/* A quarter of the stall timeout: three missed beats are fine. */
+	W.beat_interval = stall > 0 && stall / 4 < 1.0 ? stall / 4 : 1.0;
+	beat(NULL);
+	if (aloop_add_reader(W.host.loop, ws->ctl, on_ctl, NULL) < 0 ||
+	    aloop_add_reader(W.host.loop, W.sigfd, on_signal, NULL) < 0 ||
+	    open_listeners() < 0) {
+		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot start", ws->slot);
+		_exit(EXIT_STARTUP);
+	}
+	if ((r = aloop_run_forever(W.host.loop)) < 0) {
+		aloop_log(ALOOP_LOG_ERR, "worker %u: loop failed: %s",
+		    ws->slot, aloop_strerror(r));
+		status = 1;
+	}
+	/*
+	 * A plugin's fini aborts what it opened itself (upstream connections,
+	 * children); their connection_lost comes on the next turns.  Give
+	 * them a few, so that the plugin frees that state.
+	 */
+	for (int i = 0; i < 4; i++) {
+		aloop_stop(W.host.loop);
+		(void)aloop_run_forever(W.host.loop);
+	}
+	if (W.failed)
+		status = EXIT_STARTUP;
+	aloop_log(ALOOP_LOG_DEBUG, "worker %u: exiting", ws->slot);
+	/*
+	 * The rest of this process is the master's memory: nothing of it is
+	 * the worker's to free or flush, so leave without running atexit.
+	 */
+	fflush(stderr);
+	_exit(status);
+}
+
+int *
+worker_keep_fds(const struct worker_spec *ws, size_t *n)
+{
+	const struct config *cfg = ws->cfg;
+	size_t cap = 16, k = 0, got;
+	int *fds = malloc(cap * sizeof(*fds)), *p;
+
+	if (fds == NULL)
+		return NULL;
+	fds[k++] = ws->ctl;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
-		const struct config_listener *cl = &cfg->listeners[i];
-
-		/*
-		 * A listener on the same addresses keeps its sockets, so no
-		 * client is refused during the reload; otherwise workers
-		 * after the first may share worker 0's new socket.
-		 */
-		from = taken[i] = find_kept(w, cl, taken, i);
-		if (from == NULL && w->id > 0 && shared_socket(cl))
-			from = find_prepared(&w->rt->workers[0], i);
-		p->pending++;
-		if (listener_open(w, rc, i, from, prepared, p) < 0) {
-			p->pending--;
-			p->failed = 1;
-			break;
+		for (;;) {
+			got = sockets_fds(ws->socks, i, ws->slot, fds + k,
+			    cap - k);
+			if (k + got < cap)
+				break;
+			if ((p = realloc(fds, cap * 2 * sizeof(*fds))) == NULL) {
+				free(fds);
+				return NULL;
+			}
+			fds = p;
+			cap *= 2;
 		}
+		k += got;
 	}
-	free(taken);
-	/* Answered by the last prepared() (or just below). */
-	if (p->pending == 1) {
-		int r = p->failed ? -1 : 0;
-
-		free(p);
-		return r;
-	}
-	prepare_step_done(p);
-	return WORKER_PENDING;
-}
-
-int
-worker_commit(struct worker *w, void *unused)
-{
-	struct listener *l;
-
-	(void)unused;
-	/* The new ones accept first; the old ones' sockets live on in them. */
-	for (l = w->prepared; l != NULL; l = l->next) {
-		if (l->kept_from != NULL)
-			l->kept_from->successor = l;
-		l->kept_from = NULL;
-		listener_serve(l);
-	}
-	retire_all(&w->active);
-	w->active = w->prepared;
-	w->prepared = NULL;
-	return 0;
-}
-
-int
-worker_rollback(struct worker *w, void *unused)
-{
-	(void)unused;
-	for (struct listener *l = w->prepared; l != NULL; l = l->next)
-		l->kept_from = NULL;
-	retire_all(&w->prepared);
-	return 0;
-}
-
-/* ------------------------------------------------------------------ stop */
-
-int
-worker_stop_accepting(struct worker *w, void *unused)
-{
-	(void)unused;
-	w->stopping = 1;
-	retire_all(&w->prepared);
-	retire_all(&w->active);
-	runtime_worker_drained(w->rt, w);
-	return 0;
-}
-
-int
-worker_abort(struct worker *w, void *unused)
-{
-	(void)unused;
-	for (struct listener *l = w->retired; l != NULL; l = l->next)
-		listener_abort(l);
-	return 0;
-}
-
-int
-worker_pong(struct worker *w, void *gen)
-{
-	atomic_store(&w->pong, (unsigned)(uintptr_t)gen);
-	return 0;
+	*n = k;
+	return fds;
 }

@@ -25,6 +25,9 @@ struct event_base *aloop__loop_base(struct aloop_loop *loop);
  */
 int aloop__loop_check(struct aloop_loop *loop, const char *what);
 
+/* In a forked child: the policy forgets the parent's loops. */
+void aloop__policy_forked(void);
+
 /*
  * Objects the loop must tear down when it closes (transports, servers,
  * pending operations that hold descriptors).  A module embeds one of these,

@@ -65,6 +65,26 @@
 #define SLOW_POLL	1.0
 
 static _Thread_local struct aloop_loop *running_loop;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+/*
+ * In a child made by fork() the parent's loops are the parent's: none is
+ * running or current there, as asyncio resets them after a fork, so that
+ * the child can make and run a loop of its own.  (The parent's loops must
+ * not be used or freed in the child: their descriptors are shared.)
+ */
+static void
+after_fork_in_child(void)
+{
+	running_loop = NULL;
+	aloop__policy_forked();
+}
+
+static void
+register_fork_handler(void)
+{
+	(void)pthread_atfork(NULL, NULL, after_fork_in_child);
+}
 
 double
 aloop__clock(void)
@@ -664,6 +684,7 @@ aloop_loop_new(struct aloop_loop **loopp)
 	int rc = ALOOP_ENOMEM;
 
 	*loopp = NULL;
+	(void)pthread_once(&fork_once, register_fork_handler);
 	if ((loop = calloc(1, sizeof(*loop))) == NULL)
 		return ALOOP_ENOMEM;
 	loop->magic = ALOOP__LOOP_MAGIC;

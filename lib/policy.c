@@ -22,6 +22,19 @@ static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct aloop_loop *owned_loop;
 static int owned_atexit;
 
+void
+aloop__policy_forked(void)
+{
+	/*
+	 * The parent's loops stay the parent's: the policy forgets them, and
+	 * never frees at exit a loop whose descriptors it shares with them.
+	 */
+	thread_loop = NULL;
+	thread_loop_set = 0;
+	(void)pthread_mutex_init(&owned_lock, NULL);
+	owned_loop = NULL;
+}
+
 static int default_get(void *, struct aloop_loop **);
 static int default_set(void *, struct aloop_loop *);
 static int default_new(void *, struct aloop_loop **);

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 /* The characters of RFC 864's pattern: the 95 printable ASCII ones. */
 #define CHARGEN_FIRST	' '

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 #define DAYTIME_FORMAT_MAX	200
 #define DAYTIME_LINE_MAX	256

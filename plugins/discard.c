@@ -3,6 +3,7 @@
  * is ever sent back, over TCP and UDP.
  */
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 static int
 discard_init(const struct aloop_plugin_env *env,

@@ -3,6 +3,7 @@
  * The shortest complete plugin; copy it to start a new one.
  */
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 /*
  * No settings: an empty list still rejects every name, so a typo in

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 #define EXEC_ARGS_MAX		256
 #define EXEC_LINE_MAX		512	/* of stderr, per log line */

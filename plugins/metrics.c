@@ -2,7 +2,7 @@
  * metrics: aloopd's counters in Prometheus's text exposition format
  * (version 0.0.4) over HTTP/1.1.  GET (or HEAD) /metrics answers; any
  * other path is 404 and any other method on /metrics 405.  The counters
- * come from the daemon (aloop_daemon_metrics_* in <aloop/plugin.h>); this
+ * come from the daemon (aloop_daemon_metrics_* in <aloop/host.h>); this
  * plugin only reads and formats them, on whichever worker the scrape
  * lands.
  *
@@ -25,6 +25,7 @@
 #include <strings.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 /* A request line and its headers; real scrapers send a few hundred. */
 #define METRICS_HEAD_MAX	8192
@@ -201,6 +202,14 @@ metrics_process(struct sbuf *b)
 	sbuf_printf(b, "# HELP aloop_reload_failures_total Configuration "
 	    "reloads refused.\n# TYPE aloop_reload_failures_total counter\n"
 	    "aloop_reload_failures_total %" PRIu64 "\n", p.reload_failures);
+	sbuf_printf(b, "# HELP aloop_worker_restarts_total Worker processes "
+	    "replaced, by why the old one ended.\n"
+	    "# TYPE aloop_worker_restarts_total counter\n"
+	    "aloop_worker_restarts_total{reason=\"signal\"} %" PRIu64 "\n"
+	    "aloop_worker_restarts_total{reason=\"stall\"} %" PRIu64 "\n"
+	    "aloop_worker_restarts_total{reason=\"exit\"} %" PRIu64 "\n",
+	    p.worker_restarts_signal, p.worker_restarts_stall,
+	    p.worker_restarts_exit);
 	sbuf_printf(b, "# HELP aloop_open_fds Open file descriptors.\n"
 	    "# TYPE aloop_open_fds gauge\naloop_open_fds %" PRIu64 "\n",
 	    p.open_fds);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 #define PROXY_UPSTREAMS_MAX	64
 /* Client bytes held while the upstream connects; reading pauses at once,

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 /* Seconds from 1900-01-01 to the Unix epoch, 1970-01-01. */
 #define TIME_EPOCH_OFFSET	2208988800u

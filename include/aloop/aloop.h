@@ -1,6 +1,7 @@
 /*
- * aloop: asyncio's event loop in C.  The one header a program or a plugin
- * includes; it brings in every public part of the API.
+ * aloop: asyncio's event loop in C.  The one header a program includes;
+ * it brings in every public part of the library.  An aloopd plugin adds
+ * <aloop/plugin.h>, the plugin ABI and the daemon's host functions.
  */
 #ifndef ALOOP_ALOOP_H
 #define ALOOP_ALOOP_H
@@ -16,6 +17,5 @@
 #include <aloop/net.h>
 #include <aloop/tls.h>
 #include <aloop/subprocess.h>
-#include <aloop/plugin.h>
 
 #endif /* ALOOP_ALOOP_H */

@@ -66,7 +66,13 @@ ALOOP_API const struct aloop_policy *aloop_get_event_loop_policy(void);
  * other threads use the policy functions.
  */
 ALOOP_API void aloop_set_event_loop_policy(const struct aloop_policy *policy);
-/** The loop running in this thread, or NULL.  Any thread. */
+/**
+ * The loop running in this thread, or NULL.  Any thread.  In a child made
+ * by fork() there is none, and no current loop either, even when the
+ * parent forked from inside a callback (as asyncio resets them): the
+ * child makes a loop of its own, and must neither run nor free the
+ * parent's, whose descriptors it shares.
+ */
 ALOOP_API struct aloop_loop *aloop_get_running_loop(void);
 
 /* ------------------------------------------------------------- lifecycle */

@@ -1,7 +1,10 @@
 /*
  * The plugin ABI of aloopd: what a protocol plugin (a shared object that
- * aloopd dlopen()s) exports, and the typed getters through which it reads
- * its own `settings` group from aloop.conf.
+ * aloopd dlopen()s) exports.  It includes <aloop/host.h>, the typed
+ * getters through which a plugin reads its own `settings` group and the
+ * readers of aloopd's counters.  A plugin includes <aloop/aloop.h> for the
+ * library and this header; <aloop/aloop.h> does not bring it in, since
+ * only aloopd provides the host functions.
  *
  * A plugin defines exactly one exported descriptor:
  *
@@ -26,16 +29,31 @@
  * inside the tree, a libtool module with `-module -avoid-version
  * -export-symbols-regex '^aloop_plugin$'`).  pkg-config --variable=plugindir
  * aloop says where it goes.  It needs not link -laloop: every aloop_*
- * symbol, the settings getters included, is resolved from the aloopd
+ * symbol, the host functions included, is resolved from the aloopd
  * process that loads it.  plugins/template/ in aloop's source is a complete
  * plugin to copy, and aloop-plugin(7) builds it step by step.
  *
- * Threads: aloopd creates one instance (init) per listener per worker
- * thread, and every call into a plugin for that instance -- init, the
- * factories, every protocol callback, fini -- happens on that worker's loop
- * thread.  Instances never meet another thread, so a plugin needs no locks
- * as long as it keeps its mutable state in the instance and the
- * per-connection state (not in globals).
+ * Processes: aloopd runs plugins only in its worker processes (and, to
+ * check them, in short-lived children of `aloopd -t` and of a reload).
+ * Each worker creates one instance (init) per listener, and every call
+ * into a plugin for that instance -- init, the factories, every protocol
+ * callback, fini -- happens on that worker's one loop thread.  Instances
+ * never meet another thread, so a plugin needs no locks as long as it
+ * keeps its mutable state in the instance and the per-connection state.
+ * Nothing a plugin keeps in memory is shared with another worker.
+ *
+ * Crashes and hangs: a plugin that crashes (a fault, abort()) ends its
+ * worker process and every connection that worker held; the master logs
+ * the listener, the plugin and the callback it was in, and starts a
+ * replacement at once.  A callback that never returns stops the worker's
+ * loop; after worker_stall_timeout the master kills that worker and
+ * replaces it the same way.  Other workers' clients see nothing.
+ *
+ * Reload: every reload starts a new generation of workers, which load the
+ * plugin afresh from disk (a rebuilt .so takes effect) and make new
+ * instances; the old generation's instances serve their connections to
+ * the end, on the old code, then fini runs and the old workers exit.  No
+ * instance state survives a reload: keep what must last outside aloopd.
  *
  * Lifetime: init -> (factory -> protocol callbacks)* -> fini.  fini runs once
  * the listener is gone and every connection it accepted has seen
@@ -48,11 +66,10 @@
  * What a plugin opens itself -- an upstream connection, a subprocess, a
  * timer -- is not the listener's: fini may run while such a transport is
  * still closing, and its connection_lost (or a timer) may come after fini
- * returned and after a reload released the plugin.  Such a plugin keeps
- * its instance alive until the last of them is gone (a reference count),
- * aborts what is left in fini, and links with -Wl,-z,nodelete so that its
- * code stays mapped for those last callbacks (plugins/proxy.c and
- * plugins/exec.c do all three).
+ * returned.  Such a plugin keeps its instance alive until the last of them
+ * is gone (a reference count), aborts what is left in fini, and links with
+ * -Wl,-z,nodelete so that its code stays mapped for those last callbacks
+ * (plugins/proxy.c and plugins/exec.c do all three).
  */
 #ifndef ALOOP_PLUGIN_H
 #define ALOOP_PLUGIN_H
@@ -171,142 +188,11 @@ struct aloop_plugin {
 	extern ALOOP_API const struct aloop_plugin aloop_plugin;	\
 	const struct aloop_plugin aloop_plugin
 
-/* -------------------------------------------------------------- settings */
-
-/*
- * A plugin's `settings` group from aloop.conf, handed over untouched, and
- * every node inside it.  Nodes are borrowed from the daemon for the
- * duration of init only, and so are the strings the getters return: copy
- * what the instance keeps.  The getters may be called from init on any
- * worker thread; the tree is never changed while instances are made.  A
- * NULL node reads as an empty group (a host without a configuration file
- * may pass NULL).
- */
-
-#define ALOOP_SETTINGS_GROUP	1
-#define ALOOP_SETTINGS_LIST	2	/* ( ... ) or [ ... ] */
-#define ALOOP_SETTINGS_INT	3	/* 64-bit */
-#define ALOOP_SETTINGS_DOUBLE	4
-#define ALOOP_SETTINGS_STRING	5
-#define ALOOP_SETTINGS_BOOL	6
-
-/**
- * The child of group @s called @name, or with @name NULL @s itself; NULL
- * if there is no such child.
- */
-ALOOP_API const struct aloop_settings *aloop_settings_get(
-    const struct aloop_settings *s, const char *name);
-
-/** ALOOP_SETTINGS_* of @s. */
-ALOOP_API int aloop_settings_type(const struct aloop_settings *s);
-/** The name of @s inside its group; NULL for list elements. */
-ALOOP_API const char *aloop_settings_name(const struct aloop_settings *s);
-/** The number of children of a group or list, 0 for a scalar. */
-ALOOP_API size_t aloop_settings_count(const struct aloop_settings *s);
-/** Child @i of a group or list (in file order), NULL if out of range. */
-ALOOP_API const struct aloop_settings *aloop_settings_at(
-    const struct aloop_settings *s, size_t i);
-
-/**
- * Typed values of child @name of group @s (or of @s itself, @name NULL).
- * 0 with *@out set; ALOOP_ENOENT if there is no such setting (*@out is
- * untouched, so set the default first); ALOOP_ECONFIG if it has another
- * type, which is reported as an error of the listener's settings already.
- * get_double accepts an integer too; get_string's result is borrowed.
- */
-ALOOP_API int aloop_settings_get_int(const struct aloop_settings *s,
-    const char *name, long long *out);
-ALOOP_API int aloop_settings_get_bool(const struct aloop_settings *s,
-    const char *name, int *out);
-ALOOP_API int aloop_settings_get_double(const struct aloop_settings *s,
-    const char *name, double *out);
-ALOOP_API int aloop_settings_get_string(const struct aloop_settings *s,
-    const char *name, const char **out);
-
-/**
- * Report a problem with node @s as aloopd reports its own:
- * `file:line: listeners[2].settings.size "9000": <message>` (the value is
- * quoted for scalars).  Lines are collected and shown together; the init
- * that reports should return ALOOP_ECONFIG.
- */
-ALOOP_API void aloop_settings_error(const struct aloop_settings *s,
-    const char *fmt, ...) ALOOP_PRINTF(2, 3);
-
-/**
- * Report every child of group @s whose name is not in @names (a NULL-ended
- * list) as an unknown setting.  Returns 0, or ALOOP_ECONFIG if any was.
- */
-ALOOP_API int aloop_settings_check_names(const struct aloop_settings *s,
-    const char *const *names);
-
-/* --------------------------------------------------------------- metrics */
-
-/*
- * aloopd's own counters, for a plugin that exposes them (the shipped
- * metrics plugin serves them to Prometheus).  aloopd keeps one set per
- * listener name per worker, written only by that worker's thread; these
- * functions read them from any thread without a lock, each value whole
- * but not all at one instant.  Like the settings getters they are
- * resolved from the aloopd that loads the plugin.
- */
-
-/**
- * The counters of one listener on one worker.  Every field counts from
- * aloopd's start and only grows (a reload keeps counting), except
- * @connections_active, a gauge.  Fields are only appended; @size says how
- * many this daemon filled.
- */
-struct aloop_metrics_listener {
-	size_t		 size;		/* sizeof(*m) as aloopd knows it */
-	/* The listener's name; valid while the process runs. */
-	const char	*listener;
-	unsigned	 worker;
-	uint64_t	 connections_accepted;	/* handed to the plugin */
-	uint64_t	 connections_active;
-	uint64_t	 connections_closed;
-	/* Payload bytes: what data_received got and what the plugin wrote. */
-	uint64_t	 bytes_received;
-	uint64_t	 bytes_sent;
-	/* Completed, and failed or timed out; TLS listeners only. */
-	uint64_t	 tls_handshakes;
-	uint64_t	 tls_handshake_failures;
-	uint64_t	 plugin_errors;		/* init or factory refused */
-};
-
-/** Figures of the whole process. */
-struct aloop_metrics_process {
-	size_t		 size;		/* see aloop_daemon_metrics_process */
-	double		 start_time;	/* seconds since the Epoch */
-	double		 uptime;	/* seconds since start_time */
-	uint64_t	 reloads;	/* configuration reloads that took */
-	uint64_t	 reload_failures; /* reloads refused */
-	uint64_t	 open_fds;	/* descriptors open now */
-	uint64_t	 resident_bytes; /* resident set size now */
-};
-
-typedef int (*aloop_metrics_listener_fn)(
-    const struct aloop_metrics_listener *m, void *arg);
-
-/**
- * Call @fn(m, @arg) for each listener on each worker that aloopd has
- * opened since it started, retired ones included, worker by worker.  @m
- * is borrowed for the call.  A nonzero return of @fn stops the walk and
- * is returned; otherwise 0.  Any thread.
- */
-ALOOP_API int aloop_daemon_metrics_listeners(aloop_metrics_listener_fn fn,
-    void *arg);
-
-/**
- * Fill @p with the process figures.  Set @p->size to sizeof(*p) first:
- * aloopd fills the fields that fit and sets @p->size to what it filled.
- * Returns 0; ALOOP_EINVAL without a size; or another negative ALOOP_E*
- * code if the kernel's figures (open_fds, resident_bytes) could not be
- * read: those are then 0, the others are still right.  Any thread.
- */
-ALOOP_API int aloop_daemon_metrics_process(struct aloop_metrics_process *p);
-
 #ifdef __cplusplus
 }
 #endif
+
+/* What aloopd offers the plugins it loads: settings getters, counters. */
+#include <aloop/host.h>
 
 #endif /* ALOOP_PLUGIN_H */

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 /*
  * One instance per listener per worker thread.  Everything of an instance

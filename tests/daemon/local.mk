@@ -46,7 +46,8 @@ EXTRA_DIST += tests/daemon/test_metrics.py
 # The counters themselves and the transport byte count they come from.
 check_PROGRAMS += tests/daemon/test_metrics_counters
 tests_daemon_test_metrics_counters_SOURCES = \
-	tests/daemon/test_metrics_counters.c daemon/metrics.c daemon/metrics.h
+	tests/daemon/test_metrics_counters.c daemon/metrics.c daemon/metrics.h \
+	daemon/scoreboard.c daemon/scoreboard.h
 tests_daemon_test_metrics_counters_CPPFLAGS = $(DAEMON_TEST_CPPFLAGS)
 tests_daemon_test_metrics_counters_LDADD = tests/unit/libstreamutil.la \
 	$(DAEMON_TEST_LDADD) $(PTHREAD_LIBS)

@@ -1,10 +1,13 @@
 /*
- * aloopd's counters (daemon/metrics.c) and the readers plugins use, plus
- * the transport byte count they are fed from: sets found again by name,
- * walked in order, read consistently while a worker writes them, and the
- * process figures following real descriptors.
+ * aloopd's counters (the scoreboard and daemon/metrics.c's readers that
+ * plugins use), plus the transport byte count they are fed from: series
+ * by slot and name, walked in order, read consistently while a worker --
+ * a thread or another process -- writes them, a dead worker's totals
+ * kept, and the process figures following real descriptors.
  */
 #include "config.h"
+
+#include <sys/wait.h>
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,6 +21,7 @@
 #include <aloop/plugin.h>
 
 #include "metrics.h"
+#include "scoreboard.h"
 #include "runner.h"
 #include "stream_util.h"
 
@@ -48,34 +52,29 @@ collect(const struct aloop_metrics_listener *m, void *arg)
 static void
 test_sets(void)
 {
-	struct metrics_listener *a0, *b0, *a1;
+	static const char *const ab[] = { "a", "b" }, *const a[] = { "a" };
+	struct sb_worker *w0, *w1, *w0b;
 	struct seen s;
 
+	CU_ASSERT_EQUAL_FATAL(sb_open(), 0);
 	memset(&s, 0, sizeof(s));
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(NULL, NULL),
 	    ALOOP_EINVAL);
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
 	CU_ASSERT_EQUAL(s.n, 0);
 
-	a1 = metrics_listener(1, "a");
-	a0 = metrics_listener(0, "a");
-	b0 = metrics_listener(0, "b");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(a0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(b0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(a1);
-	CU_ASSERT(a0 != b0 && a0 != a1);
-	/* The same name on the same worker is the same set: a reload. */
-	CU_ASSERT_PTR_EQUAL(metrics_listener(0, "a"), a0);
-	CU_ASSERT_PTR_EQUAL(metrics_listener(1, "a"), a1);
-	CU_ASSERT_PTR_NULL(metrics_listener(1u << 30, "a"));
-
-	metrics_add(&a0->accepted, 3);
-	metrics_add(&a1->accepted, 5);
-	metrics_add(&b0->accepted, 1);
-	metrics_add(&b0->accepted, 1);
+	/* Slot 1 first: the walk still goes slot by slot. */
+	w1 = sb_worker_new(1, 1, a, 1);
+	w0 = sb_worker_new(0, 1, ab, 2);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w1);
+	CU_ASSERT(w0 != w1);
+	sb_add(&sb_counters(w0, 0)->accepted, 3);
+	sb_add(&sb_counters(w1, 0)->accepted, 5);
+	sb_add(&sb_counters(w0, 1)->accepted, 1);
+	sb_add(&sb_counters(w0, 1)->accepted, 1);
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
 	CU_ASSERT_EQUAL_FATAL(s.n, 3);
-	/* Worker by worker, each in the order of first opening. */
 	CU_ASSERT_STRING_EQUAL(s.names[0], "a");
 	CU_ASSERT_EQUAL(s.workers[0], 0);
 	CU_ASSERT_EQUAL(s.accepted[0], 3);
@@ -86,16 +85,38 @@ test_sets(void)
 	CU_ASSERT_EQUAL(s.workers[2], 1);
 	CU_ASSERT_EQUAL(s.accepted[2], 5);
 
+	/*
+	 * A second process on slot 0 (a new generation) adds to the same
+	 * series, and what an old one held open counts against a quota.
+	 */
+	w0b = sb_worker_new(0, 2, a, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w0b);
+	sb_add(&sb_counters(w0b, 0)->accepted, 10);
+	sb_add(&sb_counters(w0, 0)->active, 2);
+	CU_ASSERT_EQUAL(sb_active_elsewhere(w0b, 0), 2);
+	CU_ASSERT_EQUAL(sb_active_elsewhere(w0, 0), 0);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
+	CU_ASSERT_EQUAL_FATAL(s.n, 3);
+	CU_ASSERT_EQUAL(s.accepted[0], 13);
+
+	/* A worker that dies keeps its totals; its open ones count closed. */
+	sb_worker_free(w0);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
+	CU_ASSERT_EQUAL_FATAL(s.n, 3);
+	CU_ASSERT_EQUAL(s.accepted[0], 13);
+	CU_ASSERT_EQUAL(s.accepted[1], 2);
+	CU_ASSERT_EQUAL(sb_active_elsewhere(w0b, 0), 0);
+
 	/* A nonzero return stops the walk and comes back. */
 	memset(&s, 0, sizeof(s));
 	s.stop_at = 2;
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 7);
 	CU_ASSERT_EQUAL(s.n, 2);
-
-	metrics_free();
-	memset(&s, 0, sizeof(s));
-	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
-	CU_ASSERT_EQUAL(s.n, 0);
+	sb_worker_free(w0b);
+	sb_worker_free(w1);
+	sb_close();
 }
 
 /* ------------------------------------------ a worker writing, a reader */
@@ -103,7 +124,7 @@ test_sets(void)
 #define ROUNDS	2000000
 
 struct race {
-	struct metrics_listener	*m;
+	struct sb_counters	*m;
 	_Atomic int		 done;
 };
 
@@ -114,11 +135,11 @@ race_writer(void *arg)
 	struct race *r = arg;
 
 	for (int i = 0; i < ROUNDS; i++) {
-		metrics_add(&r->m->accepted, 1);
-		metrics_add(&r->m->active, 1);
-		metrics_add(&r->m->bytes_in, 10);
-		metrics_sub(&r->m->active, 1);
-		metrics_add(&r->m->closed, 1);
+		sb_add(&r->m->accepted, 1);
+		sb_add(&r->m->active, 1);
+		sb_add(&r->m->bytes_in, 10);
+		sb_sub(&r->m->active, 1);
+		sb_add(&r->m->closed, 1);
 	}
 	atomic_store(&r->done, 1);
 	return NULL;
@@ -148,14 +169,17 @@ race_check(const struct aloop_metrics_listener *m, void *arg)
 static void
 test_reader_while_writing(void)
 {
+	static const char *const names[] = { "race" };
+	struct sb_worker *w;
 	struct race r;
 	struct race_read rr;
-	struct seen s;
 	pthread_t th;
 
+	CU_ASSERT_EQUAL_FATAL(sb_open(), 0);
 	memset(&rr, 0, sizeof(rr));
-	r.m = metrics_listener(3, "race");
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r.m);
+	w = sb_worker_new(3, 1, names, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	r.m = sb_counters(w, 0);
 	atomic_init(&r.done, 0);
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, race_writer, &r), 0);
 	while (!atomic_load(&r.done))
@@ -167,10 +191,56 @@ test_reader_while_writing(void)
 	CU_ASSERT_EQUAL(rr.last_closed, ROUNDS);
 	CU_ASSERT_EQUAL(atomic_load(&r.m->active), 0);
 	CU_ASSERT_EQUAL(atomic_load(&r.m->bytes_in), 10ull * ROUNDS);
-	memset(&s, 0, sizeof(s));
-	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
-	CU_ASSERT_EQUAL(s.n, 1);
-	metrics_free();
+	sb_worker_free(w);
+	sb_close();
+}
+
+/*
+ * The point of the scoreboard: a worker process counts, another process
+ * reads, and the totals of a worker that died stay, with no jump while
+ * the master folds them.
+ */
+static void
+test_across_processes(void)
+{
+	static const char *const names[] = { "x" };
+	struct sb_worker *w;
+	struct race_read rr;
+	pid_t pid;
+	int status;
+
+	CU_ASSERT_EQUAL_FATAL(sb_open(), 0);
+	w = sb_worker_new(0, 1, names, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		struct sb_counters *m = sb_counters(w, 0);
+
+		for (int i = 0; i < ROUNDS - 1; i++) {
+			sb_add(&m->accepted, 1);
+			sb_add(&m->active, 1);
+			sb_sub(&m->active, 1);
+			sb_add(&m->closed, 1);
+		}
+		sb_add(&m->accepted, 1);	/* one left open */
+		sb_add(&m->active, 1);
+		_exit(0);
+	}
+	memset(&rr, 0, sizeof(rr));
+	while (waitpid(pid, &status, WNOHANG) == 0)
+		(void)aloop_daemon_metrics_listeners(race_check, &rr);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	(void)aloop_daemon_metrics_listeners(race_check, &rr);
+	CU_ASSERT_EQUAL(rr.last_accepted, ROUNDS);
+	CU_ASSERT_EQUAL(rr.last_closed, ROUNDS - 1);
+	/* The master folds the dead worker: its open one counts closed. */
+	sb_worker_free(w);
+	(void)aloop_daemon_metrics_listeners(race_check, &rr);
+	CU_ASSERT_EQUAL(rr.bad, 0);
+	CU_ASSERT_EQUAL(rr.last_accepted, ROUNDS);
+	CU_ASSERT_EQUAL(rr.last_closed, ROUNDS);
+	sb_close();
 }
 
 /* -------------------------------------------------- process figures */
@@ -182,6 +252,7 @@ test_process(void)
 	size_t short_size;
 	int fds[2];
 
+	CU_ASSERT_EQUAL_FATAL(sb_open(), 0);
 	memset(&p, 0, sizeof(p));
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(&p), ALOOP_EINVAL);
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(NULL), ALOOP_EINVAL);
@@ -205,13 +276,20 @@ test_process(void)
 	close(fds[0]);
 	close(fds[1]);
 
-	/* Reloads, as signals.c reports them. */
+	/* Reloads and restarts, as the master reports them. */
 	metrics_reload(1);
 	metrics_reload(1);
 	metrics_reload(0);
+	metrics_restart("signal");
+	metrics_restart("stall");
+	metrics_restart("stall");
+	metrics_restart("exit");
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_process(&q), 0);
 	CU_ASSERT_EQUAL(q.reloads, p.reloads + 2);
 	CU_ASSERT_EQUAL(q.reload_failures, p.reload_failures + 1);
+	CU_ASSERT_EQUAL(q.worker_restarts_signal, 1);
+	CU_ASSERT_EQUAL(q.worker_restarts_stall, 2);
+	CU_ASSERT_EQUAL(q.worker_restarts_exit, 1);
 
 	/* A plugin built against an older, shorter struct gets only that. */
 	short_size = offsetof(struct aloop_metrics_process, reloads);
@@ -221,6 +299,7 @@ test_process(void)
 	CU_ASSERT_EQUAL(q.size, short_size);
 	CU_ASSERT_EQUAL(q.start_time, p.start_time);
 	CU_ASSERT_EQUAL(q.reloads, 0xa5a5a5a5a5a5a5a5ull);
+	sb_close();
 }
 
 /* ------------------------------------- the transport's bytes_written */
@@ -282,6 +361,7 @@ test_bytes_written(void)
 static const struct test_case cases[] = {
 	TEST(test_sets),
 	TEST(test_reader_while_writing),
+	TEST(test_across_processes),
 	TEST(test_process),
 	TEST(test_bytes_written),
 };

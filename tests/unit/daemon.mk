@@ -1,9 +1,8 @@
 # Unit tests of aloopd's configuration and plugin loader (see
 # tests/local.mk), and the fixture plugins the loader is tested with.
 DAEMON_UNIT_CPPFLAGS = $(TEST_CPPFLAGS) -I$(top_srcdir)/daemon \
-	$(LIBCONFIG_CFLAGS) $(OPENSSL_CFLAGS)
-DAEMON_UNIT_LDADD = $(TEST_LDADD) $(LIBCONFIG_LIBS) $(OPENSSL_LIBS) \
-	$(PTHREAD_LIBS)
+	$(LIBCONFIG_CFLAGS)
+DAEMON_UNIT_LDADD = $(TEST_LDADD) $(LIBCONFIG_LIBS) $(PTHREAD_LIBS)
 # The fixtures take aloop_* and the settings getters from the test program.
 DAEMON_UNIT_LINKFLAGS = $(AM_LDFLAGS) -export-dynamic
 

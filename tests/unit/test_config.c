@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <aloop/aloop.h>
+#include <aloop/plugin.h>
 
 #include "config-int.h"
 #include "daemon_test.h"

@@ -1,0 +1,461 @@
+/*
+ * The wrapper around a plugin's protocol: every callback goes through
+ * here on its way to the plugin, with the scoreboard saying which one the
+ * worker is in, the counters kept, and the idle timeout armed.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connection.h"
+#include "scoreboard.h"
+
+/* The daemon's state around one stream connection of a plugin. */
+struct conn {
+	struct conn_owner	*o;
+	void			*state;		/* the plugin's */
+	struct aloop_transport	*t;
+	aloop_handle_t		 idle;
+	double			 last_rx;	/* loop time of the last read */
+	size_t			 last_wbuf;	/* write buffer, last check */
+	const uint64_t		*written;	/* the transport's byte count */
+	uint64_t		 counted;	/* of it, in the counters */
+};
+
+/* The same around one datagram endpoint. */
+struct endpoint {
+	struct conn_owner	*o;
+	void			*state;
+	struct aloop_transport	**slot;		/* the listener's record */
+	const uint64_t		*written;
+	uint64_t		 counted;
+};
+
+uint32_t
+conn_enter(struct conn_owner *o, int callback)
+{
+	uint32_t saved;
+
+	if (o->where == NULL)
+		return 0;
+	/* A callback may run inside another's (a write that pauses). */
+	saved = atomic_load_explicit(o->where, memory_order_relaxed);
+	atomic_store_explicit(o->where, SB_WHERE(o->index, callback),
+	    memory_order_relaxed);
+	return saved;
+}
+
+void
+conn_leave(struct conn_owner *o, uint32_t saved)
+{
+	if (o->where != NULL)
+		atomic_store_explicit(o->where, saved, memory_order_relaxed);
+}
+
+/*
+ * Move what the plugin wrote since the last look into the counters.  The
+ * plugin writes to the transport directly, so the daemon looks after each
+ * callback and at the end; bytes written from a timer show at the next.
+ */
+static void
+count_written(struct conn_owner *o, const uint64_t *written,
+    uint64_t *counted)
+{
+	if (written != NULL && *written != *counted) {
+		SB_COUNT(o->m, bytes_out, *written - *counted);
+		*counted = *written;
+	}
+}
+
+/* Call @fn(args) with the scoreboard on @cb, then count what it wrote. */
+#define PLUGIN_CALL(o, cb, written, counted, call) do {			\
+	uint32_t saved_ = conn_enter((o), (cb));			\
+	call;								\
+	conn_leave((o), saved_);					\
+	count_written((o), (written), (counted));			\
+} while (0)
+
+/* ------------------------------------------------------------- streams */
+
+int
+connection_factory(void *arg, void **state)
+{
+	struct conn_owner *o = arg;
+	struct conn *c;
+	uint32_t saved;
+	int r;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return ALOOP_ENOMEM;
+	saved = conn_enter(o, SB_FACTORY);
+	r = o->desc->stream_factory(o->instance, &c->state);
+	conn_leave(o, saved);
+	if (r < 0) {
+		free(c);
+		SB_COUNT(o->m, plugin_errors, 1);
+		return r;
+	}
+	SB_COUNT(o->m, accepted, 1);
+	SB_COUNT(o->m, active, 1);
+	/* A TLS server calls the factory once the handshake is done. */
+	if (o->tls)
+		SB_COUNT(o->m, tls_handshakes, 1);
+	c->o = o;
+	c->idle = ALOOP_HANDLE_NONE;
+	*state = c;
+	o->opened(o);
+	return 0;
+}
+
+static void idle_check(void *arg);
+
+static void
+arm_idle(struct conn *c, double delay)
+{
+	if (aloop_call_later(c->o->loop, delay, idle_check, c, &c->idle) < 0)
+		c->idle = ALOOP_HANDLE_NONE;
+}
+
+/*
+ * Seconds since bytes last moved in either direction.  The plugin writes
+ * straight to the transport, so the daemon cannot see writes; for TCP the
+ * kernel knows (TCP_INFO's last_data_sent/recv, in milliseconds), which
+ * also counts TLS bytes.  Elsewhere a changing write buffer stands in.
+ */
+static double
+idle_for(struct conn *c)
+{
+	double now = aloop_time(c->o->loop);
+	double idle = now - c->last_rx;
+	const int *fd;
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	size_t wbuf;
+
+	fd = aloop_transport_get_extra_info(c->t, "socket", NULL);
+	if (fd != NULL && getsockopt(*fd, IPPROTO_TCP, TCP_INFO, &ti,
+	    &len) == 0 && len >= sizeof(ti)) {
+		double sent = ti.tcpi_last_data_sent / 1000.0;
+		double recvd = ti.tcpi_last_data_recv / 1000.0;
+
+		if (sent < idle)
+			idle = sent;
+		if (recvd < idle)
+			idle = recvd;
+		return idle;
+	}
+	wbuf = aloop_transport_get_write_buffer_size(c->t);
+	if (wbuf != c->last_wbuf) {
+		c->last_wbuf = wbuf;
+		c->last_rx = now;
+		return 0;
+	}
+	return idle;
+}
+
+static void
+idle_check(void *arg)
+{
+	struct conn *c = arg;
+	double timeout = c->o->idle_timeout;
+	double idle;
+
+	c->idle = ALOOP_HANDLE_NONE;
+	if (aloop_transport_is_closing(c->t))
+		return;
+	idle = idle_for(c);
+	if (idle < timeout) {
+		arm_idle(c, timeout - idle);
+		return;
+	}
+	aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection idle for %.0f s,"
+	    " closing", c->o->name, idle);
+	/* A peer that stopped reading would hold a flushing close forever. */
+	if (aloop_transport_get_write_buffer_size(c->t) > 0)
+		aloop_transport_abort(c->t);
+	else
+		aloop_transport_close(c->t);
+}
+
+static void
+set_socket_options(struct conn *c)
+{
+	const struct sockaddr *sa;
+	const int *fd;
+	int on;
+
+	fd = aloop_transport_get_extra_info(c->t, "socket", NULL);
+	sa = aloop_transport_get_extra_info(c->t, "sockname", NULL);
+	if (fd == NULL || sa == NULL ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return;
+	on = c->o->tcp_nodelay != 0;
+	if (setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
+		aloop_log_errno(ALOOP_LOG_DEBUG, "listener %s: TCP_NODELAY",
+		    c->o->name);
+	on = c->o->keepalive != 0;
+	if (setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1)
+		aloop_log_errno(ALOOP_LOG_DEBUG, "listener %s: SO_KEEPALIVE",
+		    c->o->name);
+}
+
+static void
+log_peer(struct conn *c)
+{
+	char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "";
+	const struct sockaddr *sa;
+	size_t salen = 0;
+
+	sa = aloop_transport_get_extra_info(c->t, "peername", &salen);
+	if (sa != NULL && sa->sa_family != AF_UNIX)
+		(void)getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
+		    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+	aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection from %s%s%s",
+	    c->o->name, sa != NULL && sa->sa_family == AF_UNIX ?
+	    "a local peer" : host, port[0] != '\0' ? " port " : "", port);
+}
+
+static void
+conn_made(struct aloop_transport *t, void *state)
+{
+	struct conn *c = state;
+	const struct aloop_protocol *p = c->o->desc->stream;
+
+	c->t = t;
+	c->last_rx = aloop_time(c->o->loop);
+	set_socket_options(c);
+	if (c->o->idle_timeout > 0)
+		arm_idle(c, c->o->idle_timeout);
+	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
+		log_peer(c);
+	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
+	if (p->connection_made != NULL)
+		PLUGIN_CALL(c->o, SB_CONNECTION_MADE, c->written, &c->counted,
+		    p->connection_made(t, c->state));
+}
+
+static void
+conn_data(struct aloop_transport *t, void *state, const void *data,
+    size_t len)
+{
+	struct conn *c = state;
+	const struct aloop_protocol *p = c->o->desc->stream;
+
+	c->last_rx = aloop_time(c->o->loop);
+	SB_COUNT(c->o->m, bytes_in, len);
+	if (p->data_received != NULL)
+		PLUGIN_CALL(c->o, SB_DATA_RECEIVED, c->written, &c->counted,
+		    p->data_received(t, c->state, data, len));
+}
+
+static int
+conn_eof(struct aloop_transport *t, void *state)
+{
+	struct conn *c = state;
+	const struct aloop_protocol *p = c->o->desc->stream;
+	int keep = 0;
+
+	c->last_rx = aloop_time(c->o->loop);
+	if (p->eof_received != NULL)
+		PLUGIN_CALL(c->o, SB_EOF_RECEIVED, c->written, &c->counted,
+		    keep = p->eof_received(t, c->state));
+	return keep;
+}
+
+static void
+conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
+{
+	struct conn *c = state;
+	struct conn_owner *o = c->o;
+	const struct aloop_protocol *p = o->desc->stream;
+
+	aloop_handle_cancel(o->loop, c->idle);
+	if (err != NULL)
+		aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection lost: %s",
+		    o->name, err->message);
+	count_written(o, c->written, &c->counted);
+	if (p->connection_lost != NULL)
+		PLUGIN_CALL(o, SB_CONNECTION_LOST, NULL, NULL,
+		    p->connection_lost(t, c->state, err));
+	free(c);
+	if (o->m != NULL) {
+		sb_sub(&o->m->active, 1);
+		sb_add(&o->m->closed, 1);
+	}
+	o->closed(o);
+}
+
+static void
+conn_pause(struct aloop_transport *t, void *state)
+{
+	struct conn *c = state;
+	const struct aloop_protocol *p = c->o->desc->stream;
+
+	if (p->pause_writing != NULL)
+		PLUGIN_CALL(c->o, SB_PAUSE_WRITING, c->written, &c->counted,
+		    p->pause_writing(t, c->state));
+}
+
+static void
+conn_resume(struct aloop_transport *t, void *state)
+{
+	struct conn *c = state;
+	const struct aloop_protocol *p = c->o->desc->stream;
+
+	if (p->resume_writing != NULL)
+		PLUGIN_CALL(c->o, SB_RESUME_WRITING, c->written, &c->counted,
+		    p->resume_writing(t, c->state));
+}
+
+void
+connection_tls_failed(void *arg, const struct aloop_error *err)
+{
+	struct conn_owner *o = arg;
+
+	(void)err;
+	SB_COUNT(o->m, tls_failures, 1);
+}
+
+const struct aloop_protocol connection_protocol = {
+	.connection_made = conn_made,
+	.data_received = conn_data,
+	.eof_received = conn_eof,
+	.connection_lost = conn_lost,
+	.pause_writing = conn_pause,
+	.resume_writing = conn_resume,
+};
+
+/* ----------------------------------------------------------- datagrams */
+
+struct endpoint *
+endpoint_new(struct conn_owner *o, struct aloop_transport **slot)
+{
+	struct endpoint *e = calloc(1, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->o = o;
+	e->slot = slot;
+	o->opened(o);	/* the endpoint's, until it is lost */
+	return e;
+}
+
+void
+endpoint_discard(struct endpoint *e)
+{
+	struct conn_owner *o = e->o;
+
+	free(e);
+	o->closed(o);
+}
+
+int
+endpoint_factory(void *arg, void **state)
+{
+	struct endpoint *e = arg;
+	struct conn_owner *o = e->o;
+	uint32_t saved;
+	int r;
+
+	*state = e;
+	saved = conn_enter(o, SB_FACTORY);
+	r = o->desc->datagram_factory(o->instance, &e->state);
+	conn_leave(o, saved);
+	if (r < 0)
+		SB_COUNT(o->m, plugin_errors, 1);
+	return r;
+}
+
+static void
+ep_made(struct aloop_transport *t, void *state)
+{
+	struct endpoint *e = state;
+	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
+
+	*e->slot = t;
+	e->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
+	if (p->connection_made != NULL)
+		PLUGIN_CALL(e->o, SB_CONNECTION_MADE, e->written, &e->counted,
+		    p->connection_made(t, e->state));
+}
+
+static void
+ep_received(struct aloop_transport *t, void *state, const void *data,
+    size_t len, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct endpoint *e = state;
+	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
+
+	SB_COUNT(e->o->m, bytes_in, len);
+	if (p->datagram_received != NULL)
+		PLUGIN_CALL(e->o, SB_DATAGRAM_RECEIVED, e->written,
+		    &e->counted, p->datagram_received(t, e->state, data, len,
+		    addr, addrlen));
+}
+
+static void
+ep_error(struct aloop_transport *t, void *state, const struct aloop_error *err)
+{
+	struct endpoint *e = state;
+	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
+
+	if (p->error_received != NULL)
+		PLUGIN_CALL(e->o, SB_ERROR_RECEIVED, e->written, &e->counted,
+		    p->error_received(t, e->state, err));
+}
+
+static void
+ep_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
+{
+	struct endpoint *e = state;
+	struct conn_owner *o = e->o;
+	const struct aloop_datagram_protocol *p = o->desc->datagram;
+
+	if (err != NULL)
+		aloop_log(ALOOP_LOG_WARNING, "listener %s: endpoint lost: %s",
+		    o->name, err->message);
+	count_written(o, e->written, &e->counted);
+	if (p->connection_lost != NULL)
+		PLUGIN_CALL(o, SB_CONNECTION_LOST, NULL, NULL,
+		    p->connection_lost(t, e->state, err));
+	*e->slot = NULL;
+	free(e);
+	o->closed(o);
+}
+
+static void
+ep_pause(struct aloop_transport *t, void *state)
+{
+	struct endpoint *e = state;
+	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
+
+	if (p->pause_writing != NULL)
+		PLUGIN_CALL(e->o, SB_PAUSE_WRITING, e->written, &e->counted,
+		    p->pause_writing(t, e->state));
+}
+
+static void
+ep_resume(struct aloop_transport *t, void *state)
+{
+	struct endpoint *e = state;
+	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
+
+	if (p->resume_writing != NULL)
+		PLUGIN_CALL(e->o, SB_RESUME_WRITING, e->written, &e->counted,
+		    p->resume_writing(t, e->state));
+}
+
+const struct aloop_datagram_protocol endpoint_protocol = {
+	.connection_made = ep_made,
+	.datagram_received = ep_received,
+	.error_received = ep_error,
+	.connection_lost = ep_lost,
+	.pause_writing = ep_pause,
+	.resume_writing = ep_resume,
+};

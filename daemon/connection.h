@@ -1,0 +1,73 @@
+/*
+ * The daemon's side of every connection and datagram endpoint a plugin
+ * serves: the plugin's protocol wrapped so that the worker counts what
+ * comes and goes, arms the idle timeout, and records in the scoreboard
+ * which plugin callback it is in (what the master names when the worker
+ * crashes or hangs).  Runs on the worker's loop thread.
+ *
+ * The wrapper stays, rather than a connection observer in libaloop, for
+ * that last reason: only a hook around each plugin callback can say which
+ * callback a worker died in.
+ */
+#ifndef ALOOPD_CONNECTION_H
+#define ALOOPD_CONNECTION_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <aloop/aloop.h>
+#include <aloop/plugin.h>
+
+struct sb_counters;
+
+/*
+ * What connections need of the listener that made them.  The listener
+ * owns it and keeps it alive while any connection or endpoint it made is
+ * (it is told through @opened and @closed).
+ */
+struct conn_owner {
+	struct aloop_loop		*loop;
+	const struct aloop_plugin	*desc;
+	void				*instance;	/* the plugin's */
+	struct sb_counters		*m;		/* may be NULL */
+	_Atomic uint32_t		*where;		/* the scoreboard's */
+	uint32_t			 index;		/* the listener's */
+	const char			*name;
+	double				 idle_timeout;	/* 0: none */
+	int				 tcp_nodelay;
+	int				 keepalive;
+	int				 tls;
+	/* A connection or endpoint was made, or is gone for good. */
+	void				(*opened)(struct conn_owner *);
+	void				(*closed)(struct conn_owner *);
+};
+
+/* The stream protocol and factory a listener's servers use (arg: owner). */
+extern const struct aloop_protocol connection_protocol;
+int	connection_factory(void *owner, void **state);
+/* Counts a TLS client that never reached the plugin (arg: owner). */
+void	connection_tls_failed(void *owner, const struct aloop_error *err);
+
+/* The datagram protocol; its factory's argument is endpoint_new()'s. */
+extern const struct aloop_datagram_protocol endpoint_protocol;
+int	endpoint_factory(void *endpoint, void **state);
+
+/*
+ * The state of one datagram endpoint of @o, to pass to
+ * aloop_create_datagram_endpoint() as the factory argument; it frees
+ * itself after connection_lost, or with endpoint_discard() if the
+ * endpoint was never made.  @slot is stored into *@where once made.
+ */
+struct endpoint *endpoint_new(struct conn_owner *o,
+	    struct aloop_transport **where);
+void	endpoint_discard(struct endpoint *e);
+
+/*
+ * Run a plugin call with the scoreboard saying where the worker is, the
+ * way every callback above does: for init and fini.
+ */
+uint32_t conn_enter(struct conn_owner *o, int callback);
+void	conn_leave(struct conn_owner *o, uint32_t saved);
+
+#endif /* ALOOPD_CONNECTION_H */
