@@ -765,8 +765,12 @@ config_plugin_file(const struct config *cfg, size_t i, char **file)
 int
 config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 {
-	config_setting_t *ls = config_lookup(&priv_of(cfg)->lc, "listeners");
+	config_setting_t *ls;
 
+	/* A file that could not be read has nothing to load. */
+	if (!priv_of(cfg)->lc_live)
+		return ALOOP_ECONFIG;
+	ls = config_lookup(&priv_of(cfg)->lc, "listeners");
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		config_setting_t *e = config_setting_get_elem(ls, (unsigned)i);
 

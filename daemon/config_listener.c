@@ -309,13 +309,21 @@ readable(const config_setting_t *node, const char *file)
 	return 1;
 }
 
-/* Report what the library said of the setting @name of @group refused. */
+/*
+ * Report what the library said of the setting @name of @group that it
+ * refused.  Its message starts with the file or list at fault (@value),
+ * which the report shows already.
+ */
 static int
-refused(const config_setting_t *group, const char *name,
+refused(const config_setting_t *group, const char *name, const char *value,
     const struct aloop_tls_context *ctx, int r)
 {
 	const char *why = aloop_tls_context_last_error(ctx);
+	size_t n = value != NULL ? strlen(value) : 0;
 
+	if (n > 0 && strncmp(why, value, n) == 0 && strncmp(why + n, ": ",
+	    2) == 0)
+		why += n + 2;
 	config_report(config_setting_get_member(group, name), NULL, "%s",
 	    why[0] != '\0' ? why : aloop_strerror(r));
 	return -1;
@@ -340,8 +348,9 @@ load_pair(struct aloop_tls_context *ctx, const config_setting_t *group,
 	if ((r = load(ctx, cert, key)) == 0)
 		return 0;
 	why = aloop_tls_context_last_error(ctx);
-	return refused(group, strncmp(why, key, strlen(key)) == 0 ? "key" :
-	    "certificate", ctx, r);
+	if (strncmp(why, key, strlen(key)) == 0)
+		return refused(group, "key", key, ctx, r);
+	return refused(group, "certificate", cert, ctx, r);
 }
 
 /*
@@ -374,26 +383,28 @@ build_tls(const config_setting_t *s, const struct config_tls *t)
 			failed = 1;
 		else if ((r = aloop_tls_context_load_verify_locations(ctx,
 		    t->ca, NULL)) < 0)
-			failed |= refused(s, "ca", ctx, r) < 0;
+			failed |= refused(s, "ca", t->ca, ctx, r) < 0;
 	}
 	if (t->verify != ALOOP_TLS_VERIFY_NONE && t->ca == NULL) {
 		config_report(config_setting_get_member(s, "verify"), NULL,
 		    "needs a \"ca\" to check client certificates against");
 		failed = 1;
 	} else if ((r = aloop_tls_context_set_verify(ctx, t->verify)) < 0)
-		failed |= refused(s, "verify", ctx, r) < 0;
+		failed |= refused(s, "verify", NULL, ctx, r) < 0;
 	if (t->min_version != NULL && (r =
 	    aloop_tls_context_set_min_version(ctx, t->min_version)) < 0)
-		failed |= refused(s, "min_version", ctx, r) < 0;
+		failed |= refused(s, "min_version", t->min_version, ctx,
+		    r) < 0;
 	if (t->ciphers != NULL &&
 	    (r = aloop_tls_context_set_ciphers(ctx, t->ciphers)) < 0)
-		failed |= refused(s, "ciphers", ctx, r) < 0;
+		failed |= refused(s, "ciphers", t->ciphers, ctx, r) < 0;
 	if (t->ciphersuites != NULL &&
 	    (r = aloop_tls_context_set_ciphersuites(ctx, t->ciphersuites)) < 0)
-		failed |= refused(s, "ciphersuites", ctx, r) < 0;
+		failed |= refused(s, "ciphersuites", t->ciphersuites, ctx,
+		    r) < 0;
 	if (t->nalpn > 0 && (r = aloop_tls_context_set_alpn_protocols(ctx,
 	    (const char *const *)t->alpn, t->nalpn)) < 0)
-		failed |= refused(s, "alpn", ctx, r) < 0;
+		failed |= refused(s, "alpn", NULL, ctx, r) < 0;
 	if (failed) {
 		aloop_tls_context_release(ctx);
 		return NULL;

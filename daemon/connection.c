@@ -216,8 +216,8 @@ log_peer(struct conn *c)
 	if (sa != NULL && sa->sa_family != AF_UNIX)
 		(void)getnameinfo(sa, (socklen_t)salen, host, sizeof(host),
 		    port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
-	aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection from %s%s%s",
-	    c->o->name, sa != NULL && sa->sa_family == AF_UNIX ?
+	aloop_log(ALOOP_LOG_DEBUG, "listener %s: worker %u: connection from "
+	    "%s%s%s", c->o->name, c->o->worker, sa != NULL && sa->sa_family == AF_UNIX ?
 	    "a local peer" : host, port[0] != '\0' ? " port " : "", port);
 }
 

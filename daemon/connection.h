@@ -33,6 +33,7 @@ struct conn_owner {
 	struct sb_counters		*m;		/* may be NULL */
 	_Atomic uint32_t		*where;		/* the scoreboard's */
 	uint32_t			 index;		/* the listener's */
+	unsigned			 worker;	/* the slot */
 	const char			*name;
 	double				 idle_timeout;	/* 0: none */
 	int				 tcp_nodelay;

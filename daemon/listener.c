@@ -32,7 +32,8 @@ listener_free(struct listener *l)
 {
 	struct listener_host *host = l->host;
 
-	aloop_log(ALOOP_LOG_DEBUG, "listener %s: finished", l->cl->name);
+	aloop_log(ALOOP_LOG_DEBUG, "listener %s: worker %u: finished",
+	    l->cl->name, host->slot);
 	aloop_handle_cancel(host->loop, l->recount);
 	if (l->has_instance) {
 		uint32_t saved = conn_enter(&l->own, SB_FINI);
@@ -295,6 +296,7 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 	l->own.m = host->sb != NULL ? sb_counters(host->sb, index) : NULL;
 	l->own.where = host->sb != NULL ? &host->sb->where : NULL;
 	l->own.index = (uint32_t)index;
+	l->own.worker = host->slot;
 	l->own.name = cl->name;
 	l->own.idle_timeout = cl->idle_timeout;
 	l->own.tcp_nodelay = cl->tcp_nodelay;

@@ -51,8 +51,9 @@ load_config(const char *path)
 	int rc;
 
 	rc = config_parse(path, &cfg);
-	if (rc == 0)
-		rc = check_plugins(cfg);
+	/* Every problem at once: the plugins' too, even with others. */
+	if (rc == 0 || (rc == ALOOP_ECONFIG && cfg != NULL))
+		rc = check_plugins(cfg) != 0 ? ALOOP_ECONFIG : rc;
 	if (rc == 0)
 		return cfg;
 	if (cfg != NULL)

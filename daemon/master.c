@@ -50,6 +50,8 @@
 #define CRASH_WINDOW		10.0
 #define BACKOFF_FIRST		1.0
 #define BACKOFF_MAX		30.0
+/* How long "stopped accepting" is awaited from every worker. */
+#define QUIET_TIMEOUT		2.0
 /* How long a new binary may take to take over. */
 #define UPGRADE_TIMEOUT		60.0
 
@@ -66,6 +68,8 @@ struct wproc {
 	int			 ctl;		/* the master's end */
 	struct sb_worker	*sb;
 	int			 ready;
+	int			 told;		/* to stop accepting */
+	int			 acked;		/* it has */
 	int			 stalled;	/* killed for silence */
 	double			 forked;	/* loop time */
 };
@@ -110,6 +114,11 @@ struct master {
 	int			 checking;	/* a reload's plugin check */
 	int			 reload_again;	/* SIGHUP while reloading */
 	aloop_handle_t		 stop_timer;
+	double			 shutdown_timeout; /* of the stop under way */
+	int			 stop_signal;
+	/* What to say once every worker told to stop accepting has. */
+	void			(*quiet_fn)(void);
+	aloop_handle_t		 quiet_timer;
 	int			 ready_fd;	/* detach()'s pipe, or -1 */
 	int			 upgrade_fd;	/* to the old master, or -1 */
 	char			*pidfile;
@@ -188,9 +197,53 @@ total_connections(void)
 	return n;
 }
 
+/*
+ * Reports wait until workers have stopped accepting, so that what they
+ * say ("stopping", "reloaded") is true when read: a client that connects
+ * after the line is refused by a removed listener.  A worker that does
+ * not answer (stuck in a plugin) holds the report back QUIET_TIMEOUT.
+ */
+static void
+quiet_fire(void *arg)
+{
+	void (*fn)(void) = M.quiet_fn;
+
+	(void)arg;
+	aloop_handle_cancel(M.loop, M.quiet_timer);
+	M.quiet_timer = ALOOP_HANDLE_NONE;
+	M.quiet_fn = NULL;
+	if (fn != NULL)
+		fn();
+}
+
+static void
+quiet_check(void)
+{
+	if (M.quiet_fn == NULL)
+		return;
+	for (struct wproc *w = M.procs; w != NULL; w = w->next)
+		if (w->told && !w->acked)
+			return;
+	quiet_fire(NULL);
+}
+
+static void
+after_quiet(void (*fn)(void))
+{
+	if (M.quiet_fn != NULL)
+		quiet_fire(NULL);
+	M.quiet_fn = fn;
+	if (aloop_call_later(M.loop, QUIET_TIMEOUT, quiet_fire, NULL,
+	    &M.quiet_timer) < 0)
+		M.quiet_timer = ALOOP_HANDLE_NONE;
+	quiet_check();
+}
+
 static void
 tell(struct wproc *w, char what)
 {
+	if (what == WORKER_DRAIN)
+		w->told = 1;
 	if (w->ctl >= 0 && send(w->ctl, &what, 1, MSG_NOSIGNAL |
 	    MSG_DONTWAIT) != 1)
 		aloop_log(ALOOP_LOG_DEBUG, "worker %u (pid %d): not told: %s",
@@ -237,8 +290,12 @@ gen_maybe_free(struct gen *g)
 	aloop_log(ALOOP_LOG_DEBUG, "generation %u: every worker has exited",
 	    g->id);
 	gen_free(g);
-	if (M.stopping && M.procs == NULL)
+	if (M.stopping && M.procs == NULL) {
+		if (!M.aborting)
+			aloop_log(ALOOP_LOG_NOTICE, "every connection is "
+			    "closed");
 		aloop_stop(M.loop);
+	}
 }
 
 static void
@@ -291,6 +348,13 @@ gen_drain(struct gen *g)
 	if (g->state == GEN_DRAINING)
 		return;
 	g->state = GEN_DRAINING;
+	/*
+	 * The workers keep their copies while they drain; the master lets
+	 * go of its own now, so that a socket no generation serves closes as
+	 * soon as the last old worker stops accepting on it.
+	 */
+	sockets_free(g->socks);
+	g->socks = NULL;
 	aloop_handle_cancel(M.loop, g->timer);
 	g->timer = ALOOP_HANDLE_NONE;
 	for (unsigned i = 0; i < g->nslots; i++) {
@@ -317,8 +381,11 @@ gen_fail(struct gen *g, const char *why)
 {
 	int starting = !M.started;
 
-	aloop_log(ALOOP_LOG_ERR, "%s: %s", starting ? "start-up failed" :
-	    "reload failed", why);
+	if (starting)
+		aloop_log(ALOOP_LOG_ERR, "start-up failed: %s", why);
+	else
+		aloop_log(ALOOP_LOG_ERR, "reload failed: %s; keeping the running "
+		    "configuration", why);
 	if (M.next == g)
 		M.next = NULL;
 	g->state = GEN_DRAINING;
@@ -331,7 +398,6 @@ gen_fail(struct gen *g, const char *why)
 		stop(0);
 		return;
 	}
-	aloop_log(ALOOP_LOG_ERR, "keeping the running configuration");
 	metrics_reload(0);
 	(void)notify_ready();
 	gen_maybe_free(g);
@@ -415,10 +481,16 @@ started(struct gen *g)
 			return;
 		}
 	}
-	if ((cfg->daemon.user != NULL || cfg->daemon.group != NULL) &&
-	    geteuid() != 0)
-		aloop_log(ALOOP_LOG_INFO, "not started as root: workers keep "
-		    "the current user");
+	if (cfg->daemon.user != NULL || cfg->daemon.group != NULL) {
+		if (geteuid() != 0)
+			aloop_log(ALOOP_LOG_INFO, "not started as root: workers "
+			    "keep the current user");
+		else
+			aloop_log(ALOOP_LOG_INFO, "workers run as %s%s%s",
+			    cfg->daemon.user != NULL ? cfg->daemon.user : "",
+			    cfg->daemon.group != NULL ? ":" : "",
+			    cfg->daemon.group != NULL ? cfg->daemon.group : "");
+	}
 	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s started: %zu listener%s, %u "
 	    "worker%s", PACKAGE_VERSION, cfg->nlisteners,
 	    cfg->nlisteners == 1 ? "" : "s", g->nslots,
@@ -444,6 +516,26 @@ started(struct gen *g)
 	}
 }
 
+/* A reload took: the new generation serves, the old one accepts no more. */
+static void
+reloaded(void)
+{
+	const struct gen *g = M.current;
+
+	if (g == NULL)
+		return;
+	aloop_log(ALOOP_LOG_NOTICE, "reloaded %s: %zu listener%s, %u "
+	    "worker%s", M.o.config_path, g->cfg->nlisteners,
+	    g->cfg->nlisteners == 1 ? "" : "s", g->nslots,
+	    g->nslots == 1 ? "" : "s");
+	metrics_reload(1);
+	(void)notify_ready();
+	if (M.reload_again) {
+		M.reload_again = 0;
+		reload();
+	}
+}
+
 /* Every slot of @g serves: it becomes current, the old one drains. */
 static void
 gen_commit(struct gen *g)
@@ -464,16 +556,7 @@ gen_commit(struct gen *g)
 	    g->cfg->daemon.log_level);
 	if (old != NULL)
 		gen_drain(old);
-	aloop_log(ALOOP_LOG_NOTICE, "reloaded %s: %zu listener%s, %u "
-	    "worker%s", M.o.config_path, g->cfg->nlisteners,
-	    g->cfg->nlisteners == 1 ? "" : "s", g->nslots,
-	    g->nslots == 1 ? "" : "s");
-	metrics_reload(1);
-	(void)notify_ready();
-	if (M.reload_again) {
-		M.reload_again = 0;
-		reload();
-	}
+	after_quiet(reloaded);
 }
 
 static void
@@ -561,6 +644,11 @@ on_worker_msg(void *arg)
 		return;
 	}
 	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == WORKER_STOPPED) {
+			w->acked = 1;
+			quiet_check();
+			continue;
+		}
 		if (buf[i] != WORKER_READY || w->ready)
 			continue;
 		w->ready = 1;
@@ -742,6 +830,7 @@ worker_died(struct wproc *w, int status)
 		aloop_log(ALOOP_LOG_DEBUG, "worker %u (pid %d) of generation "
 		    "%u exited", w->slot, (int)w->pid, g->id);
 	free(w);
+	quiet_check();
 	gen_maybe_free(g);
 }
 
@@ -930,8 +1019,19 @@ stop_timeout(void *arg)
 	(void)arg;
 	M.stop_timer = ALOOP_HANDLE_NONE;
 	aloop_log(ALOOP_LOG_NOTICE, "shutdown_timeout of %g s reached",
-	    M.current != NULL ? M.current->cfg->daemon.shutdown_timeout : 0);
+	    M.shutdown_timeout);
 	abort_all();
+}
+
+static void
+stopping_said(void)
+{
+	size_t conns = total_connections();
+
+	if (M.stop_signal != 0)
+		aloop_log(ALOOP_LOG_NOTICE, "%s: stopping; %zu connection%s "
+		    "may finish within %g s", strsignal(M.stop_signal), conns,
+		    conns == 1 ? "" : "s", M.shutdown_timeout);
 }
 
 /* Stop: every generation drains; @signum 0 for a failed start. */
@@ -940,7 +1040,6 @@ stop(int signum)
 {
 	double timeout = M.current != NULL ?
 	    M.current->cfg->daemon.shutdown_timeout : 0;
-	size_t conns = total_connections();
 
 	if (M.stopping) {
 		if (signum != 0) {
@@ -951,11 +1050,9 @@ stop(int signum)
 		return;
 	}
 	M.stopping = 1;
+	M.shutdown_timeout = timeout;
+	M.stop_signal = signum;
 	(void)notify_stopping();
-	if (signum != 0)
-		aloop_log(ALOOP_LOG_NOTICE, "%s: stopping; %zu connection%s "
-		    "may finish within %g s", strsignal(signum), conns,
-		    conns == 1 ? "" : "s", timeout);
 	/*
 	 * The master's copies go first, so that a socket closes (and a
 	 * client is refused rather than left in a backlog nobody reads) as
@@ -987,9 +1084,11 @@ stop(int signum)
 		gen_maybe_free(g);
 	}
 	if (M.procs == NULL) {
+		stopping_said();
 		aloop_stop(M.loop);
 		return;
 	}
+	after_quiet(stopping_said);
 	if (aloop_call_later(M.loop, timeout, stop_timeout, NULL,
 	    &M.stop_timer) < 0)
 		abort_all();
@@ -1305,7 +1404,7 @@ master_run(struct config *cfg, const struct master_options *o)
 	M.o = *o;
 	M.ready_fd = -1;
 	M.heir_fd = -1;
-	M.stop_timer = M.heir_timer = ALOOP_HANDLE_NONE;
+	M.stop_timer = M.heir_timer = M.quiet_timer = ALOOP_HANDLE_NONE;
 	M.exe = realpath("/proc/self/exe", NULL);
 	M.upgrade_fd = upgrade_fd();
 

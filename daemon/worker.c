@@ -178,6 +178,11 @@ drain(const char *why)
 	for (size_t i = 0; i < W.nlisteners; i++)
 		if (W.listeners[i] != NULL)
 			listener_retire(W.listeners[i]);
+	/* The master says "stopping" once no worker accepts any more. */
+	if (send(W.ws->ctl, &(char){ WORKER_STOPPED }, 1, MSG_NOSIGNAL |
+	    MSG_DONTWAIT) != 1 && errno != EPIPE)
+		aloop_log_errno(ALOOP_LOG_DEBUG, "worker %u: cannot tell the "
+		    "master", W.ws->slot);
 	if (W.host.nalive == 0) {
 		aloop_stop(W.host.loop);
 		return;

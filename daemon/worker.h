@@ -6,6 +6,7 @@
  *
  *	worker -> master	"R"	every listener serves
  *	master -> worker	"D"	stop accepting; exit once drained
+ *	worker -> master	"S"	stopped accepting
  *	master -> worker	"A"	abort every connection now
  *
  * End of file on the pair (the master is gone) or SIGTERM drains as "D"
@@ -22,6 +23,7 @@ struct socktab;
 
 #define WORKER_READY	'R'
 #define WORKER_DRAIN	'D'
+#define WORKER_STOPPED	'S'
 #define WORKER_ABORT	'A'
 
 /* Everything a worker starts from, in the memory it inherits. */

@@ -30,7 +30,7 @@ def test_graceful_stop_delivers_data():
     s.sendall(b"before")
     assert h.recv_exactly(s, 6) == b"before"
     daemon.signal(signal.SIGTERM)
-    daemon.wait_log(r"stopping; 1 connections")
+    daemon.wait_log(r"stopping; 1 connections?")
     # New clients are refused at once...
     try:
         h.connect(port, timeout=2).close()
@@ -77,7 +77,7 @@ def test_second_signal_stops_now():
     s.sendall(b"x")
     assert h.recv_exactly(s, 1) == b"x"
     daemon.signal(signal.SIGINT)
-    daemon.wait_log(r"stopping; 1 connections")
+    daemon.wait_log(r"stopping; 1 connections?")
     daemon.signal(signal.SIGINT)
     assert daemon.wait_exit(20) == 0, daemon.text()
     assert "again: stopping now" in daemon.text()
@@ -100,7 +100,7 @@ def test_reload_adds_and_removes():
     h.write_config(cfg, [h.listener("echo", "echo", p_echo),
                          h.listener("daytime", "daytime", p_daytime)])
     daemon.signal(signal.SIGHUP)
-    daemon.wait_log(r"reloaded .*: 2 listeners")
+    daemon.wait_log(r"reloaded .*: 2 listeners?")
     # The kept listener's client never noticed.
     client.sendall(b"two")
     assert h.recv_exactly(client, 3) == b"two"
@@ -137,7 +137,7 @@ def test_reload_rereads_settings():
     assert len(h.recv_exactly(old, 74).split(b"\r\n")[0]) == 72
     h.write_config(cfg, [chargen(10)])
     daemon.signal(signal.SIGHUP)
-    daemon.wait_log(r"reloaded .*: 1 listeners")
+    daemon.wait_log(r"reloaded .*: 1 listeners?")
     # New connections get the new settings, on the same socket...
     with h.connect(port) as new:
         assert h.recv_exactly(new, 12 * 3).split(b"\r\n")[0] == \
@@ -237,15 +237,19 @@ def test_workers_share_the_load():
         c.sendall(msg)
         assert h.recv_exactly(c, len(msg)) == msg
     assert h.udp_exchange(port, b"dgram") == b"dgram"
-    # The number of threads is fixed until a restart, and aloopd says so.
+    # A reload is a new generation of workers, as many as the file says;
+    # the old generation's clients keep being served while they drain.
     h.write_config(cfg, [h.listener("echo", "echo", port,
                                     extra="reuse_port = true;"),
                          h.listener("echo-udp", "echo", port, "udp",
                                     "reuse_port = true;")], workers=2)
     daemon.signal(signal.SIGHUP)
-    daemon.wait_log(r"reloaded .*: 2 listeners")
-    assert "workers changed from 3 to 2; that takes a restart" in \
-        daemon.text(), daemon.text()
+    daemon.wait_log(r"reloaded .*: 2 listeners, 2 workers")
+    for i in range(8):
+        with h.connect(port) as c:
+            c.sendall(b"new %d" % i)
+            assert h.recv_exactly(c, 4 + len(str(i))) == b"new %d" % i
+    assert h.udp_exchange(port, b"dgram") == b"dgram"
     for c in clients:
         c.sendall(b"again")
         assert h.recv_exactly(c, 5) == b"again"
@@ -273,7 +277,7 @@ def test_max_connections():
         pass
     # A reload keeps the listener: the old clients still count.
     daemon.signal(signal.SIGHUP)
-    daemon.wait_log(r"reloaded .*: 1 listeners")
+    daemon.wait_log(r"reloaded .*: 1 listeners?")
     third.settimeout(0.5)
     try:
         third.recv(4)
@@ -364,26 +368,61 @@ def test_failed_start_exits_1():
     assert b"cannot listen" in r.stderr, r.stderr
 
 
+def worker_pids(daemon):
+    """The master's children: its worker processes."""
+    with open("/proc/%d/task/%d/children" % (daemon.pid, daemon.pid)) as f:
+        return [int(p) for p in f.read().split()]
+
+
+def ids_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        ids = dict(line.split(":", 1) for line in f if ":" in line)
+    return set(ids["Uid"].split()), set(ids["Gid"].split()), ids
+
+
 def test_privilege_drop():
     port = h.free_port()
     cfg, daemon = start([h.listener("echo", "echo", port)],
-                        'user = "nobody"; group = "nogroup";')
+                        'user = "nobody"; group = "nogroup";', workers=2)
     with h.connect(port) as s:
         s.sendall(b"dropped")
         assert h.recv_exactly(s, 7) == b"dropped"
-    tasks = os.listdir("/proc/%d/task" % daemon.pid)
-    assert len(tasks) >= 2, tasks   # the main thread and the worker
-    for task in tasks:
-        with open("/proc/%d/task/%s/status" % (daemon.pid, task)) as f:
-            ids = dict(line.split(":", 1) for line in f if ":" in line)
-        uids, gids = set(ids["Uid"].split()), set(ids["Gid"].split())
+    workers = worker_pids(daemon)
+    assert len(workers) == 2, workers
+    for pid in workers:
+        uids, gids, ids = ids_of(pid)
         if os.geteuid() == 0:
-            # Every thread; real, effective and saved: root is gone.
-            assert uids == {"65534"} and gids == {"65534"}, (task, ids)
+            # Real, effective and saved: root is gone, and stays gone.
+            assert uids == {"65534"} and gids == {"65534"}, (pid, ids)
+            assert ids["NoNewPrivs"].strip() == "1", ids
         else:
-            assert uids == {str(os.geteuid())}, (task, uids)
-    assert ("running as nobody" if os.geteuid() == 0 else
+            assert uids == {str(os.geteuid())}, (pid, uids)
+    # The master keeps its user, to bind what a reload adds.
+    uids, _, _ = ids_of(daemon.pid)
+    assert uids == {str(os.geteuid())}, uids
+    assert ("workers run as nobody:nogroup" if os.geteuid() == 0 else
             "not started as root") in daemon.text(), daemon.text()
+    if os.geteuid() == 0:
+        # A reload may add a privileged port: the master binds it.
+        low = None
+        for p in range(900, 1000):
+            try:
+                probe = socket.socket()
+                probe.bind(("127.0.0.1", p))
+                probe.close()
+                low = p
+                break
+            except OSError:
+                continue
+        assert low is not None
+        h.write_config(cfg, [h.listener("echo", "echo", port),
+                             h.listener("low", "echo", low)],
+                       'user = "nobody"; group = "nogroup";', workers=2)
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log(r"reloaded .*: 2 listeners")
+        with h.connect(low) as s:
+            s.sendall(b"low")
+            assert h.recv_exactly(s, 3) == b"low"
     assert daemon.stop() == 0, daemon.text()
 
 

@@ -98,7 +98,7 @@ def test_journal_priority_prefixes():
     assert any(x.startswith("<3>") and "typo" in x for x in lines), lines
 
 
-def test_watchdog_needs_every_worker():
+def test_watchdog_flows_while_a_worker_is_stuck():
     d = h.tmpdir()
     notify = h.NotifySocket(d)
     port = h.free_port()
@@ -124,11 +124,10 @@ def test_watchdog_needs_every_worker():
             reply += c.recv(2)
     answered = time.monotonic() - started
     assert reply == b"ok"
-    # The pings every 0.5 s stop while the worker is stuck: the last one
-    # may go out one tick after the stall began, none after it.
-    assert not [t for t in pings if 0.8 < t < answered - 0.1], pings
-    daemon.wait_log(r"a worker did not answer the watchdog")
-    # And resume once it is back.
+    # The master is healthy while a worker is stuck, so the pings every
+    # 0.5 s go on: a stuck worker is the master's business (it kills and
+    # replaces one silent for worker_stall_timeout), not systemd's.
+    assert [t for t in pings if 0.8 < t < answered - 0.1], pings
     notify.wait_for("WATCHDOG=1", 5)
     c.close()
     assert daemon.stop() == 0, daemon.text()
@@ -179,5 +178,5 @@ def test_unit_security_score():
 
 
 h.run([test_notify_lifecycle, test_socket_activation,
-       test_journal_priority_prefixes, test_watchdog_needs_every_worker,
+       test_journal_priority_prefixes, test_watchdog_flows_while_a_worker_is_stuck,
        test_unit_verifies_cleanly, test_unit_security_score])
