@@ -42,7 +42,7 @@
 /* How long a new generation may take to serve before it is given up. */
 #define START_TIMEOUT		30.0
 /* After an abort, how long workers get before SIGKILL. */
-#define ABORT_GRACE		2.0
+#define ABORT_GRACE		1.0
 /* STATUS= at most this often (seconds). */
 #define STATUS_INTERVAL		5.0
 /* A worker dying this often (deaths, seconds) is restarted with back-off. */
@@ -1211,6 +1211,8 @@ upgrade(void)
 		goto fail;
 	keep[nkeep++] = p[1];
 	r = proc_fork(keep, nkeep, &pid);
+	if (r == 0 && pid == 0)
+		heir_exec(inherit, p[1]);
 	sockets_unexport();
 	free(keep);
 	keep = NULL;
@@ -1219,8 +1221,6 @@ upgrade(void)
 		    aloop_strerror(r));
 		goto fail;
 	}
-	if (pid == 0)
-		heir_exec(inherit, p[1]);
 	free(inherit);
 	close(p[1]);
 	M.heir = pid;

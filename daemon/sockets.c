@@ -688,8 +688,12 @@ inherit_line(char *line)
 	}
 	for (p = line; *p != '\0' && h->nfds < MSOCK_MAX; p = end) {
 		fd = strtol(p, &end, 10);
-		if (end == p || fd < 3 || fcntl((int)fd, F_GETFD) == -1)
+		if (end == p || fd < 3 || fcntl((int)fd, F_GETFD) == -1) {
+			aloop_log(ALOOP_LOG_WARNING, "inherited socket %s: "
+			    "descriptor %.*s is not open", h->key,
+			    (int)(end - p), p);
 			break;
+		}
 		set_cloexec((int)fd, 1);
 		h->fds[h->nfds++] = (int)fd;
 		if (*end == ',')

@@ -24,6 +24,13 @@ FIXTURES = os.path.join(TOP_BUILDDIR, "tests", "fixtures", ".libs")
 TEST_TIMEOUT = int(os.environ.get("TEST_TIMEOUT", "120"))
 
 _children = []
+_pids = []
+
+
+def track_pid(pid):
+    """A process the test did not start itself (a master that took over
+    in a binary upgrade): killed at the end like the others."""
+    _pids.append(pid)
 
 
 def _kill_children(*_):
@@ -31,6 +38,12 @@ def _kill_children(*_):
         if p.poll() is None:
             p.kill()
             p.wait()
+    for pid in _pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    del _pids[:]
 
 
 def _on_alarm(*_):

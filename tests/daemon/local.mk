@@ -31,6 +31,19 @@ tests_fixtures_plugin_stall_la_SOURCES = tests/fixtures/plugin_stall.c
 tests_fixtures_plugin_stall_la_LDFLAGS = $(AM_LDFLAGS) -module \
 	-avoid-version -shared -rpath /nowhere -Wl,-z,noexecstack
 
+# Plugins that crash or hang on request, for the master's containment,
+# and the worker processes' tests built on them.
+check_LTLIBRARIES += tests/fixtures/plugin_misbehave.la \
+	tests/fixtures/plugin_crash_ctor.la
+tests_fixtures_plugin_misbehave_la_SOURCES = tests/fixtures/plugin_misbehave.c
+tests_fixtures_plugin_misbehave_la_LDFLAGS = $(AM_LDFLAGS) -module \
+	-avoid-version -shared -rpath /nowhere -Wl,-z,noexecstack
+tests_fixtures_plugin_crash_ctor_la_SOURCES = tests/fixtures/plugin_crash_ctor.c
+tests_fixtures_plugin_crash_ctor_la_LDFLAGS = $(AM_LDFLAGS) -module \
+	-avoid-version -shared -rpath /nowhere -Wl,-z,noexecstack
+TESTS += tests/daemon/test_workers.py
+EXTRA_DIST += tests/daemon/test_workers.py
+
 # The proxy and exec plugins with real peers (python3's http.server, curl,
 # /bin/cat), and the template plugin built out of tree from installed files.
 TESTS += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
