@@ -4,21 +4,21 @@
 #   bench/run.sh [--quick] [--no-loop] [--no-tcp] [--no-tls] [--no-mem]
 #                [--no-peers] [--wait-load X] [--out FILE]
 #
-# Builds bench/aloop_echo, bench/aloop_tls_echo and bench/bench_loop in
-# BUILD_DIR (default: build-bench in the source tree, configured without
-# sanitizers), copies the shared peer harness (SHARED_BENCH, default
-# /work/shared/bench) into a temporary directory and builds it there, starts
-# every server pinned to SERVER_CPU (0) with its clients on CLIENT_CPU (1),
-# and prints one table per group with ratios against the peers measured in
-# this same run.  The raw lines go to --out (default
-# bench/results/run-DATE.txt in the source tree).
+# Builds bench/aloop_echo, bench/aloop_tls_echo, bench/bench_loop, aloopd
+# and its echo plugin in BUILD_DIR (default: build-bench in the source
+# tree, configured without sanitizers), copies the shared peer harness
+# (SHARED_BENCH, default /work/shared/bench) into a temporary directory and
+# builds it there, starts every server pinned to SERVER_CPU (0) with its
+# clients on CLIENT_CPU (1), and prints one table per group with ratios
+# against the peers measured in this same run.  The raw lines go to --out
+# (default bench/results/run-DATE.txt in the source tree).
 #
 #   --quick        2 s per figure, 1 repeat, bench_loop at scale 0.2,
 #                  1,000 / 500 idle connections: checks that all works.
-#   --no-peers     aloop, raw_epoll_echo and libevent only (the references
-#                  of the targets); the interpreted and proxy peers are
-#                  skipped.  Peers whose program is not installed are
-#                  always skipped, with a note.
+#   --no-peers     aloop, aloopd, raw_epoll_echo and libevent only (the
+#                  references of the targets); the interpreted and proxy
+#                  peers are skipped.  Peers whose program is not
+#                  installed are always skipped, with a note.
 #   --wait-load X  before each repeat, wait (at most WAIT_MAX s, 600) until
 #                  the 1-minute load average is below X.
 #
@@ -73,8 +73,10 @@ OUT=$(cd "$(dirname "$OUT")" && pwd)/$(basename "$OUT")
 
 TMPD=$(mktemp -d /tmp/aloop-bench.XXXXXX) || exit 1
 PIDS=""
+WORKERS=""	# aloopd's worker processes, as PID:STARTTIME (see same_proc)
 
-# Servers get SIGTERM (they all exit 0 on it), then SIGKILL after 5 s.
+# Servers get SIGTERM (they all exit 0 on it), then SIGKILL after 5 s;
+# then any aloopd worker still there (it ends with its master) likewise.
 cleanup() {
 	local p i alive
 	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
@@ -92,6 +94,8 @@ cleanup() {
 		wait "$p" 2>/dev/null
 	done
 	PIDS=""
+	end_workers $WORKERS
+	WORKERS=""
 	rm -rf "$TMPD"
 }
 trap cleanup EXIT
@@ -118,6 +122,17 @@ make -C "$BUILD_DIR" -j2 bench/aloop_echo bench/aloop_tls_echo \
 ALOOP_ECHO=$BUILD_DIR/bench/aloop_echo
 ALOOP_TLS_ECHO=$BUILD_DIR/bench/aloop_tls_echo
 BENCH_LOOP=$BUILD_DIR/bench/bench_loop
+# aloopd (a libtool wrapper that execs daemon/.libs/aloopd, so its PID is
+# the master's) and the echo plugin it loads from plugins/.libs.  A daemon
+# that does not build costs its rows only, with a note.
+ALOOPD=""
+if make -C "$BUILD_DIR" -j2 daemon/aloopd plugins/echo.la \
+    >"$TMPD/make-aloopd.log" 2>&1 &&
+    [ -f "$BUILD_DIR/plugins/.libs/echo.so" ]; then
+	ALOOPD=$BUILD_DIR/daemon/aloopd
+else
+	tail -30 "$TMPD/make-aloopd.log" >&2
+fi
 
 echo "building the peer harness in $TMPD/peers" >&2
 [ -f "$SHARED_BENCH/echo_load.c" ] ||
@@ -155,12 +170,118 @@ start_server() {
 	if ! wait_port "$port" "$pid"; then
 		note "server $name did not come up; skipped: $(tail -3 \
 		    "$TMPD/$name.log" | tr '\n' ' ')"
-		kill -TERM "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		forget_pid "$pid"
+		end_pid "$pid"
 		return 1
 	fi
 	eval "PID_$name=$pid"
+	return 0
+}
+# end_pid PID (a child of this shell): SIGTERM, SIGKILL after 10 s, reap.
+end_pid() {
+	local i
+	kill -TERM "$1" 2>/dev/null
+	for i in $(seq 100); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		note "pid $1 ignored SIGTERM for 10 s, killing it"
+		kill -KILL "$1" 2>/dev/null
+	fi
+	wait "$1" 2>/dev/null
+	forget_pid "$1"
+}
+# A process that is not our child is named PID:STARTTIME (field 22 of
+# /proc/PID/stat, ticks since boot), so that a later process that got the
+# PID is never taken for it; a zombie counts as gone.
+start_time() {
+	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null |
+	    awk '$1 != "Z" && $1 != "X" { print $20 }'
+}
+same_proc() {	# PID:STARTTIME
+	local t
+	t=$(start_time "${1%:*}")
+	[ -n "$t" ] && [ "$t" = "${1#*:}" ]
+}
+# end_workers PID:STARTTIME...: aloopd workers, which end with their master:
+# up to 2 s for that, then SIGTERM, then SIGKILL 3 s later.
+end_workers() {
+	local w i left="$*" still
+	for i in $(seq 50); do
+		still=""
+		for w in $left; do same_proc "$w" && still="$still $w"; done
+		left=$still
+		[ -n "$left" ] || return 0
+		if [ "$i" = 20 ]; then
+			for w in $left; do kill -TERM "${w%:*}" 2>/dev/null; done
+		fi
+		sleep 0.1
+	done
+	for w in $left; do
+		note "aloopd worker ${w%:*} outlived its master, killing it"
+		kill -KILL "${w%:*}" 2>/dev/null
+	done
+}
+# server_pids NAME: the processes whose CPU and RSS are the server's: the
+# PID, and for aloopd its worker too (the sum of both is reported).
+server_pids() {
+	local w
+	w=$(eval echo "\${WORKER_$1:-}")
+	echo "$(eval echo "\${PID_$1:-}")${w:+ ${w%:*}}"
+}
+# echo_ok PORT: one line echoed back on 127.0.0.1:PORT within 2 s.
+echo_ok() {
+	timeout -k 1 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" &&
+	    printf "ping\n" >&3 && IFS= read -r -t 1 l <&3 &&
+	    [ "$l" = ping ]' echo_ok "$1" 2>/dev/null
+}
+# start_aloopd NAME PORT: aloopd -f, one worker, the echo plugin on
+# 127.0.0.1:PORT.  Sets PID_NAME (the master, our child) and WORKER_NAME
+# (PID:STARTTIME of the worker process, the master's only child).
+start_aloopd() {
+	local name=$1 port=$2 conf=$TMPD/$1.conf pid i kids w=""
+	[ -n "$ALOOPD" ] || return 1
+	cat >"$conf" <<-EOF
+	daemon = {
+		workers = 1;
+		log_level = "warning";
+		plugin_path = [ "$BUILD_DIR/plugins/.libs" ];
+		shutdown_timeout = 2;
+		worker_stall_timeout = 0;
+	};
+	listeners = (
+		{
+			name = "echo";
+			protocol = "echo";
+			listen = [ "127.0.0.1:$port" ];
+			max_connections = 0;
+			idle_timeout = 0;
+		}
+	);
+	EOF
+	start_server "$name" "$port" "$ALOOPD" -f -c "$conf" || return 1
+	pid=$(eval echo "\$PID_$name")
+	# The master listens before its worker serves: up to 10 s for one
+	# child and an echo through it.
+	for i in $(seq 50); do
+		kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
+		if [ "$(echo $kids | wc -w)" = 1 ] && echo_ok "$port"; then
+			w=$(echo $kids)
+			w=$w:$(start_time "$w")
+			same_proc "$w" && break
+		fi
+		w=""
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	if [ -z "$w" ]; then
+		note "aloopd ($name) has no serving worker; skipped:" \
+		    "$(tail -3 "$TMPD/$name.log" | tr '\n' ' ')"
+		stop_server "$name"
+		return 1
+	fi
+	WORKERS="$WORKERS $w"
+	eval "WORKER_$name=$w"
 	return 0
 }
 # A reaped PID leaves the list, so that cleanup never signals a stranger
@@ -171,22 +292,30 @@ forget_pid() {
 	PIDS=$keep
 }
 stop_server() {	# NAME
-	local pid
+	local pid w
 	pid=$(eval echo "\${PID_$1:-}")
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	forget_pid "$pid"
-	eval "PID_$1="
+	w=$(eval echo "\${WORKER_$1:-}")
+	[ -n "$pid" ] && end_pid "$pid"
+	[ -n "$w" ] && end_workers "$w"
+	eval "PID_$1= WORKER_$1="
 }
-cpu_ticks() {
-	local t=0 p
+cpu_ticks() {	# PID...: user + system ticks, summed
+	local t=0 p v
 	for p in "$@"; do
-		t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat")))
+		v=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null |
+		    awk '{ print $12 + $13 }')
+		t=$((t + ${v:-0}))
 	done
 	echo $t
 }
-rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+rss_kib() {	# PID...: VmRSS, summed
+	local t=0 p v
+	for p in "$@"; do
+		v=$(awk '/^VmRSS/ { print $2 }' "/proc/$p/status" 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo $t
+}
 load1() { cut -d' ' -f1 /proc/loadavg; }
 # A client run is bounded: it is killed if it outlives its own schedule.
 client() {
@@ -207,11 +336,15 @@ wait_load() {
 }
 # run_one TAG NAME "PIDS" CLIENT-ARGS...: one client run, one result line.
 run_one() {
-	local tag=$1 name=$2 pids=$3 c0 c1 t0 t1 line scpu
+	local tag=$1 name=$2 pids=$3 c0 c1 t0 t1 line scpu p
 	shift 3
 	c0=$(cpu_ticks $pids); t0=$(date +%s.%N)
 	line=$(client "$@" 2>&1 | tail -1)
 	c1=$(cpu_ticks $pids); t1=$(date +%s.%N)
+	for p in $pids; do
+		kill -0 "$p" 2>/dev/null ||
+		    note "$name: pid $p ended during the $tag run"
+	done
 	# Server CPU share (1.00 = one core) over the whole client run.
 	scpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" \
 	    'BEGIN { printf "%.2f", (b - a) / 100 / (t1 - t0) }')
@@ -228,6 +361,8 @@ echo "# $(date -u -Iseconds) aloop bench/run.sh DURATION=$DURATION" \
     "git=$(git -C "$SRCDIR" rev-parse --short HEAD 2>/dev/null)" >>"$OUT"
 echo "# cpu: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo |
     head -1); server cpu $SERVER_CPU, client cpu $CLIENT_CPU" >>"$OUT"
+[ -n "$ALOOPD" ] || note "aloopd did not build: its rows are skipped" \
+    "(log above)"
 
 # ------------------------------------------------------------ issue 3: loop
 if [ $DO_LOOP = 1 ]; then
@@ -282,6 +417,11 @@ if [ $DO_TCP = 1 ] || [ $DO_TLS = 1 ]; then
 fi
 if [ $DO_TCP = 1 ]; then
 	add_tcp aloop "$ALOOP_ECHO" --port $P
+	# aloopd with the echo plugin: the daemon's cost over aloop_echo.
+	if [ -n "$ALOOPD" ]; then
+		start_aloopd aloopd $P && TCP_SERVERS="$TCP_SERVERS aloopd:$P"
+		P=$((P + 1))
+	fi
 	add_tcp libevent ./libevent_echo $P
 	if [ $PEERS = 1 ]; then
 		add_tcp asyncio "$PY" asyncio_echo.py $P
@@ -361,7 +501,7 @@ if [ $DO_TCP = 1 ] || [ $DO_TLS = 1 ]; then
 			IFS=: read -r tag conns size <<<"$sc"
 			for s in $TCP_SERVERS; do
 				name=${s%:*}; port=${s#*:}
-				run_one "$tag" "$name" "$(eval echo \$PID_$name)" \
+				run_one "$tag" "$name" "$(server_pids "$name")" \
 				    ./echo_load --port "$port" --conns "$conns" \
 				    --size "$size" --duration "$DURATION" \
 				    --warmup "$WARMUP"
@@ -369,7 +509,7 @@ if [ $DO_TCP = 1 ] || [ $DO_TLS = 1 ]; then
 		done
 		for s in $TLS_SERVERS; do
 			name=${s%:*}; port=${s#*:}
-			pids=$(eval echo \$PID_$name)
+			pids=$(server_pids "$name")
 			case $name in
 			nginx_tls|stunnel_tls) pids="$pids $PID_rawbk" ;;
 			esac
@@ -387,15 +527,21 @@ for s in $TCP_SERVERS $TLS_SERVERS rawbk:0; do stop_server "${s%:*}"; done
 
 # ------------------------------------------- issue 4: idle-connection memory
 # mem_one NAME TLS(0|1) N CMD...: N connections each do one 64-byte round
-# trip (so lazily made state exists), then idle while VmRSS is read.
+# trip (so lazily made state exists), then idle while VmRSS is read (of
+# aloopd's master and worker, summed).  CMD "--aloopd" starts aloopd.
 mem_one() {
-	local name=$1 tls=$2 n=$3 port=$P pid rss0 rss1 rss2 ready errs per cpid
+	local name=$1 tls=$2 n=$3 port=$P pids rss0 rss1 rss2 ready errs per \
+	    cpid
 	shift 3
 	P=$((P + 1))
-	start_server "$name" "$port" "$@" || return 0
-	pid=$(eval echo \$PID_$name)
+	if [ "${1:-}" = --aloopd ]; then
+		start_aloopd "$name" "$port" || return 0
+	else
+		start_server "$name" "$port" "$@" || return 0
+	fi
+	pids=$(server_pids "$name")
 	sleep 0.5
-	rss0=$(rss_kib "$pid")
+	rss0=$(rss_kib $pids)
 	timeout -k 5 300 taskset -c "$CLIENT_CPU" ./echo_load --port "$port" \
 	    --conns "$n" --size 64 --idle --duration 3 \
 	    $([ "$tls" = 1 ] && echo --tls) >"$TMPD/mem.out" 2>&1 &
@@ -407,11 +553,11 @@ mem_one() {
 		sleep 0.1
 	done
 	sleep 1
-	rss1=$(rss_kib "$pid")
+	rss1=$(rss_kib $pids)
 	wait "$cpid"
 	forget_pid "$cpid"
 	sleep 1
-	rss2=$(rss_kib "$pid")
+	rss2=$(rss_kib $pids)
 	ready=$(sed -n 's/^ready conns=\([0-9]*\).*/\1/p' "$TMPD/mem.out")
 	errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$TMPD/mem.out" | tail -1)
 	per=$(awk -v a="$rss0" -v b="$rss1" -v n="${ready:-0}" \
@@ -429,6 +575,7 @@ if [ $DO_MEM = 1 ]; then
 	rep=1
 	mem_one raw 0 "$C10K_TCP" ./raw_epoll_echo $P
 	mem_one aloop 0 "$C10K_TCP" "$ALOOP_ECHO" --port $P
+	[ -z "$ALOOPD" ] || mem_one aloopd 0 "$C10K_TCP" --aloopd
 	mem_one libevent 0 "$C10K_TCP" ./libevent_echo $P
 	mem_one aloop_tls 1 "$C10K_TLS" "$ALOOP_TLS_ECHO" --port $P \
 	    --cert certs/cert.pem --key certs/key.pem --tls13 --no-resumption

@@ -152,6 +152,7 @@ END {
 			for (j = 1; j <= ns; j++) {
 				s = sl[j]
 				if (s == "raw" || s == "aloop" ||
+				    s == "aloopd" ||
 				    m(t, s, "msgs_per_s") == "")
 					continue
 				if (m(t, s, "msgs_per_s") + 0 > bv) {
@@ -163,6 +164,36 @@ END {
 			printf "| %s | %s %s | %s | %s %s |\n", tdesc[t],
 			    rat(a, r), verdict(ok1), best == "" ? "-" : best,
 			    rat(a, bv), verdict(ok2)
+		}
+		# The daemon against the library's own echo, same run.
+		if (m("a", "aloopd", "msgs_per_s") != "") {
+			print ""
+			print "| aloopd (echo plugin) target | aloopd | " \
+			    "aloop_echo | raw | aloopd / aloop_echo " \
+			    "(>= 0.95) | aloopd / raw | srv us/msg " \
+			    "aloopd / aloop_echo |"
+			print "|---|---|---|---|---|---|---|"
+			for (i = 1; i <= 3; i++) {
+				t = tcp[i]
+				d = m(t, "aloopd", "msgs_per_s")
+				a = m(t, "aloop", "msgs_per_s")
+				r = m(t, "raw", "msgs_per_s")
+				if (d == "")
+					continue
+				ok = a != "" && a + 0 > 0 && d / a >= 0.95
+				ntargets++; nmet += ok
+				dc = m(t, "aloopd", "server_cpu")
+				ac = m(t, "aloop", "server_cpu")
+				du = d + 0 > 0 ? dc * 1e6 / d : ""
+				au = a + 0 > 0 ? ac * 1e6 / a : ""
+				printf "| %s | %s | %s | %s | %s %s | %s | " \
+				    "%s |\n", tdesc[t], num(d), num(a),
+				    num(r), rat(d, a), verdict(ok), rat(d, r),
+				    du == "" || au == "" ? "-" : \
+				    sprintf("%.1f / %.1f", du, au)
+			}
+			print "\naloopd's CPU and RSS are its master's and " \
+			    "its one worker's, summed."
 		}
 	}
 
@@ -223,6 +254,11 @@ END {
 				if (v == "")
 					continue
 				tgt = ""
+				a = m(sc, "aloop", "kib_per_conn")
+				if (s == "aloopd" && a != "")
+					tgt = sprintf("aloop_echo %s, %+.2f " \
+					    "(master + worker; not judged)", a,
+					    v - a)
 				if (s == "aloop" || s == "aloop_tls") {
 					lim = s == "aloop" ? 1.25 : 16
 					want = s == "aloop" ? 10000 : 5000
