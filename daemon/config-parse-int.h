@@ -1,8 +1,9 @@
 /*
- * Between the parts of the configuration reader (config.c: the machinery,
- * the daemon group and the file; config_listener.c: listeners, addresses
- * and TLS): the table of settings that drives the parsing, and the
- * helpers each table row's parser uses.  Private to the daemon.
+ * The configuration reader's machinery (config_parse.c), for its parts
+ * (config.c: the file, the daemon group and the plugins;
+ * config_listener.c: listeners, addresses and TLS): the table of settings
+ * that drives the parsing, the helpers each table row's parser uses, and
+ * the config's private state.  Private to the daemon.
  */
 #ifndef ALOOPD_CONFIG_PARSE_INT_H
 #define ALOOPD_CONFIG_PARSE_INT_H
@@ -11,8 +12,33 @@
 
 #include <libconfig.h>
 
+#include <aloop/common.h>
+
 struct config;
 struct config_listener;
+
+/* What a struct config keeps besides its public fields. */
+struct config_priv {
+	config_t	 lc;
+	int		 lc_live;	/* lc was initialised */
+	int		 oom;		/* an error could not be recorded */
+	char		*dir;		/* the file's directory, absolute */
+	char		*shown_dir;	/* ... as given, for included files'
+					 * names; NULL when it is "." */
+};
+
+static inline struct config_priv *
+priv_of(const struct config *cfg)
+{
+	return (struct config_priv *)cfg->priv;
+}
+
+/* @p made absolute from the file's directory (malloc'd), NULL on ENOMEM. */
+char	*config_resolve_path(struct config *cfg, const char *p);
+
+/* Append an error line (at most MAX_ERRORS are kept). */
+void	config_add_errorf(struct config *cfg, const char *fmt, ...)
+	    ALOOP_PRINTF(2, 3);
 
 /* Setting types of the tables. */
 enum {
@@ -58,6 +84,12 @@ struct spec {
 void	config_parse_group(struct config *cfg, config_setting_t *group,
 	    const struct spec *table, void *obj);
 
+/* Whether @s is an integer (of either of libconfig's sizes). */
+int	config_is_int(const config_setting_t *s);
+
+/* Every field of @obj that @table has a default for, set to it. */
+void	config_apply_defaults(const struct spec *table, void *obj);
+
 /* A string setting's value, or NULL after reporting that it is not one. */
 const char *config_want_string(const config_setting_t *s, int nonempty);
 
@@ -72,9 +104,5 @@ void	config_set_string(struct config *cfg, config_setting_t *s,
 void	config_check_owner(const config_setting_t *s, const char *user,
 	    const char *group);
 
-/* The `listeners` list (a T_CUSTOM parser), and freeing one entry. */
-void	config_parse_listeners(struct config *cfg, config_setting_t *s,
-	    const struct spec *sp, void *obj);
-void	config_free_listener(struct config_listener *l);
 
 #endif /* ALOOPD_CONFIG_PARSE_INT_H */

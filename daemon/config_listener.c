@@ -21,6 +21,7 @@
 
 #include "config-int.h"
 #include "config-parse-int.h"
+#include "config_listener.h"
 #include "plugin_loader.h"
 #include "settings-int.h"
 

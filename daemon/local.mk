@@ -5,6 +5,7 @@ sbin_PROGRAMS += daemon/aloopd
 # which link them without main().
 ALOOPD_CONFIG_SOURCES = \
 	daemon/config.c daemon/config-int.h daemon/config_listener.c \
+	daemon/config_listener.h daemon/config_parse.c \
 	daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h

@@ -248,7 +248,7 @@ start_bind(struct aloop_loop *loop, struct socktab *tab, struct msock *m,
 	int r;
 
 	if ((op = calloc(1, sizeof(*op))) == NULL)
-		return -1;
+		return ALOOP_ENOMEM;
 	op->tab = tab;
 	op->m = m;
 	op->cl = cl;
@@ -280,14 +280,14 @@ start_bind(struct aloop_loop *loop, struct socktab *tab, struct msock *m,
 		aloop_log(ALOOP_LOG_ERR, "listener %s: cannot listen on %s: %s",
 		    cl->name, op->what, aloop_strerror(r));
 		free(op);
-		return -1;
+		return r;
 	}
 	tab->pending++;
 	if (aloop_future_add_done_callback(fut, bound, op) < 0) {
 		tab->pending--;
 		aloop_future_release(fut);
 		free(op);
-		return -1;
+		return ALOOP_ENOMEM;
 	}
 	return 0;
 }
@@ -306,12 +306,12 @@ unix_perms(const struct config_listener *cl, const char *path)
 	if (cl->mode >= 0 && chmod(path, (mode_t)cl->mode) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "listener %s: chmod %s",
 		    cl->name, path);
-		return -1;
+		return -EPERM;
 	}
 	if (cl->owner == NULL)
 		return 0;
 	if ((user = strdup(cl->owner)) == NULL)
-		return -1;
+		return ALOOP_ENOMEM;
 	if ((group = strchr(user, ':')) != NULL)
 		*group++ = '\0';
 	if (user[0] != '\0') {
@@ -421,7 +421,7 @@ msock_new(struct aloop_loop *loop, struct socktab *tab,
 	if ((m = calloc(1, sizeof(*m))) == NULL ||
 	    (m->key = strdup(key)) == NULL) {
 		free(m);
-		return -1;
+		return ALOOP_ENOMEM;
 	}
 	m->refs = 1;
 	m->type = cl->type;
@@ -439,9 +439,9 @@ msock_new(struct aloop_loop *loop, struct socktab *tab,
 			return 0;
 		}
 		for (size_t i = 0; i < h->nfds; i++)
-			if (start_bind(loop, tab, m, cl, a, h->fds[i],
-			    reuse_port) < 0)
-				return -1;
+			if ((r = start_bind(loop, tab, m, cl, a, h->fds[i],
+			    reuse_port)) < 0)
+				return r;
 		return 0;
 	}
 	if (a != NULL && a->kind == CONFIG_ADDR_UNIX) {
@@ -450,12 +450,12 @@ msock_new(struct aloop_loop *loop, struct socktab *tab,
 		if ((r = unix_listen(cl, a->path, &fd)) < 0) {
 			aloop_log(ALOOP_LOG_ERR, "listener %s: cannot listen "
 			    "on %s: %s", cl->name, a->text, aloop_strerror(r));
-			return -1;
+			return r;
 		}
 		m->fds[m->nfds++] = fd;
 		m->own_fds = 1;
 		if ((m->path = strdup(a->path)) == NULL)
-			return -1;
+			return ALOOP_ENOMEM;
 		return 0;
 	}
 	return start_bind(loop, tab, m, cl, a, -1, reuse_port);
@@ -485,14 +485,14 @@ bind_listener(struct aloop_loop *loop, struct socktab *tab, size_t i)
 	unsigned nslots = tab->shared[i] ? 1 : tab->nslots;
 	size_t naddr = cl->nlisten;
 	char key[PATH_MAX + 64];
-	int act = activation_find(cl->name) >= 0;
+	int act = activation_find(cl->name) >= 0, r;
 
 	if (act)
 		naddr = 1;	/* the activation set stands for all of them */
 	tab->naddr[i] = naddr;
 	tab->socks[i] = calloc(nslots * naddr, sizeof(struct msock *));
 	if (tab->socks[i] == NULL)
-		return -1;
+		return ALOOP_ENOMEM;
 	for (unsigned s = 0; s < nslots; s++) {
 		for (size_t a = 0; a < naddr; a++) {
 			struct msock **slotp = &tab->socks[i][s * naddr + a];
@@ -511,9 +511,9 @@ bind_listener(struct aloop_loop *loop, struct socktab *tab, size_t i)
 				(*slotp)->refs++;
 				continue;
 			}
-			if (msock_new(loop, tab, cl, ad, key, !tab->shared[i],
-			    slotp) < 0)
-				return -1;
+			if ((r = msock_new(loop, tab, cl, ad, key,
+			    !tab->shared[i], slotp)) < 0)
+				return r;
 		}
 	}
 	return 0;
@@ -540,10 +540,11 @@ sockets_bind(struct aloop_loop *loop, struct config *cfg, unsigned nslots,
     struct socktab **tabp)
 {
 	struct socktab *tab;
+	int r;
 
 	*tabp = NULL;
 	if ((tab = calloc(1, sizeof(*tab))) == NULL)
-		return -1;
+		return ALOOP_ENOMEM;
 	tab->cfg = cfg;
 	tab->nslots = nslots;
 	tab->done = done;
@@ -553,7 +554,7 @@ sockets_bind(struct aloop_loop *loop, struct config *cfg, unsigned nslots,
 	tab->naddr = calloc(cfg->nlisteners + 1, sizeof(*tab->naddr));
 	if (tab->socks == NULL || tab->shared == NULL || tab->naddr == NULL) {
 		sockets_free(tab);
-		return -1;
+		return ALOOP_ENOMEM;
 	}
 	for (size_t i = 0; i < cfg->nlisteners; i++)
 		tab->shared[i] = (unsigned char)is_shared(&cfg->listeners[i]);
@@ -561,15 +562,15 @@ sockets_bind(struct aloop_loop *loop, struct config *cfg, unsigned nslots,
 	tab->pending = 1;
 	for (size_t i = 0; i < cfg->nlisteners && !tab->failed; i++)
 		if (bind_listener(loop, tab, i) < 0)
-			tab->failed = 1;
+			tab->failed = 1;	/* said; @done says it again */
 	*tabp = tab;
 	/* Nothing left in flight: answer on a later turn all the same. */
 	if (--tab->pending == 0) {
 		tab->pending = 1;
-		if (aloop_call_soon(loop, table_finish, tab, NULL) < 0) {
+		if ((r = aloop_call_soon(loop, table_finish, tab, NULL)) < 0) {
 			*tabp = NULL;
 			sockets_free(tab);
-			return -1;
+			return r;
 		}
 		tab->pending = 0;
 	}
@@ -679,12 +680,12 @@ inherit_line(char *line)
 	long fd;
 
 	if (key == NULL)
-		return -1;
+		return ALOOP_EINVAL;
 	*key++ = '\0';
 	if ((h = calloc(1, sizeof(*h))) == NULL ||
 	    (h->key = strdup(key)) == NULL) {
 		free(h);
-		return -1;
+		return ALOOP_ENOMEM;
 	}
 	for (p = line; *p != '\0' && h->nfds < MSOCK_MAX; p = end) {
 		fd = strtol(p, &end, 10);
@@ -724,7 +725,7 @@ sockets_inherit(void)
 			if ((h = calloc(1, sizeof(*h))) == NULL ||
 			    (h->key = strdup(key)) == NULL) {
 				free(h);
-				return -1;
+				return ALOOP_ENOMEM;
 			}
 			h->next = inherited;
 			inherited = h;
@@ -740,7 +741,7 @@ sockets_inherit(void)
 	if (env == NULL)
 		return 0;
 	if ((copy = strdup(env)) == NULL)
-		return -1;
+		return ALOOP_ENOMEM;
 	for (line = strtok_r(copy, "\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\n", &save))
 		if (inherit_line(line) == 0)

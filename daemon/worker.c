@@ -271,6 +271,32 @@ opened(struct listener *l, int result, void *arg)
 		all_open();
 }
 
+/*
+ * Errors the loop reports (an exception in a plugin's callback, a future
+ * whose error nobody retrieved) name the listener and the plugin whose
+ * callback was running, from the scoreboard, unless they say already.
+ */
+static int
+exception_handler(struct aloop_loop *loop, const struct aloop_context *ctx,
+    void *arg)
+{
+	uint32_t where = atomic_load_explicit(&W.ws->sb->where,
+	    memory_order_relaxed);
+	size_t idx = SB_WHERE_INDEX(where);
+	const struct config *cfg = W.ws->cfg;
+	struct aloop_context c = *ctx;
+
+	(void)arg;
+	if (where != 0 && idx < cfg->nlisteners) {
+		if (c.listener == NULL)
+			c.listener = cfg->listeners[idx].name;
+		if (c.plugin == NULL)
+			c.plugin = cfg->listeners[idx].protocol;
+	}
+	aloop_default_exception_handler(loop, &c);
+	return 0;
+}
+
 /* The scoreboard says which plugin is loading, for a crashing one. */
 static void
 loading(size_t listener, int step, const char *file, void *arg)
@@ -354,6 +380,7 @@ worker_run(const struct worker_spec *ws)
 	}
 	aloop_set_event_loop(W.host.loop);
 	aloop_set_debug(W.host.loop, ws->debug);
+	aloop_set_exception_handler(W.host.loop, exception_handler, NULL);
 	W.host.sb = ws->sb;
 	W.host.slot = ws->slot;
 	W.host.nslots = ws->nslots;

@@ -283,8 +283,12 @@ struct aloop_context {
 	void				*protocol;	/* the protocol's state */
 	struct aloop_transport		*transport;
 	int				 socket;	/* -1 when none */
-	const char			*listener;	/* set by aloopd */
-	const char			*plugin;	/* set by aloopd */
+	/*
+	 * Set by aloopd's workers for an error raised while a plugin's
+	 * callback ran: the listener's name and its `protocol`.
+	 */
+	const char			*listener;
+	const char			*plugin;
 	const char			*source;	/* debug: where the handle was made */
 	const struct aloop_context	*context;	/* the original, when a handler failed */
 };

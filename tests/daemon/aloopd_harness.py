@@ -102,6 +102,21 @@ listeners = (
        plugin_path, daemon_extra, ",\n".join(listeners)))
 
 
+def start(listeners, daemon_extra="", workers=None):
+    """A config in a new directory and aloopd -f serving it: (path, Daemon)."""
+    d = tmpdir()
+    cfg = os.path.join(d, "aloop.conf")
+    write_config(cfg, listeners, daemon_extra, workers=workers)
+    daemon = Daemon(cfg)
+    daemon.wait_ready()
+    return cfg, daemon
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+
+
 class Daemon:
     """aloopd -f on a config, its stderr collected in a file."""
 
@@ -131,6 +146,15 @@ class Daemon:
     @property
     def pid(self):
         return self.proc.pid
+
+    def workers(self):
+        """The master's children: its worker processes."""
+        with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+            return [int(p) for p in f.read().split()]
+
+    def rss_kib(self):
+        """Resident memory of the master and its workers together."""
+        return rss_kib(self.pid) + sum(rss_kib(w) for w in self.workers())
 
     def text(self):
         with open(self.log_path) as f:

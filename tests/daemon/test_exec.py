@@ -35,10 +35,6 @@ def start(d, listeners):
     return daemon, ports
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
-
 
 def gone(pid, timeout=10):
     """Whether @pid is no more (aloopd reaps its children)."""
@@ -144,12 +140,12 @@ def test_back_pressure_keeps_rss_bounded():
         ("zero", 'command = [ "/usr/bin/head", "-c", "67108864", '
                  '"/dev/zero" ];'),
         ("late", 'command = [ "/bin/sh", "-c", "sleep 2; exec cat" ];')])
-    base = rss_kib(daemon.pid)
+    base = daemon.rss_kib()
 
     # stdout -> client: the client reads nothing for a while.
     s = h.connect(ports["zero"], timeout=30)
     time.sleep(2)
-    peak = rss_kib(daemon.pid)
+    peak = daemon.rss_kib()
     n = 0
     while True:
         data = s.recv(1 << 16)
@@ -166,7 +162,7 @@ def test_back_pressure_keeps_rss_bounded():
     s = h.connect(ports["late"], timeout=30)
     t = sender(s, payload)
     time.sleep(1.5)
-    peak = max(peak, rss_kib(daemon.pid))
+    peak = max(peak, daemon.rss_kib())
     assert h.recv_all(s) == payload
     t.join()
     s.close()

@@ -13,13 +13,7 @@ sys.dont_write_bytecode = True  # keep the source tree clean (distcheck)
 import aloopd_harness as h  # noqa: E402
 
 
-def start(listeners, daemon_extra="", workers=None):
-    d = h.tmpdir()
-    cfg = os.path.join(d, "aloop.conf")
-    h.write_config(cfg, listeners, daemon_extra, workers=workers)
-    daemon = h.Daemon(cfg)
-    daemon.wait_ready()
-    return cfg, daemon
+start = h.start
 
 
 def test_graceful_stop_delivers_data():
@@ -368,12 +362,6 @@ def test_failed_start_exits_1():
     assert b"cannot listen" in r.stderr, r.stderr
 
 
-def worker_pids(daemon):
-    """The master's children: its worker processes."""
-    with open("/proc/%d/task/%d/children" % (daemon.pid, daemon.pid)) as f:
-        return [int(p) for p in f.read().split()]
-
-
 def ids_of(pid):
     with open("/proc/%d/status" % pid) as f:
         ids = dict(line.split(":", 1) for line in f if ":" in line)
@@ -387,7 +375,7 @@ def test_privilege_drop():
     with h.connect(port) as s:
         s.sendall(b"dropped")
         assert h.recv_exactly(s, 7) == b"dropped"
-    workers = worker_pids(daemon)
+    workers = daemon.workers()
     assert len(workers) == 2, workers
     for pid in workers:
         uids, gids, ids = ids_of(pid)

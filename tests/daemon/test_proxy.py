@@ -93,10 +93,6 @@ def start_proxy(d, upstreams, extra=""):
     return daemon, port
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        return int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
-
 
 def dead_port():
     """A port on which nothing listens (bound then closed)."""
@@ -154,7 +150,7 @@ def test_slow_reader_keeps_rss_bounded():
     r = subprocess.run(["curl", "-sS", "-o", os.devnull,
                         "http://127.0.0.1:%d/" % port], timeout=60)
     assert r.returncode == 0
-    base = rss_kib(daemon.pid)
+    base = daemon.rss_kib()
 
     s = h.connect(port, timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -162,7 +158,7 @@ def test_slow_reader_keeps_rss_bounded():
     # Not reading at all: without back-pressure the whole file would pile
     # up in aloopd within this time.
     time.sleep(3)
-    peak = rss_kib(daemon.pid)
+    peak = daemon.rss_kib()
     got = b""
     while b"\r\n\r\n" not in got:
         got += s.recv(4096)
@@ -181,7 +177,7 @@ def test_slow_reader_keeps_rss_bounded():
         if reads % 16 == 0:
             # Slow: about 16 MiB/s at most, far below what the proxy gets.
             time.sleep(0.05)
-            peak = max(peak, rss_kib(daemon.pid))
+            peak = max(peak, daemon.rss_kib())
     s.close()
     assert n == BIG, n
     assert body.hexdigest() == digest.hexdigest()

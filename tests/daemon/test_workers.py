@@ -30,12 +30,8 @@ DIED = r"(?:killed by SIG[A-Z]+(?: \(core dumped\))?|exited with status \d+)"
 
 
 def start(listeners, daemon_extra="", workers=2):
-    d = h.tmpdir()
-    cfg = os.path.join(d, "aloop.conf")
-    h.write_config(cfg, listeners, daemon_extra, workers=workers)
-    daemon = h.Daemon(cfg)
-    daemon.wait_ready()
-    return cfg, daemon
+    """Two workers unless said: most cases need one to die and one to go on."""
+    return h.start(listeners, daemon_extra, workers)
 
 
 def who(s):
@@ -403,8 +399,7 @@ def test_crash_loop_backs_off():
 def test_killed_master_takes_workers_along():
     port = h.free_port()
     cfg, daemon = start([h.listener("echo", "echo", port)])
-    with open("/proc/%d/task/%d/children" % (daemon.pid, daemon.pid)) as f:
-        workers = [int(p) for p in f.read().split()]
+    workers = daemon.workers()
     assert len(workers) == 2, workers
     daemon.proc.kill()
     daemon.proc.wait()

@@ -1,0 +1,19 @@
+/*
+ * The `listeners` list of aloop.conf (config_listener.c): each entry's
+ * settings, its addresses and its TLS group.  Private to the daemon.
+ */
+#ifndef ALOOPD_CONFIG_LISTENER_H
+#define ALOOPD_CONFIG_LISTENER_H
+
+#include <libconfig.h>
+
+struct config;
+struct config_listener;
+struct spec;
+
+/* The `listeners` list (a T_CUSTOM parser), and freeing one entry. */
+void	config_parse_listeners(struct config *cfg, config_setting_t *s,
+	    const struct spec *sp, void *obj);
+void	config_free_listener(struct config_listener *l);
+
+#endif /* ALOOPD_CONFIG_LISTENER_H */
