@@ -18,7 +18,8 @@ ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(LIBSYSTEMD_LIBS) $(PTHREAD_LIBS)
 # listener -> connection, and what they share (the scoreboard, sockets,
 # the plugin check, systemd's protocols, the log).
 ALOOPD_RUN_SOURCES = \
-	daemon/master.c daemon/master.h daemon/worker.c daemon/worker.h \
+	daemon/master.c daemon/master.h daemon/generation.c \
+	daemon/generation.h daemon/worker.c daemon/worker.h \
 	daemon/listener.c daemon/listener.h daemon/connection.c \
 	daemon/connection.h daemon/sockets.c daemon/sockets.h \
 	daemon/scoreboard.c daemon/scoreboard.h daemon/check.c daemon/check.h \

@@ -1,17 +1,11 @@
 /*
- * The master: generations of workers and their supervision.
- *
- * A generation is one configuration with its sockets and one worker
- * process per slot.  Start-up and every reload make a generation: bind
- * (or keep) its sockets, fork its workers, wait until each says it
- * serves, and only then let the previous generation drain.  While a
- * generation is current, a worker that dies is replaced at once (with a
- * back-off for one that keeps dying), and a worker whose heartbeat stops
- * is killed and replaced.  Every wait has a timer behind it.
+ * The master's upper half: start-up (detach, the first generation, the
+ * pidfile, READY=1), the signals (stop, reload, binary upgrade), systemd's
+ * watchdog and STATUS=, and the orderly end.  The workers themselves, as
+ * generations of processes, are generation.c's.
  */
 #include "config.h"
 
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -30,6 +24,7 @@
 #include "activation.h"
 #include "check.h"
 #include "config-int.h"
+#include "generation.h"
 #include "logsink.h"
 #include "master.h"
 #include "metrics.h"
@@ -37,7 +32,6 @@
 #include "proc.h"
 #include "scoreboard.h"
 #include "sockets.h"
-#include "worker.h"
 
 /* How long a new generation may take to serve before it is given up. */
 #define START_TIMEOUT		30.0
@@ -45,68 +39,14 @@
 #define ABORT_GRACE		1.0
 /* STATUS= at most this often (seconds). */
 #define STATUS_INTERVAL		5.0
-/* A worker dying this often (deaths, seconds) is restarted with back-off. */
-#define CRASH_BURST		5
-#define CRASH_WINDOW		10.0
-#define BACKOFF_FIRST		1.0
-#define BACKOFF_MAX		30.0
-/* How long "stopped accepting" is awaited from every worker. */
-#define QUIET_TIMEOUT		2.0
 /* How long a new binary may take to take over. */
 #define UPGRADE_TIMEOUT		60.0
-
-enum gen_state { GEN_STARTING, GEN_ACTIVE, GEN_DRAINING };
-
-struct gen;
-
-/* One worker process. */
-struct wproc {
-	struct wproc		*next;
-	struct gen		*g;
-	unsigned		 slot;
-	pid_t			 pid;
-	int			 ctl;		/* the master's end */
-	struct sb_worker	*sb;
-	int			 ready;
-	int			 told;		/* to stop accepting */
-	int			 acked;		/* it has */
-	int			 stalled;	/* killed for silence */
-	double			 forked;	/* loop time */
-};
-
-/* A slot of a generation: its process and its restart history. */
-struct slot {
-	struct wproc		*w;		/* NULL while none runs */
-	double			 deaths[CRASH_BURST];
-	unsigned		 ndeaths;
-	double			 backoff;	/* 0: restart at once */
-	double			 died;		/* loop time of the last death */
-	aloop_handle_t		 restart;
-};
-
-struct gen {
-	struct gen		*next;
-	unsigned		 id;
-	int			 state;
-	struct config		*cfg;
-	const char		**names;	/* listener names */
-	struct socktab		*socks;		/* NULL while binding */
-	unsigned		 nslots;
-	struct slot		*slots;
-	unsigned		 nready;
-	unsigned		 nprocs;	/* live processes */
-	aloop_handle_t		 timer;		/* start or drain deadline */
-	int			 aborted;
-};
 
 struct master {
 	struct aloop_loop	*loop;
 	struct master_options	 o;
-	struct gen		*gens;		/* every live generation */
 	struct gen		*current;	/* serving */
 	struct gen		*next;		/* starting */
-	struct wproc		*procs;
-	unsigned		 gen_ids;
 	int			 status;	/* the exit status */
 	int			 started;
 	int			 stopping;
@@ -116,9 +56,6 @@ struct master {
 	aloop_handle_t		 stop_timer;
 	double			 shutdown_timeout; /* of the stop under way */
 	int			 stop_signal;
-	/* What to say once every worker told to stop accepting has. */
-	void			(*quiet_fn)(void);
-	aloop_handle_t		 quiet_timer;
 	int			 ready_fd;	/* detach()'s pipe, or -1 */
 	int			 upgrade_fd;	/* to the old master, or -1 */
 	char			*pidfile;
@@ -138,279 +75,10 @@ struct master {
 
 static struct master M;
 
-static const char *const callback_names[] = {
-	[SB_NONE] = NULL,
-	[SB_INIT] = "init",
-	[SB_FINI] = "fini",
-	[SB_FACTORY] = "the protocol factory",
-	[SB_CONNECTION_MADE] = "connection_made",
-	[SB_DATA_RECEIVED] = "data_received",
-	[SB_EOF_RECEIVED] = "eof_received",
-	[SB_CONNECTION_LOST] = "connection_lost",
-	[SB_PAUSE_WRITING] = "pause_writing",
-	[SB_RESUME_WRITING] = "resume_writing",
-	[SB_DATAGRAM_RECEIVED] = "datagram_received",
-	[SB_ERROR_RECEIVED] = "error_received",
-	[SB_LOAD] = "its constructor (loading)",
-};
-
-static void	spawn(struct gen *g, unsigned slot);
-static void	gen_maybe_free(struct gen *g);
 static void	stop(int signum);
 static void	reload(void);
 
-/* ------------------------------------------------------------ reports */
-
-/*
- * Where worker @w was, from the scoreboard: `listener "x", plugin echo
- * (/usr/lib/aloop/plugins/echo.so), callback data_received`.
- */
-static void
-describe_where(const struct wproc *w, char *buf, size_t len)
-{
-	uint32_t where = atomic_load(&w->sb->where);
-	const struct config *cfg = w->g->cfg;
-	uint32_t idx = SB_WHERE_INDEX(where);
-	unsigned cb = SB_WHERE_CALLBACK(where);
-	char *file = NULL;
-
-	if (where == 0 || idx >= cfg->nlisteners ||
-	    cb >= sizeof(callback_names) / sizeof(callback_names[0]) ||
-	    callback_names[cb] == NULL) {
-		snprintf(buf, len, "outside any plugin callback");
-		return;
-	}
-	(void)config_plugin_file(cfg, idx, &file);
-	snprintf(buf, len, "in listener \"%s\", plugin %s (%s), callback %s",
-	    cfg->listeners[idx].name, cfg->listeners[idx].protocol,
-	    file != NULL ? file : "not found", callback_names[cb]);
-	free(file);
-}
-
-static size_t
-total_connections(void)
-{
-	size_t n = 0;
-
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		n += atomic_load(&w->sb->nconns);
-	return n;
-}
-
-/*
- * Reports wait until workers have stopped accepting, so that what they
- * say ("stopping", "reloaded") is true when read: a client that connects
- * after the line is refused by a removed listener.  A worker that does
- * not answer (stuck in a plugin) holds the report back QUIET_TIMEOUT.
- */
-static void
-quiet_fire(void *arg)
-{
-	void (*fn)(void) = M.quiet_fn;
-
-	(void)arg;
-	aloop_handle_cancel(M.loop, M.quiet_timer);
-	M.quiet_timer = ALOOP_HANDLE_NONE;
-	M.quiet_fn = NULL;
-	if (fn != NULL)
-		fn();
-}
-
-static void
-quiet_check(void)
-{
-	if (M.quiet_fn == NULL)
-		return;
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		if (w->told && !w->acked)
-			return;
-	quiet_fire(NULL);
-}
-
-static void
-after_quiet(void (*fn)(void))
-{
-	if (M.quiet_fn != NULL)
-		quiet_fire(NULL);
-	M.quiet_fn = fn;
-	if (aloop_call_later(M.loop, QUIET_TIMEOUT, quiet_fire, NULL,
-	    &M.quiet_timer) < 0)
-		M.quiet_timer = ALOOP_HANDLE_NONE;
-	quiet_check();
-}
-
-static void
-tell(struct wproc *w, char what)
-{
-	if (what == WORKER_DRAIN)
-		w->told = 1;
-	if (w->ctl >= 0 && send(w->ctl, &what, 1, MSG_NOSIGNAL |
-	    MSG_DONTWAIT) != 1)
-		aloop_log(ALOOP_LOG_DEBUG, "worker %u (pid %d): not told: %s",
-		    w->slot, (int)w->pid, strerror(errno));
-}
-
-static void
-kill_proc(struct wproc *w)
-{
-	if (w->pid > 0)
-		(void)kill(w->pid, SIGKILL);
-}
-
-/* ----------------------------------------------------------- generations */
-
-static void
-gen_free(struct gen *g)
-{
-	for (struct gen **pp = &M.gens; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == g) {
-			*pp = g->next;
-			break;
-		}
-	if (M.current == g)
-		M.current = NULL;
-	if (M.next == g)
-		M.next = NULL;
-	aloop_handle_cancel(M.loop, g->timer);
-	for (unsigned i = 0; g->slots != NULL && i < g->nslots; i++)
-		aloop_handle_cancel(M.loop, g->slots[i].restart);
-	sockets_free(g->socks);
-	config_free(g->cfg);
-	free(g->names);
-	free(g->slots);
-	free(g);
-}
-
-/* Free @g once it is no longer current and its last process is gone. */
-static void
-gen_maybe_free(struct gen *g)
-{
-	if (g->nprocs > 0 || g == M.current || g == M.next)
-		return;
-	aloop_log(ALOOP_LOG_DEBUG, "generation %u: every worker has exited",
-	    g->id);
-	gen_free(g);
-	if (M.stopping && M.procs == NULL) {
-		if (!M.aborting)
-			aloop_log(ALOOP_LOG_NOTICE, "every connection is "
-			    "closed");
-		aloop_stop(M.loop);
-	}
-}
-
-static void
-gen_kill_timeout(void *arg)
-{
-	struct gen *g = arg;
-
-	g->timer = ALOOP_HANDLE_NONE;
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		if (w->g == g) {
-			aloop_log(ALOOP_LOG_WARNING, "worker %u (pid %d) of "
-			    "generation %u did not finish; killing it",
-			    w->slot, (int)w->pid, g->id);
-			kill_proc(w);
-		}
-}
-
-/* Abort @g's connections; SIGKILL what is left ABORT_GRACE later. */
-static void
-gen_abort(struct gen *g)
-{
-	if (g->aborted)
-		return;
-	g->aborted = 1;
-	aloop_handle_cancel(M.loop, g->timer);
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		if (w->g == g)
-			tell(w, WORKER_ABORT);
-	if (aloop_call_later(M.loop, ABORT_GRACE, gen_kill_timeout, g,
-	    &g->timer) < 0)
-		gen_kill_timeout(g);
-}
-
-static void
-gen_drain_timeout(void *arg)
-{
-	struct gen *g = arg;
-
-	g->timer = ALOOP_HANDLE_NONE;
-	aloop_log(ALOOP_LOG_NOTICE, "generation %u: shutdown_timeout of %g s "
-	    "reached; closing its remaining connections", g->id,
-	    g->cfg->daemon.shutdown_timeout);
-	gen_abort(g);
-}
-
-/* Stop @g accepting; its workers exit once their connections are done. */
-static void
-gen_drain(struct gen *g)
-{
-	if (g->state == GEN_DRAINING)
-		return;
-	g->state = GEN_DRAINING;
-	/*
-	 * The workers keep their copies while they drain; the master lets
-	 * go of its own now, so that a socket no generation serves closes as
-	 * soon as the last old worker stops accepting on it.
-	 */
-	sockets_free(g->socks);
-	g->socks = NULL;
-	aloop_handle_cancel(M.loop, g->timer);
-	g->timer = ALOOP_HANDLE_NONE;
-	for (unsigned i = 0; i < g->nslots; i++) {
-		aloop_handle_cancel(M.loop, g->slots[i].restart);
-		g->slots[i].restart = ALOOP_HANDLE_NONE;
-	}
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		if (w->g == g) {
-			atomic_store(&w->sb->state, SB_DRAINING);
-			tell(w, WORKER_DRAIN);
-		}
-	if (g->nprocs == 0) {
-		gen_maybe_free(g);
-		return;
-	}
-	if (aloop_call_later(M.loop, g->cfg->daemon.shutdown_timeout,
-	    gen_drain_timeout, g, &g->timer) < 0)
-		gen_abort(g);
-}
-
-/* A new generation that cannot serve: kill what it started. */
-static void
-gen_fail(struct gen *g, const char *why)
-{
-	int starting = !M.started;
-
-	if (starting)
-		aloop_log(ALOOP_LOG_ERR, "start-up failed: %s", why);
-	else
-		aloop_log(ALOOP_LOG_ERR, "reload failed: %s; keeping the running "
-		    "configuration", why);
-	if (M.next == g)
-		M.next = NULL;
-	g->state = GEN_DRAINING;
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		if (w->g == g)
-			kill_proc(w);
-	if (starting) {
-		/* stop() frees @g, now or once its processes are reaped. */
-		M.status = 1;
-		stop(0);
-		return;
-	}
-	metrics_reload(0);
-	(void)notify_ready();
-	gen_maybe_free(g);
-}
-
-static void
-gen_start_timeout(void *arg)
-{
-	struct gen *g = arg;
-
-	g->timer = ALOOP_HANDLE_NONE;
-	gen_fail(g, "the new workers did not start serving in time");
-}
+/* --------------------------------------------------------- generations */
 
 /* Whether @s is the same user, group and pidfile as what runs now. */
 static int
@@ -466,7 +134,8 @@ remove_pidfile(void)
 static void
 started(struct gen *g)
 {
-	const struct config *cfg = g->cfg;
+	const struct config *cfg = gen_config(g);
+	unsigned nw = gen_workers(g);
 	char r = 'R';
 
 	M.started = 1;
@@ -493,8 +162,7 @@ started(struct gen *g)
 	}
 	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s started: %zu listener%s, %u "
 	    "worker%s", PACKAGE_VERSION, cfg->nlisteners,
-	    cfg->nlisteners == 1 ? "" : "s", g->nslots,
-	    g->nslots == 1 ? "" : "s");
+	    cfg->nlisteners == 1 ? "" : "s", nw, nw == 1 ? "" : "s");
 	if (M.upgrade_fd >= 0) {
 		char state[64];
 
@@ -520,14 +188,16 @@ started(struct gen *g)
 static void
 reloaded(void)
 {
-	const struct gen *g = M.current;
+	const struct config *cfg;
+	unsigned nw;
 
-	if (g == NULL)
+	if (M.current == NULL)
 		return;
+	cfg = gen_config(M.current);
+	nw = gen_workers(M.current);
 	aloop_log(ALOOP_LOG_NOTICE, "reloaded %s: %zu listener%s, %u "
-	    "worker%s", M.o.config_path, g->cfg->nlisteners,
-	    g->cfg->nlisteners == 1 ? "" : "s", g->nslots,
-	    g->nslots == 1 ? "" : "s");
+	    "worker%s", M.o.config_path, cfg->nlisteners,
+	    cfg->nlisteners == 1 ? "" : "s", nw, nw == 1 ? "" : "s");
 	metrics_reload(1);
 	(void)notify_ready();
 	if (M.reload_again) {
@@ -536,362 +206,69 @@ reloaded(void)
 	}
 }
 
-/* Every slot of @g serves: it becomes current, the old one drains. */
-static void
-gen_commit(struct gen *g)
-{
-	struct gen *old = M.current;
+static void started(struct gen *g);
+static void reap_heir(void);
 
-	aloop_handle_cancel(M.loop, g->timer);
-	g->timer = ALOOP_HANDLE_NONE;
-	g->state = GEN_ACTIVE;
-	M.current = g;
+/* A new generation serves: it becomes current, the old one drains. */
+static void
+gen_serving(struct gen *g, void *arg)
+{
+	(void)arg;
 	if (M.next == g)
 		M.next = NULL;
+	gen_promote(g);
+	M.current = g;
 	if (!M.started) {
 		started(g);
 		return;
 	}
 	aloop_log_set_level(M.o.debug ? ALOOP_LOG_DEBUG :
-	    g->cfg->daemon.log_level);
-	if (old != NULL)
-		gen_drain(old);
-	after_quiet(reloaded);
+	    gen_config(g)->daemon.log_level);
+	gens_after_quiet(reloaded);
 }
 
+/* A new generation cannot serve: a start fails, a reload is refused. */
 static void
-gen_bound(struct socktab *tab, int result, void *arg)
+gen_failed(struct gen *g, const char *why, void *arg)
 {
-	struct gen *g = arg;
-
-	g->socks = tab;
-	if (result < 0) {
-		gen_fail(g, "a listener could not be opened");
-		return;
-	}
-	if (M.stopping) {
-		gen_fail(g, "stopping");
-		return;
-	}
-	for (unsigned i = 0; i < g->nslots; i++) {
-		spawn(g, i);
-		if (M.next != g)
-			return;	/* failed, and maybe freed */
-	}
-	if (aloop_call_later(M.loop, START_TIMEOUT, gen_start_timeout, g,
-	    &g->timer) < 0)
-		gen_fail(g, "out of memory");
-}
-
-/* Make a generation of @cfg (taking it) and start binding its sockets. */
-static int
-gen_new(struct config *cfg)
-{
-	struct socktab *tab = NULL;
-	struct gen *g;
-
-	if ((g = calloc(1, sizeof(*g))) == NULL) {
-		config_free(cfg);
-		return -1;
-	}
-	g->id = ++M.gen_ids;
-	g->cfg = cfg;
-	g->state = GEN_STARTING;
-	g->nslots = cfg->daemon.workers;
-	g->timer = ALOOP_HANDLE_NONE;
-	g->slots = calloc(g->nslots, sizeof(*g->slots));
-	g->names = calloc(cfg->nlisteners + 1, sizeof(*g->names));
-	if (g->slots == NULL || g->names == NULL) {
-		free(g->slots);
-		free(g->names);
-		config_free(cfg);
-		free(g);
-		return -1;
-	}
-	for (unsigned i = 0; i < g->nslots; i++)
-		g->slots[i].restart = ALOOP_HANDLE_NONE;
-	for (size_t i = 0; i < cfg->nlisteners; i++)
-		g->names[i] = cfg->listeners[i].name;
-	g->next = M.gens;
-	M.gens = g;
-	M.next = g;
-	if (sockets_bind(M.loop, cfg, g->nslots, gen_bound, g, &tab) < 0) {
+	(void)arg;
+	if (M.next == g)
 		M.next = NULL;
-		gen_free(g);
-		return -1;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------- workers */
-
-static void
-on_worker_msg(void *arg)
-{
-	struct wproc *w = arg;
-	struct gen *g = w->g;
-	char buf[16];
-	ssize_t n;
-
-	n = recv(w->ctl, buf, sizeof(buf), MSG_DONTWAIT);
-	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* Dying; SIGCHLD tells the rest. */
-		(void)aloop_remove_reader(M.loop, w->ctl);
-		close(w->ctl);
-		w->ctl = -1;
+	if (!M.started) {
+		aloop_log(ALOOP_LOG_ERR, "start-up failed: %s", why);
+		M.status = 1;
+		stop(0);
 		return;
 	}
-	for (ssize_t i = 0; i < n; i++) {
-		if (buf[i] == WORKER_STOPPED) {
-			w->acked = 1;
-			quiet_check();
-			continue;
-		}
-		if (buf[i] != WORKER_READY || w->ready)
-			continue;
-		w->ready = 1;
-		if (g->state == GEN_STARTING) {
-			if (++g->nready == g->nslots)
-				gen_commit(g);
-		} else if (g->slots[w->slot].died > 0)
-			aloop_log(ALOOP_LOG_NOTICE, "worker %u (pid %d) serves, "
-			    "%.0f ms after its predecessor died", w->slot,
-			    (int)w->pid, (aloop_time(M.loop) -
-			    g->slots[w->slot].died) * 1000);
-	}
+	aloop_log(ALOOP_LOG_ERR, "reload failed: %s; keeping the running "
+	    "configuration", why);
+	metrics_reload(0);
+	(void)notify_ready();
 }
 
-static void
-spawn(struct gen *g, unsigned slot)
+static const struct gen_hooks gen_hooks = {
+	.serving = gen_serving,
+	.failed = gen_failed,
+};
+
+/* Start a generation of @cfg (taken) as the next one. */
+static int
+next_generation(struct config *cfg)
 {
-	struct worker_spec ws;
-	struct wproc *w;
-	int sv[2], *keep;
-	size_t nkeep;
-	pid_t pid;
 	int r;
 
-	g->slots[slot].restart = ALOOP_HANDLE_NONE;
-	if ((w = calloc(1, sizeof(*w))) == NULL)
-		goto fail;
-	w->g = g;
-	w->slot = slot;
-	w->ctl = -1;
-	if ((w->sb = sb_worker_new(slot, g->id, g->names,
-	    g->cfg->nlisteners)) == NULL)
-		goto fail;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
-		aloop_log_errno(ALOOP_LOG_ERR, "socketpair");
-		goto fail;
-	}
-	memset(&ws, 0, sizeof(ws));
-	ws.cfg = g->cfg;
-	ws.socks = g->socks;
-	ws.sb = w->sb;
-	ws.slot = slot;
-	ws.nslots = g->nslots;
-	ws.generation = g->id;
-	ws.ctl = sv[1];
-	ws.debug = M.o.debug;
-	ws.master = getpid();
-	if ((keep = worker_keep_fds(&ws, &nkeep)) == NULL) {
-		close(sv[0]);
-		close(sv[1]);
-		goto fail;
-	}
-	r = proc_fork(keep, nkeep, &pid);
-	free(keep);
-	if (r < 0) {
-		aloop_log(ALOOP_LOG_ERR, "worker %u: fork: %s", slot,
+	if ((r = gen_start(cfg, &gen_hooks, &M.next)) < 0)
+		aloop_log(ALOOP_LOG_ERR, "cannot start workers: %s",
 		    aloop_strerror(r));
-		close(sv[0]);
-		close(sv[1]);
-		goto fail;
-	}
-	if (pid == 0)
-		worker_run(&ws);
-	close(sv[1]);
-	w->ctl = sv[0];
-	w->pid = pid;
-	w->sb->pid = pid;
-	w->forked = aloop_time(M.loop);
-	w->next = M.procs;
-	M.procs = w;
-	g->nprocs++;
-	g->slots[slot].w = w;
-	if (aloop_add_reader(M.loop, w->ctl, on_worker_msg, w) < 0)
-		aloop_log(ALOOP_LOG_ERR, "worker %u (pid %d): cannot listen "
-		    "to it", slot, (int)pid);
-	aloop_log(ALOOP_LOG_DEBUG, "generation %u: worker %u is pid %d",
-	    g->id, slot, (int)pid);
-	return;
-fail:
-	if (w != NULL && w->sb != NULL)
-		sb_worker_free(w->sb);
-	free(w);
-	if (g->state == GEN_STARTING)
-		gen_fail(g, "cannot start a worker");
-	else
-		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot start a "
-		    "replacement", slot);
-}
-
-static void
-respawn(void *arg)
-{
-	struct slot *s = arg;
-	struct gen *g = M.current;
-
-	s->restart = ALOOP_HANDLE_NONE;
-	if (g == NULL || s < g->slots || s >= g->slots + g->nslots ||
-	    M.stopping)
-		return;
-	spawn(g, (unsigned)(s - g->slots));
-}
-
-/* A current worker died: replace it now, or later if it keeps dying. */
-static void
-replace(struct gen *g, unsigned slot)
-{
-	struct slot *s = &g->slots[slot];
-	double now = aloop_time(M.loop);
-	unsigned recent = 0;
-
-	s->died = now;
-	s->deaths[s->ndeaths++ % CRASH_BURST] = now;
-	for (unsigned i = 0; i < CRASH_BURST && i < s->ndeaths; i++)
-		if (now - s->deaths[i] <= CRASH_WINDOW)
-			recent++;
-	if (recent < CRASH_BURST) {
-		s->backoff = 0;
-		spawn(g, slot);
-		return;
-	}
-	s->backoff = s->backoff > 0 ? s->backoff * 2 : BACKOFF_FIRST;
-	if (s->backoff > BACKOFF_MAX)
-		s->backoff = BACKOFF_MAX;
-	aloop_log(ALOOP_LOG_ERR, "worker %u died %u times in %g s: starting "
-	    "it again in %g s", slot, recent, CRASH_WINDOW, s->backoff);
-	if (aloop_call_later(M.loop, s->backoff, respawn, s, &s->restart) < 0)
-		spawn(g, slot);
-}
-
-static void
-worker_died(struct wproc *w, int status)
-{
-	struct gen *g = w->g;
-	char how[64], where[PATH_MAX + 256];
-	const char *reason = NULL;
-	int clean = proc_exited_cleanly(status);
-
-	describe_where(w, where, sizeof(where));
-	proc_status(status, how, sizeof(how));
-	if (w->stalled)
-		reason = "stall";
-	else if (WIFSIGNALED(status))
-		reason = "signal";
-	else if (!clean)
-		reason = "exit";
-	for (struct wproc **pp = &M.procs; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == w) {
-			*pp = w->next;
-			break;
-		}
-	if (w->ctl >= 0) {
-		(void)aloop_remove_reader(M.loop, w->ctl);
-		close(w->ctl);
-	}
-	sb_worker_free(w->sb);
-	g->nprocs--;
-	if (g->slots[w->slot].w == w)
-		g->slots[w->slot].w = NULL;
-
-	if (g->state == GEN_STARTING && !M.stopping) {
-		char why[PATH_MAX + 384];
-
-		snprintf(why, sizeof(why), "worker %u (pid %d) %s %s", w->slot,
-		    (int)w->pid, how, where);
-		free(w);
-		gen_fail(g, why);
-		return;
-	} else if (g == M.current && !M.stopping) {
-		/* One line says it all: who, how, and in which plugin. */
-		aloop_log(ALOOP_LOG_ERR, "worker %u (pid %d) %s %s; starting a "
-		    "new one", w->slot, (int)w->pid, w->stalled ?
-		    "was killed for stalling" : how, where);
-		metrics_restart(reason != NULL ? reason : "exit");
-		replace(g, w->slot);
-	} else if (reason != NULL)
-		aloop_log(ALOOP_LOG_WARNING, "worker %u (pid %d) of generation "
-		    "%u %s %s", w->slot, (int)w->pid, g->id, how, where);
-	else
-		aloop_log(ALOOP_LOG_DEBUG, "worker %u (pid %d) of generation "
-		    "%u exited", w->slot, (int)w->pid, g->id);
-	free(w);
-	quiet_check();
-	gen_maybe_free(g);
-}
-
-/* Reap every child that has ended; only our own, by pid. */
-static void
-reap(void)
-{
-	struct wproc *w, *next;
-	int status;
-	pid_t p;
-
-	for (w = M.procs; w != NULL; w = next) {
-		next = w->next;
-		do {
-			p = waitpid(w->pid, &status, WNOHANG);
-		} while (p == -1 && errno == EINTR);
-		if (p == w->pid)
-			worker_died(w, status);
-	}
-	if (M.heir > 0) {
-		p = waitpid(M.heir, &status, WNOHANG);
-		if (p == M.heir) {
-			char how[64];
-
-			if (!M.handed_over)
-				aloop_log(ALOOP_LOG_ERR, "binary upgrade failed: "
-				    "the new master %s", proc_status(status,
-				    how, sizeof(how)));
-			M.heir = 0;
-		}
-	}
+	return r;
 }
 
 static void
 on_sigchld(void *arg)
 {
 	(void)arg;
-	reap();
-}
-
-/* Kill workers whose loop has not beaten for worker_stall_timeout. */
-static void
-check_stalls(void)
-{
-	uint64_t now = sb_now_ms();
-
-	for (struct wproc *w = M.procs; w != NULL; w = w->next) {
-		double stall = w->g->cfg->daemon.worker_stall_timeout;
-		uint64_t beat = atomic_load(&w->sb->heartbeat);
-		char where[PATH_MAX + 256];
-
-		if (stall <= 0 || w->stalled || now < beat ||
-		    (double)(now - beat) < stall * 1000)
-			continue;
-		describe_where(w, where, sizeof(where));
-		aloop_log(ALOOP_LOG_ERR, "worker %u (pid %d) stalled for %.1f s "
-		    "%s; killing it", w->slot, (int)w->pid,
-		    (double)(now - beat) / 1000, where);
-		w->stalled = 1;
-		kill_proc(w);
-	}
+	gens_reap();
+	reap_heir();
 }
 
 /* ------------------------------------------------------------ reload */
@@ -899,7 +276,7 @@ check_stalls(void)
 static void
 warn_restart_only(const struct config *cfg)
 {
-	const struct config_daemon *old = &M.current->cfg->daemon;
+	const struct config_daemon *old = &gen_config(M.current)->daemon;
 	const struct config_daemon *new = &cfg->daemon;
 
 	if (new->log_target != old->log_target)
@@ -928,7 +305,7 @@ reload_checked(struct config *cfg, int r, void *arg)
 		return;
 	}
 	warn_restart_only(cfg);
-	if (gen_new(cfg) < 0) {
+	if (next_generation(cfg) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "reload failed; keeping the running "
 		    "configuration");
 		metrics_reload(0);
@@ -981,36 +358,19 @@ on_sighup(void *arg)
 /* -------------------------------------------------------------- stop */
 
 static void
-stop_kill(void *arg)
-{
-	(void)arg;
-	M.stop_timer = ALOOP_HANDLE_NONE;
-	for (struct wproc *w = M.procs; w != NULL; w = w->next) {
-		aloop_log(ALOOP_LOG_WARNING, "worker %u (pid %d) did not "
-		    "finish; killing it", w->slot, (int)w->pid);
-		kill_proc(w);
-	}
-}
-
-static void
 abort_all(void)
 {
+	size_t conns = gens_connections();
+
 	if (M.aborting)
 		return;
 	M.aborting = 1;
 	aloop_handle_cancel(M.loop, M.stop_timer);
 	M.stop_timer = ALOOP_HANDLE_NONE;
-	if (M.procs != NULL)
+	if (gens_alive())
 		aloop_log(ALOOP_LOG_NOTICE, "closing %zu remaining "
-		    "connection%s", total_connections(),
-		    total_connections() == 1 ? "" : "s");
-	for (struct gen *g = M.gens; g != NULL; g = g->next)
-		g->aborted = 1;
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		tell(w, WORKER_ABORT);
-	if (aloop_call_later(M.loop, ABORT_GRACE, stop_kill, NULL,
-	    &M.stop_timer) < 0)
-		stop_kill(NULL);
+		    "connection%s", conns, conns == 1 ? "" : "s");
+	gens_abort();
 }
 
 static void
@@ -1026,7 +386,7 @@ stop_timeout(void *arg)
 static void
 stopping_said(void)
 {
-	size_t conns = total_connections();
+	size_t conns = gens_connections();
 
 	if (M.stop_signal != 0)
 		aloop_log(ALOOP_LOG_NOTICE, "%s: stopping; %zu connection%s "
@@ -1034,12 +394,21 @@ stopping_said(void)
 		    conns == 1 ? "" : "s", M.shutdown_timeout);
 }
 
+/* The last worker is gone: the master's loop may end. */
+static void
+all_gone(void)
+{
+	if (!M.aborting)
+		aloop_log(ALOOP_LOG_NOTICE, "every connection is closed");
+	aloop_stop(M.loop);
+}
+
 /* Stop: every generation drains; @signum 0 for a failed start. */
 static void
 stop(int signum)
 {
 	double timeout = M.current != NULL ?
-	    M.current->cfg->daemon.shutdown_timeout : 0;
+	    gen_config(M.current)->daemon.shutdown_timeout : 0;
 
 	if (M.stopping) {
 		if (signum != 0) {
@@ -1052,43 +421,22 @@ stop(int signum)
 	M.stopping = 1;
 	M.shutdown_timeout = timeout;
 	M.stop_signal = signum;
+	M.current = M.next = NULL;
 	(void)notify_stopping();
+	gens_stop();
 	/*
 	 * The master's copies go first, so that a socket closes (and a
 	 * client is refused rather than left in a backlog nobody reads) as
 	 * soon as the last worker stops accepting on it.
 	 */
-	for (struct gen *g = M.gens; g != NULL; g = g->next) {
-		sockets_free(g->socks);
-		g->socks = NULL;
-	}
 	if (!M.handed_over)
 		sockets_close_all();
-	for (struct gen *g = M.gens; g != NULL; g = g->next) {
-		g->state = GEN_DRAINING;
-		aloop_handle_cancel(M.loop, g->timer);
-		g->timer = ALOOP_HANDLE_NONE;
-		for (unsigned i = 0; i < g->nslots; i++) {
-			aloop_handle_cancel(M.loop, g->slots[i].restart);
-			g->slots[i].restart = ALOOP_HANDLE_NONE;
-		}
-	}
-	M.current = M.next = NULL;
-	for (struct wproc *w = M.procs; w != NULL; w = w->next) {
-		atomic_store(&w->sb->state, SB_DRAINING);
-		tell(w, WORKER_DRAIN);
-	}
-	/* Generations without a process left go now. */
-	for (struct gen *g = M.gens, *next; g != NULL; g = next) {
-		next = g->next;
-		gen_maybe_free(g);
-	}
-	if (M.procs == NULL) {
+	if (!gens_alive()) {
 		stopping_said();
 		aloop_stop(M.loop);
 		return;
 	}
-	after_quiet(stopping_said);
+	gens_after_quiet(stopping_said);
 	if (aloop_call_later(M.loop, timeout, stop_timeout, NULL,
 	    &M.stop_timer) < 0)
 		abort_all();
@@ -1109,6 +457,22 @@ on_sigint(void *arg)
 }
 
 /* ------------------------------------------------------ binary upgrade */
+
+/* The new master of a binary upgrade, if it ended. */
+static void
+reap_heir(void)
+{
+	char how[64];
+	int status;
+
+	if (M.heir <= 0 || waitpid(M.heir, &status, WNOHANG) != M.heir)
+		return;
+	if (!M.handed_over)
+		aloop_log(ALOOP_LOG_ERR, "binary upgrade failed: the new master "
+		    "%s", proc_status(status, how, sizeof(how)));
+	M.heir = 0;
+}
+
 
 static void
 heir_end(void)
@@ -1137,7 +501,7 @@ on_heir(void *arg)
 	if (n != 1 || c != 'R') {
 		aloop_log(ALOOP_LOG_ERR, "binary upgrade failed: the new master "
 		    "(pid %d) did not start; still serving", (int)M.heir);
-		reap();
+		reap_heir();
 		return;
 	}
 	/*
@@ -1257,15 +621,17 @@ housekeeping(void *arg)
 	size_t conns;
 
 	(void)arg;
-	reap();
-	check_stalls();
+	/* SIGCHLD may have been coalesced with another: look anyway. */
+	gens_reap();
+	reap_heir();
+	gens_check_stalls();
 	if (M.watchdog > 0)
 		(void)notify_watchdog();
-	conns = total_connections();
+	conns = gens_connections();
 	if (M.current != NULL && now >= M.next_status && (!M.status_sent ||
 	    conns != M.last_conns)) {
-		size_t nl = M.current->cfg->nlisteners;
-		unsigned nw = M.current->nslots;
+		size_t nl = gen_config(M.current)->nlisteners;
+		unsigned nw = gen_workers(M.current);
 
 		(void)notify_status("%zu connection%s, %zu listener%s, %u "
 		    "worker%s", conns, conns == 1 ? "" : "s", nl,
@@ -1404,7 +770,7 @@ master_run(struct config *cfg, const struct master_options *o)
 	M.o = *o;
 	M.ready_fd = -1;
 	M.heir_fd = -1;
-	M.stop_timer = M.heir_timer = M.quiet_timer = ALOOP_HANDLE_NONE;
+	M.stop_timer = M.heir_timer = ALOOP_HANDLE_NONE;
 	M.exe = realpath("/proc/self/exe", NULL);
 	M.upgrade_fd = upgrade_fd();
 
@@ -1435,13 +801,12 @@ master_run(struct config *cfg, const struct master_options *o)
 	aloop_set_debug(M.loop, o->debug);
 	if (install_signals() < 0 || sockets_inherit() < 0)
 		goto fail;
+	gens_init(M.loop, o->debug, all_gone);
 	housekeeping_start(cfg);
-	if (gen_new(cfg) < 0) {
-		cfg = NULL;
-		aloop_log(ALOOP_LOG_ERR, "start-up failed");
-		goto fail;
-	}
+	n = next_generation(cfg);
 	cfg = NULL;
+	if (n < 0)
+		goto fail;
 	if ((n = aloop_run_forever(M.loop)) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "the master's loop failed: %s",
 		    aloop_strerror(n));
@@ -1453,30 +818,7 @@ fail:
 	M.status = 1;
 out:
 	/* Normally every worker has exited; not if the loop failed. */
-	for (struct wproc *w = M.procs; w != NULL; w = w->next)
-		kill_proc(w);
-	while (M.procs != NULL) {
-		struct wproc *w = M.procs;
-		int status;
-
-		if (waitpid(w->pid, &status, 0) == -1 && errno == EINTR)
-			continue;
-		M.procs = w->next;
-		if (w->ctl >= 0)
-			close(w->ctl);
-		free(w);
-	}
-	while (M.gens != NULL) {
-		struct gen *g = M.gens;
-
-		M.gens = g->next;
-		aloop_handle_cancel(M.loop, g->timer);
-		sockets_free(g->socks);
-		config_free(g->cfg);
-		free(g->names);
-		free(g->slots);
-		free(g);
-	}
+	gens_free_all();
 	if (!M.handed_over)
 		sockets_close_all();
 	if (M.ready_fd >= 0)
