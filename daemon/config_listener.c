@@ -327,7 +327,7 @@ refused(const config_setting_t *group, const char *name, const char *value,
 		why += n + 2;
 	config_report(config_setting_get_member(group, name), NULL, "%s",
 	    why[0] != '\0' ? why : aloop_strerror(r));
-	return -1;
+	return ALOOP_ECONFIG;
 }
 
 /*
@@ -345,7 +345,7 @@ load_pair(struct aloop_tls_context *ctx, const config_setting_t *group,
 	if (cert == NULL || key == NULL ||
 	    !readable(config_setting_get_member(group, "certificate"), cert) ||
 	    !readable(config_setting_get_member(group, "key"), key))
-		return -1;
+		return ALOOP_ECONFIG;
 	if ((r = load(ctx, cert, key)) == 0)
 		return 0;
 	why = aloop_tls_context_last_error(ctx);

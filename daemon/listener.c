@@ -193,7 +193,7 @@ adopt(struct listener *l, int fd)
 
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
 		close(fd);
-		return -1;
+		return ALOOP_ENOMEM;
 	}
 	op->l = l;
 	if (cl->type == CONFIG_TCP) {
@@ -214,7 +214,7 @@ adopt(struct listener *l, int fd)
 		if (op->e == NULL) {
 			free(op);
 			close(fd);
-			return -1;
+			return ALOOP_ENOMEM;
 		}
 		aloop_datagram_options_init(&o);
 		o.sock = fd;
@@ -230,14 +230,14 @@ adopt(struct listener *l, int fd)
 		/* The library closed an adopted socket only for ENOMEM. */
 		if (r != ALOOP_ENOMEM)
 			close(fd);
-		return -1;
+		return r;
 	}
 	l->pending++;
 	if (aloop_future_add_done_callback(fut, adopted, op) < 0) {
 		/* It goes on; only its outcome is unknown. */
 		aloop_future_release(fut);
 		l->pending--;
-		return -1;
+		return ALOOP_ENOMEM;
 	}
 	return 0;
 }
@@ -267,7 +267,7 @@ make_instance(struct listener *l)
 		    "failed: %s", cl->name, l->own.desc->name,
 		    plugin_file(cl->plugin), aloop_strerror(r));
 		SB_COUNT(l->own.m, plugin_errors, 1);
-		return -1;
+		return r;
 	}
 	l->has_instance = 1;
 	return 0;
@@ -281,6 +281,7 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 {
 	struct listener *l;
 	size_t i = 0;
+	int r = ALOOP_ENOMEM;
 
 	*out = NULL;
 	if ((l = calloc(1, sizeof(*l))) == NULL)
@@ -320,7 +321,7 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 	l->servers = calloc(nfds + 1, sizeof(*l->servers));
 	l->endpoints = calloc(nfds + 1, sizeof(*l->endpoints));
 	if (l->servers == NULL || l->endpoints == NULL ||
-	    make_instance(l) < 0) {
+	    (r = make_instance(l)) < 0) {
 		l->closing = 1;
 		l->refs = 1;
 		l->opened = NULL;
@@ -342,7 +343,7 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 fail_fds:
 	for (; i < nfds; i++)
 		close(fds[i]);
-	return -1;
+	return r;
 }
 
 void

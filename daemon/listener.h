@@ -61,8 +61,8 @@ struct listener {
  * sockets, the worker's copies, adopted: closed with the listener): the
  * plugin instance, then the servers or endpoints.  Nothing accepts before
  * listener_serve().  @opened(l, 0 or -1, @arg) runs on a later turn once
- * every socket is adopted or has failed (logged).  -1 (logged, nothing
- * made) if it fails at once.
+ * every socket is adopted or has failed (logged).  A negative ALOOP_E*
+ * code (logged, nothing made) if it fails at once.
  */
 int	listener_open(struct listener_host *host,
 	    const struct config_listener *cl, size_t index, const int *fds,

@@ -98,13 +98,13 @@ write_pidfile(const char *path)
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "pidfile %s", path);
-		return -1;
+		return -errno;
 	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (write(fd, buf, (size_t)n) != n || close(fd) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "pidfile %s", path);
 		(void)unlink(path);
-		return -1;
+		return -errno;
 	}
 	return 0;
 }
@@ -680,11 +680,11 @@ detach(int *ready_fd)
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "pipe");
-		return -1;
+		return -errno;
 	}
 	if ((pid = fork()) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "fork");
-		return -1;
+		return -errno;
 	}
 	if (pid > 0) {
 		close(p[1]);
@@ -700,7 +700,7 @@ detach(int *ready_fd)
 	if (devnull == -1 || dup2(devnull, STDIN_FILENO) == -1 ||
 	    dup2(devnull, STDOUT_FILENO) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "/dev/null");
-		return -1;
+		return -errno;
 	}
 	if (devnull > STDERR_FILENO)
 		close(devnull);
@@ -728,7 +728,7 @@ install_signals(void)
 		    table[i].fn, NULL)) < 0) {
 			aloop_log(ALOOP_LOG_ERR, "cannot handle %s: %s",
 			    strsignal(table[i].sig), aloop_strerror(r));
-			return -1;
+			return r;
 		}
 	return 0;
 }
@@ -752,7 +752,7 @@ upgrade_fd(void)
 	long fd;
 
 	if (s == NULL)
-		return -1;
+		return -1;	/* not an upgrade: no descriptor */
 	fd = strtol(s, &end, 10);
 	(void)unsetenv("ALOOPD_UPGRADE_FD");
 	if (*end != '\0' || fd < 3 || fcntl((int)fd, F_SETFD,

@@ -41,8 +41,9 @@ struct socktab {
 /*
  * Open (or find, or adopt) every socket of @cfg for @nslots workers.
  * @done(tab, 0 or -1, @arg) runs once all are bound or any failed (each
- * failure is logged); on failure the caller frees the table.  Returns -1
- * (logged) if it fails at once.  Master only, on @loop.
+ * failure is logged); on failure the caller frees the table.  Returns 0,
+ * or a negative ALOOP_E* code if it fails at once (then @done never
+ * runs).  Master only, on @loop.
  */
 int	sockets_bind(struct aloop_loop *loop, struct config *cfg,
 	    unsigned nslots, void (*done)(struct socktab *, int, void *),
@@ -71,7 +72,7 @@ void	sockets_unexport(void);
 
 /*
  * Take the sockets a previous master handed over (ALOOPD_INHERIT) and
- * socket activation's, to be adopted by key or name; 0 or -1 (logged).
+ * socket activation's, to be adopted by key or name; 0 or ALOOP_ENOMEM.
  */
 int	sockets_inherit(void);
 

@@ -70,30 +70,30 @@ drop_privileges(const struct config_daemon *d)
 	pw = d->user != NULL ? getpwnam(d->user) : NULL;
 	if (d->user != NULL && pw == NULL) {
 		aloop_log(ALOOP_LOG_ERR, "user %s: no such user", d->user);
-		return -1;
+		return ALOOP_ENOENT;
 	}
 	gid = pw != NULL ? pw->pw_gid : getegid();
 	if (d->group != NULL) {
 		if ((gr = getgrnam(d->group)) == NULL) {
 			aloop_log(ALOOP_LOG_ERR, "group %s: no such group",
 			    d->group);
-			return -1;
+			return ALOOP_ENOENT;
 		}
 		gid = gr->gr_gid;
 	}
 	if ((pw != NULL ? initgroups(pw->pw_name, gid) :
 	    setgroups(1, &gid)) == -1 || setgid(gid) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "cannot change group");
-		return -1;
+		return -errno;
 	}
 	if (pw != NULL && setuid(pw->pw_uid) == -1) {
 		aloop_log_errno(ALOOP_LOG_ERR, "cannot become %s", d->user);
-		return -1;
+		return -errno;
 	}
 	/* Paranoia, as OpenBSD daemons do: root must be gone for good. */
 	if (pw != NULL && pw->pw_uid != 0 && setuid(0) != -1) {
 		aloop_log(ALOOP_LOG_ERR, "could regain root after dropping it");
-		return -1;
+		return -EPERM;
 	}
 	return 0;
 }
@@ -117,7 +117,7 @@ setup_signals(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
-		return -1;
+		return -errno;
 	W.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return W.sigfd == -1 ? -1 : 0;
 }
@@ -318,20 +318,20 @@ open_listeners(void)
 	if (config_load_plugins(W.ws->cfg, &h) != 0) {
 		for (size_t i = 0; i < cfg->nerrors; i++)
 			aloop_log(ALOOP_LOG_ERR, "%s", cfg->errors[i]);
-		return -1;
+		return ALOOP_ECONFIG;
 	}
 	atomic_store(&W.ws->sb->where, 0);
 	W.nlisteners = cfg->nlisteners;
 	if ((W.listeners = calloc(cfg->nlisteners + 1,
 	    sizeof(*W.listeners))) == NULL)
-		return -1;
+		return ALOOP_ENOMEM;
 	W.opening = 1;
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		/* An address gives a few sockets ("*": two). */
 		size_t cap = (cfg->listeners[i].nlisten + 1) * 16;
 
 		if ((fds = malloc(cap * sizeof(*fds))) == NULL)
-			return -1;
+			return ALOOP_ENOMEM;
 		nfds = sockets_fds(W.ws->socks, i, W.ws->slot, fds, cap);
 		W.opening++;
 		if (listener_open(&W.host, &cfg->listeners[i], i, fds, nfds,
