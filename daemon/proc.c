@@ -7,9 +7,12 @@
  */
 #include "config.h"
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 
 #include <aloop/aloop.h>
 
+#include "config-int.h"
 #include "proc.h"
 
 static int
@@ -106,4 +110,49 @@ int
 proc_exited_cleanly(int status)
 {
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int
+proc_drop_privileges(const struct config_daemon *d)
+{
+	struct passwd *pw;
+	struct group *gr;
+	gid_t gid;
+
+	/* Whatever the user: no exec may gain privileges back. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		return -errno;
+	if (d->user == NULL && d->group == NULL)
+		return 0;
+	if (geteuid() != 0)
+		return 0;	/* the master said so at start */
+	pw = d->user != NULL ? getpwnam(d->user) : NULL;
+	if (d->user != NULL && pw == NULL) {
+		aloop_log(ALOOP_LOG_ERR, "user %s: no such user", d->user);
+		return ALOOP_ENOENT;
+	}
+	gid = pw != NULL ? pw->pw_gid : getegid();
+	if (d->group != NULL) {
+		if ((gr = getgrnam(d->group)) == NULL) {
+			aloop_log(ALOOP_LOG_ERR, "group %s: no such group",
+			    d->group);
+			return ALOOP_ENOENT;
+		}
+		gid = gr->gr_gid;
+	}
+	if ((pw != NULL ? initgroups(pw->pw_name, gid) :
+	    setgroups(1, &gid)) == -1 || setgid(gid) == -1) {
+		aloop_log_errno(ALOOP_LOG_ERR, "cannot change group");
+		return -errno;
+	}
+	if (pw != NULL && setuid(pw->pw_uid) == -1) {
+		aloop_log_errno(ALOOP_LOG_ERR, "cannot become %s", d->user);
+		return -errno;
+	}
+	/* Paranoia, as OpenBSD daemons do: root must be gone for good. */
+	if (pw != NULL && pw->pw_uid != 0 && setuid(0) != -1) {
+		aloop_log(ALOOP_LOG_ERR, "could regain root after dropping it");
+		return -EPERM;
+	}
+	return 0;
 }

@@ -21,6 +21,16 @@ int	proc_fork(const int *keep, size_t nkeep, pid_t *pid);
 /* "killed by SIGSEGV", "exited with status 3", "exited" into @buf. */
 const char *proc_status(int status, char *buf, size_t len);
 
+/*
+ * In a worker, once its plugins are loaded and initialised and before it
+ * serves: set no-new-privileges and, when running as root with
+ * `user`/`group` set, become them for good.  The master keeps its own
+ * privileges to bind what a reload adds.  0, or a negative ALOOP_E* code
+ * (logged).
+ */
+struct config_daemon;
+int	proc_drop_privileges(const struct config_daemon *d);
+
 /* Whether @status is a clean exit (status 0). */
 int	proc_exited_cleanly(int status);
 

@@ -10,8 +10,6 @@
 #include <sys/socket.h>
 
 #include <errno.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +20,7 @@
 
 #include "config-int.h"
 #include "listener.h"
+#include "proc.h"
 #include "logsink.h"
 #include "scoreboard.h"
 #include "sockets.h"
@@ -50,53 +49,6 @@ struct worker {
 static struct worker W;
 
 /* ------------------------------------------------------------ set-up */
-
-/*
- * Become `user`/`group`.  Workers drop what the master keeps: the master
- * stays able to bind privileged ports for a reload, a worker never
- * needs to, and runs plugin code.
- */
-static int
-drop_privileges(const struct config_daemon *d)
-{
-	struct passwd *pw;
-	struct group *gr;
-	gid_t gid;
-
-	if (d->user == NULL && d->group == NULL)
-		return 0;
-	if (geteuid() != 0)
-		return 0;	/* the master said so at start */
-	pw = d->user != NULL ? getpwnam(d->user) : NULL;
-	if (d->user != NULL && pw == NULL) {
-		aloop_log(ALOOP_LOG_ERR, "user %s: no such user", d->user);
-		return ALOOP_ENOENT;
-	}
-	gid = pw != NULL ? pw->pw_gid : getegid();
-	if (d->group != NULL) {
-		if ((gr = getgrnam(d->group)) == NULL) {
-			aloop_log(ALOOP_LOG_ERR, "group %s: no such group",
-			    d->group);
-			return ALOOP_ENOENT;
-		}
-		gid = gr->gr_gid;
-	}
-	if ((pw != NULL ? initgroups(pw->pw_name, gid) :
-	    setgroups(1, &gid)) == -1 || setgid(gid) == -1) {
-		aloop_log_errno(ALOOP_LOG_ERR, "cannot change group");
-		return -errno;
-	}
-	if (pw != NULL && setuid(pw->pw_uid) == -1) {
-		aloop_log_errno(ALOOP_LOG_ERR, "cannot become %s", d->user);
-		return -errno;
-	}
-	/* Paranoia, as OpenBSD daemons do: root must be gone for good. */
-	if (pw != NULL && pw->pw_uid != 0 && setuid(0) != -1) {
-		aloop_log(ALOOP_LOG_ERR, "could regain root after dropping it");
-		return -EPERM;
-	}
-	return 0;
-}
 
 /*
  * Signals: the master owns the terminal's and the operator's (a Ctrl-C
@@ -367,12 +319,6 @@ worker_run(const struct worker_spec *ws)
 		aloop_log_errno(ALOOP_LOG_ERR, "worker %u: signals", ws->slot);
 		_exit(EXIT_STARTUP);
 	}
-	if (drop_privileges(d) < 0 ||
-	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
-		aloop_log_errno(ALOOP_LOG_ERR, "worker %u: privileges",
-		    ws->slot);
-		_exit(EXIT_STARTUP);
-	}
 	if ((r = aloop_loop_new(&W.host.loop)) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot make a loop: %s",
 		    ws->slot, aloop_strerror(r));
@@ -392,6 +338,16 @@ worker_run(const struct worker_spec *ws)
 	    aloop_add_reader(W.host.loop, W.sigfd, on_signal, NULL) < 0 ||
 	    open_listeners() < 0) {
 		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot start", ws->slot);
+		_exit(EXIT_STARTUP);
+	}
+	/*
+	 * Plugins are loaded and their instances made (init may read files
+	 * only root can, as the plugin check did); from here on, before
+	 * the loop serves anyone, the worker runs as `user` for good.
+	 */
+	if (proc_drop_privileges(d) < 0) {
+		aloop_log(ALOOP_LOG_ERR, "worker %u: cannot drop privileges",
+		    ws->slot);
 		_exit(EXIT_STARTUP);
 	}
 	if ((r = aloop_run_forever(W.host.loop)) < 0) {
