@@ -239,7 +239,7 @@ echo_ok() {
 # 127.0.0.1:PORT.  Sets PID_NAME (the master, our child) and WORKER_NAME
 # (PID:STARTTIME of the worker process, the master's only child).
 start_aloopd() {
-	local name=$1 port=$2 conf=$TMPD/$1.conf pid i kids w=""
+	local name=$1 port=$2 conf=$TMPD/$1.conf pid end kids w="" seen=""
 	[ -n "$ALOOPD" ] || return 1
 	cat >"$conf" <<-EOF
 	daemon = {
@@ -261,14 +261,16 @@ start_aloopd() {
 	EOF
 	start_server "$name" "$port" "$ALOOPD" -f -c "$conf" || return 1
 	pid=$(eval echo "\$PID_$name")
-	# The master listens before its worker serves: up to 10 s for one
-	# child and an echo through it.
-	for i in $(seq 50); do
+	# The master listens before its worker serves: up to 10 s (and the
+	# last try) for one child and an echo through it.
+	end=$((SECONDS + 10))
+	while [ "$SECONDS" -le "$end" ]; do
 		kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
-		if [ "$(echo $kids | wc -w)" = 1 ] && echo_ok "$port"; then
+		if [ "$(echo $kids | wc -w)" = 1 ]; then
 			w=$(echo $kids)
 			w=$w:$(start_time "$w")
-			same_proc "$w" && break
+			seen=$w
+			echo_ok "$port" && same_proc "$w" && break
 		fi
 		w=""
 		kill -0 "$pid" 2>/dev/null || break
@@ -278,6 +280,7 @@ start_aloopd() {
 		note "aloopd ($name) has no serving worker; skipped:" \
 		    "$(tail -3 "$TMPD/$name.log" | tr '\n' ' ')"
 		stop_server "$name"
+		[ -z "$seen" ] || end_workers "$seen"
 		return 1
 	fi
 	WORKERS="$WORKERS $w"
