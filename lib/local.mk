@@ -16,6 +16,7 @@ include lib/stream.mk
 include lib/tls.mk
 include lib/dgram.mk
 include lib/process.mk
+include lib/task.mk
 
 lib_LTLIBRARIES += lib/libaloop.la
 lib_libaloop_la_SOURCES =
@@ -29,6 +30,7 @@ dist_aloopinclude_HEADERS = \
 	include/aloop/aloop.h include/aloop/common.h include/aloop/log.h \
 	include/aloop/loop.h include/aloop/future.h include/aloop/protocol.h \
 	include/aloop/transport.h include/aloop/server.h include/aloop/net.h \
-	include/aloop/tls.h include/aloop/subprocess.h include/aloop/plugin.h
+	include/aloop/tls.h include/aloop/subprocess.h include/aloop/plugin.h \
+	include/aloop/task.h
 nodist_aloopinclude_HEADERS = include/aloop/version.h
 EXTRA_DIST += include/aloop/version.h.in aloop.pc.in

@@ -734,6 +734,9 @@ aloop_close(struct aloop_loop *loop)
 		return ALOOP_ESTATE;
 	if (loop->closed)
 		return 0;
+	/* Tasks first: their cleanup may still use everything below. */
+	if (loop->tasks != NULL)
+		loop->tasks_close(loop, loop->tasks);	/* clears loop->tasks */
 	pthread_mutex_lock(&loop->ts_lock);
 	loop->closed = 1;
 	loop->ntsq = 0;
@@ -805,6 +808,20 @@ struct event_base *
 aloop__loop_base(struct aloop_loop *loop)
 {
 	return loop->base;
+}
+
+void *
+aloop__loop_tasks(struct aloop_loop *loop)
+{
+	return loop->tasks;
+}
+
+void
+aloop__loop_set_tasks(struct aloop_loop *loop, void *tasks,
+    void (*close)(struct aloop_loop *, void *))
+{
+	loop->tasks = tasks;
+	loop->tasks_close = close;
 }
 
 void

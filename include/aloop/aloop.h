@@ -16,6 +16,7 @@
 #include <aloop/net.h>
 #include <aloop/tls.h>
 #include <aloop/subprocess.h>
+#include <aloop/task.h>
 #include <aloop/plugin.h>
 
 #endif /* ALOOP_ALOOP_H */
