@@ -17,6 +17,7 @@
 #include <aloop/tls.h>
 #include <aloop/subprocess.h>
 #include <aloop/task.h>
+#include <aloop/streams.h>
 #include <aloop/plugin.h>
 
 #endif /* ALOOP_ALOOP_H */
