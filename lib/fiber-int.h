@@ -19,7 +19,22 @@
 #endif
 
 #ifdef ALOOP_TASK_UCONTEXT
+#include <stdlib.h>
 #include <ucontext.h>
+#endif
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ALOOP_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(ALOOP_ASAN)
+#define ALOOP_ASAN 1
+#endif
+
+#ifdef ALOOP_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
 #endif
 
 /* The saved machine state of a fiber that is not running. */
@@ -67,14 +82,51 @@ void	aloop__stack_recycle(struct aloop__stack *st);
 void	aloop__fiber_make(struct aloop__fiber *f, struct aloop__stack *st,
 	    void (*entry)(void *), void *arg);
 
+#ifndef ALOOP_TASK_UCONTEXT
+/* Save the callee-saved registers on this stack, load @to's (fiber.c). */
+void	aloop__ctx_switch(struct aloop__ctx *from, struct aloop__ctx *to)
+	    __attribute__((visibility("hidden")));
+#endif
+
 /*
  * Save the running fiber in @from and run @to.  Returns when something
  * switches back to @from.  @dying says @from will never run again, so its
  * sanitizer state can go.  @from_is_main tells which side learns the main
- * stack's bounds (see the file comment).
+ * stack's bounds (see the file comment).  Inline: every return between a
+ * switch and the next call misses the return predictor, so the fewer
+ * frames around the switch the better.
  */
-void	aloop__fiber_switch(struct aloop__fiber *from, struct aloop__fiber *to,
-	    int dying, int from_is_main);
+static inline __attribute__((always_inline)) void
+aloop__fiber_switch(struct aloop__fiber *from, struct aloop__fiber *to,
+    int dying, int from_is_main)
+{
+#ifdef ALOOP_ASAN
+	__sanitizer_start_switch_fiber(dying ? NULL : &from->asan_fake,
+	    to->stack_lo, to->stack_size);
+#else
+	(void)dying;
+#endif
+#ifdef ALOOP_TASK_UCONTEXT
+	if (swapcontext(&from->ctx.uc, &to->ctx.uc) != 0)
+		abort();
+#else
+	aloop__ctx_switch(&from->ctx, &to->ctx);
+#endif
+#ifdef ALOOP_ASAN
+	/*
+	 * Back in @from.  A task is only ever resumed from the main fiber,
+	 * whose bounds it records for the switch back; the main fiber
+	 * knows every task's bounds already.
+	 */
+	if (from_is_main)
+		__sanitizer_finish_switch_fiber(from->asan_fake, NULL, NULL);
+	else
+		__sanitizer_finish_switch_fiber(from->asan_fake,
+		    &to->stack_lo, &to->stack_size);
+#else
+	(void)from_is_main;
+#endif
+}
 
 /*
  * The first thing a new fiber's entry does: finish the switch that

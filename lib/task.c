@@ -63,9 +63,15 @@ struct taskset {
 	size_t			 ncache;
 };
 
-/* The task running on this thread, and the stack the loop runs on. */
-static __thread struct task *current;
-static __thread struct aloop__fiber main_fiber;
+/*
+ * The task running on this thread, and the stack the loop runs on.  The
+ * initial-exec model spares every switch a call to __tls_get_addr; the
+ * few bytes come from the static TLS surplus glibc keeps for libraries
+ * loaded later (dlopen), as a plugin's libaloop may be.
+ */
+#define TLS_FAST	__attribute__((tls_model("initial-exec")))
+static __thread struct task *current TLS_FAST;
+static __thread struct aloop__fiber main_fiber TLS_FAST;
 
 static void task_fut_cancel_hook(struct aloop_future *fut, void *arg);
 
@@ -185,7 +191,7 @@ task_entry(void *arg)
 }
 
 /* Run @t until it suspends or ends.  From loop code only. */
-static void
+static inline __attribute__((always_inline)) void
 task_resume(struct task *t)
 {
 	int rc;
@@ -234,7 +240,7 @@ task_schedule(struct task *t)
 }
 
 /* Give the loop back until something resumes us. */
-static void
+static inline __attribute__((always_inline)) void
 task_suspend(struct task *t)
 {
 	assert(current == t);
