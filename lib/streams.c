@@ -673,11 +673,19 @@ aloop_stream_wait_closed(struct aloop_stream_writer *w)
 	if (!in_task())
 		return ALOOP_ESTATE;
 	if (!s->lost) {
+		/* A waiter that was cancelled cancelled the shared future. */
+		if (s->closed != NULL && aloop_future_cancelled(s->closed)) {
+			aloop_future_release(s->closed);
+			s->closed = NULL;
+		}
 		if (s->closed == NULL &&
 		    (rc = aloop_future_new(s->loop, &s->closed)) != 0)
 			return rc;
-		if ((rc = aloop_await(s->closed, NULL)) != 0)
-			return rc;
+		s->refs++;
+		rc = aloop_await(s->closed, NULL);
+		rc = rc != 0 ? rc : s->lost_code;
+		stream_unref(s);
+		return rc;
 	}
 	return s->lost_code;
 }
