@@ -24,6 +24,7 @@
 
 #include <aloop/log.h>
 #include <aloop/loop.h>
+#include <aloop/task.h>
 
 #include "loop-core-int.h"
 #include "loop-stats-int.h"
@@ -560,7 +561,8 @@ aloop_run_forever(struct aloop_loop *loop)
 {
 	int expected = 0;
 
-	if (loop->closed || running_loop != NULL)
+	if (loop->closed || running_loop != NULL ||
+	    aloop_current_task() != NULL)
 		return ALOOP_ESTATE;
 	if (!atomic_compare_exchange_strong(&loop->running, &expected, 1))
 		return ALOOP_ESTATE;
@@ -730,7 +732,12 @@ aloop_close(struct aloop_loop *loop)
 	struct aloop__resource *res;
 	struct aloop_executor *ex;
 
-	if (atomic_load(&loop->running))
+	/*
+	 * From inside a task the loop is either running or closing that
+	 * task's cleanup right now: closing it again would pull the ground
+	 * from under the task.
+	 */
+	if (atomic_load(&loop->running) || aloop_current_task() != NULL)
 		return ALOOP_ESTATE;
 	if (loop->closed)
 		return 0;

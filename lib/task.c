@@ -569,7 +569,7 @@ aloop_run(aloop_task_fn fn, void *arg, const struct aloop_task_options *o,
 		*result = NULL;
 	if (fn == NULL)
 		return ALOOP_EINVAL;
-	if (aloop_get_running_loop() != NULL)
+	if (aloop_get_running_loop() != NULL || current != NULL)
 		return ALOOP_ESTATE;
 	if ((rc = aloop_loop_new(&loop)) != 0)
 		return rc;

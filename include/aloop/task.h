@@ -17,8 +17,10 @@
  * task touches cost memory.  A task that overflows its stack touches the
  * guard page and the process dies of SIGSEGV (under AddressSanitizer, ASan
  * reports the stack overflow); size the stack for large local arrays or
- * deep recursion.  The signal mask and the floating-point environment are
- * the thread's, shared by all its tasks.
+ * deep recursion.  Each stack is two mappings (the guard and the stack), so
+ * the kernel's vm.max_map_count (65530 by default on Linux) bounds a
+ * process to about 32,000 live tasks.  The signal mask and the
+ * floating-point environment are the thread's, shared by all its tasks.
  */
 #ifndef ALOOP_TASK_H
 #define ALOOP_TASK_H
@@ -72,7 +74,9 @@ ALOOP_API void aloop_task_options_init(struct aloop_task_options *o);
  * or wait of it also returns ALOOP_ECANCELLED without suspending, so its
  * cleanup runs to the end; then its stack is freed.  This happens first
  * in aloop_close(), before transports and servers are torn down, so the
- * cleanup may still close them.
+ * cleanup may still close them.  A task, cleanup included, can neither run
+ * nor close its loop: aloop_run_forever, aloop_run_until_complete,
+ * aloop_run and aloop_close return ALOOP_ESTATE from inside a task.
  */
 ALOOP_API int aloop_create_task(struct aloop_loop *loop, aloop_task_fn fn,
     void *arg, const struct aloop_task_options *o, struct aloop_future **fut);

@@ -880,6 +880,80 @@ test_reader_limit_pauses(void)
 	teardown(&f);
 }
 
+/* A client callback's error goes to the exception handler. */
+static int
+failing_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
+    void *arg)
+{
+	(void)r;
+	(void)w;
+	(void)arg;
+	return -EPROTO;
+}
+
+static int
+record_handler(struct aloop_loop *loop, const struct aloop_context *ctx,
+    void *arg)
+{
+	struct net *n = arg;
+
+	(void)loop;
+	if (strcmp(ctx->message, "Unhandled error in client_connected_cb") == 0 &&
+	    ctx->error != NULL && ctx->error->code == -EPROTO)
+		n->served++;
+	return 0;
+}
+
+static int
+see_eof(void *arg, void **result)
+{
+	struct net *n = arg;
+	struct aloop_stream_reader *r;
+	struct aloop_stream_writer *w;
+	struct aloop_bytes *b;
+	int rc;
+
+	(void)result;
+	if ((rc = connect_streams(n, &r, &w)) != 0)
+		return rc;
+	/* The callback returned: its connection is closed. */
+	CU_ASSERT_EQUAL(aloop_stream_read(r, 10, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	aloop_stream_reader_release(r);
+	aloop_stream_writer_release(w);
+	return 0;
+}
+
+static void
+test_client_error_reported(void)
+{
+	struct fixture f;
+	struct aloop_future *fut;
+	struct net n;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	const int *fds;
+	size_t nfds;
+
+	setup(&f);
+	memset(&n, 0, sizeof(n));
+	n.loop = f.loop;
+	aloop_set_exception_handler(f.loop, record_handler, &n);
+	CU_ASSERT_FATAL(aloop_start_server(f.loop, failing_client, &n,
+	    "127.0.0.1", "0", NULL, NULL, &fut) == 0);
+	CU_ASSERT_FATAL(aloop_run_until_complete(f.loop, fut,
+	    (void **)&n.srv) == 0);
+	aloop_future_release(fut);
+	fds = aloop_server_sockets(n.srv, &nfds);
+	CU_ASSERT_FATAL(getsockname(fds[0], (struct sockaddr *)&sin,
+	    &len) == 0);
+	snprintf(n.port, sizeof(n.port), "%d", ntohs(sin.sin_port));
+	CU_ASSERT_EQUAL(run_task(&f, see_eof, &n), 0);
+	stop(&f, &n);
+	CU_ASSERT_EQUAL(n.served, 1);
+	teardown(&f);
+}
+
 /* -------------------------------------------- the loop closes on them */
 
 static int
@@ -960,6 +1034,7 @@ static const struct test_case cases[] = {
 	TEST(test_open_connection_refused),
 	TEST(test_drain_paused),
 	TEST(test_reader_limit_pauses),
+	TEST(test_client_error_reported),
 	TEST(test_close_with_stream_tasks),
 	TEST(test_zz_cleanup),
 };

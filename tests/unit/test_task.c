@@ -720,6 +720,53 @@ test_close_cancels_suspended(void)
 	CU_ASSERT_EQUAL(count_fds(), f.fds);
 }
 
+/* A task can neither run nor close its loop, not even in its cleanup. */
+static int
+close_inside(void *arg, void **result)
+{
+	struct ctx *c = arg;
+	struct aloop_future *fut;
+
+	(void)result;
+	CU_ASSERT_EQUAL(aloop_close(c->loop), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_run_forever(c->loop), ALOOP_ESTATE);
+	CU_ASSERT_FATAL(aloop_future_new(c->loop, &fut) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(c->loop, fut, NULL),
+	    ALOOP_ESTATE);
+	aloop_future_release(fut);
+	CU_ASSERT_EQUAL(aloop_run(self_cancel, c, NULL, NULL), ALOOP_ESTATE);
+	c->ran = 1;
+	if (aloop_sleep(30) == ALOOP_ECANCELLED) {
+		c->rc = aloop_close(c->loop);
+		c->rc2 = aloop_run_forever(c->loop);
+		c->cleanup = 1;
+	}
+	return 0;
+}
+
+static void
+test_close_from_task(void)
+{
+	struct fixture f;
+	struct ctx c = { 0 };
+	struct aloop_future *t;
+
+	setup(&f);
+	c.loop = f.loop;
+	CU_ASSERT_FATAL(aloop_create_task(f.loop, close_inside, &c, NULL,
+	    &t) == 0);
+	run_for(f.loop, 0.01);
+	CU_ASSERT_EQUAL(c.ran, 1);
+	watchdog_disarm(&f.wd);
+	CU_ASSERT_EQUAL(aloop_close(f.loop), 0);
+	CU_ASSERT_EQUAL(c.cleanup, 1);
+	CU_ASSERT_EQUAL(c.rc, ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(c.rc2, ALOOP_ESTATE);
+	aloop_future_release(t);
+	CU_ASSERT_EQUAL(aloop_loop_free(f.loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), f.fds);
+}
+
 /* Many tasks in turn: stacks are reused, nothing is left. */
 static int
 yielder(void *arg, void **result)
@@ -893,6 +940,7 @@ static const struct test_case cases[] = {
 	TEST(test_wait_for_zero),
 	TEST(test_sleep_never_early),
 	TEST(test_close_cancels_suspended),
+	TEST(test_close_from_task),
 	TEST(test_many_tasks),
 	TEST(test_run),
 	TEST(test_stack_overflow_hits_guard),
