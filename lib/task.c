@@ -299,12 +299,13 @@ task_request_cancel(struct task *t)
 		(void)aloop_future_cancel(t->waiter);
 		return 1;
 	}
-	/* Sleeping. */
+	/*
+	 * Sleeping: wake at once.  If the loop cannot take the call (it is
+	 * closing), taskset_close resumes the task anyway.
+	 */
 	aloop_handle_cancel(t->loop, t->timer);
 	t->timer = ALOOP_HANDLE_NONE;
-	if (task_schedule(t) != 0)
-		/* The loop is closed; its tasks are resumed by taskset_close. */
-		return 1;
+	(void)task_schedule(t);
 	return 1;
 }
 
