@@ -588,7 +588,7 @@ test_wait_for_timeout(void)
 	CU_ASSERT_EQUAL(run_task(&f, wait_for_task, &c), 0);
 	CU_ASSERT_EQUAL(c.rc, 0);
 	CU_ASSERT_EQUAL((uintptr_t)c.res, 42);
-	CU_ASSERT(c.elapsed < 0.05);
+	/* No bound from above: a loaded machine may run both timers late. */
 	aloop_future_release(c.fut);
 	teardown(&f);
 }
