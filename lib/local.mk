@@ -30,7 +30,6 @@ dist_aloopinclude_HEADERS = \
 	include/aloop/aloop.h include/aloop/common.h include/aloop/log.h \
 	include/aloop/loop.h include/aloop/future.h include/aloop/protocol.h \
 	include/aloop/transport.h include/aloop/server.h include/aloop/net.h \
-	include/aloop/tls.h include/aloop/subprocess.h include/aloop/plugin.h \
-	include/aloop/task.h include/aloop/streams.h
+	include/aloop/tls.h include/aloop/subprocess.h include/aloop/plugin.h
 nodist_aloopinclude_HEADERS = include/aloop/version.h
 EXTRA_DIST += include/aloop/version.h.in aloop.pc.in

@@ -4,3 +4,7 @@
 lib_libaloop_core_la_SOURCES += \
 	lib/task.c lib/fiber.c lib/fiber-int.h lib/streams.c
 lib_libaloop_core_la_LIBADD += -lm
+
+# Their headers, installed beside the others.
+taskincludedir = $(includedir)/aloop
+dist_taskinclude_HEADERS = include/aloop/task.h include/aloop/streams.h

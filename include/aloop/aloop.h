@@ -14,10 +14,10 @@
 #include <aloop/transport.h>
 #include <aloop/server.h>
 #include <aloop/net.h>
-#include <aloop/tls.h>
-#include <aloop/subprocess.h>
 #include <aloop/task.h>
 #include <aloop/streams.h>
+#include <aloop/tls.h>
+#include <aloop/subprocess.h>
 #include <aloop/plugin.h>
 
 #endif /* ALOOP_ALOOP_H */
