@@ -18,6 +18,12 @@ bench_bench_loop_SOURCES = bench/bench_loop.c
 bench_bench_loop_CPPFLAGS = $(AM_CPPFLAGS) $(LIBEVENT_CFLAGS)
 bench_bench_loop_LDADD = lib/libaloop.la $(LIBEVENT_LIBS) $(PTHREAD_LIBS)
 
+# bench_task: tasks suspending and resuming, next to swapcontext and a
+# call_soon chain.
+noinst_PROGRAMS += bench/bench_task
+bench_bench_task_SOURCES = bench/bench_task.c
+bench_bench_task_LDADD = lib/libaloop.la
+
 # run.sh builds the programs above in a build dir of its own, runs them and
 # the shared peer harness pinned to CPUs 0 and 1, and summary.awk turns its
 # raw lines into the tables of bench/README.md.  Run by hand, never by make.

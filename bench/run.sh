@@ -117,11 +117,12 @@ if grep -q -e '-fsanitize' "$BUILD_DIR/Makefile"; then
 	exit 1
 fi
 make -C "$BUILD_DIR" -j2 bench/aloop_echo bench/aloop_tls_echo \
-    bench/bench_loop >"$TMPD/make.log" 2>&1 ||
+    bench/bench_loop bench/bench_task >"$TMPD/make.log" 2>&1 ||
     { tail -30 "$TMPD/make.log" >&2; exit 1; }
 ALOOP_ECHO=$BUILD_DIR/bench/aloop_echo
 ALOOP_TLS_ECHO=$BUILD_DIR/bench/aloop_tls_echo
 BENCH_LOOP=$BUILD_DIR/bench/bench_loop
+BENCH_TASK=$BUILD_DIR/bench/bench_task
 # aloopd (a libtool wrapper that execs daemon/.libs/aloopd, so its PID is
 # the master's) and the echo plugin it loads from plugins/.libs.  A daemon
 # that does not build costs its rows only, with a note.
@@ -394,6 +395,32 @@ if [ $DO_LOOP = 1 ]; then
 			    rep, k, a, r, l
 			k = ""
 		    }' "$TMPD/loop.out" | tee -a "$OUT"
+	done
+fi
+
+# ----------------------------------------------------------- issue 13: tasks
+if [ $DO_LOOP = 1 ]; then
+	for rep in $(seq "$REPEATS"); do
+		wait_load
+		echo "# task repeat $rep/$REPEATS starts at load $(load1)" |
+		    tee -a "$OUT" >&2
+		timeout -k 5 600 taskset -c "$SERVER_CPU" "$BENCH_TASK" \
+		    "$LOOP_SCALE" >"$TMPD/task.out" 2>&1 ||
+		    { cat "$TMPD/task.out" >&2; note "bench_task failed"; }
+		awk -v rep="$rep" -v l="$(load1)" '
+		    /^task suspend\/resume/ { p = $(NF - 4) }
+		    /^task awaits of done/ { d = $(NF - 4) }
+		    /^swapcontext pairs/ { u = $(NF - 4) }
+		    /^call_soon chain/ { c = $(NF - 4) }
+		    END {
+			gsub("/s", "", p); gsub("/s", "", d)
+			gsub("/s", "", u); gsub("/s", "", c)
+			if (p != "")
+				printf "rep=%s scenario=task server=aloop " \
+				    "pairs_per_s=%s await_done_per_s=%s " \
+				    "swapcontext_per_s=%s call_soon_per_s=%s " \
+				    "load1=%s\n", rep, p, d, u, c, l
+		    }' "$TMPD/task.out" | tee -a "$OUT"
 	done
 fi
 

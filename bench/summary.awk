@@ -106,6 +106,23 @@ END {
 		}
 	}
 
+	if (cnt["task" SUBSEP "aloop" SUBSEP "pairs_per_s"] > 0) {
+		print "\n### Issue 13: tasks (bench_task, median of repeats)\n"
+		print "| row | /s | target | |"
+		print "|---|---|---|---|"
+		a = m("task", "aloop", "pairs_per_s")
+		ok = a + 0 >= 20e6
+		ntargets++; nmet += ok
+		printf "| task suspend/resume pairs (sleep 0) | %s | " \
+		    ">= 20,000,000 | %s |\n", num(a), verdict(ok)
+		printf "| task awaits of done futures | %s | | |\n",
+		    num(m("task", "aloop", "await_done_per_s"))
+		printf "| swapcontext pairs | %s | | |\n",
+		    num(m("task", "aloop", "swapcontext_per_s"))
+		printf "| call_soon chain | %s | | |\n",
+		    num(m("task", "aloop", "call_soon_per_s"))
+	}
+
 	split("a b c", tcp, " ")
 	tdesc["a"] = "1 conn x 64 B"; tdesc["b"] = "100 conns x 1 KiB"
 	tdesc["c"] = "10 conns x 64 KiB"

@@ -30,6 +30,10 @@ aloop_strerror(int code)
 		return "plugin error";
 	case ALOOP_ECONFIG:
 		return "configuration error";
+	case ALOOP_EINCOMPLETE:
+		return "end of stream before the expected data";
+	case ALOOP_ELIMIT:
+		return "stream buffer limit exceeded";
 	}
 	if (code < 0 && code > -4000)
 		/*

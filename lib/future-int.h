@@ -26,4 +26,12 @@ typedef void (*aloop__future_cancel_fn)(struct aloop_future *fut, void *arg);
 void aloop__future_set_cancel_hook(struct aloop_future *fut,
     aloop__future_cancel_fn fn, void *arg);
 
+/*
+ * The argument of @fut's cancel hook if that hook is @fn, else NULL: how a
+ * module finds its own object from a future it handed out (the task a
+ * task's future stands for).
+ */
+void *aloop__future_cancel_hook_arg(const struct aloop_future *fut,
+    aloop__future_cancel_fn fn);
+
 #endif /* ALOOP_FUTURE_INT_H */

@@ -421,3 +421,10 @@ aloop__future_set_cancel_hook(struct aloop_future *fut,
 	fut->cancel_hook = fn;
 	fut->cancel_arg = fn != NULL ? arg : NULL;
 }
+
+void *
+aloop__future_cancel_hook_arg(const struct aloop_future *fut,
+    aloop__future_cancel_fn fn)
+{
+	return fut->cancel_hook == fn ? fut->cancel_arg : NULL;
+}

@@ -16,6 +16,7 @@ include lib/stream.mk
 include lib/tls.mk
 include lib/dgram.mk
 include lib/process.mk
+include lib/task.mk
 
 lib_LTLIBRARIES += lib/libaloop.la
 lib_libaloop_la_SOURCES =

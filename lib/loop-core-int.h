@@ -141,6 +141,10 @@ struct aloop_loop {
 	int			 debug;
 	double			 slow_callback_duration;
 
+	/* Tasks (task.c), torn down first by aloop_close. */
+	void			*tasks;
+	void			(*tasks_close)(struct aloop_loop *, void *);
+
 	/* The future aloop_run_until_complete waits for, if any. */
 	struct aloop_future	*ruc_future;
 

@@ -55,4 +55,16 @@ struct aloop_executor *aloop__loop_executor(struct aloop_loop *loop);
 void aloop__loop_set_executor(struct aloop_loop *loop,
     struct aloop_executor *ex, void (*shutdown)(struct aloop_executor *ex));
 
+/*
+ * The loop's task scheduler (task.c): its per-loop state, made with the
+ * first task.  aloop_close() calls @close(loop, tasks) first of all, while
+ * the loop is still open, so that tasks it resumes for their cleanup may
+ * still use transports and schedule calls; the hook frees the state and
+ * clears it with aloop__loop_set_tasks(loop, NULL, NULL).
+ * Loop thread only.
+ */
+void *aloop__loop_tasks(struct aloop_loop *loop);
+void aloop__loop_set_tasks(struct aloop_loop *loop, void *tasks,
+    void (*close)(struct aloop_loop *loop, void *tasks));
+
 #endif /* ALOOP_LOOP_INT_H */

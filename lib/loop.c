@@ -24,6 +24,7 @@
 
 #include <aloop/log.h>
 #include <aloop/loop.h>
+#include <aloop/task.h>
 
 #include "loop-core-int.h"
 #include "loop-stats-int.h"
@@ -580,7 +581,8 @@ aloop_run_forever(struct aloop_loop *loop)
 {
 	int expected = 0;
 
-	if (loop->closed || running_loop != NULL)
+	if (loop->closed || running_loop != NULL ||
+	    aloop_current_task() != NULL)
 		return ALOOP_ESTATE;
 	if (!atomic_compare_exchange_strong(&loop->running, &expected, 1))
 		return ALOOP_ESTATE;
@@ -751,10 +753,18 @@ aloop_close(struct aloop_loop *loop)
 	struct aloop__resource *res;
 	struct aloop_executor *ex;
 
-	if (atomic_load(&loop->running))
+	/*
+	 * From inside a task the loop is either running or closing that
+	 * task's cleanup right now: closing it again would pull the ground
+	 * from under the task.
+	 */
+	if (atomic_load(&loop->running) || aloop_current_task() != NULL)
 		return ALOOP_ESTATE;
 	if (loop->closed)
 		return 0;
+	/* Tasks first: their cleanup may still use everything below. */
+	if (loop->tasks != NULL)
+		loop->tasks_close(loop, loop->tasks);	/* clears loop->tasks */
 	pthread_mutex_lock(&loop->ts_lock);
 	loop->closed = 1;
 	loop->ntsq = 0;
@@ -826,6 +836,20 @@ struct event_base *
 aloop__loop_base(struct aloop_loop *loop)
 {
 	return loop->base;
+}
+
+void *
+aloop__loop_tasks(struct aloop_loop *loop)
+{
+	return loop->tasks;
+}
+
+void
+aloop__loop_set_tasks(struct aloop_loop *loop, void *tasks,
+    void (*close)(struct aloop_loop *, void *))
+{
+	loop->tasks = tasks;
+	loop->tasks_close = close;
 }
 
 void

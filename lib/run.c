@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <aloop/future.h>
+#include <aloop/task.h>
 
 #include "loop-core-int.h"
 
@@ -29,8 +30,9 @@ aloop_run_until_complete(struct aloop_loop *loop, struct aloop_future *fut,
 
 	if (result != NULL)
 		*result = NULL;
+	/* A task runs inside a loop, also while the loop closes. */
 	if (loop->closed || aloop_is_running(loop) ||
-	    aloop_get_running_loop() != NULL)
+	    aloop_get_running_loop() != NULL || aloop_current_task() != NULL)
 		return ALOOP_ESTATE;
 	if (fut == NULL || aloop_future_get_loop(fut) != loop)
 		return ALOOP_EINVAL;

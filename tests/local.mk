@@ -27,5 +27,6 @@ include tests/unit/stream.mk
 include tests/unit/tls.mk
 include tests/unit/dgram.mk
 include tests/unit/process.mk
+include tests/unit/task.mk
 include tests/unit/daemon.mk
 include tests/daemon/local.mk

@@ -15,6 +15,8 @@
 #include <aloop/transport.h>
 #include <aloop/server.h>
 #include <aloop/net.h>
+#include <aloop/task.h>
+#include <aloop/streams.h>
 #include <aloop/tls.h>
 #include <aloop/subprocess.h>
 

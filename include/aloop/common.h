@@ -30,7 +30,9 @@ extern "C" {
  * The asyncio exceptions map as follows: ValueError and TypeError are
  * ALOOP_EINVAL, RuntimeError (loop closed, already running, wrong thread) is
  * ALOOP_ESTATE, CancelledError is ALOOP_ECANCELLED, NotImplementedError is
- * ALOOP_ENOTSUP, OSError is its errno.
+ * ALOOP_ENOTSUP, OSError is its errno, TimeoutError is ALOOP_ETIMEDOUT; the
+ * streams' IncompleteReadError is ALOOP_EINCOMPLETE and LimitOverrunError
+ * (and readline's ValueError for it) ALOOP_ELIMIT.
  */
 #define ALOOP_EINVAL		(-EINVAL)
 #define ALOOP_ENOMEM		(-ENOMEM)
@@ -46,6 +48,8 @@ extern "C" {
 #define ALOOP_EGAI		(-4006)	/* name resolution failed; see the message */
 #define ALOOP_EPLUGIN		(-4007)	/* a plugin could not be loaded or refused */
 #define ALOOP_ECONFIG		(-4008)	/* a configuration value is wrong */
+#define ALOOP_EINCOMPLETE	(-4009)	/* EOF before the bytes asked for */
+#define ALOOP_ELIMIT		(-4010)	/* a stream's buffer limit was reached */
 
 /**
  * The text for an error code.  Never NULL; for an unknown code a generic

@@ -120,8 +120,10 @@ ALOOP_API void aloop_stop(struct aloop_loop *loop);
 /**
  * Close: discard pending callbacks, release descriptor watchers, signal
  * handlers and the default executor (without waiting for running jobs).
- * Idempotent and irreversible; ALOOP_ESTATE while running.  After it, every
- * scheduling call returns ALOOP_ESTATE.
+ * Idempotent and irreversible; ALOOP_ESTATE while running or from inside a
+ * task.  Tasks still suspended are resumed first to run their cleanup
+ * (see aloop_create_task).  After it, every scheduling call returns
+ * ALOOP_ESTATE.
  */
 ALOOP_API int aloop_close(struct aloop_loop *loop);
 ALOOP_API int aloop_is_closed(const struct aloop_loop *loop);
