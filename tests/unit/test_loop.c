@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1400,7 +1401,63 @@ test_free_null(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(NULL), 0);
 }
 
+/*
+ * A child forked from inside a callback has no running loop and no
+ * current one (asyncio resets both after a fork), and can make and run a
+ * loop of its own while the parent's goes on.
+ */
+struct forked {
+	struct aloop_loop	*loop;
+	int			 status;
+};
+
+static void
+child_stop(void *arg)
+{
+	aloop_stop(arg);
+}
+
+static void
+fork_from_callback(void *arg)
+{
+	struct forked *f = arg;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct aloop_loop *mine = NULL, *cur = NULL;
+		int ok;
+
+		ok = aloop_get_running_loop() == NULL;
+		ok = ok && aloop_loop_new(&mine) == 0;
+		ok = ok && aloop_set_event_loop(mine) == 0 &&
+		    aloop_get_event_loop(&cur) == 0 && cur == mine;
+		ok = ok && aloop_call_soon(mine, child_stop, mine, NULL) == 0 &&
+		    aloop_run_forever(mine) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	if (pid > 0)
+		(void)waitpid(pid, &f->status, 0);
+	aloop_stop(f->loop);
+}
+
+static void
+test_fork_in_child(void)
+{
+	struct forked f = { .status = -1 };
+
+	CU_ASSERT_EQUAL_FATAL(aloop_loop_new(&f.loop), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_call_soon(f.loop, fork_from_callback, &f,
+	    NULL), 0);
+	CU_ASSERT_EQUAL(aloop_run_forever(f.loop), 0);
+	CU_ASSERT(WIFEXITED(f.status) && WEXITSTATUS(f.status) == 0);
+	/* The parent's loop is still its own. */
+	CU_ASSERT_EQUAL(aloop_call_soon(f.loop, child_stop, f.loop, NULL), 0);
+	CU_ASSERT_EQUAL(aloop_run_forever(f.loop), 0);
+	CU_ASSERT_EQUAL(aloop_loop_free(f.loop), 0);
+}
+
 static const struct test_case cases[] = {
+	TEST(test_fork_in_child),
 	TEST(test_call_soon_fifo_cancelled_skipped),
 	TEST(test_null_callback_rejected),
 	TEST(test_call_soon_many_in_order),
