@@ -78,6 +78,7 @@ struct gen {
 	unsigned		 nprocs;	/* live processes */
 	aloop_handle_t		 timer;		/* start or drain deadline */
 	int			 aborted;
+	int			 binding;	/* sockets_bind() answers later */
 	struct gen_hooks	 hooks;		/* while starting */
 };
 
@@ -269,7 +270,8 @@ gen_free(struct gen *g)
 static void
 gen_maybe_free(struct gen *g)
 {
-	if (g->nprocs > 0 || g == G.current || g->state == GEN_STARTING)
+	if (g->nprocs > 0 || g == G.current || g->state == GEN_STARTING ||
+	    g->binding)
 		return;
 	aloop_log(ALOOP_LOG_DEBUG, "generation %u: every worker has exited",
 	    g->id);
@@ -407,12 +409,13 @@ gen_bound(struct socktab *tab, int result, void *arg)
 	struct gen *g = arg;
 	unsigned id = g->id;
 
+	g->binding = 0;
 	g->socks = tab;
 	if (result < 0) {
 		gen_fail(g, "a listener could not be opened");
 		return;
 	}
-	if (G.stopping) {
+	if (G.stopping || g->state != GEN_STARTING) {
 		gen_fail(g, "stopping");
 		return;
 	}
@@ -460,6 +463,7 @@ gen_start(struct config *cfg, const struct gen_hooks *h, struct gen **out)
 		g->names[i] = cfg->listeners[i].name;
 	g->next = G.gens;
 	G.gens = g;
+	g->binding = 1;
 	if ((r = sockets_bind(G.loop, cfg, g->nslots, gen_bound, g,
 	    &tab)) < 0) {
 		g->state = GEN_DRAINING;

@@ -234,6 +234,8 @@ gen_failed(struct gen *g, const char *why, void *arg)
 	(void)arg;
 	if (M.next == g)
 		M.next = NULL;
+	if (M.stopping)
+		return;		/* a reload cut short by the stop */
 	if (!M.started) {
 		aloop_log(ALOOP_LOG_ERR, "start-up failed: %s", why);
 		M.status = 1;
