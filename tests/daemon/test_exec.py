@@ -20,6 +20,13 @@ os.environ.setdefault("ALOOPD_TEST_LOG_LEVEL", "debug")
 import aloopd_harness as h  # noqa: E402
 
 
+# 96 MiB through a program and back: on a loaded machine (the sanitizer
+# build, other tests running beside) a quiet spell can last long, so the
+# bound is generous; a stuck transfer still fails, and the file's own
+# alarm stays behind it.
+SLOW = 120
+signal.alarm(int(os.environ.get("TEST_TIMEOUT", "400")))
+
 def start(d, listeners):
     """@listeners: (name, settings text); returns daemon and ports."""
     ports = {}
@@ -143,7 +150,7 @@ def test_back_pressure_keeps_rss_bounded():
     base = daemon.rss_kib()
 
     # stdout -> client: the client reads nothing for a while.
-    s = h.connect(ports["zero"], timeout=30)
+    s = h.connect(ports["zero"], timeout=SLOW)
     time.sleep(2)
     peak = daemon.rss_kib()
     n = 0
@@ -159,7 +166,7 @@ def test_back_pressure_keeps_rss_bounded():
     # client -> stdin: the program reads nothing for two seconds while
     # the client sends as fast as it can.
     payload = os.urandom(32 << 20)
-    s = h.connect(ports["late"], timeout=30)
+    s = h.connect(ports["late"], timeout=SLOW)
     t = sender(s, payload)
     time.sleep(1.5)
     peak = max(peak, daemon.rss_kib())
