@@ -244,7 +244,7 @@ attempt_connected(struct attempt *a)
 	/* Hold the transport across connection_made, which may close it. */
 	aloop__transport_ref(t);
 	aloop__stream_transport_made(t);
-	(void)aloop_future_set_result(a->fut, t, NULL);
+	(void)aloop__future_set_transport(a->fut, t);
 	aloop__transport_unref(t);
 	attempt_finish(a);
 }

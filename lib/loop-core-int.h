@@ -123,6 +123,8 @@ struct aloop_loop {
 	/* Descriptor watchers, indexed by fd. */
 	struct aloop__watch	**readers, **writers;
 	int			 nwatch;	/* size of both arrays */
+	unsigned char		*fd_owned;	/* by a transport, indexed by fd */
+	int			 nfd_owned;	/* its size */
 
 	/* Signal handlers, indexed by signal number. */
 	struct aloop__sig	*sigs[NSIG];

@@ -76,7 +76,7 @@ pipe_start_cb(void *arg)
 	}
 	aloop__transport_ref(t);
 	aloop__stream_transport_made(t);
-	(void)aloop_future_set_result(ps->fut, t, NULL);
+	(void)aloop__future_set_transport(ps->fut, t);
 	aloop__transport_unref(t);
 out:
 	pipe_start_free(ps);

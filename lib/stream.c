@@ -402,11 +402,7 @@ stream_teardown(struct aloop_transport *t)
 	s->reading = s->writing = 0;
 	if (s->out != NULL)
 		(void)evbuffer_drain(s->out, evbuffer_get_length(s->out));
-	if (s->fd >= 0) {
-		/* Linux closes the descriptor even when close() fails. */
-		(void)close(s->fd);
-		s->fd = -1;
-	}
+	aloop__transport_close_fd(t, &s->fd);
 }
 
 static void
@@ -576,6 +572,7 @@ aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 	aloop__protocol_common_stream(&cb, proto);
 	aloop__transport_init(&s->t, kind == ALOOP__STREAM_SOCKET ?
 	    &stream_ops : &pipe_ops, loop, proto, &cb, state);
+	aloop__transport_own_fd(&s->t, fd);
 	*out = &s->t;
 	if (!defer_made)
 		aloop__stream_transport_made(&s->t);

@@ -359,7 +359,7 @@ subproc_connected(void *arg)
 	 * The result first: its done-callbacks are queued before anything
 	 * connection_made may schedule, so they see a live transport.
 	 */
-	(void)aloop_future_set_result(sp->fut, t, NULL);
+	(void)aloop__future_set_transport(sp->fut, t);
 	aloop_future_release(sp->fut);
 	sp->fut = NULL;
 	(void)aloop__transport_made(t);

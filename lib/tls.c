@@ -193,10 +193,7 @@ tls_teardown(struct aloop_transport *t)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
-	if (s->io.fd != -1) {
-		(void)close(s->io.fd);
-		s->io.fd = -1;
-	}
+	aloop__transport_close_fd(&s->t, &s->io.fd);
 	if (s->out != NULL) {
 		evbuffer_free(s->out);
 		s->out = NULL;
@@ -310,7 +307,7 @@ tls_handshake_done(struct tls *s)
 		struct aloop_future *w = s->waiter;
 
 		s->waiter = NULL;
-		(void)aloop_future_set_result(w, &s->t, NULL);
+		(void)aloop__future_set_transport(w, &s->t);
 		aloop_future_release(w);
 	}
 	/* Data that came with the peer's last flight is already in
@@ -981,6 +978,7 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 
 	/* No protocol callback until the handshake is done (cb empty). */
 	aloop__transport_init(&s->t, &tls_ops, loop, proto, NULL, NULL);
+	aloop__transport_own_fd(&s->t, fd);
 	s->state = TLS_HANDSHAKE;
 	/*
 	 * The client speaks first; its ClientHello goes out from the loop,

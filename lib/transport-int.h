@@ -147,6 +147,7 @@ struct aloop__transport_ops {
 #define ALOOP__T_EOF_WRITTEN	0x0040	/* write_eof was asked for */
 #define ALOOP__T_ABORTED	0x0080	/* ops->abort ran */
 #define ALOOP__T_CLOSE_CALLED	0x0100	/* ops->close ran */
+#define ALOOP__T_OWNS_FD	0x0200	/* owned_fd is marked in the loop */
 
 /*
  * The callbacks transport.c itself runs.  Every protocol table (stream,
@@ -184,6 +185,7 @@ struct aloop_transport {
 	int			 lost_code;	/* 0 or the error to report */
 	char			*lost_msg;	/* owned; NULL: aloop_strerror */
 	aloop_handle_t		 lost_handle;
+	int			 owned_fd;	/* with ALOOP__T_OWNS_FD */
 	struct aloop__resource	 res;
 
 	/* The owner's hook and its list links (the owner's to use). */
@@ -253,6 +255,30 @@ aloop__transport_is_done(const struct aloop_transport *t)
  */
 void	aloop__transport_pause_check(struct aloop_transport *t);
 void	aloop__transport_resume_check(struct aloop_transport *t);
+
+/*
+ * Complete @fut with @t as its result, the future holding a reference on
+ * @t until it is freed: a caller holding the future can always call the
+ * public functions on @t, even after connection_lost ran or the loop was
+ * closed.  Returns what aloop_future_set_result returns (the reference is
+ * not taken when it fails).  Every future that hands out a transport is
+ * completed through here.
+ */
+int	aloop__future_set_transport(struct aloop_future *fut,
+	    struct aloop_transport *t);
+
+/*
+ * @fd is the descriptor @t drives: the loop refuses add_reader and
+ * add_writer on it until aloop__transport_close_fd closes it.  Call after
+ * aloop__transport_init.
+ */
+void	aloop__transport_own_fd(struct aloop_transport *t, int fd);
+
+/*
+ * Close *@fd (if >= 0) and set it to -1, first releasing the loop's guard
+ * if @t owns it.  Safe on a transport whose init never ran (zeroed).
+ */
+void	aloop__transport_close_fd(struct aloop_transport *t, int *fd);
 
 /* Attach @t to an owner told when it is finished (see the typedef). */
 void	aloop__transport_set_owner(struct aloop_transport *t,

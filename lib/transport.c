@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <aloop/log.h>
 #include <aloop/transport.h>
@@ -68,6 +69,46 @@ aloop__transport_unref(struct aloop_transport *t)
 	free(t->lost_msg);
 	t->lost_msg = NULL;
 	t->ops->free(t);
+}
+
+void
+aloop__transport_own_fd(struct aloop_transport *t, int fd)
+{
+	aloop__loop_own_fd(t->loop, fd, 1);
+	t->owned_fd = fd;
+	t->flags |= ALOOP__T_OWNS_FD;
+}
+
+void
+aloop__transport_close_fd(struct aloop_transport *t, int *fd)
+{
+	if (*fd < 0)
+		return;
+	if ((t->flags & ALOOP__T_OWNS_FD) && t->owned_fd == *fd) {
+		t->flags &= ~ALOOP__T_OWNS_FD;
+		aloop__loop_own_fd(t->loop, *fd, 0);
+	}
+	/* Linux closes the descriptor even when close() fails. */
+	(void)close(*fd);
+	*fd = -1;
+}
+
+/* The future's hold on its result, dropped when the future is freed. */
+static void
+transport_future_unref(void *arg)
+{
+	aloop__transport_unref(arg);
+}
+
+int
+aloop__future_set_transport(struct aloop_future *fut, struct aloop_transport *t)
+{
+	int rc;
+
+	aloop__transport_ref(t);
+	if ((rc = aloop_future_set_result(fut, t, transport_future_unref)) != 0)
+		aloop__transport_unref(t);
+	return rc;
 }
 
 void
@@ -272,6 +313,20 @@ aloop__read_buffer(void)
 }
 
 /* ------------------------------------------------------------ public */
+
+struct aloop_transport *
+aloop_transport_ref(struct aloop_transport *t)
+{
+	aloop__transport_ref(t);
+	return t;
+}
+
+void
+aloop_transport_release(struct aloop_transport *t)
+{
+	if (t != NULL)
+		aloop__transport_unref(t);
+}
 
 struct aloop_loop *
 aloop_transport_get_loop(const struct aloop_transport *t)

@@ -175,11 +175,18 @@ ALOOP_API double aloop_handle_when(struct aloop_loop *loop, aloop_handle_t handl
  * Call @cb(@arg) whenever @fd is readable, until removed; a second add for
  * the same fd replaces the first.  The callback must tolerate spurious
  * wake-ups (EAGAIN).  The loop does not own @fd and never closes it.
- * ALOOP_ESTATE on a closed loop.
+ * ALOOP_ESTATE on a closed loop, and for a descriptor a transport of this
+ * loop drives (as asyncio refuses one): the transport's own events would
+ * fight the watcher over it.  Once that transport has closed it, the
+ * number is free again.
  */
 ALOOP_API int aloop_add_reader(struct aloop_loop *loop, int fd,
     aloop_callback_fn cb, void *arg);
-/** 1 if a reader was removed, 0 if there was none (or the loop is closed). */
+/**
+ * 1 if a reader was removed, 0 if there was none (also for a transport's
+ * descriptor, which is never touched, or when the loop is closed).
+ * aloop_remove_writer() likewise for writers.
+ */
 ALOOP_API int aloop_remove_reader(struct aloop_loop *loop, int fd);
 ALOOP_API int aloop_add_writer(struct aloop_loop *loop, int fd,
     aloop_callback_fn cb, void *arg);

@@ -2,10 +2,28 @@
  * Transports: the loop's side of a connection, as asyncio's Transport,
  * DatagramTransport and SubprocessTransport.
  *
- * Ownership: the loop owns every transport.  A transport pointer is valid
- * from connection_made until connection_lost returns (for a transport
- * handed out by a future, from the future's completion), and must not be
- * used after.  Functions are for the loop's thread only.
+ * Ownership: transports are reference counted, and the loop holds one
+ * reference from connection_made until connection_lost has returned.  What
+ * else keeps a transport alive:
+ *
+ *   - A future that hands out a transport (create_connection,
+ *     create_datagram_endpoint, connect_read_pipe, subprocess_exec, ...)
+ *     holds a reference on it until the future is freed.  While the caller
+ *     holds that future, the transport pointer stays valid, even after
+ *     connection_lost ran (a protocol may close in connection_made, and
+ *     connection_lost then runs before aloop_run_until_complete returns)
+ *     and even after the loop was closed or freed.
+ *   - aloop_transport_ref() takes an explicit reference, to be dropped
+ *     with aloop_transport_release().
+ *   - Inside a protocol callback, the transport passed to it.
+ *
+ * A transport that is finished (connection_lost ran, or its loop closed)
+ * answers every call harmlessly: aloop_transport_is_closing() returns 1,
+ * writes are dropped, close and abort do nothing, get_extra_info returns
+ * NULL for what went with the descriptor, and the kind-specific getters
+ * (aloop_subprocess_get_returncode, ...) keep answering.  Without a
+ * reference, a transport pointer must not be used after connection_lost
+ * returns.  Functions are for the loop's thread only.
  */
 #ifndef ALOOP_TRANSPORT_H
 #define ALOOP_TRANSPORT_H
@@ -23,7 +41,20 @@ extern "C" {
 struct aloop_loop;
 struct aloop_transport;
 
-/** The loop of @t. */
+/**
+ * Take a reference on @t, so that the pointer stays valid (see the
+ * ownership rules at the top) until aloop_transport_release().  Returns
+ * @t.  Does not keep the connection open.  Loop thread only.
+ */
+ALOOP_API struct aloop_transport *aloop_transport_ref(struct aloop_transport *t);
+
+/**
+ * Drop a reference taken with aloop_transport_ref(); NULL is a no-op.  May
+ * be called after the loop was closed or freed.
+ */
+ALOOP_API void aloop_transport_release(struct aloop_transport *t);
+
+/** The loop of @t (a stale address once that loop was freed). */
 ALOOP_API struct aloop_loop *aloop_transport_get_loop(const struct aloop_transport *t);
 
 /** The protocol state the factory made for @t. */
