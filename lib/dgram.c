@@ -557,7 +557,7 @@ dgram_start(void *arg)
 	aloop__transport_ref(t);
 	if (aloop_future_done(d->fut)) {
 		/* Cancelled by the caller: nobody wants the endpoint. */
-		memset(&t->cb, 0, sizeof(t->cb));
+		aloop__transport_mute(t);
 		aloop_future_release(d->fut);
 		d->fut = NULL;
 		aloop__transport_lost(t, 0, NULL);
@@ -567,7 +567,7 @@ dgram_start(void *arg)
 	if (d->factory != NULL &&
 	    (rc = d->factory(d->factory_arg, &state)) < 0) {
 		/* Refused: the protocol hears nothing, the socket closes. */
-		memset(&t->cb, 0, sizeof(t->cb));
+		aloop__transport_mute(t);
 		(void)aloop_future_set_error(d->fut, rc,
 		    "datagram protocol factory: %s", aloop_strerror(rc));
 		aloop_future_release(d->fut);
@@ -576,7 +576,7 @@ dgram_start(void *arg)
 		aloop__transport_unref(t);
 		return;
 	}
-	t->state = state;
+	aloop__transport_attach(t, NULL, state);
 	/* The result first, so that its done-callbacks run before any
 	 * connection_lost that connection_made might cause. */
 	(void)aloop__future_set_transport(d->fut, t);
@@ -629,7 +629,7 @@ aloop__dgram_new(struct aloop_loop *loop,
 	d->fut = aloop_future_ref(fut);
 	/* No reference for the pending call: teardown cancels it. */
 	if ((rc = aloop_call_soon(loop, dgram_start, d, &d->start)) < 0) {
-		memset(&d->t.cb, 0, sizeof(d->t.cb));
+		aloop__transport_mute(&d->t);
 		(void)aloop_future_set_error(fut, rc, NULL);
 		aloop__transport_lost(&d->t, 0, NULL);
 	}

@@ -182,11 +182,8 @@ stream_write_pipe_hup(struct stream *s)
 	if (evbuffer_get_length(s->out) > 0)
 		aloop__transport_fatal(t, -EPIPE,
 		    "Fatal write error on pipe transport");
-	else {
-		t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
-		t->ops->teardown(t);
-		aloop__transport_lost(t, 0, NULL);
-	}
+	else
+		aloop__transport_drop(t, 0, NULL);
 }
 
 static void
@@ -223,10 +220,7 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		 * terminal whose other side closed: asyncio ends the
 		 * transport with the error but reports neither.
 		 */
-		n = -errno;
-		t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
-		t->ops->abort(t);
-		aloop__transport_lost(t, (int)n, NULL);
+		aloop__transport_drop(t, -errno, NULL);
 	} else
 		aloop__transport_fatal(t, -errno, s->is_sock ?
 		    "Fatal read error on socket transport" :

@@ -319,7 +319,7 @@ fail_start(struct subproc *sp, int code, const char *what)
 	int i;
 
 	sp->failed = 1;
-	memset(&sp->t.cb, 0, sizeof(sp->t.cb));
+	aloop__transport_mute(&sp->t);
 	kill_child(sp);
 	for (i = 0; i < 3; i++)
 		if (sp->pipes[i].t != NULL)
@@ -354,7 +354,7 @@ subproc_connected(void *arg)
 		aloop__transport_unref(t);
 		return;
 	}
-	t->state = state;
+	aloop__transport_attach(t, NULL, state);
 	/*
 	 * The result first: its done-callbacks are queued before anything
 	 * connection_made may schedule, so they see a live transport.

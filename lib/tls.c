@@ -161,6 +161,23 @@ tls_update_events(struct tls *s)
 	s->writing = on;
 }
 
+/*
+ * What OpenSSL waits for before the call that returned @rc can be retried:
+ * EV_READ or EV_WRITE (either may be asked by any call, renegotiation and
+ * key updates included), or 0 when the call failed for good; *@err gets
+ * SSL_get_error's verdict for the caller to classify.
+ */
+static short
+tls_want(SSL *ssl, int rc, int *err)
+{
+	*err = SSL_get_error(ssl, rc);
+	if (*err == SSL_ERROR_WANT_READ)
+		return EV_READ;
+	if (*err == SSL_ERROR_WANT_WRITE)
+		return EV_WRITE;
+	return 0;
+}
+
 static void
 tls_release_waiter(struct tls *s, int code, const char *msg)
 {
@@ -236,9 +253,7 @@ tls_fatal(struct tls *s, int sys_errno, const char *what)
 		return;
 	}
 	aloop_log(ALOOP_LOG_DEBUG, "%s: %s", what, msg);
-	s->t.flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
-	tls_teardown(&s->t);
-	aloop__transport_lost(&s->t, code, "%s", msg);
+	aloop__transport_drop(&s->t, code, "%s", msg);
 }
 
 /* --------------------------------------------------------- handshake */
@@ -263,10 +278,8 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
 	aloop_log(ALOOP_LOG_DEBUG, "TLS handshake with %s failed (%s side): %s",
 	    peer, s->server_side ? "server" : "client", msg);
 	tls_release_waiter(s, code, msg);
-	s->t.flags |= ALOOP__T_ABORTED;
-	tls_teardown(&s->t);
 	/* No protocol callback is set yet, so nothing but the owner hears. */
-	aloop__transport_lost(&s->t, code, "%s", msg);
+	aloop__transport_drop(&s->t, code, "%s", msg);
 }
 
 static void
@@ -299,9 +312,8 @@ tls_handshake_done(struct tls *s)
 		return;
 	}
 	/* From here on the protocol hears everything, lost included. */
-	s->t.state = state;
 	aloop__protocol_common_stream(&cb, s->proto);
-	s->t.cb = cb;
+	aloop__transport_attach(&s->t, &cb, state);
 	(void)aloop__transport_made(&s->t);
 	if (s->waiter != NULL) {
 		struct aloop_future *w = s->waiter;
@@ -342,15 +354,8 @@ tls_do_handshake(struct tls *s)
 		tls_handshake_done(s);
 		return;
 	}
-	err = SSL_get_error(s->ssl, rc);
-	if (err == SSL_ERROR_WANT_READ) {
-		s->hs_want = EV_READ;
+	if ((s->hs_want = tls_want(s->ssl, rc, &err)) != 0)
 		return;
-	}
-	if (err == SSL_ERROR_WANT_WRITE) {
-		s->hs_want = EV_WRITE;
-		return;
-	}
 	code = aloop__tls_classify_error(s->ssl,
 	    err == SSL_ERROR_SYSCALL ? errno : 0, msg, sizeof(msg));
 	tls_handshake_failed(s, code, msg);
@@ -385,6 +390,7 @@ tls_do_read(struct tls *s)
 	unsigned char *buf;
 	size_t have = 0, total = 0;
 	int n, err, eof = 0;
+	short want;
 
 	if ((buf = aloop__read_buffer()) == NULL) {
 		aloop__transport_fatal(&s->t, ALOOP_ENOMEM,
@@ -420,11 +426,10 @@ tls_do_read(struct tls *s)
 			}
 			continue;
 		}
-		err = SSL_get_error(s->ssl, n);
-		if (err == SSL_ERROR_WANT_READ)
-			break;
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->rd_want = EV_WRITE;
+		if ((want = tls_want(s->ssl, n, &err)) != 0) {
+			/* Readability is what reading waits for anyway. */
+			if (want == EV_WRITE)
+				s->rd_want = EV_WRITE;
 			break;
 		}
 		if (err == SSL_ERROR_ZERO_RETURN ||
@@ -486,15 +491,8 @@ tls_flush(struct tls *s)
 			(void)evbuffer_drain(s->out, (size_t)n);
 			continue;
 		}
-		err = SSL_get_error(s->ssl, n);
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->wr_want = EV_WRITE;
+		if ((s->wr_want = tls_want(s->ssl, n, &err)) != 0)
 			break;
-		}
-		if (err == SSL_ERROR_WANT_READ) {
-			s->wr_want = EV_READ;
-			break;
-		}
 		tls_fatal(s, err == SSL_ERROR_SYSCALL ? errno : 0,
 		    "Fatal write error on TLS transport");
 		return;
@@ -537,15 +535,8 @@ tls_do_shutdown(struct tls *s)
 	if (rc == 1)
 		goto done;
 	if (rc < 0) {
-		err = SSL_get_error(s->ssl, rc);
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->sd_want = EV_WRITE;
+		if ((s->sd_want = tls_want(s->ssl, rc, &err)) != 0)
 			return;
-		}
-		if (err == SSL_ERROR_WANT_READ) {
-			s->sd_want = EV_READ;
-			return;
-		}
 		goto done;
 	}
 	/* Ours is out; drain until the peer's arrives. */
@@ -556,15 +547,8 @@ tls_do_shutdown(struct tls *s)
 		rc = SSL_read(s->ssl, buf, ALOOP__READ_MAX);
 		if (rc > 0)
 			continue;
-		err = SSL_get_error(s->ssl, rc);
-		if (err == SSL_ERROR_WANT_READ) {
-			s->sd_want = EV_READ;
+		if ((s->sd_want = tls_want(s->ssl, rc, &err)) != 0)
 			return;
-		}
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->sd_want = EV_WRITE;
-			return;
-		}
 		break;
 	}
 done:
@@ -621,9 +605,7 @@ tls_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		/* The peer did not take our data or never answered our
 		 * close_notify: drop it. */
 		aloop_log(ALOOP_LOG_DEBUG, "TLS shutdown timed out");
-		s->t.flags |= ALOOP__T_ABORTED;
-		tls_teardown(&s->t);
-		aloop__transport_lost(&s->t, 0, NULL);
+		aloop__transport_drop(&s->t, 0, NULL);
 	}
 	aloop__transport_unref(&s->t);
 }
@@ -663,12 +645,8 @@ tls_write(struct aloop_transport *t, const struct iovec *iov, int iovcnt)
 					left -= (size_t)n;
 					continue;
 				}
-				err = SSL_get_error(s->ssl, n);
-				if (err == SSL_ERROR_WANT_WRITE)
-					s->wr_want = EV_WRITE;
-				else if (err == SSL_ERROR_WANT_READ)
-					s->wr_want = EV_READ;
-				else {
+				s->wr_want = tls_want(s->ssl, n, &err);
+				if (s->wr_want == 0) {
 					tls_fatal(s, err == SSL_ERROR_SYSCALL ?
 					    errno : 0,
 					    "Fatal write error on TLS transport");
@@ -707,9 +685,7 @@ tls_close(struct aloop_transport *t)
 	if (s->state == TLS_HANDSHAKE) {
 		/* A server closing its clients: a handshake has no data to
 		 * flush, so it simply ends. */
-		s->t.flags |= ALOOP__T_ABORTED;
-		tls_teardown(t);
-		aloop__transport_lost(t, 0, NULL);
+		aloop__transport_drop(t, 0, NULL);
 		return;
 	}
 	if (s->state != TLS_OPEN)
@@ -726,9 +702,7 @@ tls_close(struct aloop_transport *t)
 		    tls_timeout_cb, s);
 	tv = tv_of(s->sd_timeout);
 	if (s->tmo == NULL || event_add(s->tmo, &tv) != 0) {
-		s->t.flags |= ALOOP__T_ABORTED;
-		tls_teardown(t);
-		aloop__transport_lost(t, 0, NULL);
+		aloop__transport_drop(t, 0, NULL);
 		return;
 	}
 	if (s->out == NULL || evbuffer_get_length(s->out) == 0)

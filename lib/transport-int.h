@@ -8,7 +8,12 @@
  * write-buffer limits and the pause_writing/resume_writing edges, running
  * connection_made and connection_lost (exactly once, lost on a later loop
  * turn), and the loop-close teardown.  A kind implements the ops below and
- * calls the aloop__transport_* helpers at the right moments.
+ * calls the aloop__transport_* helpers at the right moments; it reads the
+ * flags but never writes struct aloop_transport's fields itself: ending
+ * abruptly is aloop__transport_drop, giving the protocol its state is
+ * aloop__transport_attach, an owner's list is aloop__transport_list_*, and
+ * the descriptor is guarded and closed with aloop__transport_own_fd and
+ * aloop__transport_close_fd.
  *
  * Life of a transport, as a kind implements it:
  *
@@ -23,9 +28,12 @@
  *      hold a reference themselves), and after each callback check
  *      aloop__transport_is_done() before touching the kind's state again:
  *      the protocol may have closed or aborted the transport inside.
- *   4. When the connection is over (close finished flushing, abort, EOF
- *      with nothing left to do, an I/O error), call aloop__transport_lost()
- *      exactly once with the error or NULL.  It marks the transport closing
+ *   4. When the connection is over (close finished flushing, EOF with
+ *      nothing left to do), call aloop__transport_lost() with 0; when it
+ *      ends abruptly (a reset, a failed handshake, a timeout), call
+ *      aloop__transport_drop() with the error, and for a fatal I/O error
+ *      aloop__transport_fatal(), which also reports it.  Only the first
+ *      of these counts.  It marks the transport closing
  *      and schedules connection_lost with call_soon.  From then on the kind
  *      delivers no protocol callback.
  *   5. When the scheduled call runs, transport.c calls ops->teardown (the
@@ -70,6 +78,7 @@ struct aloop_tls_context;
 struct aloop__transport_ops {
 	/* A short name for logs: "socket", "pipe", "tls", "datagram", ... */
 	const char	*name;
+
 
 	/*
 	 * Queue @iovcnt buffers (total > 0 bytes), sending what the descriptor
@@ -188,7 +197,8 @@ struct aloop_transport {
 	int			 owned_fd;	/* with ALOOP__T_OWNS_FD */
 	struct aloop__resource	 res;
 
-	/* The owner's hook and its list links (the owner's to use). */
+	/* The owner's hook, and the links of its aloop__transport_list
+	 * (transport.c's alone to edit). */
 	aloop__transport_owner_fn owner_fn;
 	void			*owner;
 	struct aloop_transport	*owner_prev, *owner_next;
@@ -206,6 +216,21 @@ void	aloop__transport_init(struct aloop_transport *t,
 	    const struct aloop__transport_ops *ops, struct aloop_loop *loop,
 	    const void *proto, const struct aloop__protocol_common *cb,
 	    void *state);
+
+/*
+ * Give @t its protocol state (and, unless @cb is NULL, the four common
+ * callbacks): for kinds that make the state after init (a TLS connection
+ * once its handshake succeeded, an endpoint on its first turn).
+ */
+void	aloop__transport_attach(struct aloop_transport *t,
+	    const struct aloop__protocol_common *cb, void *state);
+
+/*
+ * No protocol callback from transport.c any more: @t ends without
+ * connection_made or connection_lost (start-up failed before the protocol
+ * heard of it).
+ */
+void	aloop__transport_mute(struct aloop_transport *t);
 
 /* The four common callbacks of a stream protocol table. */
 void	aloop__protocol_common_stream(struct aloop__protocol_common *cb,
@@ -230,6 +255,17 @@ int	aloop__transport_made(struct aloop_transport *t);
  * loop is closed), the transport is torn down without callbacks.
  */
 void	aloop__transport_lost(struct aloop_transport *t, int code,
+	    const char *fmt, ...) ALOOP_PRINTF(3, 4);
+
+/*
+ * Drop @t at once: release what ops->abort (ops->teardown without one)
+ * releases, buffered data included, then report @code (0: a clean end)
+ * and a printf-style message (NULL: the code's text) through
+ * connection_lost, as aloop__transport_lost does.  The one way a kind
+ * ends a transport abruptly (a peer's reset, a failed TLS handshake, a
+ * timeout); nothing is logged.  A no-op once lost.
+ */
+void	aloop__transport_drop(struct aloop_transport *t, int code,
 	    const char *fmt, ...) ALOOP_PRINTF(3, 4);
 
 /*
@@ -283,6 +319,41 @@ void	aloop__transport_close_fd(struct aloop_transport *t, int *fd);
 /* Attach @t to an owner told when it is finished (see the typedef). */
 void	aloop__transport_set_owner(struct aloop_transport *t,
 	    aloop__transport_owner_fn fn, void *owner);
+
+/*
+ * The transports an owner keeps (a server's connections).  The owner
+ * embeds the list, zeroed; transport.c alone edits the links.
+ */
+struct aloop__transport_list {
+	struct aloop_transport	*head;
+	size_t			 n;
+};
+
+/* Add @t to @list and make @fn(@t, @owner) its owner hook. */
+void	aloop__transport_list_add(struct aloop__transport_list *list,
+	    struct aloop_transport *t, aloop__transport_owner_fn fn,
+	    void *owner);
+
+/* Take @t off @list (from the owner hook, typically). */
+void	aloop__transport_list_remove(struct aloop__transport_list *list,
+	    struct aloop_transport *t);
+
+/*
+ * Call @fn on every transport of @list.  @fn may close or abort the
+ * transport: transports leave the list only on a later loop turn, so the
+ * walk stays valid.
+ */
+void	aloop__transport_list_each(struct aloop__transport_list *list,
+	    void (*fn)(struct aloop_transport *t));
+
+/*
+ * Whether @t ended before connection_made ever ran (a TLS handshake that
+ * failed or timed out, a refused factory); if so, *@err gets the error it
+ * ended with (@fallback when it ended without one), its message borrowed
+ * from @t.  Meant for the owner hook, where @t is still valid.
+ */
+int	aloop__transport_ended_unmade(const struct aloop_transport *t,
+	    int fallback, struct aloop_error *err);
 
 /*
  * The buffer every stream transport of this thread reads into, of

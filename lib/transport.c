@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -53,6 +54,21 @@ aloop__transport_init(struct aloop_transport *t,
 	t->lost_handle = ALOOP_HANDLE_NONE;
 	t->res.on_loop_close = transport_on_loop_close;
 	aloop__loop_track(loop, &t->res);
+}
+
+void
+aloop__transport_attach(struct aloop_transport *t,
+    const struct aloop__protocol_common *cb, void *state)
+{
+	if (cb != NULL)
+		t->cb = *cb;
+	t->state = state;
+}
+
+void
+aloop__transport_mute(struct aloop_transport *t)
+{
+	memset(&t->cb, 0, sizeof(t->cb));
 }
 
 void
@@ -117,6 +133,57 @@ aloop__transport_set_owner(struct aloop_transport *t,
 {
 	t->owner_fn = fn;
 	t->owner = owner;
+}
+
+void
+aloop__transport_list_add(struct aloop__transport_list *list,
+    struct aloop_transport *t, aloop__transport_owner_fn fn, void *owner)
+{
+	aloop__transport_set_owner(t, fn, owner);
+	t->owner_prev = NULL;
+	t->owner_next = list->head;
+	if (list->head != NULL)
+		list->head->owner_prev = t;
+	list->head = t;
+	list->n++;
+}
+
+void
+aloop__transport_list_remove(struct aloop__transport_list *list,
+    struct aloop_transport *t)
+{
+	if (t->owner_prev != NULL)
+		t->owner_prev->owner_next = t->owner_next;
+	else
+		list->head = t->owner_next;
+	if (t->owner_next != NULL)
+		t->owner_next->owner_prev = t->owner_prev;
+	t->owner_prev = t->owner_next = NULL;
+	list->n--;
+}
+
+void
+aloop__transport_list_each(struct aloop__transport_list *list,
+    void (*fn)(struct aloop_transport *t))
+{
+	struct aloop_transport *t, *next;
+
+	for (t = list->head; t != NULL; t = next) {
+		next = t->owner_next;
+		fn(t);
+	}
+}
+
+int
+aloop__transport_ended_unmade(const struct aloop_transport *t, int fallback,
+    struct aloop_error *err)
+{
+	if ((t->flags & (ALOOP__T_MADE | ALOOP__T_LOST)) != ALOOP__T_LOST)
+		return 0;
+	err->code = t->lost_code != 0 ? t->lost_code : fallback;
+	err->message = t->lost_msg != NULL ? t->lost_msg :
+	    aloop_strerror(err->code);
+	return 1;
 }
 
 /* The owner learns once that the transport is finished. */
@@ -188,28 +255,62 @@ transport_on_loop_close(struct aloop__resource *res)
 	aloop__transport_unref(t);
 }
 
-void
-aloop__transport_lost(struct aloop_transport *t, int code, const char *fmt,
-    ...)
+static void
+transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
+    va_list ap)
 {
-	va_list ap;
-
 	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
 	t->lost_code = code;
-	if (code != 0 && fmt != NULL) {
-		va_start(ap, fmt);
-		if (vasprintf(&t->lost_msg, fmt, ap) == -1)
-			t->lost_msg = NULL;
-		va_end(ap);
-	}
+	if (code != 0 && fmt != NULL &&
+	    vasprintf(&t->lost_msg, fmt, ap) == -1)
+		t->lost_msg = NULL;
 	if (aloop_call_soon(t->loop, transport_lost_cb, t,
 	    &t->lost_handle) != 0) {
 		/* A closed loop runs nothing: end without callbacks. */
 		aloop__loop_untrack(t->loop, &t->res);
 		transport_on_loop_close(&t->res);
 	}
+}
+
+void
+aloop__transport_lost(struct aloop_transport *t, int code, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	transport_lost_v(t, code, fmt, ap);
+	va_end(ap);
+}
+
+/* Release the descriptor and buffers once; the shared part of every drop. */
+static void
+transport_release_now(struct aloop_transport *t)
+{
+	t->flags |= ALOOP__T_CLOSING;
+	if (t->flags & ALOOP__T_ABORTED)
+		return;
+	t->flags |= ALOOP__T_ABORTED;
+	if (t->ops->abort != NULL)
+		t->ops->abort(t);
+	else
+		t->ops->teardown(t);
+}
+
+void
+aloop__transport_drop(struct aloop_transport *t, int code, const char *fmt,
+    ...)
+{
+	va_list ap;
+
+	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	transport_release_now(t);
+	va_start(ap, fmt);
+	transport_lost_v(t, code, fmt, ap);
+	va_end(ap);
 }
 
 /* The errors asyncio's _FATAL_ERROR_IGNORE lists: a peer going away. */
@@ -236,15 +337,7 @@ aloop__transport_fatal(struct aloop_transport *t, int code, const char *what)
 		ctx.protocol = t->state;
 		aloop_call_exception_handler(t->loop, &ctx);
 	}
-	t->flags |= ALOOP__T_CLOSING;
-	if (!(t->flags & ALOOP__T_ABORTED)) {
-		t->flags |= ALOOP__T_ABORTED;
-		if (t->ops->abort != NULL)
-			t->ops->abort(t);
-		else
-			t->ops->teardown(t);
-	}
-	aloop__transport_lost(t, code, NULL);
+	aloop__transport_drop(t, code, NULL);
 }
 
 void
@@ -373,12 +466,29 @@ transport_count_dropped_write(struct aloop_transport *t)
 		    "(%u writes so far)", t->ops->name, t->writes_after_close);
 }
 
+/* Hand @iov to the kind and run the flow-control check. */
+static int
+transport_write_iov(struct aloop_transport *t, const struct iovec *iov,
+    int iovcnt, size_t total)
+{
+	int rc;
+
+	aloop__transport_ref(t);
+	rc = t->ops->write(t, iov, iovcnt);
+	if (rc == 0) {
+		t->bytes_written += total;
+		aloop__transport_pause_check(t);
+	}
+	aloop__transport_unref(t);
+	return rc;
+}
+
 int
 aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
     int iovcnt)
 {
 	size_t total = 0;
-	int i, rc;
+	int i;
 
 	if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
 		return ALOOP_EINVAL;
@@ -394,14 +504,7 @@ aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
 		return ALOOP_ESTATE;
 	if (t->ops->write == NULL)
 		return ALOOP_ENOTSUP;
-	aloop__transport_ref(t);
-	rc = t->ops->write(t, iov, iovcnt);
-	if (rc == 0) {
-		t->bytes_written += total;
-		aloop__transport_pause_check(t);
-	}
-	aloop__transport_unref(t);
-	return rc;
+	return transport_write_iov(t, iov, iovcnt, total);
 }
 
 int
@@ -457,13 +560,8 @@ aloop_transport_abort(struct aloop_transport *t)
 {
 	if (t->flags & (ALOOP__T_ABORTED | ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
-	t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
 	aloop__transport_ref(t);
-	if (t->ops->abort != NULL)
-		t->ops->abort(t);
-	else
-		t->ops->teardown(t);
-	aloop__transport_lost(t, 0, NULL);
+	aloop__transport_drop(t, 0, NULL);
 	aloop__transport_unref(t);
 }
 
