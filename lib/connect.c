@@ -700,3 +700,49 @@ aloop__create_connection_addrs(struct aloop_loop *loop,
 	}
 	return attempt_launch(a, fut);
 }
+
+int
+aloop_connect_accepted_socket(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, int fd, const struct aloop_connection_options *o,
+    struct aloop_future **fut)
+{
+	struct aloop_future *f;
+	int type, fl, rc;
+	socklen_t tl = sizeof(type);
+
+	if (fut != NULL)
+		*fut = NULL;
+	if (proto == NULL || factory == NULL || fut == NULL || fd < 0)
+		return ALOOP_EINVAL;
+	if ((rc = aloop__loop_check(loop, "connect_accepted_socket")) != 0)
+		return rc;
+	/* asyncio: "A Stream Socket was expected". */
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == -1)
+		return errno == ENOTSOCK ? ALOOP_EINVAL : -errno;
+	if (type != SOCK_STREAM)
+		return ALOOP_EINVAL;
+	if (o == NULL || o->ssl == NULL)
+		return aloop__stream_adopt(loop, proto, factory, factory_arg,
+		    fd, ALOOP__STREAM_SOCKET, fut);
+	/* The server side of TLS: a context of its own is required. */
+	if (o->ssl == ALOOP_TLS_DEFAULT)
+		return ALOOP_EINVAL;
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    (fl = fcntl(fd, F_GETFD)) == -1 ||
+	    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		return -errno;
+	if ((rc = aloop_future_new(loop, &f)) != 0)
+		return rc;
+	/* From here on the descriptor is the TLS transport's, on failure too. */
+	rc = aloop__tls_transport_new(loop, fd, o->ssl, 1, NULL,
+	    o->ssl_handshake_timeout, o->ssl_shutdown_timeout, proto, factory,
+	    factory_arg, f, NULL);
+	if (rc != 0) {
+		aloop_future_release(f);
+		return rc;
+	}
+	*fut = f;
+	return 0;
+}

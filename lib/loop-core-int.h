@@ -136,6 +136,7 @@ struct aloop_loop {
 	/* The default executor, owned; shut down on close. */
 	struct aloop_executor	*executor;
 	void			(*executor_shutdown)(struct aloop_executor *);
+	int			 executor_refused;	/* shut down for good */
 
 	/* Exception handling and debug mode. */
 	aloop_exception_handler_fn exc_handler;

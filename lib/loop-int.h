@@ -62,4 +62,12 @@ struct aloop_executor *aloop__loop_executor(struct aloop_loop *loop);
 void aloop__loop_set_executor(struct aloop_loop *loop,
     struct aloop_executor *ex, void (*shutdown)(struct aloop_executor *ex));
 
+/*
+ * Detach the default executor without shutting it down (the caller now
+ * owns it), and refuse to make another: from then on
+ * aloop__loop_executor_refused() is 1.  NULL when there was none.
+ */
+struct aloop_executor *aloop__loop_take_executor(struct aloop_loop *loop);
+int aloop__loop_executor_refused(const struct aloop_loop *loop);
+
 #endif /* ALOOP_LOOP_INT_H */

@@ -896,6 +896,23 @@ aloop__loop_executor(struct aloop_loop *loop)
 	return loop->executor;
 }
 
+struct aloop_executor *
+aloop__loop_take_executor(struct aloop_loop *loop)
+{
+	struct aloop_executor *ex = loop->executor;
+
+	loop->executor = NULL;
+	loop->executor_shutdown = NULL;
+	loop->executor_refused = 1;
+	return ex;
+}
+
+int
+aloop__loop_executor_refused(const struct aloop_loop *loop)
+{
+	return loop->executor_refused;
+}
+
 /* ------------------------------------------------------------ counters */
 
 void

@@ -61,6 +61,7 @@ struct aloop_server {
 	unsigned			 paused:1;	/* pause_accepting */
 	unsigned			 alive:1;	/* the loop's reference */
 	struct aloop__transport_list	 conns;	/* transport.c edits it */
+	struct aloop_future		*forever;	/* serve_forever's */
 	struct aloop_future		**waiters;
 	size_t				 nwaiters;
 	struct aloop__resource		 res;
@@ -162,6 +163,12 @@ server_on_loop_close(struct aloop__resource *res)
 
 	/* Connections were torn down first (tracked later, closed earlier). */
 	srv->alive = 0;
+	if (srv->forever != NULL) {
+		/* Its done-callback, and the reference it held, never run. */
+		aloop_future_release(srv->forever);
+		srv->forever = NULL;
+		srv->refcnt--;
+	}
 	server_close_listeners(srv);
 	srv->closed = 1;
 	srv->serving = 0;
@@ -381,8 +388,56 @@ aloop_server_close(struct aloop_server *srv)
 	srv->serving = 0;
 	server_close_listeners(srv);
 	aloop_server_ref(srv);
+	/* As asyncio's close() cancels the serve_forever() it ends. */
+	if (srv->forever != NULL)
+		(void)aloop_future_cancel(srv->forever);
 	server_check_done(srv);
 	aloop_server_release(srv);
+}
+
+struct aloop_loop *
+aloop_server_get_loop(const struct aloop_server *srv)
+{
+	return srv->loop;
+}
+
+/* serve_forever's future is done (cancelled): the server closes. */
+static void
+server_forever_done(struct aloop_future *fut, void *arg)
+{
+	struct aloop_server *srv = arg;
+
+	if (srv->forever == fut) {
+		srv->forever = NULL;
+		aloop_future_release(fut);
+	}
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+}
+
+int
+aloop_server_serve_forever(struct aloop_server *srv, struct aloop_future **fut)
+{
+	struct aloop_future *f;
+	int rc;
+
+	if (fut == NULL)
+		return ALOOP_EINVAL;
+	*fut = NULL;
+	if (srv->closed || srv->forever != NULL)
+		return ALOOP_ESTATE;
+	if ((rc = aloop_future_new(srv->loop, &f)) != 0)
+		return rc;
+	if ((rc = aloop_future_add_done_callback(f, server_forever_done,
+	    srv)) != 0) {
+		aloop_future_release(f);
+		return rc;
+	}
+	aloop_server_ref(srv);
+	srv->forever = aloop_future_ref(f);
+	(void)aloop_server_start_serving(srv);
+	*fut = f;
+	return 0;
 }
 
 void

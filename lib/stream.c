@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -472,6 +473,35 @@ stream_get_extra_info(struct aloop_transport *t, const char *name,
 	return NULL;
 }
 
+static ssize_t
+stream_sendfile(struct aloop_transport *t, int file, off_t *off, size_t count)
+{
+	struct stream *s = STREAM(t);
+	ssize_t n;
+
+	if (s->kind == ALOOP__STREAM_READ_PIPE)
+		return ALOOP_ENOTSUP;
+	do
+		n = sendfile(s->fd, file, off, count);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		/* The write callback finds the buffer empty and wakes
+		 * the sendfile through aloop__transport_resume_check. */
+		stream_start_writing(s);
+		return -EAGAIN;
+	}
+	/* A file or descriptor the kernel cannot splice: copy instead. */
+	if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+		return ALOOP_ENOTSUP;
+	n = -errno;
+	aloop__transport_fatal(t, (int)n, s->is_sock ?
+	    "Fatal write error on socket transport" :
+	    "Fatal write error on pipe transport");
+	return n;
+}
+
 static void
 stream_abort(struct aloop_transport *t)
 {
@@ -480,6 +510,7 @@ stream_abort(struct aloop_transport *t)
 
 static const struct aloop__transport_ops stream_ops = {
 	.name = "socket",
+	.stream_protocol = 1,
 	.write = stream_write,
 	.write_eof = stream_write_eof,
 	.close = stream_close,
@@ -489,12 +520,14 @@ static const struct aloop__transport_ops stream_ops = {
 	.get_extra_info = stream_get_extra_info,
 	.get_write_buffer_size = stream_get_write_buffer_size,
 	.can_write_eof = stream_can_write_eof,
+	.sendfile = stream_sendfile,
 	.teardown = stream_teardown,
 	.free = stream_free,
 };
 
 static const struct aloop__transport_ops pipe_ops = {
 	.name = "pipe",
+	.stream_protocol = 1,
 	.write = stream_write,
 	.write_eof = stream_write_eof,
 	.close = stream_close,
@@ -504,6 +537,7 @@ static const struct aloop__transport_ops pipe_ops = {
 	.get_extra_info = stream_get_extra_info,
 	.get_write_buffer_size = stream_get_write_buffer_size,
 	.can_write_eof = stream_can_write_eof,
+	.sendfile = stream_sendfile,
 	.teardown = stream_teardown,
 	.free = stream_free,
 };

@@ -455,6 +455,7 @@ aloop_subprocess_options_init(struct aloop_subprocess_options *o)
 	o->stderr_fd = ALOOP_SUBPROCESS_PIPE;
 	o->uid = (uid_t)-1;
 	o->gid = (gid_t)-1;
+	o->process_group = -1;
 }
 
 static int
@@ -526,6 +527,12 @@ aloop_subprocess_exec(struct aloop_loop *loop,
 	    !valid_fd_option(o->stdout_fd, 0) ||
 	    !valid_fd_option(o->stderr_fd, 1))
 		return ALOOP_EINVAL;
+	if ((o->start_new_session && o->process_group >= 0) ||
+	    (o->npass_fds > 0 && o->pass_fds == NULL))
+		return ALOOP_EINVAL;
+	for (i = 0; i < (int)o->npass_fds; i++)
+		if (o->pass_fds[i] < 3)
+			return ALOOP_EINVAL;
 	if ((rc = aloop__loop_check(loop, "subprocess_exec")) < 0)
 		return rc;
 	if ((sp = calloc(1, sizeof(*sp))) == NULL)

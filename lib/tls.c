@@ -800,6 +800,7 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 
 static const struct aloop__transport_ops tls_ops = {
 	.name = "tls",
+	.stream_protocol = 1,
 	.write = tls_write,
 	.write_eof = NULL,		/* TLS has no half-close */
 	.close = tls_close,

@@ -67,6 +67,7 @@
 
 struct aloop_transport;
 struct aloop_tls_context;
+struct aloop__sendfile;
 
 /*
  * What a kind implements.  Every pointer may be NULL unless marked
@@ -79,6 +80,11 @@ struct aloop__transport_ops {
 	/* A short name for logs: "socket", "pipe", "tls", "datagram", ... */
 	const char	*name;
 
+	/*
+	 * Whether the kind is driven by a struct aloop_protocol, read from
+	 * t->proto at every callback, so that set_protocol may switch it.
+	 */
+	int		 stream_protocol;
 
 	/*
 	 * Queue @iovcnt buffers (total > 0 bytes), sending what the descriptor
@@ -130,6 +136,20 @@ struct aloop__transport_ops {
 
 	/* Whether write_eof is supported (NULL: 0). */
 	int	(*can_write_eof)(const struct aloop_transport *t);
+
+	/*
+	 * Zero-copy sendfile: send up to @count bytes of @file from *@off
+	 * straight from the kernel (sendfile(2)), advancing *@off.  Called
+	 * only while nothing is buffered and not closing.  Returns the bytes
+	 * sent (> 0), 0 at the end of the file, -EAGAIN when the descriptor
+	 * is full (the kind then waits for writability and calls
+	 * aloop__transport_resume_check once it is writable), ALOOP_ENOTSUP
+	 * when this descriptor or file cannot (transport.c then reads and
+	 * writes), or another negative error after reporting it through
+	 * aloop__transport_fatal.  NULL: always the read-and-write way.
+	 */
+	ssize_t	(*sendfile)(struct aloop_transport *t, int file, off_t *off,
+		    size_t count);
 
 	/* Datagram transports (NULL elsewhere: ALOOP_ENOTSUP). */
 	int	(*sendto)(struct aloop_transport *t, const void *data, size_t len,
@@ -195,6 +215,7 @@ struct aloop_transport {
 	char			*lost_msg;	/* owned; NULL: aloop_strerror */
 	aloop_handle_t		 lost_handle;
 	int			 owned_fd;	/* with ALOOP__T_OWNS_FD */
+	struct aloop__sendfile	*sendfile;	/* one in progress, or NULL */
 	struct aloop__resource	 res;
 
 	/* The owner's hook, and the links of its aloop__transport_list
@@ -285,9 +306,11 @@ aloop__transport_is_done(const struct aloop_transport *t)
 
 /*
  * Flow control edges.  Call pause_check after the buffer grew and
- * resume_check after it shrank; each calls the protocol (holding a
+ * resume_check after it shrank (or, for ops->sendfile, once the
+ * descriptor is writable again); each calls the protocol (holding a
  * reference) only on a real edge: pause when size > high, resume when
  * size <= low.  transport.c already runs pause_check after ops->write.
+ * resume_check also wakes a sendfile waiting for the buffer to drain.
  */
 void	aloop__transport_pause_check(struct aloop_transport *t);
 void	aloop__transport_resume_check(struct aloop_transport *t);
@@ -389,6 +412,17 @@ unsigned char	*aloop__read_buffer(void);
 int	aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 	    const struct aloop_protocol *proto, void *state, int defer_made,
 	    struct aloop_transport **out);
+
+/*
+ * Adopt the caller's descriptor @fd (made non-blocking and close-on-exec)
+ * as a stream transport of @kind: on the next loop turn the factory makes
+ * the state, connection_made runs, and *@fut (a new future) completes with
+ * the transport.  Until then a closed loop closes @fd.  On an error
+ * returned here the caller keeps @fd.
+ */
+int	aloop__stream_adopt(struct aloop_loop *loop,
+	    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+	    void *factory_arg, int fd, int kind, struct aloop_future **fut);
 
 /*
  * For a transport made with @defer_made: run connection_made, then start

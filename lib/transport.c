@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -17,6 +19,7 @@
 #include <unistd.h>
 
 #include <aloop/log.h>
+#include <aloop/net.h>
 #include <aloop/transport.h>
 
 #include "transport-int.h"
@@ -25,6 +28,7 @@
 #define WRITES_AFTER_CLOSE_LOG	5
 
 static void	transport_on_loop_close(struct aloop__resource *res);
+static void	transport_sendfile_end(struct aloop_transport *t, int code);
 
 void
 aloop__protocol_common_stream(struct aloop__protocol_common *cb,
@@ -250,6 +254,8 @@ transport_on_loop_close(struct aloop__resource *res)
 	/* The loop discards the pending connection_lost call itself. */
 	t->lost_handle = ALOOP_HANDLE_NONE;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_DONE;
+	if (t->sendfile != NULL)
+		transport_sendfile_end(t, -EPIPE);
 	t->ops->teardown(t);
 	transport_notify_owner(t);
 	aloop__transport_unref(t);
@@ -263,6 +269,8 @@ transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
 	t->lost_code = code;
+	if (t->sendfile != NULL)
+		transport_sendfile_end(t, -EPIPE);
 	if (code != 0 && fmt != NULL &&
 	    vasprintf(&t->lost_msg, fmt, ap) == -1)
 		t->lost_msg = NULL;
@@ -358,9 +366,13 @@ aloop__transport_pause_check(struct aloop_transport *t)
 	}
 }
 
+static void	transport_sendfile_wake(struct aloop_transport *t);
+
 void
 aloop__transport_resume_check(struct aloop_transport *t)
 {
+	if (__builtin_expect(t->sendfile != NULL, 0))
+		transport_sendfile_wake(t);
 	if (!(t->flags & ALOOP__T_PAUSED_WRITE) ||
 	    (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE)))
 		return;
@@ -434,6 +446,30 @@ aloop_transport_get_protocol_state(const struct aloop_transport *t)
 }
 
 const void *
+aloop_transport_get_protocol(const struct aloop_transport *t)
+{
+	return t->proto;
+}
+
+int
+aloop_transport_set_protocol(struct aloop_transport *t,
+    const struct aloop_protocol *proto, void *state)
+{
+	struct aloop__protocol_common cb;
+
+	if (proto == NULL)
+		return ALOOP_EINVAL;
+	if (!t->ops->stream_protocol)
+		return ALOOP_ENOTSUP;
+	if (!(t->flags & ALOOP__T_MADE) || aloop__transport_is_done(t))
+		return ALOOP_ESTATE;
+	aloop__protocol_common_stream(&cb, proto);
+	t->proto = proto;
+	aloop__transport_attach(t, &cb, state);
+	return 0;
+}
+
+const void *
 aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
     size_t *len)
 {
@@ -504,6 +540,9 @@ aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
 		return ALOOP_ESTATE;
 	if (t->ops->write == NULL)
 		return ALOOP_ENOTSUP;
+	/* asyncio: "unable to write; sendfile is in progress". */
+	if (__builtin_expect(t->sendfile != NULL, 0))
+		return ALOOP_ESTATE;
 	return transport_write_iov(t, iov, iovcnt, total);
 }
 
@@ -663,4 +702,231 @@ aloop_transport_sendto(struct aloop_transport *t, const void *data,
 	}
 	aloop__transport_unref(t);
 	return rc;
+}
+
+/* ---------------------------------------------------------- sendfile */
+
+/*
+ * One transport_sendfile in progress.  Zero-copy while the kind has
+ * ops->sendfile and nothing is buffered; otherwise asyncio's fallback:
+ * read a piece of the file, write it, and wait for the buffer to drain
+ * before the next, so that a large file never sits in memory.  The job
+ * holds a reference on the transport and one on the future.
+ */
+struct aloop__sendfile {
+	struct aloop_transport	*t;
+	struct aloop_future	*fut;
+	int			 file;
+	off_t			 off;		/* the next byte to send */
+	size_t			 left;		/* SIZE_MAX: to the end */
+	size_t			 sent;
+	int			 copy;		/* read and write */
+	int			 waiting;	/* for the buffer to drain */
+	aloop_handle_t		 step;		/* the next step, if queued */
+	unsigned char		*buf;
+};
+
+/* Bytes the fallback reads at a time, and at most per loop turn. */
+#define SENDFILE_CHUNK		(64 * 1024)
+#define SENDFILE_TURN		(1024 * 1024)
+
+static void
+transport_sendfile_end(struct aloop_transport *t, int code)
+{
+	struct aloop__sendfile *sf = t->sendfile;
+	struct aloop_nbytes *r;
+
+	if (sf == NULL)		/* ended from inside a step already */
+		return;
+	t->sendfile = NULL;
+	aloop_handle_cancel(t->loop, sf->step);
+	/* As asyncio: the file's position ends after what was sent. */
+	(void)lseek(sf->file, sf->off, SEEK_SET);
+	if (code != 0)
+		(void)aloop_future_set_error(sf->fut, code, code == -EPIPE ?
+		    "the transport closed during sendfile" : NULL);
+	else if ((r = calloc(1, sizeof(*r))) == NULL)
+		(void)aloop_future_set_error(sf->fut, ALOOP_ENOMEM, NULL);
+	else {
+		r->nbytes = sf->sent;
+		if (aloop_future_set_result(sf->fut, r, free) != 0)
+			free(r);
+	}
+	aloop_future_release(sf->fut);
+	free(sf->buf);
+	free(sf);
+	aloop__transport_unref(t);
+}
+
+static void	transport_sendfile_step(void *arg);
+
+static void
+transport_sendfile_schedule(struct aloop__sendfile *sf)
+{
+	sf->waiting = 0;
+	if (sf->step == ALOOP_HANDLE_NONE &&
+	    aloop_call_soon(sf->t->loop, transport_sendfile_step, sf,
+	    &sf->step) != 0)
+		transport_sendfile_end(sf->t, ALOOP_ESTATE);
+}
+
+static void
+transport_sendfile_wake(struct aloop_transport *t)
+{
+	struct aloop__sendfile *sf = t->sendfile;
+
+	if (sf->waiting &&
+	    aloop_transport_get_write_buffer_size(t) <= (sf->copy ? t->low : 0))
+		transport_sendfile_schedule(sf);
+}
+
+/* The fallback's piece: 1 sent something, 0 at the end, or an error. */
+static int
+transport_sendfile_copy(struct aloop__sendfile *sf)
+{
+	struct aloop_transport *t = sf->t;
+	struct iovec iov;
+	size_t want;
+	ssize_t n;
+	int rc;
+
+	want = sf->left < SENDFILE_CHUNK ? sf->left : SENDFILE_CHUNK;
+	if (want == 0)
+		return 0;
+	if (sf->buf == NULL && (sf->buf = malloc(SENDFILE_CHUNK)) == NULL)
+		return ALOOP_ENOMEM;
+	do
+		n = pread(sf->file, sf->buf, want, sf->off);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -errno;
+	if (n == 0)
+		return 0;
+	iov.iov_base = sf->buf;
+	iov.iov_len = (size_t)n;
+	if ((rc = transport_write_iov(t, &iov, 1, (size_t)n)) != 0)
+		return rc;
+	/* A write error ended the transport, and this job with it. */
+	if (t->sendfile != sf)
+		return -EPIPE;
+	sf->off += n;
+	sf->sent += (size_t)n;
+	if (sf->left != SIZE_MAX)
+		sf->left -= (size_t)n;
+	return 1;
+}
+
+static void
+transport_sendfile_step(void *arg)
+{
+	struct aloop__sendfile *sf = arg;
+	struct aloop_transport *t = sf->t;
+	size_t turn = 0, want;
+	ssize_t n;
+	int rc;
+
+	sf->step = ALOOP_HANDLE_NONE;
+	if (aloop_future_done(sf->fut)) {	/* cancelled */
+		transport_sendfile_end(t, 0);
+		return;
+	}
+	aloop__transport_ref(t);
+	while (t->sendfile == sf && !(t->flags & ALOOP__T_CLOSING)) {
+		if (sf->left == 0) {
+			transport_sendfile_end(t, 0);
+			break;
+		}
+		if (turn >= SENDFILE_TURN) {
+			/* Fairness: the rest on a later turn. */
+			transport_sendfile_schedule(sf);
+			break;
+		}
+		if (!sf->copy) {
+			if (aloop_transport_get_write_buffer_size(t) > 0) {
+				sf->waiting = 1;
+				break;
+			}
+			want = sf->left < SENDFILE_TURN ? sf->left :
+			    SENDFILE_TURN;
+			n = t->ops->sendfile(t, sf->file, &sf->off, want);
+			if (t->sendfile != sf)
+				break;	/* a fatal error ended it all */
+			if (n > 0) {
+				t->bytes_written += (uint64_t)n;
+				sf->sent += (size_t)n;
+				turn += (size_t)n;
+				if (sf->left != SIZE_MAX)
+					sf->left -= (size_t)n;
+				continue;
+			}
+			if (n == 0) {
+				transport_sendfile_end(t, 0);
+				break;
+			}
+			if (n == -EAGAIN) {
+				sf->waiting = 1;
+				break;
+			}
+			if (n == ALOOP_ENOTSUP && sf->sent == 0) {
+				sf->copy = 1;
+				continue;
+			}
+			transport_sendfile_end(t, (int)n);
+			break;
+		}
+		if (aloop_transport_get_write_buffer_size(t) > t->low) {
+			sf->waiting = 1;
+			break;
+		}
+		if ((rc = transport_sendfile_copy(sf)) <= 0) {
+			transport_sendfile_end(t, rc);
+			break;
+		}
+		turn += SENDFILE_CHUNK;
+	}
+	aloop__transport_unref(t);
+}
+
+int
+aloop_transport_sendfile(struct aloop_transport *t, int file, off_t offset,
+    size_t count, struct aloop_future **fut)
+{
+	struct aloop__sendfile *sf;
+	struct aloop_future *f;
+	struct stat st;
+	int rc;
+
+	if (fut == NULL)
+		return ALOOP_EINVAL;
+	*fut = NULL;
+	if (file < 0 || offset < 0)
+		return ALOOP_EINVAL;
+	if (fstat(file, &st) == -1)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return ALOOP_EINVAL;
+	if (t->ops->write == NULL)
+		return ALOOP_ENOTSUP;
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN) ||
+	    t->sendfile != NULL)
+		return ALOOP_ESTATE;
+	if ((rc = aloop_future_new(t->loop, &f)) != 0)
+		return rc;
+	if ((sf = calloc(1, sizeof(*sf))) == NULL) {
+		aloop_future_release(f);
+		return ALOOP_ENOMEM;
+	}
+	sf->t = t;
+	sf->fut = aloop_future_ref(f);
+	sf->file = file;
+	sf->off = offset;
+	sf->left = count > 0 ? count : SIZE_MAX;
+	sf->copy = t->ops->sendfile == NULL;
+	sf->step = ALOOP_HANDLE_NONE;
+	aloop__transport_ref(t);
+	t->sendfile = sf;
+	/* The first piece goes on the next turn, never inside this call. */
+	transport_sendfile_schedule(sf);
+	*fut = f;
+	return 0;
 }

@@ -270,6 +270,22 @@ ALOOP_API int aloop_run_in_executor(struct aloop_loop *loop,
 ALOOP_API int aloop_set_default_executor(struct aloop_loop *loop,
     struct aloop_executor *ex);
 
+/**
+ * asyncio's shutdown_default_executor(timeout): stop the default pool and
+ * wait, without blocking the loop, until its queued jobs have finished and
+ * its threads are joined; the future then completes with NULL.  After
+ * @timeout seconds (negative: no bound) the future completes all the same
+ * and a warning is logged; the threads finish in the background.  The
+ * joining happens on a thread of its own.  From this call on, the loop
+ * makes no new default pool: aloop_run_in_executor() with a NULL pool
+ * returns ALOOP_ESTATE (asyncio's "Executor shutdown has been called").
+ * Without a default pool the future is done at once.  ALOOP_EINVAL for a
+ * NULL @fut or a NaN @timeout, ALOOP_ESTATE on a closed loop.  Loop
+ * thread only.
+ */
+ALOOP_API int aloop_shutdown_default_executor(struct aloop_loop *loop,
+    double timeout, struct aloop_future **fut);
+
 /* ---------------------------------------------------- exception handling */
 
 /**

@@ -92,6 +92,20 @@ ALOOP_API void aloop_server_abort_clients(struct aloop_server *srv);
 /** A future done once the server is closed and its last connection gone. */
 ALOOP_API int aloop_server_wait_closed(struct aloop_server *srv,
     struct aloop_future **fut);
+/**
+ * asyncio's serve_forever(): start accepting (if not yet) and hand back a
+ * future that never completes by itself.  Cancelling it closes the server;
+ * closing the server cancels it.  Wait for it with run_until_complete (it
+ * then returns ALOOP_ECANCELLED once the server closed).  The future holds
+ * a reference on the server until it is done.  ALOOP_ESTATE if the server
+ * is closed or already serving forever; ALOOP_EINVAL for a NULL @fut.
+ */
+ALOOP_API int aloop_server_serve_forever(struct aloop_server *srv,
+    struct aloop_future **fut);
+
+/** The loop the server belongs to. */
+ALOOP_API struct aloop_loop *aloop_server_get_loop(const struct aloop_server *srv);
+
 /** Start accepting (for start_serving = 0); idempotent. */
 ALOOP_API int aloop_server_start_serving(struct aloop_server *srv);
 ALOOP_API int aloop_server_is_serving(const struct aloop_server *srv);
@@ -141,6 +155,24 @@ ALOOP_API int aloop_create_unix_connection(struct aloop_loop *loop,
     void *factory_arg, const char *path,
     const struct aloop_connection_options *o, struct aloop_future **fut);
 
+/**
+ * asyncio's connect_accepted_socket(): drive the connected stream socket
+ * @fd, accepted outside the loop, with @proto.  The future's result is the
+ * struct aloop_transport * (the protocol has seen connection_made, on a
+ * later loop turn than this call).  With @o->ssl (a server context; the
+ * other options are ignored) the loop runs the server side of a TLS
+ * handshake first, bounded by @o->ssl_handshake_timeout, and the
+ * handshake's failure fails the future.  @o may be NULL (plain).  The
+ * socket is made non-blocking and close-on-exec and is the transport's
+ * once this returns 0.  ALOOP_EINVAL for a descriptor that is no stream
+ * socket, ALOOP_TLS_DEFAULT as @o->ssl, or a missing argument (the caller
+ * then keeps @fd).
+ */
+ALOOP_API int aloop_connect_accepted_socket(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, int fd, const struct aloop_connection_options *o,
+    struct aloop_future **fut);
+
 struct aloop_datagram_options {
 	int		 family;	/* AF_UNSPEC */
 	int		 proto;
@@ -165,6 +197,11 @@ ALOOP_API void aloop_datagram_options_init(struct aloop_datagram_options *o);
  * non-blocking and close-on-exec; closed with the endpoint) and no address
  * may be given.  A remote address connects the socket: sendto then takes
  * NULL (or that address) and ICMP errors reach error_received.
+ * With @o->family AF_UNIX, @o->local_host and @o->remote_host are socket
+ * paths (the ports must be NULL): the endpoint binds to the first and
+ * connects to the second, and a socket file already at the local path is
+ * replaced (asyncio's rule; the file is left after close).  A path that
+ * does not fit a sockaddr_un is ALOOP_EINVAL.
  */
 ALOOP_API int aloop_create_datagram_endpoint(struct aloop_loop *loop,
     const struct aloop_datagram_protocol *proto,

@@ -33,11 +33,13 @@
 #include <sys/socket.h>
 
 #include <aloop/common.h>
+#include <aloop/protocol.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+struct aloop_future;
 struct aloop_loop;
 struct aloop_transport;
 
@@ -57,8 +59,29 @@ ALOOP_API void aloop_transport_release(struct aloop_transport *t);
 /** The loop of @t (a stale address once that loop was freed). */
 ALOOP_API struct aloop_loop *aloop_transport_get_loop(const struct aloop_transport *t);
 
-/** The protocol state the factory made for @t. */
+/** The protocol state the factory made for @t (or set_protocol gave it). */
 ALOOP_API void *aloop_transport_get_protocol_state(const struct aloop_transport *t);
+
+/**
+ * The protocol table driving @t, as asyncio's get_protocol(): a const
+ * struct aloop_protocol * for stream, pipe and TLS transports, a const
+ * struct aloop_datagram_protocol * for datagram endpoints, a const struct
+ * aloop_subprocess_protocol * for subprocesses.
+ */
+ALOOP_API const void *aloop_transport_get_protocol(const struct aloop_transport *t);
+
+/**
+ * Hand @t to another protocol, as asyncio's set_protocol(): from the next
+ * callback on, @proto's functions run with @state (connection_made is not
+ * run again; connection_lost, when it comes, goes to @proto).  The old
+ * state is not freed: it is the caller's.  Call it from the loop, outside
+ * or inside a callback of @t.  ALOOP_EINVAL for a NULL @proto,
+ * ALOOP_ENOTSUP for datagram and subprocess transports (their tables
+ * differ), ALOOP_ESTATE before connection_made or once connection_lost
+ * is scheduled.
+ */
+ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
+    const struct aloop_protocol *proto, void *state);
 
 /**
  * Optional information, by asyncio's names; NULL when not available:
@@ -131,6 +154,28 @@ ALOOP_API int aloop_transport_set_write_buffer_limits(struct aloop_transport *t,
 ALOOP_API void aloop_transport_get_write_buffer_limits(const struct aloop_transport *t,
     size_t *low, size_t *high);
 ALOOP_API size_t aloop_transport_get_write_buffer_size(const struct aloop_transport *t);
+
+/**
+ * asyncio's loop.sendfile(transport, file, offset, count): send @count
+ * bytes (0: up to the end) of the regular file @file from @offset.  On
+ * plain TCP and UNIX sockets and write pipes the kernel sends them
+ * (sendfile(2), no copy through user space) once what was written before
+ * has gone; on TLS (and wherever the kernel cannot) the file is read and
+ * written in 64 KiB pieces, each after the buffer drained below the
+ * low-water mark, so memory stays bounded.  The future's result is a
+ * struct aloop_nbytes (see net.h) with the bytes sent; the file's position
+ * is left after the last byte sent.  While it runs, aloop_transport_write
+ * returns ALOOP_ESTATE (asyncio: "sendfile is in progress").  The first
+ * piece goes on the next loop turn.  If the transport closes or is lost
+ * meanwhile the future fails with -EPIPE; cancelling the future stops the
+ * transfer at the next piece.  The file stays the caller's and must stay
+ * open until the future is done.  ALOOP_EINVAL (no @fut, a negative
+ * offset, a file that is not regular), ALOOP_ENOTSUP (a transport that
+ * cannot write: a read pipe, a datagram endpoint), ALOOP_ESTATE (closing,
+ * after write_eof, or another sendfile running).
+ */
+ALOOP_API int aloop_transport_sendfile(struct aloop_transport *t, int file,
+    off_t offset, size_t count, struct aloop_future **fut);
 
 /**
  * Datagram transports: send one datagram (empty ones too; @data is

@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -1031,8 +1032,82 @@ test_loop_close_releases(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * UNIX datagram endpoints bound to paths (CPython's
+ * test_create_datagram_endpoint_sock_unix and the local_addr path case):
+ * a server echoing to a client connected to it, which has a path too so
+ * that the echo can come back; a stale socket file is replaced.
+ */
+static void
+test_unix_paths(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop;
+	struct ep srv, cli;
+	const struct sockaddr_un *sun;
+	char spath[64], cpath[64];
+	size_t len;
+	int fds = count_fds(), stale;
+	struct sockaddr_un sa;
+
+	snprintf(spath, sizeof(spath), "/tmp/aloop-dg-s-%ld", (long)getpid());
+	snprintf(cpath, sizeof(cpath), "/tmp/aloop-dg-c-%ld", (long)getpid());
+	(void)unlink(cpath);
+	/* A socket file left behind at the server's path. */
+	(void)unlink(spath);
+	stale = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(stale >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	strcpy(sa.sun_path, spath);
+	CU_ASSERT_FATAL(bind(stale, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	(void)close(stale);
+
+	loop = loop_open();
+	memset(&srv, 0, sizeof(srv));
+	memset(&cli, 0, sizeof(cli));
+	srv.echo = 1;
+	aloop_datagram_options_init(&o);
+	o.family = AF_UNIX;
+	o.local_host = spath;
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &srv, &o), 0);
+	sun = aloop_transport_get_extra_info(srv.t, "sockname", &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sun);
+	CU_ASSERT_EQUAL(sun->sun_family, AF_UNIX);
+	CU_ASSERT_STRING_EQUAL(sun->sun_path, spath);
+
+	aloop_datagram_options_init(&o);
+	o.family = AF_UNIX;
+	o.local_host = cpath;
+	o.remote_host = spath;
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &cli, &o), 0);
+	CU_ASSERT_EQUAL(aloop_transport_sendto(cli.t, "ping", 4, NULL, 0), 0);
+	WAIT_FOR(loop, &cli, cli.nrecv == 1);
+	CU_ASSERT_EQUAL(srv.nrecv, 1);
+	CU_ASSERT_EQUAL(cli.lastlen, 4);
+	CU_ASSERT_EQUAL(memcmp(cli.last, "ping", 4), 0);
+	ep_close(loop, &cli);
+	ep_close(loop, &srv);
+
+	/* Ports mean nothing here; a path too long for sun_path either. */
+	aloop_datagram_options_init(&o);
+	o.family = AF_UNIX;
+	o.local_host = spath;
+	o.local_port = "0";
+	CU_ASSERT_EQUAL(ep_open(loop, &srv, &o), ALOOP_EINVAL);
+	o.local_port = NULL;
+	o.local_host = "/tmp/aloop-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	CU_ASSERT_EQUAL(ep_open(loop, &srv, &o), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	(void)unlink(spath);
+	(void)unlink(cpath);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_echo_ipv4),
+	TEST(test_unix_paths),
 	TEST(test_echo_ipv6),
 	TEST(test_unconnected_sendto),
 	TEST(test_empty_datagram),

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -726,8 +727,87 @@ test_pool_shared_by_two_loops(void)
 	free_loop(b, wdb);
 }
 
+/* --------------------------------------- shutdown_default_executor */
+
+static int
+job_sleep_ms(void *arg, void **result)
+{
+	struct timespec ts = { 0, (long)(intptr_t)arg * 1000000L };
+
+	(void)result;
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/*
+ * asyncio's shutdown_default_executor: the jobs finish, the threads are
+ * joined, and the loop makes no new default pool after; with a timeout
+ * shorter than a job, the wait ends first and the job still completes.
+ */
+static void
+test_shutdown_default_executor(void)
+{
+	aloop_handle_t wd;
+	struct aloop_loop *loop = new_loop(&wd);
+	struct aloop_future *job, *f, *g;
+	struct timespec ms = { 0, 1000000 };
+	double t0;
+	int i;
+
+	/* No pool yet: done at once. */
+	CU_ASSERT_EQUAL_FATAL(aloop_shutdown_default_executor(loop, 1.0, &f),
+	    0);
+	CU_ASSERT(aloop_future_done(f));
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(aloop_run_in_executor(loop, NULL, job_nothing, NULL,
+	    NULL, &g), ALOOP_ESTATE);
+	free_loop(loop, wd);
+
+	loop = new_loop(&wd);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(loop, NULL, job_sleep_ms,
+	    (void *)(intptr_t)50, NULL, &job), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_shutdown_default_executor(loop, 10.0,
+	    &f), 0);
+	CU_ASSERT_FALSE(aloop_future_done(f));
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL), 0);
+	/* The job ran to its end before the threads were joined. */
+	run_once(loop);
+	CU_ASSERT(aloop_future_done(job));
+	CU_ASSERT_EQUAL(aloop_future_result(job, NULL), 0);
+	aloop_future_release(job);
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(aloop_run_in_executor(loop, NULL, job_nothing, NULL,
+	    NULL, &g), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_shutdown_default_executor(loop, 1.0, NULL),
+	    ALOOP_EINVAL);
+	free_loop(loop, wd);
+
+	/* The bound: a 400 ms job against a 50 ms timeout. */
+	loop = new_loop(&wd);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(loop, NULL, job_sleep_ms,
+	    (void *)(intptr_t)400, NULL, &job), 0);
+	t0 = aloop_time(loop);
+	CU_ASSERT_EQUAL_FATAL(aloop_shutdown_default_executor(loop, 0.05,
+	    &f), 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL), 0);
+	CU_ASSERT(aloop_time(loop) - t0 < 0.35);
+	CU_ASSERT_FALSE(aloop_future_done(job));
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, job, NULL), 0);
+	aloop_future_release(job);
+	aloop_future_release(f);
+	/* Let the joining job deliver before the loop goes (bounded). */
+	for (i = 0; i < 5000 && aloop__executor_live_threads() > 0; i++) {
+		run_once(loop);
+		nanosleep(&ms, NULL);
+	}
+	run_once(loop);
+	free_loop(loop, wd);
+	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_result_on_loop_thread),
+	TEST(test_shutdown_default_executor),
 	TEST(test_errors_propagate),
 	TEST(test_many_jobs_few_threads),
 	TEST(test_single_thread_runs_in_order),

@@ -937,8 +937,124 @@ test_loop_close_reaps(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/* pgrp and session of the child, from its /proc/self/stat. */
+static void
+parse_stat(const char *out, long *pid, long *pgrp, long *sid)
+{
+	const char *rp = strrchr(out, ')');
+	char state;
+
+	*pid = strtol(out, NULL, 10);
+	*pgrp = *sid = -1;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+	CU_ASSERT_EQUAL(sscanf(rp + 1, " %c %*d %ld %ld", &state, pgrp, sid),
+	    3);
+}
+
+/* Python's start_new_session and process_group. */
+static void
+test_new_session_and_group(void)
+{
+	static const char *const argv[] = { "cat", "/proc/self/stat", NULL };
+	struct aloop_subprocess_options o;
+	struct aloop_future *f;
+	struct aloop_loop *loop;
+	struct proc p;
+	long pid, pgrp, sid;
+	int fds = count_fds();
+
+	loop = loop_open();
+	/* Neither: the parent's group and session. */
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, NULL, NULL), 0);
+	parse_stat(p.out, &pid, &pgrp, &sid);
+	CU_ASSERT_EQUAL(pgrp, (long)getpgrp());
+	CU_ASSERT_EQUAL(sid, (long)getsid(0));
+	proc_finish(&p);
+
+	aloop_subprocess_options_init(&o);
+	CU_ASSERT_EQUAL(o.process_group, -1);
+	o.start_new_session = 1;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, &o, NULL), 0);
+	parse_stat(p.out, &pid, &pgrp, &sid);
+	CU_ASSERT_EQUAL(sid, pid);
+	CU_ASSERT_EQUAL(pgrp, pid);
+	proc_finish(&p);
+
+	aloop_subprocess_options_init(&o);
+	o.process_group = 0;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, &o, NULL), 0);
+	parse_stat(p.out, &pid, &pgrp, &sid);
+	CU_ASSERT_EQUAL(pgrp, pid);
+	CU_ASSERT_EQUAL(sid, (long)getsid(0));
+	proc_finish(&p);
+
+	o.start_new_session = 1;
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, argv, &o, &f), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/* Python's pass_fds: that descriptor, under its number, and no other. */
+static void
+test_pass_fds(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_future *f;
+	struct aloop_loop *loop;
+	struct proc p;
+	char buf[16], cmd[64];
+	int fds = count_fds(), pp[2], w, bad[1] = { 2 };
+	ssize_t n;
+
+	loop = loop_open();
+	CU_ASSERT_EQUAL_FATAL(pipe2(pp, O_CLOEXEC), 0);
+	w = fcntl(pp[1], F_DUPFD_CLOEXEC, 40);
+	CU_ASSERT_FATAL(w >= 40);
+	(void)close(pp[1]);
+	/* Through /proc: dash's >&N takes one digit only. */
+	snprintf(cmd, sizeof(cmd), "echo hi >/proc/self/fd/%d", w);
+	CU_ASSERT_EQUAL_FATAL(fcntl(pp[0], F_SETFL, O_NONBLOCK), 0);
+
+	aloop_subprocess_options_init(&o);
+	o.pass_fds = &w;
+	o.npass_fds = 1;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, cmd, NULL, &o, NULL), 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 0);
+	proc_finish(&p);
+	n = read(pp[0], buf, sizeof(buf));
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "hi\n", 3), 0);
+	/* Still close-on-exec in the parent. */
+	CU_ASSERT(fcntl(w, F_GETFD) & FD_CLOEXEC);
+
+	/* Without it the child cannot write there. */
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, cmd, NULL, NULL, NULL), 0);
+	CU_ASSERT_NOT_EQUAL(p.rc_at_exit, 0);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(read(pp[0], buf, sizeof(buf)), -1);
+
+	o.pass_fds = bad;
+	CU_ASSERT_EQUAL(aloop_subprocess_shell(loop, &proc_proto, proc_factory,
+	    &p, "true", &o, &f), ALOOP_EINVAL);
+	o.pass_fds = NULL;
+	CU_ASSERT_EQUAL(aloop_subprocess_shell(loop, &proc_proto, proc_factory,
+	    &p, "true", &o, &f), ALOOP_EINVAL);
+	(void)close(w);
+	(void)close(pp[0]);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_exit_code),
+	TEST(test_new_session_and_group),
+	TEST(test_pass_fds),
 	TEST(test_terminate),
 	TEST(test_kill),
 	TEST(test_send_signal),
