@@ -24,8 +24,7 @@
 #include "stream_util.h"
 #include "tls_certs.h"
 
-static struct tls_certs certs;
-static int certs_ok;
+static const struct tls_certs *certs;
 
 static void
 close_in_made(struct rec *r)
@@ -179,13 +178,11 @@ test_tls_closed_in_made(void)
 	size_t n;
 	char ps[16];
 
-	if (!certs_ok)
-		certs_ok = tls_certs_make(&certs) == 0;
-	CU_ASSERT_FATAL(certs_ok);
+	NEED_CERTS(certs);
 	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &sctx),
 	    0);
 	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(sctx,
-	    certs.server_cert, certs.server_key), 0);
+	    certs->server_cert, certs->server_key), 0);
 	aloop_server_options_init(&so);
 	so.ssl = sctx;
 	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
@@ -199,7 +196,7 @@ test_tls_closed_in_made(void)
 	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &cctx),
 	    0);
 	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(cctx,
-	    certs.ca, NULL), 0);
+	    certs->ca, NULL), 0);
 	aloop_connection_options_init(&co);
 	co.ssl = cctx;
 	cp.tmpl.on_made = close_in_made;
@@ -439,14 +436,6 @@ test_watch_refuses_transport_fd(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
-static void
-test_cleanup(void)
-{
-	if (certs_ok)
-		tls_certs_remove(&certs);
-	certs_ok = 0;
-}
-
 static const struct test_case cases[] = {
 	TEST(test_tcp_closed_in_made),
 	TEST(test_tcp_loop_closed_before_lost),
@@ -456,7 +445,6 @@ static const struct test_case cases[] = {
 	TEST(test_datagram_closed_in_made),
 	TEST(test_subprocess_true),
 	TEST(test_watch_refuses_transport_fd),
-	TEST(test_cleanup),
 };
 
 TEST_MAIN("lifetime", cases)
