@@ -502,6 +502,21 @@ stream_sendfile(struct aloop_transport *t, int file, off_t *off, size_t count)
 	return n;
 }
 
+static int
+stream_detach(struct aloop_transport *t)
+{
+	struct stream *s = STREAM(t);
+	int fd = s->fd;
+
+	if (s->kind != ALOOP__STREAM_SOCKET)
+		return ALOOP_ENOTSUP;
+	if (evbuffer_get_length(s->out) > 0 || s->shut_wr || s->eof)
+		return ALOOP_ESTATE;
+	s->fd = -1;
+	stream_teardown(t);
+	return fd;
+}
+
 static void
 stream_abort(struct aloop_transport *t)
 {
@@ -523,6 +538,7 @@ static const struct aloop__transport_ops stream_ops = {
 	.sendfile = stream_sendfile,
 	.teardown = stream_teardown,
 	.free = stream_free,
+	.detach = stream_detach,
 };
 
 static const struct aloop__transport_ops pipe_ops = {

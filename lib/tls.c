@@ -82,6 +82,7 @@ struct tls {
 	unsigned		 reading:1;	/* rev is added */
 	unsigned		 writing:1;	/* wev is added */
 	unsigned		 closing:1;	/* close(): shut down once drained */
+	unsigned		 upgrade:1;	/* start_tls: made already ran */
 
 	char			*hostname;	/* client: what was asked for */
 	char			*alpn;		/* negotiated, or NULL */
@@ -313,6 +314,9 @@ tls_handshake_done(struct tls *s)
 	}
 	/* From here on the protocol hears everything, lost included. */
 	aloop__protocol_common_stream(&cb, s->proto);
+	/* An upgraded connection's protocol saw connection_made already. */
+	if (s->upgrade)
+		cb.connection_made = NULL;
 	aloop__transport_attach(&s->t, &cb, state);
 	(void)aloop__transport_made(&s->t);
 	if (s->waiter != NULL) {
@@ -976,4 +980,10 @@ fail:
 	free(s->sock);
 	free(s);
 	return rc;
+}
+
+void
+aloop__tls_mark_upgrade(struct aloop_transport *t)
+{
+	TLS(t)->upgrade = 1;
 }

@@ -151,6 +151,15 @@ struct aloop__transport_ops {
 	ssize_t	(*sendfile)(struct aloop_transport *t, int file, off_t *off,
 		    size_t count);
 
+	/*
+	 * Give up the descriptor without closing it (start_tls hands it to
+	 * a TLS transport): stop every event and return the descriptor, or
+	 * ALOOP_ESTATE while data waits in the buffer, ALOOP_ENOTSUP for a
+	 * kind that cannot.  transport.c then ends the transport without
+	 * telling the protocol.  NULL: ALOOP_ENOTSUP.
+	 */
+	int	(*detach)(struct aloop_transport *t);
+
 	/* Datagram transports (NULL elsewhere: ALOOP_ENOTSUP). */
 	int	(*sendto)(struct aloop_transport *t, const void *data, size_t len,
 		    const struct sockaddr *addr, socklen_t addrlen);
@@ -223,6 +232,7 @@ struct aloop_transport {
 	aloop__transport_owner_fn owner_fn;
 	void			*owner;
 	struct aloop_transport	*owner_prev, *owner_next;
+	struct aloop__transport_list *owner_list;
 };
 
 /* Default write-buffer limits (asyncio's). */
@@ -370,6 +380,21 @@ void	aloop__transport_list_each(struct aloop__transport_list *list,
 	    void (*fn)(struct aloop_transport *t));
 
 /*
+ * Take @old's descriptor for a new transport (start_tls): ops->detach,
+ * then @old ends silently (no protocol callback; is_closing is 1).
+ * Returns the descriptor or a negative error (@old is then untouched).
+ */
+int	aloop__transport_detach(struct aloop_transport *old);
+
+/*
+ * @new takes @old's place with its owner: in its list and with its hook
+ * (a server goes on counting a connection that start_tls upgraded).
+ * @old then has no owner.
+ */
+void	aloop__transport_hand_over(struct aloop_transport *old,
+	    struct aloop_transport *new);
+
+/*
  * Whether @t ended before connection_made ever ran (a TLS handshake that
  * failed or timed out, a refused factory); if so, *@err gets the error it
  * ended with (@fallback when it ended without one), its message borrowed
@@ -456,5 +481,12 @@ int	aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	    double shutdown_timeout, const struct aloop_protocol *proto,
 	    aloop_protocol_factory_fn factory, void *factory_arg,
 	    struct aloop_future *waiter, struct aloop_transport **out);
+
+/*
+ * For start_tls: the TLS transport @t (from aloop__tls_transport_new,
+ * before its handshake finished) upgrades a connection whose protocol has
+ * seen connection_made already, so it does not run it again.
+ */
+void	aloop__tls_mark_upgrade(struct aloop_transport *t);
 
 #endif /* ALOOP_TRANSPORT_INT_H */

@@ -144,6 +144,7 @@ aloop__transport_list_add(struct aloop__transport_list *list,
     struct aloop_transport *t, aloop__transport_owner_fn fn, void *owner)
 {
 	aloop__transport_set_owner(t, fn, owner);
+	t->owner_list = list;
 	t->owner_prev = NULL;
 	t->owner_next = list->head;
 	if (list->head != NULL)
@@ -163,7 +164,52 @@ aloop__transport_list_remove(struct aloop__transport_list *list,
 	if (t->owner_next != NULL)
 		t->owner_next->owner_prev = t->owner_prev;
 	t->owner_prev = t->owner_next = NULL;
+	t->owner_list = NULL;
 	list->n--;
+}
+
+int
+aloop__transport_detach(struct aloop_transport *old)
+{
+	int fd;
+
+	if (old->ops->detach == NULL)
+		return ALOOP_ENOTSUP;
+	if (old->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN) ||
+	    old->sendfile != NULL)
+		return ALOOP_ESTATE;
+	if ((fd = old->ops->detach(old)) < 0)
+		return fd;
+	/* The descriptor's guard goes with it to the new transport. */
+	old->flags &= ~ALOOP__T_OWNS_FD;
+	aloop__transport_mute(old);
+	aloop__transport_drop(old, 0, NULL);
+	return fd;
+}
+
+void
+aloop__transport_hand_over(struct aloop_transport *old,
+    struct aloop_transport *new)
+{
+	struct aloop__transport_list *list = old->owner_list;
+
+	new->owner_fn = old->owner_fn;
+	new->owner = old->owner;
+	old->owner_fn = NULL;
+	old->owner = NULL;
+	if (list == NULL)
+		return;
+	new->owner_list = list;
+	new->owner_prev = old->owner_prev;
+	new->owner_next = old->owner_next;
+	if (new->owner_prev != NULL)
+		new->owner_prev->owner_next = new;
+	else
+		list->head = new;
+	if (new->owner_next != NULL)
+		new->owner_next->owner_prev = new;
+	old->owner_prev = old->owner_next = NULL;
+	old->owner_list = NULL;
 }
 
 void

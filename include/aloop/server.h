@@ -173,6 +173,36 @@ ALOOP_API int aloop_connect_accepted_socket(struct aloop_loop *loop,
     void *factory_arg, int fd, const struct aloop_connection_options *o,
     struct aloop_future **fut);
 
+/**
+ * asyncio's start_tls(): upgrade the connected plain stream transport @t
+ * (a TCP or UNIX connection made by create_connection, a server, or
+ * connect_accepted_socket) to TLS, on the client side, or on the server
+ * side with @server_side.  @o gives the context (o->ssl: a server context
+ * on the server side; ALOOP_TLS_DEFAULT allowed on the client side), the
+ * client's server_hostname (NULL: no SNI and no name check) and the
+ * handshake and shutdown timeouts; its other fields are ignored.
+ *
+ * @t hands its socket over at once and is finished: is_closing is 1 and
+ * its protocol hears nothing more from it, not even connection_lost (use
+ * it no more, as in asyncio).  Data the peer sent after what @t
+ * delivered stays for the handshake.  The future's result is the new TLS
+ * transport, once the handshake is done; the same protocol, with the same
+ * state, goes on over it without a second connection_made, and gets its
+ * connection_lost at the end.  A server goes on counting the connection.
+ * If the handshake fails (ALOOP_ECERT, ALOOP_EHOSTNAME, ALOOP_ETLS,
+ * ALOOP_ETIMEDOUT) the socket is closed and the protocol hears nothing
+ * more: its state is then the caller's to free, as asyncio leaves it.
+ *
+ * Call it with nothing waiting in @t's write buffer (what was written has
+ * gone to the kernel; get_write_buffer_size is 0) and before write_eof:
+ * ALOOP_ESTATE otherwise, and before connection_made or once closing.
+ * ALOOP_EINVAL for a missing @o->ssl or @fut, ALOOP_ENOTSUP for a
+ * transport that is no plain stream socket (TLS already, a pipe, a
+ * datagram endpoint).
+ */
+ALOOP_API int aloop_start_tls(struct aloop_transport *t, int server_side,
+    const struct aloop_connection_options *o, struct aloop_future **fut);
+
 struct aloop_datagram_options {
 	int		 family;	/* AF_UNSPEC */
 	int		 proto;

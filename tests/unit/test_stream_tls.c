@@ -277,11 +277,94 @@ test_tls_connect_accepted_socket(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * start_tls on both ends of a plain connection (CPython's
+ * test_start_tls_client_reg_proto / server): plain bytes first, then the
+ * upgrade, then the same protocols carry on over TLS without a second
+ * connection_made; the server still counts the connection.
+ */
+static void
+test_start_tls(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_tls_context *sctx = NULL, *cctx = NULL;
+	struct aloop_connection_options so, co;
+	struct aloop_transport *ct, *st, *nst = NULL, *nct = NULL;
+	struct aloop_server *srv;
+	struct aloop_future *sf, *cf, *xf;
+	int port;
+
+	make_certs();
+	srv = start_server(loop, &sp, "127.0.0.1", &port);
+	ct = connect_to(loop, &cp, "127.0.0.1", port);
+	CU_ASSERT_FATAL(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made == 1,
+	    5.0));
+	st = sp.r[0].t;
+	CU_ASSERT_EQUAL(aloop_transport_write(ct, "STARTTLS", 8), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].nrecv == 8, 5.0));
+
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &sctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(sctx,
+	    certs->server_cert, certs->server_key), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &cctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(cctx,
+	    certs->ca, NULL), 0);
+	aloop_connection_options_init(&so);
+	so.ssl = sctx;
+	aloop_connection_options_init(&co);
+	co.ssl = cctx;
+	co.server_hostname = "localhost";
+	CU_ASSERT_EQUAL(aloop_start_tls(ct, 0, NULL, &xf), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL_FATAL(aloop_start_tls(st, 1, &so, &sf), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_start_tls(ct, 0, &co, &cf), 0);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+	/* The plain transports are finished at once. */
+	CU_ASSERT(aloop_transport_is_closing(ct));
+	CU_ASSERT_EQUAL(aloop_start_tls(ct, 0, &co, &xf), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(wait_future(loop, sf, (void **)&nst), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, cf, (void **)&nct), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nst);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nct);
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(nct, "cipher",
+	    NULL));
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_protocol_state(nst),
+	    &sp.r[0]);
+	CU_ASSERT_EQUAL(sp.r[0].made, 1);
+	CU_ASSERT_EQUAL(cp.r[0].made, 1);
+	CU_ASSERT_EQUAL(sp.r[0].lost + cp.r[0].lost, 0);
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 1);
+	/* The recording protocol checks which transport calls it. */
+	sp.r[0].t = nst;
+	cp.r[0].t = nct;
+	CU_ASSERT_EQUAL(aloop_transport_write(nct, "secret", 6), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].nrecv == 14, 5.0));
+	CU_ASSERT_EQUAL(memcmp(sp.r[0].data, "STARTTLSsecret", 14), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(nst, "ok", 2), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].nrecv == 2, 5.0));
+	aloop_server_close_clients(srv);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 0);
+	CU_ASSERT_EQUAL(sp.r[0].bad + cp.r[0].bad, 0);
+	aloop_future_release(sf);
+	aloop_future_release(cf);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_tls_echo_through_server),
 	TEST(test_tls_handshake_failure),
 	TEST(test_tls_argument_rules),
 	TEST(test_tls_sendfile),
+	TEST(test_start_tls),
 	TEST(test_tls_connect_accepted_socket),
 };
 
