@@ -12,7 +12,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +20,13 @@
 
 #include <aloop/aloop.h>
 
+#include "loop-test.h"
 #include "runner.h"
 
 #define WATCHDOG	20.0
+
+/* Run until the future is done, for WATCHDOG seconds at most. */
+#define run(loop, f, result)	run_bounded((loop), (f), (result), WATCHDOG)
 
 struct ep {
 	struct aloop_transport	*t;
@@ -175,42 +178,6 @@ static const struct aloop_datagram_protocol ep_proto = {
 	.resume_writing = ep_resume,
 };
 
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-watchdog(void *arg)
-{
-	(void)aloop_future_cancel(arg);
-}
-
-static int
-run(struct aloop_loop *loop, struct aloop_future *f, void **result)
-{
-	aloop_handle_t h;
-	int rc;
-
-	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, f,
-	    &h), 0);
-	rc = aloop_run_until_complete(loop, f, result);
-	aloop_handle_cancel(loop, h);
-	CU_ASSERT_NOT_EQUAL(rc, ALOOP_ECANCELLED);
-	return rc;
-}
-
 /* Run the loop until @cond holds for @e (at most the watchdog). */
 #define WAIT_FOR(loop, e, cond) do {					\
 	while (!(cond)) {						\
@@ -232,7 +199,7 @@ spin(struct aloop_loop *loop)
 	struct aloop_future *f;
 
 	CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &f), 0);
-	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.001, watchdog, f, NULL), 0);
+	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.001, future_watchdog_cb, f, NULL), 0);
 	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL),
 	    ALOOP_ECANCELLED);
 	aloop_future_release(f);

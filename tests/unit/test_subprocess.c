@@ -9,7 +9,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,11 +19,15 @@
 
 #include <aloop/aloop.h>
 
+#include "loop-test.h"
 #include "runner.h"
 #include "subprocess-int.h"
 
 /* Seconds a single test may take before its watchdog fails it. */
 #define WATCHDOG	20.0
+
+/* Run until the future is done, for WATCHDOG seconds at most. */
+#define run(loop, f, result)	run_bounded((loop), (f), (result), WATCHDOG)
 
 struct proc {
 	struct aloop_loop	*loop;
@@ -176,30 +179,6 @@ static const struct aloop_subprocess_protocol proc_proto = {
 	.connection_lost = proc_lost,
 };
 
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-watchdog(void *arg)
-{
-	struct aloop_future *f = arg;
-
-	(void)aloop_future_cancel(f);
-}
-
 static struct aloop_loop *
 loop_open(void)
 {
@@ -207,21 +186,6 @@ loop_open(void)
 
 	CU_ASSERT_EQUAL_FATAL(aloop_loop_new(&loop), 0);
 	return loop;
-}
-
-/* Run until @f is done, at most WATCHDOG seconds; its outcome. */
-static int
-run(struct aloop_loop *loop, struct aloop_future *f, void **result)
-{
-	aloop_handle_t h;
-	int rc;
-
-	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, f,
-	    &h), 0);
-	rc = aloop_run_until_complete(loop, f, result);
-	aloop_handle_cancel(loop, h);
-	CU_ASSERT_NOT_EQUAL(rc, ALOOP_ECANCELLED);
-	return rc;
 }
 
 static void
@@ -649,7 +613,7 @@ test_factory_refuses(void)
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
 			break;
 		CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &idle), 0);
-		CU_ASSERT_EQUAL(aloop_call_later(loop, 0.01, watchdog, idle,
+		CU_ASSERT_EQUAL(aloop_call_later(loop, 0.01, future_watchdog_cb, idle,
 		    NULL), 0);
 		(void)aloop_run_until_complete(loop, idle, NULL);
 		aloop_future_release(idle);
