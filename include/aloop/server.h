@@ -131,6 +131,18 @@ struct aloop_connection_options {
 	const char		 *server_hostname; /* NULL: host; "": no check */
 	double			  ssl_handshake_timeout; /* 60 s */
 	double			  ssl_shutdown_timeout;  /* 30 s */
+	/*
+	 * Appended fields (always set them through options_init first).
+	 * Happy eyeballs (RFC 8305), as asyncio's create_connection: with a
+	 * delay > 0 (0.25 is RFC 8305's), the next address's connect starts
+	 * when the previous one has not connected within the delay (or at
+	 * once when it failed), the first to connect wins and the others are
+	 * closed.  interleave > 0 reorders the addresses, families in turn,
+	 * that many of the first family first; it defaults to 1 with a
+	 * delay, as in asyncio.  0 and 0: every address in turn.
+	 */
+	double			  happy_eyeballs_delay;	/* 0 */
+	int			  interleave;		/* 0 */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 
