@@ -44,6 +44,11 @@ struct attempt {
 	int				 fd;
 	struct event			*wev;
 	aloop_handle_t			 start;
+	/* Happy eyeballs (RFC 8305): connects racing, staggered. */
+	double				 he_delay;	/* 0: one at a time */
+	int				 interleave;
+	struct flight			*flights;	/* remote->n of them */
+	aloop_handle_t			 stagger;
 	/* What failed so far, for the final error. */
 	char				*errs;
 	size_t				 nerrs;
@@ -52,7 +57,17 @@ struct attempt {
 	struct aloop__resource		 res;
 };
 
+/* One connect in flight while happy eyeballs races several. */
+struct flight {
+	struct attempt		*a;
+	int			 fd;		/* -1: slot unused or done */
+	struct event		*wev;
+	size_t			 idx;		/* in a->remote */
+};
+
 static void	attempt_try_next(struct attempt *a);
+static void	he_start_next(struct attempt *a);
+static void	he_close_all(struct attempt *a);
 
 void
 aloop_connection_options_init(struct aloop_connection_options *o)
@@ -62,6 +77,8 @@ aloop_connection_options_init(struct aloop_connection_options *o)
 	o->sock = -1;
 	o->ssl_handshake_timeout = 60.0;
 	o->ssl_shutdown_timeout = 30.0;
+	o->happy_eyeballs_delay = 0;
+	o->interleave = 0;
 }
 
 static void
@@ -76,12 +93,14 @@ attempt_unref(struct attempt *a)
 	free(a->remote);
 	free(a->local);
 	free(a->errs);
+	free(a->flights);
 	free(a);
 }
 
 static void
 attempt_close_fd(struct attempt *a)
 {
+	he_close_all(a);
 	if (a->wev != NULL) {
 		event_free(a->wev);
 		a->wev = NULL;
@@ -108,6 +127,8 @@ attempt_finish(struct attempt *a)
 		aloop_handle_cancel(a->loop, a->start);
 		a->start = ALOOP_HANDLE_NONE;
 	}
+	aloop_handle_cancel(a->loop, a->stagger);
+	a->stagger = ALOOP_HANDLE_NONE;
 	aloop__loop_untrack(a->loop, &a->res);
 	attempt_unref(a);
 }
@@ -140,6 +161,7 @@ attempt_on_loop_close(struct aloop__resource *res)
 	 */
 	a->refs++;
 	a->start = ALOOP_HANDLE_NONE;
+	a->stagger = ALOOP_HANDLE_NONE;
 	if (a->rfut != NULL) {
 		(void)aloop_future_remove_done_callback(a->rfut,
 		    attempt_remote_cb, a);
@@ -244,7 +266,7 @@ attempt_connected(struct attempt *a)
 	/* Hold the transport across connection_made, which may close it. */
 	aloop__transport_ref(t);
 	aloop__stream_transport_made(t);
-	(void)aloop_future_set_result(a->fut, t, NULL);
+	(void)aloop__future_set_transport(a->fut, t);
 	aloop__transport_unref(t);
 	attempt_finish(a);
 }
@@ -310,6 +332,10 @@ attempt_try_next(struct attempt *a)
 	char addr[ALOOP__ADDRSTRLEN];
 	int fd;
 
+	if (a->he_delay > 0) {
+		he_start_next(a);
+		return;
+	}
 	while (a->idx < a->remote->n) {
 		r = &a->remote->a[a->idx++];
 		fd = socket(r->family, SOCK_STREAM | SOCK_NONBLOCK |
@@ -342,6 +368,221 @@ attempt_try_next(struct attempt *a)
 		attempt_close_fd(a);
 	}
 	attempt_fail_all(a);
+}
+
+/* ------------------------------------------------- happy eyeballs */
+
+/*
+ * RFC 8305's interleaving, as asyncio's _interleave_addrinfos: the
+ * families in the order they first appear, @first addresses of the first
+ * family, then one of each family in turn.
+ */
+static void
+he_interleave(struct aloop__addrlist *l, size_t first)
+{
+	struct aloop__addr *out;
+	size_t i, n = 0, taken, pos[8], nfam = 0, f, k;
+	int fams[8], more;
+
+	for (i = 0; i < l->n && nfam < 8; i++) {
+		for (f = 0; f < nfam && fams[f] != l->a[i].family; f++)
+			;
+		if (f == nfam)
+			fams[nfam++] = l->a[i].family;
+	}
+	if (nfam < 2 || (out = malloc(l->n * sizeof(*out))) == NULL)
+		return;
+	memset(pos, 0, sizeof(pos));
+	/* The next address of family @f at or after pos[f]. */
+#define HE_NEXT(f) ({							\
+	while (pos[f] < l->n && l->a[pos[f]].family != fams[f])	\
+		pos[f]++;						\
+	pos[f] < l->n ? &l->a[pos[f]++] : NULL;				\
+})
+	for (taken = 0; taken < first; taken++) {
+		struct aloop__addr *x = HE_NEXT(0);
+
+		if (x == NULL)
+			break;
+		out[n++] = *x;
+	}
+	do {
+		more = 0;
+		for (k = 1; k <= nfam; k++) {
+			struct aloop__addr *x = HE_NEXT(k % nfam);
+
+			if (x != NULL) {
+				out[n++] = *x;
+				more = 1;
+			}
+		}
+	} while (more);
+#undef HE_NEXT
+	/* Addresses of a ninth family or more keep their place at the end. */
+	for (i = 0; i < l->n && n < l->n; i++) {
+		for (f = 0; f < nfam && fams[f] != l->a[i].family; f++)
+			;
+		if (f == nfam)
+			out[n++] = l->a[i];
+	}
+	memcpy(l->a, out, l->n * sizeof(*out));
+	free(out);
+}
+
+static void
+he_flight_close(struct flight *fl)
+{
+	if (fl->wev != NULL) {
+		event_free(fl->wev);
+		fl->wev = NULL;
+	}
+	if (fl->fd >= 0) {
+		(void)close(fl->fd);
+		fl->fd = -1;
+	}
+}
+
+static void
+he_close_all(struct attempt *a)
+{
+	size_t i;
+
+	if (a->flights == NULL || a->remote == NULL)
+		return;
+	for (i = 0; i < a->remote->n; i++)
+		he_flight_close(&a->flights[i]);
+}
+
+static int
+he_in_flight(const struct attempt *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->remote->n; i++)
+		if (a->flights[i].fd >= 0)
+			return 1;
+	return 0;
+}
+
+/* @fl connected first: the others are closed, the transport is made. */
+static void
+he_won(struct attempt *a, struct flight *fl)
+{
+	aloop_handle_cancel(a->loop, a->stagger);
+	a->stagger = ALOOP_HANDLE_NONE;
+	a->fd = fl->fd;
+	fl->fd = -1;
+	if (fl->wev != NULL) {
+		event_free(fl->wev);
+		fl->wev = NULL;
+	}
+	he_close_all(a);
+	attempt_connected(a);
+}
+
+static void
+he_failed(struct attempt *a, struct flight *fl, int err)
+{
+	const struct aloop__addr *r = &a->remote->a[fl->idx];
+	char addr[ALOOP__ADDRSTRLEN];
+
+	attempt_record(a, -err, "Connect call failed %s: %s",
+	    aloop__sockaddr_str((const struct sockaddr *)&r->ss, r->len, addr,
+	    sizeof(addr)), strerror(err));
+	he_flight_close(fl);
+}
+
+static void
+he_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct flight *fl = arg;
+	struct attempt *a = fl->a;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	(void)what;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err == 0) {
+		he_won(a, fl);
+		return;
+	}
+	he_failed(a, fl, err);
+	/* A failure starts the next at once, without waiting the delay. */
+	aloop_handle_cancel(a->loop, a->stagger);
+	a->stagger = ALOOP_HANDLE_NONE;
+	he_start_next(a);
+}
+
+static void
+he_timer_cb(void *arg)
+{
+	struct attempt *a = arg;
+
+	a->stagger = ALOOP_HANDLE_NONE;
+	if (!a->finished)
+		he_start_next(a);
+}
+
+/*
+ * Start the next address's connect, and arm the delay after which the one
+ * after it starts too, unless this one has connected or failed by then.
+ * With nothing left to start and nothing in flight, fail with every error.
+ */
+static void
+he_start_next(struct attempt *a)
+{
+	const struct aloop__addr *r;
+	struct flight *fl;
+	int fd;
+
+	if (a->flights == NULL &&
+	    (a->flights = calloc(a->remote->n, sizeof(*a->flights))) == NULL) {
+		attempt_record(a, ALOOP_ENOMEM, "out of memory");
+		attempt_fail_all(a);
+		return;
+	}
+	while (a->idx < a->remote->n) {
+		fl = &a->flights[a->idx];
+		fl->a = a;
+		fl->idx = a->idx;
+		fl->fd = -1;
+		r = &a->remote->a[a->idx++];
+		fd = socket(r->family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, r->protocol);
+		if (fd == -1) {
+			attempt_record(a, -errno, "socket: %s",
+			    strerror(errno));
+			continue;
+		}
+		if (a->local != NULL && attempt_bind_local(a, fd,
+		    r->family) != 0) {
+			(void)close(fd);
+			continue;
+		}
+		fl->fd = fd;
+		if (connect(fd, (const struct sockaddr *)&r->ss, r->len) == 0) {
+			he_won(a, fl);
+			return;
+		}
+		if (errno != EINPROGRESS && errno != EAGAIN) {
+			he_failed(a, fl, errno);
+			continue;
+		}
+		fl->wev = event_new(aloop__loop_base(a->loop), fd, EV_WRITE,
+		    he_write_cb, fl);
+		if (fl->wev == NULL || event_add(fl->wev, NULL) != 0) {
+			attempt_record(a, ALOOP_ENOMEM, "out of memory");
+			he_flight_close(fl);
+			continue;
+		}
+		if (a->idx < a->remote->n && aloop_call_later(a->loop,
+		    a->he_delay, he_timer_cb, a, &a->stagger) != 0)
+			a->stagger = ALOOP_HANDLE_NONE;
+		return;
+	}
+	if (!he_in_flight(a))
+		attempt_fail_all(a);
 }
 
 static void
@@ -384,6 +625,8 @@ attempt_resolved(struct attempt *a, struct aloop_future *f,
 		goto fail;
 	}
 	memcpy(*dst, list, sz);
+	if (dst == &a->remote && a->interleave > 0)
+		he_interleave(*dst, (size_t)a->interleave);
 	if (a->rfut == NULL && a->lfut == NULL)
 		attempt_try_next(a);
 	return;
@@ -446,6 +689,8 @@ attempt_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	a->factory = factory;
 	a->factory_arg = factory_arg;
 	a->fd = -1;
+	a->start = ALOOP_HANDLE_NONE;
+	a->stagger = ALOOP_HANDLE_NONE;
 	/* One for the work, one for the done-callback on the caller's future. */
 	a->refs = 2;
 	a->res.on_loop_close = attempt_on_loop_close;
@@ -590,6 +835,11 @@ aloop_create_connection(struct aloop_loop *loop,
 	}
 	if (o->sock >= 0)
 		return attempt_adopt(a, o->sock, fut);
+	/* asyncio: a delay without an interleave count interleaves by 1. */
+	a->he_delay = o->happy_eyeballs_delay > 0 ? o->happy_eyeballs_delay :
+	    0;
+	a->interleave = o->interleave > 0 ? o->interleave :
+	    a->he_delay > 0 ? 1 : 0;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = o->family;
 	hints.ai_socktype = SOCK_STREAM;
@@ -699,4 +949,50 @@ aloop__create_connection_addrs(struct aloop_loop *loop,
 		return rc;
 	}
 	return attempt_launch(a, fut);
+}
+
+int
+aloop_connect_accepted_socket(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, int fd, const struct aloop_connection_options *o,
+    struct aloop_future **fut)
+{
+	struct aloop_future *f;
+	int type, fl, rc;
+	socklen_t tl = sizeof(type);
+
+	if (fut != NULL)
+		*fut = NULL;
+	if (proto == NULL || factory == NULL || fut == NULL || fd < 0)
+		return ALOOP_EINVAL;
+	if ((rc = aloop__loop_check(loop, "connect_accepted_socket")) != 0)
+		return rc;
+	/* asyncio: "A Stream Socket was expected". */
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == -1)
+		return errno == ENOTSOCK ? ALOOP_EINVAL : -errno;
+	if (type != SOCK_STREAM)
+		return ALOOP_EINVAL;
+	if (o == NULL || o->ssl == NULL)
+		return aloop__stream_adopt(loop, proto, factory, factory_arg,
+		    fd, ALOOP__STREAM_SOCKET, fut);
+	/* The server side of TLS: a context of its own is required. */
+	if (o->ssl == ALOOP_TLS_DEFAULT)
+		return ALOOP_EINVAL;
+	if ((fl = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    (fl = fcntl(fd, F_GETFD)) == -1 ||
+	    fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == -1)
+		return -errno;
+	if ((rc = aloop_future_new(loop, &f)) != 0)
+		return rc;
+	/* From here on the descriptor is the TLS transport's, on failure too. */
+	rc = aloop__tls_transport_new(loop, fd, o->ssl, 1, NULL,
+	    o->ssl_handshake_timeout, o->ssl_shutdown_timeout, proto, factory,
+	    factory_arg, f, NULL);
+	if (rc != 0) {
+		aloop_future_release(f);
+		return rc;
+	}
+	*fut = f;
+	return 0;
 }

@@ -438,10 +438,7 @@ dgram_abort(struct aloop_transport *t)
 	if (d->wev != NULL)
 		(void)event_del(d->wev);
 	dgram_free_queue(d);
-	if (d->fd >= 0) {
-		(void)close(d->fd);
-		d->fd = -1;
-	}
+	aloop__transport_close_fd(&d->t, &d->fd);
 }
 
 static void
@@ -513,10 +510,7 @@ dgram_teardown(struct aloop_transport *t)
 		d->wev = NULL;
 	}
 	d->reading = 0;
-	if (d->fd >= 0) {
-		(void)close(d->fd);
-		d->fd = -1;
-	}
+	aloop__transport_close_fd(&d->t, &d->fd);
 	dgram_free_queue(d);
 	free(d->rbuf);
 	d->rbuf = NULL;
@@ -563,7 +557,7 @@ dgram_start(void *arg)
 	aloop__transport_ref(t);
 	if (aloop_future_done(d->fut)) {
 		/* Cancelled by the caller: nobody wants the endpoint. */
-		memset(&t->cb, 0, sizeof(t->cb));
+		aloop__transport_mute(t);
 		aloop_future_release(d->fut);
 		d->fut = NULL;
 		aloop__transport_lost(t, 0, NULL);
@@ -573,7 +567,7 @@ dgram_start(void *arg)
 	if (d->factory != NULL &&
 	    (rc = d->factory(d->factory_arg, &state)) < 0) {
 		/* Refused: the protocol hears nothing, the socket closes. */
-		memset(&t->cb, 0, sizeof(t->cb));
+		aloop__transport_mute(t);
 		(void)aloop_future_set_error(d->fut, rc,
 		    "datagram protocol factory: %s", aloop_strerror(rc));
 		aloop_future_release(d->fut);
@@ -582,10 +576,10 @@ dgram_start(void *arg)
 		aloop__transport_unref(t);
 		return;
 	}
-	t->state = state;
+	aloop__transport_attach(t, NULL, state);
 	/* The result first, so that its done-callbacks run before any
 	 * connection_lost that connection_made might cause. */
-	(void)aloop_future_set_result(d->fut, t, NULL);
+	(void)aloop__future_set_transport(d->fut, t);
 	aloop_future_release(d->fut);
 	d->fut = NULL;
 	if (aloop__transport_made(t) == 0 && dgram_can_read(d) &&
@@ -631,10 +625,11 @@ aloop__dgram_new(struct aloop_loop *loop,
 	cb.pause_writing = proto->pause_writing;
 	cb.resume_writing = proto->resume_writing;
 	aloop__transport_init(&d->t, &dgram_ops, loop, proto, &cb, NULL);
+	aloop__transport_own_fd(&d->t, fd);
 	d->fut = aloop_future_ref(fut);
 	/* No reference for the pending call: teardown cancels it. */
 	if ((rc = aloop_call_soon(loop, dgram_start, d, &d->start)) < 0) {
-		memset(&d->t.cb, 0, sizeof(d->t.cb));
+		aloop__transport_mute(&d->t);
 		(void)aloop_future_set_error(fut, rc, NULL);
 		aloop__transport_lost(&d->t, 0, NULL);
 	}

@@ -8,10 +8,13 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +163,66 @@ next:
 		if (local == NULL)
 			break;
 	}
+	return rc;
+}
+
+/* A sockaddr_un for @path; ALOOP_EINVAL when it does not fit. */
+static int
+unix_addr(const char *path, struct sockaddr_un *sun, socklen_t *len)
+{
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(sun->sun_path))
+		return ALOOP_EINVAL;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+	return 0;
+}
+
+/*
+ * A UNIX datagram socket bound to the path @o->local_host and connected to
+ * @o->remote_host (either may be NULL).  As asyncio does, a socket file
+ * left at the local path (by an endpoint that is gone) is replaced; any
+ * other file there is EADDRINUSE.  The file stays after close, as with
+ * asyncio.
+ */
+static int
+make_unix_socket(const struct aloop_datagram_options *o, int *fdp,
+    const char **what)
+{
+	struct sockaddr_un lo, re;
+	socklen_t lolen = 0, relen = 0;
+	struct stat st;
+	int fd, rc;
+
+	*what = "address family";
+	if (o->local_port != NULL || o->remote_port != NULL ||
+	    (o->local_host != NULL &&
+	    unix_addr(o->local_host, &lo, &lolen) != 0) ||
+	    (o->remote_host != NULL &&
+	    unix_addr(o->remote_host, &re, &relen) != 0))
+		return ALOOP_EINVAL;
+	*what = "socket";
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -errno;
+	*what = "bind";
+	if (lolen > 0) {
+		if (stat(o->local_host, &st) == 0 && S_ISSOCK(st.st_mode))
+			(void)unlink(o->local_host);
+		if (bind(fd, (struct sockaddr *)&lo, lolen) == -1)
+			goto fail;
+	}
+	*what = "connect";
+	if (relen > 0 && connect(fd, (struct sockaddr *)&re, relen) == -1)
+		goto fail;
+	*fdp = fd;
+	return 0;
+fail:
+	rc = -errno;
+	(void)close(fd);
 	return rc;
 }
 
@@ -345,6 +408,19 @@ aloop_create_datagram_endpoint(struct aloop_loop *loop,
 		if ((rc = adopt_socket(o->sock)) < 0)
 			return rc;
 		fd = o->sock;
+	} else if (o->family == AF_UNIX) {
+		/* Paths, not names: nothing to resolve. */
+		if ((rc = aloop_future_new(loop, &f)) < 0)
+			goto out;
+		if ((rc = make_unix_socket(o, &fd, &what)) < 0) {
+			if (strcmp(what, "address family") == 0)
+				goto out;
+			(void)aloop_future_set_error(f, rc, "datagram %s: %s",
+			    what, aloop_strerror(rc));
+			rc = 0;
+			goto done;
+		}
+		goto made;
 	} else {
 		if ((rc = resolve(o, o->local_host, o->local_port, 1, &ai[0],
 		    msg, sizeof(msg))) < 0)
@@ -374,6 +450,7 @@ aloop_create_datagram_endpoint(struct aloop_loop *loop,
 		rc = 0;
 		goto done;
 	}
+made:
 	if ((rc = aloop__dgram_new(loop, proto, factory, factory_arg, fd, f)) < 0)
 		goto out;
 done:

@@ -632,6 +632,9 @@ aloop_run_in_executor(struct aloop_loop *loop, struct aloop_executor *ex,
 		return rc;
 	if ((rc = exec_loop_get(loop, &el)) != 0)
 		return rc;
+	/* asyncio: "Executor shutdown has been called". */
+	if (ex == NULL && aloop__loop_executor_refused(loop))
+		return ALOOP_ESTATE;
 	if (ex == NULL && (ex = aloop__loop_executor(loop)) == NULL) {
 		if ((rc = aloop_executor_new(0, &ex)) != 0)
 			return rc;
@@ -671,6 +674,135 @@ aloop_run_in_executor(struct aloop_loop *loop, struct aloop_executor *ex,
 		aloop_future_release(fut);	/* the caller's */
 		job_free(job);
 		return rc;
+	}
+	*futp = fut;
+	return 0;
+}
+
+/* -------------------------------------------- shutdown_default_executor */
+
+/*
+ * The wait of shutdown_default_executor: the joining runs as a job on a
+ * one-thread pool of its own (so the loop never blocks and the job
+ * machinery keeps the loop safe from a late thread), and a timer bounds
+ * the wait.  Whichever comes first completes the caller's future.
+ */
+struct exec_shutdown {
+	struct aloop_loop	*loop;
+	struct aloop_future	*fut;		/* the caller's, a reference */
+	struct aloop_future	*join;		/* the joining job's */
+	aloop_handle_t		 timer;
+	double			 timeout;
+	struct aloop__resource	 res;
+};
+
+static int
+exec_shutdown_join(void *arg, void **result)
+{
+	(void)result;
+	aloop_executor_shutdown(arg, 1);
+	return 0;
+}
+
+static void
+exec_shutdown_free(struct exec_shutdown *sd)
+{
+	aloop__loop_untrack(sd->loop, &sd->res);
+	aloop_handle_cancel(sd->loop, sd->timer);
+	aloop_future_release(sd->join);
+	aloop_future_release(sd->fut);
+	free(sd);
+}
+
+static void
+exec_shutdown_joined(struct aloop_future *join, void *arg)
+{
+	struct exec_shutdown *sd = arg;
+
+	(void)join;
+	if (!aloop_future_done(sd->fut))
+		(void)aloop_future_set_result(sd->fut, NULL, NULL);
+	exec_shutdown_free(sd);
+}
+
+static void
+exec_shutdown_timeout(void *arg)
+{
+	struct exec_shutdown *sd = arg;
+
+	sd->timer = ALOOP_HANDLE_NONE;
+	/* asyncio warns and stops waiting; the threads finish unseen. */
+	aloop_log(ALOOP_LOG_WARNING, "the default executor did not finish "
+	    "joining its threads within %g seconds", sd->timeout);
+	if (!aloop_future_done(sd->fut))
+		(void)aloop_future_set_result(sd->fut, NULL, NULL);
+}
+
+static void
+exec_shutdown_on_loop_close(struct aloop__resource *res)
+{
+	struct exec_shutdown *sd = (struct exec_shutdown *)(void *)
+	    ((char *)res - offsetof(struct exec_shutdown, res));
+
+	/* The joining goes on in its thread; nobody waits for it here. */
+	(void)aloop_future_remove_done_callback(sd->join,
+	    exec_shutdown_joined, sd);
+	sd->timer = ALOOP_HANDLE_NONE;
+	aloop_future_release(sd->join);
+	aloop_future_release(sd->fut);
+	free(sd);
+}
+
+int
+aloop_shutdown_default_executor(struct aloop_loop *loop, double timeout,
+    struct aloop_future **futp)
+{
+	struct aloop_executor *ex, *joiner = NULL;
+	struct exec_shutdown *sd;
+	struct aloop_future *fut;
+	int rc;
+
+	if (loop == NULL || futp == NULL || timeout != timeout)
+		return ALOOP_EINVAL;
+	*futp = NULL;
+	if ((rc = aloop__loop_check(loop,
+	    "aloop_shutdown_default_executor")) != 0)
+		return rc;
+	if ((rc = aloop_future_new(loop, &fut)) != 0)
+		return rc;
+	if ((ex = aloop__loop_take_executor(loop)) == NULL) {
+		(void)aloop_future_set_result(fut, NULL, NULL);
+		*futp = fut;
+		return 0;
+	}
+	if ((sd = calloc(1, sizeof(*sd))) == NULL ||
+	    (rc = aloop_executor_new(1, &joiner)) != 0 ||
+	    (rc = aloop_run_in_executor(loop, joiner, exec_shutdown_join, ex,
+	    NULL, &sd->join)) != 0) {
+		/* Without a thread to join in, stop the pool without it. */
+		if (joiner != NULL)
+			aloop_executor_shutdown(joiner, 0);
+		aloop_executor_shutdown(ex, 0);
+		free(sd);
+		aloop_future_release(fut);
+		return rc != 0 ? rc : ALOOP_ENOMEM;
+	}
+	/* The job owns @ex now; the pool frees itself after it. */
+	aloop_executor_shutdown(joiner, 0);
+	sd->loop = loop;
+	sd->fut = aloop_future_ref(fut);
+	sd->timer = ALOOP_HANDLE_NONE;
+	sd->timeout = timeout;
+	sd->res.on_loop_close = exec_shutdown_on_loop_close;
+	aloop__loop_track(loop, &sd->res);
+	if (aloop_future_add_done_callback(sd->join, exec_shutdown_joined,
+	    sd) != 0 || (timeout >= 0 && aloop_call_later(loop, timeout,
+	    exec_shutdown_timeout, sd, &sd->timer) != 0)) {
+		/* The join still runs; only the wait is given up. */
+		(void)aloop_future_remove_done_callback(sd->join,
+		    exec_shutdown_joined, sd);
+		exec_shutdown_free(sd);
+		(void)aloop_future_set_error(fut, ALOOP_ENOMEM, NULL);
 	}
 	*futp = fut;
 	return 0;

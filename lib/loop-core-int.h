@@ -123,6 +123,8 @@ struct aloop_loop {
 	/* Descriptor watchers, indexed by fd. */
 	struct aloop__watch	**readers, **writers;
 	int			 nwatch;	/* size of both arrays */
+	unsigned char		*fd_owned;	/* by a transport, indexed by fd */
+	int			 nfd_owned;	/* its size */
 
 	/* Signal handlers, indexed by signal number. */
 	struct aloop__sig	*sigs[NSIG];
@@ -134,6 +136,7 @@ struct aloop_loop {
 	/* The default executor, owned; shut down on close. */
 	struct aloop_executor	*executor;
 	void			(*executor_shutdown)(struct aloop_executor *);
+	int			 executor_refused;	/* shut down for good */
 
 	/* Exception handling and debug mode. */
 	aloop_exception_handler_fn exc_handler;

@@ -46,6 +46,16 @@ void aloop__loop_track(struct aloop_loop *loop, struct aloop__resource *res);
 void aloop__loop_untrack(struct aloop_loop *loop, struct aloop__resource *res);
 
 /*
+ * Descriptors a transport drives: add_reader/add_writer refuse them with
+ * ALOOP_ESTATE, as asyncio refuses a descriptor a transport uses.  A
+ * transport marks its descriptor owned when it starts and unmarks it
+ * right before closing it (aloop__transport_own_fd and
+ * aloop__transport_close_fd do both).  Marking cannot fail in a way that
+ * matters: without memory the descriptor simply stays unguarded.
+ */
+void aloop__loop_own_fd(struct aloop_loop *loop, int fd, int owned);
+
+/*
  * The loop's default executor (aloop_run_in_executor with a NULL pool).
  * The executor module owns the policy; the loop only holds the pointer and
  * calls @shutdown(ex) (which must not wait for running jobs) when it
@@ -66,5 +76,13 @@ void aloop__loop_set_executor(struct aloop_loop *loop,
 void *aloop__loop_tasks(struct aloop_loop *loop);
 void aloop__loop_set_tasks(struct aloop_loop *loop, void *tasks,
     void (*close)(struct aloop_loop *loop, void *tasks));
+
+/*
+ * Detach the default executor without shutting it down (the caller now
+ * owns it), and refuse to make another: from then on
+ * aloop__loop_executor_refused() is 1.  NULL when there was none.
+ */
+struct aloop_executor *aloop__loop_take_executor(struct aloop_loop *loop);
+int aloop__loop_executor_refused(const struct aloop_loop *loop);
 
 #endif /* ALOOP_LOOP_INT_H */

@@ -493,48 +493,70 @@ out:
 	loop->ran_since_poll = 0;
 }
 
-static void
-run_once(struct aloop_loop *loop)
+/*
+ * One iteration, in the phases libuv's uv_run has: compute how long the
+ * poll may block, poll, collect what became due (thread-safe calls and
+ * timers) into the ready queue, and run the batch that is ready now.  The
+ * helpers are static and called once each, so the compiler folds them
+ * back into run_once: the phases cost nothing on the hot path.
+ */
+
+/*
+ * Phase 1: how long the poll may wait.  0 when callbacks are ready or the
+ * loop is stopping, the time to the first timer when one is pending, -1
+ * (no limit) otherwise.  *@fresh tells whether loop->now was just read.
+ */
+static inline double
+phase_timeout(struct aloop_loop *loop, int *fresh)
 {
-	double timeout = -1;		/* none: wait for an event */
-	uint32_t ntodo, idx;
-	int fresh = 0;
+	double timeout;
 
-	loop->iterations++;
-	aloop__timer_housekeep(loop);
-	aloop__ts_drain_if_any(loop);
-
+	*fresh = 0;
 	if (loop->tail != loop->head || loop->stopping)
-		timeout = 0;
-	else if (loop->nheap != 0) {
-		loop->now = aloop__clock();
-		timeout = loop->heap[0].when - loop->now;
-		if (timeout < 0)
-			timeout = 0;
-		fresh = 1;
-	}
-	if (timeout != 0)
+		return 0;
+	if (loop->nheap == 0)
+		return -1;
+	loop->now = aloop__clock();
+	*fresh = 1;
+	timeout = loop->heap[0].when - loop->now;
+	return timeout < 0 ? 0 : timeout;
+}
+
+/*
+ * Phase 2: poll for I/O.  With a timeout, block (bounded by the first
+ * timer); with callbacks ready, poll without blocking only every
+ * POLL_EVERY callbacks or POLL_INTERVAL seconds (see there), and not at
+ * all when no event but the loop's own is registered.
+ */
+static inline void
+phase_poll(struct aloop_loop *loop, double timeout, int fresh)
+{
+	if (timeout != 0) {
 		poll_once(loop, timeout, timeout > 0 ? loop->heap[0].when : 0);
-	else {
-		/* See POLL_EVERY for when a zero-timeout poll is worth it. */
-		if (!fresh && (loop->nheap != 0 ||
-		    (loop->iterations % CLOCK_EVERY) == 0))
-			loop->now = aloop__clock();
-		if (loop->stopping)
+		return;
+	}
+	if (!fresh && (loop->nheap != 0 ||
+	    (loop->iterations % CLOCK_EVERY) == 0))
+		loop->now = aloop__clock();
+	if (loop->stopping)
+		poll_once(loop, 0, 0);
+	else if (loop->ran_since_poll >= POLL_EVERY ||
+	    loop->now - loop->last_poll >= POLL_INTERVAL) {
+		if (external_events(loop))
 			poll_once(loop, 0, 0);
-		else if (loop->ran_since_poll >= POLL_EVERY ||
-		    loop->now - loop->last_poll >= POLL_INTERVAL) {
-			if (external_events(loop))
-				poll_once(loop, 0, 0);
-			else {
-				/* Nothing to poll counts as a poll that
-				 * found nothing: ask again later. */
-				loop->last_poll = loop->now;
-				loop->ran_since_poll = 0;
-			}
+		else {
+			/* Nothing to poll counts as a poll that found
+			 * nothing: ask again later. */
+			loop->last_poll = loop->now;
+			loop->ran_since_poll = 0;
 		}
 	}
+}
 
+/* Phase 3: thread-safe calls and due timers join the ready queue. */
+static inline void
+phase_collect(struct aloop_loop *loop)
+{
 	if (loop->woken) {
 		loop->woken = 0;
 		aloop__ts_drain(loop);
@@ -543,8 +565,17 @@ run_once(struct aloop_loop *loop)
 	/* loop->now is fresh here: the poll or the ready branch read it. */
 	if (loop->nheap != 0)
 		aloop__timer_collect(loop, loop->now);
+}
 
-	/* Only what is ready now runs in this iteration (SEMANTICS #3). */
+/*
+ * Phase 4: run what is ready now, and only that (SEMANTICS #3): calls
+ * scheduled by the batch wait for the next iteration.
+ */
+static inline void
+phase_run_batch(struct aloop_loop *loop)
+{
+	uint32_t ntodo, idx;
+
 	ntodo = loop->tail - loop->head;
 	loop->ran_since_poll += ntodo;
 	while (ntodo-- > 0) {
@@ -574,6 +605,21 @@ run_once(struct aloop_loop *loop)
 		} else
 			cb(arg);
 	}
+}
+
+static void
+run_once(struct aloop_loop *loop)
+{
+	double timeout;
+	int fresh;
+
+	loop->iterations++;
+	aloop__timer_housekeep(loop);
+	aloop__ts_drain_if_any(loop);
+	timeout = phase_timeout(loop, &fresh);
+	phase_poll(loop, timeout, fresh);
+	phase_collect(loop);
+	phase_run_batch(loop);
 }
 
 int
@@ -893,6 +939,23 @@ struct aloop_executor *
 aloop__loop_executor(struct aloop_loop *loop)
 {
 	return loop->executor;
+}
+
+struct aloop_executor *
+aloop__loop_take_executor(struct aloop_loop *loop)
+{
+	struct aloop_executor *ex = loop->executor;
+
+	loop->executor = NULL;
+	loop->executor_shutdown = NULL;
+	loop->executor_refused = 1;
+	return ex;
+}
+
+int
+aloop__loop_executor_refused(const struct aloop_loop *loop)
+{
+	return loop->executor_refused;
 }
 
 /* ------------------------------------------------------------ counters */

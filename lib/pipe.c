@@ -1,7 +1,8 @@
 /*
  * connect_read_pipe and connect_write_pipe: the stream transport driving
  * any descriptor (a pipe, a FIFO, a socket, a character device) in one
- * direction, as asyncio's unix pipe transports.
+ * direction, as asyncio's unix pipe transports; and the same start for a
+ * connected socket handed over by the caller (connect_accepted_socket).
  */
 #include "config.h"
 
@@ -76,14 +77,14 @@ pipe_start_cb(void *arg)
 	}
 	aloop__transport_ref(t);
 	aloop__stream_transport_made(t);
-	(void)aloop_future_set_result(ps->fut, t, NULL);
+	(void)aloop__future_set_transport(ps->fut, t);
 	aloop__transport_unref(t);
 out:
 	pipe_start_free(ps);
 }
 
-static int
-pipe_connect(struct aloop_loop *loop, const struct aloop_protocol *proto,
+int
+aloop__stream_adopt(struct aloop_loop *loop, const struct aloop_protocol *proto,
     aloop_protocol_factory_fn factory, void *factory_arg, int fd, int kind,
     struct aloop_future **fut)
 {
@@ -128,7 +129,7 @@ aloop_connect_read_pipe(struct aloop_loop *loop,
     const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
     void *factory_arg, int fd, struct aloop_future **fut)
 {
-	return pipe_connect(loop, proto, factory, factory_arg, fd,
+	return aloop__stream_adopt(loop, proto, factory, factory_arg, fd,
 	    ALOOP__STREAM_READ_PIPE, fut);
 }
 
@@ -137,6 +138,6 @@ aloop_connect_write_pipe(struct aloop_loop *loop,
     const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
     void *factory_arg, int fd, struct aloop_future **fut)
 {
-	return pipe_connect(loop, proto, factory, factory_arg, fd,
+	return aloop__stream_adopt(loop, proto, factory, factory_arg, fd,
 	    ALOOP__STREAM_WRITE_PIPE, fut);
 }

@@ -60,8 +60,8 @@ struct aloop_server {
 	unsigned			 closed:1;
 	unsigned			 paused:1;	/* pause_accepting */
 	unsigned			 alive:1;	/* the loop's reference */
-	struct aloop_transport		*conns;
-	size_t				 nconns;
+	struct aloop__transport_list	 conns;	/* transport.c edits it */
+	struct aloop_future		*forever;	/* serve_forever's */
 	struct aloop_future		**waiters;
 	size_t				 nwaiters;
 	struct aloop__resource		 res;
@@ -135,7 +135,7 @@ server_check_done(struct aloop_server *srv)
 	struct aloop_future **w;
 	size_t i, n;
 
-	if (!srv->closed || srv->nconns > 0)
+	if (!srv->closed || srv->conns.n > 0)
 		return;
 	w = srv->waiters;
 	n = srv->nwaiters;
@@ -163,6 +163,12 @@ server_on_loop_close(struct aloop__resource *res)
 
 	/* Connections were torn down first (tracked later, closed earlier). */
 	srv->alive = 0;
+	if (srv->forever != NULL) {
+		/* Its done-callback, and the reference it held, never run. */
+		aloop_future_release(srv->forever);
+		srv->forever = NULL;
+		srv->refcnt--;
+	}
 	server_close_listeners(srv);
 	srv->closed = 1;
 	srv->serving = 0;
@@ -207,33 +213,16 @@ server_conn_gone(struct aloop_transport *t, void *owner)
 	 */
 	if (srv->hs_failed != NULL && srv->ssl != NULL &&
 	    !aloop_is_closed(srv->loop) &&
-	    (t->flags & (ALOOP__T_MADE | ALOOP__T_LOST)) == ALOOP__T_LOST) {
-		err.code = t->lost_code != 0 ? t->lost_code : ALOOP_ETLS;
-		err.message = t->lost_msg != NULL ? t->lost_msg :
-		    aloop_strerror(err.code);
+	    aloop__transport_ended_unmade(t, ALOOP_ETLS, &err))
 		srv->hs_failed(srv->factory_arg, &err);
-	}
-	if (t->owner_prev != NULL)
-		t->owner_prev->owner_next = t->owner_next;
-	else
-		srv->conns = t->owner_next;
-	if (t->owner_next != NULL)
-		t->owner_next->owner_prev = t->owner_prev;
-	t->owner_prev = t->owner_next = NULL;
-	srv->nconns--;
+	aloop__transport_list_remove(&srv->conns, t);
 	server_check_done(srv);
 }
 
 static void
 server_conn_add(struct aloop_server *srv, struct aloop_transport *t)
 {
-	aloop__transport_set_owner(t, server_conn_gone, srv);
-	t->owner_prev = NULL;
-	t->owner_next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->owner_prev = t;
-	srv->conns = t;
-	srv->nconns++;
+	aloop__transport_list_add(&srv->conns, t, server_conn_gone, srv);
 }
 
 static void
@@ -399,32 +388,68 @@ aloop_server_close(struct aloop_server *srv)
 	srv->serving = 0;
 	server_close_listeners(srv);
 	aloop_server_ref(srv);
+	/* As asyncio's close() cancels the serve_forever() it ends. */
+	if (srv->forever != NULL)
+		(void)aloop_future_cancel(srv->forever);
 	server_check_done(srv);
 	aloop_server_release(srv);
 }
 
-static void
-server_each_conn(struct aloop_server *srv, void (*fn)(struct aloop_transport *))
+struct aloop_loop *
+aloop_server_get_loop(const struct aloop_server *srv)
 {
-	struct aloop_transport *t, *next;
+	return srv->loop;
+}
 
-	/* Connections leave the list on a later turn, never inside @fn. */
-	for (t = srv->conns; t != NULL; t = next) {
-		next = t->owner_next;
-		fn(t);
+/* serve_forever's future is done (cancelled): the server closes. */
+static void
+server_forever_done(struct aloop_future *fut, void *arg)
+{
+	struct aloop_server *srv = arg;
+
+	if (srv->forever == fut) {
+		srv->forever = NULL;
+		aloop_future_release(fut);
 	}
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+}
+
+int
+aloop_server_serve_forever(struct aloop_server *srv, struct aloop_future **fut)
+{
+	struct aloop_future *f;
+	int rc;
+
+	if (fut == NULL)
+		return ALOOP_EINVAL;
+	*fut = NULL;
+	if (srv->closed || srv->forever != NULL)
+		return ALOOP_ESTATE;
+	if ((rc = aloop_future_new(srv->loop, &f)) != 0)
+		return rc;
+	if ((rc = aloop_future_add_done_callback(f, server_forever_done,
+	    srv)) != 0) {
+		aloop_future_release(f);
+		return rc;
+	}
+	aloop_server_ref(srv);
+	srv->forever = aloop_future_ref(f);
+	(void)aloop_server_start_serving(srv);
+	*fut = f;
+	return 0;
 }
 
 void
 aloop_server_close_clients(struct aloop_server *srv)
 {
-	server_each_conn(srv, aloop_transport_close);
+	aloop__transport_list_each(&srv->conns, aloop_transport_close);
 }
 
 void
 aloop_server_abort_clients(struct aloop_server *srv)
 {
-	server_each_conn(srv, aloop_transport_abort);
+	aloop__transport_list_each(&srv->conns, aloop_transport_abort);
 }
 
 int
@@ -435,7 +460,7 @@ aloop_server_wait_closed(struct aloop_server *srv, struct aloop_future **fut)
 
 	if ((rc = aloop_future_new(srv->loop, &f)) != 0)
 		return rc;
-	if (srv->closed && srv->nconns == 0) {
+	if (srv->closed && srv->conns.n == 0) {
 		(void)aloop_future_set_result(f, NULL, NULL);
 		*fut = f;
 		return 0;
@@ -482,7 +507,7 @@ aloop_server_sockets(const struct aloop_server *srv, size_t *n)
 size_t
 aloop_server_connection_count(const struct aloop_server *srv)
 {
-	return srv->nconns;
+	return srv->conns.n;
 }
 
 void

@@ -1,15 +1,19 @@
 /*
- * The low-level socket calls: sock_recv, sock_sendall, sock_connect and
- * sock_accept.  Each tries the system call at once and, if the socket is
+ * The low-level socket calls: sock_recv, sock_recv_into, sock_recvfrom,
+ * sock_recvfrom_into, sock_sendall, sock_sendto, sock_connect, sock_accept
+ * and sock_sendfile.  Each tries the system call at once and, if the socket is
  * not ready, waits with add_reader/add_writer; the result comes through a
  * future.  The socket stays the caller's.
  */
 #include "config.h"
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,7 +23,13 @@
 
 #include "loop-int.h"
 
-enum sockop_kind { OP_RECV, OP_SENDALL, OP_CONNECT, OP_ACCEPT };
+enum sockop_kind {
+	OP_RECV, OP_RECV_INTO, OP_RECVFROM, OP_RECVFROM_INTO, OP_SENDALL,
+	OP_SENDTO, OP_CONNECT, OP_ACCEPT, OP_SENDFILE
+};
+
+/* sendfile's fallback reads the file in pieces of this size. */
+#define SENDFILE_CHUNK		(64 * 1024)
 
 struct sockop {
 	struct aloop_loop	*loop;
@@ -31,6 +41,14 @@ struct sockop {
 	size_t			 nbytes;
 	unsigned char		*data;		/* sendall's copy */
 	size_t			 len, off;
+	void			*buf;		/* recv_into: the caller's */
+	struct sockaddr_storage	 to;		/* sendto: the address */
+	socklen_t		 tolen;
+	int			 file;		/* sendfile: the file */
+	off_t			 foff;		/* its next offset */
+	size_t			 left;		/* still to send; SIZE_MAX: to EOF */
+	size_t			 sent;
+	int			 fallback;	/* no sendfile(2) here */
 	struct aloop__resource	 res;
 };
 
@@ -76,6 +94,211 @@ sockop_on_loop_close(struct aloop__resource *res)
 	sockop_unref(op);
 }
 
+/* Complete @op with the count (and the sender of recvfrom_into). */
+static void
+sockop_set_nbytes(struct sockop *op, size_t n, const struct sockaddr_storage *ss,
+    socklen_t sslen)
+{
+	struct aloop_nbytes *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		(void)aloop_future_set_error(op->fut, ALOOP_ENOMEM, NULL);
+		return;
+	}
+	r->nbytes = n;
+	if (ss != NULL && sslen > 0) {
+		r->addrlen = sslen;
+		memcpy(&r->addr, ss, sslen);
+	}
+	if (aloop_future_set_result(op->fut, r, free) != 0)
+		free(r);
+}
+
+/* Errors that say "not now" rather than "never". */
+static int
+would_block(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+/*
+ * One receive into @buf: 1 when it completed the future, 0 when the
+ * socket is not ready.
+ */
+static int
+sockop_try_recv_into(struct sockop *op)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	ssize_t n;
+
+	do
+		n = op->kind == OP_RECVFROM_INTO ? recvfrom(op->fd, op->buf,
+		    op->nbytes, 0, (struct sockaddr *)&ss, &sslen) :
+		    recv(op->fd, op->buf, op->nbytes, 0);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (would_block(errno))
+			return 0;
+		(void)aloop_future_set_error(op->fut, -errno, NULL);
+		return 1;
+	}
+	sockop_set_nbytes(op, (size_t)n, op->kind == OP_RECVFROM_INTO ?
+	    &ss : NULL, sslen);
+	return 1;
+}
+
+static int
+sockop_try_recvfrom(struct sockop *op)
+{
+	struct aloop_datagram *d;
+	ssize_t n;
+	int err;
+
+	if ((d = malloc(sizeof(*d) + op->nbytes)) == NULL) {
+		(void)aloop_future_set_error(op->fut, ALOOP_ENOMEM, NULL);
+		return 1;
+	}
+	do {
+		d->addrlen = sizeof(d->addr);
+		n = recvfrom(op->fd, d->data, op->nbytes, 0,
+		    (struct sockaddr *)&d->addr, &d->addrlen);
+	} while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		err = errno;
+		free(d);
+		if (would_block(err))
+			return 0;
+		(void)aloop_future_set_error(op->fut, -err, NULL);
+		return 1;
+	}
+	d->len = (size_t)n;
+	if (aloop_future_set_result(op->fut, d, free) != 0)
+		free(d);
+	return 1;
+}
+
+static int
+sockop_try_sendto(struct sockop *op)
+{
+	ssize_t n;
+
+	do
+		n = sendto(op->fd, op->data, op->len, MSG_NOSIGNAL,
+		    op->tolen > 0 ? (struct sockaddr *)&op->to : NULL,
+		    op->tolen);
+	while (n == -1 && errno == EINTR);
+	if (n == -1) {
+		if (would_block(errno))
+			return 0;
+		(void)aloop_future_set_error(op->fut, -errno, NULL);
+		return 1;
+	}
+	sockop_set_nbytes(op, (size_t)n, NULL, 0);
+	return 1;
+}
+
+/*
+ * Send what op->data still holds (the fallback's last piece); 1 when all
+ * of it went, 0 when the socket is full, -errno on an error.
+ */
+static int
+sockop_send_pending(struct sockop *op)
+{
+	ssize_t n;
+
+	while (op->off < op->len) {
+		n = send(op->fd, op->data + op->off, op->len - op->off,
+		    MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EINTR)
+				continue;
+			return would_block(errno) ? 0 : -errno;
+		}
+		op->off += (size_t)n;
+		op->sent += (size_t)n;
+	}
+	return 1;
+}
+
+/*
+ * The next piece of the file: sendfile(2) where the kernel can, else
+ * pread into a buffer and send.  1 at the end (EOF or the count reached),
+ * 0 when the socket is full, -errno on an error.
+ */
+static int
+sockop_sendfile_step(struct sockop *op)
+{
+	size_t want;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		if (op->fallback && (rc = sockop_send_pending(op)) != 1)
+			return rc;
+		if (op->left == 0)
+			return 1;
+		want = op->left < SENDFILE_CHUNK * 16 ? op->left :
+		    SENDFILE_CHUNK * 16;
+		if (!op->fallback) {
+			n = sendfile(op->fd, op->file, &op->foff, want);
+			if (n > 0) {
+				op->sent += (size_t)n;
+				if (op->left != SIZE_MAX)
+					op->left -= (size_t)n;
+				continue;
+			}
+			if (n == 0)
+				return 1;	/* the file ended */
+			if (errno == EINTR)
+				continue;
+			if (would_block(errno))
+				return 0;
+			/* Not a file the kernel can splice (a pipe, a
+			 * socket, a special file): copy instead, as
+			 * asyncio falls back. */
+			if ((errno != EINVAL && errno != ENOSYS &&
+			    errno != EOPNOTSUPP) || op->sent > 0)
+				return -errno;
+			if ((op->data = malloc(SENDFILE_CHUNK)) == NULL)
+				return ALOOP_ENOMEM;
+			op->fallback = 1;
+			continue;
+		}
+		if (want > SENDFILE_CHUNK)
+			want = SENDFILE_CHUNK;
+		do
+			n = pread(op->file, op->data, want, op->foff);
+		while (n == -1 && errno == EINTR);
+		if (n == -1)
+			return -errno;
+		if (n == 0)
+			return 1;
+		op->foff += n;
+		if (op->left != SIZE_MAX)
+			op->left -= (size_t)n;
+		op->off = 0;
+		op->len = (size_t)n;
+	}
+}
+
+static int
+sockop_try_sendfile(struct sockop *op)
+{
+	int rc;
+
+	if ((rc = sockop_sendfile_step(op)) == 0)
+		return 0;
+	/* As asyncio, the file's position ends after what was sent. */
+	(void)lseek(op->file, op->foff - (off_t)(op->len - op->off),
+	    SEEK_SET);
+	if (rc < 0)
+		(void)aloop_future_set_error(op->fut, rc, NULL);
+	else
+		sockop_set_nbytes(op, op->sent, NULL, 0);
+	return 1;
+}
+
 /*
  * Try the operation once: 1 when it completed the future, 0 when the
  * socket is not ready.
@@ -90,6 +313,15 @@ sockop_try(struct sockop *op)
 	int err;
 
 	switch (op->kind) {
+	case OP_RECV_INTO:
+	case OP_RECVFROM_INTO:
+		return sockop_try_recv_into(op);
+	case OP_RECVFROM:
+		return sockop_try_recvfrom(op);
+	case OP_SENDTO:
+		return sockop_try_sendto(op);
+	case OP_SENDFILE:
+		return sockop_try_sendfile(op);
 	case OP_RECV:
 		if ((b = malloc(sizeof(*b) + op->nbytes)) == NULL) {
 			(void)aloop_future_set_error(op->fut, ALOOP_ENOMEM, NULL);
@@ -229,7 +461,9 @@ sockop_run(struct sockop *op, int first_try, struct aloop_future **fut)
 		sockop_unref(op);
 		return 0;
 	}
-	dir = (op->kind == OP_RECV || op->kind == OP_ACCEPT) ? 'r' : 'w';
+	dir = (op->kind == OP_RECV || op->kind == OP_RECV_INTO ||
+	    op->kind == OP_RECVFROM || op->kind == OP_RECVFROM_INTO ||
+	    op->kind == OP_ACCEPT) ? 'r' : 'w';
 	rc = dir == 'r' ? aloop_add_reader(op->loop, op->fd, sockop_ready, op) :
 	    aloop_add_writer(op->loop, op->fd, sockop_ready, op);
 	if (rc != 0) {
@@ -332,5 +566,111 @@ aloop_sock_accept(struct aloop_loop *loop, int fd, struct aloop_future **fut)
 		return ALOOP_EINVAL;
 	if ((rc = sockop_start(loop, fd, OP_ACCEPT, &op)) != 0)
 		return rc;
+	return sockop_run(op, 1, fut);
+}
+
+int
+aloop_sock_recv_into(struct aloop_loop *loop, int fd, void *buf, size_t len,
+    struct aloop_future **fut)
+{
+	struct sockop *op;
+	int rc;
+
+	if (fut == NULL || buf == NULL || len == 0)
+		return ALOOP_EINVAL;
+	if ((rc = sockop_start(loop, fd, OP_RECV_INTO, &op)) != 0)
+		return rc;
+	op->buf = buf;
+	op->nbytes = len;
+	return sockop_run(op, 1, fut);
+}
+
+int
+aloop_sock_recvfrom(struct aloop_loop *loop, int fd, size_t bufsize,
+    struct aloop_future **fut)
+{
+	struct sockop *op;
+	int rc;
+
+	if (fut == NULL || bufsize == 0 || bufsize > (size_t)1 << 30)
+		return ALOOP_EINVAL;
+	if ((rc = sockop_start(loop, fd, OP_RECVFROM, &op)) != 0)
+		return rc;
+	op->nbytes = bufsize;
+	return sockop_run(op, 1, fut);
+}
+
+int
+aloop_sock_recvfrom_into(struct aloop_loop *loop, int fd, void *buf,
+    size_t len, struct aloop_future **fut)
+{
+	struct sockop *op;
+	int rc;
+
+	if (fut == NULL || buf == NULL || len == 0)
+		return ALOOP_EINVAL;
+	if ((rc = sockop_start(loop, fd, OP_RECVFROM_INTO, &op)) != 0)
+		return rc;
+	op->buf = buf;
+	op->nbytes = len;
+	return sockop_run(op, 1, fut);
+}
+
+int
+aloop_sock_sendto(struct aloop_loop *loop, int fd, const void *data,
+    size_t len, const struct sockaddr *sa, socklen_t salen,
+    struct aloop_future **fut)
+{
+	struct sockop *op;
+	int rc;
+
+	if (fut == NULL || (data == NULL && len > 0) ||
+	    (sa == NULL && salen != 0) || (sa != NULL &&
+	    (salen < sizeof(sa_family_t) ||
+	    salen > sizeof(struct sockaddr_storage))))
+		return ALOOP_EINVAL;
+	if ((rc = sockop_start(loop, fd, OP_SENDTO, &op)) != 0)
+		return rc;
+	/* One byte at least, so that an empty datagram has a buffer. */
+	if ((op->data = malloc(len > 0 ? len : 1)) == NULL) {
+		sockop_unref(op);
+		return ALOOP_ENOMEM;
+	}
+	if (len > 0)
+		memcpy(op->data, data, len);
+	op->len = len;
+	if (sa != NULL) {
+		memcpy(&op->to, sa, salen);
+		op->tolen = salen;
+	}
+	return sockop_run(op, 1, fut);
+}
+
+int
+aloop_sock_sendfile(struct aloop_loop *loop, int fd, int file, off_t offset,
+    size_t count, struct aloop_future **fut)
+{
+	struct sockop *op;
+	struct stat st;
+	int rc, type;
+	socklen_t tl = sizeof(type);
+
+	if (fut == NULL || file < 0 || offset < 0)
+		return ALOOP_EINVAL;
+	/* A stream socket only, as asyncio checks. */
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == -1)
+		return -errno;
+	if (type != SOCK_STREAM)
+		return ALOOP_EINVAL;
+	/* Offsets need a regular file, as asyncio's seek() does. */
+	if (fstat(file, &st) == -1)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return ALOOP_EINVAL;
+	if ((rc = sockop_start(loop, fd, OP_SENDFILE, &op)) != 0)
+		return rc;
+	op->file = file;
+	op->foff = offset;
+	op->left = count > 0 ? count : SIZE_MAX;
 	return sockop_run(op, 1, fut);
 }

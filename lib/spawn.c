@@ -45,6 +45,10 @@ struct spawn_req {
 	int		 childfd[3];	/* >= 3, or -1: leave fd i alone */
 	int		 merge_stderr;
 	int		 maxfd;		/* fallback bound for mark_cloexec */
+	int		 new_session;	/* setsid() */
+	pid_t		 pgid;		/* setpgid(0, pgid) when >= 0 */
+	const int	*pass_fds;	/* kept open across exec */
+	size_t		 npass_fds;
 };
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -73,10 +77,12 @@ mark_cloexec(int maxfd)
 /* What a failing child reports through the error pipe. */
 enum spawn_stage {
 	STAGE_DUP = 1, STAGE_CHDIR, STAGE_SETGROUPS, STAGE_SETGID,
-	STAGE_SETUID, STAGE_EXEC,
+	STAGE_SETUID, STAGE_EXEC, STAGE_SETSID, STAGE_SETPGID, STAGE_PASS_FDS,
+	STAGE_LAST = STAGE_PASS_FDS
 };
 static const char *const stage_names[] = {
 	"", "dup2", "chdir", "setgroups", "setgid", "setuid", "execve",
+	"setsid", "setpgid", "pass_fds",
 };
 struct spawn_report {
 	int	stage;
@@ -132,6 +138,13 @@ child_run(const struct spawn_req *r, int errfd)
 	if (r->merge_stderr && dup2(1, 2) == -1)
 		child_fail(errfd, STAGE_DUP, errno);
 	mark_cloexec(r->maxfd);
+	for (k = 0; k < r->npass_fds; k++)
+		if (fcntl(r->pass_fds[k], F_SETFD, 0) == -1)
+			child_fail(errfd, STAGE_PASS_FDS, errno);
+	if (r->new_session && setsid() == -1)
+		child_fail(errfd, STAGE_SETSID, errno);
+	if (r->pgid >= 0 && setpgid(0, r->pgid) == -1)
+		child_fail(errfd, STAGE_SETPGID, errno);
 
 	if (r->cwd != NULL && chdir(r->cwd) == -1)
 		child_fail(errfd, STAGE_CHDIR, errno);
@@ -399,6 +412,10 @@ aloop__spawn(const char *const *argv,
 	r.cwd = o->cwd;
 	r.uid = o->uid;
 	r.gid = o->gid;
+	r.new_session = o->start_new_session;
+	r.pgid = o->process_group;
+	r.pass_fds = o->pass_fds;
+	r.npass_fds = o->npass_fds;
 	*what = "subprocess";
 	if ((rc = exec_candidates(argv[0], r.envp, &r.paths, &r.npaths)) < 0)
 		return rc;
@@ -408,7 +425,7 @@ aloop__spawn(const char *const *argv,
 	r.maxfd = max_fd();
 	rc = spawn(&r, pid, &stage);
 	if (rc < 0) {
-		*what = stage_names[stage >= 0 && stage <= STAGE_EXEC ?
+		*what = stage_names[stage >= 0 && stage <= STAGE_LAST ?
 		    stage : 0];
 		if (stage == STAGE_EXEC || stage == 0)
 			*what = argv[0];

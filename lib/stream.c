@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -182,11 +183,8 @@ stream_write_pipe_hup(struct stream *s)
 	if (evbuffer_get_length(s->out) > 0)
 		aloop__transport_fatal(t, -EPIPE,
 		    "Fatal write error on pipe transport");
-	else {
-		t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
-		t->ops->teardown(t);
-		aloop__transport_lost(t, 0, NULL);
-	}
+	else
+		aloop__transport_drop(t, 0, NULL);
 }
 
 static void
@@ -223,10 +221,7 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		 * terminal whose other side closed: asyncio ends the
 		 * transport with the error but reports neither.
 		 */
-		n = -errno;
-		t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
-		t->ops->abort(t);
-		aloop__transport_lost(t, (int)n, NULL);
+		aloop__transport_drop(t, -errno, NULL);
 	} else
 		aloop__transport_fatal(t, -errno, s->is_sock ?
 		    "Fatal read error on socket transport" :
@@ -402,11 +397,7 @@ stream_teardown(struct aloop_transport *t)
 	s->reading = s->writing = 0;
 	if (s->out != NULL)
 		(void)evbuffer_drain(s->out, evbuffer_get_length(s->out));
-	if (s->fd >= 0) {
-		/* Linux closes the descriptor even when close() fails. */
-		(void)close(s->fd);
-		s->fd = -1;
-	}
+	aloop__transport_close_fd(t, &s->fd);
 }
 
 static void
@@ -482,6 +473,50 @@ stream_get_extra_info(struct aloop_transport *t, const char *name,
 	return NULL;
 }
 
+static ssize_t
+stream_sendfile(struct aloop_transport *t, int file, off_t *off, size_t count)
+{
+	struct stream *s = STREAM(t);
+	ssize_t n;
+
+	if (s->kind == ALOOP__STREAM_READ_PIPE)
+		return ALOOP_ENOTSUP;
+	do
+		n = sendfile(s->fd, file, off, count);
+	while (n == -1 && errno == EINTR);
+	if (n >= 0)
+		return n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		/* The write callback finds the buffer empty and wakes
+		 * the sendfile through aloop__transport_resume_check. */
+		stream_start_writing(s);
+		return -EAGAIN;
+	}
+	/* A file or descriptor the kernel cannot splice: copy instead. */
+	if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
+		return ALOOP_ENOTSUP;
+	n = -errno;
+	aloop__transport_fatal(t, (int)n, s->is_sock ?
+	    "Fatal write error on socket transport" :
+	    "Fatal write error on pipe transport");
+	return n;
+}
+
+static int
+stream_detach(struct aloop_transport *t)
+{
+	struct stream *s = STREAM(t);
+	int fd = s->fd;
+
+	if (s->kind != ALOOP__STREAM_SOCKET)
+		return ALOOP_ENOTSUP;
+	if (evbuffer_get_length(s->out) > 0 || s->shut_wr || s->eof)
+		return ALOOP_ESTATE;
+	s->fd = -1;
+	stream_teardown(t);
+	return fd;
+}
+
 static void
 stream_abort(struct aloop_transport *t)
 {
@@ -490,6 +525,7 @@ stream_abort(struct aloop_transport *t)
 
 static const struct aloop__transport_ops stream_ops = {
 	.name = "socket",
+	.stream_protocol = 1,
 	.write = stream_write,
 	.write_eof = stream_write_eof,
 	.close = stream_close,
@@ -499,12 +535,15 @@ static const struct aloop__transport_ops stream_ops = {
 	.get_extra_info = stream_get_extra_info,
 	.get_write_buffer_size = stream_get_write_buffer_size,
 	.can_write_eof = stream_can_write_eof,
+	.sendfile = stream_sendfile,
 	.teardown = stream_teardown,
 	.free = stream_free,
+	.detach = stream_detach,
 };
 
 static const struct aloop__transport_ops pipe_ops = {
 	.name = "pipe",
+	.stream_protocol = 1,
 	.write = stream_write,
 	.write_eof = stream_write_eof,
 	.close = stream_close,
@@ -514,6 +553,7 @@ static const struct aloop__transport_ops pipe_ops = {
 	.get_extra_info = stream_get_extra_info,
 	.get_write_buffer_size = stream_get_write_buffer_size,
 	.can_write_eof = stream_can_write_eof,
+	.sendfile = stream_sendfile,
 	.teardown = stream_teardown,
 	.free = stream_free,
 };
@@ -576,6 +616,7 @@ aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 	aloop__protocol_common_stream(&cb, proto);
 	aloop__transport_init(&s->t, kind == ALOOP__STREAM_SOCKET ?
 	    &stream_ops : &pipe_ops, loop, proto, &cb, state);
+	aloop__transport_own_fd(&s->t, fd);
 	*out = &s->t;
 	if (!defer_made)
 		aloop__stream_transport_made(&s->t);

@@ -319,7 +319,7 @@ fail_start(struct subproc *sp, int code, const char *what)
 	int i;
 
 	sp->failed = 1;
-	memset(&sp->t.cb, 0, sizeof(sp->t.cb));
+	aloop__transport_mute(&sp->t);
 	kill_child(sp);
 	for (i = 0; i < 3; i++)
 		if (sp->pipes[i].t != NULL)
@@ -354,12 +354,12 @@ subproc_connected(void *arg)
 		aloop__transport_unref(t);
 		return;
 	}
-	t->state = state;
+	aloop__transport_attach(t, NULL, state);
 	/*
 	 * The result first: its done-callbacks are queued before anything
 	 * connection_made may schedule, so they see a live transport.
 	 */
-	(void)aloop_future_set_result(sp->fut, t, NULL);
+	(void)aloop__future_set_transport(sp->fut, t);
 	aloop_future_release(sp->fut);
 	sp->fut = NULL;
 	(void)aloop__transport_made(t);
@@ -455,6 +455,7 @@ aloop_subprocess_options_init(struct aloop_subprocess_options *o)
 	o->stderr_fd = ALOOP_SUBPROCESS_PIPE;
 	o->uid = (uid_t)-1;
 	o->gid = (gid_t)-1;
+	o->process_group = -1;
 }
 
 static int
@@ -526,6 +527,12 @@ aloop_subprocess_exec(struct aloop_loop *loop,
 	    !valid_fd_option(o->stdout_fd, 0) ||
 	    !valid_fd_option(o->stderr_fd, 1))
 		return ALOOP_EINVAL;
+	if ((o->start_new_session && o->process_group >= 0) ||
+	    (o->npass_fds > 0 && o->pass_fds == NULL))
+		return ALOOP_EINVAL;
+	for (i = 0; i < (int)o->npass_fds; i++)
+		if (o->pass_fds[i] < 3)
+			return ALOOP_EINVAL;
 	if ((rc = aloop__loop_check(loop, "subprocess_exec")) < 0)
 		return rc;
 	if ((sp = calloc(1, sizeof(*sp))) == NULL)

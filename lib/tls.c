@@ -82,6 +82,7 @@ struct tls {
 	unsigned		 reading:1;	/* rev is added */
 	unsigned		 writing:1;	/* wev is added */
 	unsigned		 closing:1;	/* close(): shut down once drained */
+	unsigned		 upgrade:1;	/* start_tls: made already ran */
 
 	char			*hostname;	/* client: what was asked for */
 	char			*alpn;		/* negotiated, or NULL */
@@ -161,6 +162,23 @@ tls_update_events(struct tls *s)
 	s->writing = on;
 }
 
+/*
+ * What OpenSSL waits for before the call that returned @rc can be retried:
+ * EV_READ or EV_WRITE (either may be asked by any call, renegotiation and
+ * key updates included), or 0 when the call failed for good; *@err gets
+ * SSL_get_error's verdict for the caller to classify.
+ */
+static short
+tls_want(SSL *ssl, int rc, int *err)
+{
+	*err = SSL_get_error(ssl, rc);
+	if (*err == SSL_ERROR_WANT_READ)
+		return EV_READ;
+	if (*err == SSL_ERROR_WANT_WRITE)
+		return EV_WRITE;
+	return 0;
+}
+
 static void
 tls_release_waiter(struct tls *s, int code, const char *msg)
 {
@@ -193,10 +211,7 @@ tls_teardown(struct aloop_transport *t)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
-	if (s->io.fd != -1) {
-		(void)close(s->io.fd);
-		s->io.fd = -1;
-	}
+	aloop__transport_close_fd(&s->t, &s->io.fd);
 	if (s->out != NULL) {
 		evbuffer_free(s->out);
 		s->out = NULL;
@@ -239,9 +254,7 @@ tls_fatal(struct tls *s, int sys_errno, const char *what)
 		return;
 	}
 	aloop_log(ALOOP_LOG_DEBUG, "%s: %s", what, msg);
-	s->t.flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
-	tls_teardown(&s->t);
-	aloop__transport_lost(&s->t, code, "%s", msg);
+	aloop__transport_drop(&s->t, code, "%s", msg);
 }
 
 /* --------------------------------------------------------- handshake */
@@ -266,10 +279,8 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
 	aloop_log(ALOOP_LOG_DEBUG, "TLS handshake with %s failed (%s side): %s",
 	    peer, s->server_side ? "server" : "client", msg);
 	tls_release_waiter(s, code, msg);
-	s->t.flags |= ALOOP__T_ABORTED;
-	tls_teardown(&s->t);
 	/* No protocol callback is set yet, so nothing but the owner hears. */
-	aloop__transport_lost(&s->t, code, "%s", msg);
+	aloop__transport_drop(&s->t, code, "%s", msg);
 }
 
 static void
@@ -302,15 +313,17 @@ tls_handshake_done(struct tls *s)
 		return;
 	}
 	/* From here on the protocol hears everything, lost included. */
-	s->t.state = state;
 	aloop__protocol_common_stream(&cb, s->proto);
-	s->t.cb = cb;
+	/* An upgraded connection's protocol saw connection_made already. */
+	if (s->upgrade)
+		cb.connection_made = NULL;
+	aloop__transport_attach(&s->t, &cb, state);
 	(void)aloop__transport_made(&s->t);
 	if (s->waiter != NULL) {
 		struct aloop_future *w = s->waiter;
 
 		s->waiter = NULL;
-		(void)aloop_future_set_result(w, &s->t, NULL);
+		(void)aloop__future_set_transport(w, &s->t);
 		aloop_future_release(w);
 	}
 	/* Data that came with the peer's last flight is already in
@@ -345,15 +358,8 @@ tls_do_handshake(struct tls *s)
 		tls_handshake_done(s);
 		return;
 	}
-	err = SSL_get_error(s->ssl, rc);
-	if (err == SSL_ERROR_WANT_READ) {
-		s->hs_want = EV_READ;
+	if ((s->hs_want = tls_want(s->ssl, rc, &err)) != 0)
 		return;
-	}
-	if (err == SSL_ERROR_WANT_WRITE) {
-		s->hs_want = EV_WRITE;
-		return;
-	}
 	code = aloop__tls_classify_error(s->ssl,
 	    err == SSL_ERROR_SYSCALL ? errno : 0, msg, sizeof(msg));
 	tls_handshake_failed(s, code, msg);
@@ -388,6 +394,7 @@ tls_do_read(struct tls *s)
 	unsigned char *buf;
 	size_t have = 0, total = 0;
 	int n, err, eof = 0;
+	short want;
 
 	if ((buf = aloop__read_buffer()) == NULL) {
 		aloop__transport_fatal(&s->t, ALOOP_ENOMEM,
@@ -423,11 +430,10 @@ tls_do_read(struct tls *s)
 			}
 			continue;
 		}
-		err = SSL_get_error(s->ssl, n);
-		if (err == SSL_ERROR_WANT_READ)
-			break;
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->rd_want = EV_WRITE;
+		if ((want = tls_want(s->ssl, n, &err)) != 0) {
+			/* Readability is what reading waits for anyway. */
+			if (want == EV_WRITE)
+				s->rd_want = EV_WRITE;
 			break;
 		}
 		if (err == SSL_ERROR_ZERO_RETURN ||
@@ -489,15 +495,8 @@ tls_flush(struct tls *s)
 			(void)evbuffer_drain(s->out, (size_t)n);
 			continue;
 		}
-		err = SSL_get_error(s->ssl, n);
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->wr_want = EV_WRITE;
+		if ((s->wr_want = tls_want(s->ssl, n, &err)) != 0)
 			break;
-		}
-		if (err == SSL_ERROR_WANT_READ) {
-			s->wr_want = EV_READ;
-			break;
-		}
 		tls_fatal(s, err == SSL_ERROR_SYSCALL ? errno : 0,
 		    "Fatal write error on TLS transport");
 		return;
@@ -540,15 +539,8 @@ tls_do_shutdown(struct tls *s)
 	if (rc == 1)
 		goto done;
 	if (rc < 0) {
-		err = SSL_get_error(s->ssl, rc);
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->sd_want = EV_WRITE;
+		if ((s->sd_want = tls_want(s->ssl, rc, &err)) != 0)
 			return;
-		}
-		if (err == SSL_ERROR_WANT_READ) {
-			s->sd_want = EV_READ;
-			return;
-		}
 		goto done;
 	}
 	/* Ours is out; drain until the peer's arrives. */
@@ -559,15 +551,8 @@ tls_do_shutdown(struct tls *s)
 		rc = SSL_read(s->ssl, buf, ALOOP__READ_MAX);
 		if (rc > 0)
 			continue;
-		err = SSL_get_error(s->ssl, rc);
-		if (err == SSL_ERROR_WANT_READ) {
-			s->sd_want = EV_READ;
+		if ((s->sd_want = tls_want(s->ssl, rc, &err)) != 0)
 			return;
-		}
-		if (err == SSL_ERROR_WANT_WRITE) {
-			s->sd_want = EV_WRITE;
-			return;
-		}
 		break;
 	}
 done:
@@ -624,9 +609,7 @@ tls_timeout_cb(evutil_socket_t fd, short what, void *arg)
 		/* The peer did not take our data or never answered our
 		 * close_notify: drop it. */
 		aloop_log(ALOOP_LOG_DEBUG, "TLS shutdown timed out");
-		s->t.flags |= ALOOP__T_ABORTED;
-		tls_teardown(&s->t);
-		aloop__transport_lost(&s->t, 0, NULL);
+		aloop__transport_drop(&s->t, 0, NULL);
 	}
 	aloop__transport_unref(&s->t);
 }
@@ -666,12 +649,8 @@ tls_write(struct aloop_transport *t, const struct iovec *iov, int iovcnt)
 					left -= (size_t)n;
 					continue;
 				}
-				err = SSL_get_error(s->ssl, n);
-				if (err == SSL_ERROR_WANT_WRITE)
-					s->wr_want = EV_WRITE;
-				else if (err == SSL_ERROR_WANT_READ)
-					s->wr_want = EV_READ;
-				else {
+				s->wr_want = tls_want(s->ssl, n, &err);
+				if (s->wr_want == 0) {
 					tls_fatal(s, err == SSL_ERROR_SYSCALL ?
 					    errno : 0,
 					    "Fatal write error on TLS transport");
@@ -710,9 +689,7 @@ tls_close(struct aloop_transport *t)
 	if (s->state == TLS_HANDSHAKE) {
 		/* A server closing its clients: a handshake has no data to
 		 * flush, so it simply ends. */
-		s->t.flags |= ALOOP__T_ABORTED;
-		tls_teardown(t);
-		aloop__transport_lost(t, 0, NULL);
+		aloop__transport_drop(t, 0, NULL);
 		return;
 	}
 	if (s->state != TLS_OPEN)
@@ -729,9 +706,7 @@ tls_close(struct aloop_transport *t)
 		    tls_timeout_cb, s);
 	tv = tv_of(s->sd_timeout);
 	if (s->tmo == NULL || event_add(s->tmo, &tv) != 0) {
-		s->t.flags |= ALOOP__T_ABORTED;
-		tls_teardown(t);
-		aloop__transport_lost(t, 0, NULL);
+		aloop__transport_drop(t, 0, NULL);
 		return;
 	}
 	if (s->out == NULL || evbuffer_get_length(s->out) == 0)
@@ -829,6 +804,7 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 
 static const struct aloop__transport_ops tls_ops = {
 	.name = "tls",
+	.stream_protocol = 1,
 	.write = tls_write,
 	.write_eof = NULL,		/* TLS has no half-close */
 	.close = tls_close,
@@ -981,6 +957,7 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 
 	/* No protocol callback until the handshake is done (cb empty). */
 	aloop__transport_init(&s->t, &tls_ops, loop, proto, NULL, NULL);
+	aloop__transport_own_fd(&s->t, fd);
 	s->state = TLS_HANDSHAKE;
 	/*
 	 * The client speaks first; its ClientHello goes out from the loop,
@@ -1003,4 +980,10 @@ fail:
 	free(s->sock);
 	free(s);
 	return rc;
+}
+
+void
+aloop__tls_mark_upgrade(struct aloop_transport *t)
+{
+	TLS(t)->upgrade = 1;
 }

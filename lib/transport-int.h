@@ -8,7 +8,12 @@
  * write-buffer limits and the pause_writing/resume_writing edges, running
  * connection_made and connection_lost (exactly once, lost on a later loop
  * turn), and the loop-close teardown.  A kind implements the ops below and
- * calls the aloop__transport_* helpers at the right moments.
+ * calls the aloop__transport_* helpers at the right moments; it reads the
+ * flags but never writes struct aloop_transport's fields itself: ending
+ * abruptly is aloop__transport_drop, giving the protocol its state is
+ * aloop__transport_attach, an owner's list is aloop__transport_list_*, and
+ * the descriptor is guarded and closed with aloop__transport_own_fd and
+ * aloop__transport_close_fd.
  *
  * Life of a transport, as a kind implements it:
  *
@@ -23,9 +28,12 @@
  *      hold a reference themselves), and after each callback check
  *      aloop__transport_is_done() before touching the kind's state again:
  *      the protocol may have closed or aborted the transport inside.
- *   4. When the connection is over (close finished flushing, abort, EOF
- *      with nothing left to do, an I/O error), call aloop__transport_lost()
- *      exactly once with the error or NULL.  It marks the transport closing
+ *   4. When the connection is over (close finished flushing, EOF with
+ *      nothing left to do), call aloop__transport_lost() with 0; when it
+ *      ends abruptly (a reset, a failed handshake, a timeout), call
+ *      aloop__transport_drop() with the error, and for a fatal I/O error
+ *      aloop__transport_fatal(), which also reports it.  Only the first
+ *      of these counts.  It marks the transport closing
  *      and schedules connection_lost with call_soon.  From then on the kind
  *      delivers no protocol callback.
  *   5. When the scheduled call runs, transport.c calls ops->teardown (the
@@ -59,6 +67,7 @@
 
 struct aloop_transport;
 struct aloop_tls_context;
+struct aloop__sendfile;
 
 /*
  * What a kind implements.  Every pointer may be NULL unless marked
@@ -70,6 +79,12 @@ struct aloop_tls_context;
 struct aloop__transport_ops {
 	/* A short name for logs: "socket", "pipe", "tls", "datagram", ... */
 	const char	*name;
+
+	/*
+	 * Whether the kind is driven by a struct aloop_protocol, read from
+	 * t->proto at every callback, so that set_protocol may switch it.
+	 */
+	int		 stream_protocol;
 
 	/*
 	 * Queue @iovcnt buffers (total > 0 bytes), sending what the descriptor
@@ -122,6 +137,29 @@ struct aloop__transport_ops {
 	/* Whether write_eof is supported (NULL: 0). */
 	int	(*can_write_eof)(const struct aloop_transport *t);
 
+	/*
+	 * Zero-copy sendfile: send up to @count bytes of @file from *@off
+	 * straight from the kernel (sendfile(2)), advancing *@off.  Called
+	 * only while nothing is buffered and not closing.  Returns the bytes
+	 * sent (> 0), 0 at the end of the file, -EAGAIN when the descriptor
+	 * is full (the kind then waits for writability and calls
+	 * aloop__transport_resume_check once it is writable), ALOOP_ENOTSUP
+	 * when this descriptor or file cannot (transport.c then reads and
+	 * writes), or another negative error after reporting it through
+	 * aloop__transport_fatal.  NULL: always the read-and-write way.
+	 */
+	ssize_t	(*sendfile)(struct aloop_transport *t, int file, off_t *off,
+		    size_t count);
+
+	/*
+	 * Give up the descriptor without closing it (start_tls hands it to
+	 * a TLS transport): stop every event and return the descriptor, or
+	 * ALOOP_ESTATE while data waits in the buffer, ALOOP_ENOTSUP for a
+	 * kind that cannot.  transport.c then ends the transport without
+	 * telling the protocol.  NULL: ALOOP_ENOTSUP.
+	 */
+	int	(*detach)(struct aloop_transport *t);
+
 	/* Datagram transports (NULL elsewhere: ALOOP_ENOTSUP). */
 	int	(*sendto)(struct aloop_transport *t, const void *data, size_t len,
 		    const struct sockaddr *addr, socklen_t addrlen);
@@ -147,6 +185,7 @@ struct aloop__transport_ops {
 #define ALOOP__T_EOF_WRITTEN	0x0040	/* write_eof was asked for */
 #define ALOOP__T_ABORTED	0x0080	/* ops->abort ran */
 #define ALOOP__T_CLOSE_CALLED	0x0100	/* ops->close ran */
+#define ALOOP__T_OWNS_FD	0x0200	/* owned_fd is marked in the loop */
 
 /*
  * The callbacks transport.c itself runs.  Every protocol table (stream,
@@ -184,12 +223,16 @@ struct aloop_transport {
 	int			 lost_code;	/* 0 or the error to report */
 	char			*lost_msg;	/* owned; NULL: aloop_strerror */
 	aloop_handle_t		 lost_handle;
+	int			 owned_fd;	/* with ALOOP__T_OWNS_FD */
+	struct aloop__sendfile	*sendfile;	/* one in progress, or NULL */
 	struct aloop__resource	 res;
 
-	/* The owner's hook and its list links (the owner's to use). */
+	/* The owner's hook, and the links of its aloop__transport_list
+	 * (transport.c's alone to edit). */
 	aloop__transport_owner_fn owner_fn;
 	void			*owner;
 	struct aloop_transport	*owner_prev, *owner_next;
+	struct aloop__transport_list *owner_list;
 };
 
 /* Default write-buffer limits (asyncio's). */
@@ -204,6 +247,21 @@ void	aloop__transport_init(struct aloop_transport *t,
 	    const struct aloop__transport_ops *ops, struct aloop_loop *loop,
 	    const void *proto, const struct aloop__protocol_common *cb,
 	    void *state);
+
+/*
+ * Give @t its protocol state (and, unless @cb is NULL, the four common
+ * callbacks): for kinds that make the state after init (a TLS connection
+ * once its handshake succeeded, an endpoint on its first turn).
+ */
+void	aloop__transport_attach(struct aloop_transport *t,
+	    const struct aloop__protocol_common *cb, void *state);
+
+/*
+ * No protocol callback from transport.c any more: @t ends without
+ * connection_made or connection_lost (start-up failed before the protocol
+ * heard of it).
+ */
+void	aloop__transport_mute(struct aloop_transport *t);
 
 /* The four common callbacks of a stream protocol table. */
 void	aloop__protocol_common_stream(struct aloop__protocol_common *cb,
@@ -231,6 +289,17 @@ void	aloop__transport_lost(struct aloop_transport *t, int code,
 	    const char *fmt, ...) ALOOP_PRINTF(3, 4);
 
 /*
+ * Drop @t at once: release what ops->abort (ops->teardown without one)
+ * releases, buffered data included, then report @code (0: a clean end)
+ * and a printf-style message (NULL: the code's text) through
+ * connection_lost, as aloop__transport_lost does.  The one way a kind
+ * ends a transport abruptly (a peer's reset, a failed TLS handshake, a
+ * timeout); nothing is logged.  A no-op once lost.
+ */
+void	aloop__transport_drop(struct aloop_transport *t, int code,
+	    const char *fmt, ...) ALOOP_PRINTF(3, 4);
+
+/*
  * A fatal I/O error: as asyncio's _fatal_error, log it (except the
  * ordinary connection errors: ECONNRESET, EPIPE, ...), drop the buffer via
  * ops->abort and report @code through connection_lost.
@@ -247,16 +316,92 @@ aloop__transport_is_done(const struct aloop_transport *t)
 
 /*
  * Flow control edges.  Call pause_check after the buffer grew and
- * resume_check after it shrank; each calls the protocol (holding a
+ * resume_check after it shrank (or, for ops->sendfile, once the
+ * descriptor is writable again); each calls the protocol (holding a
  * reference) only on a real edge: pause when size > high, resume when
  * size <= low.  transport.c already runs pause_check after ops->write.
+ * resume_check also wakes a sendfile waiting for the buffer to drain.
  */
 void	aloop__transport_pause_check(struct aloop_transport *t);
 void	aloop__transport_resume_check(struct aloop_transport *t);
 
+/*
+ * Complete @fut with @t as its result, the future holding a reference on
+ * @t until it is freed: a caller holding the future can always call the
+ * public functions on @t, even after connection_lost ran or the loop was
+ * closed.  Returns what aloop_future_set_result returns (the reference is
+ * not taken when it fails).  Every future that hands out a transport is
+ * completed through here.
+ */
+int	aloop__future_set_transport(struct aloop_future *fut,
+	    struct aloop_transport *t);
+
+/*
+ * @fd is the descriptor @t drives: the loop refuses add_reader and
+ * add_writer on it until aloop__transport_close_fd closes it.  Call after
+ * aloop__transport_init.
+ */
+void	aloop__transport_own_fd(struct aloop_transport *t, int fd);
+
+/*
+ * Close *@fd (if >= 0) and set it to -1, first releasing the loop's guard
+ * if @t owns it.  Safe on a transport whose init never ran (zeroed).
+ */
+void	aloop__transport_close_fd(struct aloop_transport *t, int *fd);
+
 /* Attach @t to an owner told when it is finished (see the typedef). */
 void	aloop__transport_set_owner(struct aloop_transport *t,
 	    aloop__transport_owner_fn fn, void *owner);
+
+/*
+ * The transports an owner keeps (a server's connections).  The owner
+ * embeds the list, zeroed; transport.c alone edits the links.
+ */
+struct aloop__transport_list {
+	struct aloop_transport	*head;
+	size_t			 n;
+};
+
+/* Add @t to @list and make @fn(@t, @owner) its owner hook. */
+void	aloop__transport_list_add(struct aloop__transport_list *list,
+	    struct aloop_transport *t, aloop__transport_owner_fn fn,
+	    void *owner);
+
+/* Take @t off @list (from the owner hook, typically). */
+void	aloop__transport_list_remove(struct aloop__transport_list *list,
+	    struct aloop_transport *t);
+
+/*
+ * Call @fn on every transport of @list.  @fn may close or abort the
+ * transport: transports leave the list only on a later loop turn, so the
+ * walk stays valid.
+ */
+void	aloop__transport_list_each(struct aloop__transport_list *list,
+	    void (*fn)(struct aloop_transport *t));
+
+/*
+ * Take @old's descriptor for a new transport (start_tls): ops->detach,
+ * then @old ends silently (no protocol callback; is_closing is 1).
+ * Returns the descriptor or a negative error (@old is then untouched).
+ */
+int	aloop__transport_detach(struct aloop_transport *old);
+
+/*
+ * @new takes @old's place with its owner: in its list and with its hook
+ * (a server goes on counting a connection that start_tls upgraded).
+ * @old then has no owner.
+ */
+void	aloop__transport_hand_over(struct aloop_transport *old,
+	    struct aloop_transport *new);
+
+/*
+ * Whether @t ended before connection_made ever ran (a TLS handshake that
+ * failed or timed out, a refused factory); if so, *@err gets the error it
+ * ended with (@fallback when it ended without one), its message borrowed
+ * from @t.  Meant for the owner hook, where @t is still valid.
+ */
+int	aloop__transport_ended_unmade(const struct aloop_transport *t,
+	    int fallback, struct aloop_error *err);
 
 /*
  * The buffer every stream transport of this thread reads into, of
@@ -294,6 +439,17 @@ int	aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 	    struct aloop_transport **out);
 
 /*
+ * Adopt the caller's descriptor @fd (made non-blocking and close-on-exec)
+ * as a stream transport of @kind: on the next loop turn the factory makes
+ * the state, connection_made runs, and *@fut (a new future) completes with
+ * the transport.  Until then a closed loop closes @fd.  On an error
+ * returned here the caller keeps @fd.
+ */
+int	aloop__stream_adopt(struct aloop_loop *loop,
+	    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+	    void *factory_arg, int fd, int kind, struct aloop_future **fut);
+
+/*
  * For a transport made with @defer_made: run connection_made, then start
  * reading (unless the protocol paused or closed it there).
  */
@@ -325,5 +481,12 @@ int	aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	    double shutdown_timeout, const struct aloop_protocol *proto,
 	    aloop_protocol_factory_fn factory, void *factory_arg,
 	    struct aloop_future *waiter, struct aloop_transport **out);
+
+/*
+ * For start_tls: the TLS transport @t (from aloop__tls_transport_new,
+ * before its handshake finished) upgrades a connection whose protocol has
+ * seen connection_made already, so it does not run it again.
+ */
+void	aloop__tls_mark_upgrade(struct aloop_transport *t);
 
 #endif /* ALOOP_TRANSPORT_INT_H */

@@ -6,6 +6,9 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -13,8 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <aloop/log.h>
+#include <aloop/net.h>
 #include <aloop/transport.h>
 
 #include "transport-int.h"
@@ -23,6 +28,7 @@
 #define WRITES_AFTER_CLOSE_LOG	5
 
 static void	transport_on_loop_close(struct aloop__resource *res);
+static void	transport_sendfile_end(struct aloop_transport *t, int code);
 
 void
 aloop__protocol_common_stream(struct aloop__protocol_common *cb,
@@ -55,6 +61,21 @@ aloop__transport_init(struct aloop_transport *t,
 }
 
 void
+aloop__transport_attach(struct aloop_transport *t,
+    const struct aloop__protocol_common *cb, void *state)
+{
+	if (cb != NULL)
+		t->cb = *cb;
+	t->state = state;
+}
+
+void
+aloop__transport_mute(struct aloop_transport *t)
+{
+	memset(&t->cb, 0, sizeof(t->cb));
+}
+
+void
 aloop__transport_ref(struct aloop_transport *t)
 {
 	t->refcnt++;
@@ -71,11 +92,148 @@ aloop__transport_unref(struct aloop_transport *t)
 }
 
 void
+aloop__transport_own_fd(struct aloop_transport *t, int fd)
+{
+	aloop__loop_own_fd(t->loop, fd, 1);
+	t->owned_fd = fd;
+	t->flags |= ALOOP__T_OWNS_FD;
+}
+
+void
+aloop__transport_close_fd(struct aloop_transport *t, int *fd)
+{
+	if (*fd < 0)
+		return;
+	if ((t->flags & ALOOP__T_OWNS_FD) && t->owned_fd == *fd) {
+		t->flags &= ~ALOOP__T_OWNS_FD;
+		aloop__loop_own_fd(t->loop, *fd, 0);
+	}
+	/* Linux closes the descriptor even when close() fails. */
+	(void)close(*fd);
+	*fd = -1;
+}
+
+/* The future's hold on its result, dropped when the future is freed. */
+static void
+transport_future_unref(void *arg)
+{
+	aloop__transport_unref(arg);
+}
+
+int
+aloop__future_set_transport(struct aloop_future *fut, struct aloop_transport *t)
+{
+	int rc;
+
+	aloop__transport_ref(t);
+	if ((rc = aloop_future_set_result(fut, t, transport_future_unref)) != 0)
+		aloop__transport_unref(t);
+	return rc;
+}
+
+void
 aloop__transport_set_owner(struct aloop_transport *t,
     aloop__transport_owner_fn fn, void *owner)
 {
 	t->owner_fn = fn;
 	t->owner = owner;
+}
+
+void
+aloop__transport_list_add(struct aloop__transport_list *list,
+    struct aloop_transport *t, aloop__transport_owner_fn fn, void *owner)
+{
+	aloop__transport_set_owner(t, fn, owner);
+	t->owner_list = list;
+	t->owner_prev = NULL;
+	t->owner_next = list->head;
+	if (list->head != NULL)
+		list->head->owner_prev = t;
+	list->head = t;
+	list->n++;
+}
+
+void
+aloop__transport_list_remove(struct aloop__transport_list *list,
+    struct aloop_transport *t)
+{
+	if (t->owner_prev != NULL)
+		t->owner_prev->owner_next = t->owner_next;
+	else
+		list->head = t->owner_next;
+	if (t->owner_next != NULL)
+		t->owner_next->owner_prev = t->owner_prev;
+	t->owner_prev = t->owner_next = NULL;
+	t->owner_list = NULL;
+	list->n--;
+}
+
+int
+aloop__transport_detach(struct aloop_transport *old)
+{
+	int fd;
+
+	if (old->ops->detach == NULL)
+		return ALOOP_ENOTSUP;
+	if (old->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN) ||
+	    old->sendfile != NULL)
+		return ALOOP_ESTATE;
+	if ((fd = old->ops->detach(old)) < 0)
+		return fd;
+	/* The descriptor's guard goes with it to the new transport. */
+	old->flags &= ~ALOOP__T_OWNS_FD;
+	aloop__transport_mute(old);
+	aloop__transport_drop(old, 0, NULL);
+	return fd;
+}
+
+void
+aloop__transport_hand_over(struct aloop_transport *old,
+    struct aloop_transport *new)
+{
+	struct aloop__transport_list *list = old->owner_list;
+
+	new->owner_fn = old->owner_fn;
+	new->owner = old->owner;
+	old->owner_fn = NULL;
+	old->owner = NULL;
+	if (list == NULL)
+		return;
+	new->owner_list = list;
+	new->owner_prev = old->owner_prev;
+	new->owner_next = old->owner_next;
+	if (new->owner_prev != NULL)
+		new->owner_prev->owner_next = new;
+	else
+		list->head = new;
+	if (new->owner_next != NULL)
+		new->owner_next->owner_prev = new;
+	old->owner_prev = old->owner_next = NULL;
+	old->owner_list = NULL;
+}
+
+void
+aloop__transport_list_each(struct aloop__transport_list *list,
+    void (*fn)(struct aloop_transport *t))
+{
+	struct aloop_transport *t, *next;
+
+	for (t = list->head; t != NULL; t = next) {
+		next = t->owner_next;
+		fn(t);
+	}
+}
+
+int
+aloop__transport_ended_unmade(const struct aloop_transport *t, int fallback,
+    struct aloop_error *err)
+{
+	if ((t->flags & (ALOOP__T_MADE | ALOOP__T_LOST)) != ALOOP__T_LOST)
+		return 0;
+	err->code = t->lost_code != 0 ? t->lost_code : fallback;
+	err->message = t->lost_msg != NULL ? t->lost_msg :
+	    aloop_strerror(err->code);
+	return 1;
 }
 
 /* The owner learns once that the transport is finished. */
@@ -142,9 +300,32 @@ transport_on_loop_close(struct aloop__resource *res)
 	/* The loop discards the pending connection_lost call itself. */
 	t->lost_handle = ALOOP_HANDLE_NONE;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_DONE;
+	if (t->sendfile != NULL)
+		transport_sendfile_end(t, -EPIPE);
 	t->ops->teardown(t);
 	transport_notify_owner(t);
 	aloop__transport_unref(t);
+}
+
+static void
+transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
+    va_list ap)
+{
+	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
+	t->lost_code = code;
+	if (t->sendfile != NULL)
+		transport_sendfile_end(t, -EPIPE);
+	if (code != 0 && fmt != NULL &&
+	    vasprintf(&t->lost_msg, fmt, ap) == -1)
+		t->lost_msg = NULL;
+	if (aloop_call_soon(t->loop, transport_lost_cb, t,
+	    &t->lost_handle) != 0) {
+		/* A closed loop runs nothing: end without callbacks. */
+		aloop__loop_untrack(t->loop, &t->res);
+		transport_on_loop_close(&t->res);
+	}
 }
 
 void
@@ -153,22 +334,37 @@ aloop__transport_lost(struct aloop_transport *t, int code, const char *fmt,
 {
 	va_list ap;
 
+	va_start(ap, fmt);
+	transport_lost_v(t, code, fmt, ap);
+	va_end(ap);
+}
+
+/* Release the descriptor and buffers once; the shared part of every drop. */
+static void
+transport_release_now(struct aloop_transport *t)
+{
+	t->flags |= ALOOP__T_CLOSING;
+	if (t->flags & ALOOP__T_ABORTED)
+		return;
+	t->flags |= ALOOP__T_ABORTED;
+	if (t->ops->abort != NULL)
+		t->ops->abort(t);
+	else
+		t->ops->teardown(t);
+}
+
+void
+aloop__transport_drop(struct aloop_transport *t, int code, const char *fmt,
+    ...)
+{
+	va_list ap;
+
 	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
-	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
-	t->lost_code = code;
-	if (code != 0 && fmt != NULL) {
-		va_start(ap, fmt);
-		if (vasprintf(&t->lost_msg, fmt, ap) == -1)
-			t->lost_msg = NULL;
-		va_end(ap);
-	}
-	if (aloop_call_soon(t->loop, transport_lost_cb, t,
-	    &t->lost_handle) != 0) {
-		/* A closed loop runs nothing: end without callbacks. */
-		aloop__loop_untrack(t->loop, &t->res);
-		transport_on_loop_close(&t->res);
-	}
+	transport_release_now(t);
+	va_start(ap, fmt);
+	transport_lost_v(t, code, fmt, ap);
+	va_end(ap);
 }
 
 /* The errors asyncio's _FATAL_ERROR_IGNORE lists: a peer going away. */
@@ -195,15 +391,7 @@ aloop__transport_fatal(struct aloop_transport *t, int code, const char *what)
 		ctx.protocol = t->state;
 		aloop_call_exception_handler(t->loop, &ctx);
 	}
-	t->flags |= ALOOP__T_CLOSING;
-	if (!(t->flags & ALOOP__T_ABORTED)) {
-		t->flags |= ALOOP__T_ABORTED;
-		if (t->ops->abort != NULL)
-			t->ops->abort(t);
-		else
-			t->ops->teardown(t);
-	}
-	aloop__transport_lost(t, code, NULL);
+	aloop__transport_drop(t, code, NULL);
 }
 
 void
@@ -224,9 +412,13 @@ aloop__transport_pause_check(struct aloop_transport *t)
 	}
 }
 
+static void	transport_sendfile_wake(struct aloop_transport *t);
+
 void
 aloop__transport_resume_check(struct aloop_transport *t)
 {
+	if (__builtin_expect(t->sendfile != NULL, 0))
+		transport_sendfile_wake(t);
 	if (!(t->flags & ALOOP__T_PAUSED_WRITE) ||
 	    (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE)))
 		return;
@@ -273,6 +465,20 @@ aloop__read_buffer(void)
 
 /* ------------------------------------------------------------ public */
 
+struct aloop_transport *
+aloop_transport_ref(struct aloop_transport *t)
+{
+	aloop__transport_ref(t);
+	return t;
+}
+
+void
+aloop_transport_release(struct aloop_transport *t)
+{
+	if (t != NULL)
+		aloop__transport_unref(t);
+}
+
 struct aloop_loop *
 aloop_transport_get_loop(const struct aloop_transport *t)
 {
@@ -283,6 +489,30 @@ void *
 aloop_transport_get_protocol_state(const struct aloop_transport *t)
 {
 	return t->state;
+}
+
+const void *
+aloop_transport_get_protocol(const struct aloop_transport *t)
+{
+	return t->proto;
+}
+
+int
+aloop_transport_set_protocol(struct aloop_transport *t,
+    const struct aloop_protocol *proto, void *state)
+{
+	struct aloop__protocol_common cb;
+
+	if (proto == NULL)
+		return ALOOP_EINVAL;
+	if (!t->ops->stream_protocol)
+		return ALOOP_ENOTSUP;
+	if (!(t->flags & ALOOP__T_MADE) || aloop__transport_is_done(t))
+		return ALOOP_ESTATE;
+	aloop__protocol_common_stream(&cb, proto);
+	t->proto = proto;
+	aloop__transport_attach(t, &cb, state);
+	return 0;
 }
 
 const void *
@@ -318,12 +548,29 @@ transport_count_dropped_write(struct aloop_transport *t)
 		    "(%u writes so far)", t->ops->name, t->writes_after_close);
 }
 
+/* Hand @iov to the kind and run the flow-control check. */
+static int
+transport_write_iov(struct aloop_transport *t, const struct iovec *iov,
+    int iovcnt, size_t total)
+{
+	int rc;
+
+	aloop__transport_ref(t);
+	rc = t->ops->write(t, iov, iovcnt);
+	if (rc == 0) {
+		t->bytes_written += total;
+		aloop__transport_pause_check(t);
+	}
+	aloop__transport_unref(t);
+	return rc;
+}
+
 int
 aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
     int iovcnt)
 {
 	size_t total = 0;
-	int i, rc;
+	int i;
 
 	if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
 		return ALOOP_EINVAL;
@@ -339,14 +586,10 @@ aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
 		return ALOOP_ESTATE;
 	if (t->ops->write == NULL)
 		return ALOOP_ENOTSUP;
-	aloop__transport_ref(t);
-	rc = t->ops->write(t, iov, iovcnt);
-	if (rc == 0) {
-		t->bytes_written += total;
-		aloop__transport_pause_check(t);
-	}
-	aloop__transport_unref(t);
-	return rc;
+	/* asyncio: "unable to write; sendfile is in progress". */
+	if (__builtin_expect(t->sendfile != NULL, 0))
+		return ALOOP_ESTATE;
+	return transport_write_iov(t, iov, iovcnt, total);
 }
 
 int
@@ -402,13 +645,8 @@ aloop_transport_abort(struct aloop_transport *t)
 {
 	if (t->flags & (ALOOP__T_ABORTED | ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
-	t->flags |= ALOOP__T_CLOSING | ALOOP__T_ABORTED;
 	aloop__transport_ref(t);
-	if (t->ops->abort != NULL)
-		t->ops->abort(t);
-	else
-		t->ops->teardown(t);
-	aloop__transport_lost(t, 0, NULL);
+	aloop__transport_drop(t, 0, NULL);
 	aloop__transport_unref(t);
 }
 
@@ -510,4 +748,231 @@ aloop_transport_sendto(struct aloop_transport *t, const void *data,
 	}
 	aloop__transport_unref(t);
 	return rc;
+}
+
+/* ---------------------------------------------------------- sendfile */
+
+/*
+ * One transport_sendfile in progress.  Zero-copy while the kind has
+ * ops->sendfile and nothing is buffered; otherwise asyncio's fallback:
+ * read a piece of the file, write it, and wait for the buffer to drain
+ * before the next, so that a large file never sits in memory.  The job
+ * holds a reference on the transport and one on the future.
+ */
+struct aloop__sendfile {
+	struct aloop_transport	*t;
+	struct aloop_future	*fut;
+	int			 file;
+	off_t			 off;		/* the next byte to send */
+	size_t			 left;		/* SIZE_MAX: to the end */
+	size_t			 sent;
+	int			 copy;		/* read and write */
+	int			 waiting;	/* for the buffer to drain */
+	aloop_handle_t		 step;		/* the next step, if queued */
+	unsigned char		*buf;
+};
+
+/* Bytes the fallback reads at a time, and at most per loop turn. */
+#define SENDFILE_CHUNK		(64 * 1024)
+#define SENDFILE_TURN		(1024 * 1024)
+
+static void
+transport_sendfile_end(struct aloop_transport *t, int code)
+{
+	struct aloop__sendfile *sf = t->sendfile;
+	struct aloop_nbytes *r;
+
+	if (sf == NULL)		/* ended from inside a step already */
+		return;
+	t->sendfile = NULL;
+	aloop_handle_cancel(t->loop, sf->step);
+	/* As asyncio: the file's position ends after what was sent. */
+	(void)lseek(sf->file, sf->off, SEEK_SET);
+	if (code != 0)
+		(void)aloop_future_set_error(sf->fut, code, code == -EPIPE ?
+		    "the transport closed during sendfile" : NULL);
+	else if ((r = calloc(1, sizeof(*r))) == NULL)
+		(void)aloop_future_set_error(sf->fut, ALOOP_ENOMEM, NULL);
+	else {
+		r->nbytes = sf->sent;
+		if (aloop_future_set_result(sf->fut, r, free) != 0)
+			free(r);
+	}
+	aloop_future_release(sf->fut);
+	free(sf->buf);
+	free(sf);
+	aloop__transport_unref(t);
+}
+
+static void	transport_sendfile_step(void *arg);
+
+static void
+transport_sendfile_schedule(struct aloop__sendfile *sf)
+{
+	sf->waiting = 0;
+	if (sf->step == ALOOP_HANDLE_NONE &&
+	    aloop_call_soon(sf->t->loop, transport_sendfile_step, sf,
+	    &sf->step) != 0)
+		transport_sendfile_end(sf->t, ALOOP_ESTATE);
+}
+
+static void
+transport_sendfile_wake(struct aloop_transport *t)
+{
+	struct aloop__sendfile *sf = t->sendfile;
+
+	if (sf->waiting &&
+	    aloop_transport_get_write_buffer_size(t) <= (sf->copy ? t->low : 0))
+		transport_sendfile_schedule(sf);
+}
+
+/* The fallback's piece: 1 sent something, 0 at the end, or an error. */
+static int
+transport_sendfile_copy(struct aloop__sendfile *sf)
+{
+	struct aloop_transport *t = sf->t;
+	struct iovec iov;
+	size_t want;
+	ssize_t n;
+	int rc;
+
+	want = sf->left < SENDFILE_CHUNK ? sf->left : SENDFILE_CHUNK;
+	if (want == 0)
+		return 0;
+	if (sf->buf == NULL && (sf->buf = malloc(SENDFILE_CHUNK)) == NULL)
+		return ALOOP_ENOMEM;
+	do
+		n = pread(sf->file, sf->buf, want, sf->off);
+	while (n == -1 && errno == EINTR);
+	if (n == -1)
+		return -errno;
+	if (n == 0)
+		return 0;
+	iov.iov_base = sf->buf;
+	iov.iov_len = (size_t)n;
+	if ((rc = transport_write_iov(t, &iov, 1, (size_t)n)) != 0)
+		return rc;
+	/* A write error ended the transport, and this job with it. */
+	if (t->sendfile != sf)
+		return -EPIPE;
+	sf->off += n;
+	sf->sent += (size_t)n;
+	if (sf->left != SIZE_MAX)
+		sf->left -= (size_t)n;
+	return 1;
+}
+
+static void
+transport_sendfile_step(void *arg)
+{
+	struct aloop__sendfile *sf = arg;
+	struct aloop_transport *t = sf->t;
+	size_t turn = 0, want;
+	ssize_t n;
+	int rc;
+
+	sf->step = ALOOP_HANDLE_NONE;
+	if (aloop_future_done(sf->fut)) {	/* cancelled */
+		transport_sendfile_end(t, 0);
+		return;
+	}
+	aloop__transport_ref(t);
+	while (t->sendfile == sf && !(t->flags & ALOOP__T_CLOSING)) {
+		if (sf->left == 0) {
+			transport_sendfile_end(t, 0);
+			break;
+		}
+		if (turn >= SENDFILE_TURN) {
+			/* Fairness: the rest on a later turn. */
+			transport_sendfile_schedule(sf);
+			break;
+		}
+		if (!sf->copy) {
+			if (aloop_transport_get_write_buffer_size(t) > 0) {
+				sf->waiting = 1;
+				break;
+			}
+			want = sf->left < SENDFILE_TURN ? sf->left :
+			    SENDFILE_TURN;
+			n = t->ops->sendfile(t, sf->file, &sf->off, want);
+			if (t->sendfile != sf)
+				break;	/* a fatal error ended it all */
+			if (n > 0) {
+				t->bytes_written += (uint64_t)n;
+				sf->sent += (size_t)n;
+				turn += (size_t)n;
+				if (sf->left != SIZE_MAX)
+					sf->left -= (size_t)n;
+				continue;
+			}
+			if (n == 0) {
+				transport_sendfile_end(t, 0);
+				break;
+			}
+			if (n == -EAGAIN) {
+				sf->waiting = 1;
+				break;
+			}
+			if (n == ALOOP_ENOTSUP && sf->sent == 0) {
+				sf->copy = 1;
+				continue;
+			}
+			transport_sendfile_end(t, (int)n);
+			break;
+		}
+		if (aloop_transport_get_write_buffer_size(t) > t->low) {
+			sf->waiting = 1;
+			break;
+		}
+		if ((rc = transport_sendfile_copy(sf)) <= 0) {
+			transport_sendfile_end(t, rc);
+			break;
+		}
+		turn += SENDFILE_CHUNK;
+	}
+	aloop__transport_unref(t);
+}
+
+int
+aloop_transport_sendfile(struct aloop_transport *t, int file, off_t offset,
+    size_t count, struct aloop_future **fut)
+{
+	struct aloop__sendfile *sf;
+	struct aloop_future *f;
+	struct stat st;
+	int rc;
+
+	if (fut == NULL)
+		return ALOOP_EINVAL;
+	*fut = NULL;
+	if (file < 0 || offset < 0)
+		return ALOOP_EINVAL;
+	if (fstat(file, &st) == -1)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return ALOOP_EINVAL;
+	if (t->ops->write == NULL)
+		return ALOOP_ENOTSUP;
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN) ||
+	    t->sendfile != NULL)
+		return ALOOP_ESTATE;
+	if ((rc = aloop_future_new(t->loop, &f)) != 0)
+		return rc;
+	if ((sf = calloc(1, sizeof(*sf))) == NULL) {
+		aloop_future_release(f);
+		return ALOOP_ENOMEM;
+	}
+	sf->t = t;
+	sf->fut = aloop_future_ref(f);
+	sf->file = file;
+	sf->off = offset;
+	sf->left = count > 0 ? count : SIZE_MAX;
+	sf->copy = t->ops->sendfile == NULL;
+	sf->step = ALOOP_HANDLE_NONE;
+	aloop__transport_ref(t);
+	t->sendfile = sf;
+	/* The first piece goes on the next turn, never inside this call. */
+	transport_sendfile_schedule(sf);
+	*fut = f;
+	return 0;
 }

@@ -59,6 +59,9 @@ add(struct aloop_loop *loop, int fd, short what, aloop_callback_fn cb,
 	if ((rc = aloop__loop_check(loop, what == EV_READ ?
 	    "aloop_add_reader" : "aloop_add_writer")) != 0)
 		return rc;
+	/* A transport's descriptor: two callbacks would fight over it. */
+	if (fd < loop->nfd_owned && loop->fd_owned[fd])
+		return ALOOP_ESTATE;
 	if (fd >= loop->nwatch && (rc = grow(loop, fd)) != 0)
 		return rc;
 	slot = what == EV_READ ? &loop->readers[fd] : &loop->writers[fd];
@@ -109,6 +112,29 @@ remove_watch(struct aloop_loop *loop, int fd, struct aloop__watch **arr)
 	return 1;
 }
 
+void
+aloop__loop_own_fd(struct aloop_loop *loop, int fd, int owned)
+{
+	unsigned char *p;
+	int n;
+
+	if (fd < 0)
+		return;
+	if (fd >= loop->nfd_owned) {
+		if (!owned)
+			return;
+		n = loop->nfd_owned > 0 ? loop->nfd_owned : 64;
+		while (n <= fd)
+			n *= 2;
+		if ((p = realloc(loop->fd_owned, (size_t)n)) == NULL)
+			return;
+		memset(p + loop->nfd_owned, 0, (size_t)(n - loop->nfd_owned));
+		loop->fd_owned = p;
+		loop->nfd_owned = n;
+	}
+	loop->fd_owned[fd] = owned != 0;
+}
+
 int
 aloop_add_reader(struct aloop_loop *loop, int fd, aloop_callback_fn cb,
     void *arg)
@@ -154,6 +180,9 @@ aloop__watch_close(struct aloop_loop *loop)
 	}
 	free(loop->readers);
 	free(loop->writers);
+	free(loop->fd_owned);
+	loop->fd_owned = NULL;
+	loop->nfd_owned = 0;
 	loop->readers = loop->writers = NULL;
 	loop->nwatch = 0;
 }

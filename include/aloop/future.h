@@ -39,6 +39,13 @@ typedef void (*aloop_free_fn)(void *ptr);
  * adding one to a done future then returns ALOOP_ESTATE.  An unretrieved
  * error of such a future is logged (aloop_log) instead of going to the
  * exception handler, which may be gone with the loop.
+ *
+ * A future whose result is an object of the loop (a transport, a server)
+ * keeps that object valid memory while the future lives: a transport
+ * stays usable after its connection_lost ran, a server is the caller's
+ * reference (see transport.h and server.h).  So a result borrowed from a
+ * future is valid exactly as long as the caller holds the future, or a
+ * reference of its own taken before releasing it.
  */
 
 /** Create a pending future on @loop.  ALOOP_ESTATE if the loop is closed. */

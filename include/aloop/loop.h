@@ -183,11 +183,18 @@ ALOOP_API double aloop_handle_when(struct aloop_loop *loop, aloop_handle_t handl
  * Call @cb(@arg) whenever @fd is readable, until removed; a second add for
  * the same fd replaces the first.  The callback must tolerate spurious
  * wake-ups (EAGAIN).  The loop does not own @fd and never closes it.
- * ALOOP_ESTATE on a closed loop.
+ * ALOOP_ESTATE on a closed loop, and for a descriptor a transport of this
+ * loop drives (as asyncio refuses one): the transport's own events would
+ * fight the watcher over it.  Once that transport has closed it, the
+ * number is free again.
  */
 ALOOP_API int aloop_add_reader(struct aloop_loop *loop, int fd,
     aloop_callback_fn cb, void *arg);
-/** 1 if a reader was removed, 0 if there was none (or the loop is closed). */
+/**
+ * 1 if a reader was removed, 0 if there was none (also for a transport's
+ * descriptor, which is never touched, or when the loop is closed).
+ * aloop_remove_writer() likewise for writers.
+ */
 ALOOP_API int aloop_remove_reader(struct aloop_loop *loop, int fd);
 ALOOP_API int aloop_add_writer(struct aloop_loop *loop, int fd,
     aloop_callback_fn cb, void *arg);
@@ -270,6 +277,22 @@ ALOOP_API int aloop_run_in_executor(struct aloop_loop *loop,
  */
 ALOOP_API int aloop_set_default_executor(struct aloop_loop *loop,
     struct aloop_executor *ex);
+
+/**
+ * asyncio's shutdown_default_executor(timeout): stop the default pool and
+ * wait, without blocking the loop, until its queued jobs have finished and
+ * its threads are joined; the future then completes with NULL.  After
+ * @timeout seconds (negative: no bound) the future completes all the same
+ * and a warning is logged; the threads finish in the background.  The
+ * joining happens on a thread of its own.  From this call on, the loop
+ * makes no new default pool: aloop_run_in_executor() with a NULL pool
+ * returns ALOOP_ESTATE (asyncio's "Executor shutdown has been called").
+ * Without a default pool the future is done at once.  ALOOP_EINVAL for a
+ * NULL @fut or a NaN @timeout, ALOOP_ESTATE on a closed loop.  Loop
+ * thread only.
+ */
+ALOOP_API int aloop_shutdown_default_executor(struct aloop_loop *loop,
+    double timeout, struct aloop_future **fut);
 
 /* ---------------------------------------------------- exception handling */
 

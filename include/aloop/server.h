@@ -92,6 +92,20 @@ ALOOP_API void aloop_server_abort_clients(struct aloop_server *srv);
 /** A future done once the server is closed and its last connection gone. */
 ALOOP_API int aloop_server_wait_closed(struct aloop_server *srv,
     struct aloop_future **fut);
+/**
+ * asyncio's serve_forever(): start accepting (if not yet) and hand back a
+ * future that never completes by itself.  Cancelling it closes the server;
+ * closing the server cancels it.  Wait for it with run_until_complete (it
+ * then returns ALOOP_ECANCELLED once the server closed).  The future holds
+ * a reference on the server until it is done.  ALOOP_ESTATE if the server
+ * is closed or already serving forever; ALOOP_EINVAL for a NULL @fut.
+ */
+ALOOP_API int aloop_server_serve_forever(struct aloop_server *srv,
+    struct aloop_future **fut);
+
+/** The loop the server belongs to. */
+ALOOP_API struct aloop_loop *aloop_server_get_loop(const struct aloop_server *srv);
+
 /** Start accepting (for start_serving = 0); idempotent. */
 ALOOP_API int aloop_server_start_serving(struct aloop_server *srv);
 ALOOP_API int aloop_server_is_serving(const struct aloop_server *srv);
@@ -117,6 +131,18 @@ struct aloop_connection_options {
 	const char		 *server_hostname; /* NULL: host; "": no check */
 	double			  ssl_handshake_timeout; /* 60 s */
 	double			  ssl_shutdown_timeout;  /* 30 s */
+	/*
+	 * Appended fields (always set them through options_init first).
+	 * Happy eyeballs (RFC 8305), as asyncio's create_connection: with a
+	 * delay > 0 (0.25 is RFC 8305's), the next address's connect starts
+	 * when the previous one has not connected within the delay (or at
+	 * once when it failed), the first to connect wins and the others are
+	 * closed.  interleave > 0 reorders the addresses, families in turn,
+	 * that many of the first family first; it defaults to 1 with a
+	 * delay, as in asyncio.  0 and 0: every address in turn.
+	 */
+	double			  happy_eyeballs_delay;	/* 0 */
+	int			  interleave;		/* 0 */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 
@@ -139,6 +165,54 @@ ALOOP_API int aloop_create_connection(struct aloop_loop *loop,
 ALOOP_API int aloop_create_unix_connection(struct aloop_loop *loop,
     const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
     void *factory_arg, const char *path,
+    const struct aloop_connection_options *o, struct aloop_future **fut);
+
+/**
+ * asyncio's connect_accepted_socket(): drive the connected stream socket
+ * @fd, accepted outside the loop, with @proto.  The future's result is the
+ * struct aloop_transport * (the protocol has seen connection_made, on a
+ * later loop turn than this call).  With @o->ssl (a server context; the
+ * other options are ignored) the loop runs the server side of a TLS
+ * handshake first, bounded by @o->ssl_handshake_timeout, and the
+ * handshake's failure fails the future.  @o may be NULL (plain).  The
+ * socket is made non-blocking and close-on-exec and is the transport's
+ * once this returns 0.  ALOOP_EINVAL for a descriptor that is no stream
+ * socket, ALOOP_TLS_DEFAULT as @o->ssl, or a missing argument (the caller
+ * then keeps @fd).
+ */
+ALOOP_API int aloop_connect_accepted_socket(struct aloop_loop *loop,
+    const struct aloop_protocol *proto, aloop_protocol_factory_fn factory,
+    void *factory_arg, int fd, const struct aloop_connection_options *o,
+    struct aloop_future **fut);
+
+/**
+ * asyncio's start_tls(): upgrade the connected plain stream transport @t
+ * (a TCP or UNIX connection made by create_connection, a server, or
+ * connect_accepted_socket) to TLS, on the client side, or on the server
+ * side with @server_side.  @o gives the context (o->ssl: a server context
+ * on the server side; ALOOP_TLS_DEFAULT allowed on the client side), the
+ * client's server_hostname (NULL: no SNI and no name check) and the
+ * handshake and shutdown timeouts; its other fields are ignored.
+ *
+ * @t hands its socket over at once and is finished: is_closing is 1 and
+ * its protocol hears nothing more from it, not even connection_lost (use
+ * it no more, as in asyncio).  Data the peer sent after what @t
+ * delivered stays for the handshake.  The future's result is the new TLS
+ * transport, once the handshake is done; the same protocol, with the same
+ * state, goes on over it without a second connection_made, and gets its
+ * connection_lost at the end.  A server goes on counting the connection.
+ * If the handshake fails (ALOOP_ECERT, ALOOP_EHOSTNAME, ALOOP_ETLS,
+ * ALOOP_ETIMEDOUT) the socket is closed and the protocol hears nothing
+ * more: its state is then the caller's to free, as asyncio leaves it.
+ *
+ * Call it with nothing waiting in @t's write buffer (what was written has
+ * gone to the kernel; get_write_buffer_size is 0) and before write_eof:
+ * ALOOP_ESTATE otherwise, and before connection_made or once closing.
+ * ALOOP_EINVAL for a missing @o->ssl or @fut, ALOOP_ENOTSUP for a
+ * transport that is no plain stream socket (TLS already, a pipe, a
+ * datagram endpoint).
+ */
+ALOOP_API int aloop_start_tls(struct aloop_transport *t, int server_side,
     const struct aloop_connection_options *o, struct aloop_future **fut);
 
 struct aloop_datagram_options {
@@ -165,6 +239,11 @@ ALOOP_API void aloop_datagram_options_init(struct aloop_datagram_options *o);
  * non-blocking and close-on-exec; closed with the endpoint) and no address
  * may be given.  A remote address connects the socket: sendto then takes
  * NULL (or that address) and ICMP errors reach error_received.
+ * With @o->family AF_UNIX, @o->local_host and @o->remote_host are socket
+ * paths (the ports must be NULL): the endpoint binds to the first and
+ * connects to the second, and a socket file already at the local path is
+ * replaced (asyncio's rule; the file is left after close).  A path that
+ * does not fit a sockaddr_un is ALOOP_EINVAL.
  */
 ALOOP_API int aloop_create_datagram_endpoint(struct aloop_loop *loop,
     const struct aloop_datagram_protocol *proto,

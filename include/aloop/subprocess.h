@@ -46,6 +46,11 @@ struct aloop_subprocess_options {
 	const char		*cwd;		/* NULL: inherit */
 	uid_t			 uid;		/* (uid_t)-1: unchanged */
 	gid_t			 gid;		/* (gid_t)-1: unchanged */
+	/* Appended fields (always set them through options_init first). */
+	int			 start_new_session; /* 0; 1: setsid() in the child */
+	pid_t			 process_group;	/* -1: unchanged; 0: its own */
+	const int		*pass_fds;	/* NULL: none */
+	size_t			 npass_fds;
 };
 ALOOP_API void aloop_subprocess_options_init(struct aloop_subprocess_options *o);
 
@@ -56,12 +61,18 @@ ALOOP_API void aloop_subprocess_options_init(struct aloop_subprocess_options *o)
  * that cannot be started (or a cwd, uid or gid that cannot be set)
  * completes the future with that errno, and no child is left behind.  No
  * descriptor of the parent leaks into the child but the three it is
- * given, not even one opened without O_CLOEXEC.  Caught signals are reset
+ * given, not even one opened without O_CLOEXEC, except the @o->pass_fds
+ * (descriptors of the caller's, 3 or above, kept open in the child under
+ * the same numbers, as Python's pass_fds).  @o->start_new_session runs the
+ * child in a session of its own (setsid), @o->process_group >= 0 puts it
+ * in that process group (0: a new group it leads; setpgid), as Python's
+ * start_new_session and process_group; both together are ALOOP_EINVAL.  Caught signals are reset
  * to their default and none is blocked in the child; SIGPIPE is reset too.
  * The child's exit is noticed through a pidfd (waitpid on its own pid,
  * polled, on kernels without one), so other children are never reaped.
- * @o may be NULL (three pipes).  ALOOP_EINVAL for an empty @argv or a bad
- * descriptor choice (ALOOP_SUBPROCESS_STDOUT is for stderr only).
+ * @o may be NULL (three pipes).  ALOOP_EINVAL for an empty @argv, a bad
+ * descriptor choice (ALOOP_SUBPROCESS_STDOUT is for stderr only) or a
+ * pass_fds entry below 3.
  */
 ALOOP_API int aloop_subprocess_exec(struct aloop_loop *loop,
     const struct aloop_subprocess_protocol *proto,

@@ -2,10 +2,28 @@
  * Transports: the loop's side of a connection, as asyncio's Transport,
  * DatagramTransport and SubprocessTransport.
  *
- * Ownership: the loop owns every transport.  A transport pointer is valid
- * from connection_made until connection_lost returns (for a transport
- * handed out by a future, from the future's completion), and must not be
- * used after.  Functions are for the loop's thread only.
+ * Ownership: transports are reference counted, and the loop holds one
+ * reference from connection_made until connection_lost has returned.  What
+ * else keeps a transport alive:
+ *
+ *   - A future that hands out a transport (create_connection,
+ *     create_datagram_endpoint, connect_read_pipe, subprocess_exec, ...)
+ *     holds a reference on it until the future is freed.  While the caller
+ *     holds that future, the transport pointer stays valid, even after
+ *     connection_lost ran (a protocol may close in connection_made, and
+ *     connection_lost then runs before aloop_run_until_complete returns)
+ *     and even after the loop was closed or freed.
+ *   - aloop_transport_ref() takes an explicit reference, to be dropped
+ *     with aloop_transport_release().
+ *   - Inside a protocol callback, the transport passed to it.
+ *
+ * A transport that is finished (connection_lost ran, or its loop closed)
+ * answers every call harmlessly: aloop_transport_is_closing() returns 1,
+ * writes are dropped, close and abort do nothing, get_extra_info returns
+ * NULL for what went with the descriptor, and the kind-specific getters
+ * (aloop_subprocess_get_returncode, ...) keep answering.  Without a
+ * reference, a transport pointer must not be used after connection_lost
+ * returns.  Functions are for the loop's thread only.
  */
 #ifndef ALOOP_TRANSPORT_H
 #define ALOOP_TRANSPORT_H
@@ -15,19 +33,55 @@
 #include <sys/socket.h>
 
 #include <aloop/common.h>
+#include <aloop/protocol.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+struct aloop_future;
 struct aloop_loop;
 struct aloop_transport;
 
-/** The loop of @t. */
+/**
+ * Take a reference on @t, so that the pointer stays valid (see the
+ * ownership rules at the top) until aloop_transport_release().  Returns
+ * @t.  Does not keep the connection open.  Loop thread only.
+ */
+ALOOP_API struct aloop_transport *aloop_transport_ref(struct aloop_transport *t);
+
+/**
+ * Drop a reference taken with aloop_transport_ref(); NULL is a no-op.  May
+ * be called after the loop was closed or freed.
+ */
+ALOOP_API void aloop_transport_release(struct aloop_transport *t);
+
+/** The loop of @t (a stale address once that loop was freed). */
 ALOOP_API struct aloop_loop *aloop_transport_get_loop(const struct aloop_transport *t);
 
-/** The protocol state the factory made for @t. */
+/** The protocol state the factory made for @t (or set_protocol gave it). */
 ALOOP_API void *aloop_transport_get_protocol_state(const struct aloop_transport *t);
+
+/**
+ * The protocol table driving @t, as asyncio's get_protocol(): a const
+ * struct aloop_protocol * for stream, pipe and TLS transports, a const
+ * struct aloop_datagram_protocol * for datagram endpoints, a const struct
+ * aloop_subprocess_protocol * for subprocesses.
+ */
+ALOOP_API const void *aloop_transport_get_protocol(const struct aloop_transport *t);
+
+/**
+ * Hand @t to another protocol, as asyncio's set_protocol(): from the next
+ * callback on, @proto's functions run with @state (connection_made is not
+ * run again; connection_lost, when it comes, goes to @proto).  The old
+ * state is not freed: it is the caller's.  Call it from the loop, outside
+ * or inside a callback of @t.  ALOOP_EINVAL for a NULL @proto,
+ * ALOOP_ENOTSUP for datagram and subprocess transports (their tables
+ * differ), ALOOP_ESTATE before connection_made or once connection_lost
+ * is scheduled.
+ */
+ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
+    const struct aloop_protocol *proto, void *state);
 
 /**
  * Optional information, by asyncio's names; NULL when not available:
@@ -100,6 +154,28 @@ ALOOP_API int aloop_transport_set_write_buffer_limits(struct aloop_transport *t,
 ALOOP_API void aloop_transport_get_write_buffer_limits(const struct aloop_transport *t,
     size_t *low, size_t *high);
 ALOOP_API size_t aloop_transport_get_write_buffer_size(const struct aloop_transport *t);
+
+/**
+ * asyncio's loop.sendfile(transport, file, offset, count): send @count
+ * bytes (0: up to the end) of the regular file @file from @offset.  On
+ * plain TCP and UNIX sockets and write pipes the kernel sends them
+ * (sendfile(2), no copy through user space) once what was written before
+ * has gone; on TLS (and wherever the kernel cannot) the file is read and
+ * written in 64 KiB pieces, each after the buffer drained below the
+ * low-water mark, so memory stays bounded.  The future's result is a
+ * struct aloop_nbytes (see net.h) with the bytes sent; the file's position
+ * is left after the last byte sent.  While it runs, aloop_transport_write
+ * returns ALOOP_ESTATE (asyncio: "sendfile is in progress").  The first
+ * piece goes on the next loop turn.  If the transport closes or is lost
+ * meanwhile the future fails with -EPIPE; cancelling the future stops the
+ * transfer at the next piece.  The file stays the caller's and must stay
+ * open until the future is done.  ALOOP_EINVAL (no @fut, a negative
+ * offset, a file that is not regular), ALOOP_ENOTSUP (a transport that
+ * cannot write: a read pipe, a datagram endpoint), ALOOP_ESTATE (closing,
+ * after write_eof, or another sendfile running).
+ */
+ALOOP_API int aloop_transport_sendfile(struct aloop_transport *t, int file,
+    off_t offset, size_t count, struct aloop_future **fut);
 
 /**
  * Datagram transports: send one datagram (empty ones too; @data is

@@ -1,19 +1,22 @@
 /*
- * Helpers the loop core's tests share: a watchdog that stops a loop that
- * would otherwise hang, and a count of open descriptors to prove that a
- * closed loop left nothing open.
+ * Helpers every unit test shares: a watchdog that stops a loop that would
+ * otherwise hang (or cancels the future a test waits for), and a count of
+ * open descriptors to prove that a closed loop left nothing open.
  */
 #ifndef ALOOP_LOOP_TEST_H
 #define ALOOP_LOOP_TEST_H
 
 #include <dirent.h>
 
+#include <aloop/future.h>
 #include <aloop/loop.h>
 
 #include "runner.h"
 
-/* Generous: only a broken loop ever gets there. */
+/* Generous: only a broken loop ever gets there.  A test may set its own. */
+#ifndef WATCHDOG_SECS
 #define WATCHDOG_SECS	10.0
+#endif
 
 struct watchdog {
 	struct aloop_loop	*loop;
@@ -44,6 +47,50 @@ watchdog_disarm(struct watchdog *wd)
 {
 	CU_ASSERT(!wd->fired);
 	aloop_handle_cancel(wd->loop, wd->handle);
+}
+
+/* A new loop with @wd armed on it. */
+static inline struct aloop_loop *
+new_loop(struct watchdog *wd)
+{
+	struct aloop_loop *loop = NULL;
+
+	CU_ASSERT_FATAL(aloop_loop_new(&loop) == 0);
+	watchdog_arm(wd, loop);
+	return loop;
+}
+
+/* Disarm @wd (the test fails if it fired) and free @loop. */
+static inline void
+free_loop(struct aloop_loop *loop, struct watchdog *wd)
+{
+	watchdog_disarm(wd);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
+static inline void
+future_watchdog_cb(void *arg)
+{
+	(void)aloop_future_cancel(arg);
+}
+
+/*
+ * Run @loop until @f is done, for @secs seconds at most: then @f is
+ * cancelled and the test fails.  @f's outcome, its result in *@result.
+ */
+static inline int
+run_bounded(struct aloop_loop *loop, struct aloop_future *f, void **result,
+    double secs)
+{
+	aloop_handle_t h;
+	int rc;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, secs, future_watchdog_cb,
+	    f, &h), 0);
+	rc = aloop_run_until_complete(loop, f, result);
+	aloop_handle_cancel(loop, h);
+	CU_ASSERT_NOT_EQUAL(rc, ALOOP_ECANCELLED);
+	return rc;
 }
 
 /* Open descriptors of this process, from /proc/self/fd. */

@@ -46,3 +46,11 @@ tests_unit_test_stream_tls_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_stream_tls_LDADD = tests/unit/libtlscerts.la \
 	$(STREAM_TEST_LDADD) $(OPENSSL_LIBS)
 TESTS += tests/unit/test_stream_tls
+
+# Transports handed out by futures outlive connection_lost (every kind).
+check_PROGRAMS += tests/unit/test_lifetime
+tests_unit_test_lifetime_SOURCES = tests/unit/test_lifetime.c
+tests_unit_test_lifetime_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_lifetime_LDADD = tests/unit/libtlscerts.la \
+	$(STREAM_TEST_LDADD) $(OPENSSL_LIBS)
+TESTS += tests/unit/test_lifetime

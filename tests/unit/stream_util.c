@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,22 +178,6 @@ wait_future(struct aloop_loop *loop, struct aloop_future *fut, void **res)
 	if (!WAIT_UNTIL(loop, aloop_future_done(fut), 10.0))
 		return ALOOP_ETIMEDOUT;
 	return aloop_future_result(fut, res);
-}
-
-int
-count_fds(void)
-{
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
-
-	if ((d = opendir("/proc/self/fd")) == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - 1;	/* the directory's own descriptor */
 }
 
 int

@@ -13,6 +13,8 @@
 
 #include <aloop/aloop.h>
 
+#include "loop-test.h"
+
 /* One connection's protocol state, as the recording protocol keeps it. */
 struct rec {
 	struct aloop_transport	*t;
@@ -64,8 +66,6 @@ double	now_mono(void);
 int	wait_future(struct aloop_loop *loop, struct aloop_future *fut,
 	    void **res);
 
-/* Open descriptors of this process. */
-int	count_fds(void);
 
 /* The port a bound socket listens on. */
 int	sock_port(int fd);

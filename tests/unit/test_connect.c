@@ -10,6 +10,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <poll.h>
+
 #include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -469,8 +471,147 @@ test_closed_loop(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/*
+ * Happy eyeballs (CPython's test_create_connection_happy_eyeballs, and
+ * RFC 8305): the first address, ::1, is a listener whose accept queue is
+ * full, so its connect hangs; 127.0.0.1 on the same port answers.  With a
+ * delay the second connect starts after it and wins; the hanging one is
+ * closed.
+ */
+static void
+test_happy_eyeballs(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop;
+	struct aloop_connection_options o;
+	struct aloop_server_options so;
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_server *srv = NULL;
+	struct aloop_transport *t = NULL;
+	struct aloop_future *f;
+	struct sockaddr_in6 s6;
+	const struct sockaddr *peer;
+	struct pollfd pfd;
+	socklen_t len = sizeof(s6);
+	int hang, fill[4], probe, i, port;
+	char ps[16];
+	double t0;
+
+	if (!have_ipv6())
+		return;
+	hang = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(hang >= 0);
+	memset(&s6, 0, sizeof(s6));
+	s6.sin6_family = AF_INET6;
+	s6.sin6_addr = in6addr_loopback;
+	CU_ASSERT_FATAL(bind(hang, (struct sockaddr *)&s6, sizeof(s6)) == 0);
+	CU_ASSERT_FATAL(listen(hang, 0) == 0);
+	CU_ASSERT_FATAL(getsockname(hang, (struct sockaddr *)&s6, &len) == 0);
+	port = ntohs(s6.sin6_port);
+	/* Fill the accept queue; then a connect must stay in progress. */
+	for (i = 0; i < 4; i++) {
+		fill[i] = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		(void)connect(fill[i], (struct sockaddr *)&s6, sizeof(s6));
+	}
+	usleep(20000);
+	probe = socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	(void)connect(probe, (struct sockaddr *)&s6, sizeof(s6));
+	pfd.fd = probe;
+	pfd.events = POLLOUT;
+	i = poll(&pfd, 1, 100);
+	(void)close(probe);
+	if (i != 0) {
+		/* This kernel answers anyway: nothing hangs to race against. */
+		for (i = 0; i < 4; i++)
+			(void)close(fill[i]);
+		(void)close(hang);
+		return;
+	}
+
+	loop = test_loop();
+	snprintf(ps, sizeof(ps), "%d", port);
+	aloop_server_options_init(&so);
+	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
+	    rec_factory, &sp, "127.0.0.1", ps, &so, &f), 0);
+	CU_ASSERT_EQUAL_FATAL(wait_future(loop, f, (void **)&srv), 0);
+	aloop_future_release(f);
+
+	aloop_connection_options_init(&o);
+	CU_ASSERT_EQUAL(o.happy_eyeballs_delay, 0);
+	CU_ASSERT_EQUAL(o.interleave, 0);
+	o.happy_eyeballs_delay = 0.1;
+	t0 = now_mono();
+	/* No host: the loopback addresses, ::1 first. */
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, NULL, ps, &o, &f), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, f, (void **)&t), 0);
+	CU_ASSERT(now_mono() - t0 >= 0.09);
+	CU_ASSERT(now_mono() - t0 < 5.0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	peer = aloop_transport_get_extra_info(t, "peername", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL(peer->sa_family, AF_INET);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1, 5.0));
+	aloop_transport_close(t);
+	aloop_future_release(f);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost == 1, 5.0));
+	aloop_server_close(srv);
+	aloop_server_abort_clients(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	for (i = 0; i < 4; i++)
+		(void)close(fill[i]);
+	(void)close(hang);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/* Every address fails: the errors of all of them, as in turn. */
+static void
+test_happy_eyeballs_all_refused(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_connection_options o;
+	struct rec_pool cp = { 0 };
+	struct aloop_future *f;
+	const struct aloop_error *err;
+	int l, port;
+	char ps[16];
+
+	/* A port nobody listens on: bound, never listening. */
+	l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(l >= 0);
+	{
+		struct sockaddr_in sin;
+
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CU_ASSERT_FATAL(bind(l, (struct sockaddr *)&sin,
+		    sizeof(sin)) == 0);
+	}
+	port = sock_port(l);
+	snprintf(ps, sizeof(ps), "%d", port);
+	aloop_connection_options_init(&o);
+	o.happy_eyeballs_delay = 0.05;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, NULL, ps, &o, &f), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, f, NULL), -ECONNREFUSED);
+	err = aloop_future_error(f);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(err);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "127.0.0.1"));
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(cp.n, 0);
+	(void)close(l);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_refused),
+	TEST(test_happy_eyeballs),
+	TEST(test_happy_eyeballs_all_refused),
 	TEST(test_every_address_in_order),
 	TEST(test_local_addr),
 	TEST(test_local_family_mismatch_and_resolution_error),

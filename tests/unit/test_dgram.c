@@ -7,11 +7,11 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +20,13 @@
 
 #include <aloop/aloop.h>
 
+#include "loop-test.h"
 #include "runner.h"
 
 #define WATCHDOG	20.0
+
+/* Run until the future is done, for WATCHDOG seconds at most. */
+#define run(loop, f, result)	run_bounded((loop), (f), (result), WATCHDOG)
 
 struct ep {
 	struct aloop_transport	*t;
@@ -174,42 +178,6 @@ static const struct aloop_datagram_protocol ep_proto = {
 	.resume_writing = ep_resume,
 };
 
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-watchdog(void *arg)
-{
-	(void)aloop_future_cancel(arg);
-}
-
-static int
-run(struct aloop_loop *loop, struct aloop_future *f, void **result)
-{
-	aloop_handle_t h;
-	int rc;
-
-	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, f,
-	    &h), 0);
-	rc = aloop_run_until_complete(loop, f, result);
-	aloop_handle_cancel(loop, h);
-	CU_ASSERT_NOT_EQUAL(rc, ALOOP_ECANCELLED);
-	return rc;
-}
-
 /* Run the loop until @cond holds for @e (at most the watchdog). */
 #define WAIT_FOR(loop, e, cond) do {					\
 	while (!(cond)) {						\
@@ -231,7 +199,7 @@ spin(struct aloop_loop *loop)
 	struct aloop_future *f;
 
 	CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &f), 0);
-	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.001, watchdog, f, NULL), 0);
+	CU_ASSERT_EQUAL(aloop_call_later(loop, 0.001, future_watchdog_cb, f, NULL), 0);
 	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL),
 	    ALOOP_ECANCELLED);
 	aloop_future_release(f);
@@ -1031,8 +999,82 @@ test_loop_close_releases(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * UNIX datagram endpoints bound to paths (CPython's
+ * test_create_datagram_endpoint_sock_unix and the local_addr path case):
+ * a server echoing to a client connected to it, which has a path too so
+ * that the echo can come back; a stale socket file is replaced.
+ */
+static void
+test_unix_paths(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop;
+	struct ep srv, cli;
+	const struct sockaddr_un *sun;
+	char spath[64], cpath[64];
+	size_t len;
+	int fds = count_fds(), stale;
+	struct sockaddr_un sa;
+
+	snprintf(spath, sizeof(spath), "/tmp/aloop-dg-s-%ld", (long)getpid());
+	snprintf(cpath, sizeof(cpath), "/tmp/aloop-dg-c-%ld", (long)getpid());
+	(void)unlink(cpath);
+	/* A socket file left behind at the server's path. */
+	(void)unlink(spath);
+	stale = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(stale >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	strcpy(sa.sun_path, spath);
+	CU_ASSERT_FATAL(bind(stale, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	(void)close(stale);
+
+	loop = loop_open();
+	memset(&srv, 0, sizeof(srv));
+	memset(&cli, 0, sizeof(cli));
+	srv.echo = 1;
+	aloop_datagram_options_init(&o);
+	o.family = AF_UNIX;
+	o.local_host = spath;
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &srv, &o), 0);
+	sun = aloop_transport_get_extra_info(srv.t, "sockname", &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sun);
+	CU_ASSERT_EQUAL(sun->sun_family, AF_UNIX);
+	CU_ASSERT_STRING_EQUAL(sun->sun_path, spath);
+
+	aloop_datagram_options_init(&o);
+	o.family = AF_UNIX;
+	o.local_host = cpath;
+	o.remote_host = spath;
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &cli, &o), 0);
+	CU_ASSERT_EQUAL(aloop_transport_sendto(cli.t, "ping", 4, NULL, 0), 0);
+	WAIT_FOR(loop, &cli, cli.nrecv == 1);
+	CU_ASSERT_EQUAL(srv.nrecv, 1);
+	CU_ASSERT_EQUAL(cli.lastlen, 4);
+	CU_ASSERT_EQUAL(memcmp(cli.last, "ping", 4), 0);
+	ep_close(loop, &cli);
+	ep_close(loop, &srv);
+
+	/* Ports mean nothing here; a path too long for sun_path either. */
+	aloop_datagram_options_init(&o);
+	o.family = AF_UNIX;
+	o.local_host = spath;
+	o.local_port = "0";
+	CU_ASSERT_EQUAL(ep_open(loop, &srv, &o), ALOOP_EINVAL);
+	o.local_port = NULL;
+	o.local_host = "/tmp/aloop-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+	CU_ASSERT_EQUAL(ep_open(loop, &srv, &o), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	(void)unlink(spath);
+	(void)unlink(cpath);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_echo_ipv4),
+	TEST(test_unix_paths),
 	TEST(test_echo_ipv6),
 	TEST(test_unconnected_sendto),
 	TEST(test_empty_datagram),

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,36 +21,9 @@
 #include "loop-int.h"
 #include "runner.h"
 
-#define WATCHDOG_SECONDS	20.0
+#define WATCHDOG_SECS	20.0
 
-static int watchdog_fired;
-
-static void
-watchdog(void *arg)
-{
-	watchdog_fired = 1;
-	aloop_stop(arg);
-}
-
-static struct aloop_loop *
-new_loop(aloop_handle_t *wd)
-{
-	struct aloop_loop *loop = NULL;
-
-	CU_ASSERT_FATAL(aloop_loop_new(&loop) == 0);
-	watchdog_fired = 0;
-	CU_ASSERT_FATAL(aloop_call_later(loop, WATCHDOG_SECONDS, watchdog,
-	    loop, wd) == 0);
-	return loop;
-}
-
-static void
-free_loop(struct aloop_loop *loop, aloop_handle_t wd)
-{
-	aloop_handle_cancel(loop, wd);
-	CU_ASSERT_FALSE(watchdog_fired);
-	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
-}
+#include "loop-test.h"
 
 static void
 run_once(struct aloop_loop *loop)
@@ -65,7 +39,7 @@ sem_wait_bounded(sem_t *sem)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)WATCHDOG_SECONDS;
+	ts.tv_sec += (time_t)WATCHDOG_SECS;
 	while (sem_timedwait(sem, &ts) != 0)
 		if (errno != EINTR)
 			return -1;
@@ -79,7 +53,7 @@ wait_no_pool_threads(void)
 	struct timespec pause = { 0, 1000000 };
 	int i;
 
-	for (i = 0; i < (int)WATCHDOG_SECONDS * 1000; i++) {
+	for (i = 0; i < (int)WATCHDOG_SECS * 1000; i++) {
 		if (aloop__executor_live_threads() == 0)
 			return 0;
 		nanosleep(&pause, NULL);
@@ -127,7 +101,7 @@ test_result_on_loop_thread(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut = NULL;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	void *res = NULL;
 	int in = 21;
 
@@ -147,7 +121,7 @@ test_result_on_loop_thread(void)
 	CU_ASSERT_EQUAL(atomic_load(&freed), 0);
 	aloop_future_release(fut);
 	CU_ASSERT_EQUAL(atomic_load(&freed), 1);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 	/* The default pool went with the loop, its thread too. */
 	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 }
@@ -180,7 +154,7 @@ test_errors_propagate(void)
 	struct aloop_loop *loop;
 	struct aloop_future *fut = NULL;
 	const struct aloop_error *err;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	void *res = (void *)1;
 
 	loop = new_loop(&wd);
@@ -209,7 +183,7 @@ test_errors_propagate(void)
 	CU_ASSERT_EQUAL(aloop_run_in_executor(loop, NULL, job_nothing, NULL,
 	    NULL, NULL), ALOOP_EINVAL);
 	CU_ASSERT_EQUAL(aloop_executor_new(1, NULL), ALOOP_EINVAL);
-	aloop_handle_cancel(loop, wd);
+	aloop_handle_cancel(loop, wd.handle);
 	CU_ASSERT_EQUAL(aloop_close(loop), 0);
 	fut = (void *)1;
 	CU_ASSERT_EQUAL(aloop_run_in_executor(loop, NULL, job_nothing, NULL,
@@ -267,7 +241,7 @@ test_many_jobs_few_threads(void)
 	static long values[MANY_JOBS];
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	unsigned max, nthreads, nqueued;
 	void *res;
 	int i, ok;
@@ -286,7 +260,7 @@ test_many_jobs_few_threads(void)
 		    count_done, loop), 0);
 	}
 	CU_ASSERT_EQUAL(aloop_run_forever(loop), 0);
-	CU_ASSERT_FALSE(watchdog_fired);
+	CU_ASSERT_FALSE(wd.fired);
 	CU_ASSERT_EQUAL(completed, MANY_JOBS);
 	for (i = 0, ok = 0; i < MANY_JOBS; i++) {
 		if (aloop_future_result(futs[i], &res) == 0 &&
@@ -302,7 +276,7 @@ test_many_jobs_few_threads(void)
 	CU_ASSERT(nseen >= 1 && nseen <= MANY_WORKERS);
 	CU_ASSERT(atomic_load(&max_running) <= MANY_WORKERS);
 	aloop_executor_shutdown(ex, 1);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 /* ---------------------------------------------------------------- FIFO */
@@ -324,7 +298,7 @@ test_single_thread_runs_in_order(void)
 	struct aloop_future *futs[16];
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	int i;
 
 	loop = new_loop(&wd);
@@ -342,7 +316,7 @@ test_single_thread_runs_in_order(void)
 		aloop_future_release(futs[i]);
 	}
 	aloop_executor_shutdown(ex, 1);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 /* ------------------------------------------------------------- cancel */
@@ -389,7 +363,7 @@ test_cancel_before_start(void)
 	struct aloop_future *first = NULL, *second = NULL;
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	unsigned nqueued;
 
 	loop = new_loop(&wd);
@@ -422,7 +396,7 @@ test_cancel_before_start(void)
 	aloop_future_release(first);
 	aloop_future_release(second);
 	CU_ASSERT_EQUAL(atomic_load(&freed), 2);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 	gates_destroy();
 }
 
@@ -432,7 +406,7 @@ test_cancel_while_running(void)
 	struct aloop_future *fut = NULL;
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	gates_init();
@@ -452,7 +426,7 @@ test_cancel_while_running(void)
 	CU_ASSERT_EQUAL(aloop_future_result(fut, NULL), ALOOP_ECANCELLED);
 	aloop_future_release(fut);
 	CU_ASSERT_EQUAL(atomic_load(&freed), 1);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 	gates_destroy();
 }
 
@@ -462,7 +436,7 @@ test_cancel_after_finish_before_delivery(void)
 	struct aloop_future *fut = NULL;
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	gates_init();
@@ -481,7 +455,7 @@ test_cancel_after_finish_before_delivery(void)
 	CU_ASSERT_TRUE(aloop_future_cancelled(fut));
 	aloop_future_release(fut);
 	CU_ASSERT_EQUAL(atomic_load(&freed), 1);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 	gates_destroy();
 }
 
@@ -507,7 +481,7 @@ test_shutdown_wait_drains_queue(void)
 	struct aloop_future *futs[6];
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	int i;
 
 	/* Earlier tests' pools, shut down without waiting, are gone. */
@@ -528,7 +502,7 @@ test_shutdown_wait_drains_queue(void)
 		CU_ASSERT_TRUE(aloop_future_done(futs[i]));
 		aloop_future_release(futs[i]);
 	}
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -537,7 +511,7 @@ test_shutdown_nowait_then_loop_close(void)
 	struct aloop_future *fut = NULL, *queued = NULL;
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	gates_init();
@@ -556,7 +530,7 @@ test_shutdown_nowait_then_loop_close(void)
 	 * to completion, but must not call into the freed loop: ASan would
 	 * catch it.  Their results are freed instead.
 	 */
-	aloop_handle_cancel(loop, wd);
+	aloop_handle_cancel(loop, wd.handle);
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 	CU_ASSERT_FALSE(aloop_future_done(fut));
 	sem_post(&gate);
@@ -578,7 +552,7 @@ test_close_with_delivery_queued(void)
 	struct aloop_future *fut = NULL;
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	gates_init();
@@ -588,7 +562,7 @@ test_close_with_delivery_queued(void)
 	sem_post(&gate);
 	aloop_executor_shutdown(ex, 1);
 	/* The outcome waits on the loop; the close discards it. */
-	aloop_handle_cancel(loop, wd);
+	aloop_handle_cancel(loop, wd.handle);
 	CU_ASSERT_EQUAL(aloop_close(loop), 0);
 	CU_ASSERT_EQUAL(atomic_load(&freed), 1);
 	CU_ASSERT_FALSE(aloop_future_done(fut));
@@ -615,7 +589,7 @@ test_default_executor_sizing(void)
 	struct aloop_executor *ex = NULL, *def;
 	struct aloop_future *fut = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	unsigned max, expect;
 	long ncpu;
 
@@ -638,7 +612,7 @@ test_default_executor_sizing(void)
 	CU_ASSERT_EQUAL(max, expect);
 	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, fut, NULL), 0);
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -647,7 +621,7 @@ test_set_default_executor(void)
 	struct aloop_executor *one = NULL, *two = NULL;
 	struct aloop_future *fut = NULL;
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	unsigned nthreads;
 	long i;
 
@@ -680,7 +654,7 @@ test_set_default_executor(void)
 	aloop__executor_stats(two, NULL, &nthreads, NULL);
 	CU_ASSERT_EQUAL(nthreads, 1);
 	/* The loop's close shuts the one it owns down. */
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 }
 
@@ -698,7 +672,7 @@ test_pool_shared_by_two_loops(void)
 	struct aloop_future *fa = NULL, *fb = NULL;
 	struct aloop_executor *ex = NULL;
 	struct aloop_loop *a, *b;
-	aloop_handle_t wda, wdb;
+	struct watchdog wda, wdb;
 	void *res = NULL;
 
 	a = new_loop(&wda);
@@ -716,18 +690,97 @@ test_pool_shared_by_two_loops(void)
 	aloop_future_release(fb);
 
 	/* Closing one loop leaves the pool working for the other. */
-	free_loop(a, wda);
+	free_loop(a, &wda);
 	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(b, ex, job_echo, "c",
 	    NULL, &fb), 0);
 	CU_ASSERT_EQUAL(aloop_run_until_complete(b, fb, &res), 0);
 	CU_ASSERT_STRING_EQUAL(res, "c");
 	aloop_future_release(fb);
 	aloop_executor_shutdown(ex, 1);
-	free_loop(b, wdb);
+	free_loop(b, &wdb);
+}
+
+/* --------------------------------------- shutdown_default_executor */
+
+static int
+job_sleep_ms(void *arg, void **result)
+{
+	struct timespec ts = { 0, (long)(intptr_t)arg * 1000000L };
+
+	(void)result;
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/*
+ * asyncio's shutdown_default_executor: the jobs finish, the threads are
+ * joined, and the loop makes no new default pool after; with a timeout
+ * shorter than a job, the wait ends first and the job still completes.
+ */
+static void
+test_shutdown_default_executor(void)
+{
+	struct watchdog wd;
+	struct aloop_loop *loop = new_loop(&wd);
+	struct aloop_future *job, *f, *g;
+	struct timespec ms = { 0, 1000000 };
+	double t0;
+	int i;
+
+	/* No pool yet: done at once. */
+	CU_ASSERT_EQUAL_FATAL(aloop_shutdown_default_executor(loop, 1.0, &f),
+	    0);
+	CU_ASSERT(aloop_future_done(f));
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(aloop_run_in_executor(loop, NULL, job_nothing, NULL,
+	    NULL, &g), ALOOP_ESTATE);
+	free_loop(loop, &wd);
+
+	loop = new_loop(&wd);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(loop, NULL, job_sleep_ms,
+	    (void *)(intptr_t)50, NULL, &job), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_shutdown_default_executor(loop, 10.0,
+	    &f), 0);
+	CU_ASSERT_FALSE(aloop_future_done(f));
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL), 0);
+	/* The job ran to its end before the threads were joined. */
+	run_once(loop);
+	CU_ASSERT(aloop_future_done(job));
+	CU_ASSERT_EQUAL(aloop_future_result(job, NULL), 0);
+	aloop_future_release(job);
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(aloop_run_in_executor(loop, NULL, job_nothing, NULL,
+	    NULL, &g), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_shutdown_default_executor(loop, 1.0, NULL),
+	    ALOOP_EINVAL);
+	free_loop(loop, &wd);
+
+	/* The bound: a 400 ms job against a 50 ms timeout. */
+	loop = new_loop(&wd);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_in_executor(loop, NULL, job_sleep_ms,
+	    (void *)(intptr_t)400, NULL, &job), 0);
+	t0 = aloop_time(loop);
+	CU_ASSERT_EQUAL_FATAL(aloop_shutdown_default_executor(loop, 0.05,
+	    &f), 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL), 0);
+	CU_ASSERT(aloop_time(loop) - t0 < 0.35);
+	CU_ASSERT_FALSE(aloop_future_done(job));
+	CU_ASSERT_EQUAL(aloop_run_until_complete(loop, job, NULL), 0);
+	aloop_future_release(job);
+	aloop_future_release(f);
+	/* Let the joining job deliver before the loop goes (bounded). */
+	for (i = 0; i < 5000 && aloop__executor_live_threads() > 0; i++) {
+		run_once(loop);
+		nanosleep(&ms, NULL);
+	}
+	run_once(loop);
+	free_loop(loop, &wd);
+	CU_ASSERT_EQUAL(wait_no_pool_threads(), 0);
 }
 
 static const struct test_case cases[] = {
 	TEST(test_result_on_loop_thread),
+	TEST(test_shutdown_default_executor),
 	TEST(test_errors_propagate),
 	TEST(test_many_jobs_few_threads),
 	TEST(test_single_thread_runs_in_order),

@@ -14,36 +14,9 @@
 #include "runner.h"
 
 /* Bounds every run of a loop; the runner's SIGALRM is the last resort. */
-#define WATCHDOG_SECONDS	10.0
+#define WATCHDOG_SECS	10.0
 
-static int watchdog_fired;
-
-static void
-watchdog(void *arg)
-{
-	watchdog_fired = 1;
-	aloop_stop(arg);
-}
-
-static struct aloop_loop *
-new_loop(aloop_handle_t *wd)
-{
-	struct aloop_loop *loop = NULL;
-
-	CU_ASSERT_FATAL(aloop_loop_new(&loop) == 0);
-	watchdog_fired = 0;
-	CU_ASSERT_FATAL(aloop_call_later(loop, WATCHDOG_SECONDS, watchdog,
-	    loop, wd) == 0);
-	return loop;
-}
-
-static void
-free_loop(struct aloop_loop *loop, aloop_handle_t wd)
-{
-	aloop_handle_cancel(loop, wd);
-	CU_ASSERT_FALSE(watchdog_fired);
-	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
-}
+#include "loop-test.h"
 
 /* One loop iteration: what is ready now runs, what it schedules does not. */
 static void
@@ -94,7 +67,7 @@ test_new_and_pending_state(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut = NULL;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	void *res = (void *)1;
 
 	loop = new_loop(&wd);
@@ -111,7 +84,7 @@ test_new_and_pending_state(void)
 	aloop_future_release(fut);
 	aloop_future_release(fut);
 	aloop_future_release(NULL);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -119,7 +92,7 @@ test_result_ownership(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	int *v, *other;
 	void *res = NULL;
 
@@ -162,7 +135,7 @@ test_result_ownership(void)
 	CU_ASSERT_EQUAL(aloop_future_result(fut, &res), 0);
 	CU_ASSERT_PTR_EQUAL(res, &freed);
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -171,7 +144,7 @@ test_set_error(void)
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
 	const struct aloop_error *err;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	void *res = (void *)1;
 
 	loop = new_loop(&wd);
@@ -203,7 +176,7 @@ test_set_error(void)
 	CU_ASSERT_EQUAL(err->code, ALOOP_ETIMEDOUT);
 	CU_ASSERT_STRING_EQUAL(err->message, aloop_strerror(ALOOP_ETIMEDOUT));
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -211,7 +184,7 @@ test_cancel(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	void *res = (void *)1;
 
 	loop = new_loop(&wd);
@@ -234,7 +207,7 @@ test_cancel(void)
 	run_once(loop);
 	CU_ASSERT_STRING_EQUAL(trace, "c");
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -242,7 +215,7 @@ test_done_callbacks_fifo_via_call_soon(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	CU_ASSERT_FATAL(aloop_future_new(loop, &fut) == 0);
@@ -271,7 +244,7 @@ test_done_callbacks_fifo_via_call_soon(void)
 	run_once(loop);
 	CU_ASSERT_STRING_EQUAL(trace, "a121b");
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static struct aloop_future *late_fut;
@@ -291,7 +264,7 @@ static void
 test_callback_added_after_done(void)
 {
 	struct aloop_loop *loop;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	CU_ASSERT_FATAL(aloop_future_new(loop, &late_fut) == 0);
@@ -312,7 +285,7 @@ test_callback_added_after_done(void)
 	run_once(loop);
 	CU_ASSERT_STRING_EQUAL(trace, "DxyL");
 	aloop_future_release(late_fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static void
@@ -320,7 +293,7 @@ test_remove_done_callback_counts(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	CU_ASSERT_FATAL(aloop_future_new(loop, &fut) == 0);
@@ -346,7 +319,7 @@ test_remove_done_callback_counts(void)
 	run_once(loop);
 	CU_ASSERT_STRING_EQUAL(trace, "23");
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 /* A done-callback that drops the last reference the caller had. */
@@ -370,7 +343,7 @@ test_release_inside_done_callback(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	int *v;
 
 	loop = new_loop(&wd);
@@ -388,7 +361,7 @@ test_release_inside_done_callback(void)
 	CU_ASSERT_STRING_EQUAL(trace, "r2");
 	/* The last callback's reference was the last one. */
 	CU_ASSERT_EQUAL(freed, 1);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 /* The exception handler used to catch reports of unretrieved errors. */
@@ -422,7 +395,7 @@ test_unretrieved_error_reported(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut, *seen;
-	aloop_handle_t wd;
+	struct watchdog wd;
 
 	loop = new_loop(&wd);
 	aloop_set_exception_handler(loop, capture_handler, &reports);
@@ -481,7 +454,7 @@ test_unretrieved_error_reported(void)
 	CU_ASSERT_EQUAL(reports, 2);
 	run_once(loop);
 	aloop_set_exception_handler(loop, NULL, NULL);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static int log_errors;
@@ -502,7 +475,7 @@ test_closed_loop(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *pending, *scheduled, *failed, *orphan, *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	int *v, *w;
 
 	loop = new_loop(&wd);
@@ -528,7 +501,7 @@ test_closed_loop(void)
 	aloop_future_release(orphan);
 	CU_ASSERT_EQUAL(freed, 0);
 
-	aloop_handle_cancel(loop, wd);
+	aloop_handle_cancel(loop, wd.handle);
 	CU_ASSERT_EQUAL(aloop_close(loop), 0);
 	/* The close dropped the callback and with it the last reference. */
 	CU_ASSERT_EQUAL(freed, 1);
@@ -581,7 +554,7 @@ test_run_until_complete(void)
 {
 	struct aloop_loop *loop;
 	struct aloop_future *fut;
-	aloop_handle_t wd;
+	struct watchdog wd;
 	void *res = NULL;
 
 	loop = new_loop(&wd);
@@ -598,7 +571,7 @@ test_run_until_complete(void)
 	    ALOOP_ECANCELLED);
 	CU_ASSERT_TRUE(aloop_future_cancelled(fut));
 	aloop_future_release(fut);
-	free_loop(loop, wd);
+	free_loop(loop, &wd);
 }
 
 static const struct test_case cases[] = {

@@ -656,8 +656,84 @@ test_loop_close_with_open_server(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/* asyncio's serve_forever: cancelling closes, closing cancels. */
+static void
+test_serve_forever(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_server_options o;
+	struct aloop_server *srv = NULL;
+	struct aloop_future *f, *g;
+	const int *lfd;
+	size_t n;
+	int port, round;
+
+	for (round = 0; round < 2; round++) {
+		aloop_server_options_init(&o);
+		o.start_serving = 0;
+		CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
+		    rec_factory, &sp, "127.0.0.1", "0", &o, &f), 0);
+		CU_ASSERT_EQUAL_FATAL(wait_future(loop, f, (void **)&srv), 0);
+		aloop_future_release(f);
+		CU_ASSERT_PTR_EQUAL(aloop_server_get_loop(srv), loop);
+		CU_ASSERT_FALSE(aloop_server_is_serving(srv));
+		CU_ASSERT_EQUAL_FATAL(aloop_server_serve_forever(srv, &f), 0);
+		CU_ASSERT(aloop_server_is_serving(srv));
+		CU_ASSERT_EQUAL(aloop_server_serve_forever(srv, &g),
+		    ALOOP_ESTATE);
+		lfd = aloop_server_sockets(srv, &n);
+		port = sock_port(lfd[0]);
+		(void)connect_to(loop, &cp, "127.0.0.1", port);
+		CU_ASSERT(WAIT_UNTIL(loop, sp.n == round + 1, 5.0));
+		run_for(loop, 0.01);
+		CU_ASSERT_FALSE(aloop_future_done(f));
+		if (round == 0) {
+			CU_ASSERT_EQUAL(aloop_future_cancel(f), 1);
+		} else
+			aloop_server_close(srv);
+		CU_ASSERT_EQUAL(aloop_run_until_complete(loop, f, NULL),
+		    ALOOP_ECANCELLED);
+		run_for(loop, 0.01);
+		CU_ASSERT_FALSE(aloop_server_is_serving(srv));
+		CU_ASSERT_PTR_NULL(aloop_server_sockets(srv, &n));
+		CU_ASSERT_EQUAL(aloop_server_serve_forever(srv, &g),
+		    ALOOP_ESTATE);
+		aloop_future_release(f);
+		aloop_server_abort_clients(srv);
+		aloop_server_release(srv);
+		CU_ASSERT(WAIT_UNTIL(loop, cp.r[round].lost == 1, 5.0));
+	}
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/* The loop closes under serve_forever: nothing leaks. */
+static void
+test_serve_forever_loop_closed(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 };
+	struct aloop_server *srv;
+	struct aloop_future *f;
+	int port;
+
+	srv = start_server(loop, &sp, "127.0.0.1", &port);
+	CU_ASSERT_EQUAL_FATAL(aloop_server_serve_forever(srv, &f), 0);
+	aloop_server_release(srv);
+	run_for(loop, 0.01);
+	test_loop_done(loop);
+	CU_ASSERT_FALSE(aloop_future_done(f));
+	aloop_future_release(f);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_close_refuses_but_keeps_connections),
+	TEST(test_serve_forever),
+	TEST(test_serve_forever_loop_closed),
 	TEST(test_close_and_abort_clients),
 	TEST(test_dual_stack_every_interface),
 	TEST(test_host_list_deduplicated),

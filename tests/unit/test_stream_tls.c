@@ -7,9 +7,13 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <aloop/aloop.h>
 
@@ -17,15 +21,12 @@
 #include "stream_util.h"
 #include "tls_certs.h"
 
-static struct tls_certs certs;
-static int certs_ok;
+static const struct tls_certs *certs;
 
 static void
 make_certs(void)
 {
-	if (!certs_ok)
-		certs_ok = tls_certs_make(&certs) == 0;
-	CU_ASSERT_FATAL(certs_ok);
+	NEED_CERTS(certs);
 }
 
 static struct aloop_server *
@@ -40,7 +41,7 @@ tls_server(struct aloop_loop *loop, struct rec_pool *sp, int *port)
 
 	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &ctx), 0);
 	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(ctx,
-	    certs.server_cert, certs.server_key), 0);
+	    certs->server_cert, certs->server_key), 0);
 	aloop_server_options_init(&o);
 	o.ssl = ctx;
 	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
@@ -92,7 +93,7 @@ test_tls_echo_through_server(void)
 	make_certs();
 	sp.tmpl.echo = 1;
 	srv = tls_server(loop, &sp, &port);
-	CU_ASSERT_EQUAL_FATAL(tls_connect(loop, &cp, port, certs.ca, &t), 0);
+	CU_ASSERT_EQUAL_FATAL(tls_connect(loop, &cp, port, certs->ca, &t), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
 	CU_ASSERT_EQUAL(cp.r[0].made, 1);
 	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(t, "cipher",
@@ -126,7 +127,7 @@ test_tls_handshake_failure(void)
 	make_certs();
 	srv = tls_server(loop, &sp, &port);
 	/* A client that trusts another CA refuses the server. */
-	CU_ASSERT_EQUAL(tls_connect(loop, &cp, port, certs.other_ca, &t),
+	CU_ASSERT_EQUAL(tls_connect(loop, &cp, port, certs->other_ca, &t),
 	    ALOOP_ECERT);
 	CU_ASSERT_EQUAL(cp.n, 0);
 	CU_ASSERT(WAIT_UNTIL(loop, aloop_server_connection_count(srv) == 0,
@@ -159,15 +160,212 @@ test_tls_argument_rules(void)
 	CU_ASSERT_EQUAL(aloop_create_unix_connection(loop, &rec_proto,
 	    rec_factory, &sp, "/tmp/nothing.sock", &co, &fut), ALOOP_EINVAL);
 	test_loop_done(loop);
-	if (certs_ok)
-		tls_certs_remove(&certs);
-	certs_ok = 0;
+}
+
+/*
+ * sendfile over TLS: no zero-copy there, so the file is read and written
+ * in pieces under flow control; all of it arrives, decrypted, in order.
+ */
+static void
+test_tls_sendfile(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_transport *t = NULL;
+	struct aloop_server *srv;
+	struct aloop_future *f;
+	struct aloop_nbytes *r = NULL;
+	const size_t n = 700 * 1024 + 3;
+	unsigned char buf[4096];
+	char path[] = "/tmp/aloop-tls-sf-XXXXXX";
+	size_t i, k;
+	int port, file;
+
+	make_certs();
+	file = mkstemp(path);
+	CU_ASSERT_FATAL(file >= 0);
+	(void)unlink(path);
+	for (i = 0; i < n; i += k) {
+		k = n - i < sizeof(buf) ? n - i : sizeof(buf);
+		memset(buf, 'a' + (int)((i / sizeof(buf)) % 26), k);
+		CU_ASSERT_FATAL(write(file, buf, k) == (ssize_t)k);
+	}
+	srv = tls_server(loop, &sp, &port);
+	CU_ASSERT_EQUAL_FATAL(tls_connect(loop, &cp, port, certs->ca, &t), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made == 1, 5.0));
+	CU_ASSERT_EQUAL_FATAL(aloop_transport_sendfile(sp.r[0].t, file, 10,
+	    0, &f), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, f, (void **)&r), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(r->nbytes, n - 10);
+	CU_ASSERT_EQUAL(lseek(file, 0, SEEK_CUR), (off_t)n);
+	aloop_future_release(f);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].nrecv == n - 10, 10.0));
+	CU_ASSERT_EQUAL(cp.r[0].data[0], 'a');
+	CU_ASSERT_EQUAL(cp.r[0].data[sizeof(buf) - 10], 'b');
+	aloop_server_close_clients(srv);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	(void)close(file);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/*
+ * connect_accepted_socket with TLS: the server side of a handshake on a
+ * socket accepted elsewhere, here one end of a socketpair whose other
+ * end is a TLS client made by create_connection(sock=).
+ */
+static void
+test_tls_connect_accepted_socket(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_tls_context *sctx = NULL, *cctx = NULL;
+	struct aloop_connection_options so, co;
+	struct aloop_transport *st = NULL, *ct = NULL;
+	struct aloop_future *sf, *cf;
+	int sv[2];
+
+	make_certs();
+	CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+	    0, sv), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &sctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(sctx,
+	    certs->server_cert, certs->server_key), 0);
+	aloop_connection_options_init(&so);
+	so.ssl = ALOOP_TLS_DEFAULT;
+	CU_ASSERT_EQUAL(aloop_connect_accepted_socket(loop, &rec_proto,
+	    rec_factory, &sp, sv[0], &so, &sf), ALOOP_EINVAL);
+	so.ssl = sctx;
+	CU_ASSERT_EQUAL_FATAL(aloop_connect_accepted_socket(loop, &rec_proto,
+	    rec_factory, &sp, sv[0], &so, &sf), 0);
+	aloop_tls_context_release(sctx);
+
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &cctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(cctx,
+	    certs->ca, NULL), 0);
+	aloop_connection_options_init(&co);
+	co.ssl = cctx;
+	co.sock = sv[1];
+	co.server_hostname = "localhost";
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, NULL, NULL, &co, &cf), 0);
+	aloop_tls_context_release(cctx);
+	CU_ASSERT_EQUAL(wait_future(loop, sf, (void **)&st), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, cf, (void **)&ct), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ct);
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(st, "cipher",
+	    NULL));
+	CU_ASSERT_EQUAL(aloop_transport_write(ct, "hello", 5), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].nrecv == 5, 5.0));
+	CU_ASSERT_EQUAL(memcmp(sp.r[0].data, "hello", 5), 0);
+	aloop_transport_close(ct);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	aloop_future_release(sf);
+	aloop_future_release(cf);
+	CU_ASSERT_EQUAL(sp.r[0].bad + cp.r[0].bad, 0);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/*
+ * start_tls on both ends of a plain connection (CPython's
+ * test_start_tls_client_reg_proto / server): plain bytes first, then the
+ * upgrade, then the same protocols carry on over TLS without a second
+ * connection_made; the server still counts the connection.
+ */
+static void
+test_start_tls(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_tls_context *sctx = NULL, *cctx = NULL;
+	struct aloop_connection_options so, co;
+	struct aloop_transport *ct, *st, *nst = NULL, *nct = NULL;
+	struct aloop_server *srv;
+	struct aloop_future *sf, *cf, *xf;
+	int port;
+
+	make_certs();
+	srv = start_server(loop, &sp, "127.0.0.1", &port);
+	ct = connect_to(loop, &cp, "127.0.0.1", port);
+	CU_ASSERT_FATAL(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made == 1,
+	    5.0));
+	st = sp.r[0].t;
+	CU_ASSERT_EQUAL(aloop_transport_write(ct, "STARTTLS", 8), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].nrecv == 8, 5.0));
+
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER, &sctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(sctx,
+	    certs->server_cert, certs->server_key), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &cctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(cctx,
+	    certs->ca, NULL), 0);
+	aloop_connection_options_init(&so);
+	so.ssl = sctx;
+	aloop_connection_options_init(&co);
+	co.ssl = cctx;
+	co.server_hostname = "localhost";
+	CU_ASSERT_EQUAL(aloop_start_tls(ct, 0, NULL, &xf), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL_FATAL(aloop_start_tls(st, 1, &so, &sf), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_start_tls(ct, 0, &co, &cf), 0);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+	/* The plain transports are finished at once. */
+	CU_ASSERT(aloop_transport_is_closing(ct));
+	CU_ASSERT_EQUAL(aloop_start_tls(ct, 0, &co, &xf), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(wait_future(loop, sf, (void **)&nst), 0);
+	CU_ASSERT_EQUAL(wait_future(loop, cf, (void **)&nct), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nst);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nct);
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(nct, "cipher",
+	    NULL));
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_protocol_state(nst),
+	    &sp.r[0]);
+	CU_ASSERT_EQUAL(sp.r[0].made, 1);
+	CU_ASSERT_EQUAL(cp.r[0].made, 1);
+	CU_ASSERT_EQUAL(sp.r[0].lost + cp.r[0].lost, 0);
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 1);
+	/* The recording protocol checks which transport calls it. */
+	sp.r[0].t = nst;
+	cp.r[0].t = nct;
+	CU_ASSERT_EQUAL(aloop_transport_write(nct, "secret", 6), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].nrecv == 14, 5.0));
+	CU_ASSERT_EQUAL(memcmp(sp.r[0].data, "STARTTLSsecret", 14), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(nst, "ok", 2), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].nrecv == 2, 5.0));
+	aloop_server_close_clients(srv);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 0);
+	CU_ASSERT_EQUAL(sp.r[0].bad + cp.r[0].bad, 0);
+	aloop_future_release(sf);
+	aloop_future_release(cf);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
 static const struct test_case cases[] = {
 	TEST(test_tls_echo_through_server),
 	TEST(test_tls_handshake_failure),
 	TEST(test_tls_argument_rules),
+	TEST(test_tls_sendfile),
+	TEST(test_start_tls),
+	TEST(test_tls_connect_accepted_socket),
 };
 
 TEST_MAIN("stream_tls", cases)

@@ -9,7 +9,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -20,11 +19,15 @@
 
 #include <aloop/aloop.h>
 
+#include "loop-test.h"
 #include "runner.h"
 #include "subprocess-int.h"
 
 /* Seconds a single test may take before its watchdog fails it. */
 #define WATCHDOG	20.0
+
+/* Run until the future is done, for WATCHDOG seconds at most. */
+#define run(loop, f, result)	run_bounded((loop), (f), (result), WATCHDOG)
 
 struct proc {
 	struct aloop_loop	*loop;
@@ -176,30 +179,6 @@ static const struct aloop_subprocess_protocol proc_proto = {
 	.connection_lost = proc_lost,
 };
 
-static int
-count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-static void
-watchdog(void *arg)
-{
-	struct aloop_future *f = arg;
-
-	(void)aloop_future_cancel(f);
-}
-
 static struct aloop_loop *
 loop_open(void)
 {
@@ -207,21 +186,6 @@ loop_open(void)
 
 	CU_ASSERT_EQUAL_FATAL(aloop_loop_new(&loop), 0);
 	return loop;
-}
-
-/* Run until @f is done, at most WATCHDOG seconds; its outcome. */
-static int
-run(struct aloop_loop *loop, struct aloop_future *f, void **result)
-{
-	aloop_handle_t h;
-	int rc;
-
-	CU_ASSERT_EQUAL_FATAL(aloop_call_later(loop, WATCHDOG, watchdog, f,
-	    &h), 0);
-	rc = aloop_run_until_complete(loop, f, result);
-	aloop_handle_cancel(loop, h);
-	CU_ASSERT_NOT_EQUAL(rc, ALOOP_ECANCELLED);
-	return rc;
 }
 
 static void
@@ -649,7 +613,7 @@ test_factory_refuses(void)
 		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == -1)
 			break;
 		CU_ASSERT_EQUAL_FATAL(aloop_future_new(loop, &idle), 0);
-		CU_ASSERT_EQUAL(aloop_call_later(loop, 0.01, watchdog, idle,
+		CU_ASSERT_EQUAL(aloop_call_later(loop, 0.01, future_watchdog_cb, idle,
 		    NULL), 0);
 		(void)aloop_run_until_complete(loop, idle, NULL);
 		aloop_future_release(idle);
@@ -937,8 +901,124 @@ test_loop_close_reaps(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/* pgrp and session of the child, from its /proc/self/stat. */
+static void
+parse_stat(const char *out, long *pid, long *pgrp, long *sid)
+{
+	const char *rp = strrchr(out, ')');
+	char state;
+
+	*pid = strtol(out, NULL, 10);
+	*pgrp = *sid = -1;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+	CU_ASSERT_EQUAL(sscanf(rp + 1, " %c %*d %ld %ld", &state, pgrp, sid),
+	    3);
+}
+
+/* Python's start_new_session and process_group. */
+static void
+test_new_session_and_group(void)
+{
+	static const char *const argv[] = { "cat", "/proc/self/stat", NULL };
+	struct aloop_subprocess_options o;
+	struct aloop_future *f;
+	struct aloop_loop *loop;
+	struct proc p;
+	long pid, pgrp, sid;
+	int fds = count_fds();
+
+	loop = loop_open();
+	/* Neither: the parent's group and session. */
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, NULL, NULL), 0);
+	parse_stat(p.out, &pid, &pgrp, &sid);
+	CU_ASSERT_EQUAL(pgrp, (long)getpgrp());
+	CU_ASSERT_EQUAL(sid, (long)getsid(0));
+	proc_finish(&p);
+
+	aloop_subprocess_options_init(&o);
+	CU_ASSERT_EQUAL(o.process_group, -1);
+	o.start_new_session = 1;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, &o, NULL), 0);
+	parse_stat(p.out, &pid, &pgrp, &sid);
+	CU_ASSERT_EQUAL(sid, pid);
+	CU_ASSERT_EQUAL(pgrp, pid);
+	proc_finish(&p);
+
+	aloop_subprocess_options_init(&o);
+	o.process_group = 0;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, &o, NULL), 0);
+	parse_stat(p.out, &pid, &pgrp, &sid);
+	CU_ASSERT_EQUAL(pgrp, pid);
+	CU_ASSERT_EQUAL(sid, (long)getsid(0));
+	proc_finish(&p);
+
+	o.start_new_session = 1;
+	CU_ASSERT_EQUAL(aloop_subprocess_exec(loop, &proc_proto, proc_factory,
+	    &p, argv, &o, &f), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
+/* Python's pass_fds: that descriptor, under its number, and no other. */
+static void
+test_pass_fds(void)
+{
+	struct aloop_subprocess_options o;
+	struct aloop_future *f;
+	struct aloop_loop *loop;
+	struct proc p;
+	char buf[16], cmd[64];
+	int fds = count_fds(), pp[2], w, bad[1] = { 2 };
+	ssize_t n;
+
+	loop = loop_open();
+	CU_ASSERT_EQUAL_FATAL(pipe2(pp, O_CLOEXEC), 0);
+	w = fcntl(pp[1], F_DUPFD_CLOEXEC, 40);
+	CU_ASSERT_FATAL(w >= 40);
+	(void)close(pp[1]);
+	/* Through /proc: dash's >&N takes one digit only. */
+	snprintf(cmd, sizeof(cmd), "echo hi >/proc/self/fd/%d", w);
+	CU_ASSERT_EQUAL_FATAL(fcntl(pp[0], F_SETFL, O_NONBLOCK), 0);
+
+	aloop_subprocess_options_init(&o);
+	o.pass_fds = &w;
+	o.npass_fds = 1;
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, cmd, NULL, &o, NULL), 0);
+	CU_ASSERT_EQUAL(p.rc_at_exit, 0);
+	proc_finish(&p);
+	n = read(pp[0], buf, sizeof(buf));
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(memcmp(buf, "hi\n", 3), 0);
+	/* Still close-on-exec in the parent. */
+	CU_ASSERT(fcntl(w, F_GETFD) & FD_CLOEXEC);
+
+	/* Without it the child cannot write there. */
+	proc_init(&p, loop);
+	CU_ASSERT_EQUAL(proc_run(&p, cmd, NULL, NULL, NULL), 0);
+	CU_ASSERT_NOT_EQUAL(p.rc_at_exit, 0);
+	proc_finish(&p);
+	CU_ASSERT_EQUAL(read(pp[0], buf, sizeof(buf)), -1);
+
+	o.pass_fds = bad;
+	CU_ASSERT_EQUAL(aloop_subprocess_shell(loop, &proc_proto, proc_factory,
+	    &p, "true", &o, &f), ALOOP_EINVAL);
+	o.pass_fds = NULL;
+	CU_ASSERT_EQUAL(aloop_subprocess_shell(loop, &proc_proto, proc_factory,
+	    &p, "true", &o, &f), ALOOP_EINVAL);
+	(void)close(w);
+	(void)close(pp[0]);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_exit_code),
+	TEST(test_new_session_and_group),
+	TEST(test_pass_fds),
 	TEST(test_terminate),
 	TEST(test_kill),
 	TEST(test_send_signal),

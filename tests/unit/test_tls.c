@@ -33,26 +33,6 @@
 
 #define WATCHDOG	10.0
 
-static struct tls_certs certs;
-static int certs_ready;
-
-static void
-remove_certs(void)
-{
-	tls_certs_remove(&certs);
-}
-
-static const struct tls_certs *
-get_certs(void)
-{
-	if (!certs_ready) {
-		if (tls_certs_make(&certs) != 0)
-			return NULL;
-		atexit(remove_certs);
-		certs_ready = 1;
-	}
-	return &certs;
-}
 
 /* ------------------------------------------------------ the protocol */
 
@@ -351,7 +331,7 @@ struct conn {
 static struct aloop_tls_context *
 make_server_ctx(void)
 {
-	const struct tls_certs *c = get_certs();
+	const struct tls_certs *c = tls_certs_get();
 	struct aloop_tls_context *ctx;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -364,7 +344,7 @@ make_server_ctx(void)
 static struct aloop_tls_context *
 make_client_ctx(void)
 {
-	const struct tls_certs *c = get_certs();
+	const struct tls_certs *c = tls_certs_get();
 	struct aloop_tls_context *ctx;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -594,7 +574,7 @@ test_wrong_hostname(void)
 static void
 test_untrusted_server(void)
 {
-	const struct tls_certs *c = get_certs();
+	const struct tls_certs *c = tls_certs_get();
 	struct aloop_tls_context *sctx, *cctx = make_client_ctx();
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
@@ -638,7 +618,7 @@ cond_client_lost_server_gone(void *arg)
 static void
 test_client_cert_required(void)
 {
-	const struct tls_certs *c = get_certs();
+	const struct tls_certs *c = tls_certs_get();
 	struct aloop_tls_context *sctx = make_server_ctx();
 	struct aloop_tls_context *cctx = make_client_ctx();
 	struct conn k;
@@ -705,7 +685,7 @@ cond_both_made(void *arg)
 static void
 test_alpn_and_sni(void)
 {
-	const struct tls_certs *c = get_certs();
+	const struct tls_certs *c = tls_certs_get();
 	struct aloop_tls_context *sctx = make_server_ctx();
 	struct aloop_tls_context *cctx = make_client_ctx();
 	const char *sp[] = { "h2", "http/1.1" };

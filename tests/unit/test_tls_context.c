@@ -21,31 +21,7 @@
 #include "tls-int.h"
 #include "tls_certs.h"
 
-static struct tls_certs certs;
-static int certs_ready;
 
-static void
-remove_certs(void)
-{
-	tls_certs_remove(&certs);
-}
-
-static const struct tls_certs *
-get_certs(void)
-{
-	if (!certs_ready) {
-		if (tls_certs_make(&certs) != 0)
-			return NULL;
-		atexit(remove_certs);
-		certs_ready = 1;
-	}
-	return &certs;
-}
-
-#define NEED_CERTS(c)	do {					\
-	(c) = get_certs();					\
-	CU_ASSERT_PTR_NOT_NULL_FATAL(c);			\
-} while (0)
 
 static struct aloop_tls_context *
 server_ctx(const struct tls_certs *c)

@@ -225,3 +225,23 @@ tls_certs_remove(struct tls_certs *c)
 		perror(c->dir);
 	c->dir[0] = '\0';
 }
+
+static struct tls_certs shared;
+static int shared_state;	/* 0 not tried, 1 made, -1 failed */
+
+static void
+shared_remove(void)
+{
+	tls_certs_remove(&shared);
+}
+
+const struct tls_certs *
+tls_certs_get(void)
+{
+	if (shared_state == 0) {
+		shared_state = tls_certs_make(&shared) == 0 ? 1 : -1;
+		if (shared_state == 1)
+			(void)atexit(shared_remove);
+	}
+	return shared_state == 1 ? &shared : NULL;
+}

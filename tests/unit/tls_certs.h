@@ -33,4 +33,16 @@ int	tls_certs_make(struct tls_certs *c);
 /* Remove the files and the directory. */
 void	tls_certs_remove(struct tls_certs *c);
 
+/*
+ * The certificates every TLS test of this program shares: made on first
+ * use, removed when the program exits.  NULL if they cannot be made.
+ */
+const struct tls_certs *tls_certs_get(void);
+
+/* In a test: the shared certificates, or the test fails at once. */
+#define NEED_CERTS(c)	do {						\
+	(c) = tls_certs_get();						\
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);				\
+} while (0)
+
 #endif /* ALOOP_TEST_TLS_CERTS_H */
