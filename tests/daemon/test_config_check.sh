@@ -138,7 +138,7 @@ listeners = (
 	}
 );
 EOF2
-expect "plugin of another ABI" 1 "" "aloop.conf:4: listeners[0].protocol \"$fixtures/plugin_wrong_major.so\": $fixtures/plugin_wrong_major.so: plugin ABI 2.0, but aloopd speaks ABI 1.0: rebuild the plugin against this aloop
+expect "plugin of another ABI" 1 "" "aloop.conf:4: listeners[0].protocol \"$fixtures/plugin_wrong_major.so\": $fixtures/plugin_wrong_major.so: plugin ABI 3.0, but aloopd speaks ABI 2.0: rebuild the plugin against this aloop
 aloop.conf: configuration test failed" -t -c aloop.conf
 
 conf <<EOF2
