@@ -413,6 +413,18 @@ def test_accepts_spread_evenly():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_errors_name_listener_and_plugin():
+    """What the loop reports while a plugin's callback runs says whose."""
+    port = h.free_port()
+    cfg, daemon = start([h.listener("mis", MISBEHAVE, port)], workers=1)
+    with h.connect(port) as s:
+        s.sendall(b"lost\n")
+        assert h.recv_exactly(s, 3) == b"ok\n"
+    daemon.wait_log(r"Future exception was never retrieved.*; listener: mis; "
+                    r"plugin: %s" % re.escape(MISBEHAVE))
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_killed_master_takes_workers_along():
     port = h.free_port()
     cfg, daemon = start([h.listener("echo", "echo", port)])
@@ -457,5 +469,6 @@ if __name__ == "__main__":
            test_constructor_crash, test_reload_loads_rebuilt_plugin,
            test_no_refusal_across_reloads_and_upgrade,
            test_metrics_keep_a_dead_workers_counts, test_crash_loop_backs_off,
-           test_accepts_spread_evenly, test_killed_master_takes_workers_along,
+           test_accepts_spread_evenly, test_errors_name_listener_and_plugin,
+           test_killed_master_takes_workers_along,
            test_check_and_start_agree_on_tls])
