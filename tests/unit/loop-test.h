@@ -110,4 +110,30 @@ count_fds(void)
 	return n - 1;	/* the directory's own descriptor */
 }
 
+/*
+ * A loop with a watchdog armed on it, and the descriptors open before it,
+ * which teardown finds again: what most loop tests start and end with.
+ */
+struct loop_fixture {
+	struct aloop_loop	*loop;
+	struct watchdog		 wd;
+	int			 fds;
+};
+
+static inline void
+loop_fixture_setup(struct loop_fixture *f)
+{
+	f->fds = count_fds();
+	CU_ASSERT_FATAL(aloop_loop_new(&f->loop) == 0);
+	watchdog_arm(&f->wd, f->loop);
+}
+
+static inline void
+loop_fixture_teardown(struct loop_fixture *f)
+{
+	watchdog_disarm(&f->wd);
+	CU_ASSERT_EQUAL(aloop_loop_free(f->loop), 0);
+	CU_ASSERT_EQUAL(count_fds(), f->fds);
+}
+
 #endif /* ALOOP_LOOP_TEST_H */

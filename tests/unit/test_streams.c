@@ -21,30 +21,8 @@
 #include "loop-test.h"
 #include "tls_certs.h"
 
-struct fixture {
-	struct aloop_loop	*loop;
-	struct watchdog		 wd;
-	int			 fds;
-};
-
-static void
-setup(struct fixture *f)
-{
-	f->fds = count_fds();
-	CU_ASSERT_FATAL(aloop_loop_new(&f->loop) == 0);
-	watchdog_arm(&f->wd, f->loop);
-}
-
-static void
-teardown(struct fixture *f)
-{
-	watchdog_disarm(&f->wd);
-	CU_ASSERT_EQUAL(aloop_loop_free(f->loop), 0);
-	CU_ASSERT_EQUAL(count_fds(), f->fds);
-}
-
 static int
-run_task(struct fixture *f, aloop_task_fn fn, void *arg)
+run_task(struct loop_fixture *f, aloop_task_fn fn, void *arg)
 {
 	struct aloop_future *fut;
 	int rc;
@@ -89,7 +67,7 @@ struct rctx {
 };
 
 static struct aloop_stream_reader *
-reader(struct fixture *f, size_t limit)
+reader(struct loop_fixture *f, size_t limit)
 {
 	struct aloop_stream_reader *r = NULL;
 
@@ -134,15 +112,15 @@ readline_task(void *arg, void **result)
 static void
 test_readline(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 0);
 	CU_ASSERT_EQUAL(run_task(&f, readline_task, &c), 0);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -175,15 +153,15 @@ readline_limit_task(void *arg, void **result)
 static void
 test_readline_limit(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 3);
 	CU_ASSERT_EQUAL(run_task(&f, readline_limit_task, &c), 0);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -212,15 +190,15 @@ readexactly_task(void *arg, void **result)
 static void
 test_readexactly_eof(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 0);
 	CU_ASSERT_EQUAL(run_task(&f, readexactly_task, &c), 0);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -267,15 +245,15 @@ readuntil_task(void *arg, void **result)
 static void
 test_readuntil(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 0);
 	CU_ASSERT_EQUAL(run_task(&f, readuntil_task, &c), 0);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -301,15 +279,15 @@ readuntil_limit_task(void *arg, void **result)
 static void
 test_readuntil_limit(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 3);
 	CU_ASSERT_EQUAL(run_task(&f, readuntil_limit_task, &c), 0);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
@@ -368,11 +346,11 @@ read_exception_task(void *arg, void **result)
 static void
 test_read_and_at_eof(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 	struct aloop_bytes *b;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 0);
 	CU_ASSERT_EQUAL(run_task(&f, read_task, &c), 0);
@@ -382,7 +360,7 @@ test_read_and_at_eof(void)
 	/* Reads are task only. */
 	CU_ASSERT_EQUAL(aloop_stream_read(c.r, 1, &b), ALOOP_ESTATE);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* Two tasks may not wait on one reader at once. */
@@ -417,15 +395,15 @@ first_reader(void *arg, void **result)
 static void
 test_one_waiter(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct rctx c;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	c.r = reader(&f, 0);
 	CU_ASSERT_EQUAL(run_task(&f, first_reader, &c), 0);
 	aloop_stream_reader_release(c.r);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* ------------------------------------------------------------ network */
@@ -475,7 +453,7 @@ echo_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
 }
 
 static void
-start(struct fixture *f, struct net *n, int unix_socket, int tls)
+start(struct loop_fixture *f, struct net *n, int unix_socket, int tls)
 {
 	struct aloop_server_options o;
 	struct aloop_tls_context *ctx = NULL;
@@ -525,7 +503,7 @@ start(struct fixture *f, struct net *n, int unix_socket, int tls)
 }
 
 static void
-stop(struct fixture *f, struct net *n)
+stop(struct loop_fixture *f, struct net *n)
 {
 	struct aloop_future *fut;
 
@@ -599,10 +577,10 @@ echo_session(void *arg, void **result)
 static void
 echo_over(int unix_socket, int tls)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct net n;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	start(&f, &n, unix_socket, tls);
 	CU_ASSERT_EQUAL(run_task(&f, echo_session, &n), 0);
 	stop(&f, &n);
@@ -611,7 +589,7 @@ echo_over(int unix_socket, int tls)
 	CU_ASSERT(n.peer_ok);
 	if (n.path[0] != '\0')
 		(void)unlink(n.path);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
@@ -650,12 +628,12 @@ refused_task(void *arg, void **result)
 static void
 test_open_connection_refused(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct net n;
 	struct aloop_stream_reader *r;
 	struct aloop_stream_writer *w;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	start(&f, &n, 0, 0);
 	stop(&f, &n);
 	/* The port is free again: the connection is refused. */
@@ -663,7 +641,7 @@ test_open_connection_refused(void)
 	/* Task only. */
 	CU_ASSERT_EQUAL(aloop_open_connection(f.loop, "127.0.0.1", n.port,
 	    NULL, NULL, &r, &w), ALOOP_ESTATE);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* ------------------------------------------------- drain, slow peer */
@@ -764,7 +742,7 @@ drain_session(void *arg, void **result)
 static void
 test_drain_paused(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct aloop_server_options o;
 	struct aloop_future *fut;
 	struct net n;
@@ -774,7 +752,7 @@ test_drain_paused(void)
 	size_t nfds;
 	int small = 4096;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	memset(&n, 0, sizeof(n));
 	n.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &n.go) == 0);
@@ -795,7 +773,7 @@ test_drain_paused(void)
 	CU_ASSERT(n.total > 0);
 	stop(&f, &n);
 	aloop_future_release(n.go);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* The reader stops the transport past twice its limit. */
@@ -855,7 +833,7 @@ flooder(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
 static void
 test_reader_limit_pauses(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct aloop_future *fut;
 	struct net n;
 	struct sockaddr_in sin;
@@ -863,7 +841,7 @@ test_reader_limit_pauses(void)
 	const int *fds;
 	size_t nfds;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	memset(&n, 0, sizeof(n));
 	n.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_start_server(f.loop, flooder, &n, "127.0.0.1",
@@ -877,7 +855,7 @@ test_reader_limit_pauses(void)
 	snprintf(n.port, sizeof(n.port), "%d", ntohs(sin.sin_port));
 	CU_ASSERT_EQUAL(run_task(&f, flood_client, &n), 0);
 	stop(&f, &n);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* A client callback's error goes to the exception handler. */
@@ -927,7 +905,7 @@ see_eof(void *arg, void **result)
 static void
 test_client_error_reported(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct aloop_future *fut;
 	struct net n;
 	struct sockaddr_in sin;
@@ -935,7 +913,7 @@ test_client_error_reported(void)
 	const int *fds;
 	size_t nfds;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	memset(&n, 0, sizeof(n));
 	n.loop = f.loop;
 	aloop_set_exception_handler(f.loop, record_handler, &n);
@@ -951,7 +929,7 @@ test_client_error_reported(void)
 	CU_ASSERT_EQUAL(run_task(&f, see_eof, &n), 0);
 	stop(&f, &n);
 	CU_ASSERT_EQUAL(n.served, 1);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* -------------------------------------------- the loop closes on them */
@@ -978,12 +956,12 @@ hold_open(void *arg, void **result)
 static void
 test_close_with_stream_tasks(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct aloop_future *t;
 	struct net n;
 	double deadline;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	start(&f, &n, 0, 0);
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, hold_open, &n, NULL,
 	    &t) == 0);

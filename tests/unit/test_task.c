@@ -20,28 +20,6 @@
 
 #include "loop-test.h"
 
-struct fixture {
-	struct aloop_loop	*loop;
-	struct watchdog		 wd;
-	int			 fds;
-};
-
-static void
-setup(struct fixture *f)
-{
-	f->fds = count_fds();
-	CU_ASSERT_FATAL(aloop_loop_new(&f->loop) == 0);
-	watchdog_arm(&f->wd, f->loop);
-}
-
-static void
-teardown(struct fixture *f)
-{
-	watchdog_disarm(&f->wd);
-	CU_ASSERT_EQUAL(aloop_loop_free(f->loop), 0);
-	CU_ASSERT_EQUAL(count_fds(), f->fds);
-}
-
 static void
 stop_cb(void *arg)
 {
@@ -67,7 +45,7 @@ now_mono(void)
 
 /* Run @fn as a task to its end; its code, *@res its result (borrowed). */
 static int
-run_task(struct fixture *f, aloop_task_fn fn, void *arg)
+run_task(struct loop_fixture *f, aloop_task_fn fn, void *arg)
 {
 	struct aloop_future *fut;
 	int rc;
@@ -117,12 +95,12 @@ await_later(void *arg, void **result)
 static void
 test_await_result(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 	void *res;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT(aloop_call_later(f.loop, 0.01, complete_cb, c.fut, NULL) == 0);
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, await_later, &c, NULL,
@@ -133,7 +111,7 @@ test_await_result(void)
 	CU_ASSERT_EQUAL((uintptr_t)c.res, 42);
 	aloop_future_release(t);
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -152,17 +130,17 @@ await_error(void *arg, void **result)
 static void
 test_await_error(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT(aloop_call_later(f.loop, 0.01, fail_cb, c.fut, NULL) == 0);
 	/* The task's error becomes its future's. */
 	CU_ASSERT_EQUAL(run_task(&f, await_error, &c), -EPIPE);
 	CU_ASSERT_EQUAL(c.rc, -EPIPE);
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
@@ -191,10 +169,10 @@ await_done(void *arg, void **result)
 static void
 test_await_done_future(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT(aloop_future_set_result(c.fut, (void *)(uintptr_t)5,
@@ -203,17 +181,17 @@ test_await_done_future(void)
 	CU_ASSERT_EQUAL(c.rc, 0);
 	CU_ASSERT_EQUAL((uintptr_t)c.res, 5);
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
 test_await_outside_task(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct aloop_future *fut;
 	void *res = (void *)1;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &fut) == 0);
 	CU_ASSERT_EQUAL(aloop_await(fut, &res), ALOOP_ESTATE);
 	CU_ASSERT_PTR_NULL(res);
@@ -222,7 +200,7 @@ test_await_outside_task(void)
 	CU_ASSERT_PTR_NULL(aloop_current_task());
 	CU_ASSERT_FALSE(aloop_future_done(fut));
 	aloop_future_release(fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* Awaiting the executor: any future-returning call is awaitable. */
@@ -252,14 +230,14 @@ await_executor(void *arg, void **result)
 static void
 test_await_executor(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	CU_ASSERT_EQUAL(run_task(&f, await_executor, &c), 0);
 	CU_ASSERT_EQUAL((uintptr_t)c.res, 99);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* ---------------------------------------------------- cancellation */
@@ -289,11 +267,11 @@ cancel_task_cb(void *arg)
 static void
 test_cancel_while_awaiting(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, wait_forever, &c, NULL,
 	    &t) == 0);
@@ -312,17 +290,17 @@ test_cancel_while_awaiting(void)
 	CU_ASSERT_EQUAL(aloop_task_cancel(t), 0);
 	aloop_future_release(t);
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
 test_cancel_before_start(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, wait_forever, &c, NULL,
 	    &t) == 0);
@@ -333,18 +311,18 @@ test_cancel_before_start(void)
 	CU_ASSERT_EQUAL(aloop_task_cancel(c.fut), ALOOP_EINVAL);
 	aloop_future_release(t);
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* aloop_future_cancel on a task's future cancels the task too. */
 static void
 test_future_cancel_cancels_task(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, wait_forever, &c, NULL,
 	    &t) == 0);
@@ -360,7 +338,7 @@ test_future_cancel_cancels_task(void)
 	CU_ASSERT_EQUAL(c.cleanup, 1);
 	aloop_future_release(t);
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* A task that cancels itself: its next await fails, once. */
@@ -379,15 +357,15 @@ self_cancel(void *arg, void **result)
 static void
 test_self_cancel(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	/* It chose to go on: its future completes normally. */
 	CU_ASSERT_EQUAL(run_task(&f, self_cancel, &c), 0);
 	CU_ASSERT_EQUAL(c.rc, ALOOP_ECANCELLED);
 	CU_ASSERT_EQUAL(c.rc2, 0);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* -------------------------------------------------------- nesting */
@@ -429,18 +407,18 @@ outer(void *arg, void **result)
 static void
 test_nested_await(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 	void *res;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, outer, &c, NULL, &t) == 0);
 	CU_ASSERT_EQUAL(aloop_run_until_complete(f.loop, t, &res), 0);
 	CU_ASSERT_EQUAL((uintptr_t)res, 124);
 	aloop_future_release(t);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
@@ -453,11 +431,11 @@ cancel_outer_cb(void *arg)
 static void
 test_nested_cancel(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, outer, &c, NULL, &t) == 0);
 	CU_ASSERT(aloop_call_later(f.loop, 0.002, cancel_outer_cb, t,
@@ -467,7 +445,7 @@ test_nested_cancel(void)
 	/* Both ran their cleanup. */
 	CU_ASSERT_EQUAL(c.cleanup, 2);
 	aloop_future_release(t);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* --------------------------------------------------------- gather */
@@ -495,13 +473,13 @@ sleeper(void *arg, void **result)
 static void
 test_gather(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct sleeper s[3] = { { 0.03, 0, 0 }, { 0.01, 0, 0 }, { 0.02, 0, 0 } };
 	struct aloop_future *t[3], *g;
 	void *res;
 	double t0;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	for (int i = 0; i < 3; i++)
 		CU_ASSERT_FATAL(aloop_create_task(f.loop, sleeper, &s[i], NULL,
 		    &t[i]) == 0);
@@ -520,17 +498,17 @@ test_gather(void)
 	CU_ASSERT_FATAL(aloop_gather(f.loop, NULL, 0, &g) == 0);
 	CU_ASSERT(aloop_future_done(g));
 	aloop_future_release(g);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static void
 test_gather_error_and_cancel(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct sleeper s[2] = { { 0.01, -EIO, 0 }, { 5, 0, 0 } };
 	struct aloop_future *t[2], *g;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	for (int i = 0; i < 2; i++)
 		CU_ASSERT_FATAL(aloop_create_task(f.loop, sleeper, &s[i], NULL,
 		    &t[i]) == 0);
@@ -549,7 +527,7 @@ test_gather_error_and_cancel(void)
 	aloop_future_release(g);
 	for (int i = 0; i < 2; i++)
 		aloop_future_release(t[i]);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* ------------------------------------------------- wait_for, sleep */
@@ -569,10 +547,10 @@ wait_for_task(void *arg, void **result)
 static void
 test_wait_for_timeout(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT_EQUAL(run_task(&f, wait_for_task, &c), 0);
@@ -590,7 +568,7 @@ test_wait_for_timeout(void)
 	CU_ASSERT_EQUAL((uintptr_t)c.res, 42);
 	/* No bound from above: a loaded machine may run both timers late. */
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -606,16 +584,16 @@ wait_for_zero(void *arg, void **result)
 static void
 test_wait_for_zero(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT_EQUAL(run_task(&f, wait_for_zero, &c), 0);
 	CU_ASSERT_EQUAL(c.rc, ALOOP_ETIMEDOUT);
 	CU_ASSERT(aloop_future_cancelled(c.fut));
 	aloop_future_release(c.fut);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 static int
@@ -640,14 +618,14 @@ sleep_task(void *arg, void **result)
 static void
 test_sleep_never_early(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_EQUAL(run_task(&f, sleep_task, &c), 0);
 	CU_ASSERT(c.elapsed >= 0.069);
 	CU_ASSERT(c.elapsed < 1.0);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* ------------------------------------------ the loop closes on tasks */
@@ -685,11 +663,11 @@ await_long(void *arg, void **result)
 static void
 test_close_cancels_suspended(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 }, never = { 0 };
 	struct aloop_future *t[3];
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	CU_ASSERT_FATAL(aloop_future_new(f.loop, &c.fut) == 0);
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, sleep_long, &c, NULL,
 	    &t[0]) == 0);
@@ -747,11 +725,11 @@ close_inside(void *arg, void **result)
 static void
 test_close_from_task(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct ctx c = { 0 };
 	struct aloop_future *t;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	c.loop = f.loop;
 	CU_ASSERT_FATAL(aloop_create_task(f.loop, close_inside, &c, NULL,
 	    &t) == 0);
@@ -783,12 +761,12 @@ yielder(void *arg, void **result)
 static void
 test_many_tasks(void)
 {
-	struct fixture f;
+	struct loop_fixture f;
 	struct aloop_future *t[500], *g;
 	struct aloop_task_options o;
 	int n = 0;
 
-	setup(&f);
+	loop_fixture_setup(&f);
 	aloop_task_options_init(&o);
 	for (int i = 0; i < 500; i++) {
 		/* Some with a stack size of their own. */
@@ -802,7 +780,7 @@ test_many_tasks(void)
 	aloop_future_release(g);
 	for (int i = 0; i < 500; i++)
 		aloop_future_release(t[i]);
-	teardown(&f);
+	loop_fixture_teardown(&f);
 }
 
 /* ----------------------------------------------------------- run */
