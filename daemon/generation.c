@@ -546,7 +546,6 @@ spawn(struct gen *g, unsigned slot)
 	ws.sb = w->sb;
 	ws.slot = slot;
 	ws.nslots = g->nslots;
-	ws.generation = g->id;
 	ws.ctl = sv[1];
 	ws.debug = G.debug;
 	ws.master = getpid();

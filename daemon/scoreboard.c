@@ -275,22 +275,6 @@ sb_worker_free(struct sb_worker *w)
 	atomic_store_explicit(&w->state, SB_FREE, memory_order_release);
 }
 
-int
-sb_worker_each(int (*fn)(struct sb_worker *, void *), void *arg)
-{
-	int r, st;
-
-	for (size_t i = 0; sb != NULL && i < SB_WORKERS_MAX; i++) {
-		st = atomic_load_explicit(&sb->workers[i].state,
-		    memory_order_acquire);
-		if (st != SB_RUNNING && st != SB_DRAINING)
-			continue;
-		if ((r = fn(&sb->workers[i], arg)) != 0)
-			return r;
-	}
-	return 0;
-}
-
 struct sb_counters *
 sb_counters(struct sb_worker *w, size_t i)
 {

@@ -85,7 +85,7 @@ struct sb_worker {
 	uint32_t		 counters;	/* arena offset: sb_counters[cap] */
 	/* Written by the worker. */
 	_Atomic uint64_t	 heartbeat;	/* CLOCK_MONOTONIC, ms */
-	_Atomic uint32_t	 where;		/* sb_where() */
+	_Atomic uint32_t	 where;		/* SB_WHERE() */
 	_Atomic uint64_t	 nconns;
 };
 
@@ -126,9 +126,6 @@ struct sb_worker *sb_worker_new(unsigned slot, unsigned generation,
  * open connections count as closed) and free the region.
  */
 void	sb_worker_free(struct sb_worker *w);
-
-/* Each live region in turn; @fn returns nonzero to stop. */
-int	sb_worker_each(int (*fn)(struct sb_worker *, void *), void *arg);
 
 /* The counters of listener @i of @w (the worker's own writes go here). */
 struct sb_counters *sb_counters(struct sb_worker *w, size_t i);

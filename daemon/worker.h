@@ -33,7 +33,6 @@ struct worker_spec {
 	struct sb_worker	*sb;
 	unsigned		 slot;
 	unsigned		 nslots;
-	unsigned		 generation;
 	int			 ctl;		/* its end of the pair */
 	int			 debug;		/* the loop's debug mode */
 	pid_t			 master;
