@@ -30,3 +30,4 @@ include tests/unit/process.mk
 include tests/unit/task.mk
 include tests/unit/daemon.mk
 include tests/daemon/local.mk
+include tests/hostile/local.mk
