@@ -52,6 +52,8 @@ struct aloop_server {
 	double				 hs_timeout, sd_timeout;
 	void				(*hs_failed)(void *,
 					    const struct aloop_error *);
+	int				(*filter)(void *, int,
+					    const struct sockaddr *, socklen_t);
 	int				 backlog;
 	struct listener			*ls;
 	int				*fds;
@@ -337,6 +339,11 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (is_unix == -1)
 			is_unix = ss.ss_family == AF_UNIX;
+		if (srv->filter != NULL && srv->filter(srv->factory_arg, fd,
+		    (const struct sockaddr *)&ss, len) != 0) {
+			aloop__sock_close_reset(fd);
+			continue;
+		}
 		server_handle_conn(srv, fd, is_unix);
 	}
 out:
@@ -548,6 +555,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->ssl = o->ssl != NULL ? aloop_tls_context_ref(o->ssl) : NULL;
 	srv->hs_timeout = o->ssl_handshake_timeout;
 	srv->hs_failed = o->ssl_handshake_failed;
+	srv->filter = o->accept_filter;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
 	srv->refcnt = 1;

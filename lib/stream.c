@@ -66,6 +66,16 @@ aloop__sock_set_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
+void
+aloop__sock_close_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	/* Not a TCP socket (UNIX): nothing lingers anyway. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	(void)close(fd);
+}
+
 static void
 stream_start_reading(struct stream *s)
 {

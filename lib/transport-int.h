@@ -458,6 +458,13 @@ void	aloop__stream_transport_made(struct aloop_transport *t);
 /* Switch TCP_NODELAY on for a TCP socket (errors ignored: not TCP). */
 void	aloop__sock_set_nodelay(int fd);
 
+/*
+ * Close @fd at once, dropping whatever the kernel still holds to send: a
+ * TCP peer sees a reset instead of a FIN, and no orphaned socket is left
+ * in FIN_WAIT1.  Other sockets are simply closed.
+ */
+void	aloop__sock_close_reset(int fd);
+
 /* ---------------------------------------------------------- TLS hook */
 
 /*

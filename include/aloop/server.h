@@ -48,6 +48,21 @@ struct aloop_server_options {
 	 */
 	void			(*ssl_handshake_failed)(void *factory_arg,
 				    const struct aloop_error *err);
+	/*
+	 * NULL, or called on the loop's thread with the factory's argument
+	 * for each accepted connection before anything else happens to it:
+	 * before the protocol factory and before a TLS handshake starts.
+	 * @fd is the new socket and @peer its peer's address (both borrowed
+	 * for the call; @peerlen 0 when the kernel gave none, as for an
+	 * unnamed UNIX peer).  Return 0 to serve the connection, anything
+	 * else to refuse it: the server then closes it at once with a reset
+	 * (SO_LINGER {1, 0}), so that no byte is sent and the peer sees an
+	 * RST, and the factory never hears of it.  For access control and
+	 * overload policy; it must not block.
+	 */
+	int			(*accept_filter)(void *factory_arg, int fd,
+				    const struct sockaddr *peer,
+				    socklen_t peerlen);
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 

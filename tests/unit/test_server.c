@@ -564,6 +564,88 @@ test_factory_refusal_closes(void)
 	test_loop_done(loop);
 }
 
+struct filter_rec {
+	int			 calls;
+	int			 refuse;
+	struct sockaddr_in	 peer;
+	struct rec_pool		*pool;
+};
+
+static int
+filter_factory(void *arg, void **state)
+{
+	struct filter_rec *f = arg;
+
+	return rec_factory(f->pool, state);
+}
+
+static int
+filter(void *arg, int fd, const struct sockaddr *peer, socklen_t len)
+{
+	struct filter_rec *f = arg;
+
+	CU_ASSERT(fd >= 0);
+	CU_ASSERT_EQUAL(peer->sa_family, AF_INET);
+	if (len >= sizeof(f->peer))
+		memcpy(&f->peer, peer, sizeof(f->peer));
+	f->calls++;
+	return f->refuse;
+}
+
+/*
+ * accept_filter sees each connection first: a refused one is reset (the
+ * client reads ECONNRESET, not EOF) and the factory never runs.
+ */
+static void
+test_accept_filter(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_server_options o;
+	struct rec_pool sp = { 0 };
+	struct filter_rec f = { .pool = &sp };
+	struct aloop_server *srv = NULL;
+	struct aloop_future *fut = NULL;
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+	const int *s;
+	size_t n;
+	char b;
+	int c, port;
+
+	aloop_server_options_init(&o);
+	o.accept_filter = filter;
+	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
+	    filter_factory, &f, "127.0.0.1", "0", &o, &fut), 0);
+	CU_ASSERT_EQUAL_FATAL(wait_future(loop, fut, (void **)&srv), 0);
+	aloop_future_release(fut);
+	s = aloop_server_sockets(srv, &n);
+	port = sock_port(s[0]);
+
+	f.refuse = 1;
+	c = raw_connect(AF_INET, "127.0.0.1", port);
+	CU_ASSERT_FATAL(c >= 0);
+	CU_ASSERT(WAIT_UNTIL(loop, f.calls == 1, 5.0));
+	CU_ASSERT_EQUAL(getsockname(c, (struct sockaddr *)&me, &len), 0);
+	CU_ASSERT_EQUAL(f.peer.sin_port, me.sin_port);
+	CU_ASSERT_EQUAL(read(c, &b, 1), -1);
+	CU_ASSERT_EQUAL(errno, ECONNRESET);
+	CU_ASSERT_EQUAL(sp.n, 0);
+	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 0);
+	close(c);
+
+	f.refuse = 0;
+	c = raw_connect(AF_INET, "127.0.0.1", port);
+	CU_ASSERT_FATAL(c >= 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made, 5.0));
+	CU_ASSERT_EQUAL(f.calls, 2);
+	close(c);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost, 5.0));
+	free_server(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static void
 unix_path(char *buf, size_t size, const char *tag)
 {
@@ -744,6 +826,7 @@ static const struct test_case cases[] = {
 	TEST(test_emfile_backs_off),
 	TEST(test_pause_accepting_and_start_serving),
 	TEST(test_factory_refusal_closes),
+	TEST(test_accept_filter),
 	TEST(test_unix_server),
 	TEST(test_loop_close_with_open_server),
 };
