@@ -53,7 +53,9 @@ struct aloop_server {
 	void				(*hs_failed)(void *,
 					    const struct aloop_error *);
 	int				(*filter)(void *, int,
-					    const struct sockaddr *, socklen_t);
+					    const struct sockaddr *, socklen_t,
+					    uintptr_t *);
+	void				(*release)(void *, uintptr_t);
 	int				 backlog;
 	struct listener			*ls;
 	int				*fds;
@@ -218,17 +220,30 @@ server_conn_gone(struct aloop_transport *t, void *owner)
 	    aloop__transport_ended_unmade(t, ALOOP_ETLS, &err))
 		srv->hs_failed(srv->factory_arg, &err);
 	aloop__transport_list_remove(&srv->conns, t);
+	if (srv->release != NULL && t->owner_ticket != 0)
+		srv->release(srv->factory_arg, t->owner_ticket);
 	server_check_done(srv);
 }
 
 static void
-server_conn_add(struct aloop_server *srv, struct aloop_transport *t)
+server_conn_add(struct aloop_server *srv, struct aloop_transport *t,
+    uintptr_t ticket)
 {
 	aloop__transport_list_add(&srv->conns, t, server_conn_gone, srv);
+	t->owner_ticket = ticket;
+}
+
+/* A connection the filter let in ends before it had a transport. */
+static void
+server_conn_unmade(struct aloop_server *srv, uintptr_t ticket)
+{
+	if (srv->release != NULL && ticket != 0)
+		srv->release(srv->factory_arg, ticket);
 }
 
 static void
-server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
+server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
+    uintptr_t ticket)
 {
 	struct aloop_transport *t;
 	void *state = NULL;
@@ -250,8 +265,10 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
 		if (rc != 0)
 			aloop_log(ALOOP_LOG_DEBUG, "cannot set up a TLS "
 			    "connection: %s", aloop_strerror(rc));
-		else if (t != NULL)
-			server_conn_add(srv, t);
+		if (rc == 0 && t != NULL)
+			server_conn_add(srv, t, ticket);
+		else
+			server_conn_unmade(srv, ticket);
 		return;
 	}
 	if ((rc = srv->factory(srv->factory_arg, &state)) != 0) {
@@ -259,15 +276,17 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
 		    "protocol factory refused a connection: %s",
 		    aloop_strerror(rc));
 		(void)close(fd);
+		server_conn_unmade(srv, ticket);
 		return;
 	}
 	if ((rc = aloop__stream_transport_new(srv->loop, fd,
 	    ALOOP__STREAM_SOCKET, srv->proto, state, 1, &t)) != 0) {
 		aloop_log(ALOOP_LOG_ERR, "cannot set up an accepted "
 		    "connection: %s", aloop_strerror(rc));
+		server_conn_unmade(srv, ticket);
 		return;
 	}
-	server_conn_add(srv, t);
+	server_conn_add(srv, t, ticket);
 	aloop__stream_transport_made(t);
 }
 
@@ -291,6 +310,7 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct aloop_error err;
 	struct sockaddr_storage ss;
 	socklen_t len;
+	uintptr_t ticket;
 	int fd, i, is_unix = -1;
 
 	(void)what;
@@ -339,12 +359,13 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		}
 		if (is_unix == -1)
 			is_unix = ss.ss_family == AF_UNIX;
+		ticket = 0;
 		if (srv->filter != NULL && srv->filter(srv->factory_arg, fd,
-		    (const struct sockaddr *)&ss, len) != 0) {
+		    (const struct sockaddr *)&ss, len, &ticket) != 0) {
 			aloop__sock_close_reset(fd);
 			continue;
 		}
-		server_handle_conn(srv, fd, is_unix);
+		server_handle_conn(srv, fd, is_unix, ticket);
 	}
 out:
 	aloop_server_release(srv);
@@ -556,6 +577,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->hs_timeout = o->ssl_handshake_timeout;
 	srv->hs_failed = o->ssl_handshake_failed;
 	srv->filter = o->accept_filter;
+	srv->release = o->accept_release;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
 	srv->refcnt = 1;

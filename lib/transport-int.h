@@ -233,6 +233,7 @@ struct aloop_transport {
 	void			*owner;
 	struct aloop_transport	*owner_prev, *owner_next;
 	struct aloop__transport_list *owner_list;
+	uintptr_t		 owner_ticket;	/* the owner's, opaque */
 };
 
 /* Default write-buffer limits (asyncio's). */

@@ -10,6 +10,8 @@
 
 #include <sys/socket.h>
 
+#include <stdint.h>
+
 #include <aloop/common.h>
 #include <aloop/future.h>
 #include <aloop/protocol.h>
@@ -59,10 +61,19 @@ struct aloop_server_options {
 	 * (SO_LINGER {1, 0}), so that no byte is sent and the peer sees an
 	 * RST, and the factory never hears of it.  For access control and
 	 * overload policy; it must not block.
+	 *
+	 * A served connection may carry a *@ticket (0 before the call) for
+	 * the filter's bookkeeping, a per-source count say: the server hands
+	 * it to accept_release exactly once, when it lets go of the
+	 * connection, whether the protocol ever saw it or not (a TLS
+	 * handshake that failed, a factory that refused).
 	 */
 	int			(*accept_filter)(void *factory_arg, int fd,
 				    const struct sockaddr *peer,
-				    socklen_t peerlen);
+				    socklen_t peerlen, uintptr_t *ticket);
+	/* NULL, or see accept_filter; called on the loop's thread. */
+	void			(*accept_release)(void *factory_arg,
+				    uintptr_t ticket);
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 

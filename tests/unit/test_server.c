@@ -566,6 +566,7 @@ test_factory_refusal_closes(void)
 
 struct filter_rec {
 	int			 calls;
+	int			 released;
 	int			 refuse;
 	struct sockaddr_in	 peer;
 	struct rec_pool		*pool;
@@ -580,11 +581,14 @@ filter_factory(void *arg, void **state)
 }
 
 static int
-filter(void *arg, int fd, const struct sockaddr *peer, socklen_t len)
+filter(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
+    uintptr_t *ticket)
 {
 	struct filter_rec *f = arg;
 
 	CU_ASSERT(fd >= 0);
+	CU_ASSERT_EQUAL(*ticket, 0);
+	*ticket = 40 + (uintptr_t)f->calls;
 	CU_ASSERT_EQUAL(peer->sa_family, AF_INET);
 	if (len >= sizeof(f->peer))
 		memcpy(&f->peer, peer, sizeof(f->peer));
@@ -592,9 +596,20 @@ filter(void *arg, int fd, const struct sockaddr *peer, socklen_t len)
 	return f->refuse;
 }
 
+static void
+filter_release(void *arg, uintptr_t ticket)
+{
+	struct filter_rec *f = arg;
+
+	/* Only the served connection's ticket comes back, once. */
+	CU_ASSERT_EQUAL(ticket, 41);
+	f->released++;
+}
+
 /*
  * accept_filter sees each connection first: a refused one is reset (the
- * client reads ECONNRESET, not EOF) and the factory never runs.
+ * client reads ECONNRESET, not EOF) and the factory never runs; a served
+ * one's ticket comes back to accept_release when it ends.
  */
 static void
 test_accept_filter(void)
@@ -615,6 +630,7 @@ test_accept_filter(void)
 
 	aloop_server_options_init(&o);
 	o.accept_filter = filter;
+	o.accept_release = filter_release;
 	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
 	    filter_factory, &f, "127.0.0.1", "0", &o, &fut), 0);
 	CU_ASSERT_EQUAL_FATAL(wait_future(loop, fut, (void **)&srv), 0);
@@ -639,8 +655,9 @@ test_accept_filter(void)
 	CU_ASSERT_FATAL(c >= 0);
 	CU_ASSERT(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made, 5.0));
 	CU_ASSERT_EQUAL(f.calls, 2);
+	CU_ASSERT_EQUAL(f.released, 0);
 	close(c);
-	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost, 5.0));
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost && f.released == 1, 5.0));
 	free_server(srv);
 	test_loop_done(loop);
 	CU_ASSERT_EQUAL(count_fds(), fds);
