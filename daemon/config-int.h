@@ -43,6 +43,10 @@ struct aloop_tls_context;
 #define CONFIG_TCP		1	/* stream: TCP or UNIX, maybe TLS */
 #define CONFIG_UDP		2	/* datagram */
 
+/* What a listener at max_connections does with the next client. */
+#define CONFIG_OVERFLOW_CLOSE	0	/* accept and reset it at once */
+#define CONFIG_OVERFLOW_WAIT	1	/* leave it in the kernel's backlog */
+
 #define CONFIG_ADDR_INET	1
 #define CONFIG_ADDR_UNIX	2
 
@@ -114,6 +118,16 @@ struct config_listener {
 	struct config_tls *tls;		/* NULL: plain */
 	unsigned long	 max_connections; /* 0: unlimited */
 	double		 idle_timeout;	/* seconds; 0: none */
+	/* Bounds on a slow or silent peer, in seconds; 0: none. */
+	double		 handshake_timeout;	/* TLS */
+	double		 first_byte_timeout;
+	double		 write_timeout;
+	/* Admission on accept; rates are per second, 0: unlimited. */
+	int		 overflow;	/* CONFIG_OVERFLOW_* */
+	unsigned long	 max_per_source;	/* 0: unlimited */
+	unsigned long	 connection_rate;
+	unsigned long	 connection_rate_per_source;
+	unsigned long	 datagram_rate_per_source;
 	/* The `settings` group for the plugin's init (empty if absent). */
 	const struct aloop_settings *settings;
 	const char	*file;		/* where the listener is written */

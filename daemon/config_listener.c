@@ -514,6 +514,21 @@ static const struct enum_name listener_types[] = {
 	{ "tcp", CONFIG_TCP }, { "udp", CONFIG_UDP }, { NULL, 0 },
 };
 
+static const struct enum_name overflow_names[] = {
+	{ "close", CONFIG_OVERFLOW_CLOSE }, { "wait", CONFIG_OVERFLOW_WAIT },
+	{ NULL, 0 },
+};
+
+/* Settings that mean something for one type of listener only. */
+static const char *const stream_only[] = {
+	"handshake_timeout", "first_byte_timeout", "write_timeout",
+	"overflow", "max_connections_per_source", "connection_rate",
+	"connection_rate_per_source", NULL,
+};
+static const char *const datagram_only[] = {
+	"datagram_rate_per_source", NULL,
+};
+
 #define L(f)	offsetof(struct config_listener, f)
 static const struct spec listener_specs[] = {
 	{ SPEC("name", T_CUSTOM, L(name)), .parse = parse_name, .required = 1 },
@@ -534,6 +549,25 @@ static const struct spec listener_specs[] = {
 	    .max = 10000000, .def = 0 },
 	{ SPEC("idle_timeout", T_SECONDS, L(idle_timeout)), .min = 0,
 	    .max = 86400, .ddef = 0 },
+	/* A handshake is always bounded: there is no 0 for "none". */
+	{ SPEC("handshake_timeout", T_SECONDS, L(handshake_timeout)),
+	    .min = 1, .max = 3600, .ddef = 10 },
+	{ SPEC("first_byte_timeout", T_SECONDS, L(first_byte_timeout)),
+	    .min = 0, .max = 86400, .ddef = 0 },
+	{ SPEC("write_timeout", T_SECONDS, L(write_timeout)), .min = 0,
+	    .max = 86400, .ddef = 60 },
+	{ SPEC("overflow", T_ENUM, L(overflow)), .names = overflow_names,
+	    .def = CONFIG_OVERFLOW_CLOSE },
+	{ SPEC("max_connections_per_source", T_ULONG, L(max_per_source)),
+	    .min = 0, .max = 1000000, .def = 0 },
+	{ SPEC("connection_rate", T_ULONG, L(connection_rate)), .min = 0,
+	    .max = 10000000, .def = 0 },
+	{ SPEC("connection_rate_per_source", T_ULONG,
+	    L(connection_rate_per_source)), .min = 0, .max = 10000000,
+	    .def = 0 },
+	{ SPEC("datagram_rate_per_source", T_ULONG,
+	    L(datagram_rate_per_source)), .min = 0, .max = 10000000,
+	    .def = 0 },
 	{ SPEC("settings", T_CUSTOM, L(settings)), .parse = parse_settings },
 	{ .name = NULL },
 };
@@ -587,6 +621,7 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 	const struct config_listener *ol;
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *ls = config_setting_get_member(s, "listen");
+	config_setting_t *m;
 	int has_unix = 0;
 
 	for (size_t i = 0; i < l->nlisten; i++) {
@@ -608,6 +643,14 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 	if (l->tls != NULL && l->type != CONFIG_TCP)
 		config_report(config_setting_get_member(s, "tls"), NULL,
 		    "TLS needs type \"tcp\" (there is no DTLS)");
+	for (const char *const *n = l->type == CONFIG_TCP ? datagram_only :
+	    stream_only; *n != NULL; n++)
+		if ((m = config_setting_get_member(s, *n)) != NULL)
+			config_report(m, NULL, "only for type \"%s\"",
+			    l->type == CONFIG_TCP ? "udp" : "tcp");
+	if (l->tls == NULL && l->type == CONFIG_TCP &&
+	    (m = config_setting_get_member(s, "handshake_timeout")) != NULL)
+		config_report(m, NULL, "only with tls");
 	if (!has_unix && l->mode != -1)
 		config_report(config_setting_get_member(s, "mode"), NULL,
 		    "only for \"unix:\" addresses");

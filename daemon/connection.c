@@ -1,7 +1,7 @@
 /*
  * The wrapper around a plugin's protocol: every callback goes through
  * here on its way to the plugin, with the scoreboard saying which one the
- * worker is in, the counters kept, and the idle timeout armed.
+ * worker is in, the counters kept, and the timeouts watched.
  */
 #include "config.h"
 
@@ -9,21 +9,28 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <math.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "admission.h"
 #include "connection.h"
 #include "scoreboard.h"
+#include "tcpinfo.h"
 
 /* The daemon's state around one stream connection of a plugin. */
 struct conn {
 	struct conn_owner	*o;
 	void			*state;		/* the plugin's */
 	struct aloop_transport	*t;
-	aloop_handle_t		 idle;
+	aloop_handle_t		 watch;		/* the timeouts' timer */
+	double			 made;		/* loop time of connection_made */
 	double			 last_rx;	/* loop time of the last read */
+	int			 got_byte;	/* first_byte_timeout is met */
 	size_t			 last_wbuf;	/* write buffer, last check */
+	uint64_t		 taken;		/* peer's progress, last check */
+	double			 stuck_since;	/* output pending, none taken */
 	const uint64_t		*written;	/* the transport's byte count */
 	uint64_t		 counted;	/* of it, in the counters */
 };
@@ -68,7 +75,7 @@ count_written(struct conn_owner *o, const uint64_t *written,
     uint64_t *counted)
 {
 	if (written != NULL && *written != *counted) {
-		SB_COUNT(o->m, bytes_out, *written - *counted);
+		SB_COUNT(o->m, SB_BYTES_OUT, *written - *counted);
 		*counted = *written;
 	}
 }
@@ -98,28 +105,36 @@ connection_factory(void *arg, void **state)
 	conn_leave(o, saved);
 	if (r < 0) {
 		free(c);
-		SB_COUNT(o->m, plugin_errors, 1);
+		SB_COUNT(o->m, SB_PLUGIN_ERRORS, 1);
 		return r;
 	}
-	SB_COUNT(o->m, accepted, 1);
-	SB_COUNT(o->m, active, 1);
+	SB_COUNT(o->m, SB_ACCEPTED, 1);
+	SB_COUNT(o->m, SB_ACTIVE, 1);
 	/* A TLS server calls the factory once the handshake is done. */
 	if (o->tls)
-		SB_COUNT(o->m, tls_handshakes, 1);
+		SB_COUNT(o->m, SB_TLS_HANDSHAKES, 1);
 	c->o = o;
-	c->idle = ALOOP_HANDLE_NONE;
+	c->watch = ALOOP_HANDLE_NONE;
 	*state = c;
 	o->opened(o);
 	return 0;
 }
 
-static void idle_check(void *arg);
+/* ------------------------------------------------------------ timeouts */
+
+static void	watch(void *arg);
 
 static void
-arm_idle(struct conn *c, double delay)
+arm_watch(struct conn *c, double delay)
 {
-	if (aloop_call_later(c->o->loop, delay, idle_check, c, &c->idle) < 0)
-		c->idle = ALOOP_HANDLE_NONE;
+	if (aloop_call_later(c->o->loop, delay, watch, c, &c->watch) < 0)
+		c->watch = ALOOP_HANDLE_NONE;
+}
+
+static const int *
+conn_fd(struct conn *c)
+{
+	return aloop_transport_get_extra_info(c->t, "socket", NULL);
 }
 
 /*
@@ -129,25 +144,16 @@ arm_idle(struct conn *c, double delay)
  * also counts TLS bytes.  Elsewhere a changing write buffer stands in.
  */
 static double
-idle_for(struct conn *c)
+idle_for(struct conn *c, double now, const struct sock_facts *f)
 {
-	double now = aloop_time(c->o->loop);
 	double idle = now - c->last_rx;
-	const int *fd;
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
 	size_t wbuf;
 
-	fd = aloop_transport_get_extra_info(c->t, "socket", NULL);
-	if (fd != NULL && getsockopt(*fd, IPPROTO_TCP, TCP_INFO, &ti,
-	    &len) == 0 && len >= sizeof(ti)) {
-		double sent = ti.tcpi_last_data_sent / 1000.0;
-		double recvd = ti.tcpi_last_data_recv / 1000.0;
-
-		if (sent < idle)
-			idle = sent;
-		if (recvd < idle)
-			idle = recvd;
+	if (f->tcp) {
+		if (f->since_sent < idle)
+			idle = f->since_sent;
+		if (f->since_recv < idle)
+			idle = f->since_recv;
 		return idle;
 	}
 	wbuf = aloop_transport_get_write_buffer_size(c->t);
@@ -159,29 +165,101 @@ idle_for(struct conn *c)
 	return idle;
 }
 
+/*
+ * Seconds the peer has left our pending output untaken: 0 while nothing
+ * waits, or while it takes some.  What the peer took is TCP's count of
+ * acknowledged bytes (TLS records included); for a UNIX socket, what
+ * left both the transport's buffer and the kernel's.
+ */
+static double
+stuck_for(struct conn *c, double now, const struct sock_facts *f)
+{
+	size_t wbuf = aloop_transport_get_write_buffer_size(c->t);
+	uint64_t taken;
+
+	if (wbuf == 0 && f->outq == 0) {
+		c->stuck_since = 0;
+		return 0;
+	}
+	taken = f->tcp ? f->acked : (c->written != NULL ? *c->written : 0) -
+	    wbuf - f->outq;
+	if (c->stuck_since == 0 || taken != c->taken) {
+		c->taken = taken;
+		c->stuck_since = now;
+	}
+	return now - c->stuck_since;
+}
+
+static double
+earlier(double a, double b)
+{
+	return a < b ? a : b;
+}
+
 static void
-idle_check(void *arg)
+timed_out(struct conn *c, int counter, const char *what, double after)
+{
+	aloop_log(ALOOP_LOG_DEBUG, "listener %s: %s for %.0f s, closing",
+	    c->o->name, what, after);
+	SB_COUNT(c->o->m, counter, 1);
+	/*
+	 * Nothing pending: a clean close.  Otherwise a peer that stopped
+	 * reading would hold a flushing close; reset instead.
+	 */
+	if (counter == SB_TIMEOUT_IDLE &&
+	    aloop_transport_get_write_buffer_size(c->t) == 0)
+		aloop_transport_close(c->t);
+	else
+		aloop_transport_abort(c->t);
+}
+
+/*
+ * One timer per connection for all three timeouts, rearmed for the
+ * earliest deadline.  The write timeout is looked at every quarter of it
+ * while nothing is stuck, so it fires between 1 and 1.25 times its value.
+ */
+static void
+watch(void *arg)
 {
 	struct conn *c = arg;
-	double timeout = c->o->idle_timeout;
-	double idle;
+	const struct conn_owner *o = c->o;
+	double now = aloop_time(o->loop), next = INFINITY, t;
+	struct sock_facts f;
+	const int *fd = conn_fd(c);
 
-	c->idle = ALOOP_HANDLE_NONE;
+	c->watch = ALOOP_HANDLE_NONE;
 	if (aloop_transport_is_closing(c->t))
 		return;
-	idle = idle_for(c);
-	if (idle < timeout) {
-		arm_idle(c, timeout - idle);
-		return;
+	if (fd == NULL || sock_facts(*fd, &f) < 0)
+		memset(&f, 0, sizeof(f));
+	if (o->first_byte_timeout > 0 && !c->got_byte) {
+		if ((t = now - c->made) >= o->first_byte_timeout) {
+			timed_out(c, SB_TIMEOUT_FIRST_BYTE, "no first byte",
+			    t);
+			return;
+		}
+		next = earlier(next, o->first_byte_timeout - t);
 	}
-	aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection idle for %.0f s,"
-	    " closing", c->o->name, idle);
-	/* A peer that stopped reading would hold a flushing close forever. */
-	if (aloop_transport_get_write_buffer_size(c->t) > 0)
-		aloop_transport_abort(c->t);
-	else
-		aloop_transport_close(c->t);
+	if (o->write_timeout > 0) {
+		if ((t = stuck_for(c, now, &f)) >= o->write_timeout) {
+			timed_out(c, SB_TIMEOUT_WRITE, "output untaken", t);
+			return;
+		}
+		next = earlier(next, t > 0 ? o->write_timeout - t :
+		    o->write_timeout / 4);
+	}
+	if (o->idle_timeout > 0) {
+		if ((t = idle_for(c, now, &f)) >= o->idle_timeout) {
+			timed_out(c, SB_TIMEOUT_IDLE, "idle", t);
+			return;
+		}
+		next = earlier(next, o->idle_timeout - t);
+	}
+	if (next < INFINITY)
+		arm_watch(c, next);
 }
+
+/* ------------------------------------------------------------- streams */
 
 static void
 set_socket_options(struct conn *c)
@@ -228,13 +306,14 @@ conn_made(struct aloop_transport *t, void *state)
 	const struct aloop_protocol *p = c->o->desc->stream;
 
 	c->t = t;
-	c->last_rx = aloop_time(c->o->loop);
+	c->made = c->last_rx = aloop_time(c->o->loop);
 	set_socket_options(c);
-	if (c->o->idle_timeout > 0)
-		arm_idle(c, c->o->idle_timeout);
+	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
+	if (c->o->idle_timeout > 0 || c->o->first_byte_timeout > 0 ||
+	    c->o->write_timeout > 0)
+		watch(c);
 	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
 		log_peer(c);
-	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
 	if (p->connection_made != NULL)
 		PLUGIN_CALL(c->o, SB_CONNECTION_MADE, c->written, &c->counted,
 		    p->connection_made(t, c->state));
@@ -248,7 +327,8 @@ conn_data(struct aloop_transport *t, void *state, const void *data,
 	const struct aloop_protocol *p = c->o->desc->stream;
 
 	c->last_rx = aloop_time(c->o->loop);
-	SB_COUNT(c->o->m, bytes_in, len);
+	c->got_byte = 1;
+	SB_COUNT(c->o->m, SB_BYTES_IN, len);
 	if (p->data_received != NULL)
 		PLUGIN_CALL(c->o, SB_DATA_RECEIVED, c->written, &c->counted,
 		    p->data_received(t, c->state, data, len));
@@ -262,6 +342,7 @@ conn_eof(struct aloop_transport *t, void *state)
 	int keep = 0;
 
 	c->last_rx = aloop_time(c->o->loop);
+	c->got_byte = 1;
 	if (p->eof_received != NULL)
 		PLUGIN_CALL(c->o, SB_EOF_RECEIVED, c->written, &c->counted,
 		    keep = p->eof_received(t, c->state));
@@ -275,7 +356,7 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	struct conn_owner *o = c->o;
 	const struct aloop_protocol *p = o->desc->stream;
 
-	aloop_handle_cancel(o->loop, c->idle);
+	aloop_handle_cancel(o->loop, c->watch);
 	if (err != NULL)
 		aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection lost: %s",
 		    o->name, err->message);
@@ -285,8 +366,8 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 		    p->connection_lost(t, c->state, err));
 	free(c);
 	if (o->m != NULL) {
-		sb_sub(&o->m->active, 1);
-		sb_add(&o->m->closed, 1);
+		sb_sub(&o->m->v[SB_ACTIVE], 1);
+		sb_add(&o->m->v[SB_CLOSED], 1);
 	}
 	o->closed(o);
 }
@@ -319,7 +400,7 @@ connection_tls_failed(void *arg, const struct aloop_error *err)
 	struct conn_owner *o = arg;
 
 	(void)err;
-	SB_COUNT(o->m, tls_failures, 1);
+	SB_COUNT(o->m, SB_TLS_FAILURES, 1);
 }
 
 const struct aloop_protocol connection_protocol = {
@@ -368,7 +449,7 @@ endpoint_factory(void *arg, void **state)
 	r = o->desc->datagram_factory(o->instance, &e->state);
 	conn_leave(o, saved);
 	if (r < 0)
-		SB_COUNT(o->m, plugin_errors, 1);
+		SB_COUNT(o->m, SB_PLUGIN_ERRORS, 1);
 	return r;
 }
 
@@ -392,7 +473,18 @@ ep_received(struct aloop_transport *t, void *state, const void *data,
 	struct endpoint *e = state;
 	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
 
-	SB_COUNT(e->o->m, bytes_in, len);
+	/*
+	 * A source over its rate gets no answer: what bounds how much one
+	 * address (a spoofed one, say) can make a listener send.
+	 */
+	if (e->o->datagram_rate > 0 && addr != NULL &&
+	    (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) &&
+	    !adm_rate(adm_key(e->o->name, addr, addrlen),
+	    e->o->datagram_rate)) {
+		SB_COUNT(e->o->m, SB_DATAGRAMS_DROPPED, 1);
+		return;
+	}
+	SB_COUNT(e->o->m, SB_BYTES_IN, len);
 	if (p->datagram_received != NULL)
 		PLUGIN_CALL(e->o, SB_DATAGRAM_RECEIVED, e->written,
 		    &e->counted, p->datagram_received(t, e->state, data, len,

@@ -1,7 +1,8 @@
 /*
  * The daemon's side of every connection and datagram endpoint a plugin
  * serves: the plugin's protocol wrapped so that the worker counts what
- * comes and goes, arms the idle timeout, and records in the scoreboard
+ * comes and goes, enforces the listener's timeouts (idle, first byte,
+ * write) and datagram rate, and records in the scoreboard
  * which plugin callback it is in (what the master names when the worker
  * crashes or hangs).  Runs on the worker's loop thread.
  *
@@ -35,7 +36,11 @@ struct conn_owner {
 	uint32_t			 index;		/* the listener's */
 	unsigned			 worker;	/* the slot */
 	const char			*name;
-	double				 idle_timeout;	/* 0: none */
+	/* The listener's bounds on a silent or slow peer; 0: none. */
+	double				 idle_timeout;
+	double				 first_byte_timeout;
+	double				 write_timeout;
+	unsigned long			 datagram_rate;	/* per source */
 	int				 tcp_nodelay;
 	int				 keepalive;
 	int				 tls;

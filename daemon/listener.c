@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
 
+#include "admission.h"
 #include "config-int.h"
 #include "listener.h"
 #include "plugin_loader.h"
@@ -82,7 +84,9 @@ update_accepting(struct listener *l)
 {
 	size_t n = l->nconns + l->others;
 
-	if (l->quota == 0 || l->closing || l->servers == NULL)
+	/* With overflow "close" admit() turns the excess away instead. */
+	if (l->quota == 0 || l->closing || l->servers == NULL ||
+	    l->cl->overflow == CONFIG_OVERFLOW_CLOSE)
 		return;
 	if (!l->paused && n >= l->quota)
 		set_accepting(l, 0);
@@ -136,6 +140,86 @@ conn_closed(struct conn_owner *o)
 		update_accepting(l);
 	}
 	listener_unref(l);
+}
+
+/* ----------------------------------------------------------- admission */
+
+/* Seconds between two log lines about one listener's refusals. */
+#define REFUSED_LOG_INTERVAL	10.0
+
+static void
+refused(struct listener *l, int why)
+{
+	static const char *const reasons[] = {
+		[SB_REFUSED_FULL] = "max_connections",
+		[SB_REFUSED_SOURCE] = "max_connections_per_source",
+		[SB_REFUSED_RATE] = "connection_rate",
+	};
+	double now = aloop_time(l->host->loop);
+
+	SB_COUNT(l->own.m, why, 1);
+	l->refused++;
+	if (l->refused_logged != 0 &&
+	    now - l->refused_logged < REFUSED_LOG_INTERVAL)
+		return;
+	aloop_log(ALOOP_LOG_WARNING, "listener %s: worker %u: %" PRIu64
+	    " connection%s reset on accept%s (latest: %s)", l->cl->name,
+	    l->host->slot, l->refused, l->refused == 1 ? "" : "s",
+	    l->refused_logged != 0 ? " in the last 10 s" : "", reasons[why]);
+	l->refused = 0;
+	l->refused_logged = now;
+}
+
+/*
+ * The servers' accept filter: max_connections with overflow "close", the
+ * rates and the per-source count, in that order, before the plugin or a
+ * TLS handshake costs anything.  A refused client is reset by the
+ * library.  Per-source limits need an address: UNIX peers have none.
+ */
+static int
+admit(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
+    uintptr_t *ticket)
+{
+	struct listener *l = owner_listener(arg);
+	const struct config_listener *cl = l->cl;
+	int by_source = peer->sa_family == AF_INET ||
+	    peer->sa_family == AF_INET6;
+	uint64_t key = 0;
+
+	(void)fd;
+	if (l->quota > 0 && cl->overflow == CONFIG_OVERFLOW_CLOSE &&
+	    l->held + l->others >= l->quota) {
+		refused(l, SB_REFUSED_FULL);
+		return -1;
+	}
+	if (by_source && (cl->connection_rate_per_source > 0 ||
+	    cl->max_per_source > 0))
+		key = adm_key(cl->name, peer, len);
+	if ((cl->connection_rate > 0 &&
+	    !adm_rate(l->key, cl->connection_rate)) ||
+	    (key != 0 && cl->connection_rate_per_source > 0 &&
+	    !adm_rate(key, cl->connection_rate_per_source))) {
+		refused(l, SB_REFUSED_RATE);
+		return -1;
+	}
+	*ticket = ADM_UNTRACKED;
+	if (key != 0 && cl->max_per_source > 0 &&
+	    (*ticket = adm_source_take(key, cl->max_per_source)) ==
+	    ADM_REFUSED) {
+		refused(l, SB_REFUSED_SOURCE);
+		return -1;
+	}
+	l->held++;
+	return 0;
+}
+
+static void
+admit_release(void *arg, uintptr_t ticket)
+{
+	struct listener *l = owner_listener(arg);
+
+	adm_source_release(ticket);
+	l->held--;
 }
 
 /* ------------------------------------------------------------- opening */
@@ -203,6 +287,10 @@ adopt(struct listener *l, int fd)
 		o.sock = fd;
 		o.ssl = cl->tls != NULL ? cl->tls->ctx : NULL;
 		o.ssl_handshake_failed = connection_tls_failed;
+		o.ssl_handshake_timeout = cl->handshake_timeout;
+		o.accept_filter = admit;
+		o.accept_release = admit_release;
+		o.backlog = cl->backlog;
 		/* Nothing accepts before every listener is in. */
 		o.start_serving = 0;
 		r = aloop_create_server(l->host->loop, &connection_protocol,
@@ -266,7 +354,7 @@ make_instance(struct listener *l)
 		aloop_log(ALOOP_LOG_ERR, "listener %s: plugin %s (%s): init "
 		    "failed: %s", cl->name, l->own.desc->name,
 		    plugin_file(cl->plugin), aloop_strerror(r));
-		SB_COUNT(l->own.m, plugin_errors, 1);
+		SB_COUNT(l->own.m, SB_PLUGIN_ERRORS, 1);
 		return r;
 	}
 	l->has_instance = 1;
@@ -300,6 +388,10 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 	l->own.worker = host->slot;
 	l->own.name = cl->name;
 	l->own.idle_timeout = cl->idle_timeout;
+	l->own.first_byte_timeout = cl->first_byte_timeout;
+	l->own.write_timeout = cl->write_timeout;
+	l->own.datagram_rate = cl->datagram_rate_per_source;
+	l->key = adm_key(cl->name, NULL, 0);
 	l->own.tcp_nodelay = cl->tcp_nodelay;
 	l->own.keepalive = cl->keepalive;
 	l->own.tls = cl->tls != NULL;

@@ -8,6 +8,7 @@
 #define ALOOPD_LISTENER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "connection.h"
 
@@ -40,11 +41,16 @@ struct listener {
 	struct aloop_transport		**endpoints;	/* datagram listeners */
 	size_t				 nendpoints;
 	size_t				 nconns;
+	size_t				 held;	/* admitted, not yet released */
 	size_t				 quota;	/* this worker's share */
 	size_t				 others;	/* older generations' */
 	aloop_handle_t			 recount;
 	int				 paused;
 	int				 closing;
+	uint64_t			 key;	/* the listener's admission key */
+	/* Refused since the last log line about it, and when that was. */
+	uint64_t			 refused;
+	double				 refused_logged;
 	/* One for the worker, one per open connection and live endpoint. */
 	size_t				 refs;
 	struct listener			*next;

@@ -20,8 +20,9 @@ ALOOPD_LIBS = $(LIBCONFIG_LIBS) $(LIBSYSTEMD_LIBS) $(PTHREAD_LIBS)
 ALOOPD_RUN_SOURCES = \
 	daemon/master.c daemon/master.h daemon/generation.c \
 	daemon/generation.h daemon/worker.c daemon/worker.h \
-	daemon/listener.c daemon/listener.h daemon/connection.c \
-	daemon/connection.h daemon/sockets.c daemon/sockets.h \
+	daemon/listener.c daemon/listener.h daemon/admission.c \
+	daemon/admission.h daemon/connection.c daemon/connection.h \
+	daemon/tcpinfo.c daemon/tcpinfo.h daemon/sockets.c daemon/sockets.h \
 	daemon/scoreboard.c daemon/scoreboard.h daemon/check.c daemon/check.h \
 	daemon/proc.c daemon/proc.h daemon/notify.c daemon/notify.h \
 	daemon/activation.c daemon/activation.h daemon/logsink.c \

@@ -22,6 +22,7 @@
 #include <aloop/aloop.h>
 
 #include "activation.h"
+#include "admission.h"
 #include "check.h"
 #include "config-int.h"
 #include "generation.h"
@@ -795,6 +796,11 @@ master_run(struct config *cfg, const struct master_options *o)
 		    aloop_strerror(n));
 		goto fail;
 	}
+	if ((n = adm_open()) < 0) {
+		aloop_log(ALOOP_LOG_ERR, "cannot map the admission tables: %s",
+		    aloop_strerror(n));
+		goto fail;
+	}
 	if ((n = aloop_loop_new(&M.loop)) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "cannot make the master's loop: %s",
 		    aloop_strerror(n));
@@ -837,6 +843,7 @@ out:
 	free(M.pidfile);
 	free(M.exe);
 	sb_close();
+	adm_close();
 	if (M.status == 0)
 		aloop_log(ALOOP_LOG_NOTICE, "stopped");
 	logsink_close();

@@ -65,14 +65,21 @@ each_series(const struct sb_series *s, const struct sb_counters *c,
 	out.size = sizeof(out);
 	out.listener = sb_series_name(s);
 	out.worker = s->slot;
-	out.connections_accepted = load(&c->accepted);
-	out.connections_active = load(&c->active);
-	out.connections_closed = load(&c->closed);
-	out.bytes_received = load(&c->bytes_in);
-	out.bytes_sent = load(&c->bytes_out);
-	out.tls_handshakes = load(&c->tls_handshakes);
-	out.tls_handshake_failures = load(&c->tls_failures);
-	out.plugin_errors = load(&c->plugin_errors);
+	out.connections_accepted = load(&c->v[SB_ACCEPTED]);
+	out.connections_active = load(&c->v[SB_ACTIVE]);
+	out.connections_closed = load(&c->v[SB_CLOSED]);
+	out.bytes_received = load(&c->v[SB_BYTES_IN]);
+	out.bytes_sent = load(&c->v[SB_BYTES_OUT]);
+	out.tls_handshakes = load(&c->v[SB_TLS_HANDSHAKES]);
+	out.tls_handshake_failures = load(&c->v[SB_TLS_FAILURES]);
+	out.plugin_errors = load(&c->v[SB_PLUGIN_ERRORS]);
+	out.refused_full = load(&c->v[SB_REFUSED_FULL]);
+	out.refused_source = load(&c->v[SB_REFUSED_SOURCE]);
+	out.refused_rate = load(&c->v[SB_REFUSED_RATE]);
+	out.datagrams_dropped = load(&c->v[SB_DATAGRAMS_DROPPED]);
+	out.timeouts_idle = load(&c->v[SB_TIMEOUT_IDLE]);
+	out.timeouts_first_byte = load(&c->v[SB_TIMEOUT_FIRST_BYTE]);
+	out.timeouts_write = load(&c->v[SB_TIMEOUT_WRITE]);
 	return wk->fn(&out, wk->arg);
 }
 

@@ -248,16 +248,13 @@ sb_worker_new(unsigned slot, unsigned generation, const char *const *names,
 static void
 fold(struct sb_counters *to, struct sb_counters *from)
 {
-	uint64_t active = atomic_load(&from->active);
+	uint64_t active = atomic_load(&from->v[SB_ACTIVE]);
 
-	sb_add(&to->accepted, atomic_load(&from->accepted));
+	for (int i = 0; i < SB_NCOUNTERS; i++)
+		if (i != SB_ACTIVE)
+			sb_add(&to->v[i], atomic_load(&from->v[i]));
 	/* A dead worker's open connections are closed now. */
-	sb_add(&to->closed, atomic_load(&from->closed) + active);
-	sb_add(&to->bytes_in, atomic_load(&from->bytes_in));
-	sb_add(&to->bytes_out, atomic_load(&from->bytes_out));
-	sb_add(&to->tls_handshakes, atomic_load(&from->tls_handshakes));
-	sb_add(&to->tls_failures, atomic_load(&from->tls_failures));
-	sb_add(&to->plugin_errors, atomic_load(&from->plugin_errors));
+	sb_add(&to->v[SB_CLOSED], active);
 }
 
 void
@@ -300,7 +297,7 @@ sb_active_elsewhere(struct sb_worker *self, size_t i)
 		for (uint32_t j = 0; j < w->nlisteners; j++)
 			if (ws[j] == series)
 				n += atomic_load_explicit(
-				    &sb_counters(w, j)->active,
+				    &sb_counters(w, j)->v[SB_ACTIVE],
 				    memory_order_relaxed);
 	}
 	return n;
@@ -308,26 +305,19 @@ sb_active_elsewhere(struct sb_worker *self, size_t i)
 
 /* Plain sums; the totals are a private copy, not shared memory. */
 struct sum {
-	uint64_t	 accepted, active, closed, bytes_in, bytes_out;
-	uint64_t	 tls_handshakes, tls_failures, plugin_errors;
+	uint64_t	 v[SB_NCOUNTERS];
 };
 
 static void
 sum_add(struct sum *s, struct sb_counters *c)
 {
 	/* Closed before accepted, so that closed never exceeds accepted. */
-	s->closed += atomic_load_explicit(&c->closed, memory_order_acquire);
-	s->accepted += atomic_load_explicit(&c->accepted, memory_order_relaxed);
-	s->active += atomic_load_explicit(&c->active, memory_order_relaxed);
-	s->bytes_in += atomic_load_explicit(&c->bytes_in, memory_order_relaxed);
-	s->bytes_out += atomic_load_explicit(&c->bytes_out,
-	    memory_order_relaxed);
-	s->tls_handshakes += atomic_load_explicit(&c->tls_handshakes,
-	    memory_order_relaxed);
-	s->tls_failures += atomic_load_explicit(&c->tls_failures,
-	    memory_order_relaxed);
-	s->plugin_errors += atomic_load_explicit(&c->plugin_errors,
-	    memory_order_relaxed);
+	s->v[SB_CLOSED] += atomic_load_explicit(&c->v[SB_CLOSED],
+	    memory_order_acquire);
+	for (int i = 0; i < SB_NCOUNTERS; i++)
+		if (i != SB_CLOSED)
+			s->v[i] += atomic_load_explicit(&c->v[i],
+			    memory_order_relaxed);
 }
 
 static int
@@ -400,14 +390,8 @@ sb_totals(int (*fn)(const struct sb_series *, const struct sb_counters *,
 	for (uint32_t k = 0; k < n && r == 0; k++) {
 		struct sum *s = &sums[order[k]];
 
-		atomic_init(&out.accepted, s->accepted);
-		atomic_init(&out.active, s->active);
-		atomic_init(&out.closed, s->closed);
-		atomic_init(&out.bytes_in, s->bytes_in);
-		atomic_init(&out.bytes_out, s->bytes_out);
-		atomic_init(&out.tls_handshakes, s->tls_handshakes);
-		atomic_init(&out.tls_failures, s->tls_failures);
-		atomic_init(&out.plugin_errors, s->plugin_errors);
+		for (int i = 0; i < SB_NCOUNTERS; i++)
+			atomic_init(&out.v[i], s->v[i]);
 		r = fn(&sb->series[order[k]], &out, arg);
 	}
 	free(sums);

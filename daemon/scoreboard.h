@@ -48,18 +48,35 @@ enum sb_state {
 };
 
 /*
- * One listener's counters in one worker process; the worker is the only
- * writer.  Every field counts up from the worker's start except active.
+ * One listener's counters in one worker process, by index; the worker is
+ * the only writer.  Every one counts up from the worker's start except
+ * SB_ACTIVE.  An array, so that folding and summing need no list of
+ * names: a new counter is one line here and one in metrics.c.
  */
+enum sb_counter {
+	SB_ACCEPTED,		/* handed to the plugin */
+	SB_ACTIVE,
+	SB_CLOSED,
+	SB_BYTES_IN,		/* handed to the plugin */
+	SB_BYTES_OUT,		/* the plugin wrote */
+	SB_TLS_HANDSHAKES,
+	SB_TLS_FAILURES,
+	SB_PLUGIN_ERRORS,	/* init or factory failed */
+	/* Reset on accept, before any plugin or TLS work, by why. */
+	SB_REFUSED_FULL,	/* max_connections with overflow "close" */
+	SB_REFUSED_SOURCE,	/* max_connections_per_source */
+	SB_REFUSED_RATE,	/* connection_rate, listener or source */
+	/* Datagrams from a source over datagram_rate_per_source. */
+	SB_DATAGRAMS_DROPPED,
+	/* Connections ended by the daemon's timeouts. */
+	SB_TIMEOUT_IDLE,
+	SB_TIMEOUT_FIRST_BYTE,
+	SB_TIMEOUT_WRITE,
+	SB_NCOUNTERS
+};
+
 struct sb_counters {
-	_Atomic uint64_t	 accepted;	/* handed to the plugin */
-	_Atomic uint64_t	 active;
-	_Atomic uint64_t	 closed;
-	_Atomic uint64_t	 bytes_in;	/* handed to the plugin */
-	_Atomic uint64_t	 bytes_out;	/* the plugin wrote */
-	_Atomic uint64_t	 tls_handshakes;
-	_Atomic uint64_t	 tls_failures;
-	_Atomic uint64_t	 plugin_errors;	/* init or factory failed */
+	_Atomic uint64_t	 v[SB_NCOUNTERS];
 };
 
 /*
@@ -162,9 +179,9 @@ sb_sub(_Atomic uint64_t *c, uint64_t n)
 	    memory_order_relaxed) - n, memory_order_relaxed);
 }
 
-#define SB_COUNT(c, field, n) do {					\
+#define SB_COUNT(c, counter, n) do {					\
 	if ((c) != NULL)						\
-		sb_add(&(c)->field, (n));				\
+		sb_add(&(c)->v[(counter)], (n));			\
 } while (0)
 
 /* CLOCK_MONOTONIC in milliseconds, the heartbeat's unit. */

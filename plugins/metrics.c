@@ -148,38 +148,61 @@ metrics_collect(const struct aloop_metrics_listener *m, void *arg)
 	return 0;
 }
 
-/* The per-listener families, in the order they are written. */
+/*
+ * The per-listener series, in the order they are written; consecutive
+ * entries with one name are one family, told apart by their reason.
+ */
+#define FIELD(f)	offsetof(struct aloop_metrics_listener, f)
 static const struct {
 	const char	*name;
 	const char	*type;
 	const char	*help;
+	const char	*reason;	/* NULL: no reason label */
 	size_t		 offset;
 } metrics_families[] = {
 	{ "aloop_connections_accepted_total", "counter",
-	    "Connections handed to the listener's plugin.",
-	    offsetof(struct aloop_metrics_listener, connections_accepted) },
+	    "Connections handed to the listener's plugin.", NULL,
+	    FIELD(connections_accepted) },
 	{ "aloop_connections_active", "gauge",
-	    "Connections of the listener open now.",
-	    offsetof(struct aloop_metrics_listener, connections_active) },
+	    "Connections of the listener open now.", NULL,
+	    FIELD(connections_active) },
 	{ "aloop_connections_closed_total", "counter",
-	    "Connections of the listener that ended.",
-	    offsetof(struct aloop_metrics_listener, connections_closed) },
+	    "Connections of the listener that ended.", NULL,
+	    FIELD(connections_closed) },
+	{ "aloop_connections_refused_total", "counter",
+	    "Connections reset on accept before any plugin or TLS work.",
+	    "max_connections", FIELD(refused_full) },
+	{ "aloop_connections_refused_total", NULL, NULL,
+	    "max_connections_per_source", FIELD(refused_source) },
+	{ "aloop_connections_refused_total", NULL, NULL,
+	    "connection_rate", FIELD(refused_rate) },
+	{ "aloop_connections_timed_out_total", "counter",
+	    "Connections the daemon ended for a peer too slow or silent.",
+	    "idle", FIELD(timeouts_idle) },
+	{ "aloop_connections_timed_out_total", NULL, NULL,
+	    "first_byte", FIELD(timeouts_first_byte) },
+	{ "aloop_connections_timed_out_total", NULL, NULL,
+	    "write", FIELD(timeouts_write) },
+	{ "aloop_datagrams_dropped_total", "counter",
+	    "Datagrams dropped unread: their source was over its rate.",
+	    "datagram_rate_per_source", FIELD(datagrams_dropped) },
 	{ "aloop_received_bytes_total", "counter",
-	    "Payload bytes the listener's plugin received.",
-	    offsetof(struct aloop_metrics_listener, bytes_received) },
+	    "Payload bytes the listener's plugin received.", NULL,
+	    FIELD(bytes_received) },
 	{ "aloop_sent_bytes_total", "counter",
-	    "Payload bytes the listener's plugin wrote.",
-	    offsetof(struct aloop_metrics_listener, bytes_sent) },
+	    "Payload bytes the listener's plugin wrote.", NULL,
+	    FIELD(bytes_sent) },
 	{ "aloop_tls_handshakes_total", "counter",
-	    "TLS handshakes completed on the listener.",
-	    offsetof(struct aloop_metrics_listener, tls_handshakes) },
+	    "TLS handshakes completed on the listener.", NULL,
+	    FIELD(tls_handshakes) },
 	{ "aloop_tls_handshake_failures_total", "counter",
-	    "TLS handshakes on the listener that failed or timed out.",
-	    offsetof(struct aloop_metrics_listener, tls_handshake_failures) },
+	    "TLS handshakes on the listener that failed or timed out.", NULL,
+	    FIELD(tls_handshake_failures) },
 	{ "aloop_plugin_errors_total", "counter",
 	    "Times the listener's plugin refused an instance or a connection.",
-	    offsetof(struct aloop_metrics_listener, plugin_errors) },
+	    NULL, FIELD(plugin_errors) },
 };
+#undef FIELD
 
 static void
 metrics_process(struct sbuf *b)
@@ -231,19 +254,26 @@ metrics_render(struct sbuf *b)
 	}
 	for (size_t f = 0; f < sizeof(metrics_families) /
 	    sizeof(metrics_families[0]); f++) {
-		sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n",
-		    metrics_families[f].name, metrics_families[f].help,
-		    metrics_families[f].name, metrics_families[f].type);
+		if (metrics_families[f].help != NULL)
+			sbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n",
+			    metrics_families[f].name, metrics_families[f].help,
+			    metrics_families[f].name, metrics_families[f].type);
 		for (size_t i = 0; i < l.n; i++) {
 			const uint64_t *v = (const uint64_t *)(const void *)
 			    ((const char *)&l.v[i] +
 			    metrics_families[f].offset);
 
+			/* An older aloopd's figures end before this one. */
+			if (metrics_families[f].offset >= l.v[i].size)
+				continue;
 			sbuf_printf(b, "%s{listener=\"",
 			    metrics_families[f].name);
 			sbuf_label(b, l.v[i].listener);
-			sbuf_printf(b, "\",worker=\"%u\"} %" PRIu64 "\n",
-			    l.v[i].worker, *v);
+			sbuf_printf(b, "\",worker=\"%u\"", l.v[i].worker);
+			if (metrics_families[f].reason != NULL)
+				sbuf_printf(b, ",reason=\"%s\"",
+				    metrics_families[f].reason);
+			sbuf_printf(b, "} %" PRIu64 "\n", *v);
 		}
 	}
 	free(l.v);

@@ -122,6 +122,16 @@ struct aloop_metrics_listener {
 	uint64_t	 tls_handshakes;
 	uint64_t	 tls_handshake_failures;
 	uint64_t	 plugin_errors;		/* init or factory refused */
+	/* Reset on accept, before any plugin or TLS work, by why. */
+	uint64_t	 refused_full;		/* max_connections, "close" */
+	uint64_t	 refused_source;	/* max_connections_per_source */
+	uint64_t	 refused_rate;		/* a connection_rate setting */
+	/* Datagrams dropped unread: datagram_rate_per_source. */
+	uint64_t	 datagrams_dropped;
+	/* Connections the daemon ended, by which of its timeouts. */
+	uint64_t	 timeouts_idle;
+	uint64_t	 timeouts_first_byte;
+	uint64_t	 timeouts_write;
 };
 
 /**

@@ -254,7 +254,8 @@ def test_workers_share_the_load():
 def test_max_connections():
     port = h.free_port()
     cfg, daemon = start([h.listener("echo", "echo", port,
-                                    extra="max_connections = 2;")])
+                                    extra='max_connections = 2; '
+                                    'overflow = "wait";')])
     first, second = h.connect(port), h.connect(port)
     for c in (first, second):
         c.sendall(b"in")

@@ -69,10 +69,10 @@ test_sets(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w1);
 	CU_ASSERT(w0 != w1);
-	sb_add(&sb_counters(w0, 0)->accepted, 3);
-	sb_add(&sb_counters(w1, 0)->accepted, 5);
-	sb_add(&sb_counters(w0, 1)->accepted, 1);
-	sb_add(&sb_counters(w0, 1)->accepted, 1);
+	sb_add(&sb_counters(w0, 0)->v[SB_ACCEPTED], 3);
+	sb_add(&sb_counters(w1, 0)->v[SB_ACCEPTED], 5);
+	sb_add(&sb_counters(w0, 1)->v[SB_ACCEPTED], 1);
+	sb_add(&sb_counters(w0, 1)->v[SB_ACCEPTED], 1);
 	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect, &s), 0);
 	CU_ASSERT_EQUAL_FATAL(s.n, 3);
 	CU_ASSERT_STRING_EQUAL(s.names[0], "a");
@@ -91,8 +91,8 @@ test_sets(void)
 	 */
 	w0b = sb_worker_new(0, 2, a, 1);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(w0b);
-	sb_add(&sb_counters(w0b, 0)->accepted, 10);
-	sb_add(&sb_counters(w0, 0)->active, 2);
+	sb_add(&sb_counters(w0b, 0)->v[SB_ACCEPTED], 10);
+	sb_add(&sb_counters(w0, 0)->v[SB_ACTIVE], 2);
 	CU_ASSERT_EQUAL(sb_active_elsewhere(w0b, 0), 2);
 	CU_ASSERT_EQUAL(sb_active_elsewhere(w0, 0), 0);
 	memset(&s, 0, sizeof(s));
@@ -135,11 +135,11 @@ race_writer(void *arg)
 	struct race *r = arg;
 
 	for (int i = 0; i < ROUNDS; i++) {
-		sb_add(&r->m->accepted, 1);
-		sb_add(&r->m->active, 1);
-		sb_add(&r->m->bytes_in, 10);
-		sb_sub(&r->m->active, 1);
-		sb_add(&r->m->closed, 1);
+		sb_add(&r->m->v[SB_ACCEPTED], 1);
+		sb_add(&r->m->v[SB_ACTIVE], 1);
+		sb_add(&r->m->v[SB_BYTES_IN], 10);
+		sb_sub(&r->m->v[SB_ACTIVE], 1);
+		sb_add(&r->m->v[SB_CLOSED], 1);
 	}
 	atomic_store(&r->done, 1);
 	return NULL;
@@ -189,8 +189,8 @@ test_reader_while_writing(void)
 	CU_ASSERT_EQUAL(rr.bad, 0);
 	CU_ASSERT_EQUAL(rr.last_accepted, ROUNDS);
 	CU_ASSERT_EQUAL(rr.last_closed, ROUNDS);
-	CU_ASSERT_EQUAL(atomic_load(&r.m->active), 0);
-	CU_ASSERT_EQUAL(atomic_load(&r.m->bytes_in), 10ull * ROUNDS);
+	CU_ASSERT_EQUAL(atomic_load(&r.m->v[SB_ACTIVE]), 0);
+	CU_ASSERT_EQUAL(atomic_load(&r.m->v[SB_BYTES_IN]), 10ull * ROUNDS);
 	sb_worker_free(w);
 	sb_close();
 }
@@ -218,13 +218,13 @@ test_across_processes(void)
 		struct sb_counters *m = sb_counters(w, 0);
 
 		for (int i = 0; i < ROUNDS - 1; i++) {
-			sb_add(&m->accepted, 1);
-			sb_add(&m->active, 1);
-			sb_sub(&m->active, 1);
-			sb_add(&m->closed, 1);
+			sb_add(&m->v[SB_ACCEPTED], 1);
+			sb_add(&m->v[SB_ACTIVE], 1);
+			sb_sub(&m->v[SB_ACTIVE], 1);
+			sb_add(&m->v[SB_CLOSED], 1);
 		}
-		sb_add(&m->accepted, 1);	/* one left open */
-		sb_add(&m->active, 1);
+		sb_add(&m->v[SB_ACCEPTED], 1);	/* one left open */
+		sb_add(&m->v[SB_ACTIVE], 1);
 		_exit(0);
 	}
 	memset(&rr, 0, sizeof(rr));

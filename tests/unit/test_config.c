@@ -320,6 +320,67 @@ test_bad_types(void)
 	    "aloop.conf:6: listeners[0].settings: expected a group { ... }"));
 }
 
+/* The bounds on peers: their defaults, and where each one belongs. */
+static void
+test_peer_bounds(void)
+{
+	const struct config_listener *l;
+	struct config *cfg;
+
+	td_enter();
+	td_write("aloop.conf",
+	    "listeners = (\n"
+	    "  { name = \"a\"; protocol = \"echo\"; listen = [ \"*:1\" ]; },\n"
+	    "  { name = \"b\"; protocol = \"echo\"; listen = [ \"*:2\" ];\n"
+	    "    first_byte_timeout = 2.5; write_timeout = 0;\n"
+	    "    overflow = \"wait\"; max_connections_per_source = 4;\n"
+	    "    connection_rate = 100; connection_rate_per_source = 5; },\n"
+	    "  { name = \"c\"; protocol = \"echo\"; listen = [ \"*:3\" ];\n"
+	    "    type = \"udp\"; datagram_rate_per_source = 50; } );\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	l = &cfg->listeners[0];
+	CU_ASSERT_DOUBLE_EQUAL(l->handshake_timeout, 10.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(l->first_byte_timeout, 0.0, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(l->write_timeout, 60.0, 1e-9);
+	CU_ASSERT_EQUAL(l->overflow, CONFIG_OVERFLOW_CLOSE);
+	CU_ASSERT_EQUAL(l->max_per_source, 0);
+	CU_ASSERT_EQUAL(l->connection_rate, 0);
+	l = &cfg->listeners[1];
+	CU_ASSERT_DOUBLE_EQUAL(l->first_byte_timeout, 2.5, 1e-9);
+	CU_ASSERT_DOUBLE_EQUAL(l->write_timeout, 0.0, 1e-9);
+	CU_ASSERT_EQUAL(l->overflow, CONFIG_OVERFLOW_WAIT);
+	CU_ASSERT_EQUAL(l->max_per_source, 4);
+	CU_ASSERT_EQUAL(l->connection_rate, 100);
+	CU_ASSERT_EQUAL(l->connection_rate_per_source, 5);
+	CU_ASSERT_EQUAL(cfg->listeners[2].datagram_rate_per_source, 50);
+	config_free(cfg);
+	td_leave();
+
+	expect("listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:1\" ];\n"
+	    "    handshake_timeout = 5; datagram_rate_per_source = 1;\n"
+	    "    overflow = \"drop\"; },\n"
+	    "  { name = \"b\"; protocol = \"p\"; listen = [ \"*:2\" ];\n"
+	    "    type = \"udp\"; write_timeout = 1; connection_rate = 1;\n"
+	    "    handshake_timeout = 0; } );\n",
+	    ERRORS(
+	    "aloop.conf:4: listeners[0].overflow \"drop\": expected one of "
+	    "\"close\", \"wait\"",
+	    "aloop.conf:3: listeners[0].datagram_rate_per_source \"1\": only "
+	    "for type \"udp\"",
+	    "aloop.conf:3: listeners[0].handshake_timeout \"5\": only with "
+	    "tls",
+	    "aloop.conf:7: listeners[1].handshake_timeout \"0\": out of range "
+	    "(1..3600 seconds)",
+	    "aloop.conf:7: listeners[1].handshake_timeout \"0\": only for "
+	    "type \"tcp\"",
+	    "aloop.conf:6: listeners[1].write_timeout \"1\": only for type "
+	    "\"tcp\"",
+	    "aloop.conf:6: listeners[1].connection_rate \"1\": only for type "
+	    "\"tcp\""));
+}
+
 static void
 test_missing_settings(void)
 {
@@ -604,6 +665,7 @@ static const struct test_case cases[] = {
 	TEST(test_unknown_settings),
 	TEST(test_duplicate_names_and_addresses),
 	TEST(test_bad_types),
+	TEST(test_peer_bounds),
 	TEST(test_missing_settings),
 	TEST(test_listener_combinations),
 	TEST(test_unknown_users),
