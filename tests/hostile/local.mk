@@ -4,3 +4,7 @@
 # time and counts what the daemon still holds afterwards (sockets in
 # FIN_WAIT1, descriptors), not only what a client saw.  They share
 # tests/daemon/aloopd_harness.py.
+
+# The daemon's own bounds: timeouts, overflow, per-source and rate limits.
+TESTS += tests/hostile/test_bounds.py
+EXTRA_DIST += tests/hostile/test_bounds.py
