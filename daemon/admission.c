@@ -169,19 +169,18 @@ adm_source_release(uintptr_t ticket)
 
 /* -------------------------------------------------------------- rates */
 
-int
-adm_rate(uint64_t key, unsigned long rate)
+/*
+ * One event of @key, at most one per @interval ns with @tolerance ns of
+ * burst (the bucket's depth, as a time): 1 if it fits.
+ */
+static int
+gcra(uint64_t key, uint64_t interval, uint64_t tolerance)
 {
-	uint64_t interval = 1000000000u / rate;
-	/* A burst of @rate events: the bucket's depth, as a time. */
-	uint64_t tolerance = interval * (rate - 1);
 	uint64_t now = now_ns(), tat, next, k;
 	struct rate *r, *spare;
 
 	if (adm == NULL)
 		return 1;
-	if (interval == 0)
-		interval = 1;
 	for (int t = 0; t < TRIES; t++) {
 		spare = NULL;
 		for (size_t p = 0; p < PROBES; p++) {
@@ -216,4 +215,23 @@ adm_rate(uint64_t key, unsigned long rate)
 again:		;
 	}
 	return 1;
+}
+
+int
+adm_rate(uint64_t key, unsigned long rate)
+{
+	uint64_t interval = 1000000000u / rate;
+
+	if (interval == 0)
+		interval = 1;
+	/* A burst of @rate events. */
+	return gcra(key, interval, interval * (rate - 1));
+}
+
+int
+adm_once_per(uint64_t key, unsigned seconds)
+{
+	/* Its own key space, apart from the rates of the same source. */
+	return gcra(key ^ UINT64_C(0x9e3779b97f4a7c15),
+	    (uint64_t)seconds * 1000000000u, 0);
 }

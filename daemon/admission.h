@@ -48,4 +48,7 @@ void	adm_source_release(uintptr_t ticket);
  */
 int	adm_rate(uint64_t key, unsigned long rate);
 
+/* 1 at most once per @seconds for @key, across processes: for logging. */
+int	adm_once_per(uint64_t key, unsigned seconds);
+
 #endif /* ALOOPD_ADMISSION_H */

@@ -33,6 +33,8 @@
 
 #include <stddef.h>
 
+#include "access.h"
+
 struct plugin;
 struct aloop_settings;
 struct aloop_tls_context;
@@ -128,6 +130,7 @@ struct config_listener {
 	unsigned long	 connection_rate;
 	unsigned long	 connection_rate_per_source;
 	unsigned long	 datagram_rate_per_source;
+	struct access_list access;	/* allow and deny, in order */
 	/* The `settings` group for the plugin's init (empty if absent). */
 	const struct aloop_settings *settings;
 	const char	*file;		/* where the listener is written */

@@ -510,6 +510,22 @@ parse_settings(struct config *cfg, config_setting_t *s, const struct spec *sp,
 	l->settings = SETTINGS_NODE(s);
 }
 
+static void
+parse_allow(struct config *cfg, config_setting_t *s, const struct spec *sp,
+    void *obj)
+{
+	(void)sp;
+	access_parse(cfg, s, 1, &((struct config_listener *)obj)->access);
+}
+
+static void
+parse_deny(struct config *cfg, config_setting_t *s, const struct spec *sp,
+    void *obj)
+{
+	(void)sp;
+	access_parse(cfg, s, 0, &((struct config_listener *)obj)->access);
+}
+
 static const struct enum_name listener_types[] = {
 	{ "tcp", CONFIG_TCP }, { "udp", CONFIG_UDP }, { NULL, 0 },
 };
@@ -568,6 +584,8 @@ static const struct spec listener_specs[] = {
 	{ SPEC("datagram_rate_per_source", T_ULONG,
 	    L(datagram_rate_per_source)), .min = 0, .max = 10000000,
 	    .def = 0 },
+	{ SPEC("allow", T_CUSTOM, L(access)), .parse = parse_allow },
+	{ SPEC("deny", T_CUSTOM, L(access)), .parse = parse_deny },
 	{ SPEC("settings", T_CUSTOM, L(settings)), .parse = parse_settings },
 	{ .name = NULL },
 };
@@ -614,6 +632,36 @@ used_by(const struct config *cfg, size_t idx, const struct config_address *a,
 	return NULL;
 }
 
+/* Rules that could never match one of the listener's peers. */
+static void
+check_access(config_setting_t *s, const struct config_listener *l)
+{
+	int has_unix = 0, has_inet = 0;
+
+	for (size_t i = 0; i < l->nlisten; i++) {
+		if (l->listen[i].kind == CONFIG_ADDR_UNIX)
+			has_unix = 1;
+		else
+			has_inet = 1;
+	}
+	for (size_t i = 0; i < l->access.n; i++) {
+		int kind = l->access.rules[i].kind;
+		config_setting_t *m = config_setting_get_member(s,
+		    l->access.rules[i].allow ? "allow" : "deny");
+
+		if (kind == ACCESS_INET && !has_inet) {
+			config_report(m, NULL, "addresses and prefixes need an "
+			    "IP address to listen on");
+			return;
+		}
+		if ((kind == ACCESS_UID || kind == ACCESS_GID) && !has_unix) {
+			config_report(m, NULL, "uid, gid, user and group need a "
+			    "\"unix:\" address to listen on");
+			return;
+		}
+	}
+}
+
 /* What only makes sense with all of a listener's settings in hand. */
 static void
 check_listener(struct config *cfg, config_setting_t *s, size_t idx)
@@ -651,6 +699,7 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 	if (l->tls == NULL && l->type == CONFIG_TCP &&
 	    (m = config_setting_get_member(s, "handshake_timeout")) != NULL)
 		config_report(m, NULL, "only with tls");
+	check_access(s, l);
 	if (!has_unix && l->mode != -1)
 		config_report(config_setting_get_member(s, "mode"), NULL,
 		    "only for \"unix:\" addresses");
@@ -730,4 +779,5 @@ config_free_listener(struct config_listener *l)
 	free(l->listen);
 	free(l->owner);
 	free_tls(l->tls);
+	access_free(&l->access);
 }

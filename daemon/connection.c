@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "admission.h"
 #include "connection.h"
 #include "scoreboard.h"
@@ -473,6 +474,10 @@ ep_received(struct aloop_transport *t, void *state, const void *data,
 	struct endpoint *e = state;
 	const struct aloop_datagram_protocol *p = e->o->desc->datagram;
 
+	if (addr != NULL && !access_allows(e->o->access, -1, addr, addrlen)) {
+		SB_COUNT(e->o->m, SB_DATAGRAMS_DENIED, 1);
+		return;
+	}
 	/*
 	 * A source over its rate gets no answer: what bounds how much one
 	 * address (a spoofed one, say) can make a listener send.

@@ -20,6 +20,7 @@
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
 
+struct access_list;
 struct sb_counters;
 
 /*
@@ -41,6 +42,7 @@ struct conn_owner {
 	double				 first_byte_timeout;
 	double				 write_timeout;
 	unsigned long			 datagram_rate;	/* per source */
+	const struct access_list	*access;	/* the config's */
 	int				 tcp_nodelay;
 	int				 keepalive;
 	int				 tls;

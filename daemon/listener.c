@@ -5,8 +5,11 @@
  */
 #include "config.h"
 
+#include <netdb.h>
+
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
 
+#include "access.h"
 #include "admission.h"
 #include "config-int.h"
 #include "listener.h"
@@ -154,6 +158,7 @@ refused(struct listener *l, int why)
 		[SB_REFUSED_FULL] = "max_connections",
 		[SB_REFUSED_SOURCE] = "max_connections_per_source",
 		[SB_REFUSED_RATE] = "connection_rate",
+		[SB_REFUSED_ACCESS] = "access denied",
 	};
 	double now = aloop_time(l->host->loop);
 
@@ -170,8 +175,43 @@ refused(struct listener *l, int why)
 	l->refused_logged = now;
 }
 
+/* Seconds between two log lines about one denied source. */
+#define DENIED_LOG_INTERVAL	60
+
 /*
- * The servers' accept filter: max_connections with overflow "close", the
+ * Count a client allow/deny refused; name it in the log at most once a
+ * minute per source, whichever worker sees it, so that a scan or a flood
+ * from one address is one line, not one per connection.
+ */
+static void
+denied(struct listener *l, int fd, const struct sockaddr *peer,
+    socklen_t len)
+{
+	char who[NI_MAXHOST + 32] = "a local peer";
+	uint64_t key = adm_key(l->cl->name, peer, len);
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+
+	SB_COUNT(l->own.m, SB_REFUSED_ACCESS, 1);
+	if (peer->sa_family == AF_UNIX) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+		    &clen) == 0) {
+			snprintf(who, sizeof(who), "uid %u gid %u (pid %d)",
+			    (unsigned)cred.uid, (unsigned)cred.gid,
+			    (int)cred.pid);
+			key ^= (uint64_t)cred.uid * UINT64_C(0x100000001b3);
+		}
+	} else
+		(void)getnameinfo(peer, len, who, sizeof(who), NULL, 0,
+		    NI_NUMERICHOST);
+	if (adm_once_per(key, DENIED_LOG_INTERVAL))
+		aloop_log(ALOOP_LOG_NOTICE, "listener %s: access denied to %s "
+		    "(logged at most once a minute for it)", l->cl->name, who);
+}
+
+/*
+ * The servers' accept filter: allow and deny, max_connections with
+ * overflow "close", the
  * rates and the per-source count, in that order, before the plugin or a
  * TLS handshake costs anything.  A refused client is reset by the
  * library.  Per-source limits need an address: UNIX peers have none.
@@ -186,7 +226,10 @@ admit(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
 	    peer->sa_family == AF_INET6;
 	uint64_t key = 0;
 
-	(void)fd;
+	if (!access_allows(&cl->access, fd, peer, len)) {
+		denied(l, fd, peer, len);
+		return -1;
+	}
 	if (l->quota > 0 && cl->overflow == CONFIG_OVERFLOW_CLOSE &&
 	    l->held + l->others >= l->quota) {
 		refused(l, SB_REFUSED_FULL);
@@ -391,6 +434,7 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 	l->own.first_byte_timeout = cl->first_byte_timeout;
 	l->own.write_timeout = cl->write_timeout;
 	l->own.datagram_rate = cl->datagram_rate_per_source;
+	l->own.access = &cl->access;
 	l->key = adm_key(cl->name, NULL, 0);
 	l->own.tcp_nodelay = cl->tcp_nodelay;
 	l->own.keepalive = cl->keepalive;

@@ -5,8 +5,8 @@ sbin_PROGRAMS += daemon/aloopd
 # which link them without main().
 ALOOPD_CONFIG_SOURCES = \
 	daemon/config.c daemon/config-int.h daemon/config_listener.c \
-	daemon/config_listener.h daemon/config_parse.c \
-	daemon/config-parse-int.h \
+	daemon/config_listener.h daemon/access.c daemon/access.h \
+	daemon/config_parse.c daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.

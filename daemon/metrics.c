@@ -80,6 +80,8 @@ each_series(const struct sb_series *s, const struct sb_counters *c,
 	out.timeouts_idle = load(&c->v[SB_TIMEOUT_IDLE]);
 	out.timeouts_first_byte = load(&c->v[SB_TIMEOUT_FIRST_BYTE]);
 	out.timeouts_write = load(&c->v[SB_TIMEOUT_WRITE]);
+	out.refused_access = load(&c->v[SB_REFUSED_ACCESS]);
+	out.datagrams_denied = load(&c->v[SB_DATAGRAMS_DENIED]);
 	return wk->fn(&out, wk->arg);
 }
 

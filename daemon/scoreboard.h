@@ -66,8 +66,10 @@ enum sb_counter {
 	SB_REFUSED_FULL,	/* max_connections with overflow "close" */
 	SB_REFUSED_SOURCE,	/* max_connections_per_source */
 	SB_REFUSED_RATE,	/* connection_rate, listener or source */
-	/* Datagrams from a source over datagram_rate_per_source. */
+	SB_REFUSED_ACCESS,	/* allow and deny */
+	/* Datagrams dropped unread: over datagram_rate_per_source... */
 	SB_DATAGRAMS_DROPPED,
+	SB_DATAGRAMS_DENIED,	/* ...or from a source denied access */
 	/* Connections ended by the daemon's timeouts. */
 	SB_TIMEOUT_IDLE,
 	SB_TIMEOUT_FIRST_BYTE,

@@ -132,6 +132,9 @@ struct aloop_metrics_listener {
 	uint64_t	 timeouts_idle;
 	uint64_t	 timeouts_first_byte;
 	uint64_t	 timeouts_write;
+	/* Refused by allow and deny: connections reset, datagrams dropped. */
+	uint64_t	 refused_access;
+	uint64_t	 datagrams_denied;
 };
 
 /**

@@ -65,3 +65,7 @@ tests_daemon_test_metrics_counters_CPPFLAGS = $(DAEMON_TEST_CPPFLAGS)
 tests_daemon_test_metrics_counters_LDADD = tests/unit/libstreamutil.la \
 	$(DAEMON_TEST_LDADD) $(PTHREAD_LIBS)
 TESTS += tests/daemon/test_metrics_counters
+
+# allow and deny over TCP, TLS, UDP and UNIX, with reload.
+TESTS += tests/daemon/test_access.py
+EXTRA_DIST += tests/daemon/test_access.py

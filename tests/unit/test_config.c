@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +383,108 @@ test_peer_bounds(void)
 	    "\"tcp\""));
 }
 
+static int
+allows4(const struct config_listener *l, const char *ip)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+
+	CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET, ip, &a.sin_addr), 1);
+	return access_allows(&l->access, -1, (struct sockaddr *)&a, sizeof(a));
+}
+
+static int
+allows6(const struct config_listener *l, const char *ip)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6 };
+
+	CU_ASSERT_EQUAL_FATAL(inet_pton(AF_INET6, ip, &a.sin6_addr), 1);
+	return access_allows(&l->access, -1, (struct sockaddr *)&a, sizeof(a));
+}
+
+/*
+ * allow and deny: the lists in the order written, the first match
+ * deciding, and what matches nothing getting the opposite of the last
+ * list; IPv4 clients seen through IPv6 sockets are the same addresses.
+ */
+static void
+test_access_rules(void)
+{
+	const struct config_listener *l;
+	struct config *cfg;
+
+	td_enter();
+	td_write("aloop.conf",
+	    "listeners = (\n"
+	    "  { name = \"only\"; protocol = \"echo\"; listen = [ \"*:1\" ];\n"
+	    "    allow = [ \"127.0.0.0/8\", \"2001:db8::/32\" ]; },\n"
+	    "  { name = \"but\"; protocol = \"echo\"; listen = [ \"*:2\" ];\n"
+	    "    deny = [ \"10.0.0.1\", \"10.2.0.0/16\" ]; },\n"
+	    "  { name = \"hole\"; protocol = \"echo\"; listen = [ \"*:3\" ];\n"
+	    "    allow = [ \"10.1.2.3\" ]; deny = [ \"10.1.0.0/16\" ]; },\n"
+	    "  { name = \"none\"; protocol = \"echo\"; listen = [ \"*:4\" ];\n"
+	    "    deny = [ \"all\" ]; },\n"
+	    "  { name = \"odd\"; protocol = \"echo\"; listen = [ \"*:5\" ];\n"
+	    "    allow = [ \"192.168.1.128/25\" ]; } );\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	l = &cfg->listeners[0];
+	CU_ASSERT(allows4(l, "127.0.0.1"));
+	CU_ASSERT(allows4(l, "127.255.0.9"));
+	CU_ASSERT(allows6(l, "::ffff:127.0.0.1"));
+	CU_ASSERT(allows6(l, "2001:db8:1::5"));
+	CU_ASSERT_FALSE(allows4(l, "128.0.0.1"));
+	CU_ASSERT_FALSE(allows6(l, "2001:db9::1"));
+	CU_ASSERT_FALSE(allows6(l, "::1"));
+	l = &cfg->listeners[1];
+	CU_ASSERT_FALSE(allows4(l, "10.0.0.1"));
+	CU_ASSERT(allows4(l, "10.0.0.2"));
+	CU_ASSERT_FALSE(allows6(l, "::ffff:10.2.200.1"));
+	CU_ASSERT(allows6(l, "::1"));
+	l = &cfg->listeners[2];
+	CU_ASSERT(allows4(l, "10.1.2.3"));
+	CU_ASSERT_FALSE(allows4(l, "10.1.2.4"));
+	CU_ASSERT(allows4(l, "10.3.0.1"));
+	l = &cfg->listeners[3];
+	CU_ASSERT_FALSE(allows4(l, "127.0.0.1"));
+	CU_ASSERT_FALSE(allows6(l, "::1"));
+	l = &cfg->listeners[4];
+	CU_ASSERT(allows4(l, "192.168.1.128"));
+	CU_ASSERT(allows4(l, "192.168.1.255"));
+	CU_ASSERT_FALSE(allows4(l, "192.168.1.127"));
+	config_free(cfg);
+	td_leave();
+
+	expect("listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:1\" ];\n"
+	    "    allow = ( \"10.0.0.1/8\", \"10.0.0.0/33\", \"::1/129\",\n"
+	    "      \"example.com\", \"uid:x\", 7 ); deny = [ ]; },\n"
+	    "  { name = \"b\"; protocol = \"p\"; listen = [ \"*:2\" ];\n"
+	    "    deny = [ \"uid:0\" ]; },\n"
+	    "  { name = \"c\"; protocol = \"p\"; listen = [ \"unix:/x\" ];\n"
+	    "    allow = [ \"user:nosuchuserhere\", \"::1\" ]; } );\n",
+	    ERRORS(
+	    "aloop.conf:3: listeners[0].allow[0] \"10.0.0.1/8\": host bits "
+	    "set past the /8 prefix",
+	    "aloop.conf:3: listeners[0].allow[1] \"10.0.0.0/33\": prefix "
+	    "length must be 0 to 32",
+	    "aloop.conf:3: listeners[0].allow[2] \"::1/129\": prefix length "
+	    "must be 0 to 128",
+	    "aloop.conf:4: listeners[0].allow[3] \"example.com\": expected "
+	    "\"all\", an IPv4 or IPv6 address or prefix (\"10.0.0.0/8\"), or "
+	    "for unix sockets \"uid:N\", \"gid:N\", \"user:NAME\", "
+	    "\"group:NAME\"",
+	    "aloop.conf:4: listeners[0].allow[4] \"uid:x\": expected a number "
+	    "after \"uid:\"",
+	    "aloop.conf:4: listeners[0].allow[5] \"7\": expected a string",
+	    "aloop.conf:4: listeners[0].deny: empty: leave it out instead",
+	    "aloop.conf:6: listeners[1].deny: uid, gid, user and group need a "
+	    "\"unix:\" address to listen on",
+	    "aloop.conf:8: listeners[2].allow[0] \"user:nosuchuserhere\": no "
+	    "user \"nosuchuserhere\"",
+	    "aloop.conf:8: listeners[2].allow: addresses and prefixes need an "
+	    "IP address to listen on"));
+}
+
 static void
 test_missing_settings(void)
 {
@@ -666,6 +770,7 @@ static const struct test_case cases[] = {
 	TEST(test_duplicate_names_and_addresses),
 	TEST(test_bad_types),
 	TEST(test_peer_bounds),
+	TEST(test_access_rules),
 	TEST(test_missing_settings),
 	TEST(test_listener_combinations),
 	TEST(test_unknown_users),
