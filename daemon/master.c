@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -59,6 +60,7 @@ struct master {
 	int			 stop_signal;
 	int			 ready_fd;	/* detach()'s pipe, or -1 */
 	int			 upgrade_fd;	/* to the old master, or -1 */
+	int			 pid_fd;	/* the locked pidfile, or -1 */
 	char			*pidfile;
 	char			*exe;		/* for a binary upgrade */
 	/* A binary upgrade in progress, or done. */
@@ -90,45 +92,92 @@ str_differs(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
+/*
+ * The pidfile is also the lock that keeps a second aloopd off the same
+ * configuration: SO_REUSEPORT would let it bind next to this one.  It is
+ * taken before anything is bound and held (flock, on the open file, so
+ * that the detached child and a binary upgrade's new master share it)
+ * for the daemon's life; the pid is written once the daemon serves.
+ */
+static int
+lock_pidfile(const char *path)
+{
+	const char *s = getenv("ALOOPD_PIDFILE_FD");
+	char buf[32];
+	ssize_t n;
+	long pid;
+
+	M.pid_fd = -1;
+	if (s != NULL) {
+		/* A binary upgrade: the old master's lock, now ours too. */
+		M.pid_fd = (int)strtol(s, NULL, 10);
+		(void)unsetenv("ALOOPD_PIDFILE_FD");
+		if (M.pid_fd < 3 || fcntl(M.pid_fd, F_SETFD, FD_CLOEXEC) == -1)
+			M.pid_fd = -1;
+		else
+			return 0;
+	}
+	if (path == NULL)
+		return 0;
+	M.pid_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (M.pid_fd == -1) {
+		aloop_log_errno(ALOOP_LOG_ERR, "pidfile %s", path);
+		return -1;
+	}
+	if (flock(M.pid_fd, LOCK_EX | LOCK_NB) == 0) {
+		/* Ours from now on: removed at exit even if start-up fails. */
+		if ((M.pidfile = strdup(path)) == NULL) {
+			close(M.pid_fd);
+			M.pid_fd = -1;
+			return -1;
+		}
+		return 0;
+	}
+	if (errno == EWOULDBLOCK) {
+		n = pread(M.pid_fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		pid = strtol(buf, NULL, 10);
+		if (pid > 0)
+			aloop_log(ALOOP_LOG_ERR, "already running as pid %ld "
+			    "(pidfile %s is locked)", pid, path);
+		else
+			aloop_log(ALOOP_LOG_ERR, "already running: pidfile %s "
+			    "is locked", path);
+	} else
+		aloop_log_errno(ALOOP_LOG_ERR, "pidfile %s: flock", path);
+	close(M.pid_fd);
+	M.pid_fd = -1;
+	return -1;
+}
+
 static int
 write_pidfile(const char *path)
 {
 	char buf[32];
-	int fd, n;
+	int n;
 
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd == -1) {
-		aloop_log_errno(ALOOP_LOG_ERR, "pidfile %s", path);
-		return -errno;
-	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n || close(fd) == -1) {
+	if (ftruncate(M.pid_fd, 0) == -1 ||
+	    pwrite(M.pid_fd, buf, (size_t)n, 0) != n) {
 		aloop_log_errno(ALOOP_LOG_ERR, "pidfile %s", path);
-		(void)unlink(path);
 		return -errno;
 	}
 	return 0;
 }
 
-/* Unlink the pidfile only if it still names this process. */
+/*
+ * Remove the pidfile and let go of its lock, unless a binary upgrade's
+ * new master holds them now.
+ */
 static void
 remove_pidfile(void)
 {
-	char buf[32];
-	ssize_t n;
-	int fd;
-
-	if (M.pidfile == NULL)
+	if (M.pid_fd < 0)
 		return;
-	if ((fd = open(M.pidfile, O_RDONLY | O_CLOEXEC)) >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n > 0) {
-			buf[n] = '\0';
-			if (strtol(buf, NULL, 10) == (long)getpid())
-				(void)unlink(M.pidfile);
-		}
-	}
+	if (!M.handed_over && M.pidfile != NULL)
+		(void)unlink(M.pidfile);
+	close(M.pid_fd);
+	M.pid_fd = -1;
 }
 
 /* Start-up is done: the first generation serves. */
@@ -141,11 +190,10 @@ started(struct gen *g)
 
 	M.started = 1;
 	sockets_drop_unclaimed();
-	if (cfg->daemon.pidfile != NULL) {
-		if ((M.pidfile = strdup(cfg->daemon.pidfile)) == NULL ||
+	if (cfg->daemon.pidfile != NULL && M.pid_fd >= 0) {
+		if ((M.pidfile == NULL &&
+		    (M.pidfile = strdup(cfg->daemon.pidfile)) == NULL) ||
 		    write_pidfile(M.pidfile) < 0) {
-			free(M.pidfile);
-			M.pidfile = NULL;
 			M.status = 1;
 			stop(0);
 			return;
@@ -518,8 +566,6 @@ on_heir(void *arg)
 	snprintf(state, sizeof(state), "MAINPID=%ld", (long)M.heir);
 	(void)notify_send(state);
 	sockets_disown_paths();
-	free(M.pidfile);
-	M.pidfile = NULL;
 	stop(SIGUSR2);
 }
 
@@ -538,14 +584,21 @@ heir_timeout(void *arg)
 static void __attribute__((noreturn))
 heir_exec(char *inherit, int fd)
 {
-	char buf[16];
+	char buf[16], pbuf[16];
 
 	snprintf(buf, sizeof(buf), "%d", fd);
+	snprintf(pbuf, sizeof(pbuf), "%d", M.pid_fd);
 	if (setenv("ALOOPD_INHERIT", inherit, 1) == -1 ||
-	    setenv("ALOOPD_UPGRADE_FD", buf, 1) == -1)
+	    setenv("ALOOPD_UPGRADE_FD", buf, 1) == -1 ||
+	    (M.pid_fd >= 0 && setenv("ALOOPD_PIDFILE_FD", pbuf, 1) == -1))
 		_exit(127);
-	/* The pipe's end crosses the exec; the sockets were made to. */
+	/*
+	 * The pipe's end and the pidfile's lock cross the exec; the sockets
+	 * were made to.
+	 */
 	(void)fcntl(fd, F_SETFD, 0);
+	if (M.pid_fd >= 0)
+		(void)fcntl(M.pid_fd, F_SETFD, 0);
 	execv(M.exe, M.o.argv);
 	aloop_log_errno(ALOOP_LOG_ERR, "binary upgrade: exec %s", M.exe);
 	_exit(127);
@@ -573,10 +626,15 @@ upgrade(void)
 		aloop_log_errno(ALOOP_LOG_ERR, "binary upgrade: pipe");
 		return;
 	}
-	/* What the new master keeps: the exported sockets and the pipe. */
+	/*
+	 * What the new master keeps: the exported sockets, the pipe and the
+	 * pidfile's lock.
+	 */
 	if ((inherit = sockets_export(&keep, &nkeep)) == NULL)
 		goto fail;
 	keep[nkeep++] = p[1];
+	if (M.pid_fd >= 0)
+		keep[nkeep++] = M.pid_fd;
 	r = proc_fork(keep, nkeep, &pid);
 	if (r == 0 && pid == 0)
 		heir_exec(inherit, p[1]);
@@ -772,6 +830,7 @@ master_run(struct config *cfg, const struct master_options *o)
 	memset(&M, 0, sizeof(M));
 	M.o = *o;
 	M.ready_fd = -1;
+	M.pid_fd = -1;
 	M.heir_fd = -1;
 	M.stop_timer = M.heir_timer = ALOOP_HANDLE_NONE;
 	M.exe = realpath("/proc/self/exe", NULL);
@@ -783,6 +842,9 @@ master_run(struct config *cfg, const struct master_options *o)
 	if (M.upgrade_fd >= 0)
 		aloop_log(ALOOP_LOG_NOTICE, "binary upgrade: taking over from "
 		    "pid %d", (int)getppid());
+	/* Before any socket is bound: a second aloopd stops here. */
+	if (lock_pidfile(M.upgrade_fd >= 0 ? NULL : cfg->daemon.pidfile) < 0)
+		goto fail;
 	/* Before any thread exists; an upgraded master is detached already. */
 	if (!o->foreground && M.upgrade_fd < 0 && detach(&M.ready_fd) < 0)
 		goto fail;

@@ -636,7 +636,7 @@ sockets_export(int **fdsp, size_t *nfdsp)
 
 	for (struct msock *m = all; m != NULL; m = m->next)
 		n += m->nfds;
-	if ((fds = malloc((n + 1) * sizeof(*fds))) == NULL)
+	if ((fds = malloc((n + 2) * sizeof(*fds))) == NULL)
 		return NULL;
 	if ((f = open_memstream(&buf, &len)) == NULL) {
 		free(fds);

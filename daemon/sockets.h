@@ -62,7 +62,7 @@ size_t	sockets_fds(const struct socktab *tab, size_t l, unsigned slot,
 /*
  * Every descriptor of every live socket, with its key, for a binary
  * upgrade: one line "fd,fd key" per socket set, in a string the caller
- * frees, and the descriptors in *@fds (malloc'd, room for one more).  The
+ * frees, and the descriptors in *@fds (malloc'd, room for two more).  The
  * descriptors are made inheritable across exec.  NULL on ENOMEM.
  */
 char	*sockets_export(int **fds, size_t *nfds);

@@ -328,6 +328,15 @@ def test_detach_and_pidfile():
         with h.connect(port) as s:
             s.sendall(b"detached")
             assert h.recv_exactly(s, 8) == b"detached"
+        # A second aloopd on the same pidfile stops before binding, even
+        # though SO_REUSEPORT would let it serve beside the first.
+        second = subprocess.run([h.ALOOPD, "-f", "-c", cfg],
+                                capture_output=True, text=True, timeout=20)
+        assert second.returncode == 1, second.stderr
+        assert "already running as pid %d" % pid in second.stderr, \
+            second.stderr
+        with open(pidfile) as f:
+            assert int(f.read()) == pid
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         while os.path.exists(pidfile) and time.monotonic() < deadline:

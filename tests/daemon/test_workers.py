@@ -303,10 +303,17 @@ def wait_gone(pid, timeout):
     return False
 
 
+def read_pid(path):
+    with open(path) as f:
+        return int(f.read())
+
+
 def test_no_refusal_across_reloads_and_upgrade():
     port = h.free_port()
+    pidfile = os.path.join(h.tmpdir(), "aloopd.pid")
     cfg, daemon = start([h.listener("echo", "echo", port)],
-                        "shutdown_timeout = 5;")
+                        'shutdown_timeout = 5; pidfile = "%s";' % pidfile)
+    assert read_pid(pidfile) == daemon.pid
     load = Load(port)
     time.sleep(1)
     for n in range(5):
@@ -326,12 +333,19 @@ def test_no_refusal_across_reloads_and_upgrade():
                                              took, rate, len(load.failed)))
     assert not load.failed, load.failed[:5]
     assert rate >= 300, rate
-    # The old master finishes and goes; the new one serves on.
+    # The old master finishes and goes; the new one serves on, with the
+    # pidfile and its lock.
     assert daemon.wait_exit(20) == 0, daemon.text()
     with h.connect(port) as s:
         assert echoes(s, 100)
+    assert read_pid(pidfile) == heir
+    second = subprocess.run([h.ALOOPD, "-f", "-c", cfg], capture_output=True,
+                            text=True, timeout=20)
+    assert second.returncode == 1, second.stderr
+    assert "already running as pid %d" % heir in second.stderr
     os.kill(heir, signal.SIGTERM)
     assert wait_gone(heir, 10), daemon.text()
+    assert not os.path.exists(pidfile)
 
 
 def scrape(port):
