@@ -33,9 +33,11 @@ plugins_exec_la_SOURCES = plugins/exec.c
 plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
 
 # The template a plugin author copies: built only out of tree, from the
-# installed headers (tests/daemon/test_template.py proves that it does).
-EXTRA_DIST += plugins/template/template.c plugins/template/Makefile \
-	plugins/template/README.md
+# installed headers (tests/daemon/test_template.py proves that it does),
+# and installed where the docs go, to copy from.
+plugintemplatedir = $(docdir)/plugin-template
+dist_plugintemplate_DATA = plugins/template/template.c \
+	plugins/template/Makefile plugins/template/README.md
 
 # aloopd's counters for Prometheus (GET /metrics); reads them through
 # aloop_daemon_metrics_*, which the loading aloopd provides.

@@ -22,8 +22,7 @@ EXTRA_DIST += tests/daemon/test_config_check.sh
 TESTS += tests/daemon/test_lifecycle.py tests/daemon/test_systemd.py \
 	tests/daemon/test_protocols.py
 EXTRA_DIST += tests/daemon/aloopd_harness.py tests/daemon/test_lifecycle.py \
-	tests/daemon/test_systemd.py tests/daemon/test_protocols.py \
-	systemd/aloopd.socket
+	tests/daemon/test_systemd.py tests/daemon/test_protocols.py
 
 # A plugin that blocks its loop, so that the watchdog has a stuck worker.
 check_LTLIBRARIES += tests/fixtures/plugin_stall.la
