@@ -74,6 +74,24 @@ version(void)
 	    LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR, LIBCONFIG_VER_REVISION);
 	printf("plugin ABI %d.%d\n", ALOOP_PLUGIN_ABI_MAJOR,
 	    ALOOP_PLUGIN_ABI_MINOR);
+	printf("configuration: %s\n", DEFAULT_CONFIG);
+	printf("plugins: %s\n", PLUGINDIR);
+	printf("systemd: %s\n",
+#ifdef HAVE_LIBSYSTEMD
+	    "libsystemd"
+#else
+	    "built-in protocol (without libsystemd)"
+#endif
+	    );
+	printf("sanitizers: %s\n",
+#ifdef ALOOP_SANITIZERS
+	    "address, undefined"
+#else
+	    "none"
+#endif
+	    );
+	printf("configure arguments: %s\n", ALOOP_CONFIGURE_ARGS[0] != '\0' ?
+	    ALOOP_CONFIGURE_ARGS : "(none)");
 }
 
 int

@@ -309,6 +309,17 @@ def test_idle_timeout():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_version_says_how_it_was_built():
+    r = subprocess.run([h.ALOOPD, "-V"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+    for pattern in (r"^aloopd \d+\.\d+\.\d+$", r"^libaloop .*OpenSSL 3",
+                    r"^plugin ABI \d+\.\d+$", r"^configuration: /\S+/aloop\.conf$",
+                    r"^plugins: /\S+$", r"^systemd: ", r"^sanitizers: ",
+                    r"^configure arguments: "):
+        assert re.search(pattern, r.stdout, re.M), (pattern, r.stdout)
+
+
 def test_detach_and_pidfile():
     d = h.tmpdir()
     port = h.free_port()
@@ -441,6 +452,7 @@ h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_reload_rereads_settings, test_bad_reload_keeps_running,
        test_reload_keeps_unix_socket,
        test_workers_share_the_load, test_max_connections, test_idle_timeout,
+       test_version_says_how_it_was_built,
        test_detach_and_pidfile, test_failed_start_exits_1,
        test_privilege_drop,
        test_wrong_abi_plugin_refused])
