@@ -3,6 +3,7 @@
 the drain timeout, a second signal, SIGHUP adding and removing listeners
 while a client stays connected, a bad reload, a plugin of a wrong ABI."""
 import os
+import re
 import signal
 import socket
 import subprocess
