@@ -68,6 +68,9 @@ daytime_line(const struct daytime *d, char *buf, size_t size)
 
 	if ((d->utc ? gmtime_r(&now, &tm) : localtime_r(&now, &tm)) == NULL)
 		return 0;
+	/* glibc's gmtime names its zone "GMT"; the setting says UTC. */
+	if (d->utc)
+		tm.tm_zone = "UTC";
 	/*
 	 * The format is the operator's, from aloop.conf.  Unlike printf's,
 	 * strftime's conversions read nothing but @tm, so any format is safe.

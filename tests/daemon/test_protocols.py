@@ -169,4 +169,22 @@ def test_reload_rereads_certificate():
     assert daemon.stop() == 0, daemon.text()
 
 
-h.run([test_every_protocol, test_reload_rereads_certificate])
+def test_daytime_utc_names_its_zone_alike():
+    port = h.free_port()
+    settings = ('settings = { utc = true; '
+                'format = "%A, %B %d, %Y %H:%M:%S-%Z"; };')
+    cfg, daemon = h.start([h.listener("daytime", "daytime", port,
+                                      extra=settings),
+                           h.listener("daytime-udp", "daytime", port, "udp",
+                                      extra=settings)])
+    with h.connect(port) as s:
+        tcp = h.recv_all(s)
+    udp = h.udp_exchange(port, b"")
+    # gmtime() calls its zone GMT: the listener says UTC, over both.
+    assert tcp.endswith(b"-UTC\r\n"), tcp
+    assert udp.endswith(b"-UTC\r\n"), udp
+    assert daemon.stop() == 0, daemon.text()
+
+
+h.run([test_every_protocol, test_reload_rereads_certificate,
+       test_daytime_utc_names_its_zone_alike])
