@@ -217,9 +217,13 @@ metrics_process(struct sbuf *b)
 	p.size = sizeof(p);
 	/* A figure the kernel would not give reads 0; the rest still do. */
 	(void)aloop_daemon_metrics_process(&p);
-	sbuf_printf(b, "# HELP aloop_start_time_seconds Start time of aloopd "
-	    "since the Epoch.\n# TYPE aloop_start_time_seconds gauge\n"
-	    "aloop_start_time_seconds %.3f\n", p.start_time);
+	/*
+	 * process_* are the names every Prometheus client library gives
+	 * these, so that dashboards and alerts written for them work here.
+	 */
+	sbuf_printf(b, "# HELP process_start_time_seconds Start time of aloopd "
+	    "since the Epoch.\n# TYPE process_start_time_seconds gauge\n"
+	    "process_start_time_seconds %.3f\n", p.start_time);
 	sbuf_printf(b, "# HELP aloop_uptime_seconds Seconds since aloopd "
 	    "started.\n# TYPE aloop_uptime_seconds gauge\n"
 	    "aloop_uptime_seconds %.3f\n", p.uptime);
@@ -237,12 +241,23 @@ metrics_process(struct sbuf *b)
 	    "aloop_worker_restarts_total{reason=\"exit\"} %" PRIu64 "\n",
 	    p.worker_restarts_signal, p.worker_restarts_stall,
 	    p.worker_restarts_exit);
-	sbuf_printf(b, "# HELP aloop_open_fds Open file descriptors.\n"
-	    "# TYPE aloop_open_fds gauge\naloop_open_fds %" PRIu64 "\n",
-	    p.open_fds);
-	sbuf_printf(b, "# HELP aloop_resident_memory_bytes Resident memory "
-	    "size.\n# TYPE aloop_resident_memory_bytes gauge\n"
-	    "aloop_resident_memory_bytes %" PRIu64 "\n", p.resident_bytes);
+	sbuf_printf(b, "# HELP process_open_fds Open file descriptors of the "
+	    "worker that answered.\n# TYPE process_open_fds gauge\n"
+	    "process_open_fds %" PRIu64 "\n", p.open_fds);
+	sbuf_printf(b, "# HELP process_resident_memory_bytes Resident memory "
+	    "size of the worker that answered.\n"
+	    "# TYPE process_resident_memory_bytes gauge\n"
+	    "process_resident_memory_bytes %" PRIu64 "\n", p.resident_bytes);
+	sbuf_printf(b, "# HELP aloop_build_info The versions aloopd runs "
+	    "with; always 1.\n# TYPE aloop_build_info gauge\n"
+	    "aloop_build_info{version=\"");
+	sbuf_label(b, aloop_version());
+	sbuf_printf(b, "\",libevent=\"");
+	sbuf_label(b, aloop_libevent_version());
+	sbuf_printf(b, "\",openssl=\"");
+	sbuf_label(b, aloop_openssl_version());
+	sbuf_printf(b, "\",plugin_abi=\"%d.%d\"} 1\n", ALOOP_PLUGIN_ABI_MAJOR,
+	    ALOOP_PLUGIN_ABI_MINOR);
 }
 
 /* The whole exposition into @b; ALOOP_ENOMEM if it could not be made. */

@@ -123,10 +123,14 @@ def test_counters():
                         str(w)) in seen, (name, w, text)
         assert sums[("aloop_connections_accepted_total", "echo")] == 0
         assert sums[("aloop_reloads_total", None)] == 0
-        assert sums[("aloop_open_fds", None)] > 0
-        assert sums[("aloop_resident_memory_bytes", None)] > 0
+        assert sums[("process_open_fds", None)] > 0
+        assert sums[("process_resident_memory_bytes", None)] > 0
+        assert sums[("aloop_build_info", None)] == 1
+        assert re.search(r'^aloop_build_info\{version="[0-9.]+",libevent='
+                         r'"[^"]+",openssl="[^"]+",plugin_abi="\d+\.\d+"\} 1$',
+                         text, re.M), text
         assert sums[("aloop_uptime_seconds", None)] >= 0
-        assert abs(sums[("aloop_start_time_seconds", None)] -
+        assert abs(sums[("process_start_time_seconds", None)] -
                    time.time()) < 300
 
         # Echo traffic: each connection sends its own amount.
