@@ -186,6 +186,7 @@ struct aloop__transport_ops {
 #define ALOOP__T_ABORTED	0x0080	/* ops->abort ran */
 #define ALOOP__T_CLOSE_CALLED	0x0100	/* ops->close ran */
 #define ALOOP__T_OWNS_FD	0x0200	/* owned_fd is marked in the loop */
+#define ALOOP__T_ABORT_CALLED	0x0400	/* aloop_transport_abort acted */
 
 /*
  * The callbacks transport.c itself runs.  Every protocol table (stream,

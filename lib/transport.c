@@ -529,6 +529,13 @@ aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
 			*len = sizeof(t->bytes_written);
 		return &t->bytes_written;
 	}
+	if (strcmp(name, "aborted") == 0) {
+		static const int no = 0, yes = 1;
+
+		if (len != NULL)
+			*len = sizeof(int);
+		return (t->flags & ALOOP__T_ABORT_CALLED) ? &yes : &no;
+	}
 	if (t->ops->get_extra_info == NULL)
 		return NULL;
 	return t->ops->get_extra_info(t, name, len);
@@ -645,6 +652,7 @@ aloop_transport_abort(struct aloop_transport *t)
 {
 	if (t->flags & (ALOOP__T_ABORTED | ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
+	t->flags |= ALOOP__T_ABORT_CALLED;
 	aloop__transport_ref(t);
 	aloop__transport_drop(t, 0, NULL);
 	aloop__transport_unref(t);

@@ -98,6 +98,11 @@ ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
  *   "bytes_written"          const uint64_t *  (payload bytes write,
  *                            writelines and sendto accepted so far; any
  *                            transport, also during connection_lost)
+ *   "aborted"                const int *  (1 once aloop_transport_abort
+ *                            ended the transport, 0 if it was closed or
+ *                            ended by itself; any transport, also during
+ *                            connection_lost, whose error is NULL after
+ *                            both a close and an abort)
  * The pointer is borrowed from the transport.  @len may be NULL.
  */
 ALOOP_API const void *aloop_transport_get_extra_info(struct aloop_transport *t,

@@ -119,6 +119,9 @@ test_echo_round_trip(void)
 	CU_ASSERT_EQUAL(p.c->lost_code, 0);
 	CU_ASSERT_EQUAL(p.s->eofs, 1);
 	CU_ASSERT_EQUAL(p.s->lost_code, 0);
+	/* The abort after the close found nothing left to abort. */
+	CU_ASSERT_EQUAL(*(const int *)aloop_transport_get_extra_info(p.ct,
+	    "aborted", NULL), 0);
 	pair_close(&p);
 }
 
@@ -159,6 +162,8 @@ test_abort_drops_buffer(void)
 	CU_ASSERT(aloop_transport_get_write_buffer_size(p.ct) > 0);
 	aloop_transport_abort(p.ct);
 	CU_ASSERT_EQUAL(aloop_transport_get_write_buffer_size(p.ct), 0);
+	CU_ASSERT_EQUAL(*(const int *)aloop_transport_get_extra_info(p.ct,
+	    "aborted", NULL), 1);
 	CU_ASSERT_EQUAL(p.c->lost, 0);
 	CU_ASSERT(WAIT_UNTIL(p.loop, p.c->lost == 1, 5.0));
 	CU_ASSERT_EQUAL(p.c->lost_code, 0);
