@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <aloop/log.h>
@@ -51,11 +52,38 @@ journal_sink(int level, const char *line, void *arg)
 	fprintf(stderr, "<%d>%s\n", level, line);
 }
 
+size_t
+logsink_timestamp(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char zone[8];
+	int n;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	if (size < LOGSINK_TIMESTAMP_MAX ||
+	    localtime_r(&ts.tv_sec, &tm) == NULL ||
+	    strftime(zone, sizeof(zone), "%z", &tm) != 5) {
+		if (size > 0)
+			buf[0] = '\0';
+		return 0;
+	}
+	/* ISO 8601 with milliseconds and the offset as +hh:mm. */
+	n = snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03ld%.3s:%s",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, zone, zone + 3);
+	return n > 0 ? (size_t)n : 0;
+}
+
 static void
 stderr_sink(int level, const char *line, void *arg)
 {
+	char now[LOGSINK_TIMESTAMP_MAX];
+
 	(void)arg;
-	fprintf(stderr, "%s: %s: %s\n", sink_ident,
+	/* Outside the journal nothing else dates the line. */
+	logsink_timestamp(now, sizeof(now));
+	fprintf(stderr, "%s %s: %s: %s\n", now, sink_ident,
 	    aloop_log_level_name(level), line);
 }
 
