@@ -66,6 +66,9 @@ struct config_daemon {
 	size_t		 nplugin_path;	/* built-in plugindir comes last */
 	double		 shutdown_timeout; /* seconds the drain may take */
 	double		 worker_stall_timeout; /* silent worker killed; 0: never */
+	int		 access_log;	/* ALOG_*: off, stderr, syslog, file */
+	char		*access_log_path; /* ALOG_FILE: absolute */
+	int		 access_log_format; /* ALOG_KV or ALOG_JSON */
 };
 
 /* One entry of a listener's `listen` list. */
@@ -131,6 +134,7 @@ struct config_listener {
 	unsigned long	 connection_rate_per_source;
 	unsigned long	 datagram_rate_per_source;
 	struct access_list access;	/* allow and deny, in order */
+	int		 access_log;	/* log its connections (if logging) */
 	/* The `settings` group for the plugin's init (empty if absent). */
 	const struct aloop_settings *settings;
 	const char	*file;		/* where the listener is written */

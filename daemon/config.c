@@ -28,6 +28,7 @@
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
 
+#include "accesslog.h"
 #include "config-int.h"
 #include "config-parse-int.h"
 #include "config_listener.h"
@@ -119,6 +120,45 @@ static const struct enum_name log_targets[] = {
 };
 
 #define D(f)	offsetof(struct config_daemon, f)
+static const struct enum_name access_log_formats[] = {
+	{ "kv", ALOG_KV }, { "json", ALOG_JSON }, { NULL, 0 },
+};
+
+/* "off", "stderr", "syslog" or a file, opened now as a start would. */
+static void
+parse_access_log(struct config *cfg, config_setting_t *s,
+    const struct spec *sp, void *obj)
+{
+	struct config_daemon *d = obj;
+	const char *v;
+	char *path;
+
+	(void)sp;
+	if ((v = config_want_string(s, 1)) == NULL)
+		return;
+	if (strcmp(v, "off") == 0)
+		d->access_log = ALOG_OFF;
+	else if (strcmp(v, "stderr") == 0)
+		d->access_log = ALOG_STDERR;
+	else if (strcmp(v, "syslog") == 0)
+		d->access_log = ALOG_SYSLOG;
+	else {
+		if ((path = config_resolve_path(cfg, v)) == NULL) {
+			config_report(s, NULL, "out of memory");
+			return;
+		}
+		if (alog_check_file(path) < 0) {
+			config_report(s, NULL, "cannot open %s: %s", path,
+			    strerror(errno));
+			free(path);
+			return;
+		}
+		d->access_log = ALOG_FILE;
+		free(d->access_log_path);
+		d->access_log_path = path;
+	}
+}
+
 static const struct spec daemon_specs[] = {
 	{ SPEC("workers", T_CUSTOM, D(workers)), .parse = parse_workers },
 	{ SPEC("log_level", T_ENUM, D(log_level)), .names = log_levels,
@@ -134,6 +174,9 @@ static const struct spec daemon_specs[] = {
 	    .max = 86400, .ddef = 30 },
 	{ SPEC("worker_stall_timeout", T_SECONDS, D(worker_stall_timeout)),
 	    .min = 0, .max = 86400, .ddef = 10 },
+	{ SPEC("access_log", T_CUSTOM, 0), .parse = parse_access_log },
+	{ SPEC("access_log_format", T_ENUM, D(access_log_format)),
+	    .names = access_log_formats, .def = ALOG_KV },
 	{ .name = NULL },
 };
 #undef D
@@ -388,6 +431,7 @@ config_free(struct config *cfg)
 		config_free_listener(&cfg->listeners[i]);
 	free(cfg->listeners);
 	free(cfg->daemon.pidfile);
+	free(cfg->daemon.access_log_path);
 	free(cfg->daemon.user);
 	free(cfg->daemon.group);
 	for (size_t i = 0; i < cfg->daemon.nplugin_path; i++)

@@ -584,6 +584,7 @@ static const struct spec listener_specs[] = {
 	{ SPEC("datagram_rate_per_source", T_ULONG,
 	    L(datagram_rate_per_source)), .min = 0, .max = 10000000,
 	    .def = 0 },
+	{ SPEC("access_log", T_BOOL, L(access_log)), .def = 1 },
 	{ SPEC("allow", T_CUSTOM, L(access)), .parse = parse_allow },
 	{ SPEC("deny", T_CUSTOM, L(access)), .parse = parse_deny },
 	{ SPEC("settings", T_CUSTOM, L(settings)), .parse = parse_settings },

@@ -9,12 +9,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <errno.h>
 #include <math.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "access.h"
+#include "accesslog.h"
 #include "admission.h"
 #include "connection.h"
 #include "scoreboard.h"
@@ -34,6 +36,21 @@ struct conn {
 	double			 stuck_since;	/* output pending, none taken */
 	const uint64_t		*written;	/* the transport's byte count */
 	uint64_t		 counted;	/* of it, in the counters */
+	uint64_t		 bytes_in;
+	int			 got_eof;
+	int			 end;		/* a timeout's enum alog_end, or -1 */
+	struct conn_log		*log;		/* NULL: not logged */
+};
+
+/*
+ * What the access log line needs that is gone by connection_lost, taken
+ * at connection_made (and only for a logged listener).
+ */
+struct conn_log {
+	struct sockaddr_storage	 client, local;
+	socklen_t		 client_len, local_len;
+	const char		*tls_version;	/* OpenSSL's static string */
+	char			*sni, *alpn;
 };
 
 /* The same around one datagram endpoint. */
@@ -116,6 +133,7 @@ connection_factory(void *arg, void **state)
 		SB_COUNT(o->m, SB_TLS_HANDSHAKES, 1);
 	c->o = o;
 	c->watch = ALOOP_HANDLE_NONE;
+	c->end = -1;
 	*state = c;
 	o->opened(o);
 	return 0;
@@ -203,6 +221,8 @@ timed_out(struct conn *c, int counter, const char *what, double after)
 	aloop_log(ALOOP_LOG_DEBUG, "listener %s: %s for %.0f s, closing",
 	    c->o->name, what, after);
 	SB_COUNT(c->o->m, counter, 1);
+	c->end = counter == SB_TIMEOUT_IDLE ? ALOG_IDLE :
+	    counter == SB_TIMEOUT_WRITE ? ALOG_WRITE : ALOG_FIRST_BYTE;
 	/*
 	 * Nothing pending: a clean close.  Otherwise a peer that stopped
 	 * reading would hold a flushing close; reset instead.
@@ -300,6 +320,124 @@ log_peer(struct conn *c)
 	    "a local peer" : host, port[0] != '\0' ? " port " : "", port);
 }
 
+/* ---------------------------------------------------------- access log */
+
+static char *
+copy_info(struct aloop_transport *t, const char *name)
+{
+	const char *v = aloop_transport_get_extra_info(t, name, NULL);
+
+	return v != NULL ? strndup(v, 255) : NULL;
+}
+
+static void
+log_start(struct conn *c)
+{
+	struct conn_log *l;
+	const struct sockaddr *sa;
+	size_t len;
+
+	if ((c->log = l = calloc(1, sizeof(*l))) == NULL)
+		return;		/* the line is lost, not the connection */
+	if ((sa = aloop_transport_get_extra_info(c->t, "peername",
+	    &len)) != NULL && len <= sizeof(l->client)) {
+		memcpy(&l->client, sa, len);
+		l->client_len = (socklen_t)len;
+	}
+	if ((sa = aloop_transport_get_extra_info(c->t, "sockname",
+	    &len)) != NULL && len <= sizeof(l->local)) {
+		memcpy(&l->local, sa, len);
+		l->local_len = (socklen_t)len;
+	}
+	if (c->o->tls) {
+		l->tls_version = aloop_transport_get_extra_info(c->t,
+		    "tls_version", NULL);
+		l->sni = copy_info(c->t, "server_hostname");
+		l->alpn = copy_info(c->t, "alpn_protocol");
+	}
+}
+
+static void
+log_put(struct conn_owner *o, const struct alog_entry *e)
+{
+	if (alog_write(o->access_log, e) < 0)
+		SB_COUNT(o->m, SB_LOG_DROPPED, 1);
+}
+
+/* Why @c ended, as far as the daemon can tell. */
+static enum alog_end
+log_end(struct conn *c, const struct aloop_error *err)
+{
+	const int *aborted;
+
+	if (c->end >= 0)
+		return (enum alog_end)c->end;
+	if (c->o->shutting)
+		return ALOG_SHUTDOWN;
+	if (err != NULL)
+		return err->code == -ECONNRESET || err->code == -EPIPE ?
+		    ALOG_RESET : ALOG_ERROR;
+	if (c->got_eof)
+		return ALOG_EOF;
+	aborted = aloop_transport_get_extra_info(c->t, "aborted", NULL);
+	return aborted != NULL && *aborted ? ALOG_ABORTED : ALOG_CLOSED;
+}
+
+static void
+log_finish(struct conn *c, const struct aloop_error *err)
+{
+	struct conn_log *l = c->log;
+	struct alog_entry e = {
+		.listener = c->o->name,
+		.worker = c->o->worker,
+		.client = l->client_len > 0 ? (struct sockaddr *)&l->client :
+		    NULL,
+		.client_len = l->client_len,
+		.local = l->local_len > 0 ? (struct sockaddr *)&l->local : NULL,
+		.local_len = l->local_len,
+		.tls_version = l->tls_version,
+		.sni = l->sni,
+		.alpn = l->alpn,
+		.duration = aloop_time(c->o->loop) - c->made,
+		.bytes_in = c->bytes_in,
+		.bytes_out = c->written != NULL ? *c->written : 0,
+		.end = log_end(c, err),
+		.error = err != NULL ? err->message : NULL,
+	};
+
+	log_put(c->o, &e);
+	free(l->sni);
+	free(l->alpn);
+	free(l);
+	c->log = NULL;
+}
+
+void
+connection_log_refused(struct conn_owner *o, int fd,
+    const struct sockaddr *peer, socklen_t len, const char *setting)
+{
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	struct alog_entry e = {
+		.listener = o->name,
+		.worker = o->worker,
+		.client = len > 0 ? peer : NULL,
+		.client_len = len,
+		.end = ALOG_REFUSED,
+		.refused = setting,
+	};
+
+	if (o->access_log < 0)
+		return;
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+		e.local = (struct sockaddr *)&local;
+		e.local_len = llen;
+	}
+	log_put(o, &e);
+}
+
+/* -------------------------------------------------------- the wrapper */
+
 static void
 conn_made(struct aloop_transport *t, void *state)
 {
@@ -315,6 +453,8 @@ conn_made(struct aloop_transport *t, void *state)
 		watch(c);
 	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
 		log_peer(c);
+	if (c->o->access_log >= 0)
+		log_start(c);
 	if (p->connection_made != NULL)
 		PLUGIN_CALL(c->o, SB_CONNECTION_MADE, c->written, &c->counted,
 		    p->connection_made(t, c->state));
@@ -329,6 +469,7 @@ conn_data(struct aloop_transport *t, void *state, const void *data,
 
 	c->last_rx = aloop_time(c->o->loop);
 	c->got_byte = 1;
+	c->bytes_in += len;
 	SB_COUNT(c->o->m, SB_BYTES_IN, len);
 	if (p->data_received != NULL)
 		PLUGIN_CALL(c->o, SB_DATA_RECEIVED, c->written, &c->counted,
@@ -344,6 +485,7 @@ conn_eof(struct aloop_transport *t, void *state)
 
 	c->last_rx = aloop_time(c->o->loop);
 	c->got_byte = 1;
+	c->got_eof = 1;
 	if (p->eof_received != NULL)
 		PLUGIN_CALL(c->o, SB_EOF_RECEIVED, c->written, &c->counted,
 		    keep = p->eof_received(t, c->state));
@@ -362,6 +504,8 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 		aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection lost: %s",
 		    o->name, err->message);
 	count_written(o, c->written, &c->counted);
+	if (c->log != NULL)
+		log_finish(c, err);
 	if (p->connection_lost != NULL)
 		PLUGIN_CALL(o, SB_CONNECTION_LOST, NULL, NULL,
 		    p->connection_lost(t, c->state, err));

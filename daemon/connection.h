@@ -43,6 +43,8 @@ struct conn_owner {
 	double				 write_timeout;
 	unsigned long			 datagram_rate;	/* per source */
 	const struct access_list	*access;	/* the config's */
+	int				 access_log;	/* -1 off, else ALOG_KV.. */
+	int				 shutting;	/* listener_abort ran */
 	int				 tcp_nodelay;
 	int				 keepalive;
 	int				 tls;
@@ -54,6 +56,12 @@ struct conn_owner {
 /* The stream protocol and factory a listener's servers use (arg: owner). */
 extern const struct aloop_protocol connection_protocol;
 int	connection_factory(void *owner, void **state);
+/*
+ * Write @o's access log line for a client refused on accept because of
+ * @setting (its name); @fd is the accepted socket.
+ */
+void	connection_log_refused(struct conn_owner *o, int fd,
+	    const struct sockaddr *peer, socklen_t len, const char *setting);
 /* Counts a TLS client that never reached the plugin (arg: owner). */
 void	connection_tls_failed(void *owner, const struct aloop_error *err);
 

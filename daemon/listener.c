@@ -152,17 +152,19 @@ conn_closed(struct conn_owner *o)
 #define REFUSED_LOG_INTERVAL	10.0
 
 static void
-refused(struct listener *l, int why)
+refused(struct listener *l, int why, int fd, const struct sockaddr *peer,
+    socklen_t len)
 {
 	static const char *const reasons[] = {
 		[SB_REFUSED_FULL] = "max_connections",
 		[SB_REFUSED_SOURCE] = "max_connections_per_source",
 		[SB_REFUSED_RATE] = "connection_rate",
-		[SB_REFUSED_ACCESS] = "access denied",
+		[SB_REFUSED_ACCESS] = "access",
 	};
 	double now = aloop_time(l->host->loop);
 
 	SB_COUNT(l->own.m, why, 1);
+	connection_log_refused(&l->own, fd, peer, len, reasons[why]);
 	l->refused++;
 	if (l->refused_logged != 0 &&
 	    now - l->refused_logged < REFUSED_LOG_INTERVAL)
@@ -193,6 +195,7 @@ denied(struct listener *l, int fd, const struct sockaddr *peer,
 	socklen_t clen = sizeof(cred);
 
 	SB_COUNT(l->own.m, SB_REFUSED_ACCESS, 1);
+	connection_log_refused(&l->own, fd, peer, len, "access");
 	if (peer->sa_family == AF_UNIX) {
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
 		    &clen) == 0) {
@@ -232,7 +235,7 @@ admit(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
 	}
 	if (l->quota > 0 && cl->overflow == CONFIG_OVERFLOW_CLOSE &&
 	    l->held + l->others >= l->quota) {
-		refused(l, SB_REFUSED_FULL);
+		refused(l, SB_REFUSED_FULL, fd, peer, len);
 		return -1;
 	}
 	if (by_source && (cl->connection_rate_per_source > 0 ||
@@ -242,14 +245,14 @@ admit(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
 	    !adm_rate(l->key, cl->connection_rate)) ||
 	    (key != 0 && cl->connection_rate_per_source > 0 &&
 	    !adm_rate(key, cl->connection_rate_per_source))) {
-		refused(l, SB_REFUSED_RATE);
+		refused(l, SB_REFUSED_RATE, fd, peer, len);
 		return -1;
 	}
 	*ticket = ADM_UNTRACKED;
 	if (key != 0 && cl->max_per_source > 0 &&
 	    (*ticket = adm_source_take(key, cl->max_per_source)) ==
 	    ADM_REFUSED) {
-		refused(l, SB_REFUSED_SOURCE);
+		refused(l, SB_REFUSED_SOURCE, fd, peer, len);
 		return -1;
 	}
 	l->held++;
@@ -435,6 +438,7 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 	l->own.write_timeout = cl->write_timeout;
 	l->own.datagram_rate = cl->datagram_rate_per_source;
 	l->own.access = &cl->access;
+	l->own.access_log = cl->access_log ? host->access_log : -1;
 	l->key = adm_key(cl->name, NULL, 0);
 	l->own.tcp_nodelay = cl->tcp_nodelay;
 	l->own.keepalive = cl->keepalive;
@@ -549,6 +553,7 @@ listener_retire(struct listener *l)
 void
 listener_abort(struct listener *l)
 {
+	l->own.shutting = 1;
 	for (size_t i = 0; i < l->nservers; i++)
 		if (l->servers[i] != NULL)
 			aloop_server_abort_clients(l->servers[i]);

@@ -25,6 +25,7 @@ struct listener_host {
 	unsigned		 slot;
 	unsigned		 nslots;
 	size_t			 nalive;	/* listeners not yet freed */
+	int			 access_log;	/* ALOG_KV, ALOG_JSON; -1: off */
 	/* @l is about to be freed (nalive went down); no more calls on it. */
 	void			(*gone)(struct listener_host *,
 				    struct listener *l);

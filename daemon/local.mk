@@ -7,7 +7,8 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/config.c daemon/config-int.h daemon/config_listener.c \
 	daemon/config_listener.h daemon/access.c daemon/access.h \
 	daemon/config_parse.c daemon/config-parse-int.h \
-	daemon/settings.c daemon/settings-int.h \
+	daemon/accesslog.c daemon/accesslog.h daemon/logsink.c \
+	daemon/logsink.h daemon/settings.c daemon/settings-int.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
@@ -25,8 +26,8 @@ ALOOPD_RUN_SOURCES = \
 	daemon/tcpinfo.c daemon/tcpinfo.h daemon/sockets.c daemon/sockets.h \
 	daemon/scoreboard.c daemon/scoreboard.h daemon/check.c daemon/check.h \
 	daemon/proc.c daemon/proc.h daemon/notify.c daemon/notify.h \
-	daemon/activation.c daemon/activation.h daemon/logsink.c \
-	daemon/logsink.h daemon/metrics.c daemon/metrics.h
+	daemon/activation.c daemon/activation.h daemon/metrics.c \
+	daemon/metrics.h
 
 daemon_aloopd_SOURCES = daemon/main.c $(ALOOPD_CONFIG_SOURCES) \
 	$(ALOOPD_RUN_SOURCES)

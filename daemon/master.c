@@ -22,6 +22,7 @@
 
 #include <aloop/aloop.h>
 
+#include "accesslog.h"
 #include "activation.h"
 #include "admission.h"
 #include "check.h"
@@ -273,6 +274,7 @@ gen_serving(struct gen *g, void *arg)
 	}
 	aloop_log_set_level(M.o.debug ? ALOOP_LOG_DEBUG :
 	    gen_config(g)->daemon.log_level);
+	(void)alog_configure(gen_config(g));
 	gens_after_quiet(reloaded);
 }
 
@@ -673,6 +675,14 @@ on_sigusr2(void *arg)
 	upgrade();
 }
 
+/* logrotate's signal: the access log reopens its file. */
+static void
+on_sigusr1(void *arg)
+{
+	(void)arg;
+	alog_reopen();
+}
+
 /* ------------------------------------------------------- housekeeping */
 
 static void
@@ -777,8 +787,8 @@ install_signals(void)
 		void	(*fn)(void *);
 	} table[] = {
 		{ SIGTERM, on_sigterm }, { SIGINT, on_sigint },
-		{ SIGHUP, on_sighup }, { SIGUSR2, on_sigusr2 },
-		{ SIGCHLD, on_sigchld },
+		{ SIGHUP, on_sighup }, { SIGUSR1, on_sigusr1 },
+		{ SIGUSR2, on_sigusr2 }, { SIGCHLD, on_sigchld },
 	};
 	int r;
 
@@ -797,8 +807,8 @@ install_signals(void)
 static void
 remove_signals(void)
 {
-	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR2,
-	    SIGCHLD };
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1,
+	    SIGUSR2, SIGCHLD };
 
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		(void)aloop_remove_signal_handler(M.loop, sigs[i]);
@@ -871,6 +881,13 @@ master_run(struct config *cfg, const struct master_options *o)
 	aloop_set_debug(M.loop, o->debug);
 	if (install_signals() < 0 || sockets_inherit() < 0)
 		goto fail;
+	/* Before the first fork: the workers inherit the pipe. */
+	if ((n = alog_init(M.loop)) < 0) {
+		aloop_log(ALOOP_LOG_ERR, "access log: %s", aloop_strerror(n));
+		goto fail;
+	}
+	if (alog_configure(cfg) < 0)
+		goto fail;
 	gens_init(M.loop, o->debug, all_gone);
 	housekeeping_start(cfg);
 	n = next_generation(cfg);
@@ -901,6 +918,7 @@ out:
 		aloop_loop_free(M.loop);
 	}
 	activation_free();
+	alog_shutdown();
 	remove_pidfile();
 	free(M.pidfile);
 	free(M.exe);

@@ -74,6 +74,8 @@ enum sb_counter {
 	SB_TIMEOUT_IDLE,
 	SB_TIMEOUT_FIRST_BYTE,
 	SB_TIMEOUT_WRITE,
+	/* Access log lines dropped: the pipe to the master was full. */
+	SB_LOG_DROPPED,
 	SB_NCOUNTERS
 };
 

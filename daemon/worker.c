@@ -18,6 +18,7 @@
 
 #include <aloop/aloop.h>
 
+#include "accesslog.h"
 #include "config-int.h"
 #include "listener.h"
 #include "proc.h"
@@ -330,6 +331,8 @@ worker_run(const struct worker_spec *ws)
 	W.host.sb = ws->sb;
 	W.host.slot = ws->slot;
 	W.host.nslots = ws->nslots;
+	W.host.access_log = ws->cfg->daemon.access_log == ALOG_OFF ? -1 :
+	    ws->cfg->daemon.access_log_format;
 	W.host.gone = listener_gone;
 	/* A quarter of the stall timeout: three missed beats are fine. */
 	W.beat_interval = stall > 0 && stall / 4 < 1.0 ? stall / 4 : 1.0;
@@ -385,6 +388,8 @@ worker_keep_fds(const struct worker_spec *ws, size_t *n)
 	if (fds == NULL)
 		return NULL;
 	fds[k++] = ws->ctl;
+	if (alog_pipe() >= 0)
+		fds[k++] = alog_pipe();
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		for (;;) {
 			got = sockets_fds(ws->socks, i, ws->slot, fds + k,

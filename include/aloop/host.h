@@ -135,6 +135,8 @@ struct aloop_metrics_listener {
 	/* Refused by allow and deny: connections reset, datagrams dropped. */
 	uint64_t	 refused_access;
 	uint64_t	 datagrams_denied;
+	/* Access log lines dropped because the log fell behind. */
+	uint64_t	 access_log_dropped;
 };
 
 /**

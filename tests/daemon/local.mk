@@ -68,3 +68,7 @@ TESTS += tests/daemon/test_metrics_counters
 # allow and deny over TCP, TLS, UDP and UNIX, with reload.
 TESTS += tests/daemon/test_access.py
 EXTRA_DIST += tests/daemon/test_access.py
+
+# The access log: every way a connection ends, TLS facts, JSON, reopen.
+TESTS += tests/daemon/test_access_log.py
+EXTRA_DIST += tests/daemon/test_access_log.py
