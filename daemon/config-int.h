@@ -32,6 +32,7 @@
 #define ALOOPD_CONFIG_INT_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "access.h"
 
@@ -167,6 +168,14 @@ int config_load(const char *path, struct config **cfg);
  * does: it never loads plugin code.
  */
 int config_parse(const char *path, struct config **cfg);
+
+/*
+ * aloopd -T: write @cfg (parsed without errors) to @out as aloopd reads
+ * it, in aloop.conf syntax, with includes in place and every setting
+ * that has a default shown at it.  0, or -1 on a write error.  The tree
+ * is changed: print it last.
+ */
+int config_dump(struct config *cfg, FILE *out);
 
 /* What config_load_plugins() is about to do for a listener. */
 #define CONFIG_STEP_LOAD	1	/* dlopen: the plugin's constructors */

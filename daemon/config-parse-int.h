@@ -100,6 +100,9 @@ int	config_want_list(config_setting_t *s, const char *of);
 void	config_set_string(struct config *cfg, config_setting_t *s,
 	    char **field, char *v);
 
+/* The daemon group's table of settings (config.c), for -T's defaults. */
+const struct spec *config_daemon_specs(void);
+
 /* Report on @s a user or group (either may be NULL) that does not exist. */
 void	config_check_owner(const config_setting_t *s, const char *user,
 	    const char *group);

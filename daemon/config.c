@@ -181,6 +181,12 @@ static const struct spec daemon_specs[] = {
 };
 #undef D
 
+const struct spec *
+config_daemon_specs(void)
+{
+	return daemon_specs;
+}
+
 static void
 parse_daemon(struct config *cfg, config_setting_t *s, const struct spec *sp,
     void *obj)

@@ -769,6 +769,36 @@ config_parse_listeners(struct config *cfg, config_setting_t *s,
 	}
 }
 
+const struct spec *
+config_listener_specs(void)
+{
+	return listener_specs;
+}
+
+static int
+listed(const char *const *names, const char *name)
+{
+	for (; *names != NULL; names++)
+		if (strcmp(*names, name) == 0)
+			return 1;
+	return 0;
+}
+
+int
+config_listener_applies(const config_setting_t *group, const char *name)
+{
+	const char *type = NULL;
+	int udp;
+
+	(void)config_setting_lookup_string(group, "type", &type);
+	udp = type != NULL && strcmp(type, "udp") == 0;
+	if (listed(udp ? stream_only : datagram_only, name))
+		return 0;
+	if (strcmp(name, "handshake_timeout") == 0)
+		return config_setting_get_member(group, "tls") != NULL;
+	return 1;
+}
+
 void
 config_free_listener(struct config_listener *l)
 {

@@ -16,4 +16,12 @@ void	config_parse_listeners(struct config *cfg, config_setting_t *s,
 	    const struct spec *sp, void *obj);
 void	config_free_listener(struct config_listener *l);
 
+/*
+ * A listener's table of settings, and whether setting @name belongs in
+ * the listener @group (its type's, TLS's), for -T's defaults.
+ */
+const struct spec *config_listener_specs(void);
+int	config_listener_applies(const config_setting_t *group,
+	    const char *name);
+
 #endif /* ALOOPD_CONFIG_LISTENER_H */

@@ -6,7 +6,7 @@ sbin_PROGRAMS += daemon/aloopd
 ALOOPD_CONFIG_SOURCES = \
 	daemon/config.c daemon/config-int.h daemon/config_listener.c \
 	daemon/config_listener.h daemon/access.c daemon/access.h \
-	daemon/config_parse.c daemon/config-parse-int.h \
+	daemon/config_parse.c daemon/config-parse-int.h daemon/config_dump.c \
 	daemon/accesslog.c daemon/accesslog.h daemon/logsink.c \
 	daemon/logsink.h daemon/settings.c daemon/settings-int.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h

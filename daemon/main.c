@@ -25,11 +25,13 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: aloopd [-c FILE] [-t] [-f] [-d] [--version] [--help]\n"
+	    "usage: aloopd [-c FILE] [-t | -T] [-f] [-d] [--version] [--help]\n"
 	    "\n"
 	    "  -c, --config FILE  configuration file (default %s)\n"
 	    "  -t, --test         check the configuration and the plugins it\n"
 	    "                     names, then exit 0 if it is valid, 1 if not\n"
+	    "  -T, --dump         check as -t does, then print the configuration\n"
+	    "                     as aloopd reads it, defaults included\n"
 	    "  -f, --foreground   stay in the foreground (the mode for systemd)\n"
 	    "  -d, --debug        run the event loops in debug mode\n"
 	    "  -V, --version      print the versions of aloopd and its libraries\n"
@@ -100,6 +102,7 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
+		{ "dump", no_argument, NULL, 'T' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "version", no_argument, NULL, 'V' },
@@ -109,15 +112,18 @@ main(int argc, char **argv)
 	const char *config_path = DEFAULT_CONFIG;
 	struct config *cfg;
 	struct master_options mo = { 0 };
-	int ch, test_only = 0;
+	int ch, test_only = 0, dump = 0;
 
-	while ((ch = getopt_long(argc, argv, "c:tfdVh", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:tTfdVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			config_path = optarg;
 			break;
 		case 't':
 			test_only = 1;
+			break;
+		case 'T':
+			test_only = dump = 1;
 			break;
 		case 'f':
 			mo.foreground = 1;
@@ -146,6 +152,14 @@ main(int argc, char **argv)
 			fprintf(stderr, "%s: configuration test failed\n",
 			    config_path);
 		return 1;
+	}
+	if (dump) {
+		/* nginx -T's split: the text on stdout, the verdict apart. */
+		int r = config_dump(cfg, stdout);
+
+		fprintf(stderr, "%s: configuration OK\n", config_path);
+		config_free(cfg);
+		return r == 0 && fflush(stdout) == 0 ? 0 : 1;
 	}
 	if (test_only) {
 		printf("%s: configuration OK\n", config_path);

@@ -321,6 +321,48 @@ def test_version_says_how_it_was_built():
         assert re.search(pattern, r.stdout, re.M), (pattern, r.stdout)
 
 
+def test_dump_prints_what_runs():
+    d = h.tmpdir()
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    with open(os.path.join(d, "extra.conf"), "w") as f:
+        f.write(h.listener("included", "echo", port, "udp") + "\n")
+    with open(cfg, "w") as f:
+        f.write('daemon = { plugin_path = [ "%s" ]; };\n'
+                'listeners = (\n%s,\n@include "extra.conf"\n);\n'
+                % (h.PLUGINS, h.listener("echo", "echo", port,
+                                         extra="max_connections = 5;")))
+    r = subprocess.run([h.ALOOPD, "-T", "-c", cfg], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "configuration OK" in r.stderr
+    text = r.stdout
+    # What the file said, what it included, and the defaults it left out.
+    assert re.search(r"max_connections = 5;", text), text
+    assert re.search(r'name = "included";', text), text
+    assert re.search(r"shutdown_timeout = 30", text), text
+    assert re.search(r'overflow = "close";', text), text
+    # Only what applies: no stream settings on the UDP listener.
+    udp = text[text.index('name = "included"'):]
+    assert "write_timeout" not in udp and "datagram_rate_per_source" in udp
+    # The dump is a configuration that reads back to the same dump.
+    again = os.path.join(d, "again.conf")
+    with open(again, "w") as f:
+        f.write(text)
+    r2 = subprocess.run([h.ALOOPD, "-T", "-c", again], capture_output=True,
+                        text=True, timeout=30)
+    assert r2.returncode == 0, r2.stderr
+    body = lambda t: t.split("\n", 2)[2]
+    assert body(r2.stdout) == body(text)
+    # A bad file is refused as -t refuses it, and nothing is printed.
+    with open(cfg, "a") as f:
+        f.write("bogus = 1;\n")
+    r = subprocess.run([h.ALOOPD, "-T", "-c", cfg], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 1 and r.stdout == "", r
+    assert "bogus" in r.stderr, r.stderr
+
+
 def test_detach_and_pidfile():
     d = h.tmpdir()
     port = h.free_port()
@@ -453,7 +495,7 @@ h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_reload_rereads_settings, test_bad_reload_keeps_running,
        test_reload_keeps_unix_socket,
        test_workers_share_the_load, test_max_connections, test_idle_timeout,
-       test_version_says_how_it_was_built,
+       test_version_says_how_it_was_built, test_dump_prints_what_runs,
        test_detach_and_pidfile, test_failed_start_exits_1,
        test_privilege_drop,
        test_wrong_abi_plugin_refused])
