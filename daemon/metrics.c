@@ -165,3 +165,110 @@ aloop_daemon_metrics_process(struct aloop_metrics_process *out)
 	memcpy(out, &fig, size);
 	return r < 0 ? r : r2;
 }
+
+/* ------------------------------------------------------- plugin figures */
+
+/* Prometheus's metric name: [a-zA-Z_:][a-zA-Z0-9_:]*. */
+static int
+valid_name(const char *s)
+{
+	if (*s == '\0' || (*s >= '0' && *s <= '9'))
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_' || *s == ':'))
+			return 0;
+	return 1;
+}
+
+/*
+ * "" or name="value" pairs joined by commas, values with only \\, \" and
+ * \n escapes, and no label of the daemon's own (listener, worker): what
+ * the metrics plugin can print as it is.
+ */
+static int
+valid_labels(const char *s)
+{
+	while (*s != '\0') {
+		const char *k = s;
+
+		while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		    (*s >= '0' && *s <= '9') || *s == '_')
+			s++;
+		if (s == k || (*k >= '0' && *k <= '9') ||
+		    ((size_t)(s - k) == 8 && strncmp(k, "listener", 8) == 0) ||
+		    ((size_t)(s - k) == 6 && strncmp(k, "worker", 6) == 0))
+			return 0;
+		if (s[0] != '=' || s[1] != '"')
+			return 0;
+		for (s += 2; *s != '"'; s++) {
+			if (*s == '\0' || *s == '\n')
+				return 0;
+			if (*s == '\\' && (s[1] == '\\' || s[1] == '"' ||
+			    s[1] == 'n'))
+				s++;
+			else if (*s == '\\')
+				return 0;
+		}
+		s++;
+		if (*s == ',' && s[1] != '\0')
+			s++;
+		else if (*s != '\0')
+			return 0;
+	}
+	return 1;
+}
+
+int
+aloop_daemon_metric_set(const char *listener, const char *name,
+    const char *labels, int counter, double value)
+{
+	struct sb_worker *w = sb_self();
+	uint32_t i;
+
+	if (listener == NULL || name == NULL || !valid_name(name) ||
+	    (labels != NULL && !valid_labels(labels)))
+		return ALOOP_EINVAL;
+	if (w == NULL)
+		return ALOOP_ENOTSUP;
+	if ((i = sb_listener_index(w, listener)) == UINT32_MAX)
+		return ALOOP_EINVAL;
+	if (sb_gauge_set(w, i, name, labels != NULL ? labels : "",
+	    counter != 0, value) < 0)
+		return strlen(name) >= SB_GAUGE_NAME || (labels != NULL &&
+		    strlen(labels) >= SB_GAUGE_LABELS) ? ALOOP_EINVAL :
+		    ALOOP_ENOMEM;
+	return 0;
+}
+
+struct plugin_walk {
+	aloop_metrics_plugin_fn	 fn;
+	void			*arg;
+};
+
+static int
+each_gauge(const char *listener, unsigned slot, const struct sb_gauge *g,
+    void *arg)
+{
+	struct plugin_walk *wk = arg;
+	struct aloop_metrics_plugin_series s = {
+		.listener = listener,
+		.worker = slot,
+		.name = g->name,
+		.labels = g->labels,
+		.counter = g->counter,
+		.value = g->value,
+	};
+
+	return wk->fn(&s, wk->arg);
+}
+
+int
+aloop_daemon_metrics_plugins(aloop_metrics_plugin_fn fn, void *arg)
+{
+	struct plugin_walk wk = { fn, arg };
+
+	if (fn == NULL)
+		return ALOOP_EINVAL;
+	return sb_gauges(each_gauge, &wk);
+}

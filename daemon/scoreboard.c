@@ -234,6 +234,9 @@ sb_worker_new(unsigned slot, unsigned generation, const char *const *names,
 		}
 	}
 	memset(at(w->counters), 0, nlisteners * sizeof(struct sb_counters));
+	memset(w->gauges, 0, sizeof(w->gauges));
+	for (size_t i = 0; i < SB_GAUGES; i++)
+		w->gauges[i].listener = UINT32_MAX;
 	w->pid = 0;
 	w->slot = slot;
 	w->generation = generation;
@@ -397,4 +400,106 @@ sb_totals(int (*fn)(const struct sb_series *, const struct sb_counters *,
 	free(sums);
 	free(order);
 	return r;
+}
+
+/* ---------------------------------------------------------- plugin figures */
+
+static struct sb_worker *self;
+
+void
+sb_set_self(struct sb_worker *w)
+{
+	self = w;
+}
+
+struct sb_worker *
+sb_self(void)
+{
+	return self;
+}
+
+uint32_t
+sb_listener_index(struct sb_worker *w, const char *name)
+{
+	const uint32_t *series = at(w->series);
+
+	for (uint32_t i = 0; i < w->nlisteners; i++)
+		if (strcmp(sb_series_name(&sb->series[series[i]]), name) == 0)
+			return i;
+	return UINT32_MAX;
+}
+
+int
+sb_gauge_set(struct sb_worker *w, uint32_t i, const char *name,
+    const char *labels, int counter, double value)
+{
+	struct sb_gauge *g = NULL, *free_g = NULL;
+
+	if (strlen(name) >= SB_GAUGE_NAME || strlen(labels) >= SB_GAUGE_LABELS)
+		return -1;
+	for (size_t k = 0; k < SB_GAUGES && g == NULL; k++) {
+		struct sb_gauge *c = &w->gauges[k];
+
+		if (c->listener == UINT32_MAX) {
+			if (free_g == NULL)
+				free_g = c;
+		} else if (c->listener == i && strcmp(c->name, name) == 0 &&
+		    strcmp(c->labels, labels) == 0)
+			g = c;
+	}
+	if (g == NULL && (g = free_g) == NULL)
+		return -1;
+	/* The only writer: odd while the entry changes. */
+	atomic_fetch_add_explicit(&g->seq, 1, memory_order_acq_rel);
+	atomic_thread_fence(memory_order_release);
+	if (g->listener == UINT32_MAX) {
+		memcpy(g->name, name, strlen(name) + 1);
+		memcpy(g->labels, labels, strlen(labels) + 1);
+		g->counter = counter;
+		g->listener = i;
+	}
+	g->value = value;
+	atomic_fetch_add_explicit(&g->seq, 1, memory_order_release);
+	return 0;
+}
+
+int
+sb_gauges(int (*fn)(const char *, unsigned, const struct sb_gauge *, void *),
+    void *arg)
+{
+	struct sb_gauge copy;
+	uint32_t seq;
+	int r;
+
+	if (sb == NULL)
+		return 0;
+	for (size_t k = 0; k < SB_WORKERS_MAX; k++) {
+		struct sb_worker *w = &sb->workers[k];
+		const uint32_t *series;
+		int st = atomic_load_explicit(&w->state, memory_order_acquire);
+
+		if (st != SB_RUNNING && st != SB_DRAINING)
+			continue;
+		series = at(w->series);
+		for (size_t i = 0; i < SB_GAUGES; i++) {
+			struct sb_gauge *g = &w->gauges[i];
+			int tries = 0;
+
+			do {
+				seq = atomic_load_explicit(&g->seq,
+				    memory_order_acquire);
+				memcpy(&copy, g, sizeof(copy));
+				atomic_thread_fence(memory_order_acquire);
+			} while (((seq & 1) || seq != atomic_load_explicit(
+			    &g->seq, memory_order_relaxed)) && ++tries < 100);
+			if (tries == 100 || copy.listener >= w->nlisteners)
+				continue;
+			copy.name[SB_GAUGE_NAME - 1] = '\0';
+			copy.labels[SB_GAUGE_LABELS - 1] = '\0';
+			if ((r = fn(sb_series_name(&sb->series[
+			    series[copy.listener]]), w->slot, &copy, arg)) != 0)
+				return r;
+		}
+	}
+	return 0;
 }

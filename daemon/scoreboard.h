@@ -94,6 +94,23 @@ struct sb_series {
 	struct sb_counters	 folded;	/* master-written */
 };
 
+/*
+ * A figure a plugin publishes about itself (aloop_daemon_gauge_set): one
+ * of a worker's fixed table, written by that worker only under a
+ * sequence count (odd while it writes) so that readers never see half.
+ */
+#define SB_GAUGES		32
+#define SB_GAUGE_NAME		48
+#define SB_GAUGE_LABELS		96
+struct sb_gauge {
+	_Atomic uint32_t	 seq;
+	uint32_t		 listener;	/* index; UINT32_MAX: free */
+	int			 counter;	/* a counter, not a gauge */
+	char			 name[SB_GAUGE_NAME];
+	char			 labels[SB_GAUGE_LABELS];
+	double			 value;
+};
+
 /* One worker process. */
 struct sb_worker {
 	_Atomic int		 state;		/* enum sb_state */
@@ -108,6 +125,7 @@ struct sb_worker {
 	_Atomic uint64_t	 heartbeat;	/* CLOCK_MONOTONIC, ms */
 	_Atomic uint32_t	 where;		/* SB_WHERE() */
 	_Atomic uint64_t	 nconns;
+	struct sb_gauge		 gauges[SB_GAUGES];
 };
 
 /* `where` packs a listener index and an sb_callback. */
@@ -187,6 +205,29 @@ sb_sub(_Atomic uint64_t *c, uint64_t n)
 	if ((c) != NULL)						\
 		sb_add(&(c)->v[(counter)], (n));			\
 } while (0)
+
+/* Worker: its own region, for what plugins call (NULL in the master). */
+void	sb_set_self(struct sb_worker *w);
+struct sb_worker *sb_self(void);
+
+/* The index of listener @name in @w, or UINT32_MAX. */
+uint32_t sb_listener_index(struct sb_worker *w, const char *name);
+
+/*
+ * Worker: set the plugin figure @name{@labels} of listener @i of @w to
+ * @value (made on first use).  0, or -1 if the table is full or a name
+ * or the labels are too long.
+ */
+int	sb_gauge_set(struct sb_worker *w, uint32_t i, const char *name,
+	    const char *labels, int counter, double value);
+
+/*
+ * Any process: call @fn for every plugin figure of every live worker,
+ * with its listener name and slot, the values copied whole.  0 or what
+ * @fn returned (nonzero stops).
+ */
+int	sb_gauges(int (*fn)(const char *listener, unsigned slot,
+	    const struct sb_gauge *g, void *arg), void *arg);
 
 /* CLOCK_MONOTONIC in milliseconds, the heartbeat's unit. */
 uint64_t sb_now_ms(void);

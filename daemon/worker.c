@@ -329,6 +329,7 @@ worker_run(const struct worker_spec *ws)
 	aloop_set_debug(W.host.loop, ws->debug);
 	aloop_set_exception_handler(W.host.loop, exception_handler, NULL);
 	W.host.sb = ws->sb;
+	sb_set_self(ws->sb);
 	W.host.slot = ws->slot;
 	W.host.nslots = ws->nslots;
 	W.host.access_log = ws->cfg->daemon.access_log == ALOG_OFF ? -1 :

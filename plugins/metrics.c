@@ -263,6 +263,90 @@ metrics_process(struct sbuf *b)
 	    ALOOP_PLUGIN_ABI_MINOR);
 }
 
+/* The figures plugins publish (aloop_daemon_metric_set), copied. */
+struct plugin_figure {
+	char		*text;		/* "name\0listener\0labels" */
+	const char	*name, *listener, *labels;
+	unsigned	 worker;
+	int		 counter;
+	double		 value;
+};
+
+struct plugin_figures {
+	struct plugin_figure	*v;
+	size_t			 n, cap;
+};
+
+static int
+plugin_collect(const struct aloop_metrics_plugin_series *s, void *arg)
+{
+	struct plugin_figures *l = arg;
+	struct plugin_figure *f;
+	size_t nl = strlen(s->name) + 1, ll = strlen(s->listener) + 1;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap > 0 ? 2 * l->cap : 16;
+
+		if ((f = reallocarray(l->v, cap, sizeof(*f))) == NULL)
+			return ALOOP_ENOMEM;
+		l->v = f;
+		l->cap = cap;
+	}
+	f = &l->v[l->n];
+	if ((f->text = malloc(nl + ll + strlen(s->labels) + 1)) == NULL)
+		return ALOOP_ENOMEM;
+	memcpy(f->text, s->name, nl);
+	memcpy(f->text + nl, s->listener, ll);
+	strcpy(f->text + nl + ll, s->labels);
+	f->name = f->text;
+	f->listener = f->text + nl;
+	f->labels = f->text + nl + ll;
+	f->worker = s->worker;
+	f->counter = s->counter;
+	f->value = s->value;
+	l->n++;
+	return 0;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	const struct plugin_figure *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c == 0)
+		c = strcmp(x->listener, y->listener);
+	if (c == 0)
+		c = x->worker < y->worker ? -1 : x->worker > y->worker;
+	return c != 0 ? c : strcmp(x->labels, y->labels);
+}
+
+/* Each plugin figure, grouped in families by name as the format wants. */
+static int
+metrics_plugins(struct sbuf *b)
+{
+	struct plugin_figures l = { NULL, 0, 0 };
+	int r = aloop_daemon_metrics_plugins(plugin_collect, &l);
+
+	qsort(l.v, l.n, sizeof(*l.v), by_name);
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		const struct plugin_figure *f = &l.v[i];
+
+		if (i == 0 || strcmp(f->name, l.v[i - 1].name) != 0)
+			sbuf_printf(b, "# HELP %s Published by the listener's "
+			    "plugin.\n# TYPE %s %s\n", f->name, f->name,
+			    f->counter ? "counter" : "gauge");
+		sbuf_printf(b, "%s{listener=\"", f->name);
+		sbuf_label(b, f->listener);
+		sbuf_printf(b, "\",worker=\"%u\"%s%s} %.17g\n", f->worker,
+		    f->labels[0] != '\0' ? "," : "", f->labels, f->value);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i].text);
+	free(l.v);
+	return r;
+}
+
 /* The whole exposition into @b; ALOOP_ENOMEM if it could not be made. */
 static int
 metrics_render(struct sbuf *b)
@@ -299,6 +383,8 @@ metrics_render(struct sbuf *b)
 		}
 	}
 	free(l.v);
+	if ((r = metrics_plugins(b)) != 0)
+		return r;
 	metrics_process(b);
 	return b->failed ? ALOOP_ENOMEM : 0;
 }

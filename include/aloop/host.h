@@ -178,6 +178,43 @@ ALOOP_API int aloop_daemon_metrics_listeners(aloop_metrics_listener_fn fn,
  */
 ALOOP_API int aloop_daemon_metrics_process(struct aloop_metrics_process *p);
 
+/**
+ * A plugin's own figure for /metrics: set the series @name{@labels} of
+ * the listener @listener (its env->listener) on the calling worker to
+ * @value, made on first use; the metrics plugin shows it as
+ * @name{listener="...",worker="N",@labels} while the worker lives.
+ * @name follows Prometheus's rules and ends in "_total" for a counter
+ * (@counter 1: a value that only grows); @labels is "" or label="value"
+ * pairs joined by commas, values escaped as Prometheus's text format
+ * wants.  At most 32 series per worker process, names under 48 bytes,
+ * labels under 96.  Returns 0; ALOOP_EINVAL for a bad name, labels or
+ * listener; ALOOP_ENOMEM when the table is full; ALOOP_ENOTSUP outside
+ * a worker (plugin checks, tests).  The loop's thread.
+ */
+ALOOP_API int aloop_daemon_metric_set(const char *listener, const char *name,
+    const char *labels, int counter, double value);
+
+/** One plugin figure, borrowed for the call of the walker. */
+struct aloop_metrics_plugin_series {
+	const char	*listener;
+	unsigned	 worker;
+	const char	*name;
+	const char	*labels;	/* "" or label="value",... */
+	int		 counter;
+	double		 value;
+};
+
+typedef int (*aloop_metrics_plugin_fn)(
+    const struct aloop_metrics_plugin_series *s, void *arg);
+
+/**
+ * Call @fn(s, @arg) for every figure plugins set with
+ * aloop_daemon_metric_set in every live worker.  A nonzero return of @fn
+ * stops the walk and is returned; otherwise 0.  Any thread.
+ */
+ALOOP_API int aloop_daemon_metrics_plugins(aloop_metrics_plugin_fn fn,
+    void *arg);
+
 #ifdef __cplusplus
 }
 #endif
