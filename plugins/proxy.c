@@ -10,9 +10,20 @@
  * other transport can send one; where it cannot (TLS), the EOF closes the
  * pair once what is buffered has been sent.
  *
+ * Descriptors stay bounded too.  An upstream that is aloopd's own listener
+ * is refused when the settings are checked, since every connection to it
+ * would open another until none are left; a loop through another host is
+ * still possible, so the connections in progress are limited per instance
+ * (what a loop, or an upstream that drops SYNs, piles up), each attempt has
+ * a deadline, and a pair whose one side has sent its EOF has a deadline
+ * for the other.  What stays silent on both sides is the listener's
+ * idle_timeout's to end.
+ *
  * settings:
  *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
  *	connect_timeout = 10.0;	seconds per upstream attempt
+ *	max_connecting = 256;	upstream connects in progress, then refuse
+ *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
  *	high_water = 65536;	bytes buffered per direction before pausing
  *	tls = {			optional: talk TLS to the upstream
  *		ca = "/etc/ssl/app-ca.pem";	default: the system's CAs
@@ -21,7 +32,12 @@
  *		certificate = "client.pem"; key = "client.key";
  *	};
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,12 +61,19 @@ struct proxy_pair;
 
 /* One listener on one worker. */
 struct proxy {
+	struct aloop_loop	*loop;		/* NULL when only checked */
 	char			*listener;
 	struct proxy_upstream	*up;
 	size_t			 nup;
 	size_t			 preferred;	/* the last that answered */
 	double			 connect_timeout;
+	double			 half_close_timeout;	/* 0: none */
 	size_t			 high_water;
+	size_t			 max_connecting;
+	size_t			 connecting;	/* pairs without an upstream yet */
+	/* At max_connecting: logged when it starts and when it ends. */
+	int			 refusing;
+	unsigned long		 refused;
 	struct aloop_tls_context *tls;
 	char			*server_hostname;
 	/* Failure bursts: logged once when they start and once at the end. */
@@ -69,6 +92,7 @@ struct proxy_pair {
 	struct aloop_transport	*up;		/* from made to lost */
 	struct aloop_future	*fut;		/* the attempt in flight */
 	aloop_handle_t		 timer;		/* its connect_timeout */
+	aloop_handle_t		 half_closed;	/* half_close_timeout */
 	size_t			 attempt;	/* upstreams tried so far */
 	size_t			 current;	/* index being tried */
 	unsigned char		*pending;	/* client bytes before up */
@@ -77,6 +101,7 @@ struct proxy_pair {
 	int			 client_eof;
 	int			 up_eof;
 	int			 up_done;	/* no upstream, none to come */
+	int			 connecting;	/* counted in px->connecting */
 	unsigned		 refs;
 };
 
@@ -108,6 +133,25 @@ proxy_unref(struct proxy *px)
 		proxy_free(px);
 }
 
+/* @p has its upstream, or will never have one: it is counted no more. */
+static void
+pair_connect_done(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+
+	if (!p->connecting)
+		return;
+	p->connecting = 0;
+	px->connecting--;
+	if (px->refusing && px->connecting < px->max_connecting) {
+		aloop_log(ALOOP_LOG_NOTICE, "proxy %s: accepting again, after "
+		    "refusing %lu connections at max_connecting %zu",
+		    px->listener, px->refused, px->max_connecting);
+		px->refusing = 0;
+		px->refused = 0;
+	}
+}
+
 static void
 pair_unref(struct proxy_pair *p)
 {
@@ -115,6 +159,10 @@ pair_unref(struct proxy_pair *p)
 
 	if (--p->refs > 0)
 		return;
+	pair_connect_done(p);
+	/* Neither transport is left for it to end. */
+	if (px->loop != NULL)
+		aloop_handle_cancel(px->loop, p->half_closed);
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -193,8 +241,54 @@ proxy_parse_upstream(const struct aloop_settings *node, const char *s,
 	return u->host != NULL && u->port != NULL ? 0 : ALOOP_ENOMEM;
 }
 
+/*
+ * Refuse an upstream that is aloopd itself: each connection to it would
+ * come back as a new client and open another, until no descriptor is
+ * left.  Addresses are always checked; names only when the settings are
+ * being checked without a loop (aloopd -t, a start, a reload), because a
+ * worker must not wait on DNS before it serves and its configuration has
+ * passed that check already.  A name that does not resolve now is left to
+ * the connects, which report it.
+ */
 static int
-proxy_read_upstreams(struct proxy *px, const struct aloop_settings *settings)
+proxy_check_self(const struct aloop_plugin_env *env,
+    const struct aloop_settings *node, const struct proxy_upstream *u)
+{
+	struct sockaddr_un sun;
+	struct addrinfo hints, *res, *ai;
+	const char *name = NULL;
+
+	if (u->path != NULL) {
+		if (strlen(u->path) >= sizeof(sun.sun_path))
+			return 0;	/* no socket has that name */
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, u->path, strlen(u->path) + 1);
+		name = aloop_daemon_listener_at(node, ALOOP_PLUGIN_STREAM,
+		    (const struct sockaddr *)&sun, sizeof(sun));
+	} else {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = env->loop != NULL ? AI_NUMERICHOST : 0;
+		if (getaddrinfo(u->host, u->port, &hints, &res) != 0)
+			return 0;
+		for (ai = res; ai != NULL && name == NULL; ai = ai->ai_next)
+			name = aloop_daemon_listener_at(node,
+			    ALOOP_PLUGIN_STREAM, ai->ai_addr, ai->ai_addrlen);
+		freeaddrinfo(res);
+	}
+	if (name == NULL)
+		return 0;
+	aloop_settings_error(node, "is listener \"%s\" of this aloopd: a "
+	    "proxy that forwards to aloopd can loop until no descriptor is "
+	    "left", name);
+	return ALOOP_ECONFIG;
+}
+
+static int
+proxy_read_upstreams(struct proxy *px, const struct aloop_plugin_env *env,
+    const struct aloop_settings *settings)
 {
 	const struct aloop_settings *list, *node;
 	const char *s;
@@ -231,6 +325,8 @@ proxy_read_upstreams(struct proxy *px, const struct aloop_settings *settings)
 			continue;
 		}
 		rc = proxy_parse_upstream(node, s, &px->up[i]);
+		if (rc == 0)
+			rc = proxy_check_self(env, node, &px->up[i]);
 		if (rc == ALOOP_ENOMEM)
 			return rc;
 		if (rc != 0)
@@ -313,17 +409,19 @@ proxy_init(const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
 	static const char *const names[] = { "upstream", "connect_timeout",
-	    "high_water", "tls", NULL };
+	    "half_close_timeout", "max_connecting", "high_water", "tls",
+	    NULL };
 	const struct aloop_settings *tls;
 	struct proxy *px;
-	double timeout = 10.0;
-	long long high = 65536;
+	double timeout = 10.0, half = 60.0;
+	long long high = 65536, connecting = 256;
 	int rc, bad = 0;
 
 	*instance = NULL;
 	if ((px = calloc(1, sizeof(*px))) == NULL)
 		return ALOOP_ENOMEM;
 	px->refs = 1;
+	px->loop = env->loop;
 	if ((px->listener = strdup(env->listener != NULL ? env->listener :
 	    "?")) == NULL) {
 		rc = ALOOP_ENOMEM;
@@ -331,7 +429,7 @@ proxy_init(const struct aloop_plugin_env *env,
 	}
 	if (aloop_settings_check_names(settings, names) != 0)
 		bad = 1;
-	if ((rc = proxy_read_upstreams(px, settings)) == ALOOP_ENOMEM)
+	if ((rc = proxy_read_upstreams(px, env, settings)) == ALOOP_ENOMEM)
 		goto fail;
 	if (rc != 0)
 		bad = 1;
@@ -351,8 +449,26 @@ proxy_init(const struct aloop_plugin_env *env,
 		    "high_water"), "out of range (1024..67108864)");
 		bad = 1;
 	}
+	rc = aloop_settings_get_double(settings, "half_close_timeout", &half);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (!(half >= 0 && half <= 86400)) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "half_close_timeout"), "out of range (0..86400 s)");
+		bad = 1;
+	}
+	rc = aloop_settings_get_int(settings, "max_connecting", &connecting);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (connecting < 1 || connecting > 65536) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "max_connecting"), "out of range (1..65536)");
+		bad = 1;
+	}
 	px->connect_timeout = timeout;
+	px->half_close_timeout = half;
 	px->high_water = (size_t)high;
+	px->max_connecting = (size_t)connecting;
 	if ((tls = aloop_settings_get(settings, "tls")) != NULL &&
 	    (rc = proxy_read_tls(px, tls)) != 0) {
 		if (rc == ALOOP_ENOMEM)
@@ -397,6 +513,39 @@ proxy_fini(void *instance)
 /* ------------------------------------------------------ the upstream */
 
 static void
+proxy_half_close_expired(void *arg)
+{
+	struct proxy_pair *p = arg;
+
+	p->half_closed = ALOOP_HANDLE_NONE;
+	aloop_log(ALOOP_LOG_INFO, "proxy %s: the %s sent no EOF within %g s "
+	    "of the %s's: closing", p->px->listener,
+	    p->client_eof ? "upstream" : "client", p->px->half_close_timeout,
+	    p->client_eof ? "client" : "upstream");
+	if (p->up != NULL)
+		aloop_transport_abort(p->up);
+	if (p->client != NULL)
+		aloop_transport_abort(p->client);
+}
+
+/*
+ * One side's EOF has been passed on to the other.  A peer that never
+ * finishes its side -- an upstream that never answers a request the client
+ * has sent whole -- would otherwise hold both sockets for good.
+ */
+static void
+pair_half_closed(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+
+	if (px->half_close_timeout <= 0 || p->half_closed != ALOOP_HANDLE_NONE)
+		return;
+	if (aloop_call_later(px->loop, px->half_close_timeout,
+	    proxy_half_close_expired, p, &p->half_closed) != 0)
+		p->half_closed = ALOOP_HANDLE_NONE;
+}
+
+static void
 pair_limits(struct proxy_pair *p, struct aloop_transport *t)
 {
 	/* Cannot fail: high >= 1024 and low = high / 4. */
@@ -421,6 +570,7 @@ up_made(struct aloop_transport *t, void *state)
 	p->up = t;
 	aloop_handle_cancel(aloop_transport_get_loop(t), p->timer);
 	p->timer = ALOOP_HANDLE_NONE;
+	pair_connect_done(p);
 	if (p->client == NULL) {
 		/* The client left while we connected. */
 		aloop_transport_close(t);
@@ -449,9 +599,10 @@ up_made(struct aloop_transport *t, void *state)
 	}
 	if (p->client_eof) {
 		/* As client_eof would have, had we been connected. */
-		if (aloop_transport_can_write_eof(t))
+		if (aloop_transport_can_write_eof(t)) {
 			(void)aloop_transport_write_eof(t);
-		else
+			pair_half_closed(p);
+		} else
 			aloop_transport_close(t);
 	} else if (aloop_transport_get_write_buffer_size(t) <=
 	    p->px->high_water)
@@ -491,6 +642,7 @@ up_eof(struct aloop_transport *t, void *state)
 		return 0;
 	}
 	(void)aloop_transport_write_eof(p->client);
+	pair_half_closed(p);
 	return 1;
 }
 
@@ -549,6 +701,7 @@ pair_unreachable(struct proxy_pair *p)
 	struct proxy *px = p->px;
 
 	p->up_done = 1;
+	pair_connect_done(p);
 	px->failed++;
 	if (!px->failing) {
 		px->failing = 1;
@@ -661,11 +814,28 @@ proxy_new(void *instance, void **state)
 	struct proxy *px = instance;
 	struct proxy_pair *p;
 
+	/*
+	 * Each connect in progress holds a descriptor for up to
+	 * connect_timeout; past the limit a loop, or an upstream that drops
+	 * SYNs, would take them all.
+	 */
+	if (px->connecting >= px->max_connecting) {
+		if (!px->refusing)
+			aloop_log(ALOOP_LOG_WARNING, "proxy %s: %zu upstream "
+			    "connects in progress (max_connecting), refusing "
+			    "connections", px->listener, px->connecting);
+		px->refusing = 1;
+		px->refused++;
+		return -EAGAIN;
+	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return ALOOP_ENOMEM;
 	p->px = px;
 	p->refs = 1;		/* the client's, until its connection_lost */
 	p->timer = ALOOP_HANDLE_NONE;
+	p->half_closed = ALOOP_HANDLE_NONE;
+	p->connecting = 1;
+	px->connecting++;
 	p->next = px->pairs;
 	if (px->pairs != NULL)
 		px->pairs->prev = p;
@@ -738,6 +908,7 @@ client_eof(struct aloop_transport *t, void *state)
 		return 0;
 	}
 	(void)aloop_transport_write_eof(p->up);
+	pair_half_closed(p);
 	return 1;
 }
 
