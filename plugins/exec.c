@@ -4,7 +4,10 @@
  * its stderr goes to the log, line by line.  The connection closes when the
  * program has exited and its output is sent (or kill_timeout after the exit
  * when a process it left behind holds stdout open); a client that goes away
- * first gets its program terminated, then killed if it lingers.
+ * first gets its program terminated, then killed if it lingers.  The
+ * program leads a process group of its own, and every signal goes to the
+ * whole group, so that what it started (a pipeline's other half, a
+ * background job) ends with it instead of outliving the connection.
  *
  * Both directions have back-pressure: a client that does not read pauses
  * the program's stdout (which then blocks in write), and a program that
@@ -89,6 +92,8 @@ struct exec_conn {
 	char			 line[EXEC_LINE_MAX];	/* stderr, partial */
 	unsigned		 refs;
 };
+
+static void conn_signal(struct exec_conn *, int);
 
 /* ---------------------------------------------------------- lifetime */
 
@@ -357,8 +362,10 @@ exec_fini(void *instance)
 	if (ex == NULL)
 		return;
 	for (struct exec_conn *c = ex->conns; c != NULL; c = c->next) {
-		if (c->proc != NULL)
+		if (c->proc != NULL) {
+			conn_signal(c, SIGKILL);
 			aloop_transport_close(c->proc);
+		}
 		if (c->in != NULL)
 			aloop_transport_abort(c->in);
 	}
@@ -367,36 +374,64 @@ exec_fini(void *instance)
 
 /* --------------------------------------------------------- stopping */
 
+/*
+ * Signal the program and its process group.  The program itself through
+ * its transport, which knows whether it is reaped (and may have left the
+ * group); the group by its id, the program's pid, which cannot be reused
+ * while a member of the group lives.  Only called until proc_lost, and so
+ * within kill_timeout of the program's exit.
+ */
+static void
+conn_signal(struct exec_conn *c, int sig)
+{
+	if (c->proc != NULL)
+		(void)aloop_subprocess_send_signal(c->proc, sig);
+	if (c->pid > 0 && kill(-c->pid, sig) == -1 && errno != ESRCH)
+		aloop_log_errno(ALOOP_LOG_INFO, "exec %s: process group %ld",
+		    c->ex->listener, (long)c->pid);
+}
+
 static void
 conn_kill(void *arg)
 {
 	struct exec_conn *c = arg;
 
 	c->timer = ALOOP_HANDLE_NONE;
-	if (c->proc != NULL && !c->exited) {
-		aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld ignored SIGTERM "
-		    "for %g s, killing it", c->ex->listener, (long)c->pid,
-		    c->ex->kill_timeout);
-		(void)aloop_subprocess_kill(c->proc);
-	}
+	if (c->proc == NULL)
+		return;
+	aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld %s for %g s, killing "
+	    "its process group", c->ex->listener, (long)c->pid,
+	    c->exited ? "exited but what it started ignored SIGTERM" :
+	    "ignored SIGTERM", c->ex->kill_timeout);
+	conn_signal(c, SIGKILL);
+	/*
+	 * A process that left the group may still hold a pipe: the program
+	 * is gone, and nobody waits for its output.
+	 */
+	if (c->exited)
+		aloop_transport_close(c->proc);
 }
 
-/* SIGTERM now, SIGKILL after kill_timeout unless it exits first. */
+/*
+ * SIGTERM to the group now, SIGKILL after kill_timeout unless every pipe
+ * closed first.  Also after the program exited: what it started may still
+ * run, holding its output open.
+ */
 static void
 conn_stop(struct exec_conn *c)
 {
 	struct aloop_loop *loop;
 
-	if (c->proc == NULL || c->exited || c->stopping)
+	if (c->proc == NULL || c->stopping)
 		return;
 	c->stopping = 1;
 	loop = aloop_transport_get_loop(c->proc);
 	aloop_handle_cancel(loop, c->timer);
-	(void)aloop_subprocess_terminate(c->proc);
+	conn_signal(c, SIGTERM);
 	if (aloop_call_later(loop, c->ex->kill_timeout, conn_kill, c,
 	    &c->timer) != 0) {
 		c->timer = ALOOP_HANDLE_NONE;
-		(void)aloop_subprocess_kill(c->proc);
+		conn_signal(c, SIGKILL);
 	}
 }
 
@@ -606,8 +641,10 @@ conn_linger(void *arg)
 		return;
 	}
 	aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld exited, but a process "
-	    "it left behind holds its output open: closing", c->ex->listener,
-	    (long)c->pid);
+	    "it left behind holds its output open: killing its process "
+	    "group, closing", c->ex->listener, (long)c->pid);
+	/* It had kill_timeout since the program's exit to let go. */
+	conn_signal(c, SIGKILL);
 	if (c->client != NULL)
 		aloop_transport_close(c->client);
 	if (c->proc != NULL)
@@ -622,11 +659,14 @@ proc_exited(struct aloop_transport *t, void *state)
 	int rc = 0;
 
 	c->exited = 1;
-	aloop_handle_cancel(loop, c->timer);
-	/* Output still in the pipes comes before connection_lost. */
-	if (aloop_call_later(loop, c->ex->kill_timeout, conn_linger, c,
-	    &c->timer) != 0)
-		c->timer = ALOOP_HANDLE_NONE;
+	/* Stopping: conn_kill still has to end what it started. */
+	if (!c->stopping) {
+		aloop_handle_cancel(loop, c->timer);
+		/* Output still in the pipes comes before connection_lost. */
+		if (aloop_call_later(loop, c->ex->kill_timeout, conn_linger,
+		    c, &c->timer) != 0)
+			c->timer = ALOOP_HANDLE_NONE;
+	}
 	(void)aloop_subprocess_get_returncode(t, &rc);
 	if (rc < 0)
 		aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld killed by signal "
@@ -644,6 +684,13 @@ proc_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 
 	aloop_handle_cancel(aloop_transport_get_loop(t), c->timer);
 	c->timer = ALOOP_HANDLE_NONE;
+	/*
+	 * Told to stop, the program is gone and so are its pipes; what it
+	 * started and still runs would escape conn_kill, which can no longer
+	 * come.
+	 */
+	if (c->stopping && c->pid > 0)
+		(void)kill(-c->pid, SIGKILL);
 	c->proc = NULL;
 	aloop_log(ALOOP_LOG_DEBUG, "exec %s: pid %ld: done", c->ex->listener,
 	    (long)c->pid);
@@ -808,6 +855,7 @@ exec_spawn(struct exec_conn *c, struct aloop_loop *loop)
 	}
 	aloop_subprocess_options_init(&o);
 	o.stdin_fd = fds[0];
+	o.process_group = 0;	/* its own, for conn_signal */
 	o.env = env;
 	o.cwd = ex->cwd;
 	o.uid = ex->uid;
