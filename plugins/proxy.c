@@ -46,9 +46,12 @@
 #include <aloop/plugin.h>
 
 #define PROXY_UPSTREAMS_MAX	64
-/* Client bytes held while the upstream connects; reading pauses at once,
- * so this only ever takes what a transport had already read. */
-#define PROXY_PENDING_MAX	(1024 * 1024)
+/*
+ * Client bytes held while the upstream connects: reading pauses at
+ * high_water, and a transport may deliver one more read (a TLS record,
+ * say) before the pause takes effect.
+ */
+#define PROXY_PENDING_SLACK	(64 * 1024)
 
 struct proxy_upstream {
 	char		*host;		/* NULL for a UNIX socket */
@@ -852,8 +855,11 @@ client_made(struct aloop_transport *t, void *state)
 
 	p->client = t;
 	pair_limits(p, t);
-	/* Nothing to send the bytes to yet. */
-	aloop_transport_pause_reading(t);
+	/*
+	 * Keep reading while the upstream connects, into p->pending up to
+	 * high_water: a client that leaves is then noticed at once, and its
+	 * attempt cancelled, instead of after connect_timeout.
+	 */
 	proxy_try(p);
 }
 
@@ -873,8 +879,7 @@ client_data(struct aloop_transport *t, void *state, const void *data,
 	}
 	if (p->up_done)
 		return;
-	/* Read before the pause took effect (a TLS record, say). */
-	if (len > PROXY_PENDING_MAX - p->npending ||
+	if (len > p->px->high_water + PROXY_PENDING_SLACK - p->npending ||
 	    (n = realloc(p->pending, p->npending + len)) == NULL) {
 		aloop_transport_abort(t);
 		return;
@@ -882,6 +887,9 @@ client_data(struct aloop_transport *t, void *state, const void *data,
 	memcpy(n + p->npending, data, len);
 	p->pending = n;
 	p->npending += len;
+	/* up_made resumes once it has passed these on. */
+	if (p->npending >= p->px->high_water)
+		aloop_transport_pause_reading(t);
 }
 
 static int
