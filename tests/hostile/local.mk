@@ -4,3 +4,11 @@
 # time and counts what the daemon still holds afterwards (sockets in
 # FIN_WAIT1, descriptors), not only what a client saw.  They share
 # tests/daemon/aloopd_harness.py.
+
+# The proxy and exec plugins against peers and programs that hold what
+# they can: connects that never complete, half-closes never finished, a
+# proxy loop through a second aloopd, process groups that outlive the
+# client, programs and clients that stop reading.
+TESTS += tests/hostile/test_proxy_bounds.py tests/hostile/test_exec_bounds.py
+EXTRA_DIST += tests/hostile/test_proxy_bounds.py \
+	tests/hostile/test_exec_bounds.py
