@@ -15,15 +15,18 @@
  * would open another until none are left; a loop through another host is
  * still possible, so the connections in progress are limited per instance
  * (what a loop, or an upstream that drops SYNs, piles up), each attempt has
- * a deadline, and a pair whose one side has sent its EOF has a deadline
- * for the other.  What stays silent on both sides is the listener's
- * idle_timeout's to end.
+ * a deadline, a pair whose one side has sent its EOF has a deadline for
+ * the other, and so has an upstream that stops taking what the client
+ * sends (the client is paused meanwhile, and would not even be seen
+ * leaving).  A client that stops reading is the listener's write_timeout's
+ * to end, and a pair silent on both sides its idle_timeout's.
  *
  * settings:
  *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
  *	connect_timeout = 10.0;	seconds per upstream attempt
  *	max_connecting = 256;	upstream connects in progress, then refuse
  *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
+ *	upstream_write_timeout = 60.0;	seconds it may take nothing; 0: none
  *	high_water = 65536;	bytes buffered per direction before pausing
  *	tls = {			optional: talk TLS to the upstream
  *		ca = "/etc/ssl/app-ca.pem";	default: the system's CAs
@@ -71,6 +74,7 @@ struct proxy {
 	size_t			 preferred;	/* the last that answered */
 	double			 connect_timeout;
 	double			 half_close_timeout;	/* 0: none */
+	double			 write_timeout;		/* 0: none */
 	size_t			 high_water;
 	size_t			 max_connecting;
 	size_t			 connecting;	/* pairs without an upstream yet */
@@ -96,6 +100,8 @@ struct proxy_pair {
 	struct aloop_future	*fut;		/* the attempt in flight */
 	aloop_handle_t		 timer;		/* its connect_timeout */
 	aloop_handle_t		 half_closed;	/* half_close_timeout */
+	aloop_handle_t		 stalled;	/* upstream_write_timeout */
+	size_t			 stalled_size;	/* its buffer when armed */
 	size_t			 attempt;	/* upstreams tried so far */
 	size_t			 current;	/* index being tried */
 	unsigned char		*pending;	/* client bytes before up */
@@ -164,8 +170,10 @@ pair_unref(struct proxy_pair *p)
 		return;
 	pair_connect_done(p);
 	/* Neither transport is left for it to end. */
-	if (px->loop != NULL)
+	if (px->loop != NULL) {
 		aloop_handle_cancel(px->loop, p->half_closed);
+		aloop_handle_cancel(px->loop, p->stalled);
+	}
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -412,11 +420,11 @@ proxy_init(const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
 	static const char *const names[] = { "upstream", "connect_timeout",
-	    "half_close_timeout", "max_connecting", "high_water", "tls",
-	    NULL };
+	    "half_close_timeout", "upstream_write_timeout", "max_connecting",
+	    "high_water", "tls", NULL };
 	const struct aloop_settings *tls;
 	struct proxy *px;
-	double timeout = 10.0, half = 60.0;
+	double timeout = 10.0, half = 60.0, wtimeout = 60.0;
 	long long high = 65536, connecting = 256;
 	int rc, bad = 0;
 
@@ -460,6 +468,15 @@ proxy_init(const struct aloop_plugin_env *env,
 		    "half_close_timeout"), "out of range (0..86400 s)");
 		bad = 1;
 	}
+	rc = aloop_settings_get_double(settings, "upstream_write_timeout",
+	    &wtimeout);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (!(wtimeout >= 0 && wtimeout <= 86400)) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "upstream_write_timeout"), "out of range (0..86400 s)");
+		bad = 1;
+	}
 	rc = aloop_settings_get_int(settings, "max_connecting", &connecting);
 	if (rc == ALOOP_ECONFIG)
 		bad = 1;
@@ -470,6 +487,7 @@ proxy_init(const struct aloop_plugin_env *env,
 	}
 	px->connect_timeout = timeout;
 	px->half_close_timeout = half;
+	px->write_timeout = wtimeout;
 	px->high_water = (size_t)high;
 	px->max_connecting = (size_t)connecting;
 	if ((tls = aloop_settings_get(settings, "tls")) != NULL &&
@@ -670,6 +688,42 @@ up_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	pair_unref(p);
 }
 
+static void up_stall_check(void *);
+
+static void
+up_stall_arm(struct proxy_pair *p)
+{
+	p->stalled_size = aloop_transport_get_write_buffer_size(p->up);
+	if (aloop_call_later(p->px->loop, p->px->write_timeout,
+	    up_stall_check, p, &p->stalled) != 0)
+		p->stalled = ALOOP_HANDLE_NONE;
+}
+
+/*
+ * The upstream's buffer has stayed above the low-water mark for
+ * upstream_write_timeout.  If it took anything meanwhile it is slow, not
+ * stuck: look again later.
+ */
+static void
+up_stall_check(void *arg)
+{
+	struct proxy_pair *p = arg;
+
+	p->stalled = ALOOP_HANDLE_NONE;
+	if (p->up == NULL)
+		return;
+	if (aloop_transport_get_write_buffer_size(p->up) < p->stalled_size) {
+		up_stall_arm(p);
+		return;
+	}
+	aloop_log(ALOOP_LOG_INFO, "proxy %s: upstream %s took nothing for "
+	    "%g s: closing", p->px->listener, p->px->up[p->current].text,
+	    p->px->write_timeout);
+	aloop_transport_abort(p->up);
+	if (p->client != NULL)
+		aloop_transport_abort(p->client);
+}
+
 static void
 up_pause(struct aloop_transport *t, void *state)
 {
@@ -677,6 +731,8 @@ up_pause(struct aloop_transport *t, void *state)
 
 	if (p->client != NULL)
 		aloop_transport_pause_reading(p->client);
+	if (p->px->write_timeout > 0 && p->stalled == ALOOP_HANDLE_NONE)
+		up_stall_arm(p);
 }
 
 static void
@@ -684,6 +740,8 @@ up_resume(struct aloop_transport *t, void *state)
 {
 	struct proxy_pair *p = state;
 
+	aloop_handle_cancel(p->px->loop, p->stalled);
+	p->stalled = ALOOP_HANDLE_NONE;
 	if (p->client != NULL && !p->client_eof)
 		aloop_transport_resume_reading(p->client);
 }
@@ -837,6 +895,7 @@ proxy_new(void *instance, void **state)
 	p->refs = 1;		/* the client's, until its connection_lost */
 	p->timer = ALOOP_HANDLE_NONE;
 	p->half_closed = ALOOP_HANDLE_NONE;
+	p->stalled = ALOOP_HANDLE_NONE;
 	p->connecting = 1;
 	px->connecting++;
 	p->next = px->pairs;

@@ -2,7 +2,8 @@
 """The proxy against peers that hold what they can: an upstream that drops
 every SYN (connects in progress stay within max_connecting), an upstream
 that never answers a finished request and a client that never finishes its
-side (half_close_timeout), a proxy loop through a second aloopd (every
+side (half_close_timeout), an upstream that reads nothing
+(upstream_write_timeout), a proxy loop through a second aloopd (every
 descriptor comes back when the client leaves), and aloopd refusing, at
 start and on reload, an upstream that is its own listener.  Descriptors
 are counted in the worker's /proc/PID/fd and sockets with ss, never
@@ -174,6 +175,45 @@ def test_half_close_bounded():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_upstream_not_reading_bounded():
+    """An upstream that takes no byte while the client sends: the client is
+    paused (so aloopd's memory stays flat) and, after
+    upstream_write_timeout without progress, both are closed."""
+    deaf = Silent()
+    port = h.free_port()
+    _, daemon = h.start([proxy("deaf", port, 'upstream = "127.0.0.1:%d"; '
+                               'upstream_write_timeout = 1.0;' % deaf.port)])
+    worker = daemon.workers()[0]
+    base = nfds([worker])
+    c = h.connect(port)
+    deaf.accept()
+    # Send until aloopd stops reading (the kernel's buffers toward the
+    # upstream full, then its own up to high_water), or closes.
+    c.setblocking(False)
+    taken = 0
+    chunk = b"x" * 65536
+    last = time.monotonic()
+    while time.monotonic() - last < 2:
+        try:
+            taken += c.send(chunk)
+            last = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+    c.setblocking(True)
+    assert closed_by_peer(c, 20), "a stuck upstream holds the client"
+    c.close()
+    daemon.wait_log(r"proxy deaf: upstream 127\.0\.0\.1:%d took nothing "
+                    r"for 1 s: closing" % deaf.port)
+    left = wait_fds([worker], base)
+    print("the client got %d KiB in; worker descriptors: base %d, after %d"
+          % (taken >> 10, base, left))
+    assert left <= base, (base, left)
+    deaf.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
 def test_loop_through_another_daemon_released():
     """Two aloopd, each proxying to the other: the one client's connection
     loops until the descriptors run out.  When it leaves, both workers go
@@ -238,5 +278,6 @@ def test_itself_refused_at_start_and_reload():
 
 if __name__ == "__main__":
     h.run([test_connects_in_progress_bounded, test_half_close_bounded,
+           test_upstream_not_reading_bounded,
            test_loop_through_another_daemon_released,
            test_itself_refused_at_start_and_reload])
