@@ -13,7 +13,10 @@
  * the program's stdout (which then blocks in write), and a program that
  * does not read pauses the client.  stdin is a pipe of our own, driven by a
  * write pipe transport, because that transport reports pause_writing and
- * the subprocess protocol has no such callback for the child's stdin.
+ * the subprocess protocol has no such callback for the child's stdin.  A
+ * paused client is not read, so not even its leaving would be seen: a
+ * program that takes none of its stdin for stdin_timeout ends the
+ * connection.
  *
  * settings:
  *	command = [ "/usr/bin/tr", "a-z", "A-Z" ];	argv, required
@@ -23,6 +26,7 @@
  *	cwd = "/srv/app";
  *	timeout = 60.0;		seconds a program may run, 0 for no limit
  *	kill_timeout = 5.0;	seconds from SIGTERM to SIGKILL
+ *	stdin_timeout = 60.0;	seconds it may take none of stdin; 0: none
  *	max_children = 64;	at once, per listener and worker
  */
 #define _GNU_SOURCE	/* pipe2 */
@@ -64,6 +68,7 @@ struct exec {
 	gid_t			 gid;
 	double			 timeout;
 	double			 kill_timeout;
+	double			 stdin_timeout;
 	size_t			 max_children;
 	size_t			 nconns;	/* each may have a child */
 	int			 refusing;	/* at max_children, logged */
@@ -82,6 +87,8 @@ struct exec_conn {
 	struct aloop_transport	*proc;		/* the subprocess */
 	struct aloop_transport	*in;		/* the write end of its stdin */
 	aloop_handle_t		 timer;		/* timeout, then kill_timeout */
+	aloop_handle_t		 stalled;	/* stdin_timeout */
+	size_t			 stalled_size;	/* stdin's buffer when armed */
 	pid_t			 pid;
 	int			 client_eof;
 	int			 exited;
@@ -271,7 +278,8 @@ exec_init(const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
 	static const char *const names[] = { "command", "user", "group",
-	    "env", "cwd", "timeout", "kill_timeout", "max_children", NULL };
+	    "env", "cwd", "timeout", "kill_timeout", "stdin_timeout",
+	    "max_children", NULL };
 	const struct aloop_settings *node;
 	const char *cwd = NULL;
 	struct exec *ex;
@@ -283,6 +291,7 @@ exec_init(const struct aloop_plugin_env *env,
 		return ALOOP_ENOMEM;
 	ex->refs = 1;
 	ex->kill_timeout = 5.0;
+	ex->stdin_timeout = 60.0;
 	if ((ex->listener = strdup(env->listener != NULL ? env->listener :
 	    "?")) == NULL) {
 		rc = ALOOP_ENOMEM;
@@ -323,9 +332,13 @@ exec_init(const struct aloop_plugin_env *env,
 	}
 	if (exec_read_ids(ex, settings) != 0)
 		bad = 1;
-	if (exec_seconds(settings, "timeout", 0, 86400, &ex->timeout) != 0 ||
-	    exec_seconds(settings, "kill_timeout", 0.01, 3600,
+	if (exec_seconds(settings, "timeout", 0, 86400, &ex->timeout) != 0)
+		bad = 1;
+	if (exec_seconds(settings, "kill_timeout", 0.01, 3600,
 	    &ex->kill_timeout) != 0)
+		bad = 1;
+	if (exec_seconds(settings, "stdin_timeout", 0, 86400,
+	    &ex->stdin_timeout) != 0)
 		bad = 1;
 	rc = aloop_settings_get_int(settings, "max_children", &max);
 	if (rc == ALOOP_ECONFIG)
@@ -479,11 +492,47 @@ in_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	struct exec_conn *c = state;
 
 	c->in = NULL;
+	aloop_handle_cancel(aloop_transport_get_loop(t), c->stalled);
+	c->stalled = ALOOP_HANDLE_NONE;
 	/* EPIPE: the program stopped reading, which is its right. */
 	if (err != NULL && err->code != -EPIPE)
 		aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld: stdin: %s",
 		    c->ex->listener, (long)c->pid, err->message);
 	conn_unref(c);
+}
+
+static void in_stall_check(void *);
+
+static void
+in_stall_arm(struct exec_conn *c)
+{
+	c->stalled_size = aloop_transport_get_write_buffer_size(c->in);
+	if (aloop_call_later(aloop_transport_get_loop(c->in),
+	    c->ex->stdin_timeout, in_stall_check, c, &c->stalled) != 0)
+		c->stalled = ALOOP_HANDLE_NONE;
+}
+
+/*
+ * stdin has stayed above its low-water mark for stdin_timeout.  A program
+ * that took some is slow, not stuck: look again later.  Once the client
+ * has sent its EOF it is not paused, and the program may take its time.
+ */
+static void
+in_stall_check(void *arg)
+{
+	struct exec_conn *c = arg;
+
+	c->stalled = ALOOP_HANDLE_NONE;
+	if (c->in == NULL || c->client == NULL || c->client_eof)
+		return;
+	if (aloop_transport_get_write_buffer_size(c->in) < c->stalled_size) {
+		in_stall_arm(c);
+		return;
+	}
+	aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld took none of its stdin "
+	    "for %g s: closing", c->ex->listener, (long)c->pid,
+	    c->ex->stdin_timeout);
+	aloop_transport_abort(c->client);
 }
 
 static void
@@ -493,6 +542,8 @@ in_pause(struct aloop_transport *t, void *state)
 
 	if (c->client != NULL)
 		aloop_transport_pause_reading(c->client);
+	if (c->ex->stdin_timeout > 0 && c->stalled == ALOOP_HANDLE_NONE)
+		in_stall_arm(c);
 }
 
 static void
@@ -500,6 +551,8 @@ in_resume(struct aloop_transport *t, void *state)
 {
 	struct exec_conn *c = state;
 
+	aloop_handle_cancel(aloop_transport_get_loop(t), c->stalled);
+	c->stalled = ALOOP_HANDLE_NONE;
 	if (c->client != NULL && !c->client_eof)
 		aloop_transport_resume_reading(c->client);
 }
@@ -913,6 +966,7 @@ exec_new(void *instance, void **state)
 	c->ex = ex;
 	c->refs = 1;		/* the client's, until its connection_lost */
 	c->timer = ALOOP_HANDLE_NONE;
+	c->stalled = ALOOP_HANDLE_NONE;
 	c->pid = -1;
 	c->next = ex->conns;
 	if (ex->conns != NULL)

@@ -2,9 +2,10 @@
 """The exec plugin against peers and programs that hold what they can: a
 client that leaves a program whose background job ignores SIGTERM (the
 whole process group ends within kill_timeout), a program that never reads
-its stdin while the client sends as fast as it can, and a client that never
-reads the program's output (back-pressure: what aloopd buffers stays
-bounded, and the program blocks instead)."""
+its stdin while the client sends as fast as it can (stopped reading, then
+closed after stdin_timeout), and a client that never reads the program's
+output (back-pressure: what aloopd buffers stays bounded, and the program
+blocks instead)."""
 import os
 import re
 import signal
@@ -59,6 +60,20 @@ def reset(s):
     s.close()
 
 
+def closed_by_peer(s, timeout):
+    """Whether aloopd closed @s (EOF or reset) within @timeout seconds."""
+    s.setblocking(True)
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
 def send_until_blocked(s, quiet=1.0, limit=256 << 20):
     """Send as fast as the peer takes it; stop once it has taken nothing
     for @quiet seconds (or at @limit).  The bytes it took."""
@@ -72,6 +87,8 @@ def send_until_blocked(s, quiet=1.0, limit=256 << 20):
             last = time.monotonic()
         except BlockingIOError:
             time.sleep(0.01)
+        except (ConnectionResetError, BrokenPipeError):
+            break
     return total
 
 
@@ -99,22 +116,26 @@ def test_client_leaving_ends_the_process_group():
 def test_program_not_reading_stdin():
     port = h.free_port()
     # A client paused by back-pressure is not read, so its leaving is not
-    # seen: timeout is what ends the program (and lets aloopd stop).
+    # seen: stdin_timeout is what ends the connection and the program.
     _, daemon = h.start([exec_listener(
-        "deaf", port, 'command = [ "/bin/sleep", "1000" ]; timeout = 3;')])
+        "deaf", port, 'command = [ "/bin/sleep", "1000" ]; '
+        'stdin_timeout = 1.0;')])
     worker = daemon.workers()[0]
     base = h.rss_kib(worker)
     s = h.connect(port)
-    started_pid(daemon, "deaf")
-    taken = send_until_blocked(s)
+    pid = started_pid(daemon, "deaf")
+    taken = send_until_blocked(s, quiet=0.5)
     grown = h.rss_kib(worker) - base
     print("the client got %d KiB in before aloopd stopped reading; worker "
           "RSS grew %d KiB" % (taken >> 10, grown))
     # Kernel socket buffers on both sides, the pipe and one write buffer.
     assert taken < 64 << 20, taken
     assert grown < 16 << 10, grown
-    reset(s)
-    daemon.wait_log(r"exec deaf: pid \d+ still runs after 3 s")
+    daemon.wait_log(r"exec deaf: pid %d took none of its stdin for 1 s: "
+                    r"closing" % pid)
+    assert closed_by_peer(s, 20)
+    assert wait_gone([pid]) == []
+    s.close()
     assert daemon.stop() == 0, daemon.text()
 
 
