@@ -4,13 +4,19 @@
  * its stderr goes to the log, line by line.  The connection closes when the
  * program has exited and its output is sent (or kill_timeout after the exit
  * when a process it left behind holds stdout open); a client that goes away
- * first gets its program terminated, then killed if it lingers.
+ * first gets its program terminated, then killed if it lingers.  The
+ * program leads a process group of its own, and every signal goes to the
+ * whole group, so that what it started (a pipeline's other half, a
+ * background job) ends with it instead of outliving the connection.
  *
  * Both directions have back-pressure: a client that does not read pauses
  * the program's stdout (which then blocks in write), and a program that
  * does not read pauses the client.  stdin is a pipe of our own, driven by a
  * write pipe transport, because that transport reports pause_writing and
- * the subprocess protocol has no such callback for the child's stdin.
+ * the subprocess protocol has no such callback for the child's stdin.  A
+ * paused client is not read, so not even its leaving would be seen: a
+ * program that takes none of its stdin for stdin_timeout ends the
+ * connection.
  *
  * settings:
  *	command = [ "/usr/bin/tr", "a-z", "A-Z" ];	argv, required
@@ -20,6 +26,7 @@
  *	cwd = "/srv/app";
  *	timeout = 60.0;		seconds a program may run, 0 for no limit
  *	kill_timeout = 5.0;	seconds from SIGTERM to SIGKILL
+ *	stdin_timeout = 60.0;	seconds it may take none of stdin; 0: none
  *	max_children = 64;	at once, per listener and worker
  */
 #define _GNU_SOURCE	/* pipe2 */
@@ -61,6 +68,7 @@ struct exec {
 	gid_t			 gid;
 	double			 timeout;
 	double			 kill_timeout;
+	double			 stdin_timeout;
 	size_t			 max_children;
 	size_t			 nconns;	/* each may have a child */
 	int			 refusing;	/* at max_children, logged */
@@ -79,6 +87,8 @@ struct exec_conn {
 	struct aloop_transport	*proc;		/* the subprocess */
 	struct aloop_transport	*in;		/* the write end of its stdin */
 	aloop_handle_t		 timer;		/* timeout, then kill_timeout */
+	aloop_handle_t		 stalled;	/* stdin_timeout */
+	size_t			 stalled_size;	/* stdin's buffer when armed */
 	pid_t			 pid;
 	int			 client_eof;
 	int			 exited;
@@ -89,6 +99,8 @@ struct exec_conn {
 	char			 line[EXEC_LINE_MAX];	/* stderr, partial */
 	unsigned		 refs;
 };
+
+static void conn_signal(struct exec_conn *, int);
 
 /* ---------------------------------------------------------- lifetime */
 
@@ -266,7 +278,8 @@ exec_init(const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
 	static const char *const names[] = { "command", "user", "group",
-	    "env", "cwd", "timeout", "kill_timeout", "max_children", NULL };
+	    "env", "cwd", "timeout", "kill_timeout", "stdin_timeout",
+	    "max_children", NULL };
 	const struct aloop_settings *node;
 	const char *cwd = NULL;
 	struct exec *ex;
@@ -278,6 +291,7 @@ exec_init(const struct aloop_plugin_env *env,
 		return ALOOP_ENOMEM;
 	ex->refs = 1;
 	ex->kill_timeout = 5.0;
+	ex->stdin_timeout = 60.0;
 	if ((ex->listener = strdup(env->listener != NULL ? env->listener :
 	    "?")) == NULL) {
 		rc = ALOOP_ENOMEM;
@@ -318,9 +332,13 @@ exec_init(const struct aloop_plugin_env *env,
 	}
 	if (exec_read_ids(ex, settings) != 0)
 		bad = 1;
-	if (exec_seconds(settings, "timeout", 0, 86400, &ex->timeout) != 0 ||
-	    exec_seconds(settings, "kill_timeout", 0.01, 3600,
+	if (exec_seconds(settings, "timeout", 0, 86400, &ex->timeout) != 0)
+		bad = 1;
+	if (exec_seconds(settings, "kill_timeout", 0.01, 3600,
 	    &ex->kill_timeout) != 0)
+		bad = 1;
+	if (exec_seconds(settings, "stdin_timeout", 0, 86400,
+	    &ex->stdin_timeout) != 0)
 		bad = 1;
 	rc = aloop_settings_get_int(settings, "max_children", &max);
 	if (rc == ALOOP_ECONFIG)
@@ -357,8 +375,10 @@ exec_fini(void *instance)
 	if (ex == NULL)
 		return;
 	for (struct exec_conn *c = ex->conns; c != NULL; c = c->next) {
-		if (c->proc != NULL)
+		if (c->proc != NULL) {
+			conn_signal(c, SIGKILL);
 			aloop_transport_close(c->proc);
+		}
 		if (c->in != NULL)
 			aloop_transport_abort(c->in);
 	}
@@ -367,36 +387,64 @@ exec_fini(void *instance)
 
 /* --------------------------------------------------------- stopping */
 
+/*
+ * Signal the program and its process group.  The program itself through
+ * its transport, which knows whether it is reaped (and may have left the
+ * group); the group by its id, the program's pid, which cannot be reused
+ * while a member of the group lives.  Only called until proc_lost, and so
+ * within kill_timeout of the program's exit.
+ */
+static void
+conn_signal(struct exec_conn *c, int sig)
+{
+	if (c->proc != NULL)
+		(void)aloop_subprocess_send_signal(c->proc, sig);
+	if (c->pid > 0 && kill(-c->pid, sig) == -1 && errno != ESRCH)
+		aloop_log_errno(ALOOP_LOG_INFO, "exec %s: process group %ld",
+		    c->ex->listener, (long)c->pid);
+}
+
 static void
 conn_kill(void *arg)
 {
 	struct exec_conn *c = arg;
 
 	c->timer = ALOOP_HANDLE_NONE;
-	if (c->proc != NULL && !c->exited) {
-		aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld ignored SIGTERM "
-		    "for %g s, killing it", c->ex->listener, (long)c->pid,
-		    c->ex->kill_timeout);
-		(void)aloop_subprocess_kill(c->proc);
-	}
+	if (c->proc == NULL)
+		return;
+	aloop_log(ALOOP_LOG_NOTICE, "exec %s: pid %ld %s for %g s, killing "
+	    "its process group", c->ex->listener, (long)c->pid,
+	    c->exited ? "exited but what it started ignored SIGTERM" :
+	    "ignored SIGTERM", c->ex->kill_timeout);
+	conn_signal(c, SIGKILL);
+	/*
+	 * A process that left the group may still hold a pipe: the program
+	 * is gone, and nobody waits for its output.
+	 */
+	if (c->exited)
+		aloop_transport_close(c->proc);
 }
 
-/* SIGTERM now, SIGKILL after kill_timeout unless it exits first. */
+/*
+ * SIGTERM to the group now, SIGKILL after kill_timeout unless every pipe
+ * closed first.  Also after the program exited: what it started may still
+ * run, holding its output open.
+ */
 static void
 conn_stop(struct exec_conn *c)
 {
 	struct aloop_loop *loop;
 
-	if (c->proc == NULL || c->exited || c->stopping)
+	if (c->proc == NULL || c->stopping)
 		return;
 	c->stopping = 1;
 	loop = aloop_transport_get_loop(c->proc);
 	aloop_handle_cancel(loop, c->timer);
-	(void)aloop_subprocess_terminate(c->proc);
+	conn_signal(c, SIGTERM);
 	if (aloop_call_later(loop, c->ex->kill_timeout, conn_kill, c,
 	    &c->timer) != 0) {
 		c->timer = ALOOP_HANDLE_NONE;
-		(void)aloop_subprocess_kill(c->proc);
+		conn_signal(c, SIGKILL);
 	}
 }
 
@@ -444,11 +492,47 @@ in_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	struct exec_conn *c = state;
 
 	c->in = NULL;
+	aloop_handle_cancel(aloop_transport_get_loop(t), c->stalled);
+	c->stalled = ALOOP_HANDLE_NONE;
 	/* EPIPE: the program stopped reading, which is its right. */
 	if (err != NULL && err->code != -EPIPE)
 		aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld: stdin: %s",
 		    c->ex->listener, (long)c->pid, err->message);
 	conn_unref(c);
+}
+
+static void in_stall_check(void *);
+
+static void
+in_stall_arm(struct exec_conn *c)
+{
+	c->stalled_size = aloop_transport_get_write_buffer_size(c->in);
+	if (aloop_call_later(aloop_transport_get_loop(c->in),
+	    c->ex->stdin_timeout, in_stall_check, c, &c->stalled) != 0)
+		c->stalled = ALOOP_HANDLE_NONE;
+}
+
+/*
+ * stdin has stayed above its low-water mark for stdin_timeout.  A program
+ * that took some is slow, not stuck: look again later.  Once the client
+ * has sent its EOF it is not paused, and the program may take its time.
+ */
+static void
+in_stall_check(void *arg)
+{
+	struct exec_conn *c = arg;
+
+	c->stalled = ALOOP_HANDLE_NONE;
+	if (c->in == NULL || c->client == NULL || c->client_eof)
+		return;
+	if (aloop_transport_get_write_buffer_size(c->in) < c->stalled_size) {
+		in_stall_arm(c);
+		return;
+	}
+	aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld took none of its stdin "
+	    "for %g s: closing", c->ex->listener, (long)c->pid,
+	    c->ex->stdin_timeout);
+	aloop_transport_abort(c->client);
 }
 
 static void
@@ -458,6 +542,8 @@ in_pause(struct aloop_transport *t, void *state)
 
 	if (c->client != NULL)
 		aloop_transport_pause_reading(c->client);
+	if (c->ex->stdin_timeout > 0 && c->stalled == ALOOP_HANDLE_NONE)
+		in_stall_arm(c);
 }
 
 static void
@@ -465,6 +551,8 @@ in_resume(struct aloop_transport *t, void *state)
 {
 	struct exec_conn *c = state;
 
+	aloop_handle_cancel(aloop_transport_get_loop(t), c->stalled);
+	c->stalled = ALOOP_HANDLE_NONE;
 	if (c->client != NULL && !c->client_eof)
 		aloop_transport_resume_reading(c->client);
 }
@@ -606,8 +694,10 @@ conn_linger(void *arg)
 		return;
 	}
 	aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld exited, but a process "
-	    "it left behind holds its output open: closing", c->ex->listener,
-	    (long)c->pid);
+	    "it left behind holds its output open: killing its process "
+	    "group, closing", c->ex->listener, (long)c->pid);
+	/* It had kill_timeout since the program's exit to let go. */
+	conn_signal(c, SIGKILL);
 	if (c->client != NULL)
 		aloop_transport_close(c->client);
 	if (c->proc != NULL)
@@ -622,11 +712,14 @@ proc_exited(struct aloop_transport *t, void *state)
 	int rc = 0;
 
 	c->exited = 1;
-	aloop_handle_cancel(loop, c->timer);
-	/* Output still in the pipes comes before connection_lost. */
-	if (aloop_call_later(loop, c->ex->kill_timeout, conn_linger, c,
-	    &c->timer) != 0)
-		c->timer = ALOOP_HANDLE_NONE;
+	/* Stopping: conn_kill still has to end what it started. */
+	if (!c->stopping) {
+		aloop_handle_cancel(loop, c->timer);
+		/* Output still in the pipes comes before connection_lost. */
+		if (aloop_call_later(loop, c->ex->kill_timeout, conn_linger,
+		    c, &c->timer) != 0)
+			c->timer = ALOOP_HANDLE_NONE;
+	}
 	(void)aloop_subprocess_get_returncode(t, &rc);
 	if (rc < 0)
 		aloop_log(ALOOP_LOG_INFO, "exec %s: pid %ld killed by signal "
@@ -644,6 +737,13 @@ proc_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 
 	aloop_handle_cancel(aloop_transport_get_loop(t), c->timer);
 	c->timer = ALOOP_HANDLE_NONE;
+	/*
+	 * Told to stop, the program is gone and so are its pipes; what it
+	 * started and still runs would escape conn_kill, which can no longer
+	 * come.
+	 */
+	if (c->stopping && c->pid > 0)
+		(void)kill(-c->pid, SIGKILL);
 	c->proc = NULL;
 	aloop_log(ALOOP_LOG_DEBUG, "exec %s: pid %ld: done", c->ex->listener,
 	    (long)c->pid);
@@ -808,6 +908,7 @@ exec_spawn(struct exec_conn *c, struct aloop_loop *loop)
 	}
 	aloop_subprocess_options_init(&o);
 	o.stdin_fd = fds[0];
+	o.process_group = 0;	/* its own, for conn_signal */
 	o.env = env;
 	o.cwd = ex->cwd;
 	o.uid = ex->uid;
@@ -865,6 +966,7 @@ exec_new(void *instance, void **state)
 	c->ex = ex;
 	c->refs = 1;		/* the client's, until its connection_lost */
 	c->timer = ALOOP_HANDLE_NONE;
+	c->stalled = ALOOP_HANDLE_NONE;
 	c->pid = -1;
 	c->next = ex->conns;
 	if (ex->conns != NULL)

@@ -10,9 +10,23 @@
  * other transport can send one; where it cannot (TLS), the EOF closes the
  * pair once what is buffered has been sent.
  *
+ * Descriptors stay bounded too.  An upstream that is aloopd's own listener
+ * is refused when the settings are checked, since every connection to it
+ * would open another until none are left; a loop through another host is
+ * still possible, so the connections in progress are limited per instance
+ * (what a loop, or an upstream that drops SYNs, piles up), each attempt has
+ * a deadline, a pair whose one side has sent its EOF has a deadline for
+ * the other, and so has an upstream that stops taking what the client
+ * sends (the client is paused meanwhile, and would not even be seen
+ * leaving).  A client that stops reading is the listener's write_timeout's
+ * to end, and a pair silent on both sides its idle_timeout's.
+ *
  * settings:
  *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
  *	connect_timeout = 10.0;	seconds per upstream attempt
+ *	max_connecting = 256;	upstream connects in progress, then refuse
+ *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
+ *	upstream_write_timeout = 60.0;	seconds it may take nothing; 0: none
  *	high_water = 65536;	bytes buffered per direction before pausing
  *	tls = {			optional: talk TLS to the upstream
  *		ca = "/etc/ssl/app-ca.pem";	default: the system's CAs
@@ -21,7 +35,12 @@
  *		certificate = "client.pem"; key = "client.key";
  *	};
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +49,12 @@
 #include <aloop/plugin.h>
 
 #define PROXY_UPSTREAMS_MAX	64
-/* Client bytes held while the upstream connects; reading pauses at once,
- * so this only ever takes what a transport had already read. */
-#define PROXY_PENDING_MAX	(1024 * 1024)
+/*
+ * Client bytes held while the upstream connects: reading pauses at
+ * high_water, and a transport may deliver one more read (a TLS record,
+ * say) before the pause takes effect.
+ */
+#define PROXY_PENDING_SLACK	(64 * 1024)
 
 struct proxy_upstream {
 	char		*host;		/* NULL for a UNIX socket */
@@ -45,12 +67,20 @@ struct proxy_pair;
 
 /* One listener on one worker. */
 struct proxy {
+	struct aloop_loop	*loop;		/* NULL when only checked */
 	char			*listener;
 	struct proxy_upstream	*up;
 	size_t			 nup;
 	size_t			 preferred;	/* the last that answered */
 	double			 connect_timeout;
+	double			 half_close_timeout;	/* 0: none */
+	double			 write_timeout;		/* 0: none */
 	size_t			 high_water;
+	size_t			 max_connecting;
+	size_t			 connecting;	/* pairs without an upstream yet */
+	/* At max_connecting: logged when it starts and when it ends. */
+	int			 refusing;
+	unsigned long		 refused;
 	struct aloop_tls_context *tls;
 	char			*server_hostname;
 	/* Failure bursts: logged once when they start and once at the end. */
@@ -69,6 +99,9 @@ struct proxy_pair {
 	struct aloop_transport	*up;		/* from made to lost */
 	struct aloop_future	*fut;		/* the attempt in flight */
 	aloop_handle_t		 timer;		/* its connect_timeout */
+	aloop_handle_t		 half_closed;	/* half_close_timeout */
+	aloop_handle_t		 stalled;	/* upstream_write_timeout */
+	size_t			 stalled_size;	/* its buffer when armed */
 	size_t			 attempt;	/* upstreams tried so far */
 	size_t			 current;	/* index being tried */
 	unsigned char		*pending;	/* client bytes before up */
@@ -77,6 +110,7 @@ struct proxy_pair {
 	int			 client_eof;
 	int			 up_eof;
 	int			 up_done;	/* no upstream, none to come */
+	int			 connecting;	/* counted in px->connecting */
 	unsigned		 refs;
 };
 
@@ -108,6 +142,25 @@ proxy_unref(struct proxy *px)
 		proxy_free(px);
 }
 
+/* @p has its upstream, or will never have one: it is counted no more. */
+static void
+pair_connect_done(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+
+	if (!p->connecting)
+		return;
+	p->connecting = 0;
+	px->connecting--;
+	if (px->refusing && px->connecting < px->max_connecting) {
+		aloop_log(ALOOP_LOG_NOTICE, "proxy %s: accepting again, after "
+		    "refusing %lu connections at max_connecting %zu",
+		    px->listener, px->refused, px->max_connecting);
+		px->refusing = 0;
+		px->refused = 0;
+	}
+}
+
 static void
 pair_unref(struct proxy_pair *p)
 {
@@ -115,6 +168,12 @@ pair_unref(struct proxy_pair *p)
 
 	if (--p->refs > 0)
 		return;
+	pair_connect_done(p);
+	/* Neither transport is left for it to end. */
+	if (px->loop != NULL) {
+		aloop_handle_cancel(px->loop, p->half_closed);
+		aloop_handle_cancel(px->loop, p->stalled);
+	}
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -193,8 +252,54 @@ proxy_parse_upstream(const struct aloop_settings *node, const char *s,
 	return u->host != NULL && u->port != NULL ? 0 : ALOOP_ENOMEM;
 }
 
+/*
+ * Refuse an upstream that is aloopd itself: each connection to it would
+ * come back as a new client and open another, until no descriptor is
+ * left.  Addresses are always checked; names only when the settings are
+ * being checked without a loop (aloopd -t, a start, a reload), because a
+ * worker must not wait on DNS before it serves and its configuration has
+ * passed that check already.  A name that does not resolve now is left to
+ * the connects, which report it.
+ */
 static int
-proxy_read_upstreams(struct proxy *px, const struct aloop_settings *settings)
+proxy_check_self(const struct aloop_plugin_env *env,
+    const struct aloop_settings *node, const struct proxy_upstream *u)
+{
+	struct sockaddr_un sun;
+	struct addrinfo hints, *res, *ai;
+	const char *name = NULL;
+
+	if (u->path != NULL) {
+		if (strlen(u->path) >= sizeof(sun.sun_path))
+			return 0;	/* no socket has that name */
+		memset(&sun, 0, sizeof(sun));
+		sun.sun_family = AF_UNIX;
+		memcpy(sun.sun_path, u->path, strlen(u->path) + 1);
+		name = aloop_daemon_listener_at(node, ALOOP_PLUGIN_STREAM,
+		    (const struct sockaddr *)&sun, sizeof(sun));
+	} else {
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = env->loop != NULL ? AI_NUMERICHOST : 0;
+		if (getaddrinfo(u->host, u->port, &hints, &res) != 0)
+			return 0;
+		for (ai = res; ai != NULL && name == NULL; ai = ai->ai_next)
+			name = aloop_daemon_listener_at(node,
+			    ALOOP_PLUGIN_STREAM, ai->ai_addr, ai->ai_addrlen);
+		freeaddrinfo(res);
+	}
+	if (name == NULL)
+		return 0;
+	aloop_settings_error(node, "is listener \"%s\" of this aloopd: a "
+	    "proxy that forwards to aloopd can loop until no descriptor is "
+	    "left", name);
+	return ALOOP_ECONFIG;
+}
+
+static int
+proxy_read_upstreams(struct proxy *px, const struct aloop_plugin_env *env,
+    const struct aloop_settings *settings)
 {
 	const struct aloop_settings *list, *node;
 	const char *s;
@@ -231,6 +336,8 @@ proxy_read_upstreams(struct proxy *px, const struct aloop_settings *settings)
 			continue;
 		}
 		rc = proxy_parse_upstream(node, s, &px->up[i]);
+		if (rc == 0)
+			rc = proxy_check_self(env, node, &px->up[i]);
 		if (rc == ALOOP_ENOMEM)
 			return rc;
 		if (rc != 0)
@@ -313,17 +420,19 @@ proxy_init(const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
 	static const char *const names[] = { "upstream", "connect_timeout",
+	    "half_close_timeout", "upstream_write_timeout", "max_connecting",
 	    "high_water", "tls", NULL };
 	const struct aloop_settings *tls;
 	struct proxy *px;
-	double timeout = 10.0;
-	long long high = 65536;
+	double timeout = 10.0, half = 60.0, wtimeout = 60.0;
+	long long high = 65536, connecting = 256;
 	int rc, bad = 0;
 
 	*instance = NULL;
 	if ((px = calloc(1, sizeof(*px))) == NULL)
 		return ALOOP_ENOMEM;
 	px->refs = 1;
+	px->loop = env->loop;
 	if ((px->listener = strdup(env->listener != NULL ? env->listener :
 	    "?")) == NULL) {
 		rc = ALOOP_ENOMEM;
@@ -331,7 +440,7 @@ proxy_init(const struct aloop_plugin_env *env,
 	}
 	if (aloop_settings_check_names(settings, names) != 0)
 		bad = 1;
-	if ((rc = proxy_read_upstreams(px, settings)) == ALOOP_ENOMEM)
+	if ((rc = proxy_read_upstreams(px, env, settings)) == ALOOP_ENOMEM)
 		goto fail;
 	if (rc != 0)
 		bad = 1;
@@ -351,8 +460,36 @@ proxy_init(const struct aloop_plugin_env *env,
 		    "high_water"), "out of range (1024..67108864)");
 		bad = 1;
 	}
+	rc = aloop_settings_get_double(settings, "half_close_timeout", &half);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (!(half >= 0 && half <= 86400)) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "half_close_timeout"), "out of range (0..86400 s)");
+		bad = 1;
+	}
+	rc = aloop_settings_get_double(settings, "upstream_write_timeout",
+	    &wtimeout);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (!(wtimeout >= 0 && wtimeout <= 86400)) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "upstream_write_timeout"), "out of range (0..86400 s)");
+		bad = 1;
+	}
+	rc = aloop_settings_get_int(settings, "max_connecting", &connecting);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (connecting < 1 || connecting > 65536) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "max_connecting"), "out of range (1..65536)");
+		bad = 1;
+	}
 	px->connect_timeout = timeout;
+	px->half_close_timeout = half;
+	px->write_timeout = wtimeout;
 	px->high_water = (size_t)high;
+	px->max_connecting = (size_t)connecting;
 	if ((tls = aloop_settings_get(settings, "tls")) != NULL &&
 	    (rc = proxy_read_tls(px, tls)) != 0) {
 		if (rc == ALOOP_ENOMEM)
@@ -397,6 +534,39 @@ proxy_fini(void *instance)
 /* ------------------------------------------------------ the upstream */
 
 static void
+proxy_half_close_expired(void *arg)
+{
+	struct proxy_pair *p = arg;
+
+	p->half_closed = ALOOP_HANDLE_NONE;
+	aloop_log(ALOOP_LOG_INFO, "proxy %s: the %s sent no EOF within %g s "
+	    "of the %s's: closing", p->px->listener,
+	    p->client_eof ? "upstream" : "client", p->px->half_close_timeout,
+	    p->client_eof ? "client" : "upstream");
+	if (p->up != NULL)
+		aloop_transport_abort(p->up);
+	if (p->client != NULL)
+		aloop_transport_abort(p->client);
+}
+
+/*
+ * One side's EOF has been passed on to the other.  A peer that never
+ * finishes its side -- an upstream that never answers a request the client
+ * has sent whole -- would otherwise hold both sockets for good.
+ */
+static void
+pair_half_closed(struct proxy_pair *p)
+{
+	struct proxy *px = p->px;
+
+	if (px->half_close_timeout <= 0 || p->half_closed != ALOOP_HANDLE_NONE)
+		return;
+	if (aloop_call_later(px->loop, px->half_close_timeout,
+	    proxy_half_close_expired, p, &p->half_closed) != 0)
+		p->half_closed = ALOOP_HANDLE_NONE;
+}
+
+static void
 pair_limits(struct proxy_pair *p, struct aloop_transport *t)
 {
 	/* Cannot fail: high >= 1024 and low = high / 4. */
@@ -421,6 +591,7 @@ up_made(struct aloop_transport *t, void *state)
 	p->up = t;
 	aloop_handle_cancel(aloop_transport_get_loop(t), p->timer);
 	p->timer = ALOOP_HANDLE_NONE;
+	pair_connect_done(p);
 	if (p->client == NULL) {
 		/* The client left while we connected. */
 		aloop_transport_close(t);
@@ -449,9 +620,10 @@ up_made(struct aloop_transport *t, void *state)
 	}
 	if (p->client_eof) {
 		/* As client_eof would have, had we been connected. */
-		if (aloop_transport_can_write_eof(t))
+		if (aloop_transport_can_write_eof(t)) {
 			(void)aloop_transport_write_eof(t);
-		else
+			pair_half_closed(p);
+		} else
 			aloop_transport_close(t);
 	} else if (aloop_transport_get_write_buffer_size(t) <=
 	    p->px->high_water)
@@ -491,6 +663,7 @@ up_eof(struct aloop_transport *t, void *state)
 		return 0;
 	}
 	(void)aloop_transport_write_eof(p->client);
+	pair_half_closed(p);
 	return 1;
 }
 
@@ -515,6 +688,42 @@ up_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	pair_unref(p);
 }
 
+static void up_stall_check(void *);
+
+static void
+up_stall_arm(struct proxy_pair *p)
+{
+	p->stalled_size = aloop_transport_get_write_buffer_size(p->up);
+	if (aloop_call_later(p->px->loop, p->px->write_timeout,
+	    up_stall_check, p, &p->stalled) != 0)
+		p->stalled = ALOOP_HANDLE_NONE;
+}
+
+/*
+ * The upstream's buffer has stayed above the low-water mark for
+ * upstream_write_timeout.  If it took anything meanwhile it is slow, not
+ * stuck: look again later.
+ */
+static void
+up_stall_check(void *arg)
+{
+	struct proxy_pair *p = arg;
+
+	p->stalled = ALOOP_HANDLE_NONE;
+	if (p->up == NULL)
+		return;
+	if (aloop_transport_get_write_buffer_size(p->up) < p->stalled_size) {
+		up_stall_arm(p);
+		return;
+	}
+	aloop_log(ALOOP_LOG_INFO, "proxy %s: upstream %s took nothing for "
+	    "%g s: closing", p->px->listener, p->px->up[p->current].text,
+	    p->px->write_timeout);
+	aloop_transport_abort(p->up);
+	if (p->client != NULL)
+		aloop_transport_abort(p->client);
+}
+
 static void
 up_pause(struct aloop_transport *t, void *state)
 {
@@ -522,6 +731,8 @@ up_pause(struct aloop_transport *t, void *state)
 
 	if (p->client != NULL)
 		aloop_transport_pause_reading(p->client);
+	if (p->px->write_timeout > 0 && p->stalled == ALOOP_HANDLE_NONE)
+		up_stall_arm(p);
 }
 
 static void
@@ -529,6 +740,8 @@ up_resume(struct aloop_transport *t, void *state)
 {
 	struct proxy_pair *p = state;
 
+	aloop_handle_cancel(p->px->loop, p->stalled);
+	p->stalled = ALOOP_HANDLE_NONE;
 	if (p->client != NULL && !p->client_eof)
 		aloop_transport_resume_reading(p->client);
 }
@@ -549,6 +762,7 @@ pair_unreachable(struct proxy_pair *p)
 	struct proxy *px = p->px;
 
 	p->up_done = 1;
+	pair_connect_done(p);
 	px->failed++;
 	if (!px->failing) {
 		px->failing = 1;
@@ -661,11 +875,29 @@ proxy_new(void *instance, void **state)
 	struct proxy *px = instance;
 	struct proxy_pair *p;
 
+	/*
+	 * Each connect in progress holds a descriptor for up to
+	 * connect_timeout; past the limit a loop, or an upstream that drops
+	 * SYNs, would take them all.
+	 */
+	if (px->connecting >= px->max_connecting) {
+		if (!px->refusing)
+			aloop_log(ALOOP_LOG_WARNING, "proxy %s: %zu upstream "
+			    "connects in progress (max_connecting), refusing "
+			    "connections", px->listener, px->connecting);
+		px->refusing = 1;
+		px->refused++;
+		return -EAGAIN;
+	}
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return ALOOP_ENOMEM;
 	p->px = px;
 	p->refs = 1;		/* the client's, until its connection_lost */
 	p->timer = ALOOP_HANDLE_NONE;
+	p->half_closed = ALOOP_HANDLE_NONE;
+	p->stalled = ALOOP_HANDLE_NONE;
+	p->connecting = 1;
+	px->connecting++;
 	p->next = px->pairs;
 	if (px->pairs != NULL)
 		px->pairs->prev = p;
@@ -682,8 +914,11 @@ client_made(struct aloop_transport *t, void *state)
 
 	p->client = t;
 	pair_limits(p, t);
-	/* Nothing to send the bytes to yet. */
-	aloop_transport_pause_reading(t);
+	/*
+	 * Keep reading while the upstream connects, into p->pending up to
+	 * high_water: a client that leaves is then noticed at once, and its
+	 * attempt cancelled, instead of after connect_timeout.
+	 */
 	proxy_try(p);
 }
 
@@ -703,8 +938,7 @@ client_data(struct aloop_transport *t, void *state, const void *data,
 	}
 	if (p->up_done)
 		return;
-	/* Read before the pause took effect (a TLS record, say). */
-	if (len > PROXY_PENDING_MAX - p->npending ||
+	if (len > p->px->high_water + PROXY_PENDING_SLACK - p->npending ||
 	    (n = realloc(p->pending, p->npending + len)) == NULL) {
 		aloop_transport_abort(t);
 		return;
@@ -712,6 +946,9 @@ client_data(struct aloop_transport *t, void *state, const void *data,
 	memcpy(n + p->npending, data, len);
 	p->pending = n;
 	p->npending += len;
+	/* up_made resumes once it has passed these on. */
+	if (p->npending >= p->px->high_water)
+		aloop_transport_pause_reading(t);
 }
 
 static int
@@ -738,6 +975,7 @@ client_eof(struct aloop_transport *t, void *state)
 		return 0;
 	}
 	(void)aloop_transport_write_eof(p->up);
+	pair_half_closed(p);
 	return 1;
 }
 

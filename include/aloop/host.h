@@ -19,6 +19,7 @@ extern "C" {
 #endif
 
 struct aloop_settings;
+struct sockaddr;
 
 /* -------------------------------------------------------------- settings */
 
@@ -87,6 +88,31 @@ ALOOP_API void aloop_settings_error(const struct aloop_settings *s,
  */
 ALOOP_API int aloop_settings_check_names(const struct aloop_settings *s,
     const char *const *names);
+
+/* ------------------------------------------------------------- listeners */
+
+/**
+ * The name of the listener that makes aloopd listen on @sa (@len bytes;
+ * AF_INET, AF_INET6 or AF_UNIX) for @type (ALOOP_PLUGIN_STREAM or
+ * ALOOP_PLUGIN_DATAGRAM), or NULL if none does -- for a plugin that
+ * connects somewhere and must not connect to aloopd itself, where every
+ * connection would make another (the proxy's upstreams).
+ *
+ * The listeners are those of the configuration @s comes from: a plugin
+ * checked by `aloopd -t` or before a reload sees the configuration being
+ * checked, not the running one.  @s is any node of the plugin's settings,
+ * so the function may be called where those may, from init only.  An
+ * address matches a listener on the same port bound to it, to the
+ * unspecified address of its family (0.0.0.0, ::) or to "*" when it is an
+ * address of this host (loopback, or on an interface); an unspecified @sa
+ * matches every listener of its family on its port; IPv4-mapped IPv6
+ * addresses count as IPv4.  A UNIX @sa matches a listener of the same
+ * path.  Listen addresses that are host names are resolved on the call,
+ * as aloopd resolves them when it binds them, so a call may block as long
+ * as that.  The name returned is borrowed like the settings.
+ */
+ALOOP_API const char *aloop_daemon_listener_at(const struct aloop_settings *s,
+    int type, const struct sockaddr *sa, size_t len);
 
 /* --------------------------------------------------------------- metrics */
 

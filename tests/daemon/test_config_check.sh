@@ -151,6 +151,26 @@ aloop.conf: configuration test failed" -t -c aloop.conf
 expect "missing file" 1 "" "nope.conf: No such file or directory
 nope.conf: configuration test failed" -t -c nope.conf
 
+# A proxy whose upstream is aloopd itself: the same address, a name that
+# resolves to it, a wildcard listener's port, a UNIX listener's path.
+conf <<EOF2
+daemon = { plugin_path = [ "$top_builddir/plugins/.libs" ]; };
+listeners = (
+	{ name = "loop"; protocol = "proxy"; listen = [ "127.0.0.1:7107" ];
+	  settings = { upstream = [
+		"127.0.0.1:7107",
+		"localhost:7108",
+		"unix:$tmp/echo.sock",
+		"127.0.0.1:7109" ]; }; },
+	{ name = "any"; protocol = "echo";
+	  listen = [ "*:7108", "unix:$tmp/echo.sock" ]; }
+);
+EOF2
+expect "proxy to itself" 1 "" "aloop.conf:5: listeners[0].settings.upstream[0] \"127.0.0.1:7107\": is listener \"loop\" of this aloopd: a proxy that forwards to aloopd can loop until no descriptor is left
+aloop.conf:6: listeners[0].settings.upstream[1] \"localhost:7108\": is listener \"any\" of this aloopd: a proxy that forwards to aloopd can loop until no descriptor is left
+aloop.conf:7: listeners[0].settings.upstream[2] \"unix:$tmp/echo.sock\": is listener \"any\" of this aloopd: a proxy that forwards to aloopd can loop until no descriptor is left
+aloop.conf: configuration test failed" -t -c aloop.conf
+
 # getopt names the program as libtool ran it: check the rest.
 (cd "$tmp" && timeout 30 "$aloopd" --bogus >"$tmp/out" 2>"$tmp/err")
 got=$?

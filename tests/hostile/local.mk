@@ -8,3 +8,11 @@
 # The daemon's own bounds: timeouts, overflow, per-source and rate limits.
 TESTS += tests/hostile/test_bounds.py
 EXTRA_DIST += tests/hostile/test_bounds.py
+
+# The proxy and exec plugins against peers and programs that hold what
+# they can: connects that never complete, half-closes never finished, a
+# proxy loop through a second aloopd, process groups that outlive the
+# client, programs and clients that stop reading.
+TESTS += tests/hostile/test_proxy_bounds.py tests/hostile/test_exec_bounds.py
+EXTRA_DIST += tests/hostile/test_proxy_bounds.py \
+	tests/hostile/test_exec_bounds.py

@@ -70,3 +70,13 @@ tests_unit_test_plugins_LDADD = tests/unit/libstreamutil.la \
 	$(DAEMON_UNIT_LDADD)
 tests_unit_test_plugins_LDFLAGS = $(DAEMON_UNIT_LINKFLAGS)
 TESTS += tests/unit/test_plugins
+
+# aloop_daemon_listener_at(): the listeners a plugin's settings can see.
+check_PROGRAMS += tests/unit/test_listening
+tests_unit_test_listening_SOURCES = tests/unit/test_listening.c \
+	tests/unit/daemon_test.c tests/unit/daemon_test.h \
+	$(ALOOPD_CONFIG_SOURCES)
+tests_unit_test_listening_CPPFLAGS = $(DAEMON_UNIT_CPPFLAGS)
+tests_unit_test_listening_LDADD = $(DAEMON_UNIT_LDADD)
+tests_unit_test_listening_LDFLAGS = $(DAEMON_UNIT_LINKFLAGS)
+TESTS += tests/unit/test_listening
