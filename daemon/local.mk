@@ -9,8 +9,7 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/config_parse.c daemon/config-parse-int.h daemon/config_dump.c \
 	daemon/accesslog.c daemon/accesslog.h daemon/logsink.c \
 	daemon/logsink.h daemon/settings.c daemon/settings-int.h \
-	daemon/listening.c \
-	daemon/plugin_loader.c daemon/plugin_loader.h
+	daemon/listening.c daemon/plugin_loader.c daemon/plugin_loader.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)
