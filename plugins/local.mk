@@ -23,7 +23,8 @@ plugins_time_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 # callbacks may come after fini, when a reload has dropped the listener:
 # -z nodelete keeps their code mapped for those callbacks.
 plugin_LTLIBRARIES += plugins/proxy.la
-plugins_proxy_la_SOURCES = plugins/proxy.c
+plugins_proxy_la_SOURCES = plugins/proxy.c plugins/proxy_balance.c \
+	plugins/proxy_balance.h
 plugins_proxy_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
 
 # How to write one.

@@ -21,8 +21,11 @@
  * leaving).  A client that stops reading is the listener's write_timeout's
  * to end, and a pair silent on both sides its idle_timeout's.
  *
+ * Which upstream a client gets, and which are up, is proxy_balance.c's.
+ *
  * settings:
  *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
+ *	balance = "round_robin";	and health_check: see proxy_balance.h
  *	connect_timeout = 10.0;	seconds per upstream attempt
  *	max_connecting = 256;	upstream connects in progress, then refuse
  *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
@@ -48,6 +51,8 @@
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
 
+#include "proxy_balance.h"
+
 #define PROXY_UPSTREAMS_MAX	64
 /*
  * Client bytes held while the upstream connects: reading pauses at
@@ -71,7 +76,8 @@ struct proxy {
 	char			*listener;
 	struct proxy_upstream	*up;
 	size_t			 nup;
-	size_t			 preferred;	/* the last that answered */
+	struct balancer_target	*targets;	/* the balancer's view of up */
+	struct balancer		*bal;
 	double			 connect_timeout;
 	double			 half_close_timeout;	/* 0: none */
 	double			 write_timeout;		/* 0: none */
@@ -102,8 +108,11 @@ struct proxy_pair {
 	aloop_handle_t		 half_closed;	/* half_close_timeout */
 	aloop_handle_t		 stalled;	/* upstream_write_timeout */
 	size_t			 stalled_size;	/* its buffer when armed */
-	size_t			 attempt;	/* upstreams tried so far */
+	size_t			 order[PROXY_UPSTREAMS_MAX];	/* to try */
+	size_t			 norder;
+	size_t			 attempt;	/* of order, tried so far */
 	size_t			 current;	/* index being tried */
+	int			 counted;	/* the balancer counts it */
 	unsigned char		*pending;	/* client bytes before up */
 	size_t			 npending;
 	char			 errors[512];	/* why the attempts failed */
@@ -121,6 +130,8 @@ static void proxy_try(struct proxy_pair *);
 static void
 proxy_free(struct proxy *px)
 {
+	balancer_free(px->bal);
+	free(px->targets);
 	for (size_t i = 0; i < px->nup; i++) {
 		free(px->up[i].host);
 		free(px->up[i].port);
@@ -346,6 +357,26 @@ proxy_read_upstreams(struct proxy *px, const struct aloop_plugin_env *env,
 	return bad ? ALOOP_ECONFIG : 0;
 }
 
+/* The upstreams as the balancer sees them, and the balancer. */
+static int
+proxy_balancer(struct proxy *px, const struct aloop_plugin_env *env,
+    const struct aloop_settings *settings)
+{
+	if (px->nup == 0)
+		return ALOOP_ECONFIG;	/* upstream was reported */
+	if ((px->targets = calloc(px->nup, sizeof(*px->targets))) == NULL)
+		return ALOOP_ENOMEM;
+	for (size_t i = 0; i < px->nup; i++) {
+		px->targets[i].host = px->up[i].host;
+		px->targets[i].port = px->up[i].port;
+		px->targets[i].path = px->up[i].path;
+		px->targets[i].text = px->up[i].text != NULL ?
+		    px->up[i].text : "?";
+	}
+	return balancer_new(px->loop, px->listener, env->worker, settings,
+	    px->nup, px->targets, &px->bal);
+}
+
 /* Report a TLS configuration error on @node with OpenSSL's reason. */
 static int
 proxy_tls_failed(struct proxy *px, const struct aloop_settings *node, int rc)
@@ -421,7 +452,7 @@ proxy_init(const struct aloop_plugin_env *env,
 {
 	static const char *const names[] = { "upstream", "connect_timeout",
 	    "half_close_timeout", "upstream_write_timeout", "max_connecting",
-	    "high_water", "tls", NULL };
+	    "high_water", "tls", "balance", "health_check", NULL };
 	const struct aloop_settings *tls;
 	struct proxy *px;
 	double timeout = 10.0, half = 60.0, wtimeout = 60.0;
@@ -496,7 +527,9 @@ proxy_init(const struct aloop_plugin_env *env,
 			goto fail;
 		bad = 1;
 	}
-	if (bad) {
+	if ((rc = proxy_balancer(px, env, settings)) == ALOOP_ENOMEM)
+		goto fail;
+	if (rc != 0 || bad) {
 		rc = ALOOP_ECONFIG;
 		goto fail;
 	}
@@ -597,7 +630,8 @@ up_made(struct aloop_transport *t, void *state)
 		aloop_transport_close(t);
 		return;
 	}
-	px->preferred = p->current;
+	balancer_opened(px->bal, p->current);
+	p->counted = 1;
 	if (px->failing) {
 		aloop_log(ALOOP_LOG_NOTICE, "proxy %s: upstream %s answers "
 		    "again, after %lu failed connections", px->listener,
@@ -674,6 +708,10 @@ up_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 
 	p->up = NULL;
 	p->up_done = 1;
+	if (p->counted) {
+		balancer_closed(p->px->bal, p->current);
+		p->counted = 0;
+	}
 	if (err != NULL)
 		aloop_log(ALOOP_LOG_INFO, "proxy %s: upstream %s: %s",
 		    p->px->listener, p->px->up[p->current].text,
@@ -791,6 +829,7 @@ proxy_timeout(void *arg)
 
 	p->timer = ALOOP_HANDLE_NONE;
 	pair_note_error(p, "connect timed out");
+	balancer_failed(p->px->bal, p->current);
 	/* The done callback below sees the cancel and tries the next. */
 	if (p->fut != NULL)
 		(void)aloop_future_cancel(p->fut);
@@ -809,8 +848,10 @@ proxy_connected(struct aloop_future *fut, void *arg)
 	rc = aloop_future_result(fut, NULL);
 	if (rc != 0) {
 		if (rc != ALOOP_ECANCELLED &&
-		    (err = aloop_future_error(fut)) != NULL)
+		    (err = aloop_future_error(fut)) != NULL) {
 			pair_note_error(p, err->message);
+			balancer_failed(p->px->bal, p->current);
+		}
 		aloop_log(ALOOP_LOG_DEBUG, "proxy %s: upstream %s: %s",
 		    p->px->listener, p->px->up[p->current].text,
 		    aloop_strerror(rc));
@@ -834,8 +875,8 @@ proxy_try(struct proxy_pair *p)
 	struct aloop_future *fut;
 	int rc;
 
-	for (; p->attempt < px->nup; p->attempt++) {
-		p->current = (px->preferred + p->attempt) % px->nup;
+	for (; p->attempt < p->norder; p->attempt++) {
+		p->current = p->order[p->attempt];
 		u = &px->up[p->current];
 		aloop_connection_options_init(&o);
 		o.ssl = px->tls;
@@ -911,9 +952,14 @@ static void
 client_made(struct aloop_transport *t, void *state)
 {
 	struct proxy_pair *p = state;
+	const struct sockaddr *peer;
+	size_t len = 0;
 
 	p->client = t;
 	pair_limits(p, t);
+	peer = aloop_transport_get_extra_info(t, "peername", &len);
+	p->norder = balancer_order(p->px->bal, peer, (socklen_t)len,
+	    p->order);
 	/*
 	 * Keep reading while the upstream connects, into p->pending up to
 	 * high_water: a client that leaves is then noticed at once, and its

@@ -72,3 +72,7 @@ EXTRA_DIST += tests/daemon/test_access.py
 # The access log: every way a connection ends, TLS facts, JSON, reopen.
 TESTS += tests/daemon/test_access_log.py
 EXTRA_DIST += tests/daemon/test_access_log.py
+
+# The proxy's balancing and health checks, with upstreams of the test's own.
+TESTS += tests/daemon/test_proxy_balance.py
+EXTRA_DIST += tests/daemon/test_proxy_balance.py
