@@ -26,6 +26,9 @@
  * settings:
  *	upstream = [ "10.0.0.1:80", "[::1]:8080", "unix:/run/app.sock" ];
  *	balance = "round_robin";	and health_check: see proxy_balance.h
+ *	send_proxy = "v2";	tell the upstream who the client is: "v1"
+ *				or "v2" (HAProxy's PROXY protocol); plain
+ *				upstreams only
  *	connect_timeout = 10.0;	seconds per upstream attempt
  *	max_connecting = 256;	upstream connects in progress, then refuse
  *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
@@ -41,6 +44,9 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -83,6 +89,7 @@ struct proxy {
 	double			 write_timeout;		/* 0: none */
 	size_t			 high_water;
 	size_t			 max_connecting;
+	int			 send_proxy;	/* 0, 1 or 2: PROXY header */
 	size_t			 connecting;	/* pairs without an upstream yet */
 	/* At max_connecting: logged when it starts and when it ends. */
 	int			 refusing;
@@ -357,6 +364,38 @@ proxy_read_upstreams(struct proxy *px, const struct aloop_plugin_env *env,
 	return bad ? ALOOP_ECONFIG : 0;
 }
 
+/*
+ * send_proxy.  The header must come before anything else on the
+ * connection, a TLS handshake included, and an upstream transport
+ * with TLS starts its handshake at once: so plain upstreams only.
+ */
+static int
+proxy_read_send_proxy(struct proxy *px, const struct aloop_settings *settings)
+{
+	const char *v = NULL;
+	int rc = aloop_settings_get_string(settings, "send_proxy", &v);
+
+	if (rc == ALOOP_ENOENT)
+		return 0;
+	if (rc != 0)
+		return ALOOP_ECONFIG;
+	if (strcmp(v, "v1") == 0)
+		px->send_proxy = 1;
+	else if (strcmp(v, "v2") == 0)
+		px->send_proxy = 2;
+	else {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "send_proxy"), "expected \"v1\" or \"v2\"");
+		return ALOOP_ECONFIG;
+	}
+	if (aloop_settings_get(settings, "tls") != NULL) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "send_proxy"), "only for plain upstreams (without tls)");
+		return ALOOP_ECONFIG;
+	}
+	return 0;
+}
+
 /* The upstreams as the balancer sees them, and the balancer. */
 static int
 proxy_balancer(struct proxy *px, const struct aloop_plugin_env *env,
@@ -452,7 +491,8 @@ proxy_init(const struct aloop_plugin_env *env,
 {
 	static const char *const names[] = { "upstream", "connect_timeout",
 	    "half_close_timeout", "upstream_write_timeout", "max_connecting",
-	    "high_water", "tls", "balance", "health_check", NULL };
+	    "high_water", "tls", "balance", "health_check", "send_proxy",
+	    NULL };
 	const struct aloop_settings *tls;
 	struct proxy *px;
 	double timeout = 10.0, half = 60.0, wtimeout = 60.0;
@@ -527,6 +567,8 @@ proxy_init(const struct aloop_plugin_env *env,
 			goto fail;
 		bad = 1;
 	}
+	if ((rc = proxy_read_send_proxy(px, settings)) != 0)
+		bad = 1;
 	if ((rc = proxy_balancer(px, env, settings)) == ALOOP_ENOMEM)
 		goto fail;
 	if (rc != 0 || bad) {
@@ -599,6 +641,87 @@ pair_half_closed(struct proxy_pair *p)
 		p->half_closed = ALOOP_HANDLE_NONE;
 }
 
+/*
+ * An address as the PROXY protocol carries it: IPv4 (an IPv4 client of
+ * an IPv6 socket included, as HAProxy sends it), IPv6, or neither (0).
+ */
+static int
+proxy_addr(const struct sockaddr *sa, size_t len, unsigned char *addr,
+    unsigned char *port)
+{
+	static const unsigned char v4mapped[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+	};
+	const struct sockaddr_in *s4 = (const void *)sa;
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET && len >= sizeof(*s4)) {
+		memcpy(addr, &s4->sin_addr, 4);
+		memcpy(port, &s4->sin_port, 2);
+		return 4;
+	}
+	if (sa->sa_family != AF_INET6 || len < sizeof(*s6))
+		return 0;
+	if (memcmp(&s6->sin6_addr, v4mapped, 12) == 0) {
+		memcpy(addr, (const unsigned char *)&s6->sin6_addr + 12, 4);
+		memcpy(port, &s6->sin6_port, 2);
+		return 4;
+	}
+	memcpy(addr, &s6->sin6_addr, 16);
+	memcpy(port, &s6->sin6_port, 2);
+	return 16;
+}
+
+/*
+ * The PROXY header (v1 text or v2 binary) that tells the upstream who
+ * the client is and which of our addresses it reached, into @buf; its
+ * length.  A client with no IP address (UNIX) is sent as unknown.
+ */
+static size_t
+proxy_header(const struct proxy_pair *p, unsigned char *buf, size_t size)
+{
+	static const unsigned char sig[12] = {
+		'\r', '\n', '\r', '\n', 0, '\r', '\n', 'Q', 'U', 'I', 'T', '\n',
+	};
+	unsigned char src[16], dst[16], sport[2], dport[2];
+	const struct sockaddr *sa;
+	size_t len = 0, n;
+	int fs, fd;
+	char a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+
+	sa = aloop_transport_get_extra_info(p->client, "peername", &len);
+	fs = proxy_addr(sa, len, src, sport);
+	sa = aloop_transport_get_extra_info(p->client, "sockname", &len);
+	fd = proxy_addr(sa, len, dst, dport);
+	if (fs != fd)
+		fs = 0;
+	if (p->px->send_proxy == 1) {
+		if (fs == 0)
+			return (size_t)snprintf((char *)buf, size,
+			    "PROXY UNKNOWN\r\n");
+		inet_ntop(fs == 4 ? AF_INET : AF_INET6, src, a, sizeof(a));
+		inet_ntop(fs == 4 ? AF_INET : AF_INET6, dst, b, sizeof(b));
+		return (size_t)snprintf((char *)buf, size,
+		    "PROXY TCP%c %s %s %u %u\r\n", fs == 4 ? '4' : '6', a, b,
+		    (sport[0] << 8) | sport[1], (dport[0] << 8) | dport[1]);
+	}
+	memcpy(buf, sig, sizeof(sig));
+	buf[12] = 0x21;			/* version 2, PROXY */
+	buf[13] = fs == 4 ? 0x11 : fs == 16 ? 0x21 : 0x00;
+	n = fs == 0 ? 0 : 2 * (size_t)fs + 4;
+	buf[14] = (unsigned char)(n >> 8);
+	buf[15] = (unsigned char)n;
+	if (fs != 0) {
+		memcpy(buf + 16, src, (size_t)fs);
+		memcpy(buf + 16 + fs, dst, (size_t)fs);
+		memcpy(buf + 16 + 2 * fs, sport, 2);
+		memcpy(buf + 18 + 2 * fs, dport, 2);
+	}
+	return 16 + n;
+}
+
 static void
 pair_limits(struct proxy_pair *p, struct aloop_transport *t)
 {
@@ -640,6 +763,16 @@ up_made(struct aloop_transport *t, void *state)
 		px->failed = 0;
 	}
 	pair_limits(p, t);
+	if (px->send_proxy) {
+		unsigned char hdr[128];
+		size_t n = proxy_header(p, hdr, sizeof(hdr));
+
+		if (aloop_transport_write(t, hdr, n) != 0) {
+			aloop_transport_abort(t);
+			aloop_transport_abort(p->client);
+			return;
+		}
+	}
 	if (p->npending > 0) {
 		int rc = aloop_transport_write(t, p->pending, p->npending);
 

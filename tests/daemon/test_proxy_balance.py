@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The proxy's balancing and health checks on the real aloopd: round
-robin spreads clients evenly over two upstreams across workers, first and
-source_hash keep to one, a stopped upstream is taken out within its fall
+"""The proxy's balancing, health checks and PROXY headers on the real
+aloopd: round robin spreads clients evenly over two upstreams across
+workers, first and source_hash keep to one, a stopped upstream is taken out within its fall
 count and back within its rise count, logged once per change, and /metrics
-shows each upstream's state and connections."""
+shows each upstream's state and connections; send_proxy tells an
+upstream the client's address in v1 and v2."""
 
 import os
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -188,6 +190,67 @@ def test_expect_string():
     a.stop()
 
 
+def read_proxy_header(c):
+    """The PROXY header at the start of @c, v1 or v2: (src, dst) as
+    "ip:port" strings, and the bytes that followed it."""
+    data = b""
+    while len(data) < 16:
+        chunk = c.recv(256)
+        assert chunk, data
+        data += chunk
+    if data.startswith(b"PROXY "):
+        while b"\r\n" not in data:
+            data += c.recv(256)
+        line, rest = data.split(b"\r\n", 1)
+        _, proto, sip, dip, sport, dport = line.decode().split(" ")
+        assert proto == "TCP4", line
+        return "%s:%s" % (sip, sport), "%s:%s" % (dip, dport), rest
+    assert data[:12] == b"\r\n\r\n\x00\r\nQUIT\n", data
+    assert data[12] == 0x21 and data[13] == 0x11, data[:16]
+    n = struct.unpack("!H", data[14:16])[0]
+    while len(data) < 16 + n:
+        data += c.recv(256)
+    body = data[16:16 + n]
+    src = "%s:%d" % (socket.inet_ntoa(body[0:4]),
+                     struct.unpack("!H", body[8:10])[0])
+    dst = "%s:%d" % (socket.inet_ntoa(body[4:8]),
+                     struct.unpack("!H", body[10:12])[0])
+    return src, dst, data[16 + n:]
+
+
+def test_send_proxy_v1_and_v2():
+    for version in ("v1", "v2"):
+        up = socket.socket()
+        up.bind(("127.0.0.1", 0))
+        up.listen(4)
+        port = h.free_port()
+        cfg, daemon = h.start([h.listener(
+            "px", "proxy", port, extra='settings = { upstream = '
+            '[ "127.0.0.1:%d" ]; send_proxy = "%s"; };'
+            % (up.getsockname()[1], version))])
+        client = socket.socket()
+        client.settimeout(10)
+        client.bind(("127.0.0.2", 0))
+        client.connect(("127.0.0.1", port))
+        client.sendall(b"payload")
+        up.settimeout(10)
+        c, _ = up.accept()
+        c.settimeout(10)
+        src, dst, rest = read_proxy_header(c)
+        while len(rest) < 7:
+            rest += c.recv(64)
+        assert src == "%s:%d" % client.getsockname(), (version, src)
+        assert dst == "127.0.0.1:%d" % port, (version, dst)
+        assert rest == b"payload", rest
+        c.sendall(b"back")
+        assert h.recv_exactly(client, 4) == b"back"
+        client.close()
+        c.close()
+        up.close()
+        assert daemon.stop() == 0, daemon.text()
+
+
 if __name__ == "__main__":
     h.run([test_round_robin_even_across_workers, test_first_and_source_hash,
-           test_health_check_takes_out_and_back, test_expect_string])
+           test_health_check_takes_out_and_back, test_expect_string,
+           test_send_proxy_v1_and_v2])
