@@ -176,7 +176,7 @@ aloop.conf: configuration test failed" -t -c aloop.conf
 got=$?
 if [ "$got" -eq 1 ] && [ ! -s "$tmp/out" ] &&
     grep -q "unrecognized option '--bogus'" "$tmp/err" &&
-    grep -q "^usage: aloopd \[-c FILE\] \[-t\]" "$tmp/err"; then
+    grep -q "^usage: aloopd \[-c FILE\] \[-t | -T\]" "$tmp/err"; then
 	echo "ok: unknown option"
 else
 	echo "FAIL: unknown option (exit $got)"
