@@ -528,8 +528,22 @@ dgram_free(struct aloop_transport *t)
 	free(t);
 }
 
+static void
+dgram_adopt_protocol(struct aloop_transport *t, const void *table,
+    struct aloop__protocol_common *cb)
+{
+	const struct aloop_datagram_protocol *proto = table;
+
+	((struct dgram *)t)->proto = proto;
+	cb->connection_made = proto->connection_made;
+	cb->connection_lost = proto->connection_lost;
+	cb->pause_writing = proto->pause_writing;
+	cb->resume_writing = proto->resume_writing;
+}
+
 static const struct aloop__transport_ops dgram_ops = {
 	.name = "datagram",
+	.adopt_protocol = dgram_adopt_protocol,
 	.close = dgram_close,
 	.abort = dgram_abort,
 	.pause_reading = dgram_pause_reading,
@@ -620,10 +634,7 @@ aloop__dgram_new(struct aloop_loop *loop,
 	if (getpeername(fd, (struct sockaddr *)&d->peername, &d->peerlen) == -1)
 		d->peerlen = 0;
 
-	cb.connection_made = proto->connection_made;
-	cb.connection_lost = proto->connection_lost;
-	cb.pause_writing = proto->pause_writing;
-	cb.resume_writing = proto->resume_writing;
+	dgram_adopt_protocol(&d->t, proto, &cb);
 	aloop__transport_init(&d->t, &dgram_ops, loop, proto, &cb, NULL);
 	aloop__transport_own_fd(&d->t, fd);
 	d->fut = aloop_future_ref(fut);

@@ -436,8 +436,22 @@ subproc_free(struct aloop_transport *t)
 	free(t);
 }
 
+static void
+subproc_adopt_protocol(struct aloop_transport *t, const void *table,
+    struct aloop__protocol_common *cb)
+{
+	const struct aloop_subprocess_protocol *proto = table;
+
+	((struct subproc *)t)->proto = proto;
+	cb->connection_made = proto->connection_made;
+	cb->connection_lost = proto->connection_lost;
+	cb->pause_writing = NULL;
+	cb->resume_writing = NULL;
+}
+
 static const struct aloop__transport_ops subproc_ops = {
 	.name = "subprocess",
+	.adopt_protocol = subproc_adopt_protocol,
 	.close = subproc_close,
 	.abort = subproc_abort,
 	.teardown = subproc_teardown,
@@ -571,10 +585,7 @@ aloop_subprocess_exec(struct aloop_loop *loop,
 		return rc;
 	}
 
-	cb.connection_made = proto->connection_made;
-	cb.connection_lost = proto->connection_lost;
-	cb.pause_writing = NULL;
-	cb.resume_writing = NULL;
+	subproc_adopt_protocol(&sp->t, proto, &cb);
 	aloop__transport_init(&sp->t, &subproc_ops, loop, proto, &cb, NULL);
 	sp->fut = aloop_future_ref(f);
 	*fut = f;

@@ -67,6 +67,7 @@
 
 struct aloop_transport;
 struct aloop_tls_context;
+struct aloop__protocol_common;
 struct aloop__sendfile;
 
 /*
@@ -85,6 +86,15 @@ struct aloop__transport_ops {
 	 * t->proto at every callback, so that set_protocol may switch it.
 	 */
 	int		 stream_protocol;
+
+	/*
+	 * Kinds driven by another table (datagram, subprocess): take @proto,
+	 * a table of the kind's own type, from the next callback on, and
+	 * fill @cb with its common part.  NULL: set_protocol is
+	 * ALOOP_ENOTSUP.
+	 */
+	void	(*adopt_protocol)(struct aloop_transport *t, const void *proto,
+		    struct aloop__protocol_common *cb);
 
 	/*
 	 * Queue @iovcnt buffers (total > 0 bytes), sending what the descriptor

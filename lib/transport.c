@@ -498,18 +498,21 @@ aloop_transport_get_protocol(const struct aloop_transport *t)
 }
 
 int
-aloop_transport_set_protocol(struct aloop_transport *t,
-    const struct aloop_protocol *proto, void *state)
+aloop_transport_set_protocol(struct aloop_transport *t, const void *proto,
+    void *state)
 {
 	struct aloop__protocol_common cb;
 
 	if (proto == NULL)
 		return ALOOP_EINVAL;
-	if (!t->ops->stream_protocol)
+	if (!t->ops->stream_protocol && t->ops->adopt_protocol == NULL)
 		return ALOOP_ENOTSUP;
 	if (!(t->flags & ALOOP__T_MADE) || aloop__transport_is_done(t))
 		return ALOOP_ESTATE;
-	aloop__protocol_common_stream(&cb, proto);
+	if (t->ops->stream_protocol)
+		aloop__protocol_common_stream(&cb, proto);
+	else
+		t->ops->adopt_protocol(t, proto, &cb);
 	t->proto = proto;
 	aloop__transport_attach(t, &cb, state);
 	return 0;

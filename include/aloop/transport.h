@@ -73,15 +73,17 @@ ALOOP_API const void *aloop_transport_get_protocol(const struct aloop_transport 
 /**
  * Hand @t to another protocol, as asyncio's set_protocol(): from the next
  * callback on, @proto's functions run with @state (connection_made is not
- * run again; connection_lost, when it comes, goes to @proto).  The old
- * state is not freed: it is the caller's.  Call it from the loop, outside
- * or inside a callback of @t.  ALOOP_EINVAL for a NULL @proto,
- * ALOOP_ENOTSUP for datagram and subprocess transports (their tables
- * differ), ALOOP_ESTATE before connection_made or once connection_lost
- * is scheduled.
+ * run again; connection_lost, when it comes, goes to @proto).  @proto is
+ * a table of the type get_protocol returns for @t: a struct
+ * aloop_protocol for streams, pipes and TLS, a struct
+ * aloop_datagram_protocol for datagram endpoints, a struct
+ * aloop_subprocess_protocol for subprocesses.  The old state is not
+ * freed: it is the caller's.  Call it from the loop, outside or inside a
+ * callback of @t.  ALOOP_EINVAL for a NULL @proto, ALOOP_ESTATE before
+ * connection_made or once connection_lost is scheduled.
  */
 ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
-    const struct aloop_protocol *proto, void *state);
+    const void *proto, void *state);
 
 /**
  * Optional information, by asyncio's names; NULL when not available:

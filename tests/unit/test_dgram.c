@@ -371,6 +371,93 @@ test_unconnected_sendto(void)
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 }
 
+/* The table set_protocol hands an endpoint to: counts, and wakes @e. */
+struct other {
+	struct ep	*e;
+	int		 nrecv, lost;
+};
+
+static void
+other_received(struct aloop_transport *t, void *state, const void *data,
+    size_t len, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct other *o = state;
+
+	(void)t;
+	(void)addr;
+	(void)addrlen;
+	CU_ASSERT_EQUAL(len, 3);
+	CU_ASSERT_EQUAL(memcmp(data, "two", 3), 0);
+	o->nrecv++;
+	wake(o->e);
+}
+
+static void
+other_lost(struct aloop_transport *t, void *state,
+    const struct aloop_error *err)
+{
+	struct other *o = state;
+
+	(void)t;
+	CU_ASSERT_PTR_NULL(err);
+	o->lost++;
+	wake(o->e);
+}
+
+static const struct aloop_datagram_protocol other_proto = {
+	.datagram_received = other_received,
+	.connection_lost = other_lost,
+};
+
+/*
+ * asyncio's set_protocol on a datagram endpoint: the next datagram and
+ * connection_lost go to the new table and state, the old see nothing.
+ */
+static void
+test_set_protocol(void)
+{
+	struct aloop_datagram_options o;
+	struct aloop_loop *loop = loop_open();
+	const struct sockaddr *to;
+	struct ep a, b;
+	struct other other = { &a, 0, 0 };
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	aloop_datagram_options_init(&o);
+	o.local_host = "127.0.0.1";
+	o.local_port = "0";
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &a, &o), 0);
+	aloop_datagram_options_init(&o);
+	o.family = AF_INET;
+	CU_ASSERT_EQUAL_FATAL(ep_open(loop, &b, &o), 0);
+	to = aloop_transport_get_extra_info(a.t, "sockname", NULL);
+	CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, "one", 3, to,
+	    sizeof(struct sockaddr_in)), 0);
+	WAIT_FOR(loop, &a, a.nrecv == 1);
+	/* Held past connection_lost, for the last call below. */
+	aloop_transport_ref(a.t);
+	CU_ASSERT_EQUAL(aloop_transport_set_protocol(a.t, NULL, &other),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_transport_set_protocol(a.t, &other_proto,
+	    &other), 0);
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_protocol(a.t), &other_proto);
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_protocol_state(a.t), &other);
+	CU_ASSERT_EQUAL(aloop_transport_sendto(b.t, "two", 3, to,
+	    sizeof(struct sockaddr_in)), 0);
+	WAIT_FOR(loop, &a, other.nrecv == 1);
+	CU_ASSERT_EQUAL(a.nrecv, 1);
+	aloop_transport_close(a.t);
+	WAIT_FOR(loop, &a, other.lost == 1);
+	CU_ASSERT_EQUAL(a.lost, 0);
+	/* Gone: nothing to hand over any more. */
+	CU_ASSERT_EQUAL(aloop_transport_set_protocol(a.t, &ep_proto, &a),
+	    ALOOP_ESTATE);
+	aloop_transport_release(a.t);
+	ep_close(loop, &b);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 static void
 test_empty_datagram(void)
 {
@@ -1077,6 +1164,7 @@ static const struct test_case cases[] = {
 	TEST(test_unix_paths),
 	TEST(test_echo_ipv6),
 	TEST(test_unconnected_sendto),
+	TEST(test_set_protocol),
 	TEST(test_empty_datagram),
 	TEST(test_send_to_no_listener),
 	TEST(test_argument_errors),

@@ -254,6 +254,64 @@ check_order(const struct proc *p, const char *pipes)
 	CU_ASSERT_EQUAL(p->data_after_lost, 0);
 }
 
+/* The same callbacks as another table, for set_protocol to switch to. */
+static const struct aloop_subprocess_protocol proc_proto_b = {
+	.connection_made = proc_made,
+	.pipe_data_received = proc_data,
+	.pipe_connection_lost = proc_pipe_lost,
+	.process_exited = proc_exited,
+	.connection_lost = proc_lost,
+};
+
+static struct proc *switch_to;
+
+static void
+switch_protocol(struct proc *p)
+{
+	struct proc *q = switch_to;
+	struct aloop_transport *in;
+
+	q->t = p->t;
+	q->made = 1;
+	CU_ASSERT_EQUAL(aloop_transport_set_protocol(p->t, &proc_proto_b, q),
+	    0);
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_protocol(p->t), &proc_proto_b);
+	CU_ASSERT_PTR_EQUAL(aloop_transport_get_protocol_state(p->t), q);
+	in = aloop_subprocess_get_pipe_transport(p->t, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+	CU_ASSERT_EQUAL(aloop_transport_write(in, "hello\n", 6), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write_eof(in), 0);
+	CU_ASSERT_EQUAL(run(p->loop, q->done, NULL), 0);
+	/* Let proc_run, waiting on the old state, go on. */
+	(void)aloop_future_set_result(p->done, NULL, NULL);
+}
+
+/*
+ * asyncio's set_protocol on a subprocess transport: what comes after it,
+ * output, exit and connection_lost, goes to the new table and state.
+ */
+static void
+test_set_protocol(void)
+{
+	static const char *const argv[] = { "/bin/cat", NULL };
+	struct aloop_loop *loop = loop_open();
+	struct proc p, q;
+
+	proc_init(&p, loop);
+	proc_init(&q, loop);
+	switch_to = &q;
+	CU_ASSERT_EQUAL(proc_run(&p, NULL, argv, NULL, switch_protocol), 0);
+	CU_ASSERT_STRING_EQUAL(q.out, "hello\n");
+	CU_ASSERT_EQUAL(q.exited, 1);
+	CU_ASSERT_EQUAL(q.lost, 1);
+	CU_ASSERT_EQUAL(p.outlen, 0);
+	CU_ASSERT_EQUAL(p.exited, 0);
+	CU_ASSERT_EQUAL(p.lost, 0);
+	proc_finish(&p);
+	proc_finish(&q);
+	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
+}
+
 static void
 test_exit_code(void)
 {
@@ -1016,6 +1074,7 @@ test_pass_fds(void)
 }
 
 static const struct test_case cases[] = {
+	TEST(test_set_protocol),
 	TEST(test_exit_code),
 	TEST(test_new_session_and_group),
 	TEST(test_pass_fds),
