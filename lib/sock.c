@@ -285,13 +285,17 @@ sockop_sendfile_step(struct sockop *op)
 static int
 sockop_try_sendfile(struct sockop *op)
 {
-	int rc;
+	int rc = sockop_sendfile_step(op);
 
-	if ((rc = sockop_sendfile_step(op)) == 0)
-		return 0;
-	/* As asyncio, the file's position ends after what was sent. */
+	/*
+	 * As asyncio, the file's position is right after what was sent,
+	 * also at each wait: a cancelled send (whose end this code never
+	 * sees) leaves it right too.
+	 */
 	(void)lseek(op->file, op->foff - (off_t)(op->len - op->off),
 	    SEEK_SET);
+	if (rc == 0)
+		return 0;
 	if (rc < 0)
 		(void)aloop_future_set_error(op->fut, rc, NULL);
 	else

@@ -113,8 +113,8 @@ ALOOP_API int aloop_sock_sendto(struct aloop_loop *loop, int fd,
  * @offset, over the connected stream socket @fd, with sendfile(2) (no copy
  * through user space), or by reading and sending where the kernel cannot
  * (asyncio's fallback).  The result is a struct aloop_nbytes with the bytes
- * sent; on success and failure alike the file's position is left right
- * after the last byte sent, as asyncio leaves it.  The file stays the
+ * sent; on success and failure alike, and after a cancel, the file's
+ * position is left right after the last byte sent, as asyncio leaves it.  The file stays the
  * caller's, and must not be read elsewhere meanwhile.  ALOOP_EINVAL for a
  * socket that is no SOCK_STREAM, a file that is not regular or a negative
  * offset.

@@ -494,6 +494,28 @@ test_sock_sendfile(void)
 	CU_ASSERT_EQUAL(r->nbytes, 0);
 	aloop_future_release(f);
 
+	/*
+	 * Cancelled while the reader takes nothing: the position is right
+	 * after what went into the socket, as the last count said.
+	 */
+	{
+		off_t pos, queued = 0;
+
+		CU_ASSERT_EQUAL_FATAL(aloop_sock_sendfile(loop, sv[0], file,
+		    0, 0, &f), 0);
+		run_for(loop, 0.05);
+		CU_ASSERT_FALSE(aloop_future_done(f));
+		CU_ASSERT_EQUAL(aloop_future_cancel(f), 1);
+		run_for(loop, 0.01);
+		pos = lseek(file, 0, SEEK_CUR);
+		/* Everything the socket pair holds now is what was sent. */
+		while ((k = read(sv[1], got, n)) > 0)
+			queued += k;
+		CU_ASSERT(pos > 0 && pos < (off_t)n);
+		CU_ASSERT_EQUAL(pos, queued);
+		aloop_future_release(f);
+	}
+
 	/* Argument checks: no datagram socket, no pipe as the file. */
 	CU_ASSERT_EQUAL(aloop_sock_sendfile(loop, sv[0], file, -1, 0, &f),
 	    ALOOP_EINVAL);
