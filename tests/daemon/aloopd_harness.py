@@ -264,6 +264,35 @@ class NotifySocket:
 _tmpdirs = []
 
 
+def make_cert(d, cn="localhost"):
+    """A self-signed EC certificate for localhost and 127.0.0.1 in @d:
+    cert.pem and key.pem."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=" + cn, "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", os.path.join(d, "key.pem"),
+                    "-out", os.path.join(d, "cert.pem")],
+                   check=True, capture_output=True)
+
+
+def metric_sums(port):
+    """GET /metrics of the metrics listener on @port, as {(name, listener,
+    reason): value summed over workers}."""
+    import urllib.request
+    url = "http://127.0.0.1:%d/metrics" % port
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    sums = {}
+    for line in text.splitlines():
+        m = re.match(r'^([a-z_]+)\{([^}]*)\} (\S+)$', line)
+        if m:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+            key = (m.group(1), labels.get("listener"), labels.get("reason"))
+            sums[key] = sums.get(key, 0) + float(m.group(3))
+    return sums
+
+
 def tmpdir():
     d = tempfile.mkdtemp(prefix="aloopd-test-")
     _tmpdirs.append(d)

@@ -10,38 +10,11 @@ import re
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aloopd_harness as h  # noqa: E402
-
-
-def make_cert(d):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", os.path.join(d, "key.pem"),
-                    "-out", os.path.join(d, "cert.pem")],
-                   check=True, capture_output=True)
-
-
-def scrape(port):
-    """{(name, listener, reason): value summed over workers}."""
-    url = "http://127.0.0.1:%d/metrics" % port
-    with urllib.request.urlopen(url, timeout=10) as r:
-        text = r.read().decode()
-    sums = {}
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)\{([^}]*)\} (\S+)$', line)
-        if m:
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
-            key = (m.group(1), labels.get("listener"), labels.get("reason"))
-            sums[key] = sums.get(key, 0) + float(m.group(3))
-    return sums
 
 
 def outcome(s):
@@ -80,7 +53,7 @@ def tcp_outcome(src, port):
 
 def test_tcp_tls_udp_unix():
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     ports = {k: h.free_port() for k in ("tcp", "tls", "udp", "metrics")}
     sock = os.path.join(d, "echo.sock")
     uid = os.getuid()
@@ -147,7 +120,7 @@ def test_tcp_tls_udp_unix():
     except ConnectionResetError:
         s.close()
 
-    m = scrape(ports["metrics"])
+    m = h.metric_sums(ports["metrics"])
     assert m[("aloop_connections_refused_total", "tcp", "access")] == 5, m
     assert m[("aloop_connections_refused_total", "tls", "access")] == 1
     assert m[("aloop_connections_refused_total", "unix", "access")] == 1

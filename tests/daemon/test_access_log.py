@@ -20,16 +20,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aloopd_harness as h  # noqa: E402
 
 
-def make_cert(d):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", os.path.join(d, "key.pem"),
-                    "-out", os.path.join(d, "cert.pem")],
-                   check=True, capture_output=True)
-
-
 def kv(line):
     """A key=value line as a dict; quoted values unescaped."""
     out = {}
@@ -69,7 +59,7 @@ def name(s):
 
 def test_reasons_and_bytes():
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     log = os.path.join(d, "access.log")
     ports = {k: h.free_port() for k in ("echo", "idle", "daytime", "deny",
                                         "tls")}

@@ -22,19 +22,9 @@ import aloopd_harness as h  # noqa: E402
 WORKERS = 2
 
 
-def make_cert(d):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", os.path.join(d, "key.pem"),
-                    "-out", os.path.join(d, "cert.pem")],
-                   check=True, capture_output=True)
-
-
 def start(extra_listeners=()):
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     ports = {"metrics": h.free_port(), "echo": h.free_port(),
              "tls": h.free_port()}
     tls = ('tls = { certificate = "%s/cert.pem"; key = "%s/key.pem"; };'

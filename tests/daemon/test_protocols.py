@@ -7,7 +7,6 @@ import signal
 import socket
 import ssl
 import struct
-import subprocess
 import sys
 import time
 
@@ -17,19 +16,9 @@ import aloopd_harness as h  # noqa: E402
 PROTOCOLS = ("echo", "discard", "chargen", "daytime", "time")
 
 
-def make_cert(d, cn="localhost"):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=" + cn, "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", os.path.join(d, "key.pem"),
-                    "-out", os.path.join(d, "cert.pem")],
-                   check=True, capture_output=True)
-
-
 def start_all():
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     ports = {}
     listeners = []
     for p in PROTOCOLS:
@@ -121,7 +110,7 @@ def test_every_protocol():
 
 def test_reload_rereads_certificate():
     d = h.tmpdir()
-    make_cert(d, "first")
+    h.make_cert(d, "first")
     port = h.free_port()
     cfg = os.path.join(d, "aloop.conf")
     h.write_config(cfg, [h.listener(
@@ -140,7 +129,7 @@ def test_reload_rereads_certificate():
 
     old = tls_client()
     assert common_name(old) == "first"
-    make_cert(d, "second")
+    h.make_cert(d, "second")
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(r"reloaded .*: 1 listeners?")
     with tls_client() as new:
@@ -158,7 +147,7 @@ def test_reload_rereads_certificate():
     time.sleep(0.5)
     second_ca = os.path.join(d, "second.pem")
     shutil.copy(os.path.join(d, "cert.pem"), second_ca)
-    make_cert(d, "third")
+    h.make_cert(d, "third")
     daemon.signal(signal.SIGHUP)
     daemon.wait_log(r"(?s)reloaded .*reloaded .*: 1 listeners?")
     ctx = ssl.create_default_context(cafile=second_ca)

@@ -93,7 +93,6 @@ def start_proxy(d, upstreams, extra=""):
     return daemon, port
 
 
-
 def dead_port():
     """A port on which nothing listens (bound then closed)."""
     return h.free_port()
@@ -211,16 +210,6 @@ def test_unix_upstream():
     assert daemon.stop() == 0, daemon.text()
 
 
-def make_cert(d):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", os.path.join(d, "key.pem"),
-                    "-out", os.path.join(d, "cert.pem")],
-                   check=True, capture_output=True)
-
-
 class TlsUpstream(threading.Thread):
     """A TLS echo server: what comes in goes back, until the client goes."""
 
@@ -258,7 +247,7 @@ class TlsUpstream(threading.Thread):
 
 def test_tls_upstream_verified():
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     up = TlsUpstream(d)
     daemon, port = start_proxy(
         d, ["127.0.0.1:%d" % up.port],
@@ -285,7 +274,7 @@ def test_connect_timeout_moves_on():
     """An upstream that accepts but never completes the TLS handshake is
     given up after connect_timeout, and the next one serves."""
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
@@ -315,7 +304,7 @@ def test_connect_timeout_moves_on():
 def test_tls_listener_in_front_of_http_server():
     """aloopd terminates TLS and passes plain HTTP on: curl over https."""
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     www = os.path.join(d, "www")
     os.mkdir(www)
     body = os.urandom(200000)
@@ -436,7 +425,7 @@ def test_reload_drops_listener_with_live_pair():
 
         # Again, with an upstream still closing when the listener goes:
         # its last callbacks come after fini, the plugin released.
-        make_cert(d)
+        h.make_cert(d)
         tup = SilentTlsUpstream(d)
         port = h.free_port()
         h.write_config(os.path.join(d, "aloop.conf"), [

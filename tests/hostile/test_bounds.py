@@ -9,49 +9,21 @@ what a client saw."""
 
 import errno
 import os
-import re
 import socket
 import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "daemon"))
 import aloopd_harness as h  # noqa: E402
 
 
-def make_cert(d):
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext",
-                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", os.path.join(d, "key.pem"),
-                    "-out", os.path.join(d, "cert.pem")],
-                   check=True, capture_output=True)
-
-
-def scrape(port):
-    """{(name, listener, reason): value summed over workers}."""
-    url = "http://127.0.0.1:%d/metrics" % port
-    with urllib.request.urlopen(url, timeout=10) as r:
-        text = r.read().decode()
-    sums = {}
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)\{([^}]*)\} (\S+)$', line)
-        if not m:
-            continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
-        key = (m.group(1), labels.get("listener"), labels.get("reason"))
-        sums[key] = sums.get(key, 0) + float(m.group(3))
-    return sums
-
-
 def wait_metric(port, key, cond, timeout=20):
     deadline = time.monotonic() + timeout
     while True:
-        v = scrape(port).get(key, 0)
+        v = h.metric_sums(port).get(key, 0)
         if cond(v):
             return v
         if time.monotonic() > deadline:
@@ -134,7 +106,7 @@ def start(listeners, workers=1):
 
 def test_tls_silent_client_handshake_timeout():
     d = h.tmpdir()
-    make_cert(d)
+    h.make_cert(d)
     port = h.free_port()
     daemon, mport = start([h.listener(
         "tls", "echo", port, extra='handshake_timeout = 1; '
@@ -298,7 +270,7 @@ def test_per_source_limit_across_workers():
         s.close()
         assert time.monotonic() < deadline, "the source's place never freed"
         time.sleep(0.05)
-    refused = scrape(mport)[("aloop_connections_refused_total", "echo",
+    refused = h.metric_sums(mport)[("aloop_connections_refused_total", "echo",
                              "max_connections_per_source")]
     assert refused >= 4, refused
     for c in mine + [other, s]:
@@ -324,7 +296,7 @@ def test_connection_rate_per_source():
     print("%d of 30 connections in %.2f s served at %d/s (bound %.1f)"
           % (ok, elapsed, rate, bound))
     assert 1 <= ok <= bound, (ok, bound)
-    refused = scrape(mport)[("aloop_connections_refused_total", "echo",
+    refused = h.metric_sums(mport)[("aloop_connections_refused_total", "echo",
                              "connection_rate")]
     assert refused == 30 - ok, (refused, ok)
     # Another source has its own bucket.
