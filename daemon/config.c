@@ -231,8 +231,7 @@ read_file(struct config *cfg)
 {
 	struct config_priv *priv = priv_of(cfg);
 	char *copy, *parent, *dir;
-	struct stat st;
-	FILE *f;
+	int rc;
 
 	/* Resolve the directory now: the daemon may chdir later. */
 	if ((copy = strdup(cfg->path)) == NULL)
@@ -251,39 +250,34 @@ read_file(struct config *cfg)
 		return ALOOP_ECONFIG;
 	}
 	priv->dir = dir;
-	/* libconfig says only "file I/O error"; the errno says why. */
-	if ((f = fopen(cfg->path, "r")) == NULL) {
-		config_add_errorf(cfg, "%s: %s", cfg->path, strerror(errno));
-		return ALOOP_ECONFIG;
-	}
-	if (fstat(fileno(f), &st) != 0) {
-		config_add_errorf(cfg, "%s: %s", cfg->path, strerror(errno));
-		fclose(f);
-		return ALOOP_ECONFIG;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		config_add_errorf(cfg, "%s: %s", cfg->path, S_ISDIR(st.st_mode) ?
-		    "is a directory" : "not a regular file");
-		fclose(f);
-		return ALOOP_ECONFIG;
-	}
-	fclose(f);
+	if ((rc = config_text_read(cfg, &priv->text)) != 0)
+		return rc;
 	config_init(&priv->lc);
 	priv->lc_live = 1;
-	config_set_include_dir(&priv->lc, priv->dir);
-	if (config_read_file(&priv->lc, cfg->path) != CONFIG_TRUE) {
-		const char *file = config_error_file(&priv->lc);
+	/*
+	 * Every @include was replaced by checked text already.  Should
+	 * libconfig still find one that config_file.c did not take for one,
+	 * it must fail rather than open it: below /dev/null every name is
+	 * ENOTDIR, whatever it says.
+	 */
+	config_set_include_dir(&priv->lc, "/dev/null");
+	if (config_read_string(&priv->lc, priv->text.text) != CONFIG_TRUE) {
+		const char *file = NULL;
+		unsigned line = 0;
+		char shown[PATH_MAX];
 
+		if (config_error_line(&priv->lc) > 0)
+			config_text_where(&priv->text,
+			    (unsigned)config_error_line(&priv->lc), &file,
+			    &line);
 		if (file == NULL)
 			file = cfg->path;
-		/* An @include that cannot be read has no line of its own. */
-		if (config_error_type(&priv->lc) == CONFIG_ERR_FILE_IO ||
-		    config_error_line(&priv->lc) <= 0)
+		file = config_shown_file(cfg, file, shown, sizeof(shown));
+		if (line == 0)
 			config_add_errorf(cfg, "%s: %s", file,
 			    config_error_text(&priv->lc));
 		else
-			config_add_errorf(cfg, "%s:%d: %s", file,
-			    config_error_line(&priv->lc),
+			config_add_errorf(cfg, "%s:%u: %s", file, line,
 			    config_error_text(&priv->lc));
 		return ALOOP_ECONFIG;
 	}
@@ -401,6 +395,7 @@ config_free(struct config *cfg)
 			config_destroy(&priv->lc);
 		free(priv->dir);
 		free(priv->shown_dir);
+		config_text_free(&priv->text);
 		free(priv);
 	}
 	free(cfg->path);

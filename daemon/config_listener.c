@@ -646,7 +646,7 @@ void
 config_parse_listeners(struct config *cfg, config_setting_t *s,
     const struct spec *sp, void *obj)
 {
-	unsigned n;
+	unsigned n, line;
 
 	if (!config_setting_is_list(s)) {
 		config_report(s, NULL, "expected a list of groups "
@@ -667,8 +667,8 @@ config_parse_listeners(struct config *cfg, config_setting_t *s,
 		struct config_listener *l = &cfg->listeners[i];
 
 		l->mode = -1;
-		l->file = config_setting_source_file(e);
-		l->line = (int)config_setting_source_line(e);
+		config_node_where(e, &l->file, &line);
+		l->line = (int)line;
 		config_parse_group(cfg, e, listener_specs, l);
 		cfg->nlisteners++;
 		if (config_setting_is_group(e))

@@ -4,7 +4,8 @@ sbin_PROGRAMS += daemon/aloopd
 # The configuration and plugin modules are shared with the unit tests,
 # which link them without main().
 ALOOPD_CONFIG_SOURCES = \
-	daemon/config.c daemon/config-int.h daemon/config_listener.c \
+	daemon/config.c daemon/config-int.h daemon/config_file.c \
+	daemon/config_file.h daemon/config_listener.c \
 	daemon/config_listener.h daemon/config_parse.c \
 	daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \

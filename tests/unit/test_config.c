@@ -396,7 +396,8 @@ test_syntax_error_and_missing_file(void)
 	config_free(cfg);
 	td_leave();
 	expect("@include \"missing.conf\"\n" ONE_LISTENER,
-	    ERRORS("aloop.conf:1: cannot open include file"));
+	    ERRORS("aloop.conf:1: @include \"missing.conf\": No such file "
+	    "or directory"));
 
 	/* Includes are found beside the file and keep their own names. */
 	td_enter();
