@@ -15,6 +15,7 @@
 #include <aloop/common.h>
 
 #include "config_file.h"
+#include "strmap.h"
 
 struct config;
 struct config_listener;
@@ -28,6 +29,8 @@ struct config_priv {
 	char		*shown_dir;	/* ... as given, for included files'
 					 * names; NULL when it is "." */
 	struct config_text text;	/* what libconfig parsed */
+	/* While the listeners are parsed: names and addresses seen. */
+	struct strmap	 names, addrs;
 };
 
 static inline struct config_priv *

@@ -396,6 +396,8 @@ config_free(struct config *cfg)
 		free(priv->dir);
 		free(priv->shown_dir);
 		config_text_free(&priv->text);
+		strmap_clear(&priv->names);
+		strmap_clear(&priv->addrs);
 		free(priv);
 	}
 	free(cfg->path);

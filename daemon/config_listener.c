@@ -454,6 +454,7 @@ parse_name(struct config *cfg, config_setting_t *s, const struct spec *sp,
     void *obj)
 {
 	struct config_listener *l = obj;
+	const struct strmap_entry *e;
 	const char *v;
 
 	if ((v = config_want_string(s, 1)) == NULL)
@@ -462,13 +463,16 @@ parse_name(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		config_report(s, NULL, "use letters, digits, '-', '_' and '.'");
 		return;
 	}
-	for (size_t i = 0; i < cfg->nlisteners; i++)
-		if (cfg->listeners[i].name != NULL &&
-		    strcmp(cfg->listeners[i].name, v) == 0) {
-			config_report(s, NULL, "name already used by "
-			    "listeners[%zu]", i);
-			return;
-		}
+	if ((e = strmap_get(&priv_of(cfg)->names, v)) != NULL) {
+		config_report(s, NULL, "name already used by listeners[%zu]",
+		    e->first);
+		return;
+	}
+	if (strmap_put(&priv_of(cfg)->names, v,
+	    (size_t)(l - cfg->listeners)) != 0) {
+		config_report(s, NULL, "out of memory");
+		return;
+	}
 	config_set_string(cfg, s, &l->name, strdup(v));
 }
 
@@ -539,45 +543,78 @@ static const struct spec listener_specs[] = {
 };
 #undef L
 
-/* Would two addresses take the same socket? "*" overlaps every host. */
+/*
+ * Would an address take a socket that an earlier one takes?  "*" overlaps
+ * every host of its port and type, so an address is known by up to two
+ * keys: the exact one ("e" type port host, "*" for every host), and for
+ * an INET address also "a" type port, which any host of that port takes.
+ * A unix socket is its path, whatever the type.  Each key remembers the
+ * first listener and the last that took it: linear in the addresses,
+ * where comparing each with every earlier one was quadratic.
+ */
 static int
-addresses_clash(const struct config_address *a, int atype,
-    const struct config_address *b, int btype)
+address_keys(const struct config_address *a, int type, char **exact,
+    char **any)
 {
-	if (a->kind != b->kind)
-		return 0;
+	*exact = *any = NULL;
 	if (a->kind == CONFIG_ADDR_UNIX)
-		return strcmp(a->path, b->path) == 0;
-	if (atype != btype || a->port_num != b->port_num)
-		return 0;
-	return a->host == NULL || b->host == NULL ||
-	    strcmp(a->host, b->host) == 0;
-}
-
-/* Whether address @i of @l clashes with one of its earlier ones. */
-static int
-listed_before(const struct config_listener *l, size_t i)
-{
-	for (size_t j = 0; j < i; j++)
-		if (addresses_clash(&l->listen[i], l->type, &l->listen[j],
-		    l->type))
-			return 1;
+		return asprintf(exact, "u%s", a->path) < 0 ? ALOOP_ENOMEM : 0;
+	if (asprintf(exact, "e%d:%u:%s", type, a->port_num,
+	    a->host != NULL ? a->host : "*") < 0) {
+		*exact = NULL;
+		return ALOOP_ENOMEM;
+	}
+	if (asprintf(any, "a%d:%u", type, a->port_num) < 0) {
+		*any = NULL;
+		free(*exact);
+		*exact = NULL;
+		return ALOOP_ENOMEM;
+	}
 	return 0;
 }
 
-/* The listener before @idx that already takes @a (of @type), or NULL. */
-static const struct config_listener *
-used_by(const struct config *cfg, size_t idx, const struct config_address *a,
-    int type)
+/*
+ * Check address @a of listener @idx against every earlier one, then add
+ * it.  0 if it is new; 1 if listener @idx has it already; else 2 with
+ * *@other the earliest other listener that takes it.  ALOOP_ENOMEM.
+ */
+static int
+address_seen(struct config *cfg, size_t idx, const struct config_address *a,
+    int type, size_t *other)
 {
-	for (size_t o = 0; o < idx; o++) {
-		const struct config_listener *ol = &cfg->listeners[o];
+	struct strmap *m = &priv_of(cfg)->addrs;
+	const struct strmap_entry *hit[2];
+	char *exact, *any, wild[64];
+	int rc, n = 0;
 
-		for (size_t j = 0; j < ol->nlisten; j++)
-			if (addresses_clash(a, type, &ol->listen[j], ol->type))
-				return ol;
+	if (address_keys(a, type, &exact, &any) != 0)
+		return ALOOP_ENOMEM;
+	if (a->kind == CONFIG_ADDR_UNIX || a->host != NULL)
+		hit[n++] = strmap_get(m, exact);
+	if (a->kind == CONFIG_ADDR_INET && a->host == NULL)
+		hit[n++] = strmap_get(m, any);
+	else if (a->kind == CONFIG_ADDR_INET) {
+		snprintf(wild, sizeof(wild), "e%d:%u:*", type, a->port_num);
+		hit[n++] = strmap_get(m, wild);
 	}
-	return NULL;
+	rc = 0;
+	for (int i = 0; i < n; i++) {
+		if (hit[i] == NULL)
+			continue;
+		if (hit[i]->last == idx) {
+			rc = 1;
+			break;
+		}
+		if (rc == 0 || hit[i]->first < *other)
+			*other = hit[i]->first;
+		rc = 2;
+	}
+	if (strmap_put(m, exact, idx) != 0 ||
+	    (any != NULL && strmap_put(m, any, idx) != 0))
+		rc = ALOOP_ENOMEM;
+	free(exact);
+	free(any);
+	return rc;
 }
 
 /* What only makes sense with all of a listener's settings in hand. */
@@ -587,6 +624,7 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 	const struct config_listener *ol;
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *ls = config_setting_get_member(s, "listen");
+	size_t other = 0;
 	int has_unix = 0;
 
 	for (size_t i = 0; i < l->nlisten; i++) {
@@ -599,11 +637,21 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 				config_report(e, NULL, "unix sockets are "
 				    "served with type \"tcp\" only");
 		}
-		if (listed_before(l, i))
+		switch (address_seen(cfg, idx, a, l->type, &other)) {
+		case 0:
+			break;
+		case 1:
 			config_report(e, NULL, "listed twice");
-		else if ((ol = used_by(cfg, idx, a, l->type)) != NULL)
+			break;
+		case 2:
+			ol = &cfg->listeners[other];
 			config_report(e, NULL, "already used by listener "
 			    "\"%s\"", ol->name != NULL ? ol->name : "?");
+			break;
+		default:
+			config_report(e, NULL, "out of memory");
+			break;
+		}
 	}
 	if (l->tls != NULL && l->type != CONFIG_TCP)
 		config_report(config_setting_get_member(s, "tls"), NULL,
@@ -674,6 +722,8 @@ config_parse_listeners(struct config *cfg, config_setting_t *s,
 		if (config_setting_is_group(e))
 			check_listener(cfg, e, i);
 	}
+	strmap_clear(&priv_of(cfg)->names);
+	strmap_clear(&priv_of(cfg)->addrs);
 }
 
 void

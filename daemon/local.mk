@@ -9,6 +9,7 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/config_listener.h daemon/config_parse.c \
 	daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \
+	daemon/strmap.c daemon/strmap.h \
 	daemon/plugin_loader.c daemon/plugin_loader.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
