@@ -166,10 +166,11 @@ static const struct spec root_specs[] = {
 
 static void
 load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
-    const struct config_plugin_hooks *h)
+    const struct config_plugin_hooks *h, struct strmap *loaded)
 {
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *pn = config_setting_get_member(ls, "protocol");
+	struct strmap_entry *seen;
 	struct aloop_plugin_env env;
 	const struct aloop_plugin *d;
 	size_t before;
@@ -177,6 +178,16 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
 	void *inst;
 	int rc;
 
+	/*
+	 * A protocol written as before names the same file, loaded already:
+	 * its constructors ran, and looking it up again for each of 100,000
+	 * listeners would cost a system call each.
+	 */
+	if ((seen = strmap_get(loaded, l->protocol)) != NULL) {
+		l->plugin = plugin_ref(cfg->listeners[seen->first].plugin);
+		rc = 0;
+		goto loaded;
+	}
 	rc = plugin_find(l->protocol, cfg->daemon.plugin_path,
 	    cfg->daemon.nplugin_path, priv_of(cfg)->dir, &file, err,
 	    sizeof(err));
@@ -191,6 +202,9 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
 		    "out of memory" : err);
 		return;
 	}
+	/* Without the shortcut, it is only slower. */
+	(void)strmap_add(loaded, l->protocol, idx, &seen);
+loaded:
 	d = plugin_descriptor(l->plugin);
 	if (l->type == CONFIG_TCP && d->stream == NULL) {
 		config_report(pn, NULL, "plugin \"%s\" has no stream protocol "
@@ -330,6 +344,7 @@ config_plugin_file(const struct config *cfg, size_t i, char **file)
 int
 config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 {
+	struct strmap loaded = { NULL, 0, 0 };
 	config_setting_t *ls;
 
 	/* A file that could not be read has nothing to load. */
@@ -342,8 +357,9 @@ config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 		if (cfg->listeners[i].protocol != NULL &&
 		    cfg->listeners[i].settings != NULL &&
 		    cfg->listeners[i].plugin == NULL)
-			load_plugin(cfg, e, i, h);
+			load_plugin(cfg, e, i, h, &loaded);
 	}
+	strmap_clear(&loaded);
 	if (priv_of(cfg)->oom)
 		return ALOOP_ENOMEM;
 	return cfg->nerrors > 0 ? ALOOP_ECONFIG : 0;

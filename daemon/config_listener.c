@@ -454,7 +454,7 @@ parse_name(struct config *cfg, config_setting_t *s, const struct spec *sp,
     void *obj)
 {
 	struct config_listener *l = obj;
-	const struct strmap_entry *e;
+	struct strmap_entry *e;
 	const char *v;
 
 	if ((v = config_want_string(s, 1)) == NULL)
@@ -463,13 +463,15 @@ parse_name(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		config_report(s, NULL, "use letters, digits, '-', '_' and '.'");
 		return;
 	}
-	if ((e = strmap_get(&priv_of(cfg)->names, v)) != NULL) {
+	switch (strmap_add(&priv_of(cfg)->names, v,
+	    (size_t)(l - cfg->listeners), &e)) {
+	case 0:
 		config_report(s, NULL, "name already used by listeners[%zu]",
 		    e->first);
 		return;
-	}
-	if (strmap_put(&priv_of(cfg)->names, v,
-	    (size_t)(l - cfg->listeners)) != 0) {
+	case 1:
+		break;
+	default:
 		config_report(s, NULL, "out of memory");
 		return;
 	}
@@ -573,6 +575,20 @@ address_keys(const struct config_address *a, int type, char **exact,
 	return 0;
 }
 
+/* Whether entry @e says an earlier address clashes; see address_seen. */
+static void
+clash(const struct strmap_entry *e, size_t idx, int *rc, size_t *other)
+{
+	if (e == NULL || *rc == 1)
+		return;
+	if (e->last == idx)
+		*rc = 1;
+	else if (*rc == 0 || e->first < *other) {
+		*other = e->first;
+		*rc = 2;
+	}
+}
+
 /*
  * Check address @a of listener @idx against every earlier one, then add
  * it.  0 if it is new; 1 if listener @idx has it already; else 2 with
@@ -583,38 +599,37 @@ address_seen(struct config *cfg, size_t idx, const struct config_address *a,
     int type, size_t *other)
 {
 	struct strmap *m = &priv_of(cfg)->addrs;
-	const struct strmap_entry *hit[2];
+	struct strmap_entry *ex, *an;
 	char *exact, *any, wild[64];
-	int rc, n = 0;
+	int rc = 0, added;
 
 	if (address_keys(a, type, &exact, &any) != 0)
 		return ALOOP_ENOMEM;
-	if (a->kind == CONFIG_ADDR_UNIX || a->host != NULL)
-		hit[n++] = strmap_get(m, exact);
-	if (a->kind == CONFIG_ADDR_INET && a->host == NULL)
-		hit[n++] = strmap_get(m, any);
-	else if (a->kind == CONFIG_ADDR_INET) {
+	added = strmap_add(m, exact, idx, &ex);
+	if (added < 0)
+		goto oom;
+	/* A host clashes with its own key and "*"; "*" with any host. */
+	if (added == 0 && (a->kind == CONFIG_ADDR_UNIX || a->host != NULL))
+		clash(ex, idx, &rc, other);
+	if (a->kind == CONFIG_ADDR_INET && a->host != NULL) {
 		snprintf(wild, sizeof(wild), "e%d:%u:*", type, a->port_num);
-		hit[n++] = strmap_get(m, wild);
+		clash(strmap_get(m, wild), idx, &rc, other);
 	}
-	rc = 0;
-	for (int i = 0; i < n; i++) {
-		if (hit[i] == NULL)
-			continue;
-		if (hit[i]->last == idx) {
-			rc = 1;
-			break;
-		}
-		if (rc == 0 || hit[i]->first < *other)
-			*other = hit[i]->first;
-		rc = 2;
+	if (any != NULL) {
+		if ((added = strmap_add(m, any, idx, &an)) < 0)
+			goto oom;
+		if (added == 0 && a->host == NULL)
+			clash(an, idx, &rc, other);
+		an->last = idx;
 	}
-	if (strmap_put(m, exact, idx) != 0 ||
-	    (any != NULL && strmap_put(m, any, idx) != 0))
-		rc = ALOOP_ENOMEM;
+	ex->last = idx;
 	free(exact);
 	free(any);
 	return rc;
+oom:
+	free(exact);
+	free(any);
+	return ALOOP_ENOMEM;
 }
 
 /* What only makes sense with all of a listener's settings in hand. */

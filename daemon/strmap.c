@@ -66,23 +66,26 @@ grow(struct strmap *m)
 }
 
 int
-strmap_put(struct strmap *m, const char *key, size_t index)
+strmap_add(struct strmap *m, const char *key, size_t index,
+    struct strmap_entry **ep)
 {
+	size_t h = hash(key);
 	struct strmap_entry *e;
 
-	if ((e = strmap_get(m, key)) != NULL) {
-		e->last = index;
+	if (m->cap > 0 && (e = slot(m->v, m->cap, key, h))->key != NULL) {
+		*ep = e;
 		return 0;
 	}
 	if ((m->n + 1) * 2 > m->cap && grow(m) != 0)
 		return ALOOP_ENOMEM;
-	e = slot(m->v, m->cap, key, hash(key));
+	e = slot(m->v, m->cap, key, h);
 	if ((e->key = strdup(key)) == NULL)
 		return ALOOP_ENOMEM;
-	e->hash = hash(key);
+	e->hash = h;
 	e->first = e->last = index;
 	m->n++;
-	return 0;
+	*ep = e;
+	return 1;
 }
 
 void

@@ -26,10 +26,13 @@ struct strmap {
 struct strmap_entry *strmap_get(const struct strmap *m, const char *key);
 
 /*
- * Store @index under @key: a new key gets first = last = @index, a known
- * one last = @index.  0 or ALOOP_ENOMEM (the map is then unchanged).
+ * The entry of @key in *@e, added with first = last = @index if it was not
+ * there (1), or as it was (0), for the caller to read and update; one
+ * probe where a get and a put would be two.  ALOOP_ENOMEM (the map is then
+ * unchanged).
  */
-int	strmap_put(struct strmap *m, const char *key, size_t index);
+int	strmap_add(struct strmap *m, const char *key, size_t index,
+	    struct strmap_entry **e);
 
 /* Free the keys and the table; @m is empty again. */
 void	strmap_clear(struct strmap *m);
