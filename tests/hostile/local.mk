@@ -4,3 +4,7 @@
 # time and counts what the daemon still holds afterwards (sockets in
 # FIN_WAIT1, descriptors), not only what a client saw.  They share
 # tests/daemon/aloopd_harness.py.
+
+# aloop.conf @including a directory or a FIFO, at start and on reload.
+TESTS += tests/hostile/test_bad_include.py
+EXTRA_DIST += tests/hostile/test_bad_include.py
