@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -48,12 +49,8 @@ valid_hostname(const char *h)
 	return h[0] != '\0' && strlen(h) <= 253;
 }
 
-/*
- * Parse one "host:port", "[v6]:port", "*:port" or "unix:/path" into @a.
- * Returns NULL, or what is wrong with it.
- */
-static const char *
-parse_address(const char *text, struct config_address *a)
+const char *
+config_parse_address(const char *text, struct config_address *a)
 {
 	char host[256], *end;
 	const char *colon, *port;
@@ -121,8 +118,8 @@ parse_address(const char *text, struct config_address *a)
 	return NULL;
 }
 
-static void
-free_address(struct config_address *a)
+void
+config_free_address(struct config_address *a)
 {
 	free(a->text);
 	free(a->host);
@@ -154,13 +151,13 @@ parse_listen(struct config *cfg, config_setting_t *s, const struct spec *sp,
 
 		if ((v = config_want_string(e, 1)) == NULL)
 			continue;
-		if ((what = parse_address(v, a)) == NULL &&
+		if ((what = config_parse_address(v, a)) == NULL &&
 		    (a->text = strdup(v)) == NULL)
 			what = "out of memory";
 		a->index = i;
 		if (what != NULL) {
 			config_report(e, NULL, "%s", what);
-			free_address(a);
+			config_free_address(a);
 			memset(a, 0, sizeof(*a));
 			continue;
 		}
@@ -296,14 +293,28 @@ free_tls(struct config_tls *t)
 	free(t);
 }
 
+/*
+ * Whether @file can be read as a TLS file.  OpenSSL opens it with fopen:
+ * a FIFO would block it (and the master's reload) for good, a device
+ * feed it without end; so it must be a regular file, and this open must
+ * not block either.
+ */
 static int
 readable(const config_setting_t *node, const char *file)
 {
+	struct stat st;
 	int fd;
 
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
+	    O_NOCTTY)) < 0) {
 		config_report(node, NULL, "cannot read %s: %s", file,
 		    strerror(errno));
+		return 0;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		config_report(node, NULL, "cannot read %s: not a regular "
+		    "file", file);
+		close(fd);
 		return 0;
 	}
 	close(fd);
@@ -748,7 +759,7 @@ config_free_listener(struct config_listener *l)
 	free(l->protocol);
 	plugin_release(l->plugin);
 	for (size_t k = 0; k < l->nlisten; k++)
-		free_address(&l->listen[k]);
+		config_free_address(&l->listen[k]);
 	free(l->listen);
 	free(l->owner);
 	free_tls(l->tls);

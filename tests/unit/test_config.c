@@ -771,6 +771,27 @@ test_include_lines(void)
 	td_leave();
 }
 
+/* OpenSSL would block on a FIFO named as a TLS file, so it is refused. */
+static void
+test_tls_file_not_regular(void)
+{
+	struct config *cfg;
+	char want[1024];
+
+	td_enter();
+	CU_ASSERT_FATAL(mkfifo("fifo", 0600) == 0);
+	td_write("aloop.conf", "listeners = ( { name = \"a\"; protocol = "
+	    "\"p\";\n  listen = [ \"*:1\" ];\n"
+	    "  tls = { certificate = \"fifo\"; key = \"fifo\"; }; } );\n");
+	snprintf(want, sizeof(want), "aloop.conf:3: listeners[0].tls."
+	    "certificate \"fifo\": cannot read %s/fifo: not a regular file",
+	    td_dir());
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(want)));
+	config_free(cfg);
+	td_leave();
+}
+
 static const struct test_case cases[] = {
 	TEST(test_good_config_fills_structs),
 	TEST(test_daemon_defaults),
@@ -793,6 +814,7 @@ static const struct test_case cases[] = {
 	TEST(test_include_unreadable),
 	TEST(test_include_cycles_and_depth),
 	TEST(test_include_lines),
+	TEST(test_tls_file_not_regular),
 };
 
 TEST_MAIN("config", cases)
