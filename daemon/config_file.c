@@ -32,28 +32,34 @@ struct frame {
 	unsigned		 depth;		/* 0: the main file */
 };
 
-static int
-grow(void **p, size_t *cap, size_t need, size_t size)
+/*
+ * @p (of *@cap elements of @size bytes) with room for @need, doubling;
+ * NULL if memory ran out, @p then untouched.
+ */
+static void *
+grow(void *p, size_t *cap, size_t need, size_t size)
 {
 	size_t n = *cap > 0 ? *cap : 16;
 	void *np;
 
 	if (need <= *cap)
-		return 0;
+		return p;
 	while (n < need)
 		n *= 2;
-	if ((np = reallocarray(*p, n, size)) == NULL)
-		return ALOOP_ENOMEM;
-	*p = np;
+	if ((np = reallocarray(p, n, size)) == NULL)
+		return NULL;
 	*cap = n;
-	return 0;
+	return np;
 }
 
 static int
 emit(struct config_text *ct, const char *p, size_t n)
 {
-	if (grow((void **)&ct->text, &ct->cap, ct->len + n + 1, 1) != 0)
+	char *text;
+
+	if ((text = grow(ct->text, &ct->cap, ct->len + n + 1, 1)) == NULL)
 		return ALOOP_ENOMEM;
+	ct->text = text;
 	memcpy(ct->text + ct->len, p, n);
 	ct->len += n;
 	ct->text[ct->len] = '\0';
@@ -69,9 +75,10 @@ mark(struct config_text *ct, const char *file, unsigned line)
 {
 	struct config_source *s;
 
-	if (grow((void **)&ct->src, &ct->capsrc, ct->nsrc + 1,
-	    sizeof(*s)) != 0)
+	if ((s = grow(ct->src, &ct->capsrc, ct->nsrc + 1, sizeof(*s))) ==
+	    NULL)
 		return ALOOP_ENOMEM;
+	ct->src = s;
 	s = &ct->src[ct->nsrc];
 	/* Nothing came of the last stretch (an include at a file's start). */
 	if (ct->nsrc > 0 && s[-1].first == ct->lines)
@@ -181,23 +188,24 @@ static int
 slurp(int fd, size_t hint, char **bufp, size_t *lenp, const char **why)
 {
 	size_t len = 0, cap = hint + 1;
-	char *buf;
+	char *buf, *nbuf;
 	ssize_t n;
 
 	if ((buf = malloc(cap)) == NULL)
 		return ALOOP_ENOMEM;
 	for (;;) {
 		if (len == cap) {
-			/* It grew since fstat; read it all the same, bounded. */
+			/* It grew since fstat: read on, but bounded. */
 			if (cap > CONFIG_FILE_MAX) {
 				*why = "larger than 16 MiB";
 				free(buf);
 				return ALOOP_ECONFIG;
 			}
-			if (grow((void **)&buf, &cap, cap + 4096, 1) != 0) {
+			if ((nbuf = grow(buf, &cap, cap + 4096, 1)) == NULL) {
 				free(buf);
 				return ALOOP_ENOMEM;
 			}
+			buf = nbuf;
 		}
 		n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
@@ -437,8 +445,8 @@ read_into(struct config *cfg, struct config_text *ct, const char *path,
 		if (up != NULL)
 			return include_error(cfg, by, line, name, why);
 		/* The main file's old words, which operators know. */
-		config_add_errorf(cfg, "%s: %s", cfg->path, S_ISDIR(st.st_mode) ?
-		    "is a directory" : why);
+		config_add_errorf(cfg, "%s: %s", cfg->path,
+		    S_ISDIR(st.st_mode) ? "is a directory" : why);
 		return ALOOP_ECONFIG;
 	}
 	for (const struct frame *o = up; o != NULL; o = o->up)
