@@ -142,9 +142,11 @@ file_kind(mode_t m)
 /*
  * Open @path for reading, if it is a regular file no larger than the
  * limit; otherwise say why not in @why.  stat() first, so that a device
- * is never opened (opening one can have effects of its own); fstat() of
+ * is not opened (opening one can have effects of its own); fstat() of
  * what was opened, since the name may have been replaced in between;
- * O_NONBLOCK, so that even then a FIFO cannot block the open.
+ * O_NONBLOCK, so that even then a FIFO cannot block the open.  What
+ * remains: a device swapped in between the two calls is opened, though
+ * never read.
  */
 static int
 open_checked(const char *path, struct stat *st, const char **why)
