@@ -213,18 +213,24 @@ fi
 
 # 100,000 listeners: the duplicate checks once compared every listener
 # with every other.  The time is printed, not asserted; the expect
-# timeout is the bound, generous for the sanitizers' build.
-awk -v dir="$top_builddir/plugins/.libs" 'BEGIN {
+# timeout is the bound.  The sanitizers' unoptimised build is some ten
+# times slower and shares the machine with the other tests: 10,000 there.
+many=100000
+if grep -q -e '--enable-sanitizers' "$top_builddir/config.status" 2>/dev/null
+then
+	many=10000
+fi
+awk -v dir="$top_builddir/plugins/.libs" -v n=$many 'BEGIN {
 	printf "daemon = { plugin_path = [ \"%s\" ]; };\nlisteners = (\n", dir
-	for (i = 0; i < 100000; i++)
+	for (i = 0; i < n; i++)
 		printf "  { name = \"l%d\"; protocol = \"echo\"; listen = [ \"127.0.%d.%d:%d\" ]; }%s\n",
-		    i, i / 60000, 1 + (i % 7), 1024 + i % 60000, i < 99999 ? "," : ""
+		    i, i / 60000, 1 + (i % 7), 1024 + i % 60000, i < n - 1 ? "," : ""
 	print ");"
 }' >"$tmp/many.conf"
 start=$(date +%s.%N)
-bound=180 expect "100,000 listeners" 0 "many.conf: configuration OK" "" \
+bound=120 expect "$many listeners" 0 "many.conf: configuration OK" "" \
 	-t -c many.conf
-echo "# aloopd -t on 100,000 listeners: $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }') s"
+echo "# aloopd -t on $many listeners: $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }') s"
 
 # getopt names the program as libtool ran it: check the rest.
 (cd "$tmp" && timeout 30 "$aloopd" --bogus >"$tmp/out" 2>"$tmp/err")
