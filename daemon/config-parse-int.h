@@ -14,6 +14,9 @@
 
 #include <aloop/common.h>
 
+#include "config_file.h"
+#include "strmap.h"
+
 struct config;
 struct config_listener;
 
@@ -25,6 +28,9 @@ struct config_priv {
 	char		*dir;		/* the file's directory, absolute */
 	char		*shown_dir;	/* ... as given, for included files'
 					 * names; NULL when it is "." */
+	struct config_text text;	/* what libconfig parsed */
+	/* While the listeners are parsed: names and addresses seen. */
+	struct strmap	 names, addrs;
 };
 
 static inline struct config_priv *
@@ -32,6 +38,18 @@ priv_of(const struct config *cfg)
 {
 	return (struct config_priv *)cfg->priv;
 }
+
+/*
+ * @file (the main file, or an included one as its @include named it) as
+ * an operator would open it: relative names are the main file's
+ * directory's.  Returns @file or @buf.
+ */
+const char *config_shown_file(const struct config *cfg, const char *file,
+	    char *buf, size_t len);
+
+/* Where @node was written (@file as libconfig names it, NULL: unknown). */
+void	config_node_where(const config_setting_t *node, const char **file,
+	    unsigned *line);
 
 /* @p made absolute from the file's directory (malloc'd), NULL on ENOMEM. */
 char	*config_resolve_path(struct config *cfg, const char *p);

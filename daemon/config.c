@@ -215,10 +215,11 @@ static const struct spec root_specs[] = {
 
 static void
 load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
-    const struct config_plugin_hooks *h)
+    const struct config_plugin_hooks *h, struct strmap *loaded)
 {
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *pn = config_setting_get_member(ls, "protocol");
+	struct strmap_entry *seen;
 	struct aloop_plugin_env env;
 	const struct aloop_plugin *d;
 	size_t before;
@@ -226,6 +227,16 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
 	void *inst;
 	int rc;
 
+	/*
+	 * A protocol written as before names the same file, loaded already:
+	 * its constructors ran, and looking it up again for each of 100,000
+	 * listeners would cost a system call each.
+	 */
+	if ((seen = strmap_get(loaded, l->protocol)) != NULL) {
+		l->plugin = plugin_ref(cfg->listeners[seen->first].plugin);
+		rc = 0;
+		goto loaded;
+	}
 	rc = plugin_find(l->protocol, cfg->daemon.plugin_path,
 	    cfg->daemon.nplugin_path, priv_of(cfg)->dir, &file, err,
 	    sizeof(err));
@@ -240,6 +251,9 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
 		    "out of memory" : err);
 		return;
 	}
+	/* Without the shortcut, it is only slower. */
+	(void)strmap_add(loaded, l->protocol, idx, &seen);
+loaded:
 	d = plugin_descriptor(l->plugin);
 	if (l->type == CONFIG_TCP && d->stream == NULL) {
 		config_report(pn, NULL, "plugin \"%s\" has no stream protocol "
@@ -280,8 +294,7 @@ read_file(struct config *cfg)
 {
 	struct config_priv *priv = priv_of(cfg);
 	char *copy, *parent, *dir;
-	struct stat st;
-	FILE *f;
+	int rc;
 
 	/* Resolve the directory now: the daemon may chdir later. */
 	if ((copy = strdup(cfg->path)) == NULL)
@@ -300,39 +313,34 @@ read_file(struct config *cfg)
 		return ALOOP_ECONFIG;
 	}
 	priv->dir = dir;
-	/* libconfig says only "file I/O error"; the errno says why. */
-	if ((f = fopen(cfg->path, "r")) == NULL) {
-		config_add_errorf(cfg, "%s: %s", cfg->path, strerror(errno));
-		return ALOOP_ECONFIG;
-	}
-	if (fstat(fileno(f), &st) != 0) {
-		config_add_errorf(cfg, "%s: %s", cfg->path, strerror(errno));
-		fclose(f);
-		return ALOOP_ECONFIG;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		config_add_errorf(cfg, "%s: %s", cfg->path, S_ISDIR(st.st_mode) ?
-		    "is a directory" : "not a regular file");
-		fclose(f);
-		return ALOOP_ECONFIG;
-	}
-	fclose(f);
+	if ((rc = config_text_read(cfg, &priv->text)) != 0)
+		return rc;
 	config_init(&priv->lc);
 	priv->lc_live = 1;
-	config_set_include_dir(&priv->lc, priv->dir);
-	if (config_read_file(&priv->lc, cfg->path) != CONFIG_TRUE) {
-		const char *file = config_error_file(&priv->lc);
+	/*
+	 * Every @include was replaced by checked text already.  Should
+	 * libconfig still find one that config_file.c did not take for one,
+	 * it must fail rather than open it: below /dev/null every name is
+	 * ENOTDIR, whatever it says.
+	 */
+	config_set_include_dir(&priv->lc, "/dev/null");
+	if (config_read_string(&priv->lc, priv->text.text) != CONFIG_TRUE) {
+		const char *file = NULL;
+		unsigned line = 0;
+		char shown[PATH_MAX];
 
+		if (config_error_line(&priv->lc) > 0)
+			config_text_where(&priv->text,
+			    (unsigned)config_error_line(&priv->lc), &file,
+			    &line);
 		if (file == NULL)
 			file = cfg->path;
-		/* An @include that cannot be read has no line of its own. */
-		if (config_error_type(&priv->lc) == CONFIG_ERR_FILE_IO ||
-		    config_error_line(&priv->lc) <= 0)
+		file = config_shown_file(cfg, file, shown, sizeof(shown));
+		if (line == 0)
 			config_add_errorf(cfg, "%s: %s", file,
 			    config_error_text(&priv->lc));
 		else
-			config_add_errorf(cfg, "%s:%d: %s", file,
-			    config_error_line(&priv->lc),
+			config_add_errorf(cfg, "%s:%u: %s", file, line,
 			    config_error_text(&priv->lc));
 		return ALOOP_ECONFIG;
 	}
@@ -385,6 +393,7 @@ config_plugin_file(const struct config *cfg, size_t i, char **file)
 int
 config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 {
+	struct strmap loaded = { NULL, 0, 0 };
 	config_setting_t *ls;
 
 	/* A file that could not be read has nothing to load. */
@@ -397,8 +406,9 @@ config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 		if (cfg->listeners[i].protocol != NULL &&
 		    cfg->listeners[i].settings != NULL &&
 		    cfg->listeners[i].plugin == NULL)
-			load_plugin(cfg, e, i, h);
+			load_plugin(cfg, e, i, h, &loaded);
 	}
+	strmap_clear(&loaded);
 	if (priv_of(cfg)->oom)
 		return ALOOP_ENOMEM;
 	return cfg->nerrors > 0 ? ALOOP_ECONFIG : 0;
@@ -451,6 +461,9 @@ config_free(struct config *cfg)
 			config_destroy(&priv->lc);
 		free(priv->dir);
 		free(priv->shown_dir);
+		config_text_free(&priv->text);
+		strmap_clear(&priv->names);
+		strmap_clear(&priv->addrs);
 		free(priv);
 	}
 	free(cfg->path);

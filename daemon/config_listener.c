@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -48,12 +49,8 @@ valid_hostname(const char *h)
 	return h[0] != '\0' && strlen(h) <= 253;
 }
 
-/*
- * Parse one "host:port", "[v6]:port", "*:port" or "unix:/path" into @a.
- * Returns NULL, or what is wrong with it.
- */
-static const char *
-parse_address(const char *text, struct config_address *a)
+const char *
+config_parse_address(const char *text, struct config_address *a)
 {
 	char host[256], *end;
 	const char *colon, *port;
@@ -121,8 +118,8 @@ parse_address(const char *text, struct config_address *a)
 	return NULL;
 }
 
-static void
-free_address(struct config_address *a)
+void
+config_free_address(struct config_address *a)
 {
 	free(a->text);
 	free(a->host);
@@ -154,13 +151,13 @@ parse_listen(struct config *cfg, config_setting_t *s, const struct spec *sp,
 
 		if ((v = config_want_string(e, 1)) == NULL)
 			continue;
-		if ((what = parse_address(v, a)) == NULL &&
+		if ((what = config_parse_address(v, a)) == NULL &&
 		    (a->text = strdup(v)) == NULL)
 			what = "out of memory";
 		a->index = i;
 		if (what != NULL) {
 			config_report(e, NULL, "%s", what);
-			free_address(a);
+			config_free_address(a);
 			memset(a, 0, sizeof(*a));
 			continue;
 		}
@@ -296,14 +293,28 @@ free_tls(struct config_tls *t)
 	free(t);
 }
 
+/*
+ * Whether @file can be read as a TLS file.  OpenSSL opens it with fopen:
+ * a FIFO would block it (and the master's reload) for good, a device
+ * feed it without end; so it must be a regular file, and this open must
+ * not block either.
+ */
 static int
 readable(const config_setting_t *node, const char *file)
 {
+	struct stat st;
 	int fd;
 
-	if ((fd = open(file, O_RDONLY | O_CLOEXEC)) < 0) {
+	if ((fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC |
+	    O_NOCTTY)) < 0) {
 		config_report(node, NULL, "cannot read %s: %s", file,
 		    strerror(errno));
+		return 0;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		config_report(node, NULL, "cannot read %s: not a regular "
+		    "file", file);
+		close(fd);
 		return 0;
 	}
 	close(fd);
@@ -454,6 +465,7 @@ parse_name(struct config *cfg, config_setting_t *s, const struct spec *sp,
     void *obj)
 {
 	struct config_listener *l = obj;
+	struct strmap_entry *e;
 	const char *v;
 
 	if ((v = config_want_string(s, 1)) == NULL)
@@ -462,13 +474,18 @@ parse_name(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		config_report(s, NULL, "use letters, digits, '-', '_' and '.'");
 		return;
 	}
-	for (size_t i = 0; i < cfg->nlisteners; i++)
-		if (cfg->listeners[i].name != NULL &&
-		    strcmp(cfg->listeners[i].name, v) == 0) {
-			config_report(s, NULL, "name already used by "
-			    "listeners[%zu]", i);
-			return;
-		}
+	switch (strmap_add(&priv_of(cfg)->names, v,
+	    (size_t)(l - cfg->listeners), &e)) {
+	case 0:
+		config_report(s, NULL, "name already used by listeners[%zu]",
+		    e->first);
+		return;
+	case 1:
+		break;
+	default:
+		config_report(s, NULL, "out of memory");
+		return;
+	}
 	config_set_string(cfg, s, &l->name, strdup(v));
 }
 
@@ -592,45 +609,91 @@ static const struct spec listener_specs[] = {
 };
 #undef L
 
-/* Would two addresses take the same socket? "*" overlaps every host. */
+/*
+ * Would an address take a socket that an earlier one takes?  "*" overlaps
+ * every host of its port and type, so an address is known by up to two
+ * keys: the exact one ("e" type port host, "*" for every host), and for
+ * an INET address also "a" type port, which any host of that port takes.
+ * A unix socket is its path, whatever the type.  Each key remembers the
+ * first listener and the last that took it: linear in the addresses,
+ * where comparing each with every earlier one was quadratic.
+ */
 static int
-addresses_clash(const struct config_address *a, int atype,
-    const struct config_address *b, int btype)
+address_keys(const struct config_address *a, int type, char **exact,
+    char **any)
 {
-	if (a->kind != b->kind)
-		return 0;
+	*exact = *any = NULL;
 	if (a->kind == CONFIG_ADDR_UNIX)
-		return strcmp(a->path, b->path) == 0;
-	if (atype != btype || a->port_num != b->port_num)
-		return 0;
-	return a->host == NULL || b->host == NULL ||
-	    strcmp(a->host, b->host) == 0;
-}
-
-/* Whether address @i of @l clashes with one of its earlier ones. */
-static int
-listed_before(const struct config_listener *l, size_t i)
-{
-	for (size_t j = 0; j < i; j++)
-		if (addresses_clash(&l->listen[i], l->type, &l->listen[j],
-		    l->type))
-			return 1;
+		return asprintf(exact, "u%s", a->path) < 0 ? ALOOP_ENOMEM : 0;
+	if (asprintf(exact, "e%d:%u:%s", type, a->port_num,
+	    a->host != NULL ? a->host : "*") < 0) {
+		*exact = NULL;
+		return ALOOP_ENOMEM;
+	}
+	if (asprintf(any, "a%d:%u", type, a->port_num) < 0) {
+		*any = NULL;
+		free(*exact);
+		*exact = NULL;
+		return ALOOP_ENOMEM;
+	}
 	return 0;
 }
 
-/* The listener before @idx that already takes @a (of @type), or NULL. */
-static const struct config_listener *
-used_by(const struct config *cfg, size_t idx, const struct config_address *a,
-    int type)
+/* Whether entry @e says an earlier address clashes; see address_seen. */
+static void
+clash(const struct strmap_entry *e, size_t idx, int *rc, size_t *other)
 {
-	for (size_t o = 0; o < idx; o++) {
-		const struct config_listener *ol = &cfg->listeners[o];
-
-		for (size_t j = 0; j < ol->nlisten; j++)
-			if (addresses_clash(a, type, &ol->listen[j], ol->type))
-				return ol;
+	if (e == NULL || *rc == 1)
+		return;
+	if (e->last == idx)
+		*rc = 1;
+	else if (*rc == 0 || e->first < *other) {
+		*other = e->first;
+		*rc = 2;
 	}
-	return NULL;
+}
+
+/*
+ * Check address @a of listener @idx against every earlier one, then add
+ * it.  0 if it is new; 1 if listener @idx has it already; else 2 with
+ * *@other the earliest other listener that takes it.  ALOOP_ENOMEM.
+ */
+static int
+address_seen(struct config *cfg, size_t idx, const struct config_address *a,
+    int type, size_t *other)
+{
+	struct strmap *m = &priv_of(cfg)->addrs;
+	struct strmap_entry *ex, *an;
+	char *exact, *any, wild[64];
+	int rc = 0, added;
+
+	if (address_keys(a, type, &exact, &any) != 0)
+		return ALOOP_ENOMEM;
+	added = strmap_add(m, exact, idx, &ex);
+	if (added < 0)
+		goto oom;
+	/* A host clashes with its own key and "*"; "*" with any host. */
+	if (added == 0 && (a->kind == CONFIG_ADDR_UNIX || a->host != NULL))
+		clash(ex, idx, &rc, other);
+	if (a->kind == CONFIG_ADDR_INET && a->host != NULL) {
+		snprintf(wild, sizeof(wild), "e%d:%u:*", type, a->port_num);
+		clash(strmap_get(m, wild), idx, &rc, other);
+	}
+	if (any != NULL) {
+		if ((added = strmap_add(m, any, idx, &an)) < 0)
+			goto oom;
+		if (added == 0 && a->host == NULL)
+			clash(an, idx, &rc, other);
+		an->last = idx;
+	}
+	ex->last = idx;
+	free(exact);
+	free(any);
+	return rc;
+oom:
+	free(exact);
+	free(any);
+	return ALOOP_ENOMEM;
 }
 
 /* Rules that could never match one of the listener's peers. */
@@ -671,6 +734,7 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 	struct config_listener *l = &cfg->listeners[idx];
 	config_setting_t *ls = config_setting_get_member(s, "listen");
 	config_setting_t *m;
+	size_t other = 0;
 	int has_unix = 0;
 
 	for (size_t i = 0; i < l->nlisten; i++) {
@@ -683,11 +747,21 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 				config_report(e, NULL, "unix sockets are "
 				    "served with type \"tcp\" only");
 		}
-		if (listed_before(l, i))
+		switch (address_seen(cfg, idx, a, l->type, &other)) {
+		case 0:
+			break;
+		case 1:
 			config_report(e, NULL, "listed twice");
-		else if ((ol = used_by(cfg, idx, a, l->type)) != NULL)
+			break;
+		case 2:
+			ol = &cfg->listeners[other];
 			config_report(e, NULL, "already used by listener "
 			    "\"%s\"", ol->name != NULL ? ol->name : "?");
+			break;
+		default:
+			config_report(e, NULL, "out of memory");
+			break;
+		}
 	}
 	if (l->tls != NULL && l->type != CONFIG_TCP)
 		config_report(config_setting_get_member(s, "tls"), NULL,
@@ -739,7 +813,7 @@ void
 config_parse_listeners(struct config *cfg, config_setting_t *s,
     const struct spec *sp, void *obj)
 {
-	unsigned n;
+	unsigned n, line;
 
 	if (!config_setting_is_list(s)) {
 		config_report(s, NULL, "expected a list of groups "
@@ -760,13 +834,15 @@ config_parse_listeners(struct config *cfg, config_setting_t *s,
 		struct config_listener *l = &cfg->listeners[i];
 
 		l->mode = -1;
-		l->file = config_setting_source_file(e);
-		l->line = (int)config_setting_source_line(e);
+		config_node_where(e, &l->file, &line);
+		l->line = (int)line;
 		config_parse_group(cfg, e, listener_specs, l);
 		cfg->nlisteners++;
 		if (config_setting_is_group(e))
 			check_listener(cfg, e, i);
 	}
+	strmap_clear(&priv_of(cfg)->names);
+	strmap_clear(&priv_of(cfg)->addrs);
 }
 
 const struct spec *
@@ -806,7 +882,7 @@ config_free_listener(struct config_listener *l)
 	free(l->protocol);
 	plugin_release(l->plugin);
 	for (size_t k = 0; k < l->nlisten; k++)
-		free_address(&l->listen[k]);
+		config_free_address(&l->listen[k]);
 	free(l->listen);
 	free(l->owner);
 	free_tls(l->tls);

@@ -8,8 +8,17 @@
 #include <libconfig.h>
 
 struct config;
+struct config_address;
 struct config_listener;
 struct spec;
+
+/*
+ * Parse one listen address, "host:port", "[v6]:port", "*:port" or
+ * "unix:/path", into @a (zeroed first).  Returns NULL, or what is wrong
+ * with it; either way config_free_address(@a) frees what it holds.
+ */
+const char *config_parse_address(const char *text, struct config_address *a);
+void	config_free_address(struct config_address *a);
 
 /* The `listeners` list (a T_CUSTOM parser), and freeing one entry. */
 void	config_parse_listeners(struct config *cfg, config_setting_t *s,

@@ -138,27 +138,10 @@ config_add_errorf(struct config *cfg, const char *fmt, ...)
 	pthread_mutex_unlock(&errors_lock);
 }
 
-void
-config_vreport(const config_setting_t *node, const char *child,
-    const char *fmt, va_list ap)
+const char *
+config_shown_file(const struct config *cfg, const char *file, char *buf,
+    size_t len)
 {
-	struct config *cfg = node_config(node);
-	const config_setting_t *at;
-	char path[512], value[MAX_QUOTED + 8], what[512], shown[PATH_MAX];
-	const char *file = NULL;
-	unsigned line = 0;
-	size_t used = 0;
-
-	/* Nodes the daemon added (an absent settings group) have no line. */
-	for (at = node; at != NULL && (file == NULL || line == 0);
-	    at = config_setting_parent(at)) {
-		if (file == NULL)
-			file = config_setting_source_file(at);
-		if (line == 0)
-			line = config_setting_source_line(at);
-	}
-	if (file == NULL)
-		file = cfg->path;
 	/*
 	 * libconfig names an included file as the @include line wrote it,
 	 * relative to the main file's directory; show it as the operator
@@ -166,10 +149,47 @@ config_vreport(const config_setting_t *node, const char *child,
 	 */
 	if (file[0] != '/' && strcmp(file, cfg->path) != 0 &&
 	    priv_of(cfg)->shown_dir != NULL) {
-		snprintf(shown, sizeof(shown), "%s/%s",
-		    priv_of(cfg)->shown_dir, file);
-		file = shown;
+		snprintf(buf, len, "%s/%s", priv_of(cfg)->shown_dir, file);
+		return buf;
 	}
+	return file;
+}
+
+void
+config_node_where(const config_setting_t *node, const char **file,
+    unsigned *line)
+{
+	const struct config *cfg = node_config(node);
+	const config_setting_t *at;
+
+	/*
+	 * libconfig read one string, the files joined (config_file.c): its
+	 * line is in that string.  Nodes the daemon added (an absent
+	 * settings group) have none; their parent's is the place to look.
+	 */
+	*file = NULL;
+	*line = 0;
+	for (at = node; at != NULL && *line == 0;
+	    at = config_setting_parent(at))
+		*line = config_setting_source_line(at);
+	if (*line > 0)
+		config_text_where(&priv_of(cfg)->text, *line, file, line);
+}
+
+void
+config_vreport(const config_setting_t *node, const char *child,
+    const char *fmt, va_list ap)
+{
+	struct config *cfg = node_config(node);
+	char path[512], value[MAX_QUOTED + 8], what[512], shown[PATH_MAX];
+	const char *file = NULL;
+	unsigned line = 0;
+	size_t used = 0;
+
+	config_node_where(node, &file, &line);
+	if (file == NULL)
+		file = cfg->path;
+	file = config_shown_file(cfg, file, shown, sizeof(shown));
 	path[0] = '\0';
 	node_path(node, path, sizeof(path), &used);
 	value[0] = '\0';

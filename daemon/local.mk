@@ -4,12 +4,14 @@ sbin_PROGRAMS += daemon/aloopd
 # The configuration and plugin modules are shared with the unit tests,
 # which link them without main().
 ALOOPD_CONFIG_SOURCES = \
-	daemon/config.c daemon/config-int.h daemon/config_listener.c \
+	daemon/config.c daemon/config-int.h daemon/config_file.c \
+	daemon/config_file.h daemon/config_listener.c \
 	daemon/config_listener.h daemon/access.c daemon/access.h \
 	daemon/config_parse.c daemon/config-parse-int.h daemon/config_dump.c \
 	daemon/accesslog.c daemon/accesslog.h daemon/logsink.c \
 	daemon/logsink.h daemon/settings.c daemon/settings-int.h \
-	daemon/listening.c daemon/plugin_loader.c daemon/plugin_loader.h
+	daemon/strmap.c daemon/strmap.h daemon/listening.c \
+	daemon/plugin_loader.c daemon/plugin_loader.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)

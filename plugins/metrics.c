@@ -583,6 +583,49 @@ metrics_answer(struct metrics_conn *c, const struct metrics_req *rq)
 }
 
 /*
+ * Parse the request head at the start of @buf (@len bytes, blank lines
+ * before it already dropped) into @rq, which points into @buf.  Returns
+ * 1 with *@used the head's length when it is complete and well formed; 0
+ * if it is not complete yet; -1 if it is malformed (400); -2 for another
+ * HTTP major version (505).  No state but its arguments: the fuzzer
+ * calls it as it is.
+ */
+static int
+metrics_parse_head(const char *buf, size_t len, struct metrics_req *rq,
+    size_t *used)
+{
+	const char *line = buf, *end = buf + len, *nl;
+	size_t n;
+	int r = 0;
+
+	memset(rq, 0, sizeof(*rq));
+	for (int first = 1;; first = 0) {
+		nl = memchr(line, '\n', (size_t)(end - line));
+		if (nl == NULL)
+			return 0;	/* wait for the rest */
+		n = (size_t)(nl - line);
+		if (n > 0 && line[n - 1] == '\r')
+			n--;
+		if (n == 0 && !first)
+			break;	/* the end of the head */
+		if (first)
+			r = parse_request_line(rq, line, n);
+		else if (line[0] == ' ' || line[0] == '\t')
+			r = -1;	/* obsolete line folding */
+		else
+			r = parse_header(rq, line, n);
+		if (r < 0)
+			return r;
+		line = nl + 1;
+	}
+	if ((rq->minor >= 1 && rq->has_host != 1) ||
+	    (rq->chunked && rq->has_length))
+		return -1;
+	*used = (size_t)(nl + 1 - buf);
+	return 1;
+}
+
+/*
  * Answer every complete request in the buffer, in order, while the
  * transport takes more; keep an incomplete one for the next read.
  */
@@ -590,7 +633,6 @@ static void
 metrics_process_buf(struct metrics_conn *c)
 {
 	struct metrics_req rq;
-	char *line, *nl, *end;
 	size_t used, n;
 	int r;
 
@@ -613,43 +655,21 @@ metrics_process_buf(struct metrics_conn *c)
 			memmove(c->buf, c->buf + n, c->len - n);
 			c->len -= n;
 		}
-		memset(&rq, 0, sizeof(rq));
-		line = c->buf;
-		end = c->buf + c->len;
-		r = 0;
-		for (int first = 1;; first = 0) {
-			nl = memchr(line, '\n', (size_t)(end - line));
-			if (nl == NULL) {
-				if (c->len == sizeof(c->buf))
-					metrics_fail(c, "431 Request Header "
-					    "Fields Too Large");
-				return;	/* wait for the rest */
-			}
-			n = (size_t)(nl - line);
-			if (n > 0 && line[n - 1] == '\r')
-				n--;
-			if (n == 0 && !first)
-				break;	/* the end of the head */
-			if (first)
-				r = parse_request_line(&rq, line, n);
-			else if (line[0] == ' ' || line[0] == '\t')
-				r = -1;	/* obsolete line folding */
-			else
-				r = parse_header(&rq, line, n);
-			if (r < 0)
-				break;
-			line = nl + 1;
+		r = metrics_parse_head(c->buf, c->len, &rq, &used);
+		if (r == 0) {
+			if (c->len == sizeof(c->buf))
+				metrics_fail(c, "431 Request Header Fields "
+				    "Too Large");
+			return;	/* wait for the rest */
 		}
 		if (r == -2) {
 			metrics_fail(c, "505 HTTP Version Not Supported");
 			return;
 		}
-		if (r < 0 || (rq.minor >= 1 && rq.has_host != 1) ||
-		    (rq.chunked && rq.has_length)) {
+		if (r < 0) {
 			metrics_fail(c, "400 Bad Request");
 			return;
 		}
-		used = (size_t)(nl + 1 - c->buf);
 		c->skip = rq.has_length ? rq.length : 0;
 		if (!metrics_answer(c, &rq))
 			return;

@@ -11,6 +11,9 @@ openssl procps python3 systemd man-db"
 ALOOP_PACKAGES="$ALOOP_PACKAGES curl"
 # promtool checks the metrics plugin's output in its daemon test.
 ALOOP_PACKAGES="$ALOOP_PACKAGES prometheus"
+# clang and its libFuzzer runtime (Debian 12 ships it apart) build the
+# fuzz targets of tests/fuzz.
+ALOOP_PACKAGES="$ALOOP_PACKAGES clang libclang-rt-14-dev"
 
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.

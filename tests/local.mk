@@ -31,3 +31,7 @@ include tests/unit/task.mk
 include tests/unit/daemon.mk
 include tests/daemon/local.mk
 include tests/hostile/local.mk
+
+# libFuzzer targets, built and run by tests/fuzz/run.sh with clang (not by
+# make), with their seed corpus.
+EXTRA_DIST += tests/fuzz

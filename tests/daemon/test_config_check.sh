@@ -18,7 +18,8 @@ failed=0
 expect() {
 	name=$1 status=$2 out=$3 err=$4
 	shift 4
-	(cd "$tmp" && timeout 30 "$aloopd" "$@" >"$tmp/out" 2>"$tmp/err")
+	(cd "$tmp" && timeout "${bound:-30}" "$aloopd" "$@" >"$tmp/out" \
+	    2>"$tmp/err")
 	got=$?
 	printf '%s\n' "$out" | sed '/^$/d' >"$tmp/out.want"
 	printf '%s\n' "$err" | sed '/^$/d' >"$tmp/err.want"
@@ -170,6 +171,85 @@ expect "proxy to itself" 1 "" "aloop.conf:5: listeners[0].settings.upstream[0] \
 aloop.conf:6: listeners[0].settings.upstream[1] \"localhost:7108\": is listener \"any\" of this aloopd: a proxy that forwards to aloopd can loop until no descriptor is left
 aloop.conf:7: listeners[0].settings.upstream[2] \"unix:$tmp/echo.sock\": is listener \"any\" of this aloopd: a proxy that forwards to aloopd can loop until no descriptor is left
 aloop.conf: configuration test failed" -t -c aloop.conf
+# Every file @include names is checked before anything reads it; each bad
+# one is an error at the @include's line, never an exit or a hang (the
+# expect timeout bounds the FIFO case, which once blocked for good).
+mkdir -p "$tmp/inc/dir"
+mkfifo "$tmp/inc/fifo"
+cat >"$tmp/inc/listeners.conf" <<EOF2
+listeners = (
+	{ name = "echo"; protocol = "echo"; listen = [ "127.0.0.1:7007" ]; }
+);
+EOF2
+inc() {
+	printf 'daemon = {\n\tplugin_path = [ "%s" ];\n};\n@include "%s"\n' \
+	    "$top_builddir/plugins/.libs" "$1" >"$tmp/inc/aloop.conf"
+}
+inc listeners.conf
+expect "good include" 0 "inc/aloop.conf: configuration OK" "" \
+	-t -c inc/aloop.conf
+for bad in "dir:not a regular file (a directory)" \
+    "fifo:not a regular file (a FIFO)" \
+    "/dev/zero:not a regular file (a device)" \
+    "/dev/null:not a regular file (a device)" \
+    "missing.conf:No such file or directory"; do
+	inc "${bad%%:*}"
+	expect "include of ${bad%%:*}" 1 "" \
+	    "inc/aloop.conf:4: @include \"${bad%%:*}\": ${bad#*:}
+inc/aloop.conf: configuration test failed" -t -c inc/aloop.conf
+done
+# Sparse: past 16 MiB without writing 16 MiB.
+truncate -s 16M "$tmp/inc/big.conf"
+echo "x = 1;" >>"$tmp/inc/big.conf"
+inc big.conf
+expect "include of a file past 16 MiB" 1 "" \
+    "inc/aloop.conf:4: @include \"big.conf\": larger than 16 MiB
+inc/aloop.conf: configuration test failed" -t -c inc/aloop.conf
+printf '# loops back\n@include "aloop.conf"\n' >"$tmp/inc/loop.conf"
+inc loop.conf
+expect "include cycle" 1 "" \
+    "inc/loop.conf:2: @include \"aloop.conf\": includes itself (an @include cycle)
+inc/aloop.conf: configuration test failed" -t -c inc/aloop.conf
+i=1
+while [ $i -le 11 ]; do
+	printf '@include "n%d.conf"\n' $((i + 1)) >"$tmp/inc/n$i.conf"
+	i=$((i + 1))
+done
+inc n1.conf
+expect "includes nested too deeply" 1 "" \
+    "inc/n10.conf:1: @include \"n11.conf\": nested too deeply (more than 10 levels of @include)
+inc/aloop.conf: configuration test failed" -t -c inc/aloop.conf
+if [ "$(id -u)" -ne 0 ]; then
+	printf 'x = 1;\n' >"$tmp/inc/secret.conf"
+	chmod 0 "$tmp/inc/secret.conf"
+	inc secret.conf
+	expect "include of an unreadable file" 1 "" \
+	    "inc/aloop.conf:4: @include \"secret.conf\": Permission denied
+inc/aloop.conf: configuration test failed" -t -c inc/aloop.conf
+else
+	echo "skip: include of an unreadable file (root reads any file)"
+fi
+
+# 100,000 listeners: the duplicate checks once compared every listener
+# with every other.  The time is printed, not asserted; the expect
+# timeout is the bound.  The sanitizers' unoptimised build is some ten
+# times slower and shares the machine with the other tests: 10,000 there.
+many=100000
+if grep -q -e '--enable-sanitizers' "$top_builddir/config.status" 2>/dev/null
+then
+	many=10000
+fi
+awk -v dir="$top_builddir/plugins/.libs" -v n=$many 'BEGIN {
+	printf "daemon = { plugin_path = [ \"%s\" ]; };\nlisteners = (\n", dir
+	for (i = 0; i < n; i++)
+		printf "  { name = \"l%d\"; protocol = \"echo\"; listen = [ \"127.0.%d.%d:%d\" ]; }%s\n",
+		    i, i / 60000, 1 + (i % 7), 1024 + i % 60000, i < n - 1 ? "," : ""
+	print ");"
+}' >"$tmp/many.conf"
+start=$(date +%s.%N)
+bound=120 expect "$many listeners" 0 "many.conf: configuration OK" "" \
+	-t -c many.conf
+echo "# aloopd -t on $many listeners: $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }') s"
 
 # getopt names the program as libtool ran it: check the rest.
 (cd "$tmp" && timeout 30 "$aloopd" --bogus >"$tmp/out" 2>"$tmp/err")

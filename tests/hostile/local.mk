@@ -16,3 +16,7 @@ EXTRA_DIST += tests/hostile/test_bounds.py
 TESTS += tests/hostile/test_proxy_bounds.py tests/hostile/test_exec_bounds.py
 EXTRA_DIST += tests/hostile/test_proxy_bounds.py \
 	tests/hostile/test_exec_bounds.py
+
+# aloop.conf @including a directory or a FIFO, at start and on reload.
+TESTS += tests/hostile/test_bad_include.py
+EXTRA_DIST += tests/hostile/test_bad_include.py

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
@@ -561,7 +562,8 @@ test_syntax_error_and_missing_file(void)
 	config_free(cfg);
 	td_leave();
 	expect("@include \"missing.conf\"\n" ONE_LISTENER,
-	    ERRORS("aloop.conf:1: cannot open include file"));
+	    ERRORS("aloop.conf:1: @include \"missing.conf\": No such file "
+	    "or directory"));
 
 	/* Includes are found beside the file and keep their own names. */
 	td_enter();
@@ -760,6 +762,201 @@ test_include_beside(void)
 	td_leave();
 }
 
+
+/*
+ * Every file an @include names is checked before anything reads it: a
+ * directory once made libconfig exit, a FIFO made it block for good.
+ * Each case must come back, with the file and line of the @include.
+ */
+static void
+test_include_checked(void)
+{
+	struct config *cfg;
+	FILE *f;
+
+	td_enter();
+	CU_ASSERT_FATAL(mkdir("dir", 0700) == 0);
+	CU_ASSERT_FATAL(mkfifo("fifo", 0600) == 0);
+	td_write("aloop.conf", "\n@include \"dir\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("aloop.conf:2: @include \"dir\": "
+	    "not a regular file (a directory)")));
+	config_free(cfg);
+	/* Nobody writes to it: opening it for reading would block. */
+	td_write("aloop.conf", "@include \"fifo\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("aloop.conf:1: @include \"fifo\": "
+	    "not a regular file (a FIFO)")));
+	config_free(cfg);
+	/* Absolute names are taken as they are, as libconfig 1.7 does. */
+	td_write("aloop.conf", "x = 1;\n  @include \"/dev/zero\"\n"
+	    ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("aloop.conf:2: @include "
+	    "\"/dev/zero\": not a regular file (a device)")));
+	config_free(cfg);
+	/* Past 16 MiB, without reading it: a sparse file. */
+	CU_ASSERT_FATAL((f = fopen("big.conf", "w")) != NULL);
+	CU_ASSERT(ftruncate(fileno(f), (16 << 20) + 1) == 0);
+	fclose(f);
+	td_write("aloop.conf", "@include \"big.conf\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("aloop.conf:1: @include "
+	    "\"big.conf\": larger than 16 MiB")));
+	config_free(cfg);
+	CU_ASSERT_EQUAL(config_parse("big.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("big.conf: larger than 16 MiB")));
+	config_free(cfg);
+	/* libconfig would read up to the NUL and take that for all. */
+	CU_ASSERT_FATAL((f = fopen("nul.conf", "w")) != NULL);
+	fwrite("a = 1;\n\0b = 2;\n", 1, 15, f);
+	fclose(f);
+	td_write("aloop.conf", "@include \"nul.conf\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("nul.conf:2: a NUL byte")));
+	config_free(cfg);
+	td_write("aloop.conf", "@include \"a\\\\b\\q\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("aloop.conf:1: @include: only \\\\ "
+	    "and \\\" are escapes in a file name")));
+	config_free(cfg);
+	td_leave();
+}
+
+/* Read permission is checked by open(2), which root passes anyway. */
+static void
+test_include_unreadable(void)
+{
+	struct config *cfg;
+
+	if (geteuid() == 0) {
+		printf("(skipped: root reads any file) ");
+		return;
+	}
+	td_enter();
+	td_write("secret.conf", "x = 1;\n");
+	CU_ASSERT_FATAL(chmod("secret.conf", 0) == 0);
+	td_write("aloop.conf", "@include \"secret.conf\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("aloop.conf:1: @include "
+	    "\"secret.conf\": Permission denied")));
+	config_free(cfg);
+	td_leave();
+}
+
+/* Cycles are refused where they close; nesting stops at 10 levels. */
+static void
+test_include_cycles_and_depth(void)
+{
+	struct config *cfg;
+	char name[32], text[64];
+
+	td_enter();
+	td_write("aloop.conf", "@include \"a.conf\"\n" ONE_LISTENER);
+	td_write("a.conf", "x = 1;\n@include \"b.conf\"\n");
+	td_write("b.conf", "\n\n@include \"a.conf\"\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("b.conf:3: @include \"a.conf\": "
+	    "includes itself (an @include cycle)")));
+	config_free(cfg);
+	td_write("self.conf", "@include \"self.conf\"\n");
+	CU_ASSERT_EQUAL(config_parse("self.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("self.conf:1: @include "
+	    "\"self.conf\": includes itself (an @include cycle)")));
+	config_free(cfg);
+	/* Ten levels below the main file are fine, an eleventh is not. */
+	for (int i = 1; i < 10; i++) {
+		snprintf(name, sizeof(name), "d%d.conf", i);
+		snprintf(text, sizeof(text), "@include \"d%d.conf\"\n", i + 1);
+		td_write(name, text);
+	}
+	td_write("d10.conf", "# the last\n");
+	td_write("aloop.conf", "@include \"d1.conf\"\n" ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT(td_errors_are(cfg, NO_ERRORS));
+	config_free(cfg);
+	td_write("d10.conf", "@include \"d11.conf\"\n");
+	td_write("d11.conf", "x = 1;\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS("d10.conf:1: @include "
+	    "\"d11.conf\": nested too deeply (more than 10 levels of "
+	    "@include)")));
+	config_free(cfg);
+	/* The same file twice, not nested, is no cycle. */
+	td_write("x.conf", "\n");
+	td_write("aloop.conf", "@include \"x.conf\"\n@include \"x.conf\"\n"
+	    ONE_LISTENER);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
+	config_free(cfg);
+	td_leave();
+}
+
+/*
+ * A good include: its settings count, and every line after it, in it and
+ * in the main file, is still reported where it was written.  Comments and
+ * strings hide @include as they do from libconfig.
+ */
+static void
+test_include_lines(void)
+{
+	const struct config_listener *l;
+	struct config *cfg;
+
+	td_enter();
+	td_write("l.conf", "\n  { name = \"b\"; protocol = \"p\";\n"
+	    "    listen = [ \"*:2\" ]; },\n"
+	    "  { name = \"c\"; protocol = \"p\"; listen = [ \"*:x\" ]; }");
+	td_write("aloop.conf",
+	    "/* a comment\n"
+	    "@include \"nothing\" */\n"
+	    "daemon = { user = \"x\n"
+	    "@include \\\"nothing\\\"\"; };  # not one either\n"
+	    "listeners = (\n"
+	    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:1\" ]; },\n"
+	    "\t @include \"l.conf\" , { name = \"d\"; protocol = \"p\";\n"
+	    "    listen = [ \"*:0\" ]; }\n"
+	    ");\n");
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(
+	    "aloop.conf:3: daemon.user \"x\n@include \"nothing\"\": no user "
+	    "\"x\n@include \"nothing\"\"",
+	    "l.conf:4: listeners[2].listen[0] \"*:x\": port must be a number",
+	    "aloop.conf:8: listeners[3].listen[0] \"*:0\": port out of "
+	    "range")));
+	CU_ASSERT_EQUAL(cfg->nlisteners, 4);
+	l = config_find_listener(cfg, "b");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	CU_ASSERT_STRING_EQUAL(l->file, "l.conf");
+	CU_ASSERT_EQUAL(l->line, 2);
+	l = config_find_listener(cfg, "d");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
+	CU_ASSERT_STRING_EQUAL(l->file, "aloop.conf");
+	CU_ASSERT_EQUAL(l->line, 7);
+	config_free(cfg);
+	td_leave();
+}
+
+/* OpenSSL would block on a FIFO named as a TLS file, so it is refused. */
+static void
+test_tls_file_not_regular(void)
+{
+	struct config *cfg;
+	char want[1024];
+
+	td_enter();
+	CU_ASSERT_FATAL(mkfifo("fifo", 0600) == 0);
+	td_write("aloop.conf", "listeners = ( { name = \"a\"; protocol = "
+	    "\"p\";\n  listen = [ \"*:1\" ];\n"
+	    "  tls = { certificate = \"fifo\"; key = \"fifo\"; }; } );\n");
+	snprintf(want, sizeof(want), "aloop.conf:3: listeners[0].tls."
+	    "certificate \"fifo\": cannot read %s/fifo: not a regular file",
+	    td_dir());
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(want)));
+	config_free(cfg);
+	td_leave();
+}
+
 static const struct test_case cases[] = {
 	TEST(test_good_config_fills_structs),
 	TEST(test_daemon_defaults),
@@ -780,6 +977,11 @@ static const struct test_case cases[] = {
 	TEST(test_tls_library_refuses),
 	TEST(test_all_errors_collected),
 	TEST(test_include_beside),
+	TEST(test_include_checked),
+	TEST(test_include_unreadable),
+	TEST(test_include_cycles_and_depth),
+	TEST(test_include_lines),
+	TEST(test_tls_file_not_regular),
 };
 
 TEST_MAIN("config", cases)
