@@ -27,4 +27,4 @@ bench_bench_task_LDADD = lib/libaloop.la
 # run.sh builds the programs above in a build dir of its own, runs them and
 # the shared peer harness pinned to CPUs 0 and 1, and summary.awk turns its
 # raw lines into the tables of bench/README.md.  Run by hand, never by make.
-EXTRA_DIST += bench/run.sh bench/summary.awk bench/README.md
+EXTRA_DIST += bench/run.sh bench/summary.awk bench/README.md bench/startup.py

@@ -2,7 +2,7 @@
 # aloop's benchmarks against its peers, in one run (see bench/README.md).
 #
 #   bench/run.sh [--quick] [--no-loop] [--no-tcp] [--no-tls] [--no-mem]
-#                [--no-peers] [--wait-load X] [--out FILE]
+#                [--no-start] [--no-peers] [--wait-load X] [--out FILE]
 #
 # Builds bench/aloop_echo, bench/aloop_tls_echo, bench/bench_loop, aloopd
 # and its echo plugin in BUILD_DIR (default: build-bench in the source
@@ -35,7 +35,7 @@ LOOP_SCALE=${LOOP_SCALE:-1}; C10K_TCP=${C10K_TCP:-10000}
 C10K_TLS=${C10K_TLS:-5000}; HS_CONNS=${HS_CONNS:-16}
 SERVER_CPU=${SERVER_CPU:-0}; CLIENT_CPU=${CLIENT_CPU:-1}
 BASE_PORT=${BASE_PORT:-7500}; WAIT_MAX=${WAIT_MAX:-600}
-DO_LOOP=1; DO_TCP=1; DO_TLS=1; DO_MEM=1; PEERS=1; WAIT_LOAD=""; OUT=""
+DO_LOOP=1; DO_TCP=1; DO_TLS=1; DO_MEM=1; DO_START=1; PEERS=1; WAIT_LOAD=""; OUT=""
 
 usage() {
 	sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//' >&2
@@ -49,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--no-tcp) DO_TCP=0 ;;
 	--no-tls) DO_TLS=0 ;;
 	--no-mem) DO_MEM=0 ;;
+	--no-start) DO_START=0 ;;
 	--no-peers) PEERS=0 ;;
 	--wait-load) [ $# -ge 2 ] || usage; WAIT_LOAD=$2; shift ;;
 	--out) [ $# -ge 2 ] || usage; OUT=$2; shift ;;
@@ -610,6 +611,14 @@ if [ $DO_MEM = 1 ]; then
 	mem_one aloop_tls 1 "$C10K_TLS" "$ALOOP_TLS_ECHO" --port $P \
 	    --cert certs/cert.pem --key certs/key.pem --tls13 --no-resumption
 	mem_one libevent_tls 1 "$C10K_TLS" ./libevent_tls_echo $P
+fi
+
+# ---------------------------------- issue 14: start-up and reload times
+if [ $DO_START = 1 ] && [ -n "$ALOOPD" ] && [ -x "$PY" ]; then
+	wait_load
+	"$PY" "$SRCDIR/bench/startup.py" "$ALOOPD" "$BUILD_DIR/plugins/.libs" \
+	    certs/cert.pem certs/key.pem --repeats "$REPEATS" \
+	    --listeners 100 --base-port $((BASE_PORT + 200)) | tee -a "$OUT"
 fi
 
 # ------------------------------------------------------------------ tables

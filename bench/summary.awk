@@ -302,5 +302,21 @@ END {
 			}
 		}
 	}
+	# Issue 14: aloopd's start-up and reload with 100 listeners.
+	if (cnt["startup_plain" SUBSEP "aloopd" SUBSEP "ms"] > 0) {
+		print "\n## aloopd start-up and reload, 100 listeners (ms)\n"
+		print "| | plain | TLS | target (TLS) |"
+		print "|---|---|---|---|"
+		split("startup reload", what, " ")
+		for (i = 1; i <= 2; i++) {
+			p = m(what[i] "_plain", "aloopd", "ms")
+			t = m(what[i] "_tls", "aloopd", "ms")
+			ok = t != "" && t + 0 < 20
+			ntargets++
+			nmet += ok
+			printf "| %s | %.1f | %.1f | < 20: %s |\n", what[i], p,
+			    t, verdict(ok)
+		}
+	}
 	printf "\ntargets met: %d of %d\n", nmet, ntargets
 }
