@@ -230,18 +230,6 @@ alog_write(int format, const struct alog_entry *e)
 
 /* --------------------------------------------------------------- master */
 
-int
-alog_check_file(const char *path)
-{
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
-	    O_NOCTTY | O_NONBLOCK, 0640);
-
-	if (fd == -1)
-		return -1;
-	close(fd);
-	return 0;
-}
-
 static void
 write_all(int fd, const char *p, size_t n)
 {

@@ -31,12 +31,6 @@ struct config;
 #define ALOG_KV		0
 #define ALOG_JSON	1
 
-/*
- * Open @path for appending as the access log would, to check it: 0, or
- * -1 with errno set.  What -t, a start and a reload run alike.
- */
-int	alog_check_file(const char *path);
-
 /* Master: make the pipe (before any fork).  0 or a negative errno. */
 int	alog_init(struct aloop_loop *loop);
 

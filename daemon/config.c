@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -124,6 +125,22 @@ static const struct enum_name access_log_formats[] = {
 	{ "kv", ALOG_KV }, { "json", ALOG_JSON }, { NULL, 0 },
 };
 
+/*
+ * Whether the access log file @path opens for appending, as the master
+ * opens it: 0, or -1 with errno set.
+ */
+static int
+access_log_opens(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY | O_NONBLOCK, 0640);
+
+	if (fd == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
 /* "off", "stderr", "syslog" or a file, opened now as a start would. */
 static void
 parse_access_log(struct config *cfg, config_setting_t *s,
@@ -147,7 +164,7 @@ parse_access_log(struct config *cfg, config_setting_t *s,
 			config_report(s, NULL, "out of memory");
 			return;
 		}
-		if (alog_check_file(path) < 0) {
+		if (access_log_opens(path) < 0) {
 			config_report(s, NULL, "cannot open %s: %s", path,
 			    strerror(errno));
 			free(path);

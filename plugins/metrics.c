@@ -13,7 +13,13 @@
  * the Connection header.  Pipelined requests are answered in order, and
  * reading stops while the client does not read its answers.
  *
- * No settings.
+ * A request head must arrive whole within request_timeout seconds of the
+ * moment the plugin starts waiting for it (the connection, or the last
+ * answer of a kept-alive one), or the client gets 408 and is closed: a
+ * client trickling a byte at a time holds no connection for long.
+ *
+ * settings:
+ *	request_timeout = 10.0;		seconds, 0.1 to 3600
  */
 #include <ctype.h>
 #include <stddef.h>
@@ -30,8 +36,15 @@
 /* A request line and its headers; real scrapers send a few hundred. */
 #define METRICS_HEAD_MAX	8192
 
+/* One listener on one worker. */
+struct metrics {
+	double			 request_timeout;
+};
+
 struct metrics_conn {
 	struct aloop_transport	*t;
+	const struct metrics	*m;
+	aloop_handle_t		 head_timer;	/* waiting for a request head */
 	char			 buf[METRICS_HEAD_MAX];
 	size_t			 len;
 	uint64_t		 skip;		/* body bytes still to drop */
@@ -629,6 +642,38 @@ metrics_parse_head(const char *buf, size_t len, struct metrics_req *rq,
  * Answer every complete request in the buffer, in order, while the
  * transport takes more; keep an incomplete one for the next read.
  */
+static void	metrics_head_late(void *arg);
+
+/* Start the clock for the next request head, unless it runs already. */
+static void
+metrics_head_wait(struct metrics_conn *c)
+{
+	if (c->head_timer != ALOOP_HANDLE_NONE || c->done || c->paused)
+		return;
+	if (aloop_call_later(aloop_transport_get_loop(c->t),
+	    c->m->request_timeout, metrics_head_late, c, &c->head_timer) != 0)
+		c->head_timer = ALOOP_HANDLE_NONE;
+}
+
+static void
+metrics_head_stop(struct metrics_conn *c)
+{
+	if (c->head_timer == ALOOP_HANDLE_NONE)
+		return;
+	aloop_handle_cancel(aloop_transport_get_loop(c->t), c->head_timer);
+	c->head_timer = ALOOP_HANDLE_NONE;
+}
+
+static void
+metrics_head_late(void *arg)
+{
+	struct metrics_conn *c = arg;
+
+	c->head_timer = ALOOP_HANDLE_NONE;
+	if (!c->done)
+		metrics_fail(c, "408 Request Timeout");
+}
+
 static void
 metrics_process_buf(struct metrics_conn *c)
 {
@@ -660,8 +705,11 @@ metrics_process_buf(struct metrics_conn *c)
 			if (c->len == sizeof(c->buf))
 				metrics_fail(c, "431 Request Header Fields "
 				    "Too Large");
+			else
+				metrics_head_wait(c);
 			return;	/* wait for the rest */
 		}
+		metrics_head_stop(c);
 		if (r == -2) {
 			metrics_fail(c, "505 HTTP Version Not Supported");
 			return;
@@ -685,10 +733,36 @@ static int
 metrics_init(const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
-	static const char *const names[] = { NULL };
+	static const char *const names[] = { "request_timeout", NULL };
+	struct metrics *m;
+	double timeout = 10.0;
+	int rc, bad = 0;
 
+	(void)env;
 	*instance = NULL;
-	return aloop_settings_check_names(settings, names);
+	if (aloop_settings_check_names(settings, names) != 0)
+		bad = 1;
+	rc = aloop_settings_get_double(settings, "request_timeout", &timeout);
+	if (rc == ALOOP_ECONFIG)
+		bad = 1;
+	else if (!(timeout >= 0.1 && timeout <= 3600)) {
+		aloop_settings_error(aloop_settings_get(settings,
+		    "request_timeout"), "out of range (0.1..3600 s)");
+		bad = 1;
+	}
+	if (bad)
+		return ALOOP_ECONFIG;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return ALOOP_ENOMEM;
+	m->request_timeout = timeout;
+	*instance = m;
+	return 0;
+}
+
+static void
+metrics_fini(void *instance)
+{
+	free(instance);
 }
 
 static int
@@ -698,6 +772,8 @@ metrics_new(void *instance, void **state)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return ALOOP_ENOMEM;
+	c->m = instance;
+	c->head_timer = ALOOP_HANDLE_NONE;
 	*state = c;
 	return 0;
 }
@@ -708,6 +784,7 @@ metrics_made(struct aloop_transport *t, void *state)
 	struct metrics_conn *c = state;
 
 	c->t = t;
+	metrics_head_wait(c);
 }
 
 static void
@@ -753,6 +830,7 @@ static void
 metrics_lost(struct aloop_transport *t, void *state,
     const struct aloop_error *err)
 {
+	metrics_head_stop(state);
 	free(state);
 }
 
@@ -764,6 +842,8 @@ metrics_pause(struct aloop_transport *t, void *state)
 
 	c->paused = 1;
 	aloop_transport_pause_reading(t);
+	/* Not reading is ours now, not the client's. */
+	metrics_head_stop(c);
 }
 
 static void
@@ -793,6 +873,7 @@ ALOOP_PLUGIN_EXPORT = {
 	.version = "1.0",
 	.description = "aloopd's counters for Prometheus over HTTP",
 	.init = metrics_init,
+	.fini = metrics_fini,
 	.stream = &metrics_stream,
 	.stream_factory = metrics_new,
 };

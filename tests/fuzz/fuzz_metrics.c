@@ -68,6 +68,25 @@ aloop_settings_check_names(const struct aloop_settings *s,
 	return 0;
 }
 
+/* metrics_init is not fuzzed: its settings getters only need to link. */
+int
+aloop_settings_get_double(const struct aloop_settings *s, const char *name,
+    double *out)
+{
+	return ALOOP_ENOENT;
+}
+
+const struct aloop_settings *
+aloop_settings_get(const struct aloop_settings *s, const char *name)
+{
+	return NULL;
+}
+
+void
+aloop_settings_error(const struct aloop_settings *s, const char *fmt, ...)
+{
+}
+
 int
 aloop_daemon_metrics_listeners(aloop_metrics_listener_fn fn, void *arg)
 {
@@ -96,8 +115,52 @@ aloop_daemon_metrics_process(struct aloop_metrics_process *p)
 }
 
 int
+aloop_daemon_metrics_plugins(aloop_metrics_plugin_fn fn, void *arg)
+{
+	struct aloop_metrics_plugin_series s = {
+		.listener = "fuzz", .worker = 0, .name = "fuzz_figure",
+		.labels = "upstream=\"a\\\"b\"", .counter = 0, .value = 1.5,
+	};
+
+	return fn(&s, arg);
+}
+
+const char *aloop_version(void) { return "0.0.0"; }
+const char *aloop_libevent_version(void) { return "2.1"; }
+const char *aloop_openssl_version(void) { return "3.0"; }
+
+/*
+ * The request timeout's timer: never fires here (a fuzz input is not
+ * slow), but it is armed and cancelled as the loop would see it.
+ */
+static int timers;
+
+struct aloop_loop *
+aloop_transport_get_loop(const struct aloop_transport *t)
+{
+	return (struct aloop_loop *)(uintptr_t)1;
+}
+
+int
+aloop_call_later(struct aloop_loop *loop, double delay, void (*fn)(void *),
+    void *arg, aloop_handle_t *h)
+{
+	timers++;
+	*h = 1;
+	return 0;
+}
+
+void
+aloop_handle_cancel(struct aloop_loop *loop, aloop_handle_t h)
+{
+	if (h != ALOOP_HANDLE_NONE)
+		timers--;
+}
+
+int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct metrics inst = { 10.0 };
 	struct aloop_transport t = { 0, 1, 0 };
 	const uint8_t *p = data, *e = data + size, *cut;
 	struct metrics_req rq;
@@ -107,7 +170,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (metrics_parse_head((const char *)data, size, &rq, &used) == 1 &&
 	    (used > size || rq.path + rq.path_len > (const char *)data + size))
 		abort();
-	if (metrics_new(NULL, &state) != 0)
+	if (metrics_new(&inst, &state) != 0)
 		return 0;
 	metrics_made(&t, state);
 	while (p < e && !t.closed) {
@@ -128,5 +191,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		p = cut < e ? cut + 1 : e;
 	}
 	metrics_lost(&t, state, NULL);
+	/* Every timer armed was cancelled by the end. */
+	if (timers != 0)
+		abort();
 	return 0;
 }

@@ -70,7 +70,8 @@ compile() {
 # libaloop, as much as the configuration reader needs (TLS contexts,
 # errors, the log), and the reader itself.
 config_sources="daemon/config.c daemon/config_file.c daemon/config_parse.c
-    daemon/config_listener.c daemon/settings.c daemon/plugin_loader.c
+    daemon/config_listener.c daemon/access.c daemon/settings.c
+    daemon/plugin_loader.c
     daemon/strmap.c lib/error.c lib/log.c lib/version.c lib/tls_context.c"
 
 build() {

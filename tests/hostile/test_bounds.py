@@ -335,6 +335,51 @@ def test_datagram_rate_per_source():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_metrics_request_timeout():
+    port = h.free_port()
+    cfg, daemon = h.start([h.listener(
+        "metrics", "metrics", port,
+        extra="settings = { request_timeout = 1.0; };")],
+        "shutdown_timeout = 3;")
+    # A request head trickled a byte at a time is cut off at the bound.
+    s = h.connect(port)
+    started = time.monotonic()
+    got = b""
+    try:
+        for b in b"GET /metrics HTTP/1.1\r\nHost: x\r\n":
+            s.sendall(bytes([b]))
+            time.sleep(0.2)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    s.settimeout(10)
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except ConnectionResetError:
+        pass
+    took = time.monotonic() - started
+    print("a trickled request head was answered 408 after %.1f s" % took)
+    assert got.startswith(b"HTTP/1.1 408 "), got
+    assert took < 5, took
+    s.close()
+    # A kept-alive client gets its answer, then the same bound for the next.
+    s = h.connect(port)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200 "), first
+    s.settimeout(10)
+    rest = b""
+    while b"408" not in rest:
+        chunk = s.recv(65536)
+        assert chunk, rest
+        rest += chunk
+    s.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
 if __name__ == "__main__":
     h.run([test_tls_silent_client_handshake_timeout,
            test_first_byte_timeout,
@@ -343,4 +388,5 @@ if __name__ == "__main__":
            test_overflow_close_and_wait,
            test_per_source_limit_across_workers,
            test_connection_rate_per_source,
-           test_datagram_rate_per_source])
+           test_datagram_rate_per_source,
+           test_metrics_request_timeout])
