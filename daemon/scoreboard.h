@@ -74,6 +74,8 @@ enum sb_counter {
 	SB_TIMEOUT_IDLE,
 	SB_TIMEOUT_FIRST_BYTE,
 	SB_TIMEOUT_WRITE,
+	/* Reset for a PROXY protocol header malformed, absent or late. */
+	SB_PROXY_FAILURES,
 	SB_NCOUNTERS
 };
 

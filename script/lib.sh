@@ -11,6 +11,8 @@ openssl procps python3 systemd man-db"
 ALOOP_PACKAGES="$ALOOP_PACKAGES curl"
 # promtool checks the metrics plugin's output in its daemon test.
 ALOOP_PACKAGES="$ALOOP_PACKAGES prometheus"
+# HAProxy sends PROXY protocol headers in the proxy_protocol daemon test.
+ALOOP_PACKAGES="$ALOOP_PACKAGES haproxy"
 
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.

@@ -135,6 +135,8 @@ struct aloop_metrics_listener {
 	/* Refused by allow and deny: connections reset, datagrams dropped. */
 	uint64_t	 refused_access;
 	uint64_t	 datagrams_denied;
+	/* Reset for a PROXY protocol header malformed, absent or late. */
+	uint64_t	 refused_proxy_protocol;
 };
 
 /**
