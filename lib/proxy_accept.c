@@ -22,48 +22,6 @@
 
 /* ------------------------------------------------------------- info */
 
-struct aloop__proxy_info *
-aloop__proxy_info_new(const struct aloop__proxy_header *h)
-{
-	struct aloop__proxy_info *pi;
-	size_t size = sizeof(*pi) + h->tlvs.len, i;
-	char *p;
-
-	for (i = 0; i < ALOOP__PROXY_NTLV; i++)
-		if (h->tlv[i].p != NULL)
-			size += h->tlv[i].len + 1;
-	if ((pi = calloc(1, size)) == NULL)
-		return NULL;
-	pi->version = h->version;
-	pi->command = h->command;
-	pi->family = h->family;
-	pi->src = h->src;
-	pi->dst = h->dst;
-	pi->srclen = h->srclen;
-	pi->dstlen = h->dstlen;
-	pi->has_ssl = h->has_ssl;
-	pi->ssl_client = h->ssl_client;
-	pi->ssl_verify = h->ssl_verify;
-	p = (char *)(pi + 1);
-	if (h->tlvs.len > 0) {
-		pi->tlvs = (uint8_t *)p;
-		pi->tlvlen = h->tlvs.len;
-		memcpy(p, h->tlvs.p, h->tlvs.len);
-		p += h->tlvs.len;
-	}
-	for (i = 0; i < ALOOP__PROXY_NTLV; i++) {
-		if (h->tlv[i].p == NULL)
-			continue;
-		/* NUL-terminated, so that a plugin may use it as a string. */
-		pi->str[i] = p;
-		pi->len[i] = h->tlv[i].len;
-		memcpy(p, h->tlv[i].p, h->tlv[i].len);
-		p[h->tlv[i].len] = '\0';
-		p += h->tlv[i].len + 1;
-	}
-	return pi;
-}
-
 static const char *const tlv_names[ALOOP__PROXY_NTLV] = {
 	[ALOOP__PROXY_ALPN] = "proxy_alpn",
 	[ALOOP__PROXY_AUTHORITY] = "proxy_authority",

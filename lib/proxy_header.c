@@ -3,7 +3,8 @@
  * proxy-protocol.txt defines them.  A pure function over the bytes read so
  * far: it says "more", "malformed" or "done", never reads past what it was
  * given and allocates nothing, so that anything a peer sends can be
- * thrown at it (tests/fuzz/fuzz_proxy_header.c).
+ * thrown at it (tests/fuzz/fuzz_proxy_header.c).  The copy a transport
+ * keeps of a parsed header is made here too, as plain memory work.
  */
 #include "config.h"
 
@@ -441,4 +442,48 @@ aloop__proxy_parse(const void *buf, size_t len, struct aloop__proxy_header *h)
 	if (p[0] == (uint8_t)v1_sig[0])
 		return parse_v1(p, len, h);
 	return ALOOP_EPROTO_HDR;
+}
+
+/* ------------------------------------------------------------- copy */
+
+struct aloop__proxy_info *
+aloop__proxy_info_new(const struct aloop__proxy_header *h)
+{
+	struct aloop__proxy_info *pi;
+	size_t size = sizeof(*pi) + h->tlvs.len, i;
+	char *p;
+
+	for (i = 0; i < ALOOP__PROXY_NTLV; i++)
+		if (h->tlv[i].p != NULL)
+			size += h->tlv[i].len + 1;
+	if ((pi = calloc(1, size)) == NULL)
+		return NULL;
+	pi->version = h->version;
+	pi->command = h->command;
+	pi->family = h->family;
+	pi->src = h->src;
+	pi->dst = h->dst;
+	pi->srclen = h->srclen;
+	pi->dstlen = h->dstlen;
+	pi->has_ssl = h->has_ssl;
+	pi->ssl_client = h->ssl_client;
+	pi->ssl_verify = h->ssl_verify;
+	p = (char *)(pi + 1);
+	if (h->tlvs.len > 0) {
+		pi->tlvs = (uint8_t *)p;
+		pi->tlvlen = h->tlvs.len;
+		memcpy(p, h->tlvs.p, h->tlvs.len);
+		p += h->tlvs.len;
+	}
+	for (i = 0; i < ALOOP__PROXY_NTLV; i++) {
+		if (h->tlv[i].p == NULL)
+			continue;
+		/* NUL-terminated, so that a plugin may use it as a string. */
+		pi->str[i] = p;
+		pi->len[i] = h->tlv[i].len;
+		memcpy(p, h->tlv[i].p, h->tlv[i].len);
+		p[h->tlv[i].len] = '\0';
+		p += h->tlv[i].len + 1;
+	}
+	return pi;
 }
