@@ -270,7 +270,10 @@ set_socket_options(struct conn *c)
 	int on;
 
 	fd = aloop_transport_get_extra_info(c->t, "socket", NULL);
-	sa = aloop_transport_get_extra_info(c->t, "sockname", NULL);
+	/* Behind proxy_protocol, sockname is the client's view: not ours. */
+	if ((sa = aloop_transport_get_extra_info(c->t, "proxied_sockname",
+	    NULL)) == NULL)
+		sa = aloop_transport_get_extra_info(c->t, "sockname", NULL);
 	if (fd == NULL || sa == NULL ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
 		return;
