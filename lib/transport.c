@@ -198,9 +198,12 @@ aloop__transport_hand_over(struct aloop_transport *old,
 
 	new->owner_fn = old->owner_fn;
 	new->owner = old->owner;
-	/* Who the client is does not change with start_tls. */
+	/* Who the client is does not change with start_tls... */
 	new->proxy = old->proxy;
 	old->proxy = NULL;
+	/* ...nor the accept filter's ticket, released when it ends. */
+	new->owner_ticket = old->owner_ticket;
+	old->owner_ticket = 0;
 	old->owner_fn = NULL;
 	old->owner = NULL;
 	if (list == NULL)

@@ -453,6 +453,84 @@ test_tls_after_header(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/* start_tls on a connection that came with a header: the client stays. */
+static struct aloop_tls_context *upgrade_ctx;
+static struct aloop_future *upgrade_fut;
+
+static void
+upgrade_in_made(struct rec *r)
+{
+	struct aloop_connection_options o;
+
+	aloop_connection_options_init(&o);
+	o.ssl = upgrade_ctx;
+	CU_ASSERT_EQUAL(aloop_start_tls(r->t, 1, &o, &upgrade_fut), 0);
+}
+
+static void
+test_start_tls_keeps_the_client(void)
+{
+	int fds = count_fds();
+	const struct tls_certs *certs;
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_tls_context *cctx = NULL;
+	struct aloop_connection_options co;
+	struct aloop_server *srv;
+	struct aloop_transport *ct = NULL, *nt = NULL;
+	struct aloop_future *fut;
+	int port, fd;
+
+	NEED_CERTS(certs);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER,
+	    &upgrade_ctx), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(upgrade_ctx,
+	    certs->server_cert, certs->server_key), 0);
+	sp.tmpl.on_made = upgrade_in_made;
+	srv = proxy_server(loop, &sp, 1, 5.0, NULL, &port);
+
+	fd = client(port);
+	CU_ASSERT_EQUAL(write(fd, v1_hdr, strlen(v1_hdr)),
+	    (ssize_t)strlen(v1_hdr));
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT, &cctx),
+	    0);
+	CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_verify_locations(cctx,
+	    certs->ca, NULL), 0);
+	aloop_connection_options_init(&co);
+	co.ssl = cctx;
+	co.sock = fd;
+	co.server_hostname = "localhost";
+	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
+	    rec_factory, &cp, NULL, NULL, &co, &fut), 0);
+	aloop_tls_context_release(cctx);
+	CU_ASSERT_EQUAL(wait_future(loop, fut, (void **)&ct), 0);
+	aloop_future_release(fut);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(upgrade_fut);
+	CU_ASSERT_EQUAL(wait_future(loop, upgrade_fut, (void **)&nt), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nt);
+	sp.r[0].t = nt;		/* the protocol goes on over the new one */
+	CU_ASSERT(addr_is(aloop_transport_get_extra_info(nt, "peername",
+	    NULL), "203.0.113.7", 4242));
+	CU_ASSERT(addr_is(aloop_transport_get_extra_info(nt,
+	    "proxied_peername", NULL), "127.0.0.1", -1));
+	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(nt, "cipher",
+	    NULL));
+	CU_ASSERT_EQUAL(aloop_transport_write(ct, "up", 2), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].nrecv == 2, 5.0));
+	aloop_transport_close(ct);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	CU_ASSERT(WAIT_UNTIL(loop, released == 1, 5.0));
+	CU_ASSERT_EQUAL(sp.r[0].bad, 0);
+	CU_ASSERT_EQUAL(cp.r[0].bad, 0);
+	aloop_future_release(upgrade_fut);
+	upgrade_fut = NULL;
+	aloop_tls_context_release(upgrade_ctx);
+	free_server(loop, srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 /*
  * Without the option the spec forbids guessing: a v2 header is the
  * first bytes of payload, handed to the protocol as they came, and the
@@ -498,6 +576,7 @@ static const struct test_case cases[] = {
 	TEST(test_malformed_late_or_absent_is_reset),
 	TEST(test_pending_header_and_close),
 	TEST(test_tls_after_header),
+	TEST(test_start_tls_keeps_the_client),
 	TEST(test_no_option_no_guessing),
 };
 
