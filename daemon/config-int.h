@@ -136,6 +136,9 @@ struct config_listener {
 	unsigned long	 datagram_rate_per_source;
 	struct access_list access;	/* allow and deny, in order */
 	int		 access_log;	/* log its connections (if logging) */
+	/* A PROXY protocol header opens every connection (a balancer's). */
+	int		 proxy_protocol;
+	double		 proxy_protocol_timeout;	/* seconds, > 0 */
 	/* The `settings` group for the plugin's init (empty if absent). */
 	const struct aloop_settings *settings;
 	const char	*file;		/* where the listener is written */

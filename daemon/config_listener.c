@@ -556,7 +556,8 @@ static const struct enum_name overflow_names[] = {
 static const char *const stream_only[] = {
 	"handshake_timeout", "first_byte_timeout", "write_timeout",
 	"overflow", "max_connections_per_source", "connection_rate",
-	"connection_rate_per_source", NULL,
+	"connection_rate_per_source", "proxy_protocol",
+	"proxy_protocol_timeout", NULL,
 };
 static const char *const datagram_only[] = {
 	"datagram_rate_per_source", NULL,
@@ -604,6 +605,14 @@ static const struct spec listener_specs[] = {
 	{ SPEC("access_log", T_BOOL, L(access_log)), .def = 1 },
 	{ SPEC("allow", T_CUSTOM, L(access)), .parse = parse_allow },
 	{ SPEC("deny", T_CUSTOM, L(access)), .parse = parse_deny },
+	{ SPEC("proxy_protocol", T_BOOL, L(proxy_protocol)), .def = 0 },
+	/*
+	 * Bounded, as a handshake is; the spec asks for at least 3 s to
+	 * cover a TCP retransmission, and a balancer sends the header
+	 * with its first segment.
+	 */
+	{ SPEC("proxy_protocol_timeout", T_SECONDS,
+	    L(proxy_protocol_timeout)), .min = 1, .max = 3600, .ddef = 5 },
 	{ SPEC("settings", T_CUSTOM, L(settings)), .parse = parse_settings },
 	{ .name = NULL },
 };
@@ -774,6 +783,10 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 	if (l->tls == NULL && l->type == CONFIG_TCP &&
 	    (m = config_setting_get_member(s, "handshake_timeout")) != NULL)
 		config_report(m, NULL, "only with tls");
+	if (!l->proxy_protocol && l->type == CONFIG_TCP &&
+	    (m = config_setting_get_member(s, "proxy_protocol_timeout")) !=
+	    NULL)
+		config_report(m, NULL, "only with proxy_protocol");
 	check_access(s, l);
 	if (!has_unix && l->mode != -1)
 		config_report(config_setting_get_member(s, "mode"), NULL,

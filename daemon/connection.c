@@ -290,7 +290,10 @@ set_socket_options(struct conn *c)
 	int on;
 
 	fd = aloop_transport_get_extra_info(c->t, "socket", NULL);
-	sa = aloop_transport_get_extra_info(c->t, "sockname", NULL);
+	/* Behind proxy_protocol, sockname is the client's view: not ours. */
+	if ((sa = aloop_transport_get_extra_info(c->t, "proxied_sockname",
+	    NULL)) == NULL)
+		sa = aloop_transport_get_extra_info(c->t, "sockname", NULL);
 	if (fd == NULL || sa == NULL ||
 	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
 		return;
@@ -421,7 +424,7 @@ connection_log_refused(struct conn_owner *o, int fd,
 	struct alog_entry e = {
 		.listener = o->name,
 		.worker = o->worker,
-		.client = len > 0 ? peer : NULL,
+		.client = peer != NULL && len > 0 ? peer : NULL,
 		.client_len = len,
 		.end = ALOG_REFUSED,
 		.refused = setting,
@@ -429,7 +432,8 @@ connection_log_refused(struct conn_owner *o, int fd,
 
 	if (o->access_log < 0)
 		return;
-	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+	if (fd >= 0 && getsockname(fd, (struct sockaddr *)&local,
+	    &llen) == 0) {
 		e.local = (struct sockaddr *)&local;
 		e.local_len = llen;
 	}

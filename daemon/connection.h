@@ -58,7 +58,8 @@ extern const struct aloop_protocol connection_protocol;
 int	connection_factory(void *owner, void **state);
 /*
  * Write @o's access log line for a client refused on accept because of
- * @setting (its name); @fd is the accepted socket.
+ * @setting (its name); @fd is the accepted socket and @peer its peer, or
+ * -1 and NULL when they are gone already.
  */
 void	connection_log_refused(struct conn_owner *o, int fd,
 	    const struct sockaddr *peer, socklen_t len, const char *setting);

@@ -160,6 +160,7 @@ refused(struct listener *l, int why, int fd, const struct sockaddr *peer,
 		[SB_REFUSED_SOURCE] = "max_connections_per_source",
 		[SB_REFUSED_RATE] = "connection_rate",
 		[SB_REFUSED_ACCESS] = "access",
+		[SB_PROXY_FAILURES] = "proxy_protocol",
 	};
 	double now = aloop_time(l->host->loop);
 
@@ -259,6 +260,21 @@ admit(void *arg, int fd, const struct sockaddr *peer, socklen_t len,
 	return 0;
 }
 
+/*
+ * A connection reset for its PROXY header (malformed, absent or late):
+ * counted and logged as a refusal, since no plugin or TLS work happened.
+ */
+static void
+proxy_failed(void *arg, const struct aloop_error *err)
+{
+	struct listener *l = owner_listener(arg);
+
+	aloop_log(ALOOP_LOG_DEBUG, "listener %s: PROXY protocol header: %s",
+	    l->cl->name, err->message);
+	/* The header never came whole: no socket or peer to name. */
+	refused(l, SB_PROXY_FAILURES, -1, NULL, 0);
+}
+
 static void
 admit_release(void *arg, uintptr_t ticket)
 {
@@ -336,6 +352,13 @@ adopt(struct listener *l, int fd)
 		o.ssl_handshake_timeout = cl->handshake_timeout;
 		o.accept_filter = admit;
 		o.accept_release = admit_release;
+		/*
+		 * The filter above sees the balancer (the socket's peer):
+		 * allow and deny name who may send PROXY headers.
+		 */
+		o.proxy_protocol = cl->proxy_protocol;
+		o.proxy_protocol_timeout = cl->proxy_protocol_timeout;
+		o.proxy_failed = proxy_failed;
 		o.backlog = cl->backlog;
 		/* Nothing accepts before every listener is in. */
 		o.start_serving = 0;

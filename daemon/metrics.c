@@ -83,6 +83,7 @@ each_series(const struct sb_series *s, const struct sb_counters *c,
 	out.refused_access = load(&c->v[SB_REFUSED_ACCESS]);
 	out.datagrams_denied = load(&c->v[SB_DATAGRAMS_DENIED]);
 	out.access_log_dropped = load(&c->v[SB_LOG_DROPPED]);
+	out.refused_proxy_protocol = load(&c->v[SB_PROXY_FAILURES]);
 	return wk->fn(&out, wk->arg);
 }
 

@@ -76,6 +76,8 @@ enum sb_counter {
 	SB_TIMEOUT_WRITE,
 	/* Access log lines dropped: the pipe to the master was full. */
 	SB_LOG_DROPPED,
+	/* Reset for a PROXY protocol header malformed, absent or late. */
+	SB_PROXY_FAILURES,
 	SB_NCOUNTERS
 };
 

@@ -27,6 +27,7 @@
 
 #include "loop-int.h"
 #include "net-int.h"
+#include "proxy-int.h"
 #include "transport-int.h"
 
 /* asyncio's ACCEPT_RETRY_DELAY, seconds. */
@@ -56,6 +57,13 @@ struct aloop_server {
 					    const struct sockaddr *, socklen_t,
 					    uintptr_t *);
 	void				(*release)(void *, uintptr_t);
+	int				 proxy;		/* proxy_protocol */
+	double				 proxy_timeout;
+	void				(*proxy_failed)(void *,
+					    const struct aloop_error *);
+	/* Connections still sending their PROXY header. */
+	struct aloop__proxy_wait	*waits;
+	size_t				 nwaits;
 	int				 backlog;
 	struct listener			*ls;
 	int				*fds;
@@ -90,6 +98,7 @@ aloop_server_options_init(struct aloop_server_options *o)
 	o->ssl_handshake_timeout = 60.0;
 	o->ssl_shutdown_timeout = 30.0;
 	o->start_serving = 1;
+	o->proxy_protocol_timeout = 5.0;
 }
 
 /* ------------------------------------------------------- lifetime */
@@ -139,7 +148,7 @@ server_check_done(struct aloop_server *srv)
 	struct aloop_future **w;
 	size_t i, n;
 
-	if (!srv->closed || srv->conns.n > 0)
+	if (!srv->closed || srv->conns.n > 0 || srv->nwaits > 0)
 		return;
 	w = srv->waiters;
 	n = srv->nwaiters;
@@ -241,16 +250,19 @@ server_conn_unmade(struct aloop_server *srv, uintptr_t ticket)
 		srv->release(srv->factory_arg, ticket);
 }
 
+/*
+ * Serve an accepted connection: a TLS handshake first, or the protocol
+ * at once.  @pi is the PROXY header it came with (or NULL), the
+ * transport's from here on, freed with it or on any failure.
+ */
 static void
-server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
-    uintptr_t ticket)
+server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
+    struct aloop__proxy_info *pi)
 {
 	struct aloop_transport *t;
 	void *state = NULL;
 	int rc;
 
-	if (!is_unix)
-		aloop__sock_set_nodelay(fd);
 	if (srv->ssl != NULL) {
 		/*
 		 * The TLS module makes the protocol state after the handshake
@@ -265,10 +277,13 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
 		if (rc != 0)
 			aloop_log(ALOOP_LOG_DEBUG, "cannot set up a TLS "
 			    "connection: %s", aloop_strerror(rc));
-		if (rc == 0 && t != NULL)
+		if (rc == 0 && t != NULL) {
+			t->proxy = pi;
 			server_conn_add(srv, t, ticket);
-		else
+		} else {
+			free(pi);
 			server_conn_unmade(srv, ticket);
+		}
 		return;
 	}
 	if ((rc = srv->factory(srv->factory_arg, &state)) != 0) {
@@ -276,6 +291,7 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
 		    "protocol factory refused a connection: %s",
 		    aloop_strerror(rc));
 		(void)close(fd);
+		free(pi);
 		server_conn_unmade(srv, ticket);
 		return;
 	}
@@ -283,11 +299,113 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
 	    ALOOP__STREAM_SOCKET, srv->proto, state, 1, &t)) != 0) {
 		aloop_log(ALOOP_LOG_ERR, "cannot set up an accepted "
 		    "connection: %s", aloop_strerror(rc));
+		free(pi);
 		server_conn_unmade(srv, ticket);
 		return;
 	}
+	t->proxy = pi;
 	server_conn_add(srv, t, ticket);
 	aloop__stream_transport_made(t);
+}
+
+/* ------------------------------------------------------ PROXY header */
+
+static void
+server_wait_unlink(struct aloop_server *srv, struct aloop__proxy_wait *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		srv->waits = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+	srv->nwaits--;
+}
+
+static void
+server_proxy_done(struct aloop__proxy_wait *w, void *arg, int fd, int rc,
+    struct aloop__proxy_info *pi)
+{
+	struct aloop_server *srv = arg;
+	struct aloop_error err;
+
+	server_wait_unlink(srv, w);
+	if (rc == 0) {
+		server_conn_serve(srv, fd, w->ticket, pi);
+		server_check_done(srv);
+		return;
+	}
+	aloop_log(ALOOP_LOG_DEBUG, "connection reset for its PROXY header: "
+	    "%s", rc == ALOOP_EPROTO_HDR ? "malformed" : aloop_strerror(rc));
+	/* At loop close nothing failed: the loop simply went away. */
+	if (srv->proxy_failed != NULL && rc != ALOOP_ECANCELLED) {
+		err.code = rc;
+		err.message = rc == ALOOP_EPROTO_HDR ?
+		    "malformed PROXY protocol header" : aloop_strerror(rc);
+		srv->proxy_failed(srv->factory_arg, &err);
+	}
+	server_conn_unmade(srv, w->ticket);
+	server_check_done(srv);
+}
+
+/*
+ * Wait for the PROXY header before anything else happens to @fd; the
+ * connection then goes on in server_conn_serve.  It counts as one of
+ * the server's from now on.
+ */
+static void
+server_proxy_start(struct aloop_server *srv, int fd, uintptr_t ticket)
+{
+	struct aloop__proxy_wait *w;
+	int rc;
+
+	if ((rc = aloop__proxy_wait_start(srv->loop, fd, srv->proxy_timeout,
+	    server_proxy_done, srv, &w)) != 0) {
+		aloop_log(ALOOP_LOG_ERR, "cannot wait for a PROXY header: %s",
+		    aloop_strerror(rc));
+		aloop__sock_close_reset(fd);
+		server_conn_unmade(srv, ticket);
+		return;
+	}
+	w->ticket = ticket;
+	w->next = srv->waits;
+	if (w->next != NULL)
+		w->next->prev = w;
+	srv->waits = w;
+	srv->nwaits++;
+}
+
+/* close_clients and abort_clients: a header not yet in is reset. */
+static void
+server_proxy_cancel_all(struct aloop_server *srv)
+{
+	struct aloop__proxy_wait *w;
+	uintptr_t ticket;
+
+	if (srv->nwaits == 0)
+		return;
+	aloop_server_ref(srv);
+	while ((w = srv->waits) != NULL) {
+		server_wait_unlink(srv, w);
+		ticket = w->ticket;
+		aloop__proxy_wait_cancel(w);
+		server_conn_unmade(srv, ticket);
+	}
+	server_check_done(srv);
+	aloop_server_release(srv);
+}
+
+static void
+server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
+    uintptr_t ticket)
+{
+	if (!is_unix)
+		aloop__sock_set_nodelay(fd);
+	if (srv->proxy)
+		server_proxy_start(srv, fd, ticket);
+	else
+		server_conn_serve(srv, fd, ticket, NULL);
 }
 
 static void
@@ -472,12 +590,14 @@ void
 aloop_server_close_clients(struct aloop_server *srv)
 {
 	aloop__transport_list_each(&srv->conns, aloop_transport_close);
+	server_proxy_cancel_all(srv);
 }
 
 void
 aloop_server_abort_clients(struct aloop_server *srv)
 {
 	aloop__transport_list_each(&srv->conns, aloop_transport_abort);
+	server_proxy_cancel_all(srv);
 }
 
 int
@@ -488,7 +608,7 @@ aloop_server_wait_closed(struct aloop_server *srv, struct aloop_future **fut)
 
 	if ((rc = aloop_future_new(srv->loop, &f)) != 0)
 		return rc;
-	if (srv->closed && srv->conns.n == 0) {
+	if (srv->closed && srv->conns.n == 0 && srv->nwaits == 0) {
 		(void)aloop_future_set_result(f, NULL, NULL);
 		*fut = f;
 		return 0;
@@ -535,7 +655,7 @@ aloop_server_sockets(const struct aloop_server *srv, size_t *n)
 size_t
 aloop_server_connection_count(const struct aloop_server *srv)
 {
-	return srv->conns.n;
+	return srv->conns.n + srv->nwaits;
 }
 
 void
@@ -578,6 +698,9 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->hs_failed = o->ssl_handshake_failed;
 	srv->filter = o->accept_filter;
 	srv->release = o->accept_release;
+	srv->proxy = o->proxy_protocol != 0;
+	srv->proxy_timeout = o->proxy_protocol_timeout;
+	srv->proxy_failed = o->proxy_failed;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
 	srv->refcnt = 1;

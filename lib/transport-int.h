@@ -245,6 +245,13 @@ struct aloop_transport {
 	struct aloop_transport	*owner_prev, *owner_next;
 	struct aloop__transport_list *owner_list;
 	uintptr_t		 owner_ticket;	/* the owner's, opaque */
+
+	/*
+	 * The PROXY protocol header the connection came with (a server's
+	 * proxy_protocol option), owned; NULL without one.  get_extra_info
+	 * answers from it first (lib/proxy_accept.c).
+	 */
+	struct aloop__proxy_info *proxy;
 };
 
 /* Default write-buffer limits (asyncio's). */

@@ -22,6 +22,7 @@
 #include <aloop/net.h>
 #include <aloop/transport.h>
 
+#include "proxy-int.h"
 #include "transport-int.h"
 
 /* asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES. */
@@ -88,6 +89,8 @@ aloop__transport_unref(struct aloop_transport *t)
 		return;
 	free(t->lost_msg);
 	t->lost_msg = NULL;
+	free(t->proxy);
+	t->proxy = NULL;
 	t->ops->free(t);
 }
 
@@ -195,6 +198,12 @@ aloop__transport_hand_over(struct aloop_transport *old,
 
 	new->owner_fn = old->owner_fn;
 	new->owner = old->owner;
+	/* Who the client is does not change with start_tls... */
+	new->proxy = old->proxy;
+	old->proxy = NULL;
+	/* ...nor the accept filter's ticket, released when it ends. */
+	new->owner_ticket = old->owner_ticket;
+	old->owner_ticket = 0;
 	old->owner_fn = NULL;
 	old->owner = NULL;
 	if (list == NULL)
@@ -538,6 +547,13 @@ aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
 		if (len != NULL)
 			*len = sizeof(int);
 		return (t->flags & ALOOP__T_ABORT_CALLED) ? &yes : &no;
+	}
+	if (t->proxy != NULL) {
+		int found;
+		const void *p = aloop__proxy_extra_info(t, name, len, &found);
+
+		if (found)
+			return p;
 	}
 	if (t->ops->get_extra_info == NULL)
 		return NULL;

@@ -191,6 +191,8 @@ static const struct {
 	    "connection_rate", FIELD(refused_rate) },
 	{ "aloop_connections_refused_total", NULL, NULL,
 	    "access", FIELD(refused_access) },
+	{ "aloop_connections_refused_total", NULL, NULL,
+	    "proxy_protocol", FIELD(refused_proxy_protocol) },
 	{ "aloop_connections_timed_out_total", "counter",
 	    "Connections the daemon ended for a peer too slow or silent.",
 	    "idle", FIELD(timeouts_idle) },

@@ -14,6 +14,8 @@ ALOOP_PACKAGES="$ALOOP_PACKAGES prometheus"
 # clang and its libFuzzer runtime (Debian 12 ships it apart) build the
 # fuzz targets of tests/fuzz.
 ALOOP_PACKAGES="$ALOOP_PACKAGES clang libclang-rt-14-dev"
+# HAProxy sends PROXY protocol headers in the proxy_protocol daemon test.
+ALOOP_PACKAGES="$ALOOP_PACKAGES haproxy"
 
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.

@@ -163,6 +163,8 @@ struct aloop_metrics_listener {
 	uint64_t	 datagrams_denied;
 	/* Access log lines dropped because the log fell behind. */
 	uint64_t	 access_log_dropped;
+	/* Reset for a PROXY protocol header malformed, absent or late. */
+	uint64_t	 refused_proxy_protocol;
 };
 
 /**

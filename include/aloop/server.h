@@ -74,6 +74,41 @@ struct aloop_server_options {
 	/* NULL, or see accept_filter; called on the loop's thread. */
 	void			(*accept_release)(void *factory_arg,
 				    uintptr_t ticket);
+	/*
+	 * Appended fields (always set them through options_init first).
+	 *
+	 * proxy_protocol 1: every accepted connection must open with a
+	 * PROXY protocol header, version 1 or 2 (HAProxy's
+	 * proxy-protocol.txt), as a load balancer sends it.  After
+	 * accept_filter (which sees the socket's peer, the balancer), the
+	 * server reads the header and nothing more: not a byte of payload
+	 * is taken, no TLS handshake starts and the factory is not called
+	 * until the whole header is in.  A header that is malformed, does
+	 * not come within proxy_protocol_timeout seconds (<= 0: no
+	 * deadline), or a peer that closes first, ends the connection with
+	 * a reset; the ticket goes to accept_release and proxy_failed is
+	 * told.  Then the connection goes on as without the option, and
+	 * its transport answers get_extra_info with the client's addresses
+	 * ("peername", "sockname") and the balancer's ("proxied_peername",
+	 * "proxied_sockname"), and the header's TLVs (see transport.h).
+	 * A LOCAL header (the balancer's own health check) and v1 UNKNOWN
+	 * keep the socket's addresses.  The spec forbids guessing whether
+	 * a header comes: with the option off, the bytes are payload.
+	 * While the header is read, the connection counts in
+	 * connection_count and wait_closed; close_clients and
+	 * abort_clients reset it.
+	 */
+	int			  proxy_protocol;	/* 0 */
+	double			  proxy_protocol_timeout; /* 5 s */
+	/*
+	 * NULL, or called on the loop's thread with the factory's argument
+	 * for each connection ended for its header, with the reason
+	 * (ALOOP_ETIMEDOUT, ALOOP_EINCOMPLETE, -EPROTO for a malformed
+	 * one; @err borrowed for the call).  For counting: the connection
+	 * is already gone.  Not called when the loop closes.
+	 */
+	void			(*proxy_failed)(void *factory_arg,
+				    const struct aloop_error *err);
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 

@@ -105,6 +105,31 @@ ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
  *                            ended by itself; any transport, also during
  *                            connection_lost, whose error is NULL after
  *                            both a close and an abort)
+ * A connection accepted with the server option proxy_protocol answers
+ * from its PROXY header, which says what getpeername and getsockname
+ * would have said had the client come straight here:
+ *   "peername", "sockname"   the client's address and the one it
+ *                            connected to (the balancer's front), for a
+ *                            TCP4/TCP6/UNIX header; for LOCAL (a health
+ *                            check), v1 UNKNOWN or v2 UNSPEC, the
+ *                            socket's own, as the spec asks
+ *   "proxied_peername",      const struct sockaddr *: the socket's own
+ *   "proxied_sockname"       addresses (the balancer's side)
+ *   "proxy_version"          const int *  (1 or 2)
+ *   "proxy_alpn", "proxy_authority", "proxy_unique_id", "proxy_netns",
+ *   "proxy_ssl_version", "proxy_ssl_cn", "proxy_ssl_cipher",
+ *   "proxy_ssl_sig_alg", "proxy_ssl_key_alg"
+ *                            const char *: a v2 TLV's bytes as the
+ *                            balancer sent them (*len of them, which
+ *                            may hold any byte), NUL-terminated; NULL
+ *                            when the TLV did not come
+ *   "proxy_ssl_client"       const uint8_t *: the SSL TLV's client bits
+ *   "proxy_ssl_verify"       const uint32_t *: its verify (0: verified)
+ *   "proxy_tlvs"             const uint8_t *: every v2 TLV, raw (type,
+ *                            16-bit big-endian length, value), *len
+ *                            bytes; custom types are read from here
+ * A v2 CRC32C TLV, when present, was verified.  The proxy_* names are
+ * NULL on connections that came without a header.
  * The pointer is borrowed from the transport.  @len may be NULL.
  */
 ALOOP_API const void *aloop_transport_get_extra_info(struct aloop_transport *t,

@@ -55,6 +55,11 @@ EXTRA_DIST += tests/daemon/test_proxy.py tests/daemon/test_exec.py \
 TESTS += tests/daemon/test_metrics.py
 EXTRA_DIST += tests/daemon/test_metrics.py
 
+# proxy_protocol listeners behind a real HAProxy (Debian's haproxy
+# package), run as the test's own process on loopback.
+TESTS += tests/daemon/test_proxy_protocol.py
+EXTRA_DIST += tests/daemon/test_proxy_protocol.py
+
 # The counters themselves and the transport byte count they come from.
 check_PROGRAMS += tests/daemon/test_metrics_counters
 tests_daemon_test_metrics_counters_SOURCES = \

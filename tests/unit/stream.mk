@@ -54,3 +54,18 @@ tests_unit_test_lifetime_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_lifetime_LDADD = tests/unit/libtlscerts.la \
 	$(STREAM_TEST_LDADD) $(OPENSSL_LIBS)
 TESTS += tests/unit/test_lifetime
+
+# The PROXY protocol header parser (pure: no loop), and servers that read
+# the header before TLS and the protocol.
+check_PROGRAMS += tests/unit/test_proxy_header
+tests_unit_test_proxy_header_SOURCES = tests/unit/test_proxy_header.c
+tests_unit_test_proxy_header_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_proxy_header_LDADD = $(TEST_LDADD)
+TESTS += tests/unit/test_proxy_header
+
+check_PROGRAMS += tests/unit/test_proxy_server
+tests_unit_test_proxy_server_SOURCES = tests/unit/test_proxy_server.c
+tests_unit_test_proxy_server_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_proxy_server_LDADD = tests/unit/libtlscerts.la \
+	$(STREAM_TEST_LDADD) $(OPENSSL_LIBS)
+TESTS += tests/unit/test_proxy_server
