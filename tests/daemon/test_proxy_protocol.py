@@ -185,7 +185,7 @@ def test_bad_headers_reset_and_counted():
         assert was_reset(s)
     wait_refused(ports["metrics"], base + 3)
     daemon.wait_log(r"listener pp_echo: worker \d+: \d+ connections? reset "
-                    r"on accept.*PROXY")
+                    r"on accept.*proxy_protocol")
     assert daemon.stop() == 0, daemon.text()
 
 

@@ -4,15 +4,7 @@
  * the bytes it was given, and a "done" answer must describe a header no
  * longer than the input, whose addresses and TLV spans lie inside it.
  *
- * Not wired into the build yet.  By hand, from the top of the tree after
- * ./configure (for config.h in build/):
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ibuild -Ilib \
- *       -Iinclude tests/fuzz/fuzz_proxy_header.c lib/proxy_header.c \
- *       -o fuzz_proxy_header
- *   ./fuzz_proxy_header -max_len=4200
- *
- * Without libFuzzer, -DALOOP_FUZZ_STANDALONE (and no -fsanitize=fuzzer)
+ * tests/fuzz/run.sh builds and runs it as the target "proxy".  Without libFuzzer, -DALOOP_FUZZ_STANDALONE (and no -fsanitize=fuzzer)
  * gives a main() that runs each file named on the command line once, to
  * replay a crash or a corpus with any compiler.
  */

@@ -5,7 +5,7 @@
 # if a target does not build or finds a crash, a leak or undefined
 # behaviour; 77 (skipped) if clang cannot build a libFuzzer program.
 #
-#	tests/fuzz/run.sh [target ...]	targets: config listen metrics
+#	tests/fuzz/run.sh [target ...]	targets: config listen metrics proxy
 #
 # FUZZ_SECONDS	how long each target runs (default 30)
 # FUZZ_BUILD	where the objects and programs go (default build-fuzz)
@@ -19,7 +19,7 @@ cd "$top"
 secs=${FUZZ_SECONDS:-30}
 out=${FUZZ_BUILD:-$top/build-fuzz}
 cc=${FUZZ_CC:-clang}
-targets=${*:-config listen metrics}
+targets=${*:-config listen metrics proxy}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
@@ -83,6 +83,10 @@ build() {
 		done ;;
 	metrics)
 		compile tests/fuzz/fuzz_metrics.c -fsanitize=fuzzer-no-link ;;
+	proxy)
+		for s in lib/proxy_header.c tests/fuzz/fuzz_proxy_header.c; do
+			compile "$s" -fsanitize=fuzzer-no-link
+		done ;;
 	*)
 		echo "fuzz: no target $1" >&2
 		return 1 ;;
