@@ -50,6 +50,7 @@ struct aloop_server {
 	void				*factory_arg;
 	struct aloop_tls_context	*ssl;
 	double				 hs_timeout, sd_timeout;
+	double				 close_timeout;
 	void				(*hs_failed)(void *,
 					    const struct aloop_error *);
 	int				(*filter)(void *, int,
@@ -88,6 +89,7 @@ aloop_server_options_init(struct aloop_server_options *o)
 	o->ssl_handshake_timeout = 60.0;
 	o->ssl_shutdown_timeout = 30.0;
 	o->start_serving = 1;
+	o->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
 }
 
 /* ------------------------------------------------------- lifetime */
@@ -224,6 +226,7 @@ server_conn_gone(struct aloop_transport *t, void *owner)
 static void
 server_conn_add(struct aloop_server *srv, struct aloop_transport *t)
 {
+	(void)aloop_transport_set_close_timeout(t, srv->close_timeout);
 	aloop__transport_list_add(&srv->conns, t, server_conn_gone, srv);
 }
 
@@ -258,7 +261,7 @@ server_handle_conn(struct aloop_server *srv, int fd, int is_unix)
 		aloop_log(ALOOP_LOG_DEBUG,
 		    "protocol factory refused a connection: %s",
 		    aloop_strerror(rc));
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return;
 	}
 	if ((rc = aloop__stream_transport_new(srv->loop, fd,
@@ -557,6 +560,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->hs_failed = o->ssl_handshake_failed;
 	srv->filter = o->accept_filter;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
+	srv->close_timeout = o->close_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
 	srv->refcnt = 1;
 	srv->res.on_loop_close = server_on_loop_close;
@@ -769,6 +773,8 @@ check_proto(struct aloop_loop *loop, const struct aloop_protocol *proto,
 		return rc;
 	/* A server needs its own context: the default one is a client's. */
 	if (o->ssl == ALOOP_TLS_DEFAULT)
+		return ALOOP_EINVAL;
+	if (!(o->close_timeout >= 0) || o->close_timeout > 1e9)
 		return ALOOP_EINVAL;
 	return 0;
 }

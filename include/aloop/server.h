@@ -63,6 +63,13 @@ struct aloop_server_options {
 	int			(*accept_filter)(void *factory_arg, int fd,
 				    const struct sockaddr *peer,
 				    socklen_t peerlen);
+	/*
+	 * The close timeout of every accepted connection (see
+	 * aloop_transport_close): how long a graceful close, close_clients'
+	 * included, may wait for the peer to take the last bytes before
+	 * it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
+	 */
+	double			  close_timeout;	/* 5 s */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
@@ -158,6 +165,8 @@ struct aloop_connection_options {
 	 */
 	double			  happy_eyeballs_delay;	/* 0 */
 	int			  interleave;		/* 0 */
+	/* The connection's close timeout (aloop_transport_close); >= 0. */
+	double			  close_timeout;	/* 5 s */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 

@@ -556,8 +556,9 @@ test_factory_refusal_closes(void)
 	c = raw_connect(AF_INET, "127.0.0.1", port);
 	CU_ASSERT_FATAL(c >= 0);
 	run_for(loop, 0.05);
-	/* The connection was closed: the client reads EOF. */
-	CU_ASSERT_EQUAL(read(c, &b, 1), 0);
+	/* A refusal is an abort: the client sees a reset, not an EOF. */
+	CU_ASSERT_EQUAL(read(c, &b, 1), -1);
+	CU_ASSERT_EQUAL(errno, ECONNRESET);
 	CU_ASSERT_EQUAL(aloop_server_connection_count(srv), 0);
 	close(c);
 	free_server(srv);
