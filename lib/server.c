@@ -29,8 +29,14 @@
 #include "net-int.h"
 #include "transport-int.h"
 
-/* asyncio's ACCEPT_RETRY_DELAY, seconds. */
-#define ACCEPT_RETRY_DELAY	1.0
+/*
+ * Out of descriptors, the listener pauses and retries on a back-off that
+ * starts at a millisecond and doubles up to a tenth of a second: asyncio's
+ * one second (ACCEPT_RETRY_DELAY) left a new client waiting seconds after
+ * descriptors were free again, while a few retries a second cost nothing.
+ */
+#define ACCEPT_RETRY_MIN	0.001
+#define ACCEPT_RETRY_MAX	0.1
 #define BACKLOG_DEFAULT		100
 
 struct listener {
@@ -40,6 +46,8 @@ struct listener {
 	unsigned		 active:1;	/* ev is added */
 	unsigned		 backoff:1;	/* out of descriptors: waiting */
 	aloop_handle_t		 retry;
+	double			 delay;		/* the back-off's next step */
+	unsigned long long	 dropped;	/* reset, not yet reported */
 };
 
 struct aloop_server {
@@ -56,6 +64,13 @@ struct aloop_server {
 	int				(*filter)(void *, int,
 					    const struct sockaddr *, socklen_t);
 	int				 backlog;
+	/*
+	 * A descriptor kept open for the moment there is none left: closing
+	 * it lets accept() take the waiting connections one by one, to reset
+	 * them, so that clients learn at once instead of hanging in the
+	 * backlog (libuv's trick).  -1 until the server starts serving.
+	 */
+	int				 spare;
 	struct listener			*ls;
 	int				*fds;
 	size_t				 nls;
@@ -285,13 +300,78 @@ listener_retry_cb(void *arg)
 }
 
 static void
+server_open_spare(struct aloop_server *srv)
+{
+	if (srv->spare < 0)
+		srv->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * accept() said EMFILE or ENFILE: with the spare descriptor closed there
+ * is one free, so take the waiting connections and reset each at once
+ * (no byte sent), up to a backlog's worth, then take the spare back.
+ * Without a spare (it could not be reopened last time) nothing drains.
+ */
+static void
+listener_drain(struct listener *l)
+{
+	struct aloop_server *srv = l->srv;
+	int fd, i;
+
+	if (srv->spare < 0)
+		return;
+	(void)close(srv->spare);
+	srv->spare = -1;
+	for (i = 0; i < srv->backlog; i++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED ||
+			    errno == EPROTO)
+				continue;
+			break;
+		}
+		aloop__sock_close_reset(fd);
+		l->dropped++;
+	}
+	server_open_spare(srv);
+}
+
+/*
+ * Out of a system resource: drain what waits (for descriptors), report
+ * once for this step of the back-off with the count reset since the last
+ * report, and pause the listener until the next step.  Retrying at once
+ * would spin on the same error; the listener is never closed.
+ */
+static void
+listener_back_off(struct listener *l, int code)
+{
+	struct aloop_server *srv = l->srv;
+	struct aloop_context ctx = ALOOP_CONTEXT_INIT(
+	    "socket.accept() out of system resource");
+	struct aloop_error err = { code, aloop_strerror(code) };
+
+	if (code == -EMFILE || code == -ENFILE)
+		listener_drain(l);
+	listener_stop(l);
+	l->backoff = 1;
+	l->delay = l->delay < ACCEPT_RETRY_MIN ? ACCEPT_RETRY_MIN :
+	    l->delay * 2 > ACCEPT_RETRY_MAX ? ACCEPT_RETRY_MAX : l->delay * 2;
+	if (aloop_call_later(srv->loop, l->delay, listener_retry_cb, l,
+	    &l->retry) != 0)
+		l->backoff = 0;
+	ctx.error = &err;
+	ctx.socket = l->fd;
+	ctx.dropped = l->dropped;
+	l->dropped = 0;
+	/* Last: the handler may close the server. */
+	aloop_call_exception_handler(srv->loop, &ctx);
+}
+
+static void
 listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
 	struct aloop_server *srv = l->srv;
-	struct aloop_context ctx = ALOOP_CONTEXT_INIT(
-	    "socket.accept() out of system resource");
-	struct aloop_error err;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd, i, is_unix = -1;
@@ -318,28 +398,14 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			case ENFILE:
 			case ENOBUFS:
 			case ENOMEM:
-				/*
-				 * Retrying at once would spin on the same
-				 * error: stop listening for a second, as
-				 * asyncio does, and never close the listener.
-				 */
-				err.code = -errno;
-				err.message = aloop_strerror(err.code);
-				ctx.error = &err;
-				ctx.socket = l->fd;
-				aloop_call_exception_handler(srv->loop, &ctx);
-				listener_stop(l);
-				l->backoff = 1;
-				if (aloop_call_later(srv->loop,
-				    ACCEPT_RETRY_DELAY, listener_retry_cb, l,
-				    &l->retry) != 0)
-					l->backoff = 0;
+				listener_back_off(l, -errno);
 				goto out;
 			default:
 				aloop_log_errno(ALOOP_LOG_ERR, "accept");
 				goto out;
 			}
 		}
+		l->delay = 0;
 		if (is_unix == -1)
 			is_unix = ss.ss_family == AF_UNIX;
 		if (srv->filter != NULL && srv->filter(srv->factory_arg, fd,
@@ -374,6 +440,10 @@ server_close_listeners(struct aloop_server *srv)
 			(void)close(l->fd);
 			l->fd = -1;
 		}
+	}
+	if (srv->spare >= 0) {
+		(void)close(srv->spare);
+		srv->spare = -1;
 	}
 	if (srv->path != NULL) {
 		struct stat st;
@@ -496,6 +566,7 @@ aloop_server_start_serving(struct aloop_server *srv)
 	if (srv->serving)
 		return 0;
 	srv->serving = 1;
+	server_open_spare(srv);
 	for (i = 0; i < srv->nls; i++)
 		listener_start(&srv->ls[i]);
 	return 0;
@@ -562,6 +633,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->close_timeout = o->close_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
+	srv->spare = -1;
 	srv->refcnt = 1;
 	srv->res.on_loop_close = server_on_loop_close;
 	return srv;

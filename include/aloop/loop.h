@@ -316,6 +316,14 @@ struct aloop_context {
 	const char			*plugin;
 	const char			*source;	/* debug: where the handle was made */
 	const struct aloop_context	*context;	/* the original, when a handler failed */
+	/*
+	 * "socket.accept() out of system resource": the connections the
+	 * server accepted and reset unserved (out of descriptors) since its
+	 * previous report of this listener (@socket).  The server reports at
+	 * most once per step of its back-off (1 ms doubling to 100 ms), so
+	 * a handler that logs should still rate-limit.
+	 */
+	unsigned long long		 dropped;
 };
 
 /** A context with every optional field empty (socket -1). */
