@@ -73,6 +73,7 @@ each_series(const struct sb_series *s, const struct sb_counters *c,
 	out.tls_handshakes = load(&c->tls_handshakes);
 	out.tls_handshake_failures = load(&c->tls_failures);
 	out.plugin_errors = load(&c->plugin_errors);
+	out.connections_dropped_descriptors = load(&c->dropped_fds);
 	return wk->fn(&out, wk->arg);
 }
 

@@ -24,6 +24,20 @@
 /* Listener names times slots, over the daemon's life. */
 #define SB_SERIES_MAX	(1u << 18)
 #define SB_ARENA_SIZE	((size_t)128 << 20)
+/* Listener names with a rate-limited report (a power of two). */
+#define SB_REPORTS_MAX	4096
+
+/*
+ * One listener name's rate-limited report, found by a hash of the name
+ * (claimed with a compare-and-swap: any process may add one).  A 64-bit
+ * hash stands for the name; two names sharing one would only share a
+ * rate limit.
+ */
+struct sb_report {
+	_Atomic uint64_t	 key;		/* 0: free */
+	_Atomic uint64_t	 last_ms;	/* the last report, 0: none */
+	_Atomic uint64_t	 pending;	/* to report */
+};
 
 struct sb_header {
 	uint32_t		 magic;
@@ -34,6 +48,7 @@ struct sb_header {
 	struct sb_process	 process;
 	struct sb_worker	 workers[SB_WORKERS_MAX];
 	struct sb_series	 series[SB_SERIES_MAX];
+	struct sb_report	 reports[SB_REPORTS_MAX];
 	/* The arena follows. */
 };
 
@@ -258,6 +273,7 @@ fold(struct sb_counters *to, struct sb_counters *from)
 	sb_add(&to->tls_handshakes, atomic_load(&from->tls_handshakes));
 	sb_add(&to->tls_failures, atomic_load(&from->tls_failures));
 	sb_add(&to->plugin_errors, atomic_load(&from->plugin_errors));
+	sb_add(&to->dropped_fds, atomic_load(&from->dropped_fds));
 }
 
 void
@@ -310,6 +326,7 @@ sb_active_elsewhere(struct sb_worker *self, size_t i)
 struct sum {
 	uint64_t	 accepted, active, closed, bytes_in, bytes_out;
 	uint64_t	 tls_handshakes, tls_failures, plugin_errors;
+	uint64_t	 dropped_fds;
 };
 
 static void
@@ -327,6 +344,8 @@ sum_add(struct sum *s, struct sb_counters *c)
 	s->tls_failures += atomic_load_explicit(&c->tls_failures,
 	    memory_order_relaxed);
 	s->plugin_errors += atomic_load_explicit(&c->plugin_errors,
+	    memory_order_relaxed);
+	s->dropped_fds += atomic_load_explicit(&c->dropped_fds,
 	    memory_order_relaxed);
 }
 
@@ -408,9 +427,57 @@ sb_totals(int (*fn)(const struct sb_series *, const struct sb_counters *,
 		atomic_init(&out.tls_handshakes, s->tls_handshakes);
 		atomic_init(&out.tls_failures, s->tls_failures);
 		atomic_init(&out.plugin_errors, s->plugin_errors);
+		atomic_init(&out.dropped_fds, s->dropped_fds);
 		r = fn(&sb->series[order[k]], &out, arg);
 	}
 	free(sums);
 	free(order);
 	return r;
+}
+
+/* ------------------------------------------------ rate-limited reports */
+
+static struct sb_report *
+report_for(const char *name)
+{
+	uint64_t key = hash(0, name), want;
+	size_t i, j;
+
+	if (key == 0)
+		key = 1;
+	for (i = 0, j = key & (SB_REPORTS_MAX - 1); i < SB_REPORTS_MAX;
+	    i++, j = (j + 1) & (SB_REPORTS_MAX - 1)) {
+		struct sb_report *r = &sb->reports[j];
+
+		want = 0;
+		if (atomic_load_explicit(&r->key, memory_order_acquire) ==
+		    key || atomic_compare_exchange_strong(&r->key, &want,
+		    key) || want == key)
+			return r;
+	}
+	return NULL;
+}
+
+int
+sb_report_claim(const char *name, uint64_t n, uint64_t interval_ms,
+    uint64_t *count, uint64_t *since_ms)
+{
+	struct sb_report *r;
+	uint64_t now = sb_now_ms(), last;
+
+	*count = n;
+	*since_ms = 0;
+	/* Without a scoreboard (or with its table full), no limit. */
+	if (sb == NULL || (r = report_for(name)) == NULL)
+		return 1;
+	atomic_fetch_add_explicit(&r->pending, n, memory_order_relaxed);
+	last = atomic_load_explicit(&r->last_ms, memory_order_relaxed);
+	if (last != 0 && now - last < interval_ms)
+		return 0;
+	if (!atomic_compare_exchange_strong(&r->last_ms, &last, now))
+		return 0;	/* another worker reports */
+	*count = atomic_exchange_explicit(&r->pending, 0,
+	    memory_order_relaxed);
+	*since_ms = last != 0 ? now - last : 0;
+	return 1;
 }

@@ -60,6 +60,8 @@ struct sb_counters {
 	_Atomic uint64_t	 tls_handshakes;
 	_Atomic uint64_t	 tls_failures;
 	_Atomic uint64_t	 plugin_errors;	/* init or factory failed */
+	/* Accepted and reset unserved: the worker was out of descriptors. */
+	_Atomic uint64_t	 dropped_fds;
 };
 
 /*
@@ -166,6 +168,19 @@ sb_sub(_Atomic uint64_t *c, uint64_t n)
 	if ((c) != NULL)						\
 		sb_add(&(c)->field, (n));				\
 } while (0)
+
+/*
+ * Rate-limited reports shared by every worker: add @n to what listener
+ * @name has to report, and claim the report if none was made for it in
+ * the last @interval_ms (whichever worker comes first wins, with an
+ * atomic compare-and-swap, so one line per listener per interval goes
+ * out whatever the number of workers).  Returns 1 with *@count (what
+ * accumulated since the last report, from every worker) and *@since_ms
+ * (since that report; 0 for the first) when the caller is to report now,
+ * 0 otherwise.  Any process.
+ */
+int	sb_report_claim(const char *name, uint64_t n, uint64_t interval_ms,
+	    uint64_t *count, uint64_t *since_ms);
 
 /* CLOCK_MONOTONIC in milliseconds, the heartbeat's unit. */
 uint64_t sb_now_ms(void);

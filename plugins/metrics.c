@@ -246,6 +246,17 @@ metrics_render(struct sbuf *b)
 			    l.v[i].worker, *v);
 		}
 	}
+	/* One family per cause of a drop; only descriptors so far. */
+	sbuf_printf(b, "# HELP aloop_connections_dropped_total Connections "
+	    "accepted and reset unserved, by why.\n"
+	    "# TYPE aloop_connections_dropped_total counter\n");
+	for (size_t i = 0; i < l.n; i++) {
+		sbuf_printf(b, "aloop_connections_dropped_total{listener=\"");
+		sbuf_label(b, l.v[i].listener);
+		sbuf_printf(b, "\",worker=\"%u\",reason=\"descriptors\"} %"
+		    PRIu64 "\n", l.v[i].worker,
+		    l.v[i].connections_dropped_descriptors);
+	}
 	free(l.v);
 	metrics_process(b);
 	return b->failed ? ALOOP_ENOMEM : 0;

@@ -122,6 +122,8 @@ struct aloop_metrics_listener {
 	uint64_t	 tls_handshakes;
 	uint64_t	 tls_handshake_failures;
 	uint64_t	 plugin_errors;		/* init or factory refused */
+	/* Accepted and reset unserved: the worker was out of descriptors. */
+	uint64_t	 connections_dropped_descriptors;
 };
 
 /**
