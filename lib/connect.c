@@ -255,7 +255,7 @@ attempt_connected(struct attempt *a)
 		return;
 	}
 	if ((rc = a->factory(a->factory_arg, &state)) != 0) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		(void)aloop_future_set_error(a->fut, rc,
 		    "the protocol factory refused the connection");
 		attempt_finish(a);
