@@ -143,7 +143,10 @@ ALOOP_API int aloop_transport_can_write_eof(const struct aloop_transport *t);
  * that wait, not as soon as the buffer is flushed: until then the
  * descriptor is still in use, and a server's connection count and
  * wait_closed say so.  Where the peer reads, the wait costs nothing: the
- * queue is already empty.  An abort during the wait resets at once.
+ * queue is already empty.  An abort during the wait resets at once.  On
+ * TLS the close_notify exchange is part of the close: the TLS shutdown
+ * timeout (ssl_shutdown_timeout) and the close timeout both bound it,
+ * whichever is shorter.
  */
 ALOOP_API void aloop_transport_close(struct aloop_transport *t);
 
