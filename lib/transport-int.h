@@ -230,17 +230,22 @@ struct aloop_transport {
 	struct aloop__sendfile	*sendfile;	/* one in progress, or NULL */
 
 	/*
-	 * The bound of a graceful close: close_timeout seconds from
-	 * aloop_transport_close (close_deadline, loop time; 0 before), for
-	 * the flush and then for the kernel's send queue, which linger_fd
-	 * keeps open with ALOOP__T_LINGER.  close_timer is the flush's
-	 * deadline, then the linger's next look.
+	 * The bound of a graceful close: once aloop_transport_close began,
+	 * a peer that takes none of our bytes for close_timeout seconds is
+	 * reset, first while the buffer flushes (close_progress: loop time
+	 * of the last progress), then while the kernel's send queue drains
+	 * (linger_fd, kept open with ALOOP__T_LINGER; linger_outq: its size
+	 * at the last progress, close_deadline: when it will have stalled
+	 * too long).  close_timer is the flush's check, then the linger's
+	 * next look.
 	 */
 	double			 close_timeout;
+	double			 close_progress;
 	double			 close_deadline;
 	double			 linger_step;
 	aloop_handle_t		 close_timer;
 	int			 linger_fd;
+	int			 linger_outq;
 	struct aloop__resource	 res;
 
 	/* The owner's hook, and the links of its aloop__transport_list

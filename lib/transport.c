@@ -324,9 +324,12 @@ aloop__transport_made(struct aloop_transport *t)
 
 /* ----------------------------------------------------------- linger */
 
-/* Whether the kernel is done with a lingering socket's send queue. */
+/*
+ * The bytes (our FIN counting as one) the peer has yet to acknowledge on
+ * a lingering socket; 0 once there is nothing left to wait for.
+ */
 static int
-transport_linger_drained(int fd)
+transport_linger_outq(int fd)
 {
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
@@ -336,8 +339,10 @@ transport_linger_drained(int fd)
 	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
 	    (ti.tcpi_state == TCP_CLOSE || ti.tcpi_state == TCP_FIN_WAIT2 ||
 	    ti.tcpi_state == TCP_TIME_WAIT))
-		return 1;
-	return ioctl(fd, SIOCOUTQ, &outq) == -1 || outq <= 0;
+		return 0;
+	if (ioctl(fd, SIOCOUTQ, &outq) == -1 || outq < 0)
+		return 0;
+	return outq;
 }
 
 /* What ended a linger. */
@@ -382,13 +387,19 @@ transport_linger_cb(void *arg)
 {
 	struct aloop_transport *t = arg;
 	double now, left;
+	int outq;
 
 	t->close_timer = ALOOP_HANDLE_NONE;
-	if (transport_linger_drained(t->linger_fd)) {
+	if ((outq = transport_linger_outq(t->linger_fd)) == 0) {
 		transport_linger_end(t, LINGER_DRAINED);
 		return;
 	}
 	now = aloop_time(t->loop);
+	/* A peer that reads, however slowly, gets another close_timeout. */
+	if (outq < t->linger_outq) {
+		t->linger_outq = outq;
+		t->close_deadline = now + t->close_timeout;
+	}
 	if ((left = t->close_deadline - now) <= 0) {
 		transport_linger_end(t, LINGER_TIMED_OUT);
 		return;
@@ -407,10 +418,8 @@ transport_linger_cb(void *arg)
 static void
 transport_linger_start(struct aloop_transport *t)
 {
-	double now = aloop_time(t->loop);
-
-	if (t->close_deadline <= 0)
-		t->close_deadline = now + t->close_timeout;
+	t->close_deadline = aloop_time(t->loop) + t->close_timeout;
+	t->linger_outq = INT_MAX;
 	t->linger_step = LINGER_STEP_MIN / 2;
 	transport_linger_cb(t);
 }
@@ -593,6 +602,9 @@ static void	transport_sendfile_wake(struct aloop_transport *t);
 void
 aloop__transport_resume_check(struct aloop_transport *t)
 {
+	/* The buffer shrank: a closing transport's peer is still reading. */
+	if (__builtin_expect(t->close_timer != ALOOP_HANDLE_NONE, 0))
+		t->close_progress = aloop_time(t->loop);
 	if (__builtin_expect(t->sendfile != NULL, 0))
 		transport_sendfile_wake(t);
 	if (!(t->flags & ALOOP__T_PAUSED_WRITE) ||
@@ -805,12 +817,21 @@ aloop_transport_can_write_eof(const struct aloop_transport *t)
 	    t->ops->can_write_eof(t);
 }
 
-/* A peer that never let the buffer flush: the close becomes an abort. */
+/*
+ * The flush of a close: a peer that took nothing for close_timeout makes
+ * the close an abort; one that took something gets another close_timeout
+ * from then.
+ */
 static void
 transport_close_timeout_cb(void *arg)
 {
 	struct aloop_transport *t = arg;
+	double when = t->close_progress + t->close_timeout;
 
+	t->close_timer = ALOOP_HANDLE_NONE;
+	if (when > aloop_time(t->loop) && aloop_call_at(t->loop, when,
+	    transport_close_timeout_cb, t, &t->close_timer) == 0)
+		return;
 	t->close_timer = ALOOP_HANDLE_NONE;
 	aloop__transport_ref(t);
 	aloop__transport_drop(t, ALOOP_ETIMEDOUT, "close timed out: the peer "
@@ -825,12 +846,16 @@ aloop_transport_close(struct aloop_transport *t)
 	if (t->flags & ALOOP__T_CLOSING)
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_CLOSE_CALLED;
-	t->close_deadline = aloop_time(t->loop) + t->close_timeout;
+	t->close_progress = aloop_time(t->loop);
 	aloop__transport_ref(t);
 	t->ops->close(t);
-	/* Still flushing: bound it.  Without a timer, no bound but asyncio's. */
-	if (!aloop__transport_is_done(t) &&
-	    aloop_call_at(t->loop, t->close_deadline,
+	/*
+	 * Still flushing to a peer: bound it.  (A subprocess ends when its
+	 * child does, a datagram endpoint never waits on a peer.)  Without a
+	 * timer there is no bound but asyncio's.
+	 */
+	if (t->ops->stream_protocol && !aloop__transport_is_done(t) &&
+	    aloop_call_at(t->loop, t->close_progress + t->close_timeout,
 	    transport_close_timeout_cb, t, &t->close_timer) != 0)
 		t->close_timer = ALOOP_HANDLE_NONE;
 	aloop__transport_unref(t);

@@ -66,8 +66,8 @@ struct aloop_server_options {
 	/*
 	 * The close timeout of every accepted connection (see
 	 * aloop_transport_close): how long a graceful close, close_clients'
-	 * included, may wait for the peer to take the last bytes before
-	 * it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
+	 * included, waits for a peer that takes none of the last bytes
+	 * before it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
 	 */
 	double			  close_timeout;	/* 5 s */
 };
@@ -119,8 +119,7 @@ ALOOP_API void aloop_server_abort_clients(struct aloop_server *srv);
 /**
  * A future done once the server is closed and its last connection gone.
  * A connection closing gracefully counts until the kernel has delivered
- * its last bytes, at most its close timeout, so this waits no longer
- * than the slowest connection's protocol plus that bound.
+ * its last bytes, or until its peer took nothing for its close timeout.
  */
 ALOOP_API int aloop_server_wait_closed(struct aloop_server *srv,
     struct aloop_future **fut);

@@ -290,6 +290,48 @@ test_close_linger_bounded(void)
 	fixture_close(&x);
 }
 
+/*
+ * A peer that reads slowly but steadily, for longer than the close
+ * timeout, still gets every byte and a clean end: the bound is on a
+ * stall, not on the whole transfer.
+ */
+static void
+test_close_slow_reader_completes(void)
+{
+	struct fixture x;
+	static char buf[16384];
+	unsigned char *big;
+	size_t got = 0, len = 256 * 1024;
+	double t0;
+	ssize_t n;
+
+	fixture_open(&x, 0.3);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big = malloc(len));
+	memset(big, 's', len);
+	CU_ASSERT_EQUAL(aloop_transport_write(x.s->t, big, len), 0);
+	free(big);
+	aloop_transport_close(x.s->t);
+	(void)fcntl(x.client, F_SETFL, O_NONBLOCK);
+	t0 = now_mono();
+	while (now_mono() - t0 < 20) {
+		run_for(x.loop, 0.02);
+		if ((n = read(x.client, buf, sizeof(buf))) > 0)
+			got += (size_t)n;
+		else if (n == 0 || errno != EAGAIN)
+			break;
+		/* At most 16 KiB per 40 ms: several close_timeouts long. */
+		usleep(20000);
+	}
+	fprintf(stderr, "\n    slow reader: %zu bytes in %.1f s, "
+	    "close_timeout 0.3 s\n", got, now_mono() - t0);
+	CU_ASSERT_EQUAL(got, len);
+	CU_ASSERT(now_mono() - t0 > 0.6);
+	CU_ASSERT(WAIT_UNTIL(x.loop, x.s->lost == 1, 5.0));
+	CU_ASSERT_EQUAL(x.s->lost_code, 0);
+	CU_ASSERT(nothing_lingers(x.port));
+	fixture_close(&x);
+}
+
 /* A peer that reads late but in time gets every byte and a clean end. */
 static void
 test_close_linger_delivers(void)
@@ -390,6 +432,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_flush_bounded),
 	TEST(test_close_linger_bounded),
 	TEST(test_close_linger_delivers),
+	TEST(test_close_slow_reader_completes),
 	TEST(test_abort_while_lingering),
 	TEST(test_loop_close_while_lingering),
 	TEST(test_close_timeout_argument),
