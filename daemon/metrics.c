@@ -84,6 +84,7 @@ each_series(const struct sb_series *s, const struct sb_counters *c,
 	out.datagrams_denied = load(&c->v[SB_DATAGRAMS_DENIED]);
 	out.access_log_dropped = load(&c->v[SB_LOG_DROPPED]);
 	out.refused_proxy_protocol = load(&c->v[SB_PROXY_FAILURES]);
+	out.connections_dropped_descriptors = load(&c->v[SB_DROPPED_FDS]);
 	return wk->fn(&out, wk->arg);
 }
 

@@ -24,6 +24,20 @@
 /* Listener names times slots, over the daemon's life. */
 #define SB_SERIES_MAX	(1u << 18)
 #define SB_ARENA_SIZE	((size_t)128 << 20)
+/* Listener names with a rate-limited report (a power of two). */
+#define SB_REPORTS_MAX	4096
+
+/*
+ * One listener name's rate-limited report, found by a hash of the name
+ * (claimed with a compare-and-swap: any process may add one).  A 64-bit
+ * hash stands for the name; two names sharing one would only share a
+ * rate limit.
+ */
+struct sb_report {
+	_Atomic uint64_t	 key;		/* 0: free */
+	_Atomic uint64_t	 last_ms;	/* the last report, 0: none */
+	_Atomic uint64_t	 pending;	/* to report */
+};
 
 struct sb_header {
 	uint32_t		 magic;
@@ -34,6 +48,7 @@ struct sb_header {
 	struct sb_process	 process;
 	struct sb_worker	 workers[SB_WORKERS_MAX];
 	struct sb_series	 series[SB_SERIES_MAX];
+	struct sb_report	 reports[SB_REPORTS_MAX];
 	/* The arena follows. */
 };
 

@@ -78,6 +78,8 @@ enum sb_counter {
 	SB_LOG_DROPPED,
 	/* Reset for a PROXY protocol header malformed, absent or late. */
 	SB_PROXY_FAILURES,
+	/* Accepted and reset unserved: the worker was out of descriptors. */
+	SB_DROPPED_FDS,
 	SB_NCOUNTERS
 };
 
@@ -230,6 +232,19 @@ int	sb_gauge_set(struct sb_worker *w, uint32_t i, const char *name,
  */
 int	sb_gauges(int (*fn)(const char *listener, unsigned slot,
 	    const struct sb_gauge *g, void *arg), void *arg);
+
+/*
+ * Rate-limited reports shared by every worker: add @n to what listener
+ * @name has to report, and claim the report if none was made for it in
+ * the last @interval_ms (whichever worker comes first wins, with an
+ * atomic compare-and-swap, so one line per listener per interval goes
+ * out whatever the number of workers).  Returns 1 with *@count (what
+ * accumulated since the last report, from every worker) and *@since_ms
+ * (since that report; 0 for the first) when the caller is to report now,
+ * 0 otherwise.  Any process.
+ */
+int	sb_report_claim(const char *name, uint64_t n, uint64_t interval_ms,
+	    uint64_t *count, uint64_t *since_ms);
 
 /* CLOCK_MONOTONIC in milliseconds, the heartbeat's unit. */
 uint64_t sb_now_ms(void);

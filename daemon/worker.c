@@ -27,6 +27,12 @@
 #include "sockets.h"
 #include "worker.h"
 
+/*
+ * One line per listener per interval for a listener out of descriptors,
+ * however many workers and sockets meet it: the library reports up to
+ * ten times a second per socket, and every worker has its own.
+ */
+#define ACCEPT_REPORT_MS	10000
 /* After an abort, how long connections get to report their loss. */
 #define ABORT_GRACE	2.0
 /* Exit statuses the master tells apart. */
@@ -224,6 +230,67 @@ opened(struct listener *l, int result, void *arg)
 		all_open();
 }
 
+/* The listener one of whose servers listens on @fd, or NULL. */
+static struct listener *
+listener_of_socket(int fd)
+{
+	const int *fds;
+	size_t i, j, k, n;
+
+	for (i = 0; i < W.nlisteners; i++) {
+		struct listener *l = W.listeners[i];
+
+		if (l == NULL)
+			continue;
+		for (j = 0; j < l->nservers; j++) {
+			if (l->servers[j] == NULL)
+				continue;
+			fds = aloop_server_sockets(l->servers[j], &n);
+			for (k = 0; k < n; k++)
+				if (fds[k] == fd)
+					return l;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A server out of descriptors (or memory) for accept(): count what it
+ * reset unserved, and log one line per listener per ACCEPT_REPORT_MS
+ * across all workers (the scoreboard holds who reported last), with
+ * every worker's count since then.  0 when handled, -1 when it was not
+ * one of our listeners.
+ */
+static int
+accept_exhausted(const struct aloop_context *ctx)
+{
+	struct listener *l;
+	const char *name, *what;
+	uint64_t count, since;
+
+	if ((l = listener_of_socket(ctx->socket)) == NULL)
+		return -1;
+	name = W.ws->cfg->listeners[l->index].name;
+	if (W.ws->sb != NULL)
+		SB_COUNT(sb_counters(W.ws->sb, l->index), SB_DROPPED_FDS,
+		    ctx->dropped);
+	if (!sb_report_claim(name, ctx->dropped, ACCEPT_REPORT_MS, &count,
+	    &since))
+		return 0;
+	what = ctx->error->code == -EMFILE || ctx->error->code == -ENFILE ?
+	    "out of descriptors" : "out of memory";
+	if (since > 0)
+		aloop_log(ALOOP_LOG_WARNING, "listener \"%s\": %s (%s): %llu "
+		    "connections reset in the last %llu s", name, what,
+		    ctx->error->message, (unsigned long long)count,
+		    (unsigned long long)((since + 500) / 1000));
+	else
+		aloop_log(ALOOP_LOG_WARNING, "listener \"%s\": %s (%s): %llu "
+		    "connections reset", name, what, ctx->error->message,
+		    (unsigned long long)count);
+	return 0;
+}
+
 /*
  * Errors the loop reports (an exception in a plugin's callback, a future
  * whose error nobody retrieved) name the listener and the plugin whose
@@ -240,6 +307,10 @@ exception_handler(struct aloop_loop *loop, const struct aloop_context *ctx,
 	struct aloop_context c = *ctx;
 
 	(void)arg;
+	if (ctx->error != NULL && ctx->socket >= 0 && strcmp(ctx->message,
+	    "socket.accept() out of system resource") == 0 &&
+	    accept_exhausted(ctx) == 0)
+		return 0;
 	if (where != 0 && idx < cfg->nlisteners) {
 		if (c.listener == NULL)
 			c.listener = cfg->listeners[idx].name;

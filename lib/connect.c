@@ -35,6 +35,7 @@ struct attempt {
 	struct aloop_tls_context	*ssl;		/* a reference, or DEFAULT */
 	char				*server_hostname;
 	double				 hs_timeout, sd_timeout;
+	double				 close_timeout;
 	int				 refs;
 	int				 finished;	/* no more work */
 	int				 is_unix;
@@ -79,6 +80,7 @@ aloop_connection_options_init(struct aloop_connection_options *o)
 	o->ssl_shutdown_timeout = 30.0;
 	o->happy_eyeballs_delay = 0;
 	o->interleave = 0;
+	o->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
 }
 
 static void
@@ -227,7 +229,7 @@ attempt_fail_all(struct attempt *a)
 static void
 attempt_connected(struct attempt *a)
 {
-	struct aloop_transport *t;
+	struct aloop_transport *t = NULL;
 	void *state = NULL;
 	int fd = a->fd, rc;
 
@@ -242,7 +244,10 @@ attempt_connected(struct attempt *a)
 		/* The TLS module completes the future after the handshake. */
 		rc = aloop__tls_transport_new(a->loop, fd, a->ssl, 0,
 		    a->server_hostname, a->hs_timeout, a->sd_timeout, a->proto,
-		    a->factory, a->factory_arg, a->fut, NULL);
+		    a->factory, a->factory_arg, a->fut, &t);
+		if (rc == 0 && t != NULL)
+			(void)aloop_transport_set_close_timeout(t,
+			    a->close_timeout);
 		if (rc != 0)
 			(void)aloop_future_set_error(a->fut, rc,
 			    "cannot start TLS: %s", aloop_strerror(rc));
@@ -250,7 +255,7 @@ attempt_connected(struct attempt *a)
 		return;
 	}
 	if ((rc = a->factory(a->factory_arg, &state)) != 0) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		(void)aloop_future_set_error(a->fut, rc,
 		    "the protocol factory refused the connection");
 		attempt_finish(a);
@@ -263,6 +268,7 @@ attempt_connected(struct attempt *a)
 		attempt_finish(a);
 		return;
 	}
+	(void)aloop_transport_set_close_timeout(t, a->close_timeout);
 	/* Hold the transport across connection_made, which may close it. */
 	aloop__transport_ref(t);
 	aloop__stream_transport_made(t);
@@ -689,6 +695,7 @@ attempt_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	a->factory = factory;
 	a->factory_arg = factory_arg;
 	a->fd = -1;
+	a->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
 	a->start = ALOOP_HANDLE_NONE;
 	a->stagger = ALOOP_HANDLE_NONE;
 	/* One for the work, one for the done-callback on the caller's future. */
@@ -771,6 +778,8 @@ attempt_set_tls(struct attempt *a, const char *host,
 {
 	const char *name;
 
+	/* Not TLS alone, but every attempt's options pass through here. */
+	a->close_timeout = o->close_timeout;
 	if (o->ssl == NULL)
 		return 0;
 	name = o->server_hostname != NULL ? o->server_hostname : host;

@@ -30,8 +30,14 @@
 #include "proxy-int.h"
 #include "transport-int.h"
 
-/* asyncio's ACCEPT_RETRY_DELAY, seconds. */
-#define ACCEPT_RETRY_DELAY	1.0
+/*
+ * Out of descriptors, the listener pauses and retries on a back-off that
+ * starts at a millisecond and doubles up to a tenth of a second: asyncio's
+ * one second (ACCEPT_RETRY_DELAY) left a new client waiting seconds after
+ * descriptors were free again, while a few retries a second cost nothing.
+ */
+#define ACCEPT_RETRY_MIN	0.001
+#define ACCEPT_RETRY_MAX	0.1
 #define BACKLOG_DEFAULT		100
 
 struct listener {
@@ -41,6 +47,8 @@ struct listener {
 	unsigned		 active:1;	/* ev is added */
 	unsigned		 backoff:1;	/* out of descriptors: waiting */
 	aloop_handle_t		 retry;
+	double			 delay;		/* the back-off's next step */
+	unsigned long long	 dropped;	/* reset, not yet reported */
 };
 
 struct aloop_server {
@@ -51,6 +59,7 @@ struct aloop_server {
 	void				*factory_arg;
 	struct aloop_tls_context	*ssl;
 	double				 hs_timeout, sd_timeout;
+	double				 close_timeout;
 	void				(*hs_failed)(void *,
 					    const struct aloop_error *);
 	int				(*filter)(void *, int,
@@ -65,6 +74,13 @@ struct aloop_server {
 	struct aloop__proxy_wait	*waits;
 	size_t				 nwaits;
 	int				 backlog;
+	/*
+	 * A descriptor kept open for the moment there is none left: closing
+	 * it lets accept() take the waiting connections one by one, to reset
+	 * them, so that clients learn at once instead of hanging in the
+	 * backlog (libuv's trick).  -1 until the server starts serving.
+	 */
+	int				 spare;
 	struct listener			*ls;
 	int				*fds;
 	size_t				 nls;
@@ -99,6 +115,7 @@ aloop_server_options_init(struct aloop_server_options *o)
 	o->ssl_shutdown_timeout = 30.0;
 	o->start_serving = 1;
 	o->proxy_protocol_timeout = 5.0;
+	o->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
 }
 
 /* ------------------------------------------------------- lifetime */
@@ -238,6 +255,7 @@ static void
 server_conn_add(struct aloop_server *srv, struct aloop_transport *t,
     uintptr_t ticket)
 {
+	(void)aloop_transport_set_close_timeout(t, srv->close_timeout);
 	aloop__transport_list_add(&srv->conns, t, server_conn_gone, srv);
 	t->owner_ticket = ticket;
 }
@@ -290,7 +308,7 @@ server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
 		aloop_log(ALOOP_LOG_DEBUG,
 		    "protocol factory refused a connection: %s",
 		    aloop_strerror(rc));
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		free(pi);
 		server_conn_unmade(srv, ticket);
 		return;
@@ -419,13 +437,78 @@ listener_retry_cb(void *arg)
 }
 
 static void
+server_open_spare(struct aloop_server *srv)
+{
+	if (srv->spare < 0)
+		srv->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * accept() said EMFILE or ENFILE: with the spare descriptor closed there
+ * is one free, so take the waiting connections and reset each at once
+ * (no byte sent), up to a backlog's worth, then take the spare back.
+ * Without a spare (it could not be reopened last time) nothing drains.
+ */
+static void
+listener_drain(struct listener *l)
+{
+	struct aloop_server *srv = l->srv;
+	int fd, i;
+
+	if (srv->spare < 0)
+		return;
+	(void)close(srv->spare);
+	srv->spare = -1;
+	for (i = 0; i < srv->backlog; i++) {
+		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED ||
+			    errno == EPROTO)
+				continue;
+			break;
+		}
+		aloop__sock_close_reset(fd);
+		l->dropped++;
+	}
+	server_open_spare(srv);
+}
+
+/*
+ * Out of a system resource: drain what waits (for descriptors), report
+ * once for this step of the back-off with the count reset since the last
+ * report, and pause the listener until the next step.  Retrying at once
+ * would spin on the same error; the listener is never closed.
+ */
+static void
+listener_back_off(struct listener *l, int code)
+{
+	struct aloop_server *srv = l->srv;
+	struct aloop_context ctx = ALOOP_CONTEXT_INIT(
+	    "socket.accept() out of system resource");
+	struct aloop_error err = { code, aloop_strerror(code) };
+
+	if (code == -EMFILE || code == -ENFILE)
+		listener_drain(l);
+	listener_stop(l);
+	l->backoff = 1;
+	l->delay = l->delay < ACCEPT_RETRY_MIN ? ACCEPT_RETRY_MIN :
+	    l->delay * 2 > ACCEPT_RETRY_MAX ? ACCEPT_RETRY_MAX : l->delay * 2;
+	if (aloop_call_later(srv->loop, l->delay, listener_retry_cb, l,
+	    &l->retry) != 0)
+		l->backoff = 0;
+	ctx.error = &err;
+	ctx.socket = l->fd;
+	ctx.dropped = l->dropped;
+	l->dropped = 0;
+	/* Last: the handler may close the server. */
+	aloop_call_exception_handler(srv->loop, &ctx);
+}
+
+static void
 listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
 	struct aloop_server *srv = l->srv;
-	struct aloop_context ctx = ALOOP_CONTEXT_INIT(
-	    "socket.accept() out of system resource");
-	struct aloop_error err;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uintptr_t ticket;
@@ -453,28 +536,14 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			case ENFILE:
 			case ENOBUFS:
 			case ENOMEM:
-				/*
-				 * Retrying at once would spin on the same
-				 * error: stop listening for a second, as
-				 * asyncio does, and never close the listener.
-				 */
-				err.code = -errno;
-				err.message = aloop_strerror(err.code);
-				ctx.error = &err;
-				ctx.socket = l->fd;
-				aloop_call_exception_handler(srv->loop, &ctx);
-				listener_stop(l);
-				l->backoff = 1;
-				if (aloop_call_later(srv->loop,
-				    ACCEPT_RETRY_DELAY, listener_retry_cb, l,
-				    &l->retry) != 0)
-					l->backoff = 0;
+				listener_back_off(l, -errno);
 				goto out;
 			default:
 				aloop_log_errno(ALOOP_LOG_ERR, "accept");
 				goto out;
 			}
 		}
+		l->delay = 0;
 		if (is_unix == -1)
 			is_unix = ss.ss_family == AF_UNIX;
 		ticket = 0;
@@ -510,6 +579,10 @@ server_close_listeners(struct aloop_server *srv)
 			(void)close(l->fd);
 			l->fd = -1;
 		}
+	}
+	if (srv->spare >= 0) {
+		(void)close(srv->spare);
+		srv->spare = -1;
 	}
 	if (srv->path != NULL) {
 		struct stat st;
@@ -634,6 +707,7 @@ aloop_server_start_serving(struct aloop_server *srv)
 	if (srv->serving)
 		return 0;
 	srv->serving = 1;
+	server_open_spare(srv);
 	for (i = 0; i < srv->nls; i++)
 		listener_start(&srv->ls[i]);
 	return 0;
@@ -702,7 +776,9 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->proxy_timeout = o->proxy_protocol_timeout;
 	srv->proxy_failed = o->proxy_failed;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
+	srv->close_timeout = o->close_timeout;
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
+	srv->spare = -1;
 	srv->refcnt = 1;
 	srv->res.on_loop_close = server_on_loop_close;
 	return srv;
@@ -914,6 +990,8 @@ check_proto(struct aloop_loop *loop, const struct aloop_protocol *proto,
 		return rc;
 	/* A server needs its own context: the default one is a client's. */
 	if (o->ssl == ALOOP_TLS_DEFAULT)
+		return ALOOP_EINVAL;
+	if (!(o->close_timeout >= 0) || o->close_timeout > 1e9)
 		return ALOOP_EINVAL;
 	return 0;
 }

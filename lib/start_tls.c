@@ -64,6 +64,7 @@ aloop_start_tls(struct aloop_transport *t, int server_side,
 		return 0;
 	}
 	aloop__tls_mark_upgrade(nt);
+	nt->close_timeout = t->close_timeout;
 	aloop__transport_hand_over(t, nt);
 	*fut = f;
 	return 0;

@@ -594,12 +594,12 @@ aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 	int rc;
 
 	if ((rc = aloop__loop_check(loop, "stream transport")) != 0) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return rc;
 	}
 	base = aloop__loop_base(loop);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return ALOOP_ENOMEM;
 	}
 	s->fd = fd;
@@ -620,7 +620,7 @@ aloop__stream_transport_new(struct aloop_loop *loop, int fd, int kind,
 		if (s->out != NULL)
 			evbuffer_free(s->out);
 		free(s);
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return ALOOP_ENOMEM;
 	}
 	aloop__protocol_common_stream(&cb, proto);

@@ -884,15 +884,15 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		*out = NULL;
 	if (proto == NULL || factory == NULL || ctx == NULL ||
 	    (ctx == ALOOP_TLS_DEFAULT && server_side)) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return ALOOP_EINVAL;
 	}
 	if ((rc = aloop__loop_check(loop, "TLS transport")) != 0) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return rc;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		(void)close(fd);
+		aloop__sock_close_reset(fd);
 		return ALOOP_ENOMEM;
 	}
 	s->io.fd = fd;

@@ -196,7 +196,10 @@ struct aloop__transport_ops {
 #define ALOOP__T_ABORTED	0x0080	/* ops->abort ran */
 #define ALOOP__T_CLOSE_CALLED	0x0100	/* ops->close ran */
 #define ALOOP__T_OWNS_FD	0x0200	/* owned_fd is marked in the loop */
-#define ALOOP__T_ABORT_CALLED	0x0400	/* aloop_transport_abort acted */
+#define ALOOP__T_RESET		0x0400	/* close the descriptor with a reset */
+#define ALOOP__T_GRACEFUL	0x0800	/* teardown of a clean end: may linger */
+#define ALOOP__T_LINGER		0x1000	/* linger_fd waits for the kernel */
+#define ALOOP__T_ABORT_CALLED	0x2000	/* aloop_transport_abort acted */
 
 /*
  * The callbacks transport.c itself runs.  Every protocol table (stream,
@@ -236,6 +239,24 @@ struct aloop_transport {
 	aloop_handle_t		 lost_handle;
 	int			 owned_fd;	/* with ALOOP__T_OWNS_FD */
 	struct aloop__sendfile	*sendfile;	/* one in progress, or NULL */
+
+	/*
+	 * The bound of a graceful close: once aloop_transport_close began,
+	 * a peer that takes none of our bytes for close_timeout seconds is
+	 * reset, first while the buffer flushes (close_progress: loop time
+	 * of the last progress), then while the kernel's send queue drains
+	 * (linger_fd, kept open with ALOOP__T_LINGER; linger_outq: its size
+	 * at the last progress, close_deadline: when it will have stalled
+	 * too long).  close_timer is the flush's check, then the linger's
+	 * next look.
+	 */
+	double			 close_timeout;
+	double			 close_progress;
+	double			 close_deadline;
+	double			 linger_step;
+	aloop_handle_t		 close_timer;
+	int			 linger_fd;
+	int			 linger_outq;
 	struct aloop__resource	 res;
 
 	/* The owner's hook, and the links of its aloop__transport_list
@@ -253,6 +274,15 @@ struct aloop_transport {
 	 */
 	struct aloop__proxy_info *proxy;
 };
+
+/*
+ * How long a graceful close may take before it becomes an abort: long
+ * enough for any peer that reads at all to take a socket buffer's worth,
+ * short enough that a peer that stopped reading holds its memory for
+ * seconds, not for the minutes the kernel would keep an orphaned socket
+ * in FIN_WAIT1 (nginx's lingering_timeout is 5 s as well).
+ */
+#define ALOOP__CLOSE_TIMEOUT_DEFAULT	5.0
 
 /* Default write-buffer limits (asyncio's). */
 #define ALOOP__HIGH_WATER_DEFAULT	(64 * 1024)
@@ -365,6 +395,13 @@ void	aloop__transport_own_fd(struct aloop_transport *t, int fd);
 /*
  * Close *@fd (if >= 0) and set it to -1, first releasing the loop's guard
  * if @t owns it.  Safe on a transport whose init never ran (zeroed).
+ * After an abort (or a reset, a failed handshake, a timeout: anything
+ * that went through aloop__transport_drop) the descriptor is closed with
+ * a reset (aloop__sock_close_reset).  In the teardown of a clean end, a
+ * TCP socket whose kernel send queue is not empty is kept instead, shut
+ * down for writing, until the peer has acknowledged it or the close
+ * timeout passed (connection_lost waits for that); *@fd is -1 all the
+ * same.
  */
 void	aloop__transport_close_fd(struct aloop_transport *t, int *fd);
 

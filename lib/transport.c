@@ -6,7 +6,13 @@
  */
 #include "config.h"
 
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <limits.h>
@@ -28,8 +34,18 @@
 /* asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES. */
 #define WRITES_AFTER_CLOSE_LOG	5
 
+/*
+ * How often a lingering socket's send queue is looked at: soon at first
+ * (on a fast path the peer acknowledges within milliseconds), then less
+ * often, so that thousands of sockets whose peers stopped reading cost a
+ * few system calls a second each.
+ */
+#define LINGER_STEP_MIN		0.01
+#define LINGER_STEP_MAX		0.25
+
 static void	transport_on_loop_close(struct aloop__resource *res);
 static void	transport_sendfile_end(struct aloop_transport *t, int code);
+static void	transport_lost_cb(void *arg);
 
 void
 aloop__protocol_common_stream(struct aloop__protocol_common *cb,
@@ -57,6 +73,9 @@ aloop__transport_init(struct aloop_transport *t,
 	t->high = ALOOP__HIGH_WATER_DEFAULT;
 	t->low = ALOOP__HIGH_WATER_DEFAULT / 4;
 	t->lost_handle = ALOOP_HANDLE_NONE;
+	t->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
+	t->close_timer = ALOOP_HANDLE_NONE;
+	t->linger_fd = -1;
 	t->res.on_loop_close = transport_on_loop_close;
 	aloop__loop_track(loop, &t->res);
 }
@@ -102,18 +121,58 @@ aloop__transport_own_fd(struct aloop_transport *t, int fd)
 	t->flags |= ALOOP__T_OWNS_FD;
 }
 
+/*
+ * Whether @fd is a TCP socket the kernel still has bytes to send on:
+ * closing it now would leave them in an orphaned socket for minutes if
+ * the peer never reads.  Only TCP: a UNIX socket's bytes are in the
+ * peer's queue already, and SIOCOUTQ on a terminal is TIOCOUTQ.
+ */
+static int
+transport_fd_has_outq(int fd)
+{
+	socklen_t len;
+	int outq, proto;
+
+	if (ioctl(fd, SIOCOUTQ, &outq) == -1 || outq <= 0)
+		return 0;
+	len = sizeof(proto);
+	return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) == 0 &&
+	    proto == IPPROTO_TCP;
+}
+
+/* Close a descriptor @t guarded, with a reset if @reset. */
+static void
+transport_fd_close(struct aloop_transport *t, int fd, int reset)
+{
+	if ((t->flags & ALOOP__T_OWNS_FD) && t->owned_fd == fd) {
+		t->flags &= ~ALOOP__T_OWNS_FD;
+		aloop__loop_own_fd(t->loop, fd, 0);
+	}
+	/* Linux closes the descriptor even when close() fails. */
+	if (reset)
+		aloop__sock_close_reset(fd);
+	else
+		(void)close(fd);
+}
+
 void
 aloop__transport_close_fd(struct aloop_transport *t, int *fd)
 {
-	if (*fd < 0)
+	int d = *fd;
+
+	if (d < 0)
 		return;
-	if ((t->flags & ALOOP__T_OWNS_FD) && t->owned_fd == *fd) {
-		t->flags &= ~ALOOP__T_OWNS_FD;
-		aloop__loop_own_fd(t->loop, *fd, 0);
-	}
-	/* Linux closes the descriptor even when close() fails. */
-	(void)close(*fd);
 	*fd = -1;
+	if ((t->flags & (ALOOP__T_GRACEFUL | ALOOP__T_LINGER)) ==
+	    ALOOP__T_GRACEFUL && transport_fd_has_outq(d)) {
+		/* The FIN goes out after the queue; the loop's guard stays. */
+		if (shutdown(d, SHUT_WR) == 0) {
+			t->linger_fd = d;
+			t->flags |= ALOOP__T_LINGER;
+			return;
+		}
+	}
+	transport_fd_close(t, d, (t->flags & ALOOP__T_RESET) != 0);
 }
 
 /* The future's hold on its result, dropped when the future is freed. */
@@ -272,10 +331,116 @@ aloop__transport_made(struct aloop_transport *t)
 	return rc;
 }
 
+/* ----------------------------------------------------------- linger */
+
+/*
+ * The bytes (our FIN counting as one) the peer has yet to acknowledge on
+ * a lingering socket; 0 once there is nothing left to wait for.
+ */
+static int
+transport_linger_outq(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int outq;
+
+	/* Reset by the peer, or our FIN acknowledged: nothing to wait for. */
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+	    (ti.tcpi_state == TCP_CLOSE || ti.tcpi_state == TCP_FIN_WAIT2 ||
+	    ti.tcpi_state == TCP_TIME_WAIT))
+		return 0;
+	if (ioctl(fd, SIOCOUTQ, &outq) == -1 || outq < 0)
+		return 0;
+	return outq;
+}
+
+/* What ended a linger. */
+#define LINGER_DRAINED		0	/* the peer took it all: close */
+#define LINGER_TIMED_OUT	1	/* reset, and say so */
+#define LINGER_ABORTED		2	/* aloop_transport_abort: reset */
+
+/*
+ * The linger is over: close the descriptor (with a reset unless drained,
+ * dropping what is left at once) and go on with the deferred end,
+ * connection_lost included, on a later turn.
+ */
+static void
+transport_linger_end(struct aloop_transport *t, int why)
+{
+	int outq = 0;
+
+	aloop_handle_cancel(t->loop, t->close_timer);
+	t->close_timer = ALOOP_HANDLE_NONE;
+	if (why == LINGER_TIMED_OUT && t->lost_code == 0) {
+		if (ioctl(t->linger_fd, SIOCOUTQ, &outq) == -1)
+			outq = 0;
+		t->lost_code = ALOOP_ETIMEDOUT;
+		free(t->lost_msg);
+		if (asprintf(&t->lost_msg, "close timed out: the peer did not "
+		    "take the last %d bytes", outq) == -1)
+			t->lost_msg = NULL;
+	}
+	transport_fd_close(t, t->linger_fd, why != LINGER_DRAINED);
+	t->linger_fd = -1;
+	t->flags &= ~ALOOP__T_LINGER;
+	if (aloop_call_soon(t->loop, transport_lost_cb, t,
+	    &t->lost_handle) != 0) {
+		/* A closed loop runs nothing: end without callbacks. */
+		aloop__loop_untrack(t->loop, &t->res);
+		transport_on_loop_close(&t->res);
+	}
+}
+
+static void
+transport_linger_cb(void *arg)
+{
+	struct aloop_transport *t = arg;
+	double now, left;
+	int outq;
+
+	t->close_timer = ALOOP_HANDLE_NONE;
+	if ((outq = transport_linger_outq(t->linger_fd)) == 0) {
+		transport_linger_end(t, LINGER_DRAINED);
+		return;
+	}
+	now = aloop_time(t->loop);
+	/* A peer that reads, however slowly, gets another close_timeout. */
+	if (outq < t->linger_outq) {
+		t->linger_outq = outq;
+		t->close_deadline = now + t->close_timeout;
+	}
+	if ((left = t->close_deadline - now) <= 0) {
+		transport_linger_end(t, LINGER_TIMED_OUT);
+		return;
+	}
+	if (t->linger_step < LINGER_STEP_MAX)
+		t->linger_step *= 2;
+	if (t->linger_step > LINGER_STEP_MAX)
+		t->linger_step = LINGER_STEP_MAX;
+	if (aloop_call_later(t->loop, t->linger_step < left ?
+	    t->linger_step : left, transport_linger_cb, t,
+	    &t->close_timer) != 0)
+		transport_linger_end(t, LINGER_TIMED_OUT);
+}
+
+/* teardown kept the descriptor: wait for the kernel, within the bound. */
+static void
+transport_linger_start(struct aloop_transport *t)
+{
+	t->close_deadline = aloop_time(t->loop) + t->close_timeout;
+	t->linger_outq = INT_MAX;
+	t->linger_step = LINGER_STEP_MIN / 2;
+	transport_linger_cb(t);
+}
+
 /*
  * The deferred end: release the descriptor first, as asyncio closes the
  * socket before calling connection_lost, then tell the protocol, then its
- * owner, then drop the loop's reference.
+ * owner, then drop the loop's reference.  A clean end whose socket still
+ * has bytes in the kernel's send queue waits for them first (bounded by
+ * the close timeout), so that connection_lost, the owner (a server's
+ * wait_closed) and the loop's reference all account for the descriptor
+ * until it is really gone.
  */
 static void
 transport_lost_cb(void *arg)
@@ -284,9 +449,18 @@ transport_lost_cb(void *arg)
 	struct aloop_error err;
 
 	t->lost_handle = ALOOP_HANDLE_NONE;
+	if (t->linger_fd < 0 && !(t->flags & ALOOP__T_DONE)) {
+		if (t->lost_code == 0 && !(t->flags & ALOOP__T_RESET))
+			t->flags |= ALOOP__T_GRACEFUL;
+		t->ops->teardown(t);
+		t->flags &= ~ALOOP__T_GRACEFUL;
+		if (t->flags & ALOOP__T_LINGER) {
+			transport_linger_start(t);
+			return;
+		}
+	}
 	t->flags |= ALOOP__T_DONE;
 	aloop__loop_untrack(t->loop, &t->res);
-	t->ops->teardown(t);
 	if (t->cb.connection_lost != NULL) {
 		if (t->lost_code != 0) {
 			err.code = t->lost_code;
@@ -308,9 +482,16 @@ transport_on_loop_close(struct aloop__resource *res)
 
 	/* The loop discards the pending connection_lost call itself. */
 	t->lost_handle = ALOOP_HANDLE_NONE;
+	t->close_timer = ALOOP_HANDLE_NONE;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_DONE;
 	if (t->sendfile != NULL)
 		transport_sendfile_end(t, -EPIPE);
+	/* A closing loop cannot wait for a lingering socket: drop its rest. */
+	if (t->flags & ALOOP__T_LINGER) {
+		transport_fd_close(t, t->linger_fd, 1);
+		t->linger_fd = -1;
+		t->flags &= ~ALOOP__T_LINGER;
+	}
 	t->ops->teardown(t);
 	transport_notify_owner(t);
 	aloop__transport_unref(t);
@@ -324,6 +505,9 @@ transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
 	t->lost_code = code;
+	/* The flush is over: its deadline goes (the linger keeps the time). */
+	aloop_handle_cancel(t->loop, t->close_timer);
+	t->close_timer = ALOOP_HANDLE_NONE;
 	if (t->sendfile != NULL)
 		transport_sendfile_end(t, -EPIPE);
 	if (code != 0 && fmt != NULL &&
@@ -355,7 +539,8 @@ transport_release_now(struct aloop_transport *t)
 	t->flags |= ALOOP__T_CLOSING;
 	if (t->flags & ALOOP__T_ABORTED)
 		return;
-	t->flags |= ALOOP__T_ABORTED;
+	/* Abort means reset: the peer learns at once, nothing lingers. */
+	t->flags |= ALOOP__T_ABORTED | ALOOP__T_RESET;
 	if (t->ops->abort != NULL)
 		t->ops->abort(t);
 	else
@@ -426,6 +611,9 @@ static void	transport_sendfile_wake(struct aloop_transport *t);
 void
 aloop__transport_resume_check(struct aloop_transport *t)
 {
+	/* The buffer shrank: a closing transport's peer is still reading. */
+	if (__builtin_expect(t->close_timer != ALOOP_HANDLE_NONE, 0))
+		t->close_progress = aloop_time(t->loop);
 	if (__builtin_expect(t->sendfile != NULL, 0))
 		transport_sendfile_wake(t);
 	if (!(t->flags & ALOOP__T_PAUSED_WRITE) ||
@@ -655,20 +843,73 @@ aloop_transport_can_write_eof(const struct aloop_transport *t)
 	    t->ops->can_write_eof(t);
 }
 
+/*
+ * The flush of a close: a peer that took nothing for close_timeout makes
+ * the close an abort; one that took something gets another close_timeout
+ * from then.
+ */
+static void
+transport_close_timeout_cb(void *arg)
+{
+	struct aloop_transport *t = arg;
+	double when = t->close_progress + t->close_timeout;
+
+	t->close_timer = ALOOP_HANDLE_NONE;
+	if (when > aloop_time(t->loop) && aloop_call_at(t->loop, when,
+	    transport_close_timeout_cb, t, &t->close_timer) == 0)
+		return;
+	t->close_timer = ALOOP_HANDLE_NONE;
+	aloop__transport_ref(t);
+	aloop__transport_drop(t, ALOOP_ETIMEDOUT, "close timed out: the peer "
+	    "did not take the last %zu bytes",
+	    aloop_transport_get_write_buffer_size(t));
+	aloop__transport_unref(t);
+}
+
 void
 aloop_transport_close(struct aloop_transport *t)
 {
 	if (t->flags & ALOOP__T_CLOSING)
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_CLOSE_CALLED;
+	t->close_progress = aloop_time(t->loop);
 	aloop__transport_ref(t);
 	t->ops->close(t);
+	/*
+	 * Still flushing to a peer: bound it.  (A subprocess ends when its
+	 * child does, a datagram endpoint never waits on a peer.)  Without a
+	 * timer there is no bound but asyncio's.
+	 */
+	if (t->ops->stream_protocol && !aloop__transport_is_done(t) &&
+	    aloop_call_at(t->loop, t->close_progress + t->close_timeout,
+	    transport_close_timeout_cb, t, &t->close_timer) != 0)
+		t->close_timer = ALOOP_HANDLE_NONE;
 	aloop__transport_unref(t);
+}
+
+int
+aloop_transport_set_close_timeout(struct aloop_transport *t, double seconds)
+{
+	if (!(seconds >= 0) || seconds > 1e9)
+		return ALOOP_EINVAL;
+	t->close_timeout = seconds;
+	return 0;
+}
+
+double
+aloop_transport_get_close_timeout(const struct aloop_transport *t)
+{
+	return t->close_timeout;
 }
 
 void
 aloop_transport_abort(struct aloop_transport *t)
 {
+	if (t->flags & ALOOP__T_LINGER) {
+		/* Lingering after a close: drop the kernel's rest now. */
+		transport_linger_end(t, LINGER_ABORTED);
+		return;
+	}
 	if (t->flags & (ALOOP__T_ABORTED | ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
 	t->flags |= ALOOP__T_ABORT_CALLED;

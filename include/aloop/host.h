@@ -165,6 +165,8 @@ struct aloop_metrics_listener {
 	uint64_t	 access_log_dropped;
 	/* Reset for a PROXY protocol header malformed, absent or late. */
 	uint64_t	 refused_proxy_protocol;
+	/* Accepted and reset unserved: the worker was out of descriptors. */
+	uint64_t	 connections_dropped_descriptors;
 };
 
 /**

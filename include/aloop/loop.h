@@ -123,7 +123,9 @@ ALOOP_API void aloop_stop(struct aloop_loop *loop);
  * Idempotent and irreversible; ALOOP_ESTATE while running or from inside a
  * task.  Tasks still suspended are resumed first to run their cleanup
  * (see aloop_create_task).  After it, every scheduling call returns
- * ALOOP_ESTATE.
+ * ALOOP_ESTATE.  Transports still open are torn down without callbacks;
+ * a socket still waiting after a graceful close for its peer to take the
+ * last bytes (see aloop_transport_close) is reset rather than waited for.
  */
 ALOOP_API int aloop_close(struct aloop_loop *loop);
 ALOOP_API int aloop_is_closed(const struct aloop_loop *loop);
@@ -316,6 +318,14 @@ struct aloop_context {
 	const char			*plugin;
 	const char			*source;	/* debug: where the handle was made */
 	const struct aloop_context	*context;	/* the original, when a handler failed */
+	/*
+	 * "socket.accept() out of system resource": the connections the
+	 * server accepted and reset unserved (out of descriptors) since its
+	 * previous report of this listener (@socket).  The server reports at
+	 * most once per step of its back-off (1 ms doubling to 100 ms), so
+	 * a handler that logs should still rate-limit.
+	 */
+	unsigned long long		 dropped;
 };
 
 /** A context with every optional field empty (socket -1). */

@@ -109,6 +109,13 @@ struct aloop_server_options {
 	 */
 	void			(*proxy_failed)(void *factory_arg,
 				    const struct aloop_error *err);
+	/*
+	 * The close timeout of every accepted connection (see
+	 * aloop_transport_close): how long a graceful close, close_clients'
+	 * included, waits for a peer that takes none of the last bytes
+	 * before it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
+	 */
+	double			  close_timeout;	/* 5 s */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
@@ -147,10 +154,19 @@ ALOOP_API struct aloop_server *aloop_server_ref(struct aloop_server *srv);
 ALOOP_API void aloop_server_release(struct aloop_server *srv);
 /** Stop listening at once; open connections stay.  Idempotent. */
 ALOOP_API void aloop_server_close(struct aloop_server *srv);
-/** Close (flush) / abort every connection the server accepted. */
+/**
+ * Close (flush) / abort every connection the server accepted.  A close is
+ * bounded by each connection's close timeout (o->close_timeout), after
+ * which it resets; an abort resets at once (see aloop_transport_close and
+ * aloop_transport_abort), also a connection still lingering after a close.
+ */
 ALOOP_API void aloop_server_close_clients(struct aloop_server *srv);
 ALOOP_API void aloop_server_abort_clients(struct aloop_server *srv);
-/** A future done once the server is closed and its last connection gone. */
+/**
+ * A future done once the server is closed and its last connection gone.
+ * A connection closing gracefully counts until the kernel has delivered
+ * its last bytes, or until its peer took nothing for its close timeout.
+ */
 ALOOP_API int aloop_server_wait_closed(struct aloop_server *srv,
     struct aloop_future **fut);
 /**
@@ -177,6 +193,18 @@ ALOOP_API size_t aloop_server_connection_count(const struct aloop_server *srv);
 /**
  * Pause / resume accepting without closing the listeners (what aloopd's
  * max_connections does); connections wait in the kernel backlog.
+ *
+ * Out of descriptors (accept fails with EMFILE or ENFILE) a serving
+ * server does not leave clients in the backlog: it closes a spare
+ * descriptor it keeps from start_serving on (/dev/null), accepts the
+ * waiting connections and resets each at once, and takes the spare back.
+ * It pauses the listener and retries after 1 ms, doubling to 100 ms, back
+ * to 1 ms after an accept succeeds, so a new client is served within
+ * about 100 ms of descriptors becoming free; ENOBUFS and ENOMEM back off
+ * the same way.  Each step calls the exception handler once with
+ * "socket.accept() out of system resource", the error, the listening
+ * socket and the number of connections reset since the previous report
+ * (aloop_context.dropped).
  */
 ALOOP_API void aloop_server_pause_accepting(struct aloop_server *srv);
 ALOOP_API void aloop_server_resume_accepting(struct aloop_server *srv);
@@ -204,6 +232,8 @@ struct aloop_connection_options {
 	 */
 	double			  happy_eyeballs_delay;	/* 0 */
 	int			  interleave;		/* 0 */
+	/* The connection's close timeout (aloop_transport_close); >= 0. */
+	double			  close_timeout;	/* 5 s */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 

@@ -161,11 +161,48 @@ ALOOP_API int aloop_transport_can_write_eof(const struct aloop_transport *t);
 /**
  * Stop reading now, send what is buffered, then close; connection_lost(NULL)
  * follows on a later turn.  Idempotent.
+ *
+ * The close is bounded by the close timeout (aloop_transport_set_close_
+ * timeout, 5 s by default), as nginx's send_timeout is: a peer that takes
+ * none of our remaining bytes for that long (it stopped reading, its
+ * window stays zero) gets a reset instead, and connection_lost reports
+ * ALOOP_ETIMEDOUT ("close timed out: ...").  A peer that reads, however
+ * slowly, gets everything.  Once the buffer is flushed, a TCP socket
+ * whose kernel send queue still holds bytes is shut down for writing (the
+ * FIN follows the data) and kept until the peer has acknowledged them,
+ * or reset once it acknowledged nothing for the close timeout (looked at
+ * every 10 ms at first, every 250 ms later), so that no orphaned socket
+ * stays in FIN_WAIT1 holding memory for minutes.  Unlike asyncio, connection_lost comes after
+ * that wait, not as soon as the buffer is flushed: until then the
+ * descriptor is still in use, and a server's connection count and
+ * wait_closed say so.  Where the peer reads, the wait costs nothing: the
+ * queue is already empty.  An abort during the wait resets at once.  On
+ * TLS the close_notify exchange is part of the close: the TLS shutdown
+ * timeout (ssl_shutdown_timeout) and the close timeout both bound it,
+ * whichever is shorter.
  */
 ALOOP_API void aloop_transport_close(struct aloop_transport *t);
 
-/** Drop the buffer and close at once; connection_lost(NULL) follows soon. */
+/**
+ * Drop the buffer and close at once; connection_lost(NULL) follows soon.
+ * A socket is closed with a reset (SO_LINGER {1, 0}): the kernel drops
+ * what it had not sent yet and the peer sees ECONNRESET, not an orderly
+ * end.  The same holds for every abrupt end the library makes itself (a
+ * TLS handshake that failed or timed out, a fatal I/O error, a close
+ * timeout, a server's abort_clients).
+ */
 ALOOP_API void aloop_transport_abort(struct aloop_transport *t);
+
+/**
+ * How long a graceful close of @t may wait for a peer that takes nothing
+ * (see aloop_transport_close): @seconds >= 0; 0 resets at once whatever
+ * is not sent when the close begins.  Applies to closes that begin afterwards.  ALOOP_EINVAL for a
+ * negative or absurd value.  Servers and create_connection set it from
+ * their options' close_timeout.
+ */
+ALOOP_API int aloop_transport_set_close_timeout(struct aloop_transport *t,
+    double seconds);
+ALOOP_API double aloop_transport_get_close_timeout(const struct aloop_transport *t);
 
 ALOOP_API int aloop_transport_is_closing(const struct aloop_transport *t);
 

@@ -269,12 +269,14 @@ def test_max_children():
     for i, s in enumerate(held):
         s.sendall(b"%d\n" % i)
         assert h.recv_exactly(s, 2) == b"%d\n" % i
-    with h.connect(ports["cat"]) as s:
-        s.settimeout(10)
-        try:
+    # A refused client is reset, so fast under load that connect() may
+    # already see it.
+    try:
+        with h.connect(ports["cat"]) as s:
+            s.settimeout(10)
             assert s.recv(10) == b""
-        except ConnectionResetError:
-            pass
+    except ConnectionResetError:
+        pass
     daemon.wait_log(r"exec cat: 2 programs run \(max_children\)")
     held[0].close()
     held[1].shutdown(socket.SHUT_WR)

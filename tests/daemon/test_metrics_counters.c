@@ -49,6 +49,18 @@ collect(const struct aloop_metrics_listener *m, void *arg)
 	return s->stop_at != 0 && s->n == s->stop_at ? 7 : 0;
 }
 
+/* As collect, with the dropped connections where accepted went. */
+static int
+collect_dropped(const struct aloop_metrics_listener *m, void *arg)
+{
+	struct seen *s = arg;
+
+	if (s->n < 16)
+		s->accepted[s->n] = m->connections_dropped_descriptors;
+	s->n++;
+	return 0;
+}
+
 static void
 test_sets(void)
 {
@@ -243,6 +255,63 @@ test_across_processes(void)
 	sb_close();
 }
 
+/* -------------------------------------------- rate-limited reports */
+
+/*
+ * Several processes meeting the same condition make one report per
+ * interval between them, and the report counts what every one added;
+ * the dropped-connection counter reaches the metrics reader.
+ */
+static void
+test_report_claim(void)
+{
+	static const char *const names[] = { "echo" };
+	uint64_t count, since;
+	struct sb_worker *w;
+	struct seen s;
+	int status, claims = 0, i, n;
+	pid_t pid[4];
+
+	CU_ASSERT_EQUAL_FATAL(sb_open(), 0);
+	CU_ASSERT_EQUAL(sb_report_claim("echo", 3, 10000, &count, &since), 1);
+	CU_ASSERT_EQUAL(count, 3);
+	CU_ASSERT_EQUAL(since, 0);
+	for (i = 0; i < 4; i++) {
+		CU_ASSERT_FATAL((pid[i] = fork()) >= 0);
+		if (pid[i] == 0) {
+			n = 0;
+			for (int k = 0; k < 100; k++)
+				n += sb_report_claim("echo", 1, 10000, &count,
+				    &since);
+			_exit(n);
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		CU_ASSERT(waitpid(pid[i], &status, 0) == pid[i]);
+		CU_ASSERT(WIFEXITED(status));
+		claims += WEXITSTATUS(status);
+	}
+	/* Within the interval nobody reports, and nothing is lost. */
+	CU_ASSERT_EQUAL(claims, 0);
+	usleep(20000);
+	CU_ASSERT_EQUAL(sb_report_claim("echo", 1, 10, &count, &since), 1);
+	CU_ASSERT_EQUAL(count, 401);
+	CU_ASSERT(since >= 10);
+	/* Another listener has its own limit. */
+	CU_ASSERT_EQUAL(sb_report_claim("other", 2, 10000, &count, &since), 1);
+	CU_ASSERT_EQUAL(count, 2);
+
+	w = sb_worker_new(0, 1, names, 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	sb_add(&sb_counters(w, 0)->v[SB_DROPPED_FDS], 5);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL(aloop_daemon_metrics_listeners(collect_dropped, &s),
+	    0);
+	CU_ASSERT_EQUAL(s.accepted[0], 5);
+	sb_worker_free(w);
+	sb_close();
+}
+
 /* -------------------------------------------------- process figures */
 
 static void
@@ -363,6 +432,7 @@ static const struct test_case cases[] = {
 	TEST(test_reader_while_writing),
 	TEST(test_across_processes),
 	TEST(test_process),
+	TEST(test_report_claim),
 	TEST(test_bytes_written),
 };
 

@@ -20,3 +20,9 @@ EXTRA_DIST += tests/hostile/test_proxy_bounds.py \
 # aloop.conf @including a directory or a FIFO, at start and on reload.
 TESTS += tests/hostile/test_bad_include.py
 EXTRA_DIST += tests/hostile/test_bad_include.py
+
+# Peers that stop reading (drain deadline, idle timeout: nothing left in
+# FIN_WAIT1) and a flood past the descriptor limit (resets, prompt
+# recovery, one log line per listener per 10 s).
+TESTS += tests/hostile/test_unread.py
+EXTRA_DIST += tests/hostile/test_unread.py

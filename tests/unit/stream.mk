@@ -20,6 +20,13 @@ tests_unit_test_server_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_server_LDADD = $(STREAM_TEST_LDADD)
 TESTS += tests/unit/test_server
 
+# How connections end: abort resets, close is bounded (close_timeout).
+check_PROGRAMS += tests/unit/test_close
+tests_unit_test_close_SOURCES = tests/unit/test_close.c
+tests_unit_test_close_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_close_LDADD = $(STREAM_TEST_LDADD)
+TESTS += tests/unit/test_close
+
 check_PROGRAMS += tests/unit/test_connect
 tests_unit_test_connect_SOURCES = tests/unit/test_connect.c
 tests_unit_test_connect_CPPFLAGS = $(TEST_CPPFLAGS)

@@ -114,6 +114,37 @@ test_tls_echo_through_server(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * abort_clients on TLS connections resets them too: the client sees
+ * ECONNRESET, not a close without close_notify.
+ */
+static void
+test_tls_abort_clients_resets(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_transport *t = NULL;
+	struct aloop_server *srv;
+	int port;
+
+	make_certs();
+	sp.tmpl.echo = 1;
+	srv = tls_server(loop, &sp, &port);
+	CU_ASSERT_EQUAL_FATAL(tls_connect(loop, &cp, port, certs->ca, &t), 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(t, "hi", 2), 0);
+	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].nrecv == 2, 5.0));
+	aloop_server_abort_clients(srv);
+	CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost == 1 && cp.r[0].lost == 1,
+	    10.0));
+	CU_ASSERT_EQUAL(sp.r[0].lost_code, 0);
+	CU_ASSERT_EQUAL(cp.r[0].lost_code, -ECONNRESET);
+	aloop_server_close(srv);
+	aloop_server_release(srv);
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static void
 test_tls_handshake_failure(void)
 {
@@ -362,6 +393,7 @@ test_start_tls(void)
 static const struct test_case cases[] = {
 	TEST(test_tls_echo_through_server),
 	TEST(test_tls_handshake_failure),
+	TEST(test_tls_abort_clients_resets),
 	TEST(test_tls_argument_rules),
 	TEST(test_tls_sendfile),
 	TEST(test_start_tls),
