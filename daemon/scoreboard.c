@@ -417,6 +417,53 @@ sb_totals(int (*fn)(const struct sb_series *, const struct sb_counters *,
 	return r;
 }
 
+/* ------------------------------------------------ rate-limited reports */
+
+static struct sb_report *
+report_for(const char *name)
+{
+	uint64_t key = hash(0, name), want;
+	size_t i, j;
+
+	if (key == 0)
+		key = 1;
+	for (i = 0, j = key & (SB_REPORTS_MAX - 1); i < SB_REPORTS_MAX;
+	    i++, j = (j + 1) & (SB_REPORTS_MAX - 1)) {
+		struct sb_report *r = &sb->reports[j];
+
+		want = 0;
+		if (atomic_load_explicit(&r->key, memory_order_acquire) ==
+		    key || atomic_compare_exchange_strong(&r->key, &want,
+		    key) || want == key)
+			return r;
+	}
+	return NULL;
+}
+
+int
+sb_report_claim(const char *name, uint64_t n, uint64_t interval_ms,
+    uint64_t *count, uint64_t *since_ms)
+{
+	struct sb_report *r;
+	uint64_t now = sb_now_ms(), last;
+
+	*count = n;
+	*since_ms = 0;
+	/* Without a scoreboard (or with its table full), no limit. */
+	if (sb == NULL || (r = report_for(name)) == NULL)
+		return 1;
+	atomic_fetch_add_explicit(&r->pending, n, memory_order_relaxed);
+	last = atomic_load_explicit(&r->last_ms, memory_order_relaxed);
+	if (last != 0 && now - last < interval_ms)
+		return 0;
+	if (!atomic_compare_exchange_strong(&r->last_ms, &last, now))
+		return 0;	/* another worker reports */
+	*count = atomic_exchange_explicit(&r->pending, 0,
+	    memory_order_relaxed);
+	*since_ms = last != 0 ? now - last : 0;
+	return 1;
+}
+
 /* ---------------------------------------------------------- plugin figures */
 
 static struct sb_worker *self;
