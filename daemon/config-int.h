@@ -85,6 +85,7 @@ struct config_address {
 struct config_sni {
 	char		*certificate;
 	char		*key;
+	char		*ocsp_response;	/* DER, stapled; NULL: none */
 };
 
 /* A listener's `tls` group; checked: files readable, key matches. */
@@ -100,6 +101,10 @@ struct config_tls {
 	size_t		 nalpn;
 	struct config_sni *sni;
 	size_t		 nsni;
+	int		 session_tickets;
+	unsigned long	 session_cache;	/* sessions per worker; 0: off */
+	double		 session_timeout; /* seconds; also the key epoch */
+	char		*ocsp_response;	/* DER, stapled; NULL: none */
 	/* Built from the above by the library; the config's reference. */
 	struct aloop_tls_context *ctx;
 };
@@ -192,6 +197,15 @@ int config_load_plugins(struct config *cfg,
  * path, not loaded): *@file for the caller to free.  0 or ALOOP_ENOENT.
  */
 int config_plugin_file(const struct config *cfg, size_t i, char **file);
+
+/*
+ * Make the secret the session ticket keys of every TLS listener are
+ * derived from, once, in the master before the first config_parse():
+ * workers inherit it, and contexts built by later reloads share it, so
+ * tickets resume across workers and reloads.  Without it (aloopd -t)
+ * every context has OpenSSL's random keys.  0 or ALOOP_ENOMEM.
+ */
+int config_make_ticket_secret(void);
 
 /* Append @line to @cfg's errors (the checker child's findings). */
 void config_add_error(struct config *cfg, const char *line);

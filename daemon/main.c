@@ -141,6 +141,12 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
+	/* Before the first context is built: they all derive from it. */
+	if (!test_only && config_make_ticket_secret() != 0) {
+		fprintf(stderr, "aloopd: cannot make the session ticket "
+		    "secret\n");
+		return 1;
+	}
 	if ((cfg = load_config(config_path)) == NULL) {
 		if (test_only)
 			fprintf(stderr, "%s: configuration test failed\n",

@@ -68,3 +68,8 @@ TESTS += tests/daemon/test_metrics_counters
 # allow and deny over TCP, TLS, UDP and UNIX, with reload.
 TESTS += tests/daemon/test_access.py
 EXTRA_DIST += tests/daemon/test_access.py
+
+# TLS session tickets across a reload and two workers, tickets off, and
+# OCSP stapling from a file made with `openssl ocsp` (openssl s_client).
+TESTS += tests/daemon/test_tls_sessions.py
+EXTRA_DIST += tests/daemon/test_tls_sessions.py
