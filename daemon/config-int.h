@@ -198,15 +198,6 @@ int config_load_plugins(struct config *cfg,
  */
 int config_plugin_file(const struct config *cfg, size_t i, char **file);
 
-/*
- * Make the secret the session ticket keys of every TLS listener are
- * derived from, once, in the master before the first config_parse():
- * workers inherit it, and contexts built by later reloads share it, so
- * tickets resume across workers and reloads.  Without it (aloopd -t)
- * every context has OpenSSL's random keys.  0 or ALOOP_ENOMEM.
- */
-int config_make_ticket_secret(void);
-
 /* Append @line to @cfg's errors (the checker child's findings). */
 void config_add_error(struct config *cfg, const char *line);
 

@@ -24,6 +24,7 @@
 #include "config_listener.h"
 #include "plugin_loader.h"
 #include "settings-int.h"
+#include "ticket_secret.h"
 
 /* ---------------------------------------------------- listen addresses */
 
@@ -364,24 +365,6 @@ load_pair(struct aloop_tls_context *ctx, const config_setting_t *group,
 }
 
 /*
- * The master's secret for session ticket keys: made at start, kept for
- * the master's life (and inherited by every worker); never written out.
- */
-static unsigned char ticket_secret[32];
-static int have_ticket_secret;
-
-int
-config_make_ticket_secret(void)
-{
-	int r;
-
-	if ((r = aloop_tls_make_ticket_secret(ticket_secret,
-	    sizeof(ticket_secret))) == 0)
-		have_ticket_secret = 1;
-	return r;
-}
-
-/*
  * Tickets resume only where the same settings apply: the scope names the
  * listener and what decides who may connect (a ticket from a listener
  * that checks no client certificate must not resume on one that does).
@@ -390,18 +373,21 @@ static int
 set_tickets(struct aloop_tls_context *ctx, const config_setting_t *s,
     const struct config_tls *t)
 {
+	const unsigned char *secret;
 	const char *name = NULL;
 	char *scope;
+	size_t len;
 	int r;
 
+	if ((secret = ticket_secret_get(&len)) == NULL)
+		return 0;	/* aloopd -t: OpenSSL's own keys will do */
 	(void)config_setting_lookup_string(config_setting_parent(s), "name",
 	    &name);
 	if (asprintf(&scope, "listener=%s verify=%d ca=%s",
 	    name != NULL ? name : "", t->verify,
 	    t->ca != NULL ? t->ca : "") < 0)
 		return ALOOP_ENOMEM;
-	r = aloop_tls_context_set_ticket_secret(ctx, ticket_secret,
-	    sizeof(ticket_secret), scope);
+	r = aloop_tls_context_set_ticket_secret(ctx, secret, len, scope);
 	free(scope);
 	return r;
 }
@@ -467,7 +453,7 @@ build_tls(const config_setting_t *s, const struct config_tls *t)
 	aloop_tls_context_set_session_cache_size(ctx, t->session_cache);
 	if (!t->session_tickets)
 		(void)aloop_tls_context_set_session_tickets(ctx, 0);
-	else if (have_ticket_secret && (r = set_tickets(ctx, s, t)) < 0) {
+	else if ((r = set_tickets(ctx, s, t)) < 0) {
 		config_report(s, NULL, "session tickets: %s",
 		    aloop_strerror(r));
 		failed = 1;

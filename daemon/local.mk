@@ -8,7 +8,8 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/config_listener.h daemon/access.c daemon/access.h \
 	daemon/config_parse.c daemon/config-parse-int.h \
 	daemon/settings.c daemon/settings-int.h \
-	daemon/plugin_loader.c daemon/plugin_loader.h
+	daemon/plugin_loader.c daemon/plugin_loader.h \
+	daemon/ticket_secret.c daemon/ticket_secret.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)

@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "config-int.h"
+#include "ticket_secret.h"
 #include "master.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
@@ -142,7 +143,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	/* Before the first context is built: they all derive from it. */
-	if (!test_only && config_make_ticket_secret() != 0) {
+	if (!test_only && ticket_secret_init() != 0) {
 		fprintf(stderr, "aloopd: cannot make the session ticket "
 		    "secret\n");
 		return 1;

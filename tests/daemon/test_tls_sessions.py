@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """TLS session resumption and OCSP stapling through the real aloopd, seen by
-openssl s_client: a ticket issued before a reload resumes after it, on any
-of two workers; session_tickets = false issues none; an OCSP response made
+openssl s_client: a ticket issued before a reload or a binary upgrade
+resumes after it, on any of two workers; session_tickets = false issues none; an OCSP response made
 with `openssl ocsp` for a test CA is stapled, re-read on reload, and
 `aloopd -t` refuses one that is not an OCSP response or not about the
 listener's certificate."""
@@ -141,6 +141,36 @@ def test_tickets_survive_reload_across_workers():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_tickets_survive_binary_upgrade():
+    d = h.tmpdir()
+    make_pki(d)
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [tls_listener(d, port)])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    sess = os.path.join(d, "sess.pem")
+    get_session(d, port, sess)
+    # The old master passes its secret to the new one.
+    daemon.signal(signal.SIGUSR2)
+    m = daemon.wait_log(r"binary upgrade: started \S+ as pid (\d+)")
+    heir = int(m.group(1))
+    h.track_pid(heir)
+    daemon.wait_log(r"binary upgrade: pid %d took over" % heir)
+    assert daemon.wait_exit(20) == 0, daemon.text()
+    assert reused(d, port, sess, 3) == 3
+    assert "not passed on" not in daemon.text()
+    os.kill(heir, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(heir, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        assert False, "the new master did not stop"
+
+
 def test_no_tickets():
     d = h.tmpdir()
     make_pki(d)
@@ -257,5 +287,6 @@ def test_config_check_refuses_bad_responses():
 
 
 if __name__ == "__main__":
-    h.run([test_tickets_survive_reload_across_workers, test_no_tickets,
+    h.run([test_tickets_survive_reload_across_workers,
+           test_tickets_survive_binary_upgrade, test_no_tickets,
            test_ocsp_stapling, test_config_check_refuses_bad_responses])
