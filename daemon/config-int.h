@@ -89,6 +89,7 @@ struct config_address {
 struct config_sni {
 	char		*certificate;
 	char		*key;
+	char		*ocsp_response;	/* DER, stapled; NULL: none */
 };
 
 /* A listener's `tls` group; checked: files readable, key matches. */
@@ -104,6 +105,10 @@ struct config_tls {
 	size_t		 nalpn;
 	struct config_sni *sni;
 	size_t		 nsni;
+	int		 session_tickets;
+	unsigned long	 session_cache;	/* sessions per worker; 0: off */
+	double		 session_timeout; /* seconds; also the key epoch */
+	char		*ocsp_response;	/* DER, stapled; NULL: none */
 	/* Built from the above by the library; the config's reference. */
 	struct aloop_tls_context *ctx;
 };

@@ -25,6 +25,7 @@
 #include "config_listener.h"
 #include "plugin_loader.h"
 #include "settings-int.h"
+#include "ticket_secret.h"
 
 /* ---------------------------------------------------- listen addresses */
 
@@ -227,6 +228,7 @@ parse_alpn(struct config *cfg, config_setting_t *s, const struct spec *sp,
 static const struct spec sni_specs[] = {
 	{ SPEC("certificate", T_PATH, S(certificate)), .required = 1 },
 	{ SPEC("key", T_PATH, S(key)), .required = 1 },
+	{ SPEC("ocsp_response", T_PATH, S(ocsp_response)) },
 	{ .name = NULL },
 };
 #undef S
@@ -266,6 +268,12 @@ static const struct spec tls_specs[] = {
 	{ SPEC("ciphersuites", T_STRING, TL(ciphersuites)) },
 	{ SPEC("alpn", T_CUSTOM, TL(alpn)), .parse = parse_alpn },
 	{ SPEC("sni", T_CUSTOM, TL(sni)), .parse = parse_sni },
+	{ SPEC("session_tickets", T_BOOL, TL(session_tickets)), .def = 1 },
+	{ SPEC("session_cache", T_ULONG, TL(session_cache)), .min = 0,
+	    .max = 10000000, .def = 0 },
+	{ SPEC("session_timeout", T_SECONDS, TL(session_timeout)), .min = 1,
+	    .max = 604800, .ddef = 7200 },
+	{ SPEC("ocsp_response", T_PATH, TL(ocsp_response)) },
 	{ .name = NULL },
 };
 #undef TL
@@ -287,7 +295,9 @@ free_tls(struct config_tls *t)
 	for (size_t i = 0; i < t->nsni; i++) {
 		free(t->sni[i].certificate);
 		free(t->sni[i].key);
+		free(t->sni[i].ocsp_response);
 	}
+	free(t->ocsp_response);
 	free(t->sni);
 	aloop_tls_context_release(t->ctx);
 	free(t);
@@ -366,6 +376,49 @@ load_pair(struct aloop_tls_context *ctx, const config_setting_t *group,
 }
 
 /*
+ * Tickets resume only where the same settings apply: the scope names the
+ * listener and what decides who may connect (a ticket from a listener
+ * that checks no client certificate must not resume on one that does).
+ */
+static int
+set_tickets(struct aloop_tls_context *ctx, const config_setting_t *s,
+    const struct config_tls *t)
+{
+	const unsigned char *secret;
+	const char *name = NULL;
+	char *scope;
+	size_t len;
+	int r;
+
+	if ((secret = ticket_secret_get(&len)) == NULL)
+		return 0;	/* aloopd -t: OpenSSL's own keys will do */
+	(void)config_setting_lookup_string(config_setting_parent(s), "name",
+	    &name);
+	if (asprintf(&scope, "listener=%s verify=%d ca=%s",
+	    name != NULL ? name : "", t->verify,
+	    t->ca != NULL ? t->ca : "") < 0)
+		return ALOOP_ENOMEM;
+	r = aloop_tls_context_set_ticket_secret(ctx, secret, len, scope);
+	free(scope);
+	return r;
+}
+
+/* Staple @file to certificate @which of @ctx (0, or the SNI one's + 1). */
+static int
+load_ocsp(struct aloop_tls_context *ctx, const config_setting_t *group,
+    size_t which, const char *file)
+{
+	int r;
+
+	if (!readable(config_setting_get_member(group, "ocsp_response"),
+	    file))
+		return ALOOP_ECONFIG;
+	if ((r = aloop_tls_context_load_ocsp_response(ctx, which, file)) < 0)
+		return refused(group, "ocsp_response", file, ctx, r);
+	return 0;
+}
+
+/*
  * Build the listener's TLS context now, with the library that serves it,
  * so that `aloopd -t`, a reload and a start accept and refuse exactly the
  * same settings (a key of another certificate, a cipher list with no AEAD
@@ -377,19 +430,45 @@ build_tls(const config_setting_t *s, const struct config_tls *t)
 {
 	const config_setting_t *sni = config_setting_get_member(s, "sni");
 	struct aloop_tls_context *ctx;
-	int r, failed = 0;
+	int r, failed = 0, ok;
+	size_t nsni = 0;
 
 	if ((r = aloop_tls_context_new(ALOOP_TLS_SERVER, &ctx)) < 0) {
 		config_report(s, NULL, "cannot make a TLS context: %s",
 		    aloop_strerror(r));
 		return NULL;
 	}
-	failed |= load_pair(ctx, s, t->certificate, t->key,
-	    aloop_tls_context_load_cert_chain) < 0;
-	for (size_t i = 0; i < t->nsni; i++)
-		failed |= load_pair(ctx, config_setting_get_elem(sni,
-		    (unsigned)i), t->sni[i].certificate, t->sni[i].key,
-		    aloop_tls_context_add_sni_cert) < 0;
+	ok = load_pair(ctx, s, t->certificate, t->key,
+	    aloop_tls_context_load_cert_chain) == 0;
+	failed |= !ok;
+	if (ok && t->ocsp_response != NULL)
+		failed |= load_ocsp(ctx, s, 0, t->ocsp_response) < 0;
+	for (size_t i = 0; i < t->nsni; i++) {
+		const config_setting_t *e = config_setting_get_elem(sni,
+		    (unsigned)i);
+
+		if (load_pair(ctx, e, t->sni[i].certificate, t->sni[i].key,
+		    aloop_tls_context_add_sni_cert) < 0) {
+			failed = 1;
+			continue;
+		}
+		/* The library numbers the SNI certificates it took. */
+		nsni++;
+		if (t->sni[i].ocsp_response != NULL)
+			failed |= load_ocsp(ctx, e, nsni,
+			    t->sni[i].ocsp_response) < 0;
+	}
+	if ((r = aloop_tls_context_set_session_timeout(ctx,
+	    (unsigned)(t->session_timeout + 0.5))) < 0)
+		failed |= refused(s, "session_timeout", NULL, ctx, r) < 0;
+	aloop_tls_context_set_session_cache_size(ctx, t->session_cache);
+	if (!t->session_tickets)
+		(void)aloop_tls_context_set_session_tickets(ctx, 0);
+	else if ((r = set_tickets(ctx, s, t)) < 0) {
+		config_report(s, NULL, "session tickets: %s",
+		    aloop_strerror(r));
+		failed = 1;
+	}
 	if (t->ca != NULL) {
 		if (!readable(config_setting_get_member(s, "ca"), t->ca))
 			failed = 1;

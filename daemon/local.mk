@@ -11,7 +11,8 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/accesslog.c daemon/accesslog.h daemon/logsink.c \
 	daemon/logsink.h daemon/settings.c daemon/settings-int.h \
 	daemon/strmap.c daemon/strmap.h daemon/listening.c \
-	daemon/plugin_loader.c daemon/plugin_loader.h
+	daemon/plugin_loader.c daemon/plugin_loader.h \
+	daemon/ticket_secret.c daemon/ticket_secret.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)

@@ -17,6 +17,7 @@
 
 #include "check.h"
 #include "config-int.h"
+#include "ticket_secret.h"
 #include "master.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
@@ -145,6 +146,12 @@ main(int argc, char **argv)
 	if (optind != argc) {
 		fprintf(stderr, "aloopd: unexpected argument: %s\n", argv[optind]);
 		usage(stderr);
+		return 1;
+	}
+	/* Before the first context is built: they all derive from it. */
+	if (!test_only && ticket_secret_init() != 0) {
+		fprintf(stderr, "aloopd: cannot make the session ticket "
+		    "secret\n");
 		return 1;
 	}
 	if ((cfg = load_config(config_path)) == NULL) {

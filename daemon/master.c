@@ -35,6 +35,7 @@
 #include "proc.h"
 #include "scoreboard.h"
 #include "sockets.h"
+#include "ticket_secret.h"
 
 /* How long a new generation may take to serve before it is given up. */
 #define START_TIMEOUT		30.0
@@ -601,6 +602,10 @@ heir_exec(char *inherit, int fd)
 	(void)fcntl(fd, F_SETFD, 0);
 	if (M.pid_fd >= 0)
 		(void)fcntl(M.pid_fd, F_SETFD, 0);
+	/* Without it the new master's tickets are new: only a cost. */
+	if (ticket_secret_hand_over() == -1)
+		aloop_log(ALOOP_LOG_WARNING, "binary upgrade: the session "
+		    "ticket secret is not passed on");
 	execv(M.exe, M.o.argv);
 	aloop_log_errno(ALOOP_LOG_ERR, "binary upgrade: exec %s", M.exe);
 	_exit(127);

@@ -8,6 +8,8 @@
 #define ALOOP_TLS_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include <openssl/ssl.h>
 
@@ -58,6 +60,19 @@ struct aloop__tls_sock {
 
 /* A BIO over @sock: send(MSG_NOSIGNAL) and recv(); NULL on failure. */
 BIO	*aloop__tls_sock_bio_new(struct aloop__tls_sock *sock);
+
+/*
+ * Session ticket keys (tls_context.c): the 80 bytes of @epoch's key --
+ * key name, AES-256 key, HMAC-SHA256 key, 16 + 32 + 32 -- derived with
+ * HKDF-SHA256 from @secret and @scope (NULL: "").  0, or -1 when OpenSSL
+ * fails.  The caller wipes @out.
+ */
+int	aloop__tls_ticket_key(const unsigned char *secret, size_t len,
+	    const char *scope, uint64_t epoch, unsigned char out[80]);
+
+/* For tests: the clock that picks the ticket key epoch (NULL: time()). */
+void	aloop__tls_context_set_clock(struct aloop_tls_context *ctx,
+	    time_t (*clock)(void));
 
 /* The context an SSL object made by aloop__tls_context_new_ssl() uses. */
 struct aloop_tls_context *aloop__tls_context_of(SSL *ssl);

@@ -7,14 +7,23 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -39,13 +48,31 @@
 
 #define TLS_ERROR_MAX		256
 
+/* Server defaults: one ticket per TLS 1.3 handshake, OpenSSL's timeout. */
+#define TICKETS_DEFAULT		1
+#define TICKETS_MAX		16
+#define SESSION_TIMEOUT_DEFAULT	7200
+#define SESSION_TIMEOUT_MAX	604800
+#define TICKET_SECRET_MIN	32
+#define TICKET_SECRET_MAX	1024
+
 /* Server sessions are only resumed by contexts that set the same id. */
 static const unsigned char session_id_ctx[] = "aloop";
 
+/* A certificate the server may present, with its stapled OCSP response. */
 struct sni_cert {
 	X509		*leaf;
 	EVP_PKEY	*key;
 	STACK_OF(X509)	*chain;
+	unsigned char	*ocsp;		/* DER OCSPResponse, or NULL */
+	size_t		 ocsp_len;
+};
+
+/* One epoch's ticket key, as OpenSSL's ticket format wants it. */
+struct ticket_key {
+	unsigned char	 name[16];
+	unsigned char	 aes[32];
+	unsigned char	 hmac[32];
 };
 
 struct client_session {
@@ -65,8 +92,25 @@ struct aloop_tls_context {
 	unsigned char	*alpn;		/* wire format, or NULL */
 	size_t		 alpn_len;
 
+	struct sni_cert	 main;		/* load_cert_chain's, kept for OCSP */
 	struct sni_cert	*sni;
 	size_t		 nsni;
+
+	/* Servers: resumption settings. */
+	unsigned	 num_tickets;
+	unsigned long	 cache_size;
+	unsigned	 session_timeout;
+
+	/* Servers: ticket keys derived from a secret; see the header. */
+	unsigned char	*ticket_secret;	/* NULL: OpenSSL's random keys */
+	size_t		 ticket_secret_len;
+	char		*ticket_scope;
+	EVP_CIPHER	*ticket_cipher;
+	pthread_mutex_t	 ticket_lock;
+	uint64_t	 key_epoch;	/* of keys[1]; keys[0] and [2] flank it */
+	int		 keys_valid;
+	struct ticket_key keys[3];
+	time_t		(*clock)(void);
 
 	/* Clients: sessions by peer, for resumption.  Loops in several
 	 * threads share a context, hence the lock. */
@@ -187,6 +231,193 @@ servername_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* ---------------------------------------------------- ticket keys */
+
+int
+aloop__tls_ticket_key(const unsigned char *secret, size_t len,
+    const char *scope, uint64_t epoch, unsigned char out[80])
+{
+	static const char label[] = "aloop session ticket key v1";
+	EVP_KDF *kdf;
+	EVP_KDF_CTX *kctx = NULL;
+	OSSL_PARAM params[5];
+	unsigned char *info;
+	size_t slen = scope != NULL ? strlen(scope) : 0, ilen;
+	int rc = -1;
+
+	/* info = label, scope, NUL, the epoch big-endian: unambiguous. */
+	ilen = sizeof(label) + slen + 1 + 8;
+	if ((info = malloc(ilen)) == NULL)
+		return -1;
+	memcpy(info, label, sizeof(label));
+	if (slen > 0)
+		memcpy(info + sizeof(label), scope, slen);
+	info[sizeof(label) + slen] = '\0';
+	for (int i = 0; i < 8; i++)
+		info[ilen - 1 - i] = (unsigned char)(epoch >> (8 * i));
+	if ((kdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL)) != NULL)
+		kctx = EVP_KDF_CTX_new(kdf);
+	EVP_KDF_free(kdf);
+	if (kctx != NULL) {
+		params[0] = OSSL_PARAM_construct_utf8_string(
+		    OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0);
+		params[1] = OSSL_PARAM_construct_octet_string(
+		    OSSL_KDF_PARAM_KEY, (void *)secret, len);
+		params[2] = OSSL_PARAM_construct_octet_string(
+		    OSSL_KDF_PARAM_INFO, info, ilen);
+		params[3] = OSSL_PARAM_construct_end();
+		if (EVP_KDF_derive(kctx, out, 80, params) == 1)
+			rc = 0;
+	}
+	EVP_KDF_CTX_free(kctx);
+	free(info);
+	ERR_clear_error();
+	return rc;
+}
+
+static time_t
+ticket_now(const struct aloop_tls_context *ctx)
+{
+	return ctx->clock != NULL ? ctx->clock() : time(NULL);
+}
+
+/*
+ * Copy the keys of the epochs around now into @keys (previous, current,
+ * next), deriving them when the epoch has moved on.  Loops in several
+ * threads share a context, hence the lock; the copy is the caller's to
+ * wipe.
+ */
+static int
+ticket_keys(struct aloop_tls_context *ctx, struct ticket_key keys[3])
+{
+	time_t now = ticket_now(ctx);
+	uint64_t epoch;
+	unsigned char raw[80];
+	int rc = 0;
+
+	if (now < 0)
+		now = 0;
+	epoch = (uint64_t)now / ctx->session_timeout;
+	pthread_mutex_lock(&ctx->ticket_lock);
+	if (!ctx->keys_valid || ctx->key_epoch != epoch) {
+		ctx->keys_valid = 0;
+		for (int i = 0; i < 3 && rc == 0; i++) {
+			if (aloop__tls_ticket_key(ctx->ticket_secret,
+			    ctx->ticket_secret_len, ctx->ticket_scope,
+			    epoch - 1 + (uint64_t)i, raw) != 0) {
+				rc = -1;
+				break;
+			}
+			memcpy(ctx->keys[i].name, raw, 16);
+			memcpy(ctx->keys[i].aes, raw + 16, 32);
+			memcpy(ctx->keys[i].hmac, raw + 48, 32);
+		}
+		OPENSSL_cleanse(raw, sizeof(raw));
+		if (rc == 0) {
+			ctx->key_epoch = epoch;
+			ctx->keys_valid = 1;
+		}
+	}
+	if (rc == 0)
+		memcpy(keys, ctx->keys, sizeof(ctx->keys));
+	pthread_mutex_unlock(&ctx->ticket_lock);
+	return rc;
+}
+
+/*
+ * OpenSSL's ticket format (AES-256-CBC, then HMAC-SHA256 over it) with our
+ * keys.  Encrypting: the current epoch's key; a failure issues no ticket
+ * rather than failing the handshake.  Decrypting: an unknown key name
+ * means a full handshake; a neighbouring epoch's key resumes and asks
+ * for a fresh ticket (2).
+ */
+static int
+ticket_key_cb(SSL *ssl, unsigned char *name, unsigned char *iv,
+    EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+	struct aloop_tls_context *ctx = aloop__tls_context_of(ssl);
+	struct ticket_key keys[3];
+	const struct ticket_key *k = NULL;
+	OSSL_PARAM params[3];
+	int rc, i, ivlen;
+
+	if (ctx == NULL || ctx->ticket_secret == NULL ||
+	    ticket_keys(ctx, keys) != 0)
+		return enc ? 0 : -1;
+	ivlen = EVP_CIPHER_get_iv_length(ctx->ticket_cipher);
+	if (enc) {
+		k = &keys[1];
+		rc = 1;
+		memcpy(name, k->name, 16);
+		if (RAND_bytes(iv, ivlen) != 1 ||
+		    EVP_EncryptInit_ex(cctx, ctx->ticket_cipher, NULL, k->aes,
+		    iv) != 1)
+			rc = 0;
+	} else {
+		rc = 0;
+		/*
+		 * TLS 1.3 always gets a fresh ticket, as with OpenSSL's own
+		 * keys: its tickets are meant for one use (RFC 8446, C.4),
+		 * and a resumption that issues none leaves the client none.
+		 */
+		for (i = 0; i < 3; i++)
+			if (CRYPTO_memcmp(name, keys[i].name, 16) == 0) {
+				k = &keys[i];
+				rc = i == 1 && SSL_version(ssl) < TLS1_3_VERSION ?
+				    1 : 2;
+				break;
+			}
+		if (k != NULL && EVP_DecryptInit_ex(cctx, ctx->ticket_cipher,
+		    NULL, k->aes, iv) != 1)
+			rc = -1;
+	}
+	if (k != NULL && rc > 0) {
+		params[0] = OSSL_PARAM_construct_octet_string(
+		    OSSL_MAC_PARAM_KEY, (void *)k->hmac, sizeof(k->hmac));
+		params[1] = OSSL_PARAM_construct_utf8_string(
+		    OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0);
+		params[2] = OSSL_PARAM_construct_end();
+		if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+			rc = enc ? 0 : -1;
+	}
+	OPENSSL_cleanse(keys, sizeof(keys));
+	return rc;
+}
+
+/*
+ * The client asked for the certificate's status: staple the response of
+ * the certificate this handshake presents (the SNI callback, which ran
+ * before, may have switched it).  OpenSSL frees the copy.
+ */
+static int
+status_cb(SSL *ssl, void *arg)
+{
+	struct aloop_tls_context *ctx = arg;
+	const struct sni_cert *e = NULL;
+	X509 *x = SSL_get_certificate(ssl);
+	unsigned char *copy;
+	size_t i;
+
+	if (x == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (ctx->main.leaf != NULL && (ctx->main.leaf == x ||
+	    X509_cmp(ctx->main.leaf, x) == 0))
+		e = &ctx->main;
+	for (i = 0; e == NULL && i < ctx->nsni; i++)
+		if (ctx->sni[i].leaf == x || X509_cmp(ctx->sni[i].leaf, x) == 0)
+			e = &ctx->sni[i];
+	if (e == NULL || e->ocsp == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if ((copy = OPENSSL_memdup(e->ocsp, e->ocsp_len)) == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	if (SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)e->ocsp_len) !=
+	    1) {
+		OPENSSL_free(copy);
+		return SSL_TLSEXT_ERR_NOACK;
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
 /* Keep the newest session per peer; the callback's reference is ours. */
 static int
 new_session_cb(SSL *ssl, SSL_SESSION *sess)
@@ -283,16 +514,23 @@ apply_resumption(struct aloop_tls_context *ctx)
 	SSL_CTX *c = ctx->ssl_ctx;
 
 	if (ctx->side == ALOOP_TLS_SERVER) {
-		if (ctx->resumption) {
+		/*
+		 * Tickets off means none at all: with SSL_OP_NO_TICKET alone
+		 * a TLS 1.3 server would still send stateful ones.
+		 */
+		if (ctx->resumption && ctx->num_tickets > 0) {
 			SSL_CTX_clear_options(c, SSL_OP_NO_TICKET);
-			SSL_CTX_set_session_cache_mode(c,
-			    SSL_SESS_CACHE_SERVER);
-			SSL_CTX_set_num_tickets(c, 2);
+			SSL_CTX_set_num_tickets(c, ctx->num_tickets);
 		} else {
 			SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
-			SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
 			SSL_CTX_set_num_tickets(c, 0);
 		}
+		if (ctx->resumption && ctx->cache_size > 0) {
+			SSL_CTX_set_session_cache_mode(c,
+			    SSL_SESS_CACHE_SERVER);
+			SSL_CTX_sess_set_cache_size(c, (long)ctx->cache_size);
+		} else
+			SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
 	} else {
 		/*
 		 * OpenSSL's internal client cache is keyed by session id,
@@ -347,10 +585,16 @@ aloop_tls_context_new(int side, struct aloop_tls_context **out)
 		free(ctx);
 		return ALOOP_ENOMEM;
 	}
+	if (pthread_mutex_init(&ctx->ticket_lock, NULL) != 0) {
+		pthread_mutex_destroy(&ctx->sess_lock);
+		free(ctx);
+		return ALOOP_ENOMEM;
+	}
 	c = SSL_CTX_new(side == ALOOP_TLS_SERVER ? TLS_server_method() :
 	    TLS_client_method());
 	if (c == NULL) {
 		ERR_clear_error();
+		pthread_mutex_destroy(&ctx->ticket_lock);
 		pthread_mutex_destroy(&ctx->sess_lock);
 		free(ctx);
 		return ALOOP_ENOMEM;
@@ -362,7 +606,11 @@ aloop_tls_context_new(int side, struct aloop_tls_context **out)
 	ctx->verify = side == ALOOP_TLS_CLIENT ? ALOOP_TLS_VERIFY_REQUIRED :
 	    ALOOP_TLS_VERIFY_NONE;
 	ctx->resumption = 1;
+	ctx->num_tickets = TICKETS_DEFAULT;
+	ctx->cache_size = SSL_SESSION_CACHE_MAX_SIZE_DEFAULT;
+	ctx->session_timeout = SESSION_TIMEOUT_DEFAULT;
 	SSL_CTX_set_app_data(c, ctx);
+	SSL_CTX_set_timeout(c, SESSION_TIMEOUT_DEFAULT);
 
 	/*
 	 * Renegotiation and compression have only ever brought attacks
@@ -390,6 +638,8 @@ aloop_tls_context_new(int side, struct aloop_tls_context **out)
 		SSL_CTX_set_tlsext_servername_callback(c, servername_cb);
 		SSL_CTX_set_tlsext_servername_arg(c, ctx);
 		SSL_CTX_set_alpn_select_cb(c, alpn_select_cb, ctx);
+		SSL_CTX_set_tlsext_status_cb(c, status_cb);
+		SSL_CTX_set_tlsext_status_arg(c, ctx);
 	} else {
 		SSL_CTX_sess_set_new_cb(c, new_session_cb);
 		/* A machine without a CA store still gets a context; its
@@ -401,6 +651,32 @@ aloop_tls_context_new(int side, struct aloop_tls_context **out)
 	apply_resumption(ctx);
 	*out = ctx;
 	return 0;
+}
+
+static void
+free_pair(struct sni_cert *p)
+{
+	X509_free(p->leaf);
+	EVP_PKEY_free(p->key);
+	sk_X509_pop_free(p->chain, X509_free);
+	free(p->ocsp);
+	memset(p, 0, sizeof(*p));
+}
+
+static void
+clear_ticket_secret(struct aloop_tls_context *ctx)
+{
+	if (ctx->ticket_secret != NULL)
+		OPENSSL_cleanse(ctx->ticket_secret, ctx->ticket_secret_len);
+	free(ctx->ticket_secret);
+	ctx->ticket_secret = NULL;
+	ctx->ticket_secret_len = 0;
+	free(ctx->ticket_scope);
+	ctx->ticket_scope = NULL;
+	EVP_CIPHER_free(ctx->ticket_cipher);
+	ctx->ticket_cipher = NULL;
+	OPENSSL_cleanse(ctx->keys, sizeof(ctx->keys));
+	ctx->keys_valid = 0;
 }
 
 struct aloop_tls_context *
@@ -421,14 +697,14 @@ aloop_tls_context_release(struct aloop_tls_context *ctx)
 	if (__atomic_sub_fetch(&ctx->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	flush_sessions(ctx);
-	for (i = 0; i < ctx->nsni; i++) {
-		X509_free(ctx->sni[i].leaf);
-		EVP_PKEY_free(ctx->sni[i].key);
-		sk_X509_pop_free(ctx->sni[i].chain, X509_free);
-	}
+	free_pair(&ctx->main);
+	for (i = 0; i < ctx->nsni; i++)
+		free_pair(&ctx->sni[i]);
 	free(ctx->sni);
 	free(ctx->alpn);
+	clear_ticket_secret(ctx);
 	SSL_CTX_free(ctx->ssl_ctx);
+	pthread_mutex_destroy(&ctx->ticket_lock);
 	pthread_mutex_destroy(&ctx->sess_lock);
 	free(ctx);
 }
@@ -538,13 +814,6 @@ fail:
 	return rc;
 }
 
-static void
-free_pair(struct sni_cert *p)
-{
-	X509_free(p->leaf);
-	EVP_PKEY_free(p->key);
-	sk_X509_pop_free(p->chain, X509_free);
-}
 
 int
 aloop_tls_context_load_cert_chain(struct aloop_tls_context *ctx,
@@ -558,10 +827,14 @@ aloop_tls_context_load_cert_chain(struct aloop_tls_context *ctx,
 		return rc;
 	rc = SSL_CTX_use_cert_and_key(ctx->ssl_ctx, p.leaf, p.key, p.chain,
 	    1);
-	free_pair(&p);
-	if (rc != 1)
+	if (rc != 1) {
+		free_pair(&p);
 		return set_error(ctx, ALOOP_EINVAL, certfile,
 		    "certificate refused");
+	}
+	/* Kept to match an OCSP response to it; a new chain needs its own. */
+	free_pair(&ctx->main);
+	ctx->main = p;
 	return 0;
 }
 
@@ -838,6 +1111,228 @@ aloop_tls_context_set_session_resumption(struct aloop_tls_context *ctx,
 {
 	ctx->resumption = on != 0;
 	apply_resumption(ctx);
+}
+
+int
+aloop_tls_context_set_session_tickets(struct aloop_tls_context *ctx,
+    unsigned n)
+{
+	clear_error(ctx);
+	if (ctx->side != ALOOP_TLS_SERVER)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "session tickets are issued by servers");
+	if (n > TICKETS_MAX)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "at most 16 session tickets per handshake");
+	ctx->num_tickets = n;
+	apply_resumption(ctx);
+	return 0;
+}
+
+void
+aloop_tls_context_set_session_cache_size(struct aloop_tls_context *ctx,
+    unsigned long n)
+{
+	ctx->cache_size = n;
+	apply_resumption(ctx);
+}
+
+int
+aloop_tls_context_set_session_timeout(struct aloop_tls_context *ctx,
+    unsigned seconds)
+{
+	clear_error(ctx);
+	if (seconds < 1 || seconds > SESSION_TIMEOUT_MAX)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "session timeout out of range (1 to 604800 seconds)");
+	SSL_CTX_set_timeout(ctx->ssl_ctx, (long)seconds);
+	pthread_mutex_lock(&ctx->ticket_lock);
+	ctx->session_timeout = seconds;
+	ctx->keys_valid = 0;
+	pthread_mutex_unlock(&ctx->ticket_lock);
+	return 0;
+}
+
+int
+aloop_tls_context_set_ticket_secret(struct aloop_tls_context *ctx,
+    const void *secret, size_t len, const char *scope)
+{
+	unsigned char *copy;
+	char *sc;
+	EVP_CIPHER *cipher;
+
+	clear_error(ctx);
+	if (ctx->side != ALOOP_TLS_SERVER)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "ticket keys are for server contexts");
+	if (secret == NULL || len < TICKET_SECRET_MIN ||
+	    len > TICKET_SECRET_MAX)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "a ticket secret has 32 to 1024 bytes");
+	/* Fetched once: an implicit fetch per ticket costs a lock. */
+	if ((cipher = EVP_CIPHER_fetch(NULL, "AES-256-CBC", NULL)) == NULL)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "AES-256-CBC unavailable");
+	copy = malloc(len);
+	sc = strdup(scope != NULL ? scope : "");
+	if (copy == NULL || sc == NULL) {
+		free(copy);
+		free(sc);
+		EVP_CIPHER_free(cipher);
+		return set_error(ctx, ALOOP_ENOMEM, NULL, "out of memory");
+	}
+	memcpy(copy, secret, len);
+	pthread_mutex_lock(&ctx->ticket_lock);
+	clear_ticket_secret(ctx);
+	ctx->ticket_secret = copy;
+	ctx->ticket_secret_len = len;
+	ctx->ticket_scope = sc;
+	ctx->ticket_cipher = cipher;
+	pthread_mutex_unlock(&ctx->ticket_lock);
+	SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx->ssl_ctx, ticket_key_cb);
+	return 0;
+}
+
+int
+aloop_tls_make_ticket_secret(void *buf, size_t len)
+{
+	if (len > INT_MAX || RAND_bytes(buf, (int)len) != 1) {
+		ERR_clear_error();
+		return ALOOP_ENOMEM;
+	}
+	return 0;
+}
+
+/* Does single response @id name @leaf?  @issuer may be NULL. */
+static int
+ocsp_names(OCSP_CERTID *id, X509 *leaf, X509 *issuer)
+{
+	ASN1_OCTET_STRING *name_hash;
+	ASN1_OBJECT *md_oid;
+	ASN1_INTEGER *serial;
+	const EVP_MD *md;
+	OCSP_CERTID *mine;
+	unsigned char buf[EVP_MAX_MD_SIZE];
+	unsigned int n;
+	int match;
+
+	if (OCSP_id_get0_info(&name_hash, &md_oid, NULL, &serial, id) != 1 ||
+	    (md = EVP_get_digestbyobj(md_oid)) == NULL)
+		return 0;
+	if (issuer != NULL) {
+		if ((mine = OCSP_cert_to_id(md, leaf, issuer)) == NULL)
+			return 0;
+		match = OCSP_id_cmp(mine, id) == 0;
+		OCSP_CERTID_free(mine);
+		return match;
+	}
+	/* Without the issuer's key, the serial and the issuer's name. */
+	if (ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(leaf)) != 0 ||
+	    X509_NAME_digest(X509_get_issuer_name(leaf), md, buf, &n) != 1)
+		return 0;
+	return (int)n == ASN1_STRING_length(name_hash) &&
+	    memcmp(buf, ASN1_STRING_get0_data(name_hash), n) == 0;
+}
+
+static int
+ocsp_matches(OCSP_BASICRESP *basic, const struct sni_cert *e)
+{
+	X509 *issuer = NULL;
+	int i;
+
+	for (i = 0; i < sk_X509_num(e->chain); i++)
+		if (X509_check_issued(sk_X509_value(e->chain, i), e->leaf) ==
+		    X509_V_OK) {
+			issuer = sk_X509_value(e->chain, i);
+			break;
+		}
+	for (i = 0; i < OCSP_resp_count(basic); i++)
+		if (ocsp_names((OCSP_CERTID *)OCSP_SINGLERESP_get0_id(
+		    OCSP_resp_get0(basic, i)), e->leaf, issuer))
+			return 1;
+	return 0;
+}
+
+int
+aloop_tls_context_load_ocsp_response(struct aloop_tls_context *ctx,
+    size_t cert, const char *path)
+{
+	struct sni_cert *e;
+	OCSP_RESPONSE *resp;
+	OCSP_BASICRESP *basic;
+	unsigned char *der = NULL, *copy;
+	int len, status, match;
+	BIO *bio;
+
+	clear_error(ctx);
+	if (ctx->side != ALOOP_TLS_SERVER)
+		return set_error(ctx, ALOOP_EINVAL, NULL,
+		    "OCSP stapling is for server contexts");
+	if (path == NULL)
+		return set_error(ctx, ALOOP_EINVAL, NULL, "no file given");
+	e = cert == 0 ? &ctx->main : cert <= ctx->nsni ? &ctx->sni[cert - 1] :
+	    NULL;
+	if (e == NULL || e->leaf == NULL)
+		return set_error(ctx, ALOOP_EINVAL, path,
+		    "no such certificate loaded to staple it to");
+	if ((bio = BIO_new_file(path, "rb")) == NULL)
+		return set_error(ctx, ALOOP_ENOENT, path, "cannot open");
+	resp = d2i_OCSP_RESPONSE_bio(bio, NULL);
+	BIO_free(bio);
+	if (resp == NULL) {
+		ERR_clear_error();
+		return set_error(ctx, ALOOP_EINVAL, path,
+		    "not a DER OCSP response");
+	}
+	status = OCSP_response_status(resp);
+	if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+		char what[TLS_ERROR_MAX];
+
+		snprintf(what, sizeof(what), "%s: OCSP response status", path);
+		OCSP_RESPONSE_free(resp);
+		ERR_clear_error();
+		return set_error(ctx, ALOOP_EINVAL, what,
+		    OCSP_response_status_str(status));
+	}
+	if ((basic = OCSP_response_get1_basic(resp)) == NULL) {
+		OCSP_RESPONSE_free(resp);
+		ERR_clear_error();
+		return set_error(ctx, ALOOP_EINVAL, path,
+		    "not a basic OCSP response");
+	}
+	match = ocsp_matches(basic, e);
+	OCSP_BASICRESP_free(basic);
+	if (!match) {
+		OCSP_RESPONSE_free(resp);
+		ERR_clear_error();
+		return set_error(ctx, ALOOP_EINVAL, path,
+		    "the OCSP response is not about this certificate");
+	}
+	len = i2d_OCSP_RESPONSE(resp, &der);
+	OCSP_RESPONSE_free(resp);
+	if (len <= 0)
+		return set_error(ctx, ALOOP_ENOMEM, NULL, "out of memory");
+	/* OpenSSL's allocator gave it; ours frees the copy we keep. */
+	if ((copy = malloc((size_t)len)) == NULL) {
+		OPENSSL_free(der);
+		return set_error(ctx, ALOOP_ENOMEM, NULL, "out of memory");
+	}
+	memcpy(copy, der, (size_t)len);
+	OPENSSL_free(der);
+	free(e->ocsp);
+	e->ocsp = copy;
+	e->ocsp_len = (size_t)len;
+	return 0;
+}
+
+void
+aloop__tls_context_set_clock(struct aloop_tls_context *ctx,
+    time_t (*clock)(void))
+{
+	pthread_mutex_lock(&ctx->ticket_lock);
+	ctx->clock = clock;
+	ctx->keys_valid = 0;
+	pthread_mutex_unlock(&ctx->ticket_lock);
 }
 
 /* ------------------------------------------------ for the transport */

@@ -124,6 +124,82 @@ ALOOP_API int aloop_tls_context_set_alpn_protocols(struct aloop_tls_context *ctx
 ALOOP_API void aloop_tls_context_set_session_resumption(struct aloop_tls_context *ctx,
     int on);
 
+/**
+ * Server: session tickets per full TLS 1.3 handshake (default 1; OpenSSL's
+ * own default of 2 only costs a second encryption and write).  0 turns
+ * tickets off altogether, TLS 1.2's as well: no NewSessionTicket is sent,
+ * and only the session cache, if any, resumes.  At most 16 (ALOOP_EINVAL).
+ */
+ALOOP_API int aloop_tls_context_set_session_tickets(struct aloop_tls_context *ctx,
+    unsigned n);
+/**
+ * Server: the stateful session cache's size in sessions (default OpenSSL's
+ * 20480); 0 turns it off.  The cache lives in this context, in this
+ * process: unlike a ticket it only resumes a client that comes back to
+ * the same process.  TLS 1.3 with tickets on never needs it.
+ */
+ALOOP_API void aloop_tls_context_set_session_cache_size(struct aloop_tls_context *ctx,
+    unsigned long n);
+/**
+ * How long a session may be resumed, in seconds (default 7200, at most
+ * 604800, RFC 8446's week; ALOOP_EINVAL outside 1..604800).  With a ticket
+ * secret this is also how often the ticket key changes (see below).
+ */
+ALOOP_API int aloop_tls_context_set_session_timeout(struct aloop_tls_context *ctx,
+    unsigned seconds);
+/**
+ * Server: derive session ticket keys from @secret (@len bytes, at least
+ * 32, at most 1024) and @scope (a string naming what the tickets are good
+ * for, NULL meaning ""), instead of OpenSSL's random keys, which are
+ * different in every context.  Contexts given the same secret and scope,
+ * in this process or any other, in any order and at any time, resume one
+ * another's tickets: forked workers that never talk to each other, and
+ * the contexts a reload builds afresh.  A different secret or scope makes
+ * another context's tickets unreadable, so that a ticket never resumes a
+ * session where other settings apply (a listener that checks client
+ * certificates, say): put those settings in @scope.
+ *
+ * Keys rotate without a timer: time is cut into epochs of the session
+ * timeout's length (counted from the Unix epoch, so every process agrees),
+ * and each epoch's key is HKDF-SHA256 of the secret, the scope and the
+ * epoch's number.  The current epoch's key encrypts; the previous and the
+ * next one's (a clock a little ahead) still decrypt, and such a ticket is
+ * replaced by a fresh one.  A ticket therefore stays readable at least
+ * as long as the session timeout, and OpenSSL refuses older sessions.
+ *
+ * The secret is copied and wiped (OPENSSL_cleanse) when replaced or when
+ * the context goes; the caller wipes its own copy.  Whoever learns the
+ * secret can read every ticket made with it, and so the keys of those
+ * sessions: keep it in memory only and make a new one (forgetting the
+ * old) to retire it.  Takes effect for handshakes that start afterwards.
+ * ALOOP_EINVAL on a client context or for a bad length, ALOOP_ENOMEM.
+ */
+ALOOP_API int aloop_tls_context_set_ticket_secret(struct aloop_tls_context *ctx,
+    const void *secret, size_t len, const char *scope);
+/**
+ * Fill @buf with @len bytes from OpenSSL's random generator, for a ticket
+ * secret made once and handed to every context that should share keys
+ * (before fork(), for processes that share them).  0, or ALOOP_ENOMEM if
+ * the generator failed.
+ */
+ALOOP_API int aloop_tls_make_ticket_secret(void *buf, size_t len);
+/**
+ * Server: staple the DER OCSPResponse in @path (as `openssl ocsp -respout`
+ * writes it) to the handshakes that serve certificate @cert: 0 for the
+ * chain of load_cert_chain, n for the n-th add_sni_cert; load that
+ * certificate first.  The file is read now and kept in memory, so a
+ * refreshed file needs a new call (aloopd: a reload).  Checked: a
+ * successful response with a single response for that certificate (by
+ * its issuer in the chain, or else by serial number and issuer name);
+ * neither its signature nor its dates are, so a stale file is served as
+ * is.  A client that asks (status_request) gets it; others pay nothing.
+ * ALOOP_ENOENT if the file cannot be opened, ALOOP_EINVAL for anything
+ * else; on failure the previous response, if any, stays.  Loading the
+ * default chain again drops its response.
+ */
+ALOOP_API int aloop_tls_context_load_ocsp_response(struct aloop_tls_context *ctx,
+    size_t cert, const char *path);
+
 /** OpenSSL's SSL_CTX *, as void *, for what this API does not cover. */
 ALOOP_API void *aloop_tls_context_get_ssl_ctx(struct aloop_tls_context *ctx);
 

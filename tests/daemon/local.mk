@@ -81,3 +81,8 @@ EXTRA_DIST += tests/daemon/test_access_log.py
 # The proxy's balancing and health checks, with upstreams of the test's own.
 TESTS += tests/daemon/test_proxy_balance.py
 EXTRA_DIST += tests/daemon/test_proxy_balance.py
+
+# TLS session tickets across a reload and two workers, tickets off, and
+# OCSP stapling from a file made with `openssl ocsp` (openssl s_client).
+TESTS += tests/daemon/test_tls_sessions.py
+EXTRA_DIST += tests/daemon/test_tls_sessions.py

@@ -678,6 +678,322 @@ test_session_resumption(void)
 	resumption_round("TLSv1.3", 1, 0, 0);
 }
 
+/* ------------------------------------------ ticket keys and stapling */
+
+static const unsigned char secret_a[32] = "0123456789abcdef0123456789abcdef";
+static const unsigned char secret_b[32] = "fedcba9876543210fedcba9876543210";
+
+/* NewSessionTicket messages the client received. */
+static int tickets_seen;
+
+static void
+count_tickets(int write_p, int version, int content_type, const void *buf,
+    size_t len, SSL *ssl, void *arg)
+{
+	(void)version; (void)ssl; (void)arg;
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    ((const unsigned char *)buf)[0] == SSL3_MT_NEWSESSION_TICKET)
+		tickets_seen++;
+}
+
+static struct aloop_tls_context *
+ticket_server(const struct tls_certs *c, const unsigned char *secret,
+    const char *scope)
+{
+	struct aloop_tls_context *s = server_ctx(c);
+
+	if (secret != NULL)
+		CU_ASSERT_EQUAL(aloop_tls_context_set_ticket_secret(s, secret,
+		    32, scope), 0);
+	/* Only tickets resume here, not the cache of one context. */
+	aloop_tls_context_set_session_cache_size(s, 0);
+	return s;
+}
+
+static struct aloop_tls_context *
+ticket_client(const struct tls_certs *c, const char *version)
+{
+	struct aloop_tls_context *cl = client_ctx(c);
+
+	if (strcmp(version, "TLSv1.2") == 0)
+		CU_ASSERT_EQUAL(SSL_CTX_set_max_proto_version(
+		    aloop_tls_context_get_ssl_ctx(cl), TLS1_2_VERSION), 1);
+	SSL_CTX_set_msg_callback(aloop_tls_context_get_ssl_ctx(cl),
+	    count_tickets);
+	return cl;
+}
+
+/* A handshake of @cl with @s under peer key "k"; was it resumed? */
+static int
+resumed(struct aloop_tls_context *cl, struct aloop_tls_context *s)
+{
+	struct hs h;
+	int r;
+
+	CU_ASSERT_EQUAL_FATAL(handshake(cl, s, "localhost", "k", &h), 0);
+	r = SSL_session_reused(h.client);
+	CU_ASSERT_EQUAL(SSL_session_reused(h.server), r);
+	hs_free(&h);
+	return r;
+}
+
+static void
+shared_secret_round(const char *version)
+{
+	const struct tls_certs *c;
+	struct aloop_tls_context *s1, *s2, *s3, *s4, *s5, *cl;
+
+	NEED_CERTS(c);
+	s1 = ticket_server(c, secret_a, "listener");
+	s2 = ticket_server(c, secret_a, "listener");
+	s3 = ticket_server(c, secret_b, "listener");
+	s4 = ticket_server(c, secret_a, "another listener");
+	s5 = ticket_server(c, NULL, NULL);
+	cl = ticket_client(c, version);
+
+	tickets_seen = 0;
+	CU_ASSERT_EQUAL(resumed(cl, s1), 0);
+	/* One ticket per handshake, not OpenSSL's two. */
+	CU_ASSERT_EQUAL(tickets_seen, 1);
+	/* Built apart from the same secret: resumes s1's ticket. */
+	CU_ASSERT_EQUAL(resumed(cl, s2), 1);
+	CU_ASSERT_EQUAL(resumed(cl, s1), 1);
+	/* Another secret, another scope, OpenSSL's own keys: no. */
+	CU_ASSERT_EQUAL(resumed(cl, s3), 0);
+	CU_ASSERT_EQUAL(resumed(cl, s4), 0);
+	CU_ASSERT_EQUAL(resumed(cl, s5), 0);
+	aloop_tls_context_release(cl);
+	aloop_tls_context_release(s1);
+	aloop_tls_context_release(s2);
+	aloop_tls_context_release(s3);
+	aloop_tls_context_release(s4);
+	aloop_tls_context_release(s5);
+}
+
+static void
+test_ticket_secret_shared(void)
+{
+	shared_secret_round("TLSv1.3");
+	shared_secret_round("TLSv1.2");
+}
+
+static void
+test_ticket_settings(void)
+{
+	const struct tls_certs *c;
+	struct aloop_tls_context *s, *cl;
+
+	NEED_CERTS(c);
+	/* Tickets off: no NewSessionTicket, no resumption without a cache. */
+	s = ticket_server(c, secret_a, NULL);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_tickets(s, 0), 0);
+	cl = ticket_client(c, "TLSv1.3");
+	tickets_seen = 0;
+	CU_ASSERT_EQUAL(resumed(cl, s), 0);
+	CU_ASSERT_EQUAL(resumed(cl, s), 0);
+	CU_ASSERT_EQUAL(tickets_seen, 0);
+	aloop_tls_context_release(cl);
+	cl = ticket_client(c, "TLSv1.2");
+	tickets_seen = 0;
+	CU_ASSERT_EQUAL(resumed(cl, s), 0);
+	CU_ASSERT_EQUAL(resumed(cl, s), 0);
+	CU_ASSERT_EQUAL(tickets_seen, 0);
+	/* The cache alone resumes TLS 1.2 by session id. */
+	aloop_tls_context_set_session_cache_size(s, 100);
+	CU_ASSERT_EQUAL(resumed(cl, s), 0);
+	CU_ASSERT_EQUAL(resumed(cl, s), 1);
+	CU_ASSERT_EQUAL(tickets_seen, 0);
+	aloop_tls_context_release(cl);
+
+	/* Three tickets when asked; bounds. */
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_tickets(s, 3), 0);
+	cl = ticket_client(c, "TLSv1.3");
+	tickets_seen = 0;
+	CU_ASSERT_EQUAL(resumed(cl, s), 0);
+	CU_ASSERT_EQUAL(tickets_seen, 3);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_tickets(s, 17),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_tickets(cl, 1),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_timeout(s, 0),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_timeout(s, 604801),
+	    ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_ticket_secret(s, secret_a, 31,
+	    NULL), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_set_ticket_secret(cl, secret_a, 32,
+	    NULL), ALOOP_EINVAL);
+	aloop_tls_context_release(cl);
+	aloop_tls_context_release(s);
+}
+
+/* Clocks one epoch (an hour) apart, a little into each epoch. */
+#define EPOCH		3600
+#define EPOCH_BASE	((time_t)500000 * EPOCH + 7)
+static time_t clock_e0(void) { return EPOCH_BASE; }
+static time_t clock_e1(void) { return EPOCH_BASE + EPOCH; }
+static time_t clock_e2(void) { return EPOCH_BASE + 2 * EPOCH; }
+static time_t clock_back(void) { return EPOCH_BASE - EPOCH; }
+
+static struct aloop_tls_context *
+epoch_server(const struct tls_certs *c, time_t (*clock)(void))
+{
+	struct aloop_tls_context *s = ticket_server(c, secret_a, NULL);
+
+	CU_ASSERT_EQUAL(aloop_tls_context_set_session_timeout(s, EPOCH), 0);
+	aloop__tls_context_set_clock(s, clock);
+	return s;
+}
+
+/* A ticket from epoch 0, offered to a server living at @clock. */
+static int
+resumed_at(const char *version, time_t (*clock)(void))
+{
+	const struct tls_certs *c = tls_certs_get();
+	struct aloop_tls_context *s0, *s, *cl;
+	int r;
+
+	s0 = epoch_server(c, clock_e0);
+	s = epoch_server(c, clock);
+	cl = ticket_client(c, version);
+	CU_ASSERT_EQUAL(resumed(cl, s0), 0);
+	tickets_seen = 0;
+	r = resumed(cl, s);
+	/* A ticket of a neighbouring epoch is renewed. */
+	if (r && clock != clock_e0)
+		CU_ASSERT_EQUAL(tickets_seen, 1);
+	aloop_tls_context_release(cl);
+	aloop_tls_context_release(s);
+	aloop_tls_context_release(s0);
+	return r;
+}
+
+static void
+test_ticket_epochs(void)
+{
+	const struct tls_certs *c;
+	static const char *const versions[] = { "TLSv1.3", "TLSv1.2" };
+
+	NEED_CERTS(c);
+	for (size_t i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(resumed_at(versions[i], clock_e0), 1);
+		CU_ASSERT_EQUAL(resumed_at(versions[i], clock_e1), 1);
+		CU_ASSERT_EQUAL(resumed_at(versions[i], clock_back), 1);
+		CU_ASSERT_EQUAL(resumed_at(versions[i], clock_e2), 0);
+	}
+}
+
+static void
+test_ticket_key_derivation(void)
+{
+	unsigned char k1[80], k2[80], k3[80];
+
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_a, 32, "x", 7, k1), 0);
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_a, 32, "x", 7, k2), 0);
+	CU_ASSERT_EQUAL(memcmp(k1, k2, sizeof(k1)), 0);
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_a, 32, "x", 8, k3), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(k1, k3, 16), 0);
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_a, 32, "y", 7, k3), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(k1, k3, 16), 0);
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_b, 32, "x", 7, k3), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(k1, k3, 16), 0);
+	/* NULL and "" are the same scope. */
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_a, 32, NULL, 7, k1), 0);
+	CU_ASSERT_EQUAL(aloop__tls_ticket_key(secret_a, 32, "", 7, k2), 0);
+	CU_ASSERT_EQUAL(memcmp(k1, k2, sizeof(k1)), 0);
+}
+
+/* The OCSP response the client got stapled, compared with @file's. */
+static int
+stapled(SSL *client, const char *file)
+{
+	const unsigned char *p;
+	unsigned char buf[8192];
+	long n = SSL_get_tlsext_status_ocsp_resp(client, &p);
+	size_t len;
+	FILE *f;
+
+	if (n <= 0)
+		return 0;
+	if ((f = fopen(file, "rb")) == NULL)
+		return -1;
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	return (size_t)n == len && memcmp(p, buf, len) == 0 ? 1 : -1;
+}
+
+static void
+test_ocsp_stapling(void)
+{
+	const struct tls_certs *c;
+	struct aloop_tls_context *s, *s2, *cl;
+	struct hs h;
+
+	NEED_CERTS(c);
+	s = server_ctx(c);
+	cl = client_ctx(c);
+	CU_ASSERT_EQUAL(aloop_tls_context_add_sni_cert(s, c->sni_cert,
+	    c->sni_key), 0);
+
+	/* Nothing loaded: nothing stapled, even when asked. */
+	SSL_CTX_set_tlsext_status_type(aloop_tls_context_get_ssl_ctx(cl),
+	    TLSEXT_STATUSTYPE_ocsp);
+	CU_ASSERT_EQUAL(handshake(cl, s, "localhost", NULL, &h), 0);
+	CU_ASSERT_EQUAL(stapled(h.client, c->server_ocsp), 0);
+	hs_free(&h);
+
+	/* Refused: garbage, missing, another certificate's, no such cert. */
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 0,
+	    c->garbage), ALOOP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(aloop_tls_context_last_error(s),
+	    "not a DER OCSP response"));
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 0,
+	    "/nonexistent/ocsp.der"), ALOOP_ENOENT);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 0,
+	    c->sni_ocsp), ALOOP_EINVAL);
+	CU_ASSERT_PTR_NOT_NULL(strstr(aloop_tls_context_last_error(s),
+	    "not about this certificate"));
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 1,
+	    c->server_ocsp), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 2,
+	    c->server_ocsp), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(cl, 0,
+	    c->server_ocsp), ALOOP_EINVAL);
+
+	/* Each certificate its own response, chosen after SNI. */
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 0,
+	    c->server_ocsp), 0);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s, 1,
+	    c->sni_ocsp), 0);
+	CU_ASSERT_EQUAL(handshake(cl, s, "localhost", NULL, &h), 0);
+	CU_ASSERT_EQUAL(stapled(h.client, c->server_ocsp), 1);
+	hs_free(&h);
+	CU_ASSERT_EQUAL(handshake(cl, s, "sni.example.test", NULL, &h), 0);
+	CU_ASSERT_EQUAL(stapled(h.client, c->sni_ocsp), 1);
+	hs_free(&h);
+	/* TLS 1.2 carries it in CertificateStatus instead. */
+	CU_ASSERT_EQUAL(SSL_CTX_set_max_proto_version(
+	    aloop_tls_context_get_ssl_ctx(cl), TLS1_2_VERSION), 1);
+	CU_ASSERT_EQUAL(handshake(cl, s, "localhost", NULL, &h), 0);
+	CU_ASSERT_EQUAL(stapled(h.client, c->server_ocsp), 1);
+	hs_free(&h);
+
+	/* With the issuer in the chain file, matched by the issuer's key. */
+	s2 = server_ctx(c);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_cert_chain(s2, c->server_chain,
+	    c->server_key), 0);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s2, 0,
+	    c->sni_ocsp), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL(aloop_tls_context_load_ocsp_response(s2, 0,
+	    c->server_ocsp), 0);
+	CU_ASSERT_EQUAL(handshake(cl, s2, "localhost", NULL, &h), 0);
+	CU_ASSERT_EQUAL(stapled(h.client, c->server_ocsp), 1);
+	hs_free(&h);
+	aloop_tls_context_release(s2);
+	aloop_tls_context_release(cl);
+	aloop_tls_context_release(s);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_defaults),
 	TEST(test_default_client_context),
@@ -691,6 +1007,11 @@ static const struct test_case cases[] = {
 	TEST(test_sni_selection),
 	TEST(test_alpn),
 	TEST(test_session_resumption),
+	TEST(test_ticket_secret_shared),
+	TEST(test_ticket_settings),
+	TEST(test_ticket_epochs),
+	TEST(test_ticket_key_derivation),
+	TEST(test_ocsp_stapling),
 };
 
 TEST_MAIN("tls_context", cases)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -126,10 +127,54 @@ path(char *out, const struct tls_certs *c, const char *name)
 	snprintf(out, TLS_CERTS_PATH, "%s/%s", c->dir, name);
 }
 
-/* Issue a leaf for @cn under @ca and write its cert (+ chain) and key. */
+/*
+ * A signed, successful OCSP response saying @leaf (issued by @ca) is good,
+ * in DER, as `openssl ocsp -respout` writes one.
+ */
+static int
+write_ocsp(const char *path, X509 *leaf, X509 *ca, EVP_PKEY *cakey)
+{
+	OCSP_BASICRESP *basic = NULL;
+	OCSP_RESPONSE *resp = NULL;
+	OCSP_CERTID *id = NULL;
+	ASN1_TIME *now = NULL, *later = NULL;
+	BIO *bio = NULL;
+	int rc = -1;
+
+	if ((basic = OCSP_BASICRESP_new()) == NULL ||
+	    (id = OCSP_cert_to_id(NULL, leaf, ca)) == NULL ||
+	    (now = X509_gmtime_adj(NULL, 0)) == NULL ||
+	    (later = X509_gmtime_adj(NULL, 86400)) == NULL ||
+	    OCSP_basic_add1_status(basic, id, V_OCSP_CERTSTATUS_GOOD, 0, NULL,
+	    now, later) == NULL ||
+	    OCSP_basic_sign(basic, ca, cakey, EVP_sha256(), NULL, 0) != 1 ||
+	    (resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL,
+	    basic)) == NULL ||
+	    (bio = BIO_new_file(path, "wb")) == NULL ||
+	    i2d_OCSP_RESPONSE_bio(bio, resp) != 1)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "%s: cannot make an OCSP response\n", path);
+	if (bio != NULL && BIO_free(bio) != 1)
+		rc = -1;
+	OCSP_RESPONSE_free(resp);
+	OCSP_CERTID_free(id);
+	OCSP_BASICRESP_free(basic);
+	ASN1_TIME_free(now);
+	ASN1_TIME_free(later);
+	return rc;
+}
+
+/*
+ * Issue a leaf for @cn under @ca and write its cert (+ chain) and key;
+ * with @ocsppath, a "good" OCSP response for it too.
+ */
 static int
 issue(const char *cn, const char *san, const char *eku, X509 *ca,
-    EVP_PKEY *cakey, const char *certpath, const char *keypath)
+    EVP_PKEY *cakey, const char *certpath, const char *keypath,
+    const char *ocsppath)
 {
 	EVP_PKEY *key;
 	X509 *x;
@@ -139,10 +184,41 @@ issue(const char *cn, const char *san, const char *eku, X509 *ca,
 		return -1;
 	if ((x = make_cert(cn, key, ca, cakey, san, eku)) != NULL &&
 	    write_pem(certpath, x, NULL, NULL) == 0 &&
-	    write_pem(keypath, NULL, NULL, key) == 0)
+	    write_pem(keypath, NULL, NULL, key) == 0 &&
+	    (ocsppath == NULL || write_ocsp(ocsppath, x, ca, cakey) == 0))
 		rc = 0;
 	X509_free(x);
 	EVP_PKEY_free(key);
+	return rc;
+}
+
+/* @out = @a then @b: a leaf and its issuer make a chain file. */
+static int
+concat(const char *out, const char *a, const char *b)
+{
+	const char *in[] = { a, b };
+	char buf[4096];
+	FILE *f, *g;
+	size_t n;
+	int rc = 0;
+
+	if ((f = fopen(out, "w")) == NULL) {
+		perror(out);
+		return -1;
+	}
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if ((g = fopen(in[i], "r")) == NULL) {
+			perror(in[i]);
+			rc = -1;
+			break;
+		}
+		while ((n = fread(buf, 1, sizeof(buf), g)) > 0)
+			if (fwrite(buf, 1, n, f) != n)
+				rc = -1;
+		fclose(g);
+	}
+	if (fclose(f) != 0)
+		rc = -1;
 	return rc;
 }
 
@@ -174,6 +250,9 @@ tls_certs_make(struct tls_certs *c)
 	path(c->untrusted_cert, c, "untrusted.pem");
 	path(c->untrusted_key, c, "untrusted.key");
 	path(c->garbage, c, "garbage.pem");
+	path(c->server_ocsp, c, "server.ocsp");
+	path(c->sni_ocsp, c, "sni.ocsp");
+	path(c->server_chain, c, "server-chain.pem");
 
 	if ((cakey = make_key()) == NULL || (okey = make_key()) == NULL ||
 	    (ca = make_cert("aloop test CA", cakey, NULL, NULL, NULL,
@@ -184,14 +263,17 @@ tls_certs_make(struct tls_certs *c)
 	    write_pem(c->other_ca, oca, NULL, NULL) != 0)
 		goto out;
 	if (issue("localhost", "DNS:localhost,IP:127.0.0.1,IP:::1",
-	    "serverAuth", ca, cakey, c->server_cert, c->server_key) != 0 ||
+	    "serverAuth", ca, cakey, c->server_cert, c->server_key,
+	    c->server_ocsp) != 0 ||
 	    issue("sni.example.test",
 	    "DNS:sni.example.test,DNS:*.wild.example.test", "serverAuth",
-	    ca, cakey, c->sni_cert, c->sni_key) != 0 ||
+	    ca, cakey, c->sni_cert, c->sni_key, c->sni_ocsp) != 0 ||
 	    issue("aloop test client", NULL, "clientAuth", ca, cakey,
-	    c->client_cert, c->client_key) != 0 ||
+	    c->client_cert, c->client_key, NULL) != 0 ||
 	    issue("localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth",
-	    oca, okey, c->untrusted_cert, c->untrusted_key) != 0)
+	    oca, okey, c->untrusted_cert, c->untrusted_key, NULL) != 0)
+		goto out;
+	if (concat(c->server_chain, c->server_cert, c->ca) != 0)
 		goto out;
 	if ((f = fopen(c->garbage, "w")) == NULL)
 		goto out;
@@ -213,7 +295,8 @@ tls_certs_remove(struct tls_certs *c)
 {
 	const char *files[] = { c->ca, c->other_ca, c->server_cert,
 	    c->server_key, c->sni_cert, c->sni_key, c->client_cert,
-	    c->client_key, c->untrusted_cert, c->untrusted_key, c->garbage };
+	    c->client_key, c->untrusted_cert, c->untrusted_key, c->garbage,
+	    c->server_ocsp, c->sni_ocsp, c->server_chain };
 	size_t i;
 
 	if (c->dir[0] == '\0')

@@ -23,6 +23,10 @@ struct tls_certs {
 	char	client_cert[TLS_CERTS_PATH], client_key[TLS_CERTS_PATH];
 	/* "localhost" again, but signed by the untrusted CA. */
 	char	untrusted_cert[TLS_CERTS_PATH], untrusted_key[TLS_CERTS_PATH];
+	/* "Good" DER OCSP responses for server_cert and sni_cert, signed
+	 * by the CA; server_cert followed by the CA. */
+	char	server_ocsp[TLS_CERTS_PATH], sni_ocsp[TLS_CERTS_PATH];
+	char	server_chain[TLS_CERTS_PATH];
 	/* A text file that is no PEM at all. */
 	char	garbage[TLS_CERTS_PATH];
 };

@@ -1,0 +1,95 @@
+/*
+ * The master's session ticket secret (see ticket_secret.h).  A binary
+ * upgrade passes it through a pipe rather than the environment, which
+ * other processes of the same user could read in /proc.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <aloop/aloop.h>
+
+#include "ticket_secret.h"
+
+#define SECRET_LEN	32
+#define SECRET_ENV	"ALOOPD_TICKET_SECRET_FD"
+
+static unsigned char secret[SECRET_LEN];
+static int have_secret;
+
+/* The previous master's secret, if this master is a binary upgrade. */
+static int
+inherit(void)
+{
+	const char *s = getenv(SECRET_ENV);
+	char *end;
+	size_t got = 0;
+	ssize_t n;
+	long fd;
+
+	if (s == NULL)
+		return -1;
+	fd = strtol(s, &end, 10);
+	(void)unsetenv(SECRET_ENV);
+	if (*end != '\0' || fd < 3 || fcntl((int)fd, F_GETFD) == -1)
+		return -1;
+	while (got < sizeof(secret)) {
+		n = read((int)fd, secret + got, sizeof(secret) - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close((int)fd);
+	return got == sizeof(secret) ? 0 : -1;
+}
+
+int
+ticket_secret_init(void)
+{
+	int r;
+
+	if (inherit() == 0) {
+		have_secret = 1;
+		return 0;
+	}
+	if ((r = aloop_tls_make_ticket_secret(secret, sizeof(secret))) == 0)
+		have_secret = 1;
+	return r;
+}
+
+const unsigned char *
+ticket_secret_get(size_t *len)
+{
+	*len = sizeof(secret);
+	return have_secret ? secret : NULL;
+}
+
+int
+ticket_secret_hand_over(void)
+{
+	char buf[16];
+	int p[2];
+
+	if (!have_secret || pipe(p) == -1)
+		return -1;
+	/* 32 bytes always fit a pipe's buffer: no reader needed yet. */
+	if (write(p[1], secret, sizeof(secret)) != (ssize_t)sizeof(secret)) {
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	close(p[1]);
+	snprintf(buf, sizeof(buf), "%d", p[0]);
+	if (setenv(SECRET_ENV, buf, 1) == -1) {
+		close(p[0]);
+		return -1;
+	}
+	return 0;
+}
