@@ -1,18 +1,19 @@
 /*
- * template: the plugin to copy when you start your own.  It speaks a small
- * line-based protocol, "shout": the server greets, then answers every line
- * in upper case; "QUIT" gets "BYE" and the connection closes.  Everything a
- * real plugin needs is here, each part once: settings checked at start-up,
- * per-instance and per-connection state, input split into lines with a
- * bound on what a client can make us hold, write flow control, and the
- * cleanup in connection_lost and fini.  aloop-plugin(7) builds it step by
- * step.
+ * callback: the template's protocol, "shout", written the low-level way,
+ * as a table of protocol callbacks instead of a task (template.c).  The
+ * server greets, then answers every line in upper case; "QUIT" gets "BYE"
+ * and the connection closes.  Here the plugin keeps the state between
+ * callbacks itself: per-instance and per-connection state, input split
+ * into lines with a bound on what a client can make us hold, write flow
+ * control, and the cleanup in connection_lost and fini.  Start from
+ * template.c unless you need what only callbacks give: no stack per
+ * connection, and a say in each read (aloop-plugin(7) compares the two).
  *
  * Build it outside aloop's tree with
- *	cc -shared -fPIC $(pkg-config --cflags --libs aloop) template.c \
- *	    -o template.so
+ *	cc -shared -fPIC $(pkg-config --cflags --libs aloop) callback.c \
+ *	    -o callback.so
  * and name it in aloop.conf:
- *	{ name = "shout"; protocol = "template"; listen = [ "127.0.0.1:7000" ];
+ *	{ name = "shout"; protocol = "callback"; listen = [ "127.0.0.1:7000" ];
  *	  settings = { greeting = "hello"; max_line = 1024; }; }
  *
  * Rename it: change the file, the .name below and the prefix "tpl_".
@@ -95,7 +96,7 @@ tpl_fini(void *instance)
 	if (tpl == NULL)
 		return;
 	if (tpl->served > 0)
-		aloop_log(ALOOP_LOG_INFO, "template: served %lu connections",
+		aloop_log(ALOOP_LOG_INFO, "callback: served %lu connections",
 		    tpl->served);
 	free(tpl->greeting);
 	free(tpl);
@@ -204,7 +205,7 @@ tpl_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 
 	(void)t;	/* valid until we return, unused after */
 	if (err != NULL)
-		aloop_log(ALOOP_LOG_DEBUG, "template: connection lost: %s",
+		aloop_log(ALOOP_LOG_DEBUG, "callback: connection lost: %s",
 		    err->message);
 	free(c->line);
 	free(c);
@@ -241,9 +242,9 @@ static const struct aloop_protocol tpl_protocol = {
 /* The one symbol aloopd looks for. */
 ALOOP_PLUGIN_EXPORT = {
 	ALOOP_PLUGIN_HEADER,
-	.name = "template",
+	.name = "callback",
 	.version = "1.0",
-	.description = "shout: lines back in upper case (the plugin template)",
+	.description = "shout: lines back in upper case, as callbacks",
 	.init = tpl_init,
 	.fini = tpl_fini,
 	.stream = &tpl_protocol,

@@ -1,0 +1,56 @@
+/*
+ * echo_task: echo (RFC 862) over TCP, UNIX and TLS, written as a
+ * stream_task: the same service as echo's callbacks, one straight loop
+ * per connection.  The tests and the bench run the two side by side.
+ */
+#include <aloop/aloop.h>
+#include <aloop/plugin.h>
+
+/* No settings: an empty list rejects every name, so a typo is an error. */
+static int
+echo_task_init(const struct aloop_plugin_env *env,
+    const struct aloop_settings *settings, void **instance)
+{
+	static const char *const names[] = { NULL };
+
+	(void)env;
+	*instance = NULL;
+	return aloop_settings_check_names(settings, names);
+}
+
+/*
+ * Whatever arrives goes back.  drain() waits while the client is slow to
+ * take it; meanwhile nothing is read, so the kernel's buffers fill and
+ * TCP slows the client down: memory stays bounded.  The buffer is only
+ * touched as far as data fills it, so an idle connection's stack stays
+ * small.
+ */
+static int
+echo_task_serve(void *instance, struct aloop_stream_reader *r,
+    struct aloop_stream_writer *w)
+{
+	unsigned char buf[8192];
+	size_t got;
+	int rc;
+
+	(void)instance;
+	for (;;) {
+		if ((rc = aloop_stream_readinto(r, buf, sizeof(buf), &got)) != 0)
+			return rc;
+		if (got == 0)		/* EOF: all is echoed; close */
+			return 0;
+		if ((rc = aloop_stream_write(w, buf, got)) != 0 ||
+		    (rc = aloop_stream_drain(w)) != 0)
+			return rc;
+	}
+}
+
+ALOOP_PLUGIN_EXPORT = {
+	ALOOP_PLUGIN_HEADER,
+	.name = "echo_task",
+	.version = "1.0",
+	.description = "echo protocol (RFC 862) as a task, stream listeners",
+	.init = echo_task_init,
+	.stream_task = echo_task_serve,
+	/* stream_task_stack 0: the default, whose stacks the loop reuses. */
+};
