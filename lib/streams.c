@@ -167,7 +167,11 @@ buf_append(struct stream *s, const void *data, size_t len)
 	}
 	need = s->len + len;
 	if (need > s->cap) {
-		size_t cap = s->cap > 0 ? s->cap : 4096;
+		/*
+		 * Start small and double: an idle connection then holds
+		 * what its reads needed, not a page each.
+		 */
+		size_t cap = s->cap > 0 ? s->cap : 512;
 
 		while (cap < need)
 			cap *= 2;
