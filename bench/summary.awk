@@ -169,7 +169,7 @@ END {
 			for (j = 1; j <= ns; j++) {
 				s = sl[j]
 				if (s == "raw" || s == "aloop" ||
-				    s == "aloopd" ||
+				    s == "aloopd" || s == "aloopd_task" ||
 				    m(t, s, "msgs_per_s") == "")
 					continue
 				if (m(t, s, "msgs_per_s") + 0 > bv) {
