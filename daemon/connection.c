@@ -701,15 +701,17 @@ task_made(struct conn *c)
 	struct conn_task *k = c->task;
 	struct conn_owner *o = c->o;
 	struct aloop_task_options to;
+	int r;
 
 	k->proto->connection_made(c->t, k->state);
 	aloop_task_options_init(&to);
 	to.stack_size = o->desc->stream_task_stack;
 	to.on_switch = task_switch;
 	to.switch_arg = c;
-	if (aloop_create_task(o->loop, task_main, c, &to, &k->fut) < 0) {
+	if ((r = aloop_create_task(o->loop, task_main, c, &to,
+	    &k->fut)) < 0) {
 		aloop_log(ALOOP_LOG_WARNING, "listener %s: cannot start a "
-		    "task: %s", o->name, aloop_strerror(ALOOP_ENOMEM));
+		    "task: %s", o->name, aloop_strerror(r));
 		k->fut = NULL;
 		goto fail;
 	}
