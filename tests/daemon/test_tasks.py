@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Plugins written as tasks (stream_task), run by the real aloopd: the
 template and echo_task over TCP, TLS and UNIX; a client that stops reading
-costs bounded memory; a crash or a stack overflow inside a task is
+costs bounded memory; idle_timeout ends a task's connection; a crash or a stack overflow inside a task is
 contained like any plugin crash, and the master names the listener and the
 task; a reload leaves open task connections on the old generation; the
 shutdown drain cancels a task blocked in a read and its cleanup runs."""
@@ -163,6 +163,22 @@ def test_slow_reader_bounded():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_idle_timeout_ends_task():
+    """The listener's idle_timeout closes a task's connection as any other:
+    the task's read sees EOF and it returns; the counters saw its bytes."""
+    port = h.free_port()
+    cfg, daemon = h.start([h.listener("echo", "echo_task", port, "tcp",
+                                      "idle_timeout = 1;")])
+    with h.connect(port) as s:
+        s.sendall(b"ping")
+        assert h.recv_exactly(s, 4) == b"ping"
+        started = time.monotonic()
+        assert h.recv_all(s) == b""
+        took = time.monotonic() - started
+    assert 0.9 <= took < 5, took
+    assert daemon.stop() == 0, daemon.text()
+
+
 def who(s):
     s.sendall(b"who\n")
     line = b""
@@ -247,7 +263,8 @@ def test_drain_cancels_blocked_task():
     s.close()
 
 
-TESTS = [test_tcp_tls_unix, test_slow_reader_bounded, test_crash_in_task,
+TESTS = [test_tcp_tls_unix, test_slow_reader_bounded,
+         test_idle_timeout_ends_task, test_crash_in_task,
          test_stack_overflow_in_task, test_reload_keeps_task_connections,
          test_drain_cancels_blocked_task]
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
