@@ -128,7 +128,7 @@ BENCH_TASK=$BUILD_DIR/bench/bench_task
 # the master's) and the echo plugin it loads from plugins/.libs.  A daemon
 # that does not build costs its rows only, with a note.
 ALOOPD=""
-if make -C "$BUILD_DIR" -j2 daemon/aloopd plugins/echo.la \
+if make -C "$BUILD_DIR" -j2 daemon/aloopd plugins/echo.la plugins/echo_task.la \
     >"$TMPD/make-aloopd.log" 2>&1 &&
     [ -f "$BUILD_DIR/plugins/.libs/echo.so" ]; then
 	ALOOPD=$BUILD_DIR/daemon/aloopd
@@ -237,11 +237,13 @@ echo_ok() {
 	    printf "ping\n" >&3 && IFS= read -r -t 1 l <&3 &&
 	    [ "$l" = ping ]' echo_ok "$1" 2>/dev/null
 }
-# start_aloopd NAME PORT: aloopd -f, one worker, the echo plugin on
-# 127.0.0.1:PORT.  Sets PID_NAME (the master, our child) and WORKER_NAME
-# (PID:STARTTIME of the worker process, the master's only child).
+# start_aloopd NAME PORT [PLUGIN]: aloopd -f, one worker, the echo plugin
+# (or PLUGIN: echo_task, echo as a task) on 127.0.0.1:PORT.  Sets PID_NAME
+# (the master, our child) and WORKER_NAME (PID:STARTTIME of the worker
+# process, the master's only child).
 start_aloopd() {
-	local name=$1 port=$2 conf=$TMPD/$1.conf pid end kids w="" seen=""
+	local name=$1 port=$2 plugin=${3:-echo} conf=$TMPD/$1.conf pid end \
+	    kids w="" seen=""
 	[ -n "$ALOOPD" ] || return 1
 	cat >"$conf" <<-EOF
 	daemon = {
@@ -254,7 +256,7 @@ start_aloopd() {
 	listeners = (
 		{
 			name = "echo";
-			protocol = "echo";
+			protocol = "$plugin";
 			listen = [ "127.0.0.1:$port" ];
 			max_connections = 0;
 			idle_timeout = 0;
@@ -452,6 +454,10 @@ if [ $DO_TCP = 1 ]; then
 	if [ -n "$ALOOPD" ]; then
 		start_aloopd aloopd $P && TCP_SERVERS="$TCP_SERVERS aloopd:$P"
 		P=$((P + 1))
+		# The same written as a task (issue 13): stream_task's cost.
+		start_aloopd aloopd_task $P echo_task &&
+		    TCP_SERVERS="$TCP_SERVERS aloopd_task:$P"
+		P=$((P + 1))
 	fi
 	add_tcp libevent ./libevent_echo $P
 	if [ $PEERS = 1 ]; then
@@ -559,14 +565,15 @@ for s in $TCP_SERVERS $TLS_SERVERS rawbk:0; do stop_server "${s%:*}"; done
 # ------------------------------------------- issue 4: idle-connection memory
 # mem_one NAME TLS(0|1) N CMD...: N connections each do one 64-byte round
 # trip (so lazily made state exists), then idle while VmRSS is read (of
-# aloopd's master and worker, summed).  CMD "--aloopd" starts aloopd.
+# aloopd's master and worker, summed).  CMD "--aloopd [PLUGIN]" starts
+# aloopd.
 mem_one() {
 	local name=$1 tls=$2 n=$3 port=$P pids rss0 rss1 rss2 ready errs per \
 	    cpid
 	shift 3
 	P=$((P + 1))
 	if [ "${1:-}" = --aloopd ]; then
-		start_aloopd "$name" "$port" || return 0
+		start_aloopd "$name" "$port" "${2:-echo}" || return 0
 	else
 		start_server "$name" "$port" "$@" || return 0
 	fi
@@ -607,6 +614,8 @@ if [ $DO_MEM = 1 ]; then
 	mem_one raw 0 "$C10K_TCP" ./raw_epoll_echo $P
 	mem_one aloop 0 "$C10K_TCP" "$ALOOP_ECHO" --port $P
 	[ -z "$ALOOPD" ] || mem_one aloopd 0 "$C10K_TCP" --aloopd
+	[ -z "$ALOOPD" ] ||
+	    mem_one aloopd_task 0 "$C10K_TCP" --aloopd echo_task
 	mem_one libevent 0 "$C10K_TCP" ./libevent_echo $P
 	mem_one aloop_tls 1 "$C10K_TLS" "$ALOOP_TLS_ECHO" --port $P \
 	    --cert certs/cert.pem --key certs/key.pem --tls13 --no-resumption

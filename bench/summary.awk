@@ -169,7 +169,7 @@ END {
 			for (j = 1; j <= ns; j++) {
 				s = sl[j]
 				if (s == "raw" || s == "aloop" ||
-				    s == "aloopd" ||
+				    s == "aloopd" || s == "aloopd_task" ||
 				    m(t, s, "msgs_per_s") == "")
 					continue
 				if (m(t, s, "msgs_per_s") + 0 > bv) {
@@ -211,6 +211,24 @@ END {
 			}
 			print "\naloopd's CPU and RSS are its master's and " \
 			    "its one worker's, summed."
+		}
+		# Issue 13: echo as a stream_task against echo's callbacks.
+		if (m("a", "aloopd_task", "msgs_per_s") != "") {
+			print ""
+			print "| aloopd echo_task target | aloopd_task | " \
+			    "aloopd | aloopd_task / aloopd (>= 0.90) |"
+			print "|---|---|---|---|"
+			for (i = 1; i <= 3; i++) {
+				t = tcp[i]
+				k = m(t, "aloopd_task", "msgs_per_s")
+				d = m(t, "aloopd", "msgs_per_s")
+				if (k == "")
+					continue
+				ok = d != "" && d + 0 > 0 && k / d >= 0.90
+				ntargets++; nmet += ok
+				printf "| %s | %s | %s | %s %s |\n", tdesc[t],
+				    num(k), num(d), rat(k, d), verdict(ok)
+			}
 		}
 	}
 
@@ -276,6 +294,15 @@ END {
 					tgt = sprintf("aloop_echo %s, %+.2f " \
 					    "(master + worker; not judged)", a,
 					    v - a)
+				# Issue 13: a task per connection.
+				d = m(sc, "aloopd", "kib_per_conn")
+				if (s == "aloopd_task" && d != "") {
+					ok = v - d <= 8 &&
+					    m(sc, s, "ready") == m(sc, s, "n")
+					ntargets++; nmet += ok
+					tgt = sprintf("aloopd %+.2f (<= +8): " \
+					    "%s", v - d, verdict(ok))
+				}
 				if (s == "aloop" || s == "aloop_tls") {
 					lim = s == "aloop" ? 1.25 : 16
 					want = s == "aloop" ? 10000 : 5000

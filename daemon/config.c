@@ -272,7 +272,8 @@ load_plugin(struct config *cfg, config_setting_t *ls, size_t idx,
 	(void)strmap_add(loaded, l->protocol, idx, &seen);
 loaded:
 	d = plugin_descriptor(l->plugin);
-	if (l->type == CONFIG_TCP && d->stream == NULL) {
+	if (l->type == CONFIG_TCP && d->stream == NULL &&
+	    d->stream_task == NULL) {
 		config_report(pn, NULL, "plugin \"%s\" has no stream protocol "
 		    "for type \"tcp\"", d->name);
 		return;

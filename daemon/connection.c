@@ -40,6 +40,24 @@ struct conn {
 	int			 got_eof;
 	int			 end;		/* a timeout's enum alog_end, or -1 */
 	struct conn_log		*log;		/* NULL: not logged */
+	struct conn_task	*task;		/* NULL: a callback plugin */
+};
+
+/*
+ * A stream_task plugin's connection: the streams' protocol, fed from the
+ * wrapper's callbacks, and the task that reads and writes them.  The
+ * connection lives until both connection_lost and the task's end: the
+ * task runs plugin code, so the listener (and so fini) waits for it.
+ */
+struct conn_task {
+	struct conn		*prev, *next;	/* the owner's tasks */
+	const struct aloop_protocol *proto;	/* the streams' */
+	void			*state;
+	struct aloop_stream_reader *r;		/* the task's, while it runs */
+	struct aloop_stream_writer *w;
+	struct aloop_future	*fut;		/* the task's; NULL: ended */
+	uint32_t		 saved;		/* `where` before it resumed */
+	int			 lost;		/* connection_lost came */
 };
 
 /*
@@ -108,6 +126,8 @@ count_written(struct conn_owner *o, const uint64_t *written,
 
 /* ------------------------------------------------------------- streams */
 
+static int	task_new(struct conn_owner *o, struct conn *c);
+
 int
 connection_factory(void *arg, void **state)
 {
@@ -118,9 +138,13 @@ connection_factory(void *arg, void **state)
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return ALOOP_ENOMEM;
-	saved = conn_enter(o, SB_FACTORY);
-	r = o->desc->stream_factory(o->instance, &c->state);
-	conn_leave(o, saved);
+	if (o->desc->stream_task != NULL)
+		r = task_new(o, c);
+	else {
+		saved = conn_enter(o, SB_FACTORY);
+		r = o->desc->stream_factory(o->instance, &c->state);
+		conn_leave(o, saved);
+	}
 	if (r < 0) {
 		free(c);
 		SB_COUNT(o->m, SB_PLUGIN_ERRORS, 1);
@@ -442,6 +466,9 @@ connection_log_refused(struct conn_owner *o, int fd,
 
 /* -------------------------------------------------------- the wrapper */
 
+static void	task_made(struct conn *c);
+static void	task_lost(struct conn *c, const struct aloop_error *err);
+
 static void
 conn_made(struct aloop_transport *t, void *state)
 {
@@ -459,6 +486,10 @@ conn_made(struct aloop_transport *t, void *state)
 		log_peer(c);
 	if (c->o->access_log >= 0)
 		log_start(c);
+	if (c->task != NULL) {
+		task_made(c);
+		return;
+	}
 	if (p->connection_made != NULL)
 		PLUGIN_CALL(c->o, SB_CONNECTION_MADE, c->written, &c->counted,
 		    p->connection_made(t, c->state));
@@ -475,7 +506,9 @@ conn_data(struct aloop_transport *t, void *state, const void *data,
 	c->got_byte = 1;
 	c->bytes_in += len;
 	SB_COUNT(c->o->m, SB_BYTES_IN, len);
-	if (p->data_received != NULL)
+	if (c->task != NULL)
+		c->task->proto->data_received(t, c->task->state, data, len);
+	else if (p->data_received != NULL)
 		PLUGIN_CALL(c->o, SB_DATA_RECEIVED, c->written, &c->counted,
 		    p->data_received(t, c->state, data, len));
 }
@@ -490,7 +523,9 @@ conn_eof(struct aloop_transport *t, void *state)
 	c->last_rx = aloop_time(c->o->loop);
 	c->got_byte = 1;
 	c->got_eof = 1;
-	if (p->eof_received != NULL)
+	if (c->task != NULL)
+		keep = c->task->proto->eof_received(t, c->task->state);
+	else if (p->eof_received != NULL)
 		PLUGIN_CALL(c->o, SB_EOF_RECEIVED, c->written, &c->counted,
 		    keep = p->eof_received(t, c->state));
 	return keep;
@@ -510,14 +545,18 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 	count_written(o, c->written, &c->counted);
 	if (c->log != NULL)
 		log_finish(c, err);
-	if (p->connection_lost != NULL)
-		PLUGIN_CALL(o, SB_CONNECTION_LOST, NULL, NULL,
-		    p->connection_lost(t, c->state, err));
-	free(c);
 	if (o->m != NULL) {
 		sb_sub(&o->m->v[SB_ACTIVE], 1);
 		sb_add(&o->m->v[SB_CLOSED], 1);
 	}
+	if (c->task != NULL) {
+		task_lost(c, err);
+		return;
+	}
+	if (p->connection_lost != NULL)
+		PLUGIN_CALL(o, SB_CONNECTION_LOST, NULL, NULL,
+		    p->connection_lost(t, c->state, err));
+	free(c);
 	o->closed(o);
 }
 
@@ -527,7 +566,9 @@ conn_pause(struct aloop_transport *t, void *state)
 	struct conn *c = state;
 	const struct aloop_protocol *p = c->o->desc->stream;
 
-	if (p->pause_writing != NULL)
+	if (c->task != NULL)
+		c->task->proto->pause_writing(t, c->task->state);
+	else if (p->pause_writing != NULL)
 		PLUGIN_CALL(c->o, SB_PAUSE_WRITING, c->written, &c->counted,
 		    p->pause_writing(t, c->state));
 }
@@ -538,7 +579,9 @@ conn_resume(struct aloop_transport *t, void *state)
 	struct conn *c = state;
 	const struct aloop_protocol *p = c->o->desc->stream;
 
-	if (p->resume_writing != NULL)
+	if (c->task != NULL)
+		c->task->proto->resume_writing(t, c->task->state);
+	else if (p->resume_writing != NULL)
 		PLUGIN_CALL(c->o, SB_RESUME_WRITING, c->written, &c->counted,
 		    p->resume_writing(t, c->state));
 }
@@ -560,6 +603,163 @@ const struct aloop_protocol connection_protocol = {
 	.pause_writing = conn_pause,
 	.resume_writing = conn_resume,
 };
+
+/* ------------------------------------------------------ stream tasks */
+
+/* The reader, the writer and their protocol; the task starts when made. */
+static int
+task_new(struct conn_owner *o, struct conn *c)
+{
+	struct conn_task *k;
+	int r;
+
+	if ((k = calloc(1, sizeof(*k))) == NULL)
+		return ALOOP_ENOMEM;
+	if ((r = aloop_stream_protocol_new(o->loop, NULL, &k->proto,
+	    &k->state, &k->r, &k->w)) < 0) {
+		free(k);
+		return r;
+	}
+	c->task = k;
+	return 0;
+}
+
+/* Both the task and connection_lost are done with @c. */
+static void
+task_free(struct conn *c)
+{
+	struct conn_owner *o = c->o;
+
+	free(c->task);
+	free(c);
+	o->closed(o);
+}
+
+/*
+ * The scoreboard names the task while it runs, and what it wrote is
+ * counted each time it stops, as after a callback.
+ */
+static void
+task_switch(void *arg, int running)
+{
+	struct conn *c = arg;
+
+	if (running)
+		c->task->saved = conn_enter(c->o, SB_TASK);
+	else {
+		conn_leave(c->o, c->task->saved);
+		count_written(c->o, c->written, &c->counted);
+	}
+}
+
+static int
+task_main(void *arg, void **result)
+{
+	struct conn *c = arg;
+	struct conn_task *k = c->task;
+	int r;
+
+	(void)result;
+	r = c->o->desc->stream_task(c->o->instance, k->r, k->w);
+	if (r < 0 && r != ALOOP_ECANCELLED)
+		aloop_log(ALOOP_LOG_DEBUG, "listener %s: stream_task: %s",
+		    c->o->name, aloop_strerror(r));
+	/* Returning ends the connection: the writer's release closes it. */
+	aloop_stream_reader_release(k->r);
+	aloop_stream_writer_release(k->w);
+	k->r = NULL;
+	k->w = NULL;
+	return 0;
+}
+
+static void
+task_unlink(struct conn *c)
+{
+	struct conn_task *k = c->task;
+
+	if (k->prev != NULL)
+		k->prev->task->next = k->next;
+	else
+		c->o->tasks = k->next;
+	if (k->next != NULL)
+		k->next->task->prev = k->prev;
+	k->prev = k->next = NULL;
+}
+
+/* On a later turn than the task's end: its stack is gone. */
+static void
+task_ended(struct aloop_future *fut, void *arg)
+{
+	struct conn *c = arg;
+
+	aloop_future_release(fut);
+	task_unlink(c);
+	c->task->fut = NULL;
+	if (c->task->lost)
+		task_free(c);
+}
+
+static void
+task_made(struct conn *c)
+{
+	struct conn_task *k = c->task;
+	struct conn_owner *o = c->o;
+	struct aloop_task_options to;
+	int r;
+
+	k->proto->connection_made(c->t, k->state);
+	aloop_task_options_init(&to);
+	to.stack_size = o->desc->stream_task_stack;
+	to.on_switch = task_switch;
+	to.switch_arg = c;
+	if ((r = aloop_create_task(o->loop, task_main, c, &to,
+	    &k->fut)) < 0) {
+		aloop_log(ALOOP_LOG_WARNING, "listener %s: cannot start a "
+		    "task: %s", o->name, aloop_strerror(r));
+		k->fut = NULL;
+		goto fail;
+	}
+	if (aloop_future_add_done_callback(k->fut, task_ended, c) < 0) {
+		/* Cannot know when it ends: it must not start. */
+		(void)aloop_task_cancel(k->fut);
+		aloop_future_release(k->fut);
+		k->fut = NULL;
+		goto fail;
+	}
+	k->next = o->tasks;
+	if (o->tasks != NULL)
+		o->tasks->task->prev = c;
+	o->tasks = c;
+	return;
+fail:
+	SB_COUNT(o->m, SB_PLUGIN_ERRORS, 1);
+	aloop_stream_reader_release(k->r);
+	aloop_stream_writer_release(k->w);
+	k->r = NULL;
+	k->w = NULL;
+	aloop_transport_abort(c->t);
+}
+
+static void
+task_lost(struct conn *c, const struct aloop_error *err)
+{
+	struct conn_task *k = c->task;
+
+	/* The transport goes after this: nothing may look at it later. */
+	k->proto->connection_lost(c->t, k->state, err);
+	k->lost = 1;
+	c->t = NULL;
+	c->written = NULL;
+	if (k->fut == NULL)
+		task_free(c);
+}
+
+void
+connection_cancel_tasks(struct conn_owner *o)
+{
+	for (struct conn *c = o->tasks; c != NULL; c = c->task->next)
+		(void)aloop_task_cancel(c->task->fut);
+}
 
 /* ----------------------------------------------------------- datagrams */
 

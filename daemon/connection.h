@@ -4,7 +4,10 @@
  * comes and goes, enforces the listener's timeouts (idle, first byte,
  * write) and datagram rate, and records in the scoreboard
  * which plugin callback it is in (what the master names when the worker
- * crashes or hangs).  Runs on the worker's loop thread.
+ * crashes or hangs).  A plugin written as a stream_task gets a task per
+ * connection over a reader and a writer fed by this same wrapper, the
+ * scoreboard saying "stream_task" while the task runs.  Runs on the
+ * worker's loop thread.
  *
  * The wrapper stays, rather than a connection observer in libaloop, for
  * that last reason: only a hook around each plugin callback can say which
@@ -21,6 +24,7 @@
 #include <aloop/plugin.h>
 
 struct access_list;
+struct conn;
 struct sb_counters;
 
 /*
@@ -48,6 +52,8 @@ struct conn_owner {
 	int				 tcp_nodelay;
 	int				 keepalive;
 	int				 tls;
+	/* The connections whose stream_task runs, for listener_abort. */
+	struct conn			*tasks;
 	/* A connection or endpoint was made, or is gone for good. */
 	void				(*opened)(struct conn_owner *);
 	void				(*closed)(struct conn_owner *);
@@ -63,6 +69,12 @@ int	connection_factory(void *owner, void **state);
  */
 void	connection_log_refused(struct conn_owner *o, int fd,
 	    const struct sockaddr *peer, socklen_t len, const char *setting);
+/*
+ * Cancel the stream_task of every connection of @o (listener_abort, at
+ * the drain deadline): the await each is in returns ALOOP_ECANCELLED, on
+ * a later turn, before the connection_lost of an abort made now.
+ */
+void	connection_cancel_tasks(struct conn_owner *o);
 /* Counts a TLS client that never reached the plugin (arg: owner). */
 void	connection_tls_failed(void *owner, const struct aloop_error *err);
 

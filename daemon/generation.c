@@ -110,6 +110,7 @@ static const char *const callback_names[] = {
 	[SB_DATAGRAM_RECEIVED] = "datagram_received",
 	[SB_ERROR_RECEIVED] = "error_received",
 	[SB_LOAD] = "its constructor (loading)",
+	[SB_TASK] = "stream_task (in its task)",
 };
 
 static void	spawn(struct gen *g, unsigned slot);

@@ -577,6 +577,11 @@ void
 listener_abort(struct listener *l)
 {
 	l->own.shutting = 1;
+	/*
+	 * A task's cleanup runs first: its cancelled await returns on the
+	 * next turn, ahead of the connection_lost of the aborts below.
+	 */
+	connection_cancel_tasks(&l->own);
 	for (size_t i = 0; i < l->nservers; i++)
 		if (l->servers[i] != NULL)
 			aloop_server_abort_clients(l->servers[i]);

@@ -918,12 +918,13 @@ out:
 	if (M.upgrade_fd >= 0)
 		close(M.upgrade_fd);	/* the old master keeps serving */
 	heir_end();
+	/* It removes its reader from the loop: before the loop goes. */
+	alog_shutdown();
 	if (M.loop != NULL) {
 		remove_signals();
 		aloop_loop_free(M.loop);
 	}
 	activation_free();
-	alog_shutdown();
 	remove_pidfile();
 	free(M.pidfile);
 	free(M.exe);

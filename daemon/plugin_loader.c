@@ -27,6 +27,9 @@
 static const size_t abi_sizes[] = {
 	[0] = offsetof(struct aloop_plugin, datagram_factory) +
 	    sizeof(aloop_protocol_factory_fn),
+	/* 2.1: stream_task and its stack size. */
+	[1] = offsetof(struct aloop_plugin, stream_task_stack) +
+	    sizeof(size_t),
 };
 /* A minor that adds descriptor fields adds its size here, in step. */
 _Static_assert(sizeof(abi_sizes) / sizeof(abi_sizes[0]) ==
@@ -187,9 +190,17 @@ check_descriptor(const char *file, const struct aloop_plugin *d,
 	}
 	if ((copy->stream == NULL) != (copy->stream_factory == NULL) ||
 	    (copy->datagram == NULL) != (copy->datagram_factory == NULL) ||
-	    (copy->stream == NULL && copy->datagram == NULL)) {
-		errf(err, errlen, "%s: plugin \"%s\" needs a stream or a "
-		    "datagram protocol, each with its factory", file,
+	    (copy->stream == NULL && copy->stream_task == NULL &&
+	    copy->datagram == NULL)) {
+		errf(err, errlen, "%s: plugin \"%s\" needs a stream task, a "
+		    "stream protocol or a datagram protocol, each protocol "
+		    "with its factory", file, copy->name);
+		return ALOOP_EPLUGIN;
+	}
+	/* Which of the two would run a connection? Neither guess is safe. */
+	if (copy->stream != NULL && copy->stream_task != NULL) {
+		errf(err, errlen, "%s: plugin \"%s\" has both a stream task "
+		    "and a stream protocol: give it one of them", file,
 		    copy->name);
 		return ALOOP_EPLUGIN;
 	}

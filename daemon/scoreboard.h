@@ -37,6 +37,7 @@ enum sb_callback {
 	SB_DATAGRAM_RECEIVED,
 	SB_ERROR_RECEIVED,
 	SB_LOAD,		/* dlopen: the plugin's constructors */
+	SB_TASK,		/* a stream_task, running */
 };
 
 /* A region's life, written by the master. */

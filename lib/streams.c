@@ -167,7 +167,11 @@ buf_append(struct stream *s, const void *data, size_t len)
 	}
 	need = s->len + len;
 	if (need > s->cap) {
-		size_t cap = s->cap > 0 ? s->cap : 4096;
+		/*
+		 * Start small and double: an idle connection then holds
+		 * what its reads needed, not a page each.
+		 */
+		size_t cap = s->cap > 0 ? s->cap : 512;
 
 		while (cap < need)
 			cap *= 2;
@@ -314,6 +318,14 @@ int
 aloop_stream_reader_exception(const struct aloop_stream_reader *r)
 {
 	return r->s->exc;
+}
+
+void
+aloop_stream_reader_set_limit(struct aloop_stream_reader *r, size_t limit)
+{
+	r->s->limit = limit != 0 ? limit : ALOOP_STREAM_LIMIT_DEFAULT;
+	/* A larger limit may let a paused transport read again. */
+	maybe_resume(r->s);
 }
 
 int
@@ -904,6 +916,39 @@ aloop_open_unix_connection(struct aloop_loop *loop, const char *path,
     struct aloop_stream_writer **w)
 {
 	return open_common(loop, connect_unix, path, NULL, co, so, r, w);
+}
+
+/* ------------------------------------------------ a host's protocol */
+
+int
+aloop_stream_protocol_new(struct aloop_loop *loop,
+    const struct aloop_stream_options *so,
+    const struct aloop_protocol **proto, void **state,
+    struct aloop_stream_reader **r, struct aloop_stream_writer **w)
+{
+	struct stream *s;
+
+	if (proto != NULL)
+		*proto = NULL;
+	if (state != NULL)
+		*state = NULL;
+	if (r != NULL)
+		*r = NULL;
+	if (w != NULL)
+		*w = NULL;
+	if (loop == NULL || proto == NULL || state == NULL || r == NULL ||
+	    w == NULL)
+		return ALOOP_EINVAL;
+	if ((s = stream_new(loop, so != NULL ? so->limit : 0)) == NULL)
+		return ALOOP_ENOMEM;
+	/* The protocol's reference (stream_new's), the reader's, the writer's. */
+	s->refs += 2;
+	stream_track(s);
+	*proto = &stream_proto;
+	*state = s;
+	*r = &s->reader;
+	*w = &s->writer;
+	return 0;
 }
 
 /* ----------------------------------------------------------- servers */

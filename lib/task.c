@@ -39,6 +39,8 @@ struct task {
 	aloop_task_fn		 fn;
 	void			*arg;
 	aloop_free_fn		 free_result;
+	aloop_task_switch_fn	 on_switch;
+	void			*switch_arg;
 	size_t			 stack_size;
 	struct aloop__stack	 stack;
 	struct aloop__fiber	 fiber;
@@ -80,6 +82,8 @@ aloop_task_options_init(struct aloop_task_options *o)
 {
 	o->stack_size = 0;
 	o->free_result = NULL;
+	o->on_switch = NULL;
+	o->switch_arg = NULL;
 }
 
 /* ------------------------------------------------------------ the set */
@@ -212,8 +216,12 @@ task_resume(struct task *t)
 	}
 	t->state = TASK_RUNNING;
 	current = t;
+	if (__builtin_expect(t->on_switch != NULL, 0))
+		t->on_switch(t->switch_arg, 1);
 	aloop__fiber_switch(&main_fiber, &t->fiber, 0, 1);
 	current = NULL;
+	if (__builtin_expect(t->on_switch != NULL, 0))
+		t->on_switch(t->switch_arg, 0);
 	if (t->state == TASK_DONE)
 		task_finish(t);
 }
@@ -350,6 +358,8 @@ aloop_create_task(struct aloop_loop *loop, aloop_task_fn fn, void *arg,
 		if (o->stack_size != 0)
 			t->stack_size = o->stack_size;
 		t->free_result = o->free_result;
+		t->on_switch = o->on_switch;
+		t->switch_arg = o->switch_arg;
 	}
 	if ((rc = task_schedule(t)) != 0) {
 		aloop_future_release(t->fut);

@@ -19,6 +19,11 @@ plugins_daytime_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 plugins_time_la_SOURCES = plugins/time.c
 plugins_time_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
 
+# echo written as a stream_task, beside echo's callbacks (tests, bench).
+plugin_LTLIBRARIES += plugins/echo_task.la
+plugins_echo_task_la_SOURCES = plugins/echo_task.c
+plugins_echo_task_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS)
+
 # proxy and exec open connections and children of their own, whose last
 # callbacks may come after fini, when a reload has dropped the listener:
 # -z nodelete keeps their code mapped for those callbacks.
@@ -38,7 +43,8 @@ plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
 # and installed where the docs go, to copy from.
 plugintemplatedir = $(docdir)/plugin-template
 dist_plugintemplate_DATA = plugins/template/template.c \
-	plugins/template/Makefile plugins/template/README.md
+	plugins/template/callback.c plugins/template/Makefile \
+	plugins/template/README.md
 
 # aloopd's counters for Prometheus (GET /metrics); reads them through
 # aloop_daemon_metrics_*, which the loading aloopd provides.

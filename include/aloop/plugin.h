@@ -18,8 +18,13 @@
  *		.description = "RFC 862 echo",
  *		.init = echo_init,
  *		.fini = echo_fini,
- *		.stream = &echo_stream, .stream_factory = echo_new_conn,
+ *		.stream_task = echo_task,
  *	};
+ *
+ * where echo_task(instance, reader, writer) serves one connection as a
+ * task, reading and writing as a straight function (see stream_task
+ * below); or, the low-level way, .stream = &echo_stream and
+ * .stream_factory = echo_new_conn, a table of protocol callbacks.
  *
  * and is built, outside aloop's tree, with
  *
@@ -37,7 +42,8 @@
  * check them, in short-lived children of `aloopd -t` and of a reload).
  * Each worker creates one instance (init) per listener, and every call
  * into a plugin for that instance -- init, the factories, every protocol
- * callback, fini -- happens on that worker's one loop thread.  Instances
+ * callback, every stream_task, fini -- happens on that worker's one loop
+ * thread (tasks run there too, one at a time).  Instances
  * never meet another thread, so a plugin needs no locks as long as it
  * keeps its mutable state in the instance and the per-connection state.
  * Nothing a plugin keeps in memory is shared with another worker.
@@ -55,9 +61,9 @@
  * the end, on the old code, then fini runs and the old workers exit.  No
  * instance state survives a reload: keep what must last outside aloopd.
  *
- * Lifetime: init -> (factory -> protocol callbacks)* -> fini.  fini runs once
- * the listener is gone and every connection it accepted has seen
- * connection_lost.  A plugin is never unloaded while an instance is alive.
+ * Lifetime: init -> (factory -> protocol callbacks, or stream_task)* ->
+ * fini.  fini runs once the listener is gone, every connection it
+ * accepted has seen connection_lost, and every stream_task has returned.  A plugin is never unloaded while an instance is alive.
  *
  * The state a factory makes is handed to every callback as @state; use
  * that.  aloop_transport_get_protocol_state() on a connection aloopd
@@ -145,16 +151,54 @@ typedef int (*aloop_plugin_init_fn)(const struct aloop_plugin_env *env,
 /** Free an instance; no connection of it is left.  May be NULL. */
 typedef void (*aloop_plugin_fini_fn)(void *instance);
 
+struct aloop_stream_reader;
+struct aloop_stream_writer;
+
+/**
+ * A stream connection served as a task (ABI 2.1): aloopd runs this, on
+ * the worker's loop thread, as a task of its own (<aloop/task.h>) for
+ * every connection of a stream listener (TLS: after the handshake), with
+ * a reader and a writer (<aloop/streams.h>) borrowed until it returns.
+ * Inside it, the "task only" functions suspend only this connection:
+ * aloop_stream_readline(), aloop_stream_drain(), aloop_sleep(),
+ * aloop_await() on any future, aloop_open_connection().  Returning ends
+ * the connection: what was written is still sent, then the transport
+ * closes.  Return 0, or a negative ALOOP_E* code, which aloopd logs (at
+ * debug level; ALOOP_ECANCELLED is not logged).
+ *
+ * aloopd cancels the task at the shutdown deadline (and when the worker
+ * stops): the await it is in returns ALOOP_ECANCELLED, and the function
+ * should clean up and return; the connection is aborted meanwhile, so
+ * what it writes then is lost.  When the client goes, or a listener
+ * timeout (idle_timeout and the rest) closes the connection, reads see
+ * EOF (an empty result) or the error it was lost with, and writes and
+ * drain fail: return then.  Flow control: aloop_stream_drain() after
+ * writes waits while the client is slow to read, and the reader stops
+ * reading past twice its limit (ALOOP_STREAM_LIMIT_DEFAULT), so memory
+ * stays bounded by what the function itself keeps.
+ *
+ * The task's stack is the descriptor's stream_task_stack bytes, or
+ * ALOOP_TASK_STACK_DEFAULT; only the pages touched cost memory.  A
+ * function that overflows it hits the guard page below, and its worker
+ * dies of SIGSEGV as for any crash; the master names the listener, the
+ * plugin and "stream_task".
+ */
+typedef int (*aloop_plugin_stream_task_fn)(void *instance,
+    struct aloop_stream_reader *r, struct aloop_stream_writer *w);
+
 /**
  * The descriptor.  Fill it with ALOOP_PLUGIN_HEADER first; fields are only
  * ever appended (the loader reads a shorter struct of an older minor ABI
  * with the missing fields zero).
  *
- * A stream listener (TCP, UNIX, TLS) drives @stream with per-connection
- * state from @stream_factory(instance, &state).  A datagram listener (UDP)
- * has one endpoint per worker, driven by @datagram with state from
- * @datagram_factory(instance, &state).  A plugin provides one or both; the
- * daemon refuses a listener whose type the plugin lacks.
+ * A stream listener (TCP, UNIX, TLS) runs @stream_task as a task per
+ * connection (ABI 2.1, the easy way), or drives the callbacks of @stream
+ * with per-connection state from @stream_factory(instance, &state) (the
+ * low-level way): a plugin has one of the two forms, never both.  A
+ * datagram listener (UDP) has one endpoint per worker, driven by
+ * @datagram with state from @datagram_factory(instance, &state).  A
+ * plugin provides a stream form, a datagram one or both; the daemon
+ * refuses a listener whose type the plugin lacks.
  */
 struct aloop_plugin {
 	/* These four never move: the loader reads them before anything else. */
@@ -173,6 +217,9 @@ struct aloop_plugin {
 	aloop_protocol_factory_fn	 stream_factory;
 	const struct aloop_datagram_protocol *datagram;
 	aloop_protocol_factory_fn	 datagram_factory;
+	/* ABI 2.1 */
+	aloop_plugin_stream_task_fn	 stream_task;	/* or stream */
+	size_t				 stream_task_stack; /* 0: default */
 };
 
 /** The first initialisers of every descriptor. */

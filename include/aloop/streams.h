@@ -48,6 +48,7 @@ extern "C" {
 #endif
 
 struct aloop_loop;
+struct aloop_protocol;
 struct aloop_transport;
 struct aloop_stream_reader;
 struct aloop_stream_writer;
@@ -116,6 +117,26 @@ ALOOP_API int aloop_start_unix_server(struct aloop_loop *loop,
     const struct aloop_server_options *o,
     const struct aloop_stream_options *so, struct aloop_future **fut);
 
+/**
+ * A reader and a writer over a connection that the caller's own protocol
+ * drives, as asyncio's StreamReaderProtocol wrapped around a transport:
+ * for a host that must see every callback itself (aloopd counts and times
+ * each connection) yet hand the connection to a task as streams.
+ * *@proto and *@state are a protocol and its state; call each of
+ * *@proto's callbacks with *@state from the same callback of yours,
+ * connection_made first and connection_lost exactly once, last (also when
+ * the connection is never made: then with a NULL transport).  Until that
+ * connection_lost the protocol holds a reference of its own.  *@r and *@w
+ * are the caller's, released with aloop_stream_reader_release() and
+ * aloop_stream_writer_release() (which closes the transport if still
+ * open), typically by the task they were given to.  @so may be NULL; its
+ * stack_size is unused.  0, ALOOP_EINVAL or ALOOP_ENOMEM.
+ */
+ALOOP_API int aloop_stream_protocol_new(struct aloop_loop *loop,
+    const struct aloop_stream_options *so,
+    const struct aloop_protocol **proto, void **state,
+    struct aloop_stream_reader **r, struct aloop_stream_writer **w);
+
 /* ------------------------------------------------------------ reader */
 
 /**
@@ -144,6 +165,16 @@ ALOOP_API void aloop_stream_reader_set_exception(struct aloop_stream_reader *r,
     int code);
 /** The error set, or 0. */
 ALOOP_API int aloop_stream_reader_exception(const struct aloop_stream_reader *r);
+
+/**
+ * Change the reader's limit (see aloop_stream_options) from now on; 0:
+ * the default.  For a reader someone else made (aloopd's stream_task
+ * gets one with the default limit) when the protocol bounds its lines
+ * more tightly: a readline longer than the new limit is then ALOOP_ELIMIT.
+ * asyncio has no such call.
+ */
+ALOOP_API void aloop_stream_reader_set_limit(struct aloop_stream_reader *r,
+    size_t limit);
 
 /** Whether the EOF was fed and everything before it read. */
 ALOOP_API int aloop_stream_reader_at_eof(const struct aloop_stream_reader *r);

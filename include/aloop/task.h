@@ -49,9 +49,21 @@ typedef int (*aloop_task_fn)(void *arg, void **result);
 /** The stack of a task unless its options say otherwise: 256 KiB. */
 #define ALOOP_TASK_STACK_DEFAULT	(256u * 1024u)
 
+/**
+ * Told, on the loop's thread, each time a task starts or resumes running
+ * (@running 1) and each time it suspends or ends (@running 0), with the
+ * options' switch_arg.  For a host that must know what runs right now (a
+ * watchdog naming the code a process is stuck in, a profiler).  It runs
+ * on the loop's stack, between the switches: it must not await, create,
+ * cancel or resume tasks.
+ */
+typedef void (*aloop_task_switch_fn)(void *arg, int running);
+
 struct aloop_task_options {
 	size_t		 stack_size;	/* 0: ALOOP_TASK_STACK_DEFAULT */
 	aloop_free_fn	 free_result;	/* NULL: the result is not freed */
+	aloop_task_switch_fn on_switch;	/* NULL: nobody is told */
+	void		*switch_arg;
 };
 ALOOP_API void aloop_task_options_init(struct aloop_task_options *o);
 

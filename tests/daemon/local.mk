@@ -43,6 +43,16 @@ tests_fixtures_plugin_crash_ctor_la_LDFLAGS = $(AM_LDFLAGS) -module \
 TESTS += tests/daemon/test_workers.py
 EXTRA_DIST += tests/daemon/test_workers.py
 
+# Plugins written as tasks: the template, echo_task and a stream_task
+# that crashes, overflows its stack or blocks on request.
+check_LTLIBRARIES += tests/fixtures/plugin_task_misbehave.la
+tests_fixtures_plugin_task_misbehave_la_SOURCES = \
+	tests/fixtures/plugin_task_misbehave.c
+tests_fixtures_plugin_task_misbehave_la_LDFLAGS = $(AM_LDFLAGS) -module \
+	-avoid-version -shared -rpath /nowhere -Wl,-z,noexecstack
+TESTS += tests/daemon/test_tasks.py
+EXTRA_DIST += tests/daemon/test_tasks.py
+
 # The proxy and exec plugins with real peers (python3's http.server, curl,
 # /bin/cat), and the template plugin built out of tree from installed files.
 TESTS += tests/daemon/test_proxy.py tests/daemon/test_exec.py \

@@ -4,6 +4,8 @@ directory (make install DESTDIR=...), build plugins/template outside the
 tree with nothing but the installed headers and aloop.pc -- once with the
 one-line cc command the documentation gives, once with the template's own
 Makefile under -Werror -- and serve clients with it in the installed aloopd.
+template.c is written as a task, callback.c (the same protocol) as protocol
+callbacks; both serve the same conversation.
 """
 import os
 import shutil
@@ -66,12 +68,14 @@ def test_template_from_installed_files():
     assert stage in cflags.stdout, cflags.stdout
     one = os.path.join(d, "one")
     os.mkdir(one)
-    r = subprocess.run(["sh", "-c", 'cc -shared -fPIC $(pkg-config --cflags '
-                        '--libs aloop) "$1" -o "$2"', "sh",
-                        os.path.join(src, "template.c"),
-                        os.path.join(one, "template.so")],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    for name in ("template", "callback"):
+        r = subprocess.run(["sh", "-c", 'cc -shared -fPIC $(pkg-config '
+                            '--cflags --libs aloop) "$1" -o "$2"', "sh",
+                            os.path.join(src, name + ".c"),
+                            os.path.join(one, name + ".so")],
+                           env=env, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
 
     # The template's Makefile, warnings as errors, in a copy of its own.
     copy = os.path.join(d, "copy")
@@ -83,7 +87,8 @@ def test_template_from_installed_files():
                         "CFLAGS=-O2 -g -Wall -Wextra -Werror"],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert exported(os.path.join(copy, "template.so")) == ["aloop_plugin"]
+    for name in ("template", "callback"):
+        assert exported(os.path.join(copy, name + ".so")) == ["aloop_plugin"]
 
     # The installed aloopd, finding the installed libaloop.
     aloopd = find(stage, "aloopd")
@@ -91,15 +96,17 @@ def test_template_from_installed_files():
     run_env = {"LD_LIBRARY_PATH": libdir}
     h.ALOOPD = aloopd
     for plugin_dir in (one, copy):
-        serve_with(d, plugin_dir, run_env)
-    check_refused_settings(d, one, run_env)
+        for name in ("template", "callback"):
+            serve_with(d, plugin_dir, name, run_env)
+    for name in ("template", "callback"):
+        check_refused_settings(d, one, name, run_env)
 
 
-def serve_with(d, plugin_dir, env):
+def serve_with(d, plugin_dir, name, env):
     port = h.free_port()
     cfg = os.path.join(d, "aloop.conf")
     h.write_config(cfg, [h.listener(
-        "shout", "template", port, "tcp",
+        "shout", name, port, "tcp",
         'settings = { greeting = "hi there"; max_line = 16; };')],
         plugin_path=plugin_dir)
     daemon = h.Daemon(cfg, env=env)
@@ -118,13 +125,13 @@ def serve_with(d, plugin_dir, env):
         assert h.recv_all(s) == b"ERR line too long\r\n"
     assert daemon.stop() == 0, daemon.text()
     # fini ran, and logged what the instance served.
-    assert "template: served 2 connections" in daemon.text(), daemon.text()
+    assert name + ": served 2 connections" in daemon.text(), daemon.text()
 
 
-def check_refused_settings(d, plugin_dir, env):
+def check_refused_settings(d, plugin_dir, name, env):
     cfg = os.path.join(d, "bad.conf")
     h.write_config(cfg, [h.listener(
-        "shout", "template", h.free_port(), "tcp",
+        "shout", name, h.free_port(), "tcp",
         'settings = { max_line = 0; colour = "red"; };')],
         plugin_path=plugin_dir)
     full = dict(os.environ)

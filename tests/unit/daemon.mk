@@ -30,7 +30,9 @@ check_LTLIBRARIES += tests/fixtures/plugin_good.la \
 	tests/fixtures/plugin_newer_minor.la tests/fixtures/plugin_short.la \
 	tests/fixtures/plugin_missing_symbol.la \
 	tests/fixtures/plugin_failing_init.la \
-	tests/fixtures/plugin_undefined.la
+	tests/fixtures/plugin_undefined.la \
+	tests/fixtures/plugin_both_forms.la tests/fixtures/plugin_no_form.la \
+	tests/fixtures/plugin_old_minor.la
 tests_fixtures_plugin_good_la_SOURCES = tests/fixtures/plugin_good.c
 tests_fixtures_plugin_good_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
 tests_fixtures_plugin_wrong_major_la_SOURCES = tests/fixtures/plugin_bad.c
@@ -56,6 +58,17 @@ tests_fixtures_plugin_undefined_la_SOURCES = tests/fixtures/plugin_bad.c
 tests_fixtures_plugin_undefined_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFIXTURE_UNDEFINED
 tests_fixtures_plugin_undefined_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
+tests_fixtures_plugin_both_forms_la_SOURCES = tests/fixtures/plugin_bad.c
+tests_fixtures_plugin_both_forms_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFIXTURE_BOTH_FORMS
+tests_fixtures_plugin_both_forms_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
+tests_fixtures_plugin_no_form_la_SOURCES = tests/fixtures/plugin_bad.c
+tests_fixtures_plugin_no_form_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_NO_FORM
+tests_fixtures_plugin_no_form_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
+tests_fixtures_plugin_old_minor_la_SOURCES = tests/fixtures/plugin_bad.c
+tests_fixtures_plugin_old_minor_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFIXTURE_OLD_MINOR
+tests_fixtures_plugin_old_minor_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
 
 # Where the tests find the scripts and fixtures when run by hand.
 DAEMON_UNIT_CPPFLAGS += -DABS_TOP_SRCDIR='"$(abs_top_srcdir)"' \

@@ -111,6 +111,39 @@ test_short_struct_refused(void)
 }
 
 static void
+test_both_forms_refused(void)
+{
+	expect_refused("plugin_both_forms", "plugin \"bad\" has both a "
+	    "stream task and a stream protocol: give it one of them");
+}
+
+static void
+test_no_form_refused(void)
+{
+	expect_refused("plugin_no_form", "plugin \"bad\" needs a stream "
+	    "task, a stream protocol or a datagram protocol, each protocol "
+	    "with its factory");
+}
+
+/* A plugin built for ABI 2.0 loads; what it lacks reads as zero. */
+static void
+test_old_minor_loads(void)
+{
+	const struct aloop_plugin *d;
+	struct plugin *p;
+	char err[1024];
+
+	CU_ASSERT_EQUAL_FATAL(plugin_open(td_fixture("plugin_old_minor"), &p,
+	    err, sizeof(err)), 0);
+	d = plugin_descriptor(p);
+	CU_ASSERT_EQUAL(d->abi_minor, 0);
+	CU_ASSERT_PTR_NOT_NULL(d->stream);
+	CU_ASSERT_PTR_NULL(d->stream_task);
+	CU_ASSERT_EQUAL(d->stream_task_stack, 0);
+	plugin_release(p);
+}
+
+static void
 test_missing_symbol_refused(void)
 {
 	expect_refused("plugin_missing_symbol",
@@ -372,6 +405,9 @@ static const struct test_case cases[] = {
 	TEST(test_wrong_major_refused),
 	TEST(test_newer_minor_refused),
 	TEST(test_short_struct_refused),
+	TEST(test_both_forms_refused),
+	TEST(test_no_form_refused),
+	TEST(test_old_minor_loads),
 	TEST(test_missing_symbol_refused),
 	TEST(test_undefined_symbol_refused),
 	TEST(test_not_a_shared_object_refused),

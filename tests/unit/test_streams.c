@@ -991,6 +991,93 @@ cleanup_certs(void)
 		tls_certs_remove(&certs);
 }
 
+/* ------------------------------------------- a host's own protocol */
+
+struct hctx {
+	const struct aloop_protocol	*proto;
+	void				*state;
+	struct aloop_stream_reader	*r;
+	struct aloop_stream_writer	*w;
+	int				 ran, stopped;
+};
+
+static void
+host_feed_cb(void *arg)
+{
+	struct hctx *h = arg;
+
+	/* What a host's data_received passes on; no transport here. */
+	h->proto->data_received(NULL, h->state, "much too long\nok\n", 17);
+	(void)h->proto->eof_received(NULL, h->state);
+}
+
+static void
+host_switch(void *arg, int running)
+{
+	struct hctx *h = arg;
+
+	if (running)
+		h->ran++;
+	else
+		h->stopped++;
+}
+
+static int
+host_task(void *arg, void **result)
+{
+	struct hctx *h = arg;
+	struct aloop_bytes *b;
+
+	(void)result;
+	aloop_stream_reader_set_limit(h->r, 4);
+	CU_ASSERT(aloop_call_soon(aloop_get_running_loop(), host_feed_cb, h,
+	    NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_stream_readline(h->r, &b), ALOOP_ELIMIT);
+	CU_ASSERT_EQUAL(aloop_stream_readline(h->r, &b), 0);
+	CU_ASSERT(bytes_is(b, "ok\n"));
+	CU_ASSERT_EQUAL(aloop_stream_readline(h->r, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	CU_ASSERT(aloop_stream_reader_at_eof(h->r));
+	/* No transport: writing is a state error, not a crash. */
+	CU_ASSERT_EQUAL(aloop_stream_write(h->w, "x", 1), ALOOP_ESTATE);
+	return 0;
+}
+
+/*
+ * aloop_stream_protocol_new: a reader and a writer fed by the host's own
+ * calls; set_limit bounds readline; on_switch sees each run of the task.
+ */
+static void
+test_host_protocol(void)
+{
+	struct loop_fixture f;
+	struct aloop_task_options to;
+	struct aloop_future *fut;
+	struct hctx h = { 0 };
+
+	loop_fixture_setup(&f);
+	CU_ASSERT_EQUAL(aloop_stream_protocol_new(NULL, NULL, &h.proto,
+	    &h.state, &h.r, &h.w), ALOOP_EINVAL);
+	CU_ASSERT_PTR_NULL(h.r);
+	CU_ASSERT_FATAL(aloop_stream_protocol_new(f.loop, NULL, &h.proto,
+	    &h.state, &h.r, &h.w) == 0);
+	aloop_task_options_init(&to);
+	to.on_switch = host_switch;
+	to.switch_arg = &h;
+	CU_ASSERT_FATAL(aloop_create_task(f.loop, host_task, &h, &to,
+	    &fut) == 0);
+	CU_ASSERT_EQUAL(aloop_run_until_complete(f.loop, fut, NULL), 0);
+	aloop_future_release(fut);
+	/* Started, then resumed at least once for the data. */
+	CU_ASSERT(h.ran >= 2);
+	CU_ASSERT_EQUAL(h.ran, h.stopped);
+	/* The host's connection_lost drops the protocol's reference. */
+	h.proto->connection_lost(NULL, h.state, NULL);
+	aloop_stream_reader_release(h.r);
+	aloop_stream_writer_release(h.w);
+	loop_fixture_teardown(&f);
+}
+
 static void
 test_zz_cleanup(void)
 {
@@ -1014,6 +1101,7 @@ static const struct test_case cases[] = {
 	TEST(test_reader_limit_pauses),
 	TEST(test_client_error_reported),
 	TEST(test_close_with_stream_tasks),
+	TEST(test_host_protocol),
 	TEST(test_zz_cleanup),
 };
 
