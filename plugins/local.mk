@@ -32,8 +32,6 @@ plugins_proxy_la_SOURCES = plugins/proxy.c plugins/proxy_balance.c \
 	plugins/proxy_balance.h
 plugins_proxy_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete
 
-# How to write one.
-dist_man_MANS += man/aloop-plugin.7
 plugin_LTLIBRARIES += plugins/exec.la
 plugins_exec_la_SOURCES = plugins/exec.c
 plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_FLAGS) -Wl,-z,nodelete

@@ -147,7 +147,7 @@ def test_unit_verifies_cleanly():
     # Documentation= is checked with man(1): give it our pages.
     for sec, page in (("8", "aloopd.8"), ("5", "aloop.conf.5")):
         os.makedirs(os.path.join(d, "man", "man" + sec), exist_ok=True)
-        shutil.copy(os.path.join(h.TOP_SRCDIR, "man", page),
+        shutil.copy(os.path.join(h.TOP_BUILDDIR, "man", page),
                     os.path.join(d, "man", "man" + sec, page))
     socket_unit = os.path.join(d, "aloopd.socket")
     shutil.copy(os.path.join(h.TOP_SRCDIR, "systemd", "aloopd.socket"),
