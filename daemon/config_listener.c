@@ -956,7 +956,7 @@ int
 config_listener_applies(const config_setting_t *group, const char *name)
 {
 	const char *type = NULL;
-	int udp;
+	int udp, on = 0;
 
 	(void)config_setting_lookup_string(group, "type", &type);
 	udp = type != NULL && strcmp(type, "udp") == 0;
@@ -964,6 +964,11 @@ config_listener_applies(const config_setting_t *group, const char *name)
 		return 0;
 	if (strcmp(name, "handshake_timeout") == 0)
 		return config_setting_get_member(group, "tls") != NULL;
+	if (strcmp(name, "proxy_protocol") == 0)
+		return !udp;
+	if (strcmp(name, "proxy_protocol_timeout") == 0)
+		return config_setting_lookup_bool(group, "proxy_protocol",
+		    &on) == CONFIG_TRUE && on;
 	return 1;
 }
 
