@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """proxy_protocol on aloopd's listeners, behind a real HAProxy run as this
 test's own process on loopback: the client's address (127.0.0.2, not
-HAProxy's 127.0.0.1) reaches the exec plugin's environment through v2
-(send-proxy-v2) and v1 (send-proxy); the header never reaches the plugin
+HAProxy's 127.0.0.1) reaches the exec plugin's environment and the access
+log through v2 (send-proxy-v2) and v1 (send-proxy); the header never reaches the plugin
 as payload; malformed, absent and late headers are reset and counted in
 /metrics; a listener without proxy_protocol treats a v2 header as the
 payload it is and believes nothing of it, as the spec requires."""
@@ -44,7 +44,8 @@ def start():
     ]
     d = h.tmpdir()
     cfg = os.path.join(d, "aloop.conf")
-    h.write_config(cfg, listeners, daemon_extra="shutdown_timeout = 5;")
+    h.write_config(cfg, listeners, daemon_extra='shutdown_timeout = 5; '
+                   'access_log = "%s";' % os.path.join(d, "access.log"))
     daemon = h.Daemon(cfg)
     daemon.wait_ready()
     return d, daemon, ports
@@ -142,11 +143,13 @@ def was_reset(s, timeout=5):
 def test_behind_haproxy():
     d, daemon, ports = start()
     hp, v2, v1 = start_haproxy(d, ports["pp_exec"])
+    clients = []
     try:
         for port in (v2, v1):
             with connect_from(CLIENT_ADDR, port) as s:
                 me = s.getsockname()
                 out = h.recv_all(s)
+            clients.append("%s:%d" % me)
             # The client's address and port, and the address it
             # connected to (HAProxy's frontend), not HAProxy's own.
             want = b"TCP %s %d 127.0.0.1 %d\n" % (
@@ -154,6 +157,18 @@ def test_behind_haproxy():
             assert out == want, (port, out, want)
     finally:
         stop_haproxy(hp)
+    # The access log names the client too, never HAProxy.
+    log = os.path.join(d, "access.log")
+    deadline = time.monotonic() + 10
+    while True:
+        with open(log) as f:
+            text = f.read()
+        if all("client=%s " % c in text for c in clients):
+            break
+        assert time.monotonic() < deadline, (clients, text)
+        time.sleep(0.05)
+    assert re.search(r"listener=pp_exec .*client=%s:%d " % (
+        re.escape(CLIENT_ADDR), int(clients[0].split(":")[1])), text), text
     # Straight to the echo: a v1 header and payload in one write; only
     # the payload comes back.
     with connect_from(CLIENT_ADDR, ports["pp_echo"]) as s:
