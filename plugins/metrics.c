@@ -346,7 +346,8 @@ metrics_plugins(struct sbuf *b)
 	struct plugin_figures l = { NULL, 0, 0 };
 	int r = aloop_daemon_metrics_plugins(plugin_collect, &l);
 
-	qsort(l.v, l.n, sizeof(*l.v), by_name);
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), by_name);
 	for (size_t i = 0; r == 0 && i < l.n; i++) {
 		const struct plugin_figure *f = &l.v[i];
 

@@ -115,13 +115,13 @@ test_echo_round_trip(void)
 	CU_ASSERT_EQUAL(p.c->lost, 0);	/* never synchronously */
 	aloop_transport_close(p.ct);	/* idempotent */
 	aloop_transport_abort(p.ct);
+	/* The abort after the close found nothing left to abort. */
+	CU_ASSERT_EQUAL(*(const int *)aloop_transport_get_extra_info(p.ct,
+	    "aborted", NULL), 0);
 	CU_ASSERT(WAIT_UNTIL(p.loop, p.c->lost == 1 && p.s->lost == 1, 5.0));
 	CU_ASSERT_EQUAL(p.c->lost_code, 0);
 	CU_ASSERT_EQUAL(p.s->eofs, 1);
 	CU_ASSERT_EQUAL(p.s->lost_code, 0);
-	/* The abort after the close found nothing left to abort. */
-	CU_ASSERT_EQUAL(*(const int *)aloop_transport_get_extra_info(p.ct,
-	    "aborted", NULL), 0);
 	pair_close(&p);
 }
 
