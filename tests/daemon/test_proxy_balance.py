@@ -10,6 +10,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -170,6 +171,10 @@ def test_health_check_takes_out_and_back():
                  "127.0.0.1:%d" % a.port) >= 20, text
     assert re.search(r"^# TYPE aloop_proxy_upstream_connections_total "
                      r"counter$", text, re.M), text
+    # The plugin's own figures keep the exposition format valid.
+    r = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
     # One line per change, whatever the number of workers.
     assert len(re.findall(r"upstream %s is down" % re.escape(up_b),
                           daemon.text())) == 1, daemon.text()
