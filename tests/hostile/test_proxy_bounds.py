@@ -234,14 +234,21 @@ def test_loop_through_another_daemon_released():
     c.sendall(b"ping")
     deadline = time.monotonic() + 20
     peak = base
-    while time.monotonic() < deadline and peak < base + 200:
+
+    def saturated():
+        return "Too many open files" in a.text() + b.text()
+    # The loop runs until descriptors run out; then the connects that
+    # fail, and the waiting connections reset to free the backlog, may
+    # unwind it all within milliseconds, before a count sees the peak.
+    while (time.monotonic() < deadline and peak < base + 200 and
+           not saturated()):
         peak = max(peak, nfds(workers))
         time.sleep(0.05)
     c.close()
     left = wait_fds(workers, base)
-    print("loop descriptors: base %d, peak %d, after the client left %d"
-          % (base, peak, left))
-    assert peak >= base + 200, (base, peak)
+    print("loop descriptors: base %d, peak seen %d, after the client "
+          "left %d" % (base, peak, left))
+    assert peak >= base + 200 or saturated(), (base, peak)
     assert left <= base, (base, left)
     assert a.stop() == 0, a.text()
     assert b.stop() == 0, b.text()
