@@ -167,14 +167,16 @@ def fill_and_stall(port, n=8):
     return clients
 
 
-def test_write_timeout_resets_and_leaves_nothing():
+def stalled_readers_reset(settings, reason):
+    """chargen clients that never read, ended by the timeout @reason of
+    @settings: each sees a reset, and no socket is left holding unsent
+    data in FIN_WAIT1."""
     port = h.free_port()
     daemon, mport = start([h.listener("chargen", "chargen", port,
-                                      extra="write_timeout = 1;")])
+                                      extra=settings)])
     clients = fill_and_stall(port)
     wait_metric(mport, ("aloop_connections_timed_out_total", "chargen",
-                        "write"), lambda v: v == len(clients))
-    # Aborted: no socket is left holding unsent data in FIN_WAIT1.
+                        reason), lambda v: v == len(clients))
     deadline = time.monotonic() + 5
     while fin_wait(port) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -183,24 +185,14 @@ def test_write_timeout_resets_and_leaves_nothing():
         assert ended(s, 10) == "reset"
         s.close()
     assert daemon.stop() == 0, daemon.text()
+
+
+def test_write_timeout_resets_and_leaves_nothing():
+    stalled_readers_reset("write_timeout = 1;", "write")
 
 
 def test_idle_timeout_with_unsent_output_resets():
-    port = h.free_port()
-    daemon, mport = start([h.listener(
-        "chargen", "chargen", port,
-        extra="idle_timeout = 1; write_timeout = 0;")])
-    clients = fill_and_stall(port)
-    wait_metric(mport, ("aloop_connections_timed_out_total", "chargen",
-                        "idle"), lambda v: v == len(clients))
-    deadline = time.monotonic() + 5
-    while fin_wait(port) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert fin_wait(port) == [], fin_wait(port)
-    for s in clients:
-        assert ended(s, 10) == "reset"
-        s.close()
-    assert daemon.stop() == 0, daemon.text()
+    stalled_readers_reset("idle_timeout = 1; write_timeout = 0;", "idle")
 
 
 def test_overflow_close_and_wait():
