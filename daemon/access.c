@@ -40,7 +40,23 @@ parse_id(const char *v, uint32_t *id)
 }
 
 /*
- * "uid:N", "user:NAME", "gid:N" or "group:NAME" into @r; a name is looked
+ * Whether @v names a credential rather than an address.  By keyword, not
+ * by shape: "abcd::1" and "fd00::/8" are IPv6, letters and colon alike.
+ */
+static int
+is_cred(const char *v)
+{
+	static const char *const kw[] = { "uid:", "gid:", "user:", "group:",
+	    NULL };
+
+	for (const char *const *k = kw; *k != NULL; k++)
+		if (strncmp(v, *k, strlen(*k)) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * "uid:N", "user:NAME", "gid:N" or "group:NAME" (is_cred) into @r; a name is looked
  * up now, as the check that runs at start and reload.  0, or -1 after
  * reporting on @e.
  */
@@ -77,10 +93,6 @@ parse_cred(config_setting_t *e, const char *v, struct access_rule *r)
 			return 0;
 		}
 		config_report(e, NULL, "no group \"%s\"", arg);
-		return -1;
-	} else {
-		config_report(e, NULL, "expected \"uid:N\", \"gid:N\", "
-		    "\"user:NAME\" or \"group:NAME\"");
 		return -1;
 	}
 	config_report(e, NULL, "expected a number after \"%.*s:\"", (int)kw,
@@ -168,9 +180,7 @@ access_parse(struct config *cfg, config_setting_t *s, int allow,
 		if (strcmp(v, "all") == 0) {
 			r->kind = ACCESS_ALL;
 			rc = 0;
-		} else if (strchr(v, ':') != NULL &&
-		    strspn(v, "abcdefghijklmnopqrstuvwxyz") ==
-		    (size_t)(strchr(v, ':') - v) && strchr(v, ':') != v) {
+		} else if (is_cred(v)) {
 			rc = parse_cred(e, v, r);
 			acl->unix_rules = 1;
 		} else

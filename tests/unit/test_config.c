@@ -425,7 +425,9 @@ test_access_rules(void)
 	    "  { name = \"none\"; protocol = \"echo\"; listen = [ \"*:4\" ];\n"
 	    "    deny = [ \"all\" ]; },\n"
 	    "  { name = \"odd\"; protocol = \"echo\"; listen = [ \"*:5\" ];\n"
-	    "    allow = [ \"192.168.1.128/25\" ]; } );\n");
+	    "    allow = [ \"192.168.1.128/25\" ]; },\n"
+	    "  { name = \"hex\"; protocol = \"echo\"; listen = [ \"*:6\" ];\n"
+	    "    allow = [ \"abcd::1\", \"fd00::/8\" ]; } );\n");
 	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), 0);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
 	l = &cfg->listeners[0];
@@ -452,6 +454,11 @@ test_access_rules(void)
 	CU_ASSERT(allows4(l, "192.168.1.128"));
 	CU_ASSERT(allows4(l, "192.168.1.255"));
 	CU_ASSERT_FALSE(allows4(l, "192.168.1.127"));
+	/* IPv6 written with letters before a colon is no credential. */
+	l = &cfg->listeners[5];
+	CU_ASSERT(allows6(l, "abcd::1"));
+	CU_ASSERT(allows6(l, "fd12::7"));
+	CU_ASSERT_FALSE(allows6(l, "abcd::2"));
 	config_free(cfg);
 	td_leave();
 
