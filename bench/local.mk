@@ -24,6 +24,13 @@ noinst_PROGRAMS += bench/bench_task
 bench_bench_task_SOURCES = bench/bench_task.c
 bench_bench_task_LDADD = lib/libaloop.la
 
+# bench_config: aloopd's configuration parse and checks with many
+# listeners, the daemon's own code (config_parse), without plugins.
+noinst_PROGRAMS += bench/bench_config
+bench_bench_config_SOURCES = bench/bench_config.c $(ALOOPD_CONFIG_SOURCES)
+bench_bench_config_CPPFLAGS = $(ALOOPD_CPPFLAGS)
+bench_bench_config_LDADD = lib/libaloop.la $(ALOOPD_LIBS)
+
 # run.sh builds the programs above in a build dir of its own, runs them and
 # the shared peer harness pinned to CPUs 0 and 1, and summary.awk turns its
 # raw lines into the tables of bench/README.md.  Run by hand, never by make.

@@ -118,12 +118,14 @@ if grep -q -e '-fsanitize' "$BUILD_DIR/Makefile"; then
 	exit 1
 fi
 make -C "$BUILD_DIR" -j2 bench/aloop_echo bench/aloop_tls_echo \
-    bench/bench_loop bench/bench_task >"$TMPD/make.log" 2>&1 ||
+    bench/bench_loop bench/bench_task bench/bench_config \
+    >"$TMPD/make.log" 2>&1 ||
     { tail -30 "$TMPD/make.log" >&2; exit 1; }
 ALOOP_ECHO=$BUILD_DIR/bench/aloop_echo
 ALOOP_TLS_ECHO=$BUILD_DIR/bench/aloop_tls_echo
 BENCH_LOOP=$BUILD_DIR/bench/bench_loop
 BENCH_TASK=$BUILD_DIR/bench/bench_task
+BENCH_CONFIG=$BUILD_DIR/bench/bench_config
 # aloopd (a libtool wrapper that execs daemon/.libs/aloopd, so its PID is
 # the master's) and the echo plugin it loads from plugins/.libs.  A daemon
 # that does not build costs its rows only, with a note.
@@ -628,6 +630,12 @@ if [ $DO_START = 1 ] && [ -n "$ALOOPD" ] && [ -x "$PY" ]; then
 	"$PY" "$SRCDIR/bench/startup.py" "$ALOOPD" "$BUILD_DIR/plugins/.libs" \
 	    certs/cert.pem certs/key.pem --repeats "$REPEATS" \
 	    --listeners 100 --base-port $((BASE_PORT + 200)) | tee -a "$OUT"
+fi
+# ------------------------- issue 10: parsing 10,000 and 100,000 listeners
+if [ $DO_START = 1 ]; then
+	wait_load
+	timeout 300 taskset -c "$SERVER_CPU" "$BENCH_CONFIG" -r "$REPEATS" \
+	    10000 100000 | tee -a "$OUT" || note "bench_config failed"
 fi
 
 # ------------------------------------------------------------------ tables

@@ -345,5 +345,29 @@ END {
 			    t, verdict(ok)
 		}
 	}
+	# Issue 10: the configuration's parse and checks stay linear.
+	if (cnt["config_100000" SUBSEP "aloopd" SUBSEP "ms"] > 0) {
+		print "\n## aloopd configuration parse and checks (ms)\n"
+		print "| listeners | wall | CPU | free | us per listener | " \
+		    "target |"
+		print "|---|---|---|---|---|---|"
+		split("10000 100000", cn, " ")
+		for (i = 1; i <= 2; i++) {
+			w = m("config_" cn[i], "aloopd", "ms")
+			if (w == "")
+				continue
+			tgt = "-"
+			if (cn[i] == 100000) {
+				ok = w + 0 < 1000
+				ntargets++
+				nmet += ok
+				tgt = "< 1000: " verdict(ok)
+			}
+			printf "| %s | %.1f | %.1f | %.1f | %.2f | %s |\n",
+			    num(cn[i]), w, m("config_" cn[i], "aloopd",
+			    "cpu_ms"), m("config_" cn[i], "aloopd", "free_ms"),
+			    w * 1000 / cn[i], tgt
+		}
+	}
 	printf "\ntargets met: %d of %d\n", nmet, ntargets
 }

@@ -411,7 +411,7 @@ config_plugin_file(const struct config *cfg, size_t i, char **file)
 int
 config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 {
-	struct strmap loaded = { NULL, 0, 0 };
+	struct strmap loaded = { NULL, 0, 0, NULL };
 	config_setting_t *ls;
 
 	/* A file that could not be read has nothing to load. */

@@ -706,25 +706,23 @@ static const struct spec listener_specs[] = {
  * first listener and the last that took it: linear in the addresses,
  * where comparing each with every earlier one was quadratic.
  */
+/*
+ * The keys of @a into @exact (and @any, "" when it has none), in the
+ * caller's buffers of @size bytes.  -ENAMETOOLONG if they do not fit.
+ */
 static int
-address_keys(const struct config_address *a, int type, char **exact,
-    char **any)
+address_keys(const struct config_address *a, int type, char *exact,
+    char *any, size_t size)
 {
-	*exact = *any = NULL;
+	int n;
+
+	any[0] = '\0';
 	if (a->kind == CONFIG_ADDR_UNIX)
-		return asprintf(exact, "u%s", a->path) < 0 ? ALOOP_ENOMEM : 0;
-	if (asprintf(exact, "e%d:%u:%s", type, a->port_num,
-	    a->host != NULL ? a->host : "*") < 0) {
-		*exact = NULL;
-		return ALOOP_ENOMEM;
-	}
-	if (asprintf(any, "a%d:%u", type, a->port_num) < 0) {
-		*any = NULL;
-		free(*exact);
-		*exact = NULL;
-		return ALOOP_ENOMEM;
-	}
-	return 0;
+		n = snprintf(exact, size, "u%s", a->path);
+	else if ((n = snprintf(exact, size, "e%d:%u:%s", type, a->port_num,
+	    a->host != NULL ? a->host : "*")) >= 0 && (size_t)n < size)
+		n = snprintf(any, size, "a%d:%u", type, a->port_num);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 /* Whether entry @e says an earlier address clashes; see address_seen. */
@@ -744,7 +742,8 @@ clash(const struct strmap_entry *e, size_t idx, int *rc, size_t *other)
 /*
  * Check address @a of listener @idx against every earlier one, then add
  * it.  0 if it is new; 1 if listener @idx has it already; else 2 with
- * *@other the earliest other listener that takes it.  ALOOP_ENOMEM.
+ * *@other the earliest other listener that takes it.  ALOOP_ENOMEM, or
+ * -ENAMETOOLONG.
  */
 static int
 address_seen(struct config *cfg, size_t idx, const struct config_address *a,
@@ -752,14 +751,14 @@ address_seen(struct config *cfg, size_t idx, const struct config_address *a,
 {
 	struct strmap *m = &priv_of(cfg)->addrs;
 	struct strmap_entry *ex, *an;
-	char *exact, *any, wild[64];
+	/* A host name is at most 255 bytes, a socket path less still. */
+	char exact[320], any[64], wild[64];
 	int rc = 0, added;
 
-	if (address_keys(a, type, &exact, &any) != 0)
+	if ((rc = address_keys(a, type, exact, any, sizeof(exact))) != 0)
+		return rc;
+	if ((added = strmap_add(m, exact, idx, &ex)) < 0)
 		return ALOOP_ENOMEM;
-	added = strmap_add(m, exact, idx, &ex);
-	if (added < 0)
-		goto oom;
 	/* A host clashes with its own key and "*"; "*" with any host. */
 	if (added == 0 && (a->kind == CONFIG_ADDR_UNIX || a->host != NULL))
 		clash(ex, idx, &rc, other);
@@ -767,21 +766,15 @@ address_seen(struct config *cfg, size_t idx, const struct config_address *a,
 		snprintf(wild, sizeof(wild), "e%d:%u:*", type, a->port_num);
 		clash(strmap_get(m, wild), idx, &rc, other);
 	}
-	if (any != NULL) {
+	if (any[0] != '\0') {
 		if ((added = strmap_add(m, any, idx, &an)) < 0)
-			goto oom;
+			return ALOOP_ENOMEM;
 		if (added == 0 && a->host == NULL)
 			clash(an, idx, &rc, other);
 		an->last = idx;
 	}
 	ex->last = idx;
-	free(exact);
-	free(any);
 	return rc;
-oom:
-	free(exact);
-	free(any);
-	return ALOOP_ENOMEM;
 }
 
 /* Rules that could never match one of the listener's peers. */
@@ -845,6 +838,9 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 			ol = &cfg->listeners[other];
 			config_report(e, NULL, "already used by listener "
 			    "\"%s\"", ol->name != NULL ? ol->name : "?");
+			break;
+		case -ENAMETOOLONG:
+			config_report(e, NULL, "address too long");
 			break;
 		default:
 			config_report(e, NULL, "out of memory");
@@ -921,6 +917,9 @@ config_parse_listeners(struct config *cfg, config_setting_t *s,
 		config_report(s, NULL, "out of memory");
 		return;
 	}
+	/* Room for a name and two address keys each; a miss costs time. */
+	(void)strmap_reserve(&priv_of(cfg)->names, n);
+	(void)strmap_reserve(&priv_of(cfg)->addrs, 2 * (size_t)n);
 	for (unsigned i = 0; i < n; i++) {
 		config_setting_t *e = config_setting_get_elem(s, i);
 		struct config_listener *l = &cfg->listeners[i];

@@ -291,6 +291,49 @@ test_duplicate_names_and_addresses(void)
 	    "'-', '_' and '.'"));
 }
 
+/*
+ * The duplicate checks at scale: among 30,000 listeners (the tables grow
+ * past their first sizes, the keys past one block), a clash between the
+ * last and the first is found and named, and nothing else is reported.
+ */
+static void
+test_duplicates_among_many(void)
+{
+	enum { N = 30000 };
+	size_t cap = (size_t)N * 96 + 512, len = 0;
+	char *text = malloc(cap);
+	struct config *cfg;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	len += (size_t)snprintf(text + len, cap - len, "listeners = (\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		    "{ name = \"l%d\"; protocol = \"p\"; listen = "
+		    "[ \"127.0.%d.1:%d\" ]; },\n", i, i / 20000,
+		    1024 + i % 20000);
+	/* The first's name; a host of a port that "*" of the second took. */
+	len += (size_t)snprintf(text + len, cap - len,
+	    "{ name = \"l0\"; protocol = \"p\"; listen = [ \"*:1025\" ]; },\n"
+	    "{ name = \"last\"; protocol = \"p\"; listen = "
+	    "[ \"127.0.0.1:1025\" ]; }\n);\n");
+	CU_ASSERT_FATAL(len < cap);
+	td_enter();
+	td_write("aloop.conf", text);
+	free(text);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->nlisteners, N + 2);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(
+	    "aloop.conf:30002: listeners[30000].name \"l0\": name already "
+	    "used by listeners[0]",
+	    "aloop.conf:30002: listeners[30000].listen[0] \"*:1025\": "
+	    "already used by listener \"l1\"",
+	    "aloop.conf:30003: listeners[30001].listen[0] "
+	    "\"127.0.0.1:1025\": already used by listener \"l1\"")));
+	config_free(cfg);
+	td_leave();
+}
+
 static void
 test_bad_types(void)
 {
@@ -972,6 +1015,7 @@ static const struct test_case cases[] = {
 	TEST(test_bad_addresses),
 	TEST(test_unknown_settings),
 	TEST(test_duplicate_names_and_addresses),
+	TEST(test_duplicates_among_many),
 	TEST(test_bad_types),
 	TEST(test_peer_bounds),
 	TEST(test_access_rules),
