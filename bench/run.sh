@@ -519,6 +519,7 @@ if [ $DO_TLS = 1 ]; then
 		if have_py uvloop; then
 			add_tls uvloop_tls "$PY" asyncio_echo.py $P --uvloop --tls
 		else
+			note "python3-uvloop not installed: uvloop_tls skipped"
 			P=$((P + 1))
 		fi
 		# The proxies terminate TLS in front of a raw_epoll_echo of

@@ -374,7 +374,14 @@ END {
 	if (cnt["px_a" SUBSEP "aloopd" SUBSEP "msgs_per_s"] > 0 ||
 	    cnt["px_bulk" SUBSEP "aloopd" SUBSEP "mb_per_s"] > 0 ||
 	    cnt["px_hs0" SUBSEP "aloopd" SUBSEP "handshakes_per_s"] > 0) {
-		ns = split(servers, sl, " ")
+		# The proxies in a fixed order, then any other.
+		ns = split("aloopd haproxy haproxy_64k haproxy_splice nginx " \
+		    "nginx_64k", sl, " ")
+		nall = split(servers, all, " ")
+		for (j = 1; j <= nall; j++)
+			if (!seen(all[j], "aloopd haproxy haproxy_64k " \
+			    "haproxy_splice nginx nginx_64k"))
+				sl[++ns] = all[j]
 		nref = split("haproxy_64k nginx_64k", refs, " ")
 		print "\n### Issue 14: TCP echo through each proxy, round " \
 		    "trips/s (median of repeats; raw_epoll_echo upstream and " \
