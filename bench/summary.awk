@@ -47,9 +47,10 @@ function judge(row, fig, ref, r, tgt, ok) {
 	    r, tgt, verdict(ok))
 	return ok
 }
-function unjudged(row, tgt, why) {
-	tl[++ntl] = sprintf("| %s | - | - | - | %s | not judged: %s |", row,
-	    tgt, why)
+function unjudged(row, fig, tgt, why) {
+	nunjudged++
+	tl[++ntl] = sprintf("| %s | %s | - | - | %s | not judged: %s |", row,
+	    fig, tgt, why)
 }
 function f2(x) { return x == "" ? "-" : sprintf("%.2f", x) }
 function f1(x) { return x == "" ? "-" : sprintf("%.1f", x) }
@@ -427,8 +428,8 @@ END {
 				row = "proxy echo " tdesc[tcp[i]] ": aloopd vs " \
 				    refs[k] " (msgs/s)"
 				if (r == "") {
-					unjudged(row, ">= 1.00", refs[k] \
-					    " not in this run")
+					unjudged(row, num(d), ">= 1.00",
+					    refs[k] " not in this run")
 					printf "| %s | %s | not in this run " \
 					    "| |\n", tdesc[tcp[i]], refs[k]
 					continue
@@ -470,8 +471,8 @@ END {
 			row = "proxy upload: aloopd vs haproxy_splice " \
 			    "(CPU s/GiB)"
 			if (cg["haproxy_splice"] == "")
-				unjudged(row, "<= 1.00", "haproxy_splice not " \
-				    "in this run")
+				unjudged(row, f2(cg["aloopd"]), "<= 1.00",
+				    "haproxy_splice not in this run")
 			else
 				judge(row, f2(cg["aloopd"]),
 				    f2(cg["haproxy_splice"]),
@@ -483,8 +484,8 @@ END {
 				row = "proxy upload: aloopd vs " refs[k] \
 				    " (MB/s)"
 				if (r == "")
-					unjudged(row, ">= 1.00", refs[k] \
-					    " not in this run")
+					unjudged(row, num(d), ">= 1.00",
+					    refs[k] " not in this run")
 				else
 					judge(row, num(d), num(r), rat(d, r),
 					    ">= 1.00", r + 0 > 0 && d / r >= 1.0)
@@ -523,8 +524,8 @@ END {
 			    (k ? "on" : "off") ": aloopd vs haproxy (srv " \
 			    "CPU us/hs)"
 			if (hu["haproxy", k] == "") {
-				unjudged(row, "<= 0.90", "haproxy not in " \
-				    "this run")
+				unjudged(row, f1(hu["aloopd", k]), "<= 0.90",
+				    "haproxy not in this run")
 				continue
 			}
 			judge(row, f1(hu["aloopd", k]), f1(hu["haproxy", k]),
@@ -585,5 +586,7 @@ END {
 		for (i = 1; i <= ntl; i++)
 			print tl[i]
 	}
-	printf "\ntargets met: %d of %d\n", nmet, ntargets
+	printf "\ntargets met: %d of %d%s\n", nmet, ntargets,
+	    nunjudged ? sprintf(" (%d not judged: a reference did not run)",
+	    nunjudged) : ""
 }
