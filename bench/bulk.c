@@ -219,6 +219,9 @@ sender(const char *host, const char *port, uint64_t bytes)
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
 		perror("bulk: connect");
+		/* Still a result line, so the run's error shows in the table. */
+		printf("bytes=%llu secs=0 mb_per_s=0 errors=1 client_cpu=0\n",
+		    (unsigned long long)bytes);
 		return 1;
 	}
 	freeaddrinfo(ai);

@@ -6,8 +6,9 @@
 #                [--out FILE]
 #
 # Builds bench/aloop_echo, bench/aloop_tls_echo, bench/bench_loop,
-# bench/bulk, aloopd and its echo and proxy plugins in BUILD_DIR (default: build-bench in the source
-# tree, configured without sanitizers), copies the shared peer harness
+# bench/bulk, aloopd and its echo and proxy plugins in BUILD_DIR (default:
+# build-bench in the source tree, configured without sanitizers), copies
+# the shared peer harness
 # (SHARED_BENCH, default /work/shared/bench) into a temporary directory and
 # builds it there, starts every server pinned to SERVER_CPU (0) with its
 # clients on CLIENT_CPU (1), and prints one table per group with ratios
@@ -17,8 +18,8 @@
 #   --quick        2 s per figure, 1 repeat, bench_loop at scale 0.2,
 #                  1,000 / 500 idle connections: checks that all works.
 #   --no-peers     aloop, aloopd, raw_epoll_echo and libevent only (the
-#                  references of the targets); the interpreted and proxy
-#                  peers are skipped.  Peers whose program is not
+#                  references of the targets); the interpreted peers and
+#                  the TLS group's nginx and stunnel are skipped.  Peers whose program is not
 #                  installed are always skipped, with a note.
 #   --wait-load X  before each repeat, wait (at most WAIT_MAX s, 600) until
 #                  the 1-minute load average is below X.
