@@ -8,11 +8,11 @@
 # Builds bench/aloop_echo, bench/aloop_tls_echo, bench/bench_loop,
 # bench/bulk, aloopd and its echo and proxy plugins in BUILD_DIR (default:
 # build-bench in the source tree, configured without sanitizers), copies
-# the shared peer harness
-# (SHARED_BENCH, default /work/shared/bench) into a temporary directory and
-# builds it there, starts every server pinned to SERVER_CPU (0) with its
-# clients on CLIENT_CPU (1), and prints one table per group with ratios
-# against the peers measured in this same run.  The raw lines go to --out
+# the shared peer harness (SHARED_BENCH, default /work/shared/bench) into a
+# temporary directory and builds it there, starts every server pinned to
+# SERVER_CPU (0) with its clients on CLIENT_CPU (1), and prints one table
+# per group with ratios against the peers measured in this same run, then
+# one table of every target.  The raw lines go to --out
 # (default bench/results/run-DATE.txt in the source tree).
 #
 #   --quick        2 s per figure, 1 repeat, bench_loop at scale 0.2,
