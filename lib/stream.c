@@ -197,31 +197,36 @@ stream_write_pipe_hup(struct stream *s)
 		aloop__transport_drop(t, 0, NULL);
 }
 
-static void
-stream_read_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * How much one readiness event may read before the loop runs anything
+ * else: reading on while a read fills the buffer saves a wake-up per
+ * buffer on a bulk stream, and the budget keeps one fast peer from
+ * starving the other connections and the timers.
+ */
+#define STREAM_READS_PER_EVENT	16
+
+/* One read and its delivery; whether to read again at once. */
+static int
+stream_read_once(struct stream *s, unsigned char *buf)
 {
-	struct stream *s = arg;
 	struct aloop_transport *t = &s->t;
 	const struct aloop_protocol *p = t->proto;
-	unsigned char *buf;
 	ssize_t n;
 
-	(void)what;
-	aloop__transport_ref(t);
-	if (s->kind == ALOOP__STREAM_WRITE_PIPE) {
-		stream_write_pipe_hup(s);
-		goto out;
-	}
-	if ((buf = aloop__read_buffer()) == NULL) {
-		aloop__transport_fatal(t, ALOOP_ENOMEM,
-		    "Fatal read error on socket transport");
-		goto out;
-	}
-	n = read(fd, buf, ALOOP__READ_MAX);
+	n = read(s->fd, buf, ALOOP__READ_MAX);
 	if (n > 0) {
 		if (p->data_received != NULL)
 			p->data_received(t, t->state, buf, (size_t)n);
-	} else if (n == 0)
+		/*
+		 * Only a full buffer says more is waiting, and only a
+		 * transport the callback left open and reading may take it
+		 * (it may have closed, aborted, paused, handed the
+		 * descriptor to TLS or read from elsewhere).
+		 */
+		return n == ALOOP__READ_MAX && s->reading && s->fd >= 0 &&
+		    !(t->flags & ALOOP__T_CLOSING);
+	}
+	if (n == 0)
 		stream_on_eof(s);
 	else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		;	/* A spurious wake-up. */
@@ -236,6 +241,32 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		aloop__transport_fatal(t, -errno, s->is_sock ?
 		    "Fatal read error on socket transport" :
 		    "Fatal read error on pipe transport");
+	return 0;
+}
+
+static void
+stream_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	struct aloop_transport *t = &s->t;
+	unsigned char *buf;
+	int i;
+
+	(void)fd;
+	(void)what;
+	aloop__transport_ref(t);
+	if (s->kind == ALOOP__STREAM_WRITE_PIPE) {
+		stream_write_pipe_hup(s);
+		goto out;
+	}
+	if ((buf = aloop__read_buffer()) == NULL) {
+		aloop__transport_fatal(t, ALOOP_ENOMEM,
+		    "Fatal read error on socket transport");
+		goto out;
+	}
+	for (i = 0; i < STREAM_READS_PER_EVENT; i++)
+		if (!stream_read_once(s, buf))
+			break;
 out:
 	aloop__transport_unref(t);
 }
