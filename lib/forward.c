@@ -34,12 +34,31 @@
  */
 #define FORWARD_TURN		(1024 * 1024)
 
-/* Empty pipes a loop keeps: two descriptors each. */
-#define FORWARD_POOL_MAX	16
+/*
+ * A pipe's capacity.  The default 64 KiB takes 16 pages, so a splice
+ * moves at most 64 KiB and a gigabyte costs 32,768 of them; 1 MiB
+ * quarters the CPU per byte.  What it costs: a destination that stops
+ * reading pins up to this much of the source's received pages in the
+ * kernel (beside the socket buffers, which autotune to several MiB
+ * anyway), and each pipe counts against the user's pipe quota
+ * (fs.pipe-user-pages-soft, 64 MiB by default); past the quota the
+ * kernel keeps the default size and forwarding goes on, slower.
+ */
+#define FORWARD_PIPE_SIZE	(1024 * 1024)
+
+/*
+ * Empty pipes a loop keeps, two descriptors each, and how long it keeps
+ * them unused: long enough to serve a burst of transfers without a
+ * pipe2() each, short enough that an idle daemon holds none.
+ */
+#define FORWARD_POOL_MAX	8
+#define FORWARD_POOL_IDLE	2.0
 
 struct forward_pool {
 	struct aloop__resource	 res;
 	struct aloop_loop	*loop;
+	aloop_handle_t		 trim;		/* closes them once idle */
+	double			 used;		/* loop time of the last use */
 	int			 n;
 	int			 fds[FORWARD_POOL_MAX][2];
 };
@@ -64,18 +83,41 @@ struct aloop__forward {
 /* ------------------------------------------------------------- pool */
 
 static void
-pool_on_loop_close(struct aloop__resource *res)
+pool_empty(struct forward_pool *pp)
 {
-	struct forward_pool *pp = (struct forward_pool *)(void *)
-	    ((char *)res - offsetof(struct forward_pool, res));
-
 	while (pp->n > 0) {
 		pp->n--;
 		(void)close(pp->fds[pp->n][0]);
 		(void)close(pp->fds[pp->n][1]);
 	}
+}
+
+static void
+pool_on_loop_close(struct aloop__resource *res)
+{
+	struct forward_pool *pp = (struct forward_pool *)(void *)
+	    ((char *)res - offsetof(struct forward_pool, res));
+
+	/* The loop discards the trim timer itself. */
+	pool_empty(pp);
 	*aloop__loop_pipes_slot(pp->loop) = NULL;
 	free(pp);
+}
+
+static void
+pool_trim(void *arg)
+{
+	struct forward_pool *pp = arg;
+	double idle = aloop_time(pp->loop) - pp->used;
+
+	pp->trim = ALOOP_HANDLE_NONE;
+	if (idle >= FORWARD_POOL_IDLE)
+		pool_empty(pp);
+	else if (aloop_call_later(pp->loop, FORWARD_POOL_IDLE - idle,
+	    pool_trim, pp, &pp->trim) != 0) {
+		pp->trim = ALOOP_HANDLE_NONE;
+		pool_empty(pp);
+	}
 }
 
 static int
@@ -84,6 +126,7 @@ pipe_get(struct aloop_loop *loop, int fds[2])
 	struct forward_pool *pp = *aloop__loop_pipes_slot(loop);
 
 	if (pp != NULL && pp->n > 0) {
+		pp->used = aloop_time(loop);
 		pp->n--;
 		fds[0] = pp->fds[pp->n][0];
 		fds[1] = pp->fds[pp->n][1];
@@ -93,6 +136,8 @@ pipe_get(struct aloop_loop *loop, int fds[2])
 		fds[0] = fds[1] = -1;
 		return -errno;
 	}
+	/* Best effort: past the user's pipe quota the default stays. */
+	(void)fcntl(fds[1], F_SETPIPE_SZ, FORWARD_PIPE_SIZE);
 	return 0;
 }
 
@@ -110,6 +155,7 @@ pipe_put(struct aloop_loop *loop, int fds[2], int empty)
 		if ((pp = *slot) == NULL &&
 		    (pp = calloc(1, sizeof(*pp))) != NULL) {
 			pp->loop = loop;
+			pp->trim = ALOOP_HANDLE_NONE;
 			pp->res.on_loop_close = pool_on_loop_close;
 			aloop__loop_track(loop, &pp->res);
 			*slot = pp;
@@ -119,6 +165,11 @@ pipe_put(struct aloop_loop *loop, int fds[2], int empty)
 			pp->fds[pp->n][1] = fds[1];
 			pp->n++;
 			fds[0] = fds[1] = -1;
+			pp->used = aloop_time(loop);
+			if (pp->trim == ALOOP_HANDLE_NONE &&
+			    aloop_call_later(loop, FORWARD_POOL_IDLE, pool_trim,
+			    pp, &pp->trim) != 0)
+				pp->trim = ALOOP_HANDLE_NONE;
 			return;
 		}
 	}

@@ -254,13 +254,13 @@ ALOOP_API int aloop_transport_sendfile(struct aloop_transport *t, int file,
 /**
  * Called once when a forward ends (see aloop_transport_forward), on a
  * later loop turn than what ended it.  @status is 0 when @src ended
- * cleanly and everything it sent was handed to @dst: its EOF (then
+ * first and everything read from it was handed to @dst: its EOF (then
  * @src's eof_received has run already, after the last byte went to
- * @dst), or a close of @src.  Otherwise it is negative: -EPIPE when
- * @dst closed or was aborted first (what the pipe still held is dropped
- * when @dst was aborted, sent when it was closed), or the error @src
- * ended with.  Both transports are valid during the call (the forward
- * holds a reference on each until it returns), also after their
+ * @dst), or a close, abort or error of @src (whose connection_lost says
+ * which).  It is -EPIPE when @dst ended first or had write_eof called
+ * (what the pipe still held is dropped when @dst was aborted, sent when
+ * it was closed).  Both transports are valid during the call (the
+ * forward holds a reference on each until it returns), also after their
  * connection_lost.
  */
 typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
@@ -286,9 +286,9 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
  *   - @src's data_received is no longer called; what @dst had buffered
  *     is sent first, then the forwarded bytes, in order.  aloop_transport_
  *     write and sendfile on @dst return ALOOP_ESTATE.
- *   - Back-pressure as with write: the pipe holds at most one pipe
- *     buffer (64 KiB by default); while @dst does not take it, @src is
- *     not read, so memory stays bounded whatever the peers do.  When the
+ *   - Back-pressure as with write: the pipe holds at most its capacity
+ *     (1 MiB at most); while @dst does not take it, @src is not read, so
+ *     memory stays bounded whatever the peers do.  When the
  *     pipe is full and @dst takes nothing, @dst's protocol gets
  *     pause_writing, and resume_writing once the pipe drained to its
  *     low-water mark; the pipe's bytes count in @dst's write buffer
@@ -298,11 +298,13 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
  *     anything else.
  *   - Counting: what is read from @src adds to its "bytes_forwarded"
  *     and to @dst's "bytes_written" extra info.
- *   - The pipe is taken from a small pool per loop when bytes arrive
- *     and given back once it is empty again, so an idle forward holds no
- *     descriptor; when no pipe can be had (EMFILE, ENFILE) the bytes are
- *     read and written through user space instead, and the forward goes
- *     on.  A busy forward holds two descriptors besides the sockets.
+ *   - The pipe (1 MiB where the user's pipe quota allows) is taken
+ *     from a small pool per loop when bytes arrive and given back once
+ *     it is empty again, so an idle forward holds no descriptor; the
+ *     pool closes what it kept after 2 s unused.  When no pipe can be
+ *     had (EMFILE, ENFILE) the bytes are read and written through user
+ *     space instead, and the forward goes on.  A busy forward holds two
+ *     descriptors besides the sockets.
  *
  * The forward ends, and @done (may be NULL) is called, when:
  *   - @src reads EOF: once the pipe drained into @dst, @src's protocol
