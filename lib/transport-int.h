@@ -486,9 +486,13 @@ int	aloop__transport_ended_unmade(const struct aloop_transport *t,
  * one buffer per thread serves every connection, plain and TLS, and idle
  * connections cost nothing for reading.  Freed when the thread exits.
  * asyncio reads 256 KiB at a time; 64 KiB already takes a whole loopback
- * burst in one read and keeps the buffer small.
+ * burst in one read and keeps the buffer small.  The extra 4 KiB are for
+ * the stream's read-until-drained, which reads again only after a read
+ * that filled the buffer: with a power of two, every 64 KiB message (a
+ * common size) would fill it exactly and cost one more read that finds
+ * the socket empty.
  */
-#define ALOOP__READ_MAX		(64 * 1024)
+#define ALOOP__READ_MAX		(68 * 1024)
 unsigned char	*aloop__read_buffer(void);
 
 /* ------------------------------------------------- stream and pipes */

@@ -72,9 +72,9 @@
 /*
  * Client bytes held while the upstream connects: reading pauses at
  * high_water, and a transport may deliver one more read (a TLS record,
- * say) before the pause takes effect.
+ * say, or a full 68 KiB read) before the pause takes effect.
  */
-#define PROXY_PENDING_SLACK	(64 * 1024)
+#define PROXY_PENDING_SLACK	(128 * 1024)
 
 struct proxy_upstream {
 	char		*host;		/* NULL for a UNIX socket */

@@ -567,7 +567,7 @@ drain_case(int mode)
 	aloop_future_release(fut);
 	run_for(loop, 0.05);
 	CU_ASSERT_EQUAL(d.calls, 1);
-	CU_ASSERT(d.n <= 64 * 1024);
+	CU_ASSERT(d.n <= 128 * 1024);
 	if (mode == DRAIN_PAUSE) {
 		/* Each resume: one read, then the pause holds again. */
 		for (i = 2; i <= 4; i++) {
