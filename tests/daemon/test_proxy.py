@@ -642,6 +642,51 @@ def test_splice_busy_pair_not_idle():
     assert daemon.stop() == 0, daemon.text()
 
 
+def test_splice_stalled_client_write_timeout():
+    """A client that reads nothing of a spliced download: the listener's
+    write_timeout resets it, and the access log says why."""
+    d = h.tmpdir()
+    log = os.path.join(d, "access.log")
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    held = []
+
+    def serve():
+        c, _ = ls.accept()
+        held.append(c)
+        try:
+            c.sendall(b"d" * (64 * 1024 * 1024))
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", port, "tcp",
+        'write_timeout = 1; settings = { upstream = [ "127.0.0.1:%d" ]; '
+        'upstream_write_timeout = 0; };' % ls.getsockname()[1])],
+        'access_log = "%s";' % log)
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    s = h.connect(port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    t0 = time.monotonic()
+    entry = ""
+    while time.monotonic() - t0 < 15 and "end=" not in entry:
+        time.sleep(0.1)
+        with open(log) as f:
+            entry = f.read()
+    assert "end=write_timeout" in entry, entry
+    assert time.monotonic() - t0 < 6
+    s.close()
+    for c in held:
+        c.close()
+    ls.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
 TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_half_close_both_ways, test_unix_upstream,
          test_tls_upstream_verified, test_connect_timeout_moves_on,
@@ -652,6 +697,7 @@ TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_splice_64mib_hash_and_access_log,
          test_copy_64mib_hash_and_access_log,
          test_splice_upstream_half_closes_first,
-         test_splice_busy_pair_not_idle]
+         test_splice_busy_pair_not_idle,
+         test_splice_stalled_client_write_timeout]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])
