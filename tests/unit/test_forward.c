@@ -601,12 +601,65 @@ test_read_drain_close(void)
 	drain_case(DRAIN_CLOSE);
 }
 
+/*
+ * Closing the destination while its peer reads nothing: the close
+ * flushes what the pipe holds (it is the destination's buffer), and the
+ * peer gets every byte forwarded, then the EOF.
+ */
+static void
+test_forward_close_flushes_pipe(void)
+{
+	static unsigned char buf[65536];
+	struct fx x;
+	uint64_t sent = 0, got = 0, fwd;
+	size_t i;
+	double end;
+	ssize_t n;
+	int bad = 0, eof = 0;
+
+	fx_open(&x, 0);
+	fx_forward(&x);
+	CU_ASSERT(fcntl(x.ra, F_SETFL, O_NONBLOCK) == 0);
+	CU_ASSERT(fcntl(x.rb, F_SETFL, O_NONBLOCK) == 0);
+	end = now_mono() + 0.3;
+	while (now_mono() < end) {
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] = pattern(sent + i);
+		if ((n = write(x.ra, buf, sizeof(buf))) > 0)
+			sent += (uint64_t)n;
+		run_for(x.loop, 0.002);
+	}
+	CU_ASSERT(aloop_transport_get_write_buffer_size(x.b->t) > 0);
+	fwd = counter(x.b->t, "bytes_written");
+	aloop_transport_close(x.b->t);
+	end = now_mono() + 10.0;
+	while (!eof && now_mono() < end) {
+		while ((n = read(x.rb, buf, sizeof(buf))) > 0) {
+			for (i = 0; i < (size_t)n; i++)
+				if (buf[i] != pattern(got + i))
+					bad++;
+			got += (uint64_t)n;
+		}
+		if (n == 0)
+			eof = 1;
+		run_for(x.loop, 0.002);
+	}
+	CU_ASSERT(eof);
+	CU_ASSERT_EQUAL(got, fwd);
+	CU_ASSERT_EQUAL(bad, 0);
+	CU_ASSERT(WAIT_UNTIL(x.loop, x.b->lost && x.ndone[0] == 1, 5.0));
+	CU_ASSERT_EQUAL(x.b->lost_code, 0);
+	CU_ASSERT_EQUAL(x.status[0], -EPIPE);
+	fx_close(&x);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_forward_bulk_tcp),
 	TEST(test_forward_bulk_unix),
 	TEST(test_forward_backpressure),
 	TEST(test_forward_half_close),
 	TEST(test_forward_abort),
+	TEST(test_forward_close_flushes_pipe),
 	TEST(test_forward_refused),
 	TEST(test_forward_emfile),
 	TEST(test_read_drain_pause),
