@@ -1325,6 +1325,19 @@ aloop_tls_context_load_ocsp_response(struct aloop_tls_context *ctx,
 	return 0;
 }
 
+int
+aloop_tls_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	if (EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) != 1 ||
+	    n != 32) {
+		ERR_clear_error();
+		return ALOOP_ENOMEM;
+	}
+	return 0;
+}
+
 void
 aloop__tls_context_set_clock(struct aloop_tls_context *ctx,
     time_t (*clock)(void))
