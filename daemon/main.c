@@ -18,6 +18,7 @@
 #include "check.h"
 #include "config-int.h"
 #include "ticket_secret.h"
+#include "tls_cache.h"
 #include "master.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
@@ -166,11 +167,13 @@ main(int argc, char **argv)
 
 		fprintf(stderr, "%s: configuration OK\n", config_path);
 		config_free(cfg);
+		tls_cache_clear();
 		return r == 0 && fflush(stdout) == 0 ? 0 : 1;
 	}
 	if (test_only) {
 		printf("%s: configuration OK\n", config_path);
 		config_free(cfg);
+		tls_cache_clear();
 		return 0;
 	}
 
