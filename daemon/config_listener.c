@@ -538,7 +538,7 @@ key_num(struct keybuf *b, unsigned long long v)
 	key_add(b, &v, sizeof(v));
 }
 
-/* Length first, so that no two lists of strings run together; NULL. */
+/* Length first, so that no two lists of strings read alike; NULL too. */
 static void
 key_str(struct keybuf *b, const char *v)
 {

@@ -6,6 +6,9 @@
  * own tables), so it is done once per distinct set, not once per
  * listener and parse.  A file is known by a digest of what it holds, not
  * by its name or inode: a certificate rewritten in place is a new one.
+ * OpenSSL reads the file again to build the context, so one rewritten in
+ * between serves what OpenSSL read, under the digest of what was there
+ * before; the next reload, which sees a new digest, builds it again.
  */
 #include "config.h"
 
