@@ -395,8 +395,10 @@ set_tickets(struct aloop_tls_context *ctx, const struct config_tls *t)
 	size_t len;
 	int r;
 
-	if ((secret = ticket_secret_get(&len)) == NULL)
+	if (!ticket_secret_wanted())
 		return 0;	/* aloopd -t: OpenSSL's own keys will do */
+	if ((secret = ticket_secret_get(&len)) == NULL)
+		return ALOOP_ENOMEM;
 	if (asprintf(&scope, "verify=%d ca=%s", t->verify,
 	    t->ca != NULL ? t->ca : "") < 0)
 		return ALOOP_ENOMEM;
@@ -573,7 +575,6 @@ static int
 tls_key(const struct config_tls *t, struct tls_key *key)
 {
 	struct keybuf b = { NULL, 0, 0, 0 };
-	size_t len;
 
 	/* Bump the version when build_tls() applies something new. */
 	key_str(&b, "aloopd tls context v1");
@@ -598,7 +599,7 @@ tls_key(const struct config_tls *t, struct tls_key *key)
 	key_num(&b, t->session_cache);
 	key_num(&b, (unsigned long long)(t->session_timeout + 0.5));
 	/* No secret (aloopd -t) builds a context without our ticket keys. */
-	key_num(&b, ticket_secret_get(&len) != NULL);
+	key_num(&b, (unsigned long long)ticket_secret_wanted());
 	if (!b.failed && aloop_tls_sha256(b.p, b.len, key->d) != 0)
 		b.failed = 1;
 	free(b.p);
