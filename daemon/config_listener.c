@@ -609,8 +609,11 @@ tls_key(const struct config_tls *t, struct tls_key *key)
 /*
  * The context of the listener's TLS settings: the one of a listener
  * before it with the same settings and files, in this configuration or
- * the running one, or else a new one.  A shared context shares its
- * session cache too, whose size is then for all its listeners together.
+ * the running one, or else a new one.  The listener itself is not part
+ * of the key: its name, which tells it from every other, would leave
+ * nothing to share.  Its sessions are kept its own per connection
+ * instead (see set_tickets()).  A shared context shares its session
+ * cache too, whose size is then for all its listeners together.
  */
 static struct aloop_tls_context *
 listener_tls(const config_setting_t *s, const struct config_tls *t)
