@@ -611,4 +611,13 @@ int	aloop__tls_transport_new(struct aloop_loop *loop, int fd,
  */
 void	aloop__tls_mark_upgrade(struct aloop_transport *t);
 
+/*
+ * The session id context of the server-side TLS transport @t (from
+ * aloop__tls_transport_new, before its handshake started): the sessions
+ * it makes carry @sid (@len bytes, at most 32) and only sessions that
+ * carry it resume.  0, or ALOOP_EINVAL.
+ */
+int	aloop__tls_set_session_id_context(struct aloop_transport *t,
+	    const unsigned char *sid, size_t len);
+
 #endif /* ALOOP_TRANSPORT_INT_H */

@@ -116,6 +116,17 @@ struct aloop_server_options {
 	 * before it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
 	 */
 	double			  close_timeout;	/* 5 s */
+	/*
+	 * TLS: NULL, or the name of the sessions this server's handshakes
+	 * make and resume.  A session, by ticket or from the server's cache,
+	 * resumes only on a server of the same context and the same scope
+	 * (OpenSSL's session id context, set per connection: a hash of the
+	 * string).  Servers that share one context but must not resume one
+	 * another's sessions -- serving different protocols, say -- give
+	 * different scopes; NULL is the context's own, shared by every
+	 * server of it that gives none.  Copied.
+	 */
+	const char		 *ssl_session_scope;	/* NULL */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
@@ -234,6 +245,17 @@ struct aloop_connection_options {
 	int			  interleave;		/* 0 */
 	/* The connection's close timeout (aloop_transport_close); >= 0. */
 	double			  close_timeout;	/* 5 s */
+	/*
+	 * TLS: NULL, or the name of the sessions this server's handshakes
+	 * make and resume.  A session, by ticket or from the server's cache,
+	 * resumes only on a server of the same context and the same scope
+	 * (OpenSSL's session id context, set per connection: a hash of the
+	 * string).  Servers that share one context but must not resume one
+	 * another's sessions -- serving different protocols, say -- give
+	 * different scopes; NULL is the context's own, shared by every
+	 * server of it that gives none.  Copied.
+	 */
+	const char		 *ssl_session_scope;	/* NULL */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 
