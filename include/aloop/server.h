@@ -116,6 +116,14 @@ struct aloop_server_options {
 	 * before it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
 	 */
 	double			  close_timeout;	/* 5 s */
+	/*
+	 * keep_alive 1 (asyncio 3.13's create_server keep_alive): TCP
+	 * keepalive (SO_KEEPALIVE) on the listening sockets, which every
+	 * accepted connection inherits, so that a peer gone without a word
+	 * is found out.  Not for an adopted socket (o->sock) or a UNIX
+	 * server.
+	 */
+	int			  keep_alive;		/* 0 */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
