@@ -101,6 +101,13 @@ upgrade_drained(struct aloop_transport *t, void *arg, int code,
 		upgrade_free(u);
 		return;
 	}
+	/* Whoever asked gave up meanwhile (as tls.c checks per step). */
+	if (aloop_future_cancelled(u->f)) {
+		aloop__transport_drop(t, ALOOP_ECANCELLED, "the TLS upgrade "
+		    "was cancelled");
+		upgrade_free(u);
+		return;
+	}
 	left = u->deadline - aloop_time(aloop_transport_get_loop(t));
 	/* Due already: the handshake gets the least the timer allows. */
 	if (left <= 0)
@@ -109,7 +116,6 @@ upgrade_drained(struct aloop_transport *t, void *arg, int code,
 	    left, u->shutdown_timeout, u->f);
 	if (rc != 0) {
 		/* Past write_eof, or the peer's EOF read: no upgrade. */
-		aloop__transport_mute(t);
 		aloop__transport_drop(t, rc, NULL);
 		(void)aloop_future_set_error(u->f, rc, "TLS upgrade: %s",
 		    aloop_strerror(rc));

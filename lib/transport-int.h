@@ -464,8 +464,9 @@ int	aloop__transport_detach(struct aloop_transport *old);
  * descriptor with aloop__transport_detach), or with the error @t ended
  * with meanwhile: a write error such as the peer's reset,
  * ALOOP_ECANCELLED for an abort (or any end without an error),
- * ALOOP_ESTATE when the loop closes.  An ended @t tells its protocol
- * nothing (no connection_lost).  While it waits, @t reports closing to
+ * ALOOP_ESTATE when the loop closes.  From the call on, @t tells its
+ * protocol nothing (no pause_writing, resume_writing or connection_lost:
+ * the protocol is the upgrade's).  While it waits, @t reports closing to
  * its users: writes are dropped as after a close, and write_eof, close,
  * pause_reading and resume_reading do nothing; abort ends the wait.
  * Returns 0, or ALOOP_ESTATE when @t is closing, past write_eof, in a

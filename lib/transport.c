@@ -308,6 +308,8 @@ aloop__transport_wait_drained(struct aloop_transport *t,
 		if (t->ops->pause_reading != NULL)
 			t->ops->pause_reading(t);
 	}
+	/* Its protocol hears nothing more from @t, flow control included. */
+	aloop__transport_mute(t);
 	t->flags |= ALOOP__T_UPGRADING;
 	t->drained_fn = fn;
 	t->drained_arg = arg;
@@ -573,9 +575,6 @@ transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
 
 	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
-	/* start_tls's wait ends here, and its protocol hears nothing. */
-	if (upgrading)
-		aloop__transport_mute(t);
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
 	t->lost_code = code;
 	/* The flush is over: its deadline goes (the linger keeps the time). */
@@ -586,6 +585,7 @@ transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
 	if (code != 0 && fmt != NULL &&
 	    vasprintf(&t->lost_msg, fmt, ap) == -1)
 		t->lost_msg = NULL;
+	/* start_tls's wait ends here (its protocol is muted already). */
 	if (upgrading)
 		transport_drained_end(t, code != 0 ? code : ALOOP_ECANCELLED,
 		    code != 0 ? t->lost_msg : "aborted before the TLS upgrade");

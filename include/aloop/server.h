@@ -314,8 +314,10 @@ ALOOP_API int aloop_connect_accepted_socket(struct aloop_loop *loop,
  * the clear bytes are still going out, with the write error when the
  * peer resets (-ECONNRESET, -EPIPE), ALOOP_ETIMEDOUT when the peer does
  * not take them within the handshake timeout, ALOOP_ECANCELLED when @t is
- * aborted (aloop_transport_abort, a server's abort_clients), and
- * ALOOP_ESTATE when the loop is closed.
+ * aborted (aloop_transport_abort, a server's abort_clients) or the
+ * future is cancelled (the upgrade then ends once the clear bytes are
+ * out, or at the handshake's next step), and ALOOP_ESTATE when the loop
+ * is closed.
  *
  * Call it before write_eof and before the peer's EOF: ALOOP_ESTATE
  * otherwise (through the future when bytes were still buffered), and

@@ -281,8 +281,8 @@ ALOOP_API int aloop_stream_wait_closed(struct aloop_stream_writer *w);
  * same reader and writer go on over TLS.  Returns 0, ALOOP_EINVAL for a
  * missing @o or @o->ssl, drain's error, or the upgrade's: the connection
  * is then lost with that error (reads and drain report it).  A task
- * cancelled while it waits gets ALOOP_ECANCELLED and the upgrade goes on
- * without it.
+ * cancelled while it waits cancels the upgrade too: ALOOP_ECANCELLED,
+ * and the connection is lost with it.
  */
 ALOOP_API int aloop_stream_writer_start_tls(struct aloop_stream_writer *w,
     const struct aloop_connection_options *o);

@@ -435,6 +435,20 @@ read_upto(int fd, unsigned char *buf, size_t want, size_t *got)
 	return *got == want;
 }
 
+/* Read what @fd has into @buf; whether the peer closed or reset it. */
+static int
+read_to_end(int fd, unsigned char *buf, size_t cap, size_t *got)
+{
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf + *got, cap - *got, MSG_DONTWAIT);
+		if (n > 0 && (*got += (size_t)n) < cap)
+			continue;
+		return n == 0 || (n < 0 && errno != EAGAIN) || *got == cap;
+	}
+}
+
 /* Far more than loopback's socket buffers take without a reader. */
 #define UPGRADE_CLEAR	(8u * 1024 * 1024)
 
@@ -579,14 +593,15 @@ test_start_tls_buffered_server(void)
 }
 
 /* How an upgrade waiting for its clear bytes is ended. */
-enum upgrade_end { PEER_RESETS, ABORTED, TIMES_OUT, LOOP_CLOSES };
+enum upgrade_end { PEER_RESETS, ABORTED, TIMES_OUT, LOOP_CLOSES, CANCELLED };
 
 /*
  * The upgrade fails, and the protocol hears nothing more (its state is
  * the caller's, as after a failed handshake), when the connection ends
  * before the clear bytes are out: the peer resets, the transport is
- * aborted, the handshake timeout passes, or the loop closes.  close is a
- * no-op then: the transport reports closing already.
+ * aborted, the handshake timeout passes, or the loop closes; and when
+ * the future is cancelled, once the clear bytes are out.  close is a
+ * no-op meanwhile: the transport reports closing already.
  */
 static void
 start_tls_cut_short(enum upgrade_end how)
@@ -595,6 +610,7 @@ start_tls_cut_short(enum upgrade_end how)
 		[ABORTED] = ALOOP_ECANCELLED,
 		[TIMES_OUT] = ALOOP_ETIMEDOUT,
 		[LOOP_CLOSES] = ALOOP_ESTATE,
+		[CANCELLED] = ALOOP_ECANCELLED,
 	};
 	int fds = count_fds();
 	struct aloop_loop *loop = test_loop();
@@ -602,8 +618,9 @@ start_tls_cut_short(enum upgrade_end how)
 	struct aloop_connection_options lo;
 	struct aloop_transport *t;
 	struct aloop_future *lf;
-	unsigned char *clear = clear_bytes();
+	unsigned char *clear = clear_bytes(), *got = NULL;
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	size_t ngot = 0;
 	int a, b, rc;
 
 	make_certs();
@@ -633,6 +650,20 @@ start_tls_cut_short(enum upgrade_end how)
 		break;
 	case LOOP_CLOSES:
 		CU_ASSERT_EQUAL(aloop_close(loop), 0);
+		break;
+	case CANCELLED:
+		CU_ASSERT(aloop_future_cancel(lf));
+		/*
+		 * The clear bytes still leave the buffer; then the socket
+		 * is reset, as a cancelled handshake's is.
+		 */
+		got = malloc(UPGRADE_CLEAR + 1);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(got);
+		CU_ASSERT(WAIT_UNTIL(loop, read_to_end(b, got,
+		    UPGRADE_CLEAR + 1, &ngot), 20.0));
+		CU_ASSERT(ngot <= UPGRADE_CLEAR);
+		CU_ASSERT_EQUAL(memcmp(got, clear, ngot), 0);
+		free(got);
 		break;
 	}
 	if (how != LOOP_CLOSES)
@@ -687,6 +718,12 @@ test_start_tls_buffered_loop_closes(void)
 	start_tls_cut_short(LOOP_CLOSES);
 }
 
+static void
+test_start_tls_buffered_cancelled(void)
+{
+	start_tls_cut_short(CANCELLED);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_tls_echo_through_server),
 	TEST(test_tls_handshake_failure),
@@ -700,6 +737,7 @@ static const struct test_case cases[] = {
 	TEST(test_start_tls_buffered_aborted),
 	TEST(test_start_tls_buffered_times_out),
 	TEST(test_start_tls_buffered_loop_closes),
+	TEST(test_start_tls_buffered_cancelled),
 	TEST(test_tls_connect_accepted_socket),
 };
 
