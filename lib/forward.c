@@ -512,8 +512,9 @@ aloop_transport_forward(struct aloop_transport *src,
 		return ALOOP_ENOTSUP;
 	}
 	if (!(src->flags & ALOOP__T_MADE) || !(dst->flags & ALOOP__T_MADE) ||
-	    (src->flags & ALOOP__T_CLOSING) ||
-	    (dst->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN)) ||
+	    (src->flags & (ALOOP__T_CLOSING | ALOOP__T_UPGRADING)) ||
+	    (dst->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN |
+	    ALOOP__T_UPGRADING)) ||
 	    src->fwd_in != NULL || dst->fwd_out != NULL ||
 	    dst->sendfile != NULL || aloop__stream_read_eof(src))
 		return ALOOP_ESTATE;

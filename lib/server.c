@@ -911,6 +911,9 @@ bind_one(const struct aloop__addr *a, const struct aloop_server_options *o,
 	if (o->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
 	    sizeof(on)) == -1)
 		goto fail;
+	if (o->keep_alive && setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on,
+	    sizeof(on)) == -1)
+		goto fail;
 	/*
 	 * Every interface means one socket per family; without V6ONLY the
 	 * IPv6 socket would claim the IPv4 port as well and the second bind

@@ -717,6 +717,81 @@ aloop_stream_writer_transport(struct aloop_stream_writer *w)
 	return w->s->t;
 }
 
+/*
+ * The connection is over for the stream: with @code (0: cleanly) from
+ * connection_lost, or from a start_tls that failed (the protocol hears
+ * nothing then).  Drops the transport's reference.
+ */
+static void
+stream_lost(struct stream *s, int code)
+{
+	s->t = NULL;
+	s->lost = 1;
+	s->reading_paused = 0;
+	if (code != 0) {
+		s->lost_code = code;
+		aloop_stream_reader_set_exception(&s->reader, code);
+	} else
+		aloop_stream_reader_feed_eof(&s->reader);
+	wake_drainers(s);
+	wake(&s->closed);
+	aloop__loop_untrack(s->loop, &s->res);
+	stream_unref(s);	/* the transport's */
+}
+
+/*
+ * The upgrade is over.  Runs before the task waiting for it resumes (or
+ * without it, if it was cancelled); a loop closed meanwhile runs nothing
+ * and drops the transport's reference itself, which keeps @s alive until
+ * here otherwise.
+ */
+static void
+stream_upgraded(struct aloop_future *f, void *arg)
+{
+	struct stream *s = arg;
+	struct aloop_transport *nt = NULL;
+	int rc;
+
+	if (s->lost)
+		return;
+	if ((rc = aloop_future_result(f, (void **)&nt)) != 0) {
+		stream_lost(s, rc);
+		return;
+	}
+	s->t = nt;
+	if (s->reading_paused)
+		aloop_transport_pause_reading(nt);
+}
+
+int
+aloop_stream_writer_start_tls(struct aloop_stream_writer *w,
+    const struct aloop_connection_options *o)
+{
+	struct stream *s = w->s;
+	struct aloop_future *f;
+	int rc;
+
+	if (!in_task())
+		return ALOOP_ESTATE;
+	if (o == NULL || o->ssl == NULL)
+		return ALOOP_EINVAL;
+	if ((rc = aloop_stream_drain(w)) != 0)
+		return rc;
+	if (s->t == NULL)
+		return lost_error(s);
+	if ((rc = aloop_start_tls(s->t, s->srv != NULL, o, &f)) != 0)
+		return rc;
+	if ((rc = aloop_future_add_done_callback(f, stream_upgraded, s)) != 0) {
+		aloop_future_release(f);
+		return rc;
+	}
+	s->refs++;
+	rc = aloop_await(f, NULL);
+	aloop_future_release(f);
+	stream_unref(s);
+	return rc;
+}
+
 /* ---------------------------------------------------------- protocol */
 
 static int client_main(void *arg, void **result);
@@ -773,18 +848,7 @@ proto_lost(struct aloop_transport *t, void *state,
 	struct stream *s = state;
 
 	(void)t;
-	s->t = NULL;
-	s->lost = 1;
-	s->reading_paused = 0;
-	if (err != NULL) {
-		s->lost_code = err->code;
-		aloop_stream_reader_set_exception(&s->reader, err->code);
-	} else
-		aloop_stream_reader_feed_eof(&s->reader);
-	wake_drainers(s);
-	wake(&s->closed);
-	aloop__loop_untrack(s->loop, &s->res);
-	stream_unref(s);	/* the transport's */
+	stream_lost(s, err != NULL ? err->code : 0);
 }
 
 static void

@@ -201,6 +201,7 @@ struct aloop__transport_ops {
 #define ALOOP__T_GRACEFUL	0x0800	/* teardown of a clean end: may linger */
 #define ALOOP__T_LINGER		0x1000	/* linger_fd waits for the kernel */
 #define ALOOP__T_ABORT_CALLED	0x2000	/* aloop_transport_abort acted */
+#define ALOOP__T_UPGRADING	0x4000	/* start_tls waits for the drain */
 
 /*
  * The callbacks transport.c itself runs.  Every protocol table (stream,
@@ -223,6 +224,14 @@ struct aloop__protocol_common {
  */
 typedef void (*aloop__transport_owner_fn)(struct aloop_transport *t,
     void *owner);
+
+/*
+ * Told once how the wait of aloop__transport_wait_drained ended: @code 0
+ * when the write buffer is empty, or the error @t ended with meanwhile
+ * (@msg its text).
+ */
+typedef void (*aloop__transport_drained_fn)(struct aloop_transport *t,
+    void *arg, int code, const char *msg);
 
 struct aloop_transport {
 	const struct aloop__transport_ops *ops;
@@ -277,6 +286,11 @@ struct aloop_transport {
 	struct aloop_transport	*owner_prev, *owner_next;
 	struct aloop__transport_list *owner_list;
 	uintptr_t		 owner_ticket;	/* the owner's, opaque */
+
+	/* start_tls waiting for the drain (with ALOOP__T_UPGRADING). */
+	aloop__transport_drained_fn drained_fn;
+	void			*drained_arg;
+	aloop_handle_t		 drained_handle;
 
 	/*
 	 * The PROXY protocol header the connection came with (a server's
@@ -462,6 +476,25 @@ void	aloop__transport_list_each(struct aloop__transport_list *list,
 int	aloop__transport_detach(struct aloop_transport *old);
 
 /*
+ * start_tls on a transport whose write buffer still holds bytes: they go
+ * out in clear first.  Stop reading (what the peer sends next is for the
+ * handshake), then call @fn(@t, @arg, code, msg) exactly once: with 0 on a
+ * later loop turn, once the buffer is empty (the caller then takes the
+ * descriptor with aloop__transport_detach), or with the error @t ended
+ * with meanwhile: a write error such as the peer's reset,
+ * ALOOP_ECANCELLED for an abort (or any end without an error),
+ * ALOOP_ESTATE when the loop closes.  From the call on, @t tells its
+ * protocol nothing (no pause_writing, resume_writing or connection_lost:
+ * the protocol is the upgrade's).  While it waits, @t reports closing to
+ * its users: writes are dropped as after a close, and write_eof, close,
+ * pause_reading and resume_reading do nothing; abort ends the wait.
+ * Returns 0, or ALOOP_ESTATE when @t is closing, past write_eof, in a
+ * sendfile or waiting already.
+ */
+int	aloop__transport_wait_drained(struct aloop_transport *t,
+	    aloop__transport_drained_fn fn, void *arg);
+
+/*
  * @new takes @old's place with its owner: in its list and with its hook
  * (a server goes on counting a connection that start_tls upgraded).
  * @old then has no owner.
@@ -581,6 +614,9 @@ size_t	aloop__forward_pending(const struct aloop_transport *t);
 void	aloop__forward_gone(struct aloop_transport *t);
 
 /* ---------------------------------------------------------- TLS hook */
+
+/* asyncio's ssl_handshake_timeout default (SSL_HANDSHAKE_TIMEOUT). */
+#define ALOOP__TLS_HANDSHAKE_TIMEOUT	60.0
 
 /*
  * Implemented by lib/tls.c.  Wrap the connected non-blocking socket @fd

@@ -46,6 +46,8 @@
 static void	transport_on_loop_close(struct aloop__resource *res);
 static void	transport_sendfile_end(struct aloop_transport *t, int code);
 static void	transport_lost_cb(void *arg);
+static void	transport_drained_end(struct aloop_transport *t, int code,
+		    const char *msg);
 
 void
 aloop__protocol_common_stream(struct aloop__protocol_common *cb,
@@ -75,6 +77,7 @@ aloop__transport_init(struct aloop_transport *t,
 	t->lost_handle = ALOOP_HANDLE_NONE;
 	t->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
 	t->close_timer = ALOOP_HANDLE_NONE;
+	t->drained_handle = ALOOP_HANDLE_NONE;
 	t->linger_fd = -1;
 	t->res.on_loop_close = transport_on_loop_close;
 	aloop__loop_track(loop, &t->res);
@@ -247,6 +250,73 @@ aloop__transport_detach(struct aloop_transport *old)
 	aloop__transport_mute(old);
 	aloop__transport_drop(old, 0, NULL);
 	return fd;
+}
+
+/* The buffer drained while start_tls waited: on to the upgrade. */
+static void
+transport_drained_cb(void *arg)
+{
+	struct aloop_transport *t = arg;
+
+	t->drained_handle = ALOOP_HANDLE_NONE;
+	if ((t->flags & ALOOP__T_UPGRADING) &&
+	    aloop_transport_get_write_buffer_size(t) == 0)
+		transport_drained_end(t, 0, NULL);
+}
+
+/* Look again once the buffer shrank. */
+static void
+transport_drained_check(struct aloop_transport *t)
+{
+	if (t->drained_handle != ALOOP_HANDLE_NONE ||
+	    aloop_transport_get_write_buffer_size(t) > 0)
+		return;
+	/* A closed loop calls nothing: its close ends the wait. */
+	if (aloop_call_soon(t->loop, transport_drained_cb, t,
+	    &t->drained_handle) != 0)
+		t->drained_handle = ALOOP_HANDLE_NONE;
+}
+
+/* The wait is over, one way or the other: tell its caller, once. */
+static void
+transport_drained_end(struct aloop_transport *t, int code, const char *msg)
+{
+	aloop__transport_drained_fn fn = t->drained_fn;
+
+	if (!(t->flags & ALOOP__T_UPGRADING))
+		return;
+	t->flags &= ~ALOOP__T_UPGRADING;
+	t->drained_fn = NULL;
+	aloop_handle_cancel(t->loop, t->drained_handle);
+	t->drained_handle = ALOOP_HANDLE_NONE;
+	if (code != 0 && msg == NULL)
+		msg = aloop_strerror(code);
+	if (fn != NULL)
+		fn(t, t->drained_arg, code, msg);
+}
+
+int
+aloop__transport_wait_drained(struct aloop_transport *t,
+    aloop__transport_drained_fn fn, void *arg)
+{
+	/* A forward in either direction owns the socket's bytes. */
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN |
+	    ALOOP__T_UPGRADING) || t->sendfile != NULL ||
+	    t->fwd_in != NULL || t->fwd_out != NULL)
+		return ALOOP_ESTATE;
+	/* What the peer sends next belongs to the handshake. */
+	if (!(t->flags & ALOOP__T_PAUSED_READ)) {
+		t->flags |= ALOOP__T_PAUSED_READ;
+		if (t->ops->pause_reading != NULL)
+			t->ops->pause_reading(t);
+	}
+	/* Its protocol hears nothing more from @t, flow control included. */
+	aloop__transport_mute(t);
+	t->flags |= ALOOP__T_UPGRADING;
+	t->drained_fn = fn;
+	t->drained_arg = arg;
+	transport_drained_check(t);
+	return 0;
 }
 
 void
@@ -486,6 +556,8 @@ transport_on_loop_close(struct aloop__resource *res)
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_DONE;
 	if (t->sendfile != NULL)
 		transport_sendfile_end(t, -EPIPE);
+	t->drained_handle = ALOOP_HANDLE_NONE;
+	transport_drained_end(t, ALOOP_ESTATE, "the loop was closed");
 	/* A closing loop cannot wait for a lingering socket: drop its rest. */
 	if (t->flags & ALOOP__T_LINGER) {
 		transport_fd_close(t, t->linger_fd, 1);
@@ -501,6 +573,8 @@ static void
 transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
     va_list ap)
 {
+	int upgrading = (t->flags & ALOOP__T_UPGRADING) != 0;
+
 	if (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE))
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_LOST;
@@ -513,6 +587,10 @@ transport_lost_v(struct aloop_transport *t, int code, const char *fmt,
 	if (code != 0 && fmt != NULL &&
 	    vasprintf(&t->lost_msg, fmt, ap) == -1)
 		t->lost_msg = NULL;
+	/* start_tls's wait ends here (its protocol is muted already). */
+	if (upgrading)
+		transport_drained_end(t, code != 0 ? code : ALOOP_ECANCELLED,
+		    code != 0 ? t->lost_msg : "aborted before the TLS upgrade");
 	if (aloop_call_soon(t->loop, transport_lost_cb, t,
 	    &t->lost_handle) != 0) {
 		/* A closed loop runs nothing: end without callbacks. */
@@ -629,6 +707,8 @@ aloop__transport_resume_check(struct aloop_transport *t)
 		t->close_progress = aloop_time(t->loop);
 	if (__builtin_expect(t->sendfile != NULL, 0))
 		transport_sendfile_wake(t);
+	if (__builtin_expect(t->flags & ALOOP__T_UPGRADING, 0))
+		transport_drained_check(t);
 	if (!(t->flags & ALOOP__T_PAUSED_WRITE) ||
 	    (t->flags & (ALOOP__T_LOST | ALOOP__T_DONE)))
 		return;
@@ -810,7 +890,7 @@ aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
 		total += iov[i].iov_len;
 	if (total == 0)
 		return 0;
-	if (t->flags & ALOOP__T_CLOSING) {
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_UPGRADING)) {
 		transport_count_dropped_write(t);
 		return 0;
 	}
@@ -845,7 +925,8 @@ aloop_transport_write_eof(struct aloop_transport *t)
 
 	if (t->ops->write_eof == NULL)
 		return ALOOP_ENOTSUP;
-	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN))
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN |
+	    ALOOP__T_UPGRADING))
 		return 0;
 	t->flags |= ALOOP__T_EOF_WRITTEN;
 	aloop__transport_ref(t);
@@ -887,7 +968,7 @@ transport_close_timeout_cb(void *arg)
 void
 aloop_transport_close(struct aloop_transport *t)
 {
-	if (t->flags & ALOOP__T_CLOSING)
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_UPGRADING))
 		return;
 	t->flags |= ALOOP__T_CLOSING | ALOOP__T_CLOSE_CALLED;
 	t->close_progress = aloop_time(t->loop);
@@ -939,13 +1020,14 @@ aloop_transport_abort(struct aloop_transport *t)
 int
 aloop_transport_is_closing(const struct aloop_transport *t)
 {
-	return (t->flags & ALOOP__T_CLOSING) != 0;
+	return (t->flags & (ALOOP__T_CLOSING | ALOOP__T_UPGRADING)) != 0;
 }
 
 void
 aloop_transport_pause_reading(struct aloop_transport *t)
 {
-	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ))
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ |
+	    ALOOP__T_UPGRADING))
 		return;
 	t->flags |= ALOOP__T_PAUSED_READ;
 	if (t->ops->pause_reading != NULL)
@@ -955,7 +1037,7 @@ aloop_transport_pause_reading(struct aloop_transport *t)
 void
 aloop_transport_resume_reading(struct aloop_transport *t)
 {
-	if ((t->flags & ALOOP__T_CLOSING) ||
+	if ((t->flags & (ALOOP__T_CLOSING | ALOOP__T_UPGRADING)) ||
 	    !(t->flags & ALOOP__T_PAUSED_READ))
 		return;
 	t->flags &= ~ALOOP__T_PAUSED_READ;
@@ -966,7 +1048,8 @@ aloop_transport_resume_reading(struct aloop_transport *t)
 int
 aloop_transport_is_reading(const struct aloop_transport *t)
 {
-	return !(t->flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ)) &&
+	return !(t->flags & (ALOOP__T_CLOSING | ALOOP__T_PAUSED_READ |
+	    ALOOP__T_UPGRADING)) &&
 	    t->ops->pause_reading != NULL;
 }
 
@@ -1239,8 +1322,8 @@ aloop_transport_sendfile(struct aloop_transport *t, int file, off_t offset,
 		return ALOOP_EINVAL;
 	if (t->ops->write == NULL)
 		return ALOOP_ENOTSUP;
-	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN) ||
-	    t->sendfile != NULL || t->fwd_out != NULL)
+	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN |
+	    ALOOP__T_UPGRADING) || t->sendfile != NULL || t->fwd_out != NULL)
 		return ALOOP_ESTATE;
 	if ((rc = aloop_future_new(t->loop, &f)) != 0)
 		return rc;

@@ -127,6 +127,14 @@ struct aloop_server_options {
 	 * server of it that gives none.  Copied.
 	 */
 	const char		 *ssl_session_scope;	/* NULL */
+	/*
+	 * keep_alive 1 (asyncio 3.13's create_server keep_alive): TCP
+	 * keepalive (SO_KEEPALIVE) on the listening sockets, which every
+	 * accepted connection inherits, so that a peer gone without a word
+	 * is found out.  Not for an adopted socket (o->sock) or a UNIX
+	 * server.
+	 */
+	int			  keep_alive;		/* 0 */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
@@ -307,23 +315,38 @@ ALOOP_API int aloop_connect_accepted_socket(struct aloop_loop *loop,
  * client's server_hostname (NULL: no SNI and no name check) and the
  * handshake and shutdown timeouts; its other fields are ignored.
  *
- * @t hands its socket over at once and is finished: is_closing is 1 and
- * its protocol hears nothing more from it, not even connection_lost (use
- * it no more, as in asyncio).  Data the peer sent after what @t
- * delivered stays for the handshake.  The future's result is the new TLS
- * transport, once the handshake is done; the same protocol, with the same
- * state, goes on over it without a second connection_made, and gets its
- * connection_lost at the end.  A server goes on counting the connection.
- * If the handshake fails (ALOOP_ECERT, ALOOP_EHOSTNAME, ALOOP_ETLS,
- * ALOOP_ETIMEDOUT) the socket is closed and the protocol hears nothing
- * more: its state is then the caller's to free, as asyncio leaves it.
+ * @t is finished for its caller at once: is_closing is 1, writes to it
+ * are dropped as after a close, and close, write_eof, pause_reading and
+ * resume_reading do nothing; its protocol hears nothing more from it, not
+ * even connection_lost (use it no more, as in asyncio).  Bytes written to
+ * @t before the call and still in its write buffer go out first, in
+ * clear, in order, and before the handshake: the upgrade waits for them
+ * (reading is stopped meanwhile, so what the peer sends next stays for
+ * the handshake), and that wait counts against the handshake timeout.
+ * Data the peer sent after what @t delivered stays for the handshake.
+ * The future's result is the new TLS transport, once the handshake is
+ * done; the same protocol, with the same state, goes on over it without
+ * a second connection_made, and gets its connection_lost at the end.  A
+ * server goes on counting the connection.
  *
- * Call it with nothing waiting in @t's write buffer (what was written has
- * gone to the kernel; get_write_buffer_size is 0) and before write_eof:
- * ALOOP_ESTATE otherwise, and before connection_made or once closing.
- * ALOOP_EINVAL for a missing @o->ssl or @fut, ALOOP_ENOTSUP for a
- * transport that is no plain stream socket (TLS already, a pipe, a
- * datagram endpoint).
+ * If the upgrade fails, the socket is closed, the future fails and the
+ * protocol hears nothing more: its state is then the caller's to free,
+ * as asyncio leaves it.  It fails with the handshake's error
+ * (ALOOP_ECERT, ALOOP_EHOSTNAME, ALOOP_ETLS, ALOOP_ETIMEDOUT), and, while
+ * the clear bytes are still going out, with the write error when the
+ * peer resets (-ECONNRESET, -EPIPE), ALOOP_ETIMEDOUT when the peer does
+ * not take them within the handshake timeout, ALOOP_ECANCELLED when @t is
+ * aborted (aloop_transport_abort, a server's abort_clients) or the
+ * future is cancelled (the upgrade then ends once the clear bytes are
+ * out, or at the handshake's next step), and ALOOP_ESTATE when the loop
+ * is closed.
+ *
+ * Call it before write_eof and before the peer's EOF: ALOOP_ESTATE
+ * otherwise (through the future when bytes were still buffered), and
+ * before connection_made, once closing, or while @t takes part in an
+ * aloop_transport_forward or a sendfile.  ALOOP_EINVAL for a missing @o->ssl
+ * or @fut, ALOOP_ENOTSUP for a transport that is no plain stream socket
+ * (TLS already, a pipe, a datagram endpoint).
  */
 ALOOP_API int aloop_start_tls(struct aloop_transport *t, int server_side,
     const struct aloop_connection_options *o, struct aloop_future **fut);

@@ -270,6 +270,23 @@ ALOOP_API int aloop_stream_writer_is_closing(const struct aloop_stream_writer *w
  */
 ALOOP_API int aloop_stream_wait_closed(struct aloop_stream_writer *w);
 
+/**
+ * Task only.  asyncio's StreamWriter.start_tls(): wait for the writer to
+ * drain (aloop_stream_drain), then upgrade the connection to TLS with
+ * aloop_start_tls(), on the server side for a connection of a stream
+ * server and on the client side otherwise, and wait for the handshake.
+ * @o gives the context (o->ssl), server_hostname and the handshake and
+ * shutdown timeouts, as for aloop_start_tls().  Bytes written before go
+ * out in clear first; what the reader buffered stays readable, and the
+ * same reader and writer go on over TLS.  Returns 0, ALOOP_EINVAL for a
+ * missing @o or @o->ssl, drain's error, or the upgrade's: the connection
+ * is then lost with that error (reads and drain report it).  A task
+ * cancelled while it waits cancels the upgrade too: ALOOP_ECANCELLED,
+ * and the connection is lost with it.
+ */
+ALOOP_API int aloop_stream_writer_start_tls(struct aloop_stream_writer *w,
+    const struct aloop_connection_options *o);
+
 /** The transport's extra information (transport.h); NULL once lost. */
 ALOOP_API const void *aloop_stream_get_extra_info(struct aloop_stream_writer *w,
     const char *name, size_t *len);

@@ -422,6 +422,8 @@ test_forward_abort(void)
 static void
 test_forward_refused(void)
 {
+	struct aloop_connection_options o;
+	struct aloop_future *f = NULL;
 	struct fx x;
 
 	fx_open(&x, 1);
@@ -433,6 +435,12 @@ test_forward_refused(void)
 	    ALOOP_ESTATE);
 	CU_ASSERT_EQUAL(aloop_transport_write(x.b->t, "x", 1), ALOOP_ESTATE);
 	CU_ASSERT_EQUAL(aloop_transport_write(x.a->t, "y", 1), 0);
+	/* Neither side can be upgraded while the forward owns its bytes. */
+	aloop_connection_options_init(&o);
+	o.ssl = ALOOP_TLS_DEFAULT;
+	CU_ASSERT_EQUAL(aloop_start_tls(x.a->t, 0, &o, &f), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_start_tls(x.b->t, 0, &o, &f), ALOOP_ESTATE);
+	CU_ASSERT_PTR_NULL(f);
 	fx_close(&x);
 }
 

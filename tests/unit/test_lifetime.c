@@ -232,6 +232,68 @@ test_pipes_closed_in_made(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * connect_accepted_socket, plain and TLS (the server side of a
+ * handshake, the peer a TLS client over the other end of a socketpair).
+ */
+static void
+test_accepted_socket_closed_in_made(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop;
+	struct rec_pool sp, cp;
+	struct aloop_tls_context *sctx = NULL, *cctx = NULL;
+	struct aloop_connection_options so, co;
+	struct aloop_future *fut, *cf;
+	int sv[2], tls;
+
+	NEED_CERTS(certs);
+	for (tls = 0; tls < 2; tls++) {
+		memset(&sp, 0, sizeof(sp));
+		memset(&cp, 0, sizeof(cp));
+		loop = test_loop();
+		CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM |
+		    SOCK_CLOEXEC, 0, sv), 0);
+		aloop_connection_options_init(&so);
+		if (tls) {
+			CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(
+			    ALOOP_TLS_SERVER, &sctx), 0);
+			CU_ASSERT_EQUAL_FATAL(aloop_tls_context_load_cert_chain(
+			    sctx, certs->server_cert, certs->server_key), 0);
+			so.ssl = sctx;
+		}
+		sp.tmpl.on_made = close_in_made;
+		CU_ASSERT_EQUAL_FATAL(aloop_connect_accepted_socket(loop,
+		    &rec_proto, rec_factory, &sp, sv[0], &so, &fut), 0);
+		cf = NULL;
+		if (tls) {
+			aloop_tls_context_release(sctx);
+			CU_ASSERT_EQUAL_FATAL(aloop_tls_context_new(
+			    ALOOP_TLS_CLIENT, &cctx), 0);
+			CU_ASSERT_EQUAL_FATAL(
+			    aloop_tls_context_load_verify_locations(cctx,
+			    certs->ca, NULL), 0);
+			aloop_connection_options_init(&co);
+			co.ssl = cctx;
+			co.sock = sv[1];
+			co.server_hostname = "localhost";
+			CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop,
+			    &rec_proto, rec_factory, &cp, NULL, NULL, &co,
+			    &cf), 0);
+			aloop_tls_context_release(cctx);
+			sv[1] = -1;
+		}
+		check_future_transport(loop, NULL, fut, &sp.r[0].lost);
+		CU_ASSERT_EQUAL(sp.r[0].made, 1);
+		CU_ASSERT_EQUAL(sp.r[0].bad, 0);
+		if (cf != NULL)
+			aloop_future_release(cf);
+		if (sv[1] >= 0)
+			(void)close(sv[1]);
+	}
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 /* ------------------------------------------------------------ datagram */
 
 struct dg {
@@ -270,7 +332,7 @@ dg_factory(void *arg, void **state)
 }
 
 static void
-test_datagram_closed_in_made(void)
+datagram_closed_in_made(int family)
 {
 	int fds = count_fds();
 	struct aloop_loop *loop = test_loop();
@@ -278,10 +340,18 @@ test_datagram_closed_in_made(void)
 	struct aloop_future *fut;
 	struct aloop_transport *t = NULL;
 	struct dg d = { 0, 0 };
+	char path[64];
 
 	aloop_datagram_options_init(&o);
-	o.local_host = "127.0.0.1";
-	o.local_port = "0";
+	if (family == AF_UNIX) {
+		snprintf(path, sizeof(path), "/tmp/aloop-life-dg-%ld.sock",
+		    (long)getpid());
+		o.family = AF_UNIX;
+		o.local_host = path;
+	} else {
+		o.local_host = "127.0.0.1";
+		o.local_port = "0";
+	}
 	CU_ASSERT_EQUAL_FATAL(aloop_create_datagram_endpoint(loop, &dg_proto,
 	    dg_factory, &d, &o, &fut), 0);
 	CU_ASSERT_EQUAL_FATAL(aloop_run_until_complete(loop, fut,
@@ -300,6 +370,20 @@ test_datagram_closed_in_made(void)
 	CU_ASSERT_EQUAL(d.made, 1);
 	CU_ASSERT_EQUAL(d.lost, 1);
 	CU_ASSERT_EQUAL(count_fds(), fds);
+	if (family == AF_UNIX)
+		(void)unlink(path);
+}
+
+static void
+test_datagram_closed_in_made(void)
+{
+	datagram_closed_in_made(AF_INET);
+}
+
+static void
+test_unix_datagram_closed_in_made(void)
+{
+	datagram_closed_in_made(AF_UNIX);
 }
 
 /* ---------------------------------------------------------- subprocess */
@@ -389,6 +473,44 @@ test_subprocess_true(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+/*
+ * subprocess_shell with its three pipes, closed in connection_made: the
+ * subprocess transport stays valid, and its pipe transports are gone
+ * (NULL) once their connections are lost.
+ */
+static void
+test_subprocess_pipes_closed_in_made(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_future *fut;
+	struct aloop_transport *t = NULL;
+	struct sp s = { .close_in_made = 1 };
+	int code, i;
+
+	CU_ASSERT_EQUAL_FATAL(aloop_subprocess_shell(loop, &sp_proto,
+	    dg_factory, &s, "exec cat", NULL, &fut), 0);
+	CU_ASSERT_EQUAL_FATAL(aloop_run_until_complete(loop, fut,
+	    (void **)&t), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT(aloop_transport_is_closing(t));
+	CU_ASSERT(WAIT_UNTIL(loop, s.lost == 1, 5.0));
+	for (i = 0; i < 3; i++)
+		CU_ASSERT_PTR_NULL(aloop_subprocess_get_pipe_transport(t, i));
+	CU_ASSERT_EQUAL(aloop_subprocess_get_returncode(t, &code), 0);
+	CU_ASSERT(aloop_subprocess_get_pid(t) > 0);
+	CU_ASSERT_EQUAL(aloop_transport_write(t, "x", 1), 0);
+	aloop_transport_close(t);
+	aloop_transport_abort(t);
+	test_loop_done(loop);
+	CU_ASSERT(aloop_transport_is_closing(t));
+	CU_ASSERT_EQUAL(aloop_subprocess_get_returncode(t, &code), 0);
+	aloop_future_release(fut);
+	CU_ASSERT_EQUAL(s.made, 1);
+	CU_ASSERT_EQUAL(s.lost, 1);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static void
 nop_cb(void *arg)
 {
@@ -442,8 +564,11 @@ static const struct test_case cases[] = {
 	TEST(test_unix_closed_in_made),
 	TEST(test_tls_closed_in_made),
 	TEST(test_pipes_closed_in_made),
+	TEST(test_accepted_socket_closed_in_made),
 	TEST(test_datagram_closed_in_made),
+	TEST(test_unix_datagram_closed_in_made),
 	TEST(test_subprocess_true),
+	TEST(test_subprocess_pipes_closed_in_made),
 	TEST(test_watch_refuses_transport_fd),
 };
 

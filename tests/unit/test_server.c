@@ -392,6 +392,58 @@ test_reuse_port_and_address(void)
 	test_loop_done(loop);
 }
 
+/*
+ * keep_alive (asyncio 3.13): SO_KEEPALIVE on the listening socket and on
+ * the connections it accepts; off by default.
+ */
+static void
+test_keep_alive(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_server_options o;
+	struct rec_pool sp = { 0 };
+	struct aloop_server *srv;
+	struct aloop_future *fut;
+	const int *s, *cfd;
+	size_t n;
+	int keep, on, c;
+	socklen_t ol = sizeof(on);
+
+	for (keep = 0; keep < 2; keep++) {
+		memset(&sp, 0, sizeof(sp));
+		aloop_server_options_init(&o);
+		CU_ASSERT_EQUAL(o.keep_alive, 0);
+		o.keep_alive = keep;
+		CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &rec_proto,
+		    rec_factory, &sp, "127.0.0.1", "0", &o, &fut), 0);
+		CU_ASSERT_EQUAL_FATAL(wait_future(loop, fut, (void **)&srv),
+		    0);
+		aloop_future_release(fut);
+		s = aloop_server_sockets(srv, &n);
+		on = -1;
+		CU_ASSERT_EQUAL(getsockopt(s[0], SOL_SOCKET, SO_KEEPALIVE,
+		    &on, &ol), 0);
+		CU_ASSERT_EQUAL(on != 0, keep);
+		c = raw_connect(AF_INET, "127.0.0.1", sock_port(s[0]));
+		CU_ASSERT_FATAL(c >= 0);
+		CU_ASSERT_FATAL(WAIT_UNTIL(loop, sp.n == 1 && sp.r[0].made,
+		    5.0));
+		cfd = aloop_transport_get_extra_info(sp.r[0].t, "socket",
+		    NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(cfd);
+		on = -1;
+		CU_ASSERT_EQUAL(getsockopt(*cfd, SOL_SOCKET, SO_KEEPALIVE,
+		    &on, &ol), 0);
+		CU_ASSERT_EQUAL(on != 0, keep);
+		(void)close(c);
+		CU_ASSERT(WAIT_UNTIL(loop, sp.r[0].lost, 5.0));
+		free_server(srv);
+	}
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static void
 test_adopt_socket_and_argument_errors(void)
 {
@@ -875,6 +927,7 @@ static const struct test_case cases[] = {
 	TEST(test_burst_of_connections),
 	TEST(test_server_on_a_name),
 	TEST(test_reuse_port_and_address),
+	TEST(test_keep_alive),
 	TEST(test_adopt_socket_and_argument_errors),
 	TEST(test_emfile_backs_off),
 	TEST(test_pause_accepting_and_start_serving),

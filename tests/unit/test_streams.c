@@ -610,6 +610,140 @@ test_echo_tls(void)
 	echo_over(0, 1);
 }
 
+/*
+ * STARTTLS over streams: the server answers in clear with more than the
+ * socket buffers hold, then both writers upgrade; the clear bytes all
+ * arrive first, and the same reader and writer carry on over TLS.
+ */
+#define STARTTLS_CLEAR	(1024u * 1024u)
+
+static struct aloop_tls_context *starttls_server_ctx, *starttls_client_ctx;
+
+static int
+starttls_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
+    void *arg)
+{
+	struct net *n = arg;
+	struct aloop_connection_options o;
+	struct aloop_bytes *line;
+	unsigned char *clear;
+	int rc;
+
+	n->served++;
+	if ((rc = aloop_stream_readline(r, &line)) != 0)
+		return rc;
+	CU_ASSERT(bytes_is(line, "STARTTLS\n"));
+	clear = malloc(STARTTLS_CLEAR);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(clear);
+	memset(clear, 'c', STARTTLS_CLEAR);
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "GO\n", 3), 0);
+	CU_ASSERT_EQUAL(aloop_stream_write(w, clear, STARTTLS_CLEAR), 0);
+	free(clear);
+	aloop_connection_options_init(&o);
+	o.ssl = starttls_server_ctx;
+	CU_ASSERT_EQUAL(aloop_stream_writer_start_tls(w, NULL), ALOOP_EINVAL);
+	CU_ASSERT_EQUAL_FATAL(aloop_stream_writer_start_tls(w, &o), 0);
+	CU_ASSERT_PTR_NOT_NULL(aloop_stream_get_extra_info(w, "cipher",
+	    NULL));
+	if ((rc = aloop_stream_readline(r, &line)) != 0)
+		return rc;
+	rc = aloop_stream_write(w, line->data, line->len);
+	CU_ASSERT(bytes_is(line, "secret\n"));
+	if (rc == 0)
+		rc = aloop_stream_drain(w);
+	n->server_cleanup++;
+	return rc;
+}
+
+static int
+starttls_session(void *arg, void **result)
+{
+	struct net *n = arg;
+	struct aloop_connection_options o;
+	struct aloop_stream_reader *r;
+	struct aloop_stream_writer *w;
+	struct aloop_bytes *b;
+	size_t i;
+	int rc, same = 1;
+
+	(void)result;
+	if ((rc = connect_streams(n, &r, &w)) != 0)
+		return rc;
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "STARTTLS\n", 9), 0);
+	CU_ASSERT_EQUAL(aloop_stream_readline(r, &b), 0);
+	CU_ASSERT(bytes_is(b, "GO\n"));
+	CU_ASSERT_EQUAL_FATAL(aloop_stream_readexactly(r, STARTTLS_CLEAR, &b),
+	    0);
+	for (i = 0; i < b->len; i++)
+		same &= b->data[i] == 'c';
+	CU_ASSERT(same);
+	free(b);
+	aloop_connection_options_init(&o);
+	o.ssl = starttls_client_ctx;
+	o.server_hostname = "localhost";
+	CU_ASSERT_EQUAL_FATAL(aloop_stream_writer_start_tls(w, &o), 0);
+	CU_ASSERT_PTR_NOT_NULL(aloop_stream_get_extra_info(w, "cipher",
+	    NULL));
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "secret\n", 7), 0);
+	CU_ASSERT_EQUAL(aloop_stream_readline(r, &b), 0);
+	CU_ASSERT(bytes_is(b, "secret\n"));
+	/* The server returns: TLS closes, we see EOF. */
+	CU_ASSERT_EQUAL(aloop_stream_read(r, 100, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	aloop_stream_writer_close(w);
+	CU_ASSERT_EQUAL(aloop_stream_wait_closed(w), 0);
+	aloop_stream_reader_release(r);
+	aloop_stream_writer_release(w);
+	return 0;
+}
+
+static void
+test_starttls(void)
+{
+	struct loop_fixture f;
+	struct aloop_server_options o;
+	struct aloop_future *fut;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	const int *fds;
+	size_t nfds;
+	struct net n;
+
+	if (!certs_ok)
+		certs_ok = tls_certs_make(&certs) == 0;
+	CU_ASSERT_FATAL(certs_ok);
+	loop_fixture_setup(&f);
+	memset(&n, 0, sizeof(n));
+	n.loop = f.loop;
+	CU_ASSERT_FATAL(aloop_tls_context_new(ALOOP_TLS_SERVER,
+	    &starttls_server_ctx) == 0);
+	CU_ASSERT_FATAL(aloop_tls_context_load_cert_chain(starttls_server_ctx,
+	    certs.server_cert, certs.server_key) == 0);
+	aloop_server_options_init(&o);
+	CU_ASSERT_FATAL(aloop_start_server(f.loop, starttls_client, &n,
+	    "127.0.0.1", "0", &o, NULL, &fut) == 0);
+	CU_ASSERT_FATAL(aloop_run_until_complete(f.loop, fut,
+	    (void **)&n.srv) == 0);
+	aloop_future_release(fut);
+	fds = aloop_server_sockets(n.srv, &nfds);
+	CU_ASSERT_FATAL(getsockname(fds[0], (struct sockaddr *)&sin,
+	    &len) == 0);
+	snprintf(n.port, sizeof(n.port), "%d", ntohs(sin.sin_port));
+	/* The client connects plain (no n.client_ssl) and upgrades. */
+	CU_ASSERT_FATAL(aloop_tls_context_new(ALOOP_TLS_CLIENT,
+	    &starttls_client_ctx) == 0);
+	CU_ASSERT_FATAL(aloop_tls_context_load_verify_locations(
+	    starttls_client_ctx, certs.ca, NULL) == 0);
+	CU_ASSERT_EQUAL(run_task(&f, starttls_session, &n), 0);
+	stop(&f, &n);
+	aloop_tls_context_release(starttls_server_ctx);
+	aloop_tls_context_release(starttls_client_ctx);
+	starttls_server_ctx = starttls_client_ctx = NULL;
+	CU_ASSERT_EQUAL(n.served, 1);
+	CU_ASSERT_EQUAL(n.server_cleanup, 1);
+	loop_fixture_teardown(&f);
+}
+
 static int
 refused_task(void *arg, void **result)
 {
@@ -1096,6 +1230,7 @@ static const struct test_case cases[] = {
 	TEST(test_echo_tcp),
 	TEST(test_echo_unix),
 	TEST(test_echo_tls),
+	TEST(test_starttls),
 	TEST(test_open_connection_refused),
 	TEST(test_drain_paused),
 	TEST(test_reader_limit_pauses),
