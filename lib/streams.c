@@ -7,6 +7,8 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -415,6 +417,36 @@ aloop_stream_readinto(struct aloop_stream_reader *r, void *buf, size_t n,
 }
 
 int
+aloop_stream_read_view(struct aloop_stream_reader *r, size_t n,
+    const void **data, size_t *len)
+{
+	struct stream *s = r->s;
+	int rc;
+
+	if (data == NULL || len == NULL)
+		return ALOOP_EINVAL;
+	*data = NULL;
+	*len = 0;
+	if ((rc = read_some(s)) != 0)
+		return rc;
+	if (n > s->len)
+		n = s->len;
+	/*
+	 * Consumed now, but left in place: nothing moves the buffer until
+	 * the next read (which starts afresh at offset 0 once it is empty)
+	 * or until the task suspends and more arrives.
+	 */
+	*data = s->buf + s->off;
+	*len = n;
+	s->off += n;
+	s->len -= n;
+	if (s->len == 0)
+		s->off = 0;
+	maybe_resume(s);
+	return 0;
+}
+
+int
 aloop_stream_readexactly(struct aloop_stream_reader *r, size_t n,
     struct aloop_bytes **out)
 {
@@ -564,6 +596,25 @@ aloop_stream_readline(struct aloop_stream_reader *r, struct aloop_bytes **out)
 	return ALOOP_ELIMIT;
 }
 
+int
+aloop_stream_readline_text(struct aloop_stream_reader *r,
+    struct aloop_bytes **out)
+{
+	struct aloop_bytes *b;
+	int rc;
+
+	if ((rc = aloop_stream_readline(r, out)) != 0)
+		return rc;
+	b = *out;
+	if (b->len == 0 || b->data[b->len - 1] != '\n')
+		return ALOOP_EINCOMPLETE;	/* EOF, the partial line in *out */
+	b->len--;
+	if (b->len > 0 && b->data[b->len - 1] == '\r')
+		b->len--;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 /* ------------------------------------------------------------ writer */
 
 void
@@ -583,6 +634,32 @@ aloop_stream_write(struct aloop_stream_writer *w, const void *data,
 	if (w->s->t == NULL)
 		return ALOOP_ESTATE;
 	return aloop_transport_write(w->s->t, data, len);
+}
+
+int
+aloop_stream_printf(struct aloop_stream_writer *w, const char *fmt, ...)
+{
+	char small[256], *p = small;
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return ALOOP_EINVAL;
+	/* Most lines fit on the stack; a longer one costs an allocation. */
+	if ((size_t)n >= sizeof(small)) {
+		if ((p = malloc((size_t)n + 1)) == NULL)
+			return ALOOP_ENOMEM;
+		va_start(ap, fmt);
+		(void)vsnprintf(p, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	rc = aloop_stream_write(w, p, (size_t)n);
+	if (p != small)
+		free(p);
+	return rc;
 }
 
 int
