@@ -124,6 +124,94 @@ test_readline(void)
 }
 
 static int
+view_and_text_task(void *arg, void **result)
+{
+	struct rctx *c = arg;
+	const void *p;
+	size_t len;
+
+	(void)result;
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 4, NULL, &len),
+	    ALOOP_EINVAL);
+	feed(c->r, "0123456789");
+	/* Up to n, consumed, the buffer's own bytes. */
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 4, &p, &len), 0);
+	CU_ASSERT(len == 4 && memcmp(p, "0123", 4) == 0);
+	CU_ASSERT_EQUAL(aloop_stream_reader_buffered(c->r), 6);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT(len == 6 && memcmp(p, "456789", 6) == 0);
+	/* Waits for data like read(). */
+	CU_ASSERT(aloop_call_later(c->loop, 0.005, feed_later_cb, c,
+	    NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT(len == 11 && memcmp(p, "chunk2\nrest", 11) == 0);
+	CU_ASSERT(aloop_stream_reader_at_eof(c->r));
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT_EQUAL(len, 0);
+	return 0;
+}
+
+static int
+text_task(void *arg, void **result)
+{
+	struct rctx *c = arg;
+	struct aloop_bytes *b;
+
+	(void)result;
+	feed(c->r, "one\r\ntwo\n\r\n\nlong line\nlast");
+	aloop_stream_reader_feed_eof(c->r);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT(bytes_is(b, "one"));
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT_FATAL(b != NULL);
+	CU_ASSERT(b->data[b->len] == '\0' && strcmp((char *)b->data,
+	    "two") == 0);
+	free(b);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	/* Over the limit: dropped, as readline drops it. */
+	aloop_stream_reader_set_limit(c->r, 5);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), ALOOP_ELIMIT);
+	CU_ASSERT_PTR_NULL(b);
+	aloop_stream_reader_set_limit(c->r, 0);
+	/* EOF: the partial last line goes along with the error. */
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b),
+	    ALOOP_EINCOMPLETE);
+	CU_ASSERT(bytes_is(b, "last"));
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b),
+	    ALOOP_EINCOMPLETE);
+	CU_ASSERT(bytes_is(b, ""));
+	return 0;
+}
+
+static void
+test_read_view_and_text(void)
+{
+	struct loop_fixture f;
+	struct rctx c;
+	struct aloop_bytes *b;
+	const void *p;
+	size_t len;
+
+	loop_fixture_setup(&f);
+	c.loop = f.loop;
+	c.r = reader(&f, 0);
+	CU_ASSERT_EQUAL(run_task(&f, view_and_text_task, &c), 0);
+	aloop_stream_reader_release(c.r);
+	c.r = reader(&f, 0);
+	CU_ASSERT_EQUAL(run_task(&f, text_task, &c), 0);
+	aloop_stream_reader_release(c.r);
+	/* Outside a task. */
+	c.r = reader(&f, 0);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c.r, 1, &p, &len), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c.r, &b), ALOOP_ESTATE);
+	aloop_stream_reader_release(c.r);
+	loop_fixture_teardown(&f);
+}
+
+static int
 readline_limit_task(void *arg, void **result)
 {
 	struct rctx *c = arg;
@@ -436,14 +524,20 @@ echo_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
 	n->served++;
 	n->peer_ok = aloop_stream_get_extra_info(w, "peername", NULL) != NULL;
 	for (;;) {
-		if ((rc = aloop_stream_readline(r, &line)) != 0)
-			break;
-		if (line->len == 0 || strcmp((char *)line->data,
-		    "quit\n") == 0) {
+		/* EOF is ALOOP_EINCOMPLETE with what followed the last line. */
+		if ((rc = aloop_stream_readline_text(r, &line)) != 0) {
 			free(line);
 			break;
 		}
-		rc = aloop_stream_write(w, line->data, line->len);
+		if (strcmp((char *)line->data, "quit") == 0) {
+			free(line);
+			break;
+		}
+		/* "big": more than printf's stack buffer holds. */
+		if (strcmp((char *)line->data, "big") == 0)
+			rc = aloop_stream_printf(w, "%0300d\n", 7);
+		else
+			rc = aloop_stream_printf(w, "%s\n", line->data);
 		free(line);
 		if (rc != 0 || (rc = aloop_stream_drain(w)) != 0)
 			break;
@@ -556,6 +650,15 @@ echo_session(void *arg, void **result)
 	CU_ASSERT_EQUAL(aloop_stream_writelines(w, iov, 2), 0);
 	CU_ASSERT_EQUAL(aloop_stream_readexactly(r, 10, &b), 0);
 	CU_ASSERT(bytes_is(b, "two lines\n"));
+	/* A CR LF line comes back as LF; a long printf whole. */
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "crlf\r\nbig\n", 10), 0);
+	CU_ASSERT_EQUAL(aloop_stream_readline(r, &b), 0);
+	CU_ASSERT(bytes_is(b, "crlf\n"));
+	CU_ASSERT_EQUAL(aloop_stream_readline(r, &b), 0);
+	CU_ASSERT_FATAL(b != NULL);
+	CU_ASSERT(b->len == 301 && b->data[0] == '0' &&
+	    memcmp(b->data + 298, "07\n", 3) == 0);
+	free(b);
 	CU_ASSERT_EQUAL(aloop_stream_write(w, "quit\n", 5), 0);
 	/* The server returns: the connection ends, we see EOF. */
 	CU_ASSERT_EQUAL(aloop_stream_read(r, 100, &b), 0);
@@ -1088,6 +1191,7 @@ test_zz_cleanup(void)
 static const struct test_case cases[] = {
 	TEST(test_readline),
 	TEST(test_readline_limit),
+	TEST(test_read_view_and_text),
 	TEST(test_readexactly_eof),
 	TEST(test_readuntil),
 	TEST(test_readuntil_limit),
