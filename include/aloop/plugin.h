@@ -24,7 +24,10 @@
  * where echo_task(instance, reader, writer) serves one connection as a
  * task, reading and writing as a straight function (see stream_task
  * below); or, the low-level way, .stream = &echo_stream and
- * .stream_factory = echo_new_conn, a table of protocol callbacks.
+ * .stream_factory = echo_new_conn, a table of protocol callbacks.  A
+ * plugin whose settings are plain values declares them as a table
+ * (.settings and .instance_size, ABI 2.2; host.h's ALOOP_SETTING_*) and
+ * lets aloopd make its instance instead of writing init.
  *
  * and is built, outside aloop's tree, with
  *
