@@ -108,8 +108,9 @@ struct aloop_setting_def {
 };
 
 /*
- * Each macro names the setting after the field, and fails to compile (a
- * comparison of distinct pointer types) when the field has another type.
+ * Each macro names the setting after the field.  The unevaluated pointer
+ * comparison costs nothing and makes the compiler warn ("comparison of
+ * distinct pointer types") when the field has another type.
  */
 #define ALOOP__SETTING(st, field, t, ctype)				\
 	.name = #field, .type = (t),					\
