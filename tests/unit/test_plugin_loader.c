@@ -293,6 +293,34 @@ test_plugin_settings_errors(void)
 	td_leave();
 }
 
+/* A task plugin built for ABI 2.1 loads, with no settings table. */
+static void
+test_minor_1_loads(void)
+{
+	const struct aloop_plugin *d;
+	struct aloop_plugin_env env;
+	struct plugin *p;
+	char err[1024];
+	void *inst = (void *)1;
+
+	CU_ASSERT_EQUAL_FATAL(plugin_open(td_fixture("plugin_minor_1"), &p,
+	    err, sizeof(err)), 0);
+	d = plugin_descriptor(p);
+	CU_ASSERT_EQUAL(d->abi_minor, 1);
+	CU_ASSERT_PTR_NOT_NULL(d->stream_task);
+	CU_ASSERT_PTR_NULL(d->settings);
+	CU_ASSERT_EQUAL(d->instance_size, 0);
+	memset(&env, 0, sizeof(env));
+	env.size = sizeof(env);
+	env.listener = "x";
+	env.type = ALOOP_PLUGIN_STREAM;
+	/* No init and no table: a NULL instance, as before 2.2. */
+	CU_ASSERT_EQUAL(plugin_instance_new(p, &env, NULL, &inst), 0);
+	CU_ASSERT_PTR_NULL(inst);
+	plugin_instance_free(p, inst);
+	plugin_release(p);
+}
+
 /* ABI 2.2: the loader makes the instance from the plugin's table. */
 static void
 test_settings_table_defaults(void)
@@ -499,6 +527,7 @@ static const struct test_case cases[] = {
 	TEST(test_both_forms_refused),
 	TEST(test_no_form_refused),
 	TEST(test_old_minor_loads),
+	TEST(test_minor_1_loads),
 	TEST(test_settings_table_defaults),
 	TEST(test_settings_table_values),
 	TEST(test_settings_table_errors),
