@@ -203,7 +203,8 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct stream *s = arg;
 	struct aloop_transport *t = &s->t;
 	const struct aloop_protocol *p = t->proto;
-	unsigned char *buf;
+	unsigned char *buf = NULL;
+	size_t room = 0;
 	ssize_t n;
 
 	(void)what;
@@ -212,12 +213,20 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		stream_write_pipe_hup(s);
 		goto out;
 	}
-	if ((buf = aloop__read_buffer()) == NULL) {
+	/* The protocol's own buffer when it lends one (a streams reader). */
+	if (t->read_into != NULL)
+		buf = t->read_into(t->read_into_arg, &room);
+	if (buf == NULL || room == 0) {
+		room = ALOOP__READ_MAX;
+		buf = aloop__read_buffer();
+	} else if (room > ALOOP__READ_MAX)
+		room = ALOOP__READ_MAX;
+	if (buf == NULL) {
 		aloop__transport_fatal(t, ALOOP_ENOMEM,
 		    "Fatal read error on socket transport");
 		goto out;
 	}
-	n = read(fd, buf, ALOOP__READ_MAX);
+	n = read(fd, buf, room);
 	if (n > 0) {
 		if (p->data_received != NULL)
 			p->data_received(t, t->state, buf, (size_t)n);

@@ -20,6 +20,7 @@
 #include <aloop/transport.h>
 
 #include "loop-int.h"
+#include "transport-int.h"
 
 struct stream;
 
@@ -160,9 +161,19 @@ wake(struct aloop_future **fp)
 static int
 buf_append(struct stream *s, const void *data, size_t len)
 {
-	size_t need;
+	size_t need, at = 0;
 	unsigned char *nb;
+	/*
+	 * Bytes read into our own free space (read_space) but handed on
+	 * somewhere else than where they landed: keep their offset, since
+	 * the moves below may shift or free what @data points into.
+	 */
+	int inside = s->buf != NULL &&
+	    (const unsigned char *)data >= s->buf &&
+	    (const unsigned char *)data < s->buf + s->cap;
 
+	if (inside)
+		at = (size_t)((const unsigned char *)data - s->buf);
 	if (s->off > 0 && s->off + s->len + len > s->cap) {
 		memmove(s->buf, s->buf + s->off, s->len);
 		s->off = 0;
@@ -182,9 +193,32 @@ buf_append(struct stream *s, const void *data, size_t len)
 		s->buf = nb;
 		s->cap = cap;
 	}
-	memcpy(s->buf + s->off + s->len, data, len);
+	if (inside)
+		memmove(s->buf + s->off + s->len, s->buf + at, len);
+	else
+		memcpy(s->buf + s->off + s->len, data, len);
 	s->len += len;
 	return 0;
+}
+
+/*
+ * Lent to the transport (aloop__transport_set_read_into): the free space
+ * after the unread bytes, when there is enough of it already.  Reading
+ * there spares the copy out of the thread's read buffer; the space is
+ * never grown for it, so an idle reader stays as small as it was.
+ */
+#define READ_SPACE_MIN	4096
+
+static void *
+read_space(void *arg, size_t *len)
+{
+	struct stream *s = arg;
+	size_t end = s->off + s->len;
+
+	if (s->eof || s->buf == NULL || s->cap - end < READ_SPACE_MIN)
+		return NULL;
+	*len = s->cap - end;
+	return s->buf + end;
 }
 
 /* Restart reading once the buffer is back under the limit. */
@@ -289,7 +323,11 @@ aloop_stream_reader_feed_data(struct aloop_stream_reader *r, const void *data,
 		return ALOOP_ESTATE;
 	if (len == 0)
 		return 0;
-	if ((rc = buf_append(s, data, len)) != 0)
+	/* Read in place (read_space): the bytes are where they belong. */
+	if (s->buf != NULL && data == s->buf + s->off + s->len &&
+	    len <= s->cap - s->off - s->len)
+		s->len += len;
+	else if ((rc = buf_append(s, data, len)) != 0)
 		return rc;
 	wake(&s->rwaiter);
 	/* asyncio's rule: stop reading at twice the limit. */
@@ -807,6 +845,7 @@ proto_made(struct aloop_transport *t, void *state)
 	struct aloop_future *fut;
 
 	s->t = t;
+	aloop__transport_set_read_into(t, read_space, s);
 	if (srv == NULL)
 		return;
 	aloop_task_options_init(&to);
@@ -849,7 +888,8 @@ proto_lost(struct aloop_transport *t, void *state,
 {
 	struct stream *s = state;
 
-	(void)t;
+	if (t != NULL)
+		aloop__transport_set_read_into(t, NULL, NULL);
 	s->t = NULL;
 	s->lost = 1;
 	s->reading_paused = 0;

@@ -512,7 +512,21 @@ struct net {
 	int				 peer_ok;
 };
 
-/* A line echo: each line back, "quit" ends it. */
+/* Everything back, through read_view, until EOF. */
+static void
+bulk_echo(struct aloop_stream_reader *r, struct aloop_stream_writer *w)
+{
+	const void *data;
+	size_t len;
+
+	while (aloop_stream_read_view(r, 65536, &data, &len) == 0 &&
+	    len > 0)
+		if (aloop_stream_write(w, data, len) != 0 ||
+		    aloop_stream_drain(w) != 0)
+			break;
+}
+
+/* A line echo: each line back, "quit" ends it; "bulk" starts bulk_echo. */
 static int
 echo_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
     void *arg)
@@ -531,6 +545,11 @@ echo_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
 		}
 		if (strcmp((char *)line->data, "quit") == 0) {
 			free(line);
+			break;
+		}
+		if (strcmp((char *)line->data, "bulk") == 0) {
+			free(line);
+			bulk_echo(r, w);
 			break;
 		}
 		/* "big": more than printf's stack buffer holds. */
@@ -675,6 +694,79 @@ echo_session(void *arg, void **result)
 	aloop_stream_reader_release(r);
 	aloop_stream_writer_release(w);
 	return 0;
+}
+
+/*
+ * 4 MiB of a pattern through the server's read_view echo, in pieces of
+ * odd sizes: whatever a plain transport reads in place into the reader's
+ * buffer must come back byte for byte.
+ */
+#define BULK_TOTAL	(4u << 20)
+#define BULK_PIECE	49999u
+
+static unsigned char
+bulk_byte(size_t i)
+{
+	return (unsigned char)(i * 7 + i / 251);
+}
+
+static int
+bulk_session(void *arg, void **result)
+{
+	struct net *n = arg;
+	struct aloop_stream_reader *r;
+	struct aloop_stream_writer *w;
+	struct aloop_bytes *b;
+	unsigned char *piece;
+	size_t sent = 0, bad = 0;
+	int rc;
+
+	(void)result;
+	if ((rc = connect_streams(n, &r, &w)) != 0)
+		return rc;
+	CU_ASSERT_FATAL((piece = malloc(BULK_PIECE)) != NULL);
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "bulk\n", 5), 0);
+	while (sent < BULK_TOTAL) {
+		size_t len = BULK_TOTAL - sent < BULK_PIECE ?
+		    BULK_TOTAL - sent : BULK_PIECE;
+
+		for (size_t i = 0; i < len; i++)
+			piece[i] = bulk_byte(sent + i);
+		if ((rc = aloop_stream_write(w, piece, len)) != 0 ||
+		    (rc = aloop_stream_drain(w)) != 0 ||
+		    (rc = aloop_stream_readexactly(r, len, &b)) != 0)
+			break;
+		for (size_t i = 0; i < len; i++)
+			if (b->data[i] != bulk_byte(sent + i))
+				bad++;
+		free(b);
+		sent += len;
+	}
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(sent, BULK_TOTAL);
+	CU_ASSERT_EQUAL(bad, 0);
+	free(piece);
+	aloop_stream_writer_close(w);
+	(void)aloop_stream_wait_closed(w);
+	aloop_stream_reader_release(r);
+	aloop_stream_writer_release(w);
+	return 0;
+}
+
+static void
+test_bulk_read_view(void)
+{
+	struct loop_fixture f;
+	struct net n;
+
+	for (int tls = 0; tls <= 1; tls++) {
+		loop_fixture_setup(&f);
+		start(&f, &n, 0, tls);
+		CU_ASSERT_EQUAL(run_task(&f, bulk_session, &n), 0);
+		stop(&f, &n);
+		CU_ASSERT_EQUAL(n.served, 1);
+		loop_fixture_teardown(&f);
+	}
 }
 
 static void
@@ -1200,6 +1292,7 @@ static const struct test_case cases[] = {
 	TEST(test_echo_tcp),
 	TEST(test_echo_unix),
 	TEST(test_echo_tls),
+	TEST(test_bulk_read_view),
 	TEST(test_open_connection_refused),
 	TEST(test_drain_paused),
 	TEST(test_reader_limit_pauses),
