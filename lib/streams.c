@@ -8,6 +8,7 @@
 
 #include <assert.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,12 +169,11 @@ buf_append(struct stream *s, const void *data, size_t len)
 	 * somewhere else than where they landed: keep their offset, since
 	 * the moves below may shift or free what @data points into.
 	 */
-	int inside = s->buf != NULL &&
-	    (const unsigned char *)data >= s->buf &&
-	    (const unsigned char *)data < s->buf + s->cap;
+	uintptr_t d = (uintptr_t)data, b = (uintptr_t)s->buf;
+	int inside = s->buf != NULL && d >= b && d - b < s->cap;
 
 	if (inside)
-		at = (size_t)((const unsigned char *)data - s->buf);
+		at = d - b;
 	if (s->off > 0 && s->off + s->len + len > s->cap) {
 		memmove(s->buf, s->buf + s->off, s->len);
 		s->off = 0;

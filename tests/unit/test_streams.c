@@ -140,6 +140,12 @@ view_and_text_task(void *arg, void **result)
 	CU_ASSERT_EQUAL(aloop_stream_reader_buffered(c->r), 6);
 	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
 	CU_ASSERT(len == 6 && memcmp(p, "456789", 6) == 0);
+	/* Bytes fed from inside the reader's own buffer are copied right. */
+	feed(c->r, "abcdef");
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 3, &p, &len), 0);
+	CU_ASSERT_EQUAL(aloop_stream_reader_feed_data(c->r, p, len), 0);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT(len == 6 && memcmp(p, "defabc", 6) == 0);
 	/* Waits for data like read(). */
 	CU_ASSERT(aloop_call_later(c->loop, 0.005, feed_later_cb, c,
 	    NULL) == 0);
