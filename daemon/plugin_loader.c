@@ -30,6 +30,8 @@ static const size_t abi_sizes[] = {
 	/* 2.1: stream_task and its stack size. */
 	[1] = offsetof(struct aloop_plugin, stream_task_stack) +
 	    sizeof(size_t),
+	/* 2.2: the settings table and the instance's size. */
+	[2] = offsetof(struct aloop_plugin, instance_size) + sizeof(size_t),
 };
 /* A minor that adds descriptor fields adds its size here, in step. */
 _Static_assert(sizeof(abi_sizes) / sizeof(abi_sizes[0]) ==
@@ -139,6 +141,54 @@ same_data_model(const char *build)
 	return strcmp(mine, theirs) == 0;
 }
 
+/*
+ * A settings table must fit the instance it fills: a wrong offset would
+ * have aloopd write outside the struct it allocates.
+ */
+static int
+check_settings_table(const struct aloop_plugin *d, char *err, size_t errlen,
+    const char *file)
+{
+	const struct aloop_setting_def *def;
+	size_t size;
+
+	if (d->settings == NULL)
+		return 0;
+	if (d->instance_size == 0) {
+		errf(err, errlen, "%s: plugin \"%s\" has a settings table "
+		    "but no instance_size", file, d->name);
+		return ALOOP_EPLUGIN;
+	}
+	for (def = d->settings; def->name != NULL; def++) {
+		switch (def->type) {
+		case ALOOP_SETTINGS_INT:
+			size = sizeof(long long);
+			break;
+		case ALOOP_SETTINGS_BOOL:
+			size = sizeof(int);
+			break;
+		case ALOOP_SETTINGS_DOUBLE:
+			size = sizeof(double);
+			break;
+		case ALOOP_SETTINGS_STRING:
+			size = sizeof(char *);
+			break;
+		default:
+			size = 0;
+			break;
+		}
+		if (size == 0 || d->instance_size < size ||
+		    def->offset > d->instance_size - size) {
+			errf(err, errlen, "%s: plugin \"%s\": setting \"%s\" "
+			    "has no valid type or lies outside the %zu-byte "
+			    "instance", file, d->name, def->name,
+			    d->instance_size);
+			return ALOOP_EPLUGIN;
+		}
+	}
+	return 0;
+}
+
 static int
 check_descriptor(const char *file, const struct aloop_plugin *d,
     struct aloop_plugin *copy, char *err, size_t errlen)
@@ -197,6 +247,8 @@ check_descriptor(const char *file, const struct aloop_plugin *d,
 		    "with its factory", file, copy->name);
 		return ALOOP_EPLUGIN;
 	}
+	if (check_settings_table(copy, err, errlen, file) != 0)
+		return ALOOP_EPLUGIN;
 	/* Which of the two would run a connection? Neither guess is safe. */
 	if (copy->stream != NULL && copy->stream_task != NULL) {
 		errf(err, errlen, "%s: plugin \"%s\" has both a stream task "
@@ -293,17 +345,34 @@ int
 plugin_instance_new(const struct plugin *p, const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
+	const struct aloop_plugin *d = &p->desc;
 	void *inst = NULL;
 	int rc;
 
 	*instance = NULL;
-	if (p->desc.init == NULL)
+	if (d->settings != NULL) {
+		if ((inst = calloc(1, d->instance_size)) == NULL)
+			return ALOOP_ENOMEM;
+		if ((rc = aloop_settings_read(settings, d->settings,
+		    inst)) != 0) {
+			aloop_settings_free(d->settings, inst);
+			free(inst);
+			return rc;
+		}
+	}
+	if (d->init == NULL) {
+		*instance = inst;
 		return 0;
-	rc = p->desc.init(env, settings, &inst);
+	}
+	rc = d->init(env, settings, &inst);
 	if (rc > 0)		/* not a valid error: treat it as a refusal */
 		rc = ALOOP_EPLUGIN;
 	if (rc == 0)
 		*instance = inst;
+	else if (d->settings != NULL) {
+		aloop_settings_free(d->settings, inst);
+		free(inst);
+	}
 	return rc;
 }
 
@@ -312,4 +381,8 @@ plugin_instance_free(const struct plugin *p, void *instance)
 {
 	if (p->desc.fini != NULL)
 		p->desc.fini(instance);
+	if (p->desc.settings != NULL && instance != NULL) {
+		aloop_settings_free(p->desc.settings, instance);
+		free(instance);
+	}
 }

@@ -41,13 +41,16 @@ const struct aloop_plugin *plugin_descriptor(const struct plugin *p);
 const char *plugin_file(const struct plugin *p);
 
 /*
- * Call the plugin's init for @env/@settings (a NULL init makes a NULL
- * instance).  Returns what init returned; *@instance is set on success.
+ * Make an instance for @env/@settings: with a settings table (ABI 2.2)
+ * allocate it and apply the table, then call the plugin's init if it has
+ * one (no table and no init make a NULL instance).  Returns the table's
+ * error or what init returned; *@instance is set on success.
  */
 int plugin_instance_new(const struct plugin *p,
     const struct aloop_plugin_env *env, const struct aloop_settings *settings,
     void **instance);
-/* Call the plugin's fini on @instance (if it has one). */
+/* Call the plugin's fini on @instance (if it has one), then free what
+ * plugin_instance_new allocated for a settings table. */
 void plugin_instance_free(const struct plugin *p, void *instance);
 
 #endif /* ALOOPD_PLUGIN_LOADER_H */

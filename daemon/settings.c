@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <libconfig.h>
@@ -202,4 +203,135 @@ aloop_settings_check_names(const struct aloop_settings *s,
 		}
 	}
 	return rc;
+}
+
+/* ------------------------------------------------------ settings tables */
+
+#define FIELD(base, d, type)	((type *)(void *)((char *)(base) + (d)->offset))
+
+/* The field of @d gets its default.  ALOOP_ENOMEM if a string copy fails. */
+static int
+table_default(const struct aloop_setting_def *d, void *base)
+{
+	switch (d->type) {
+	case ALOOP_SETTINGS_INT:
+		*FIELD(base, d, long long) = d->def_int;
+		break;
+	case ALOOP_SETTINGS_BOOL:
+		*FIELD(base, d, int) = d->def_int != 0;
+		break;
+	case ALOOP_SETTINGS_DOUBLE:
+		*FIELD(base, d, double) = d->def_double;
+		break;
+	case ALOOP_SETTINGS_STRING:
+		*FIELD(base, d, char *) = NULL;
+		if (d->def_string != NULL &&
+		    (*FIELD(base, d, char *) = strdup(d->def_string)) == NULL)
+			return ALOOP_ENOMEM;
+		break;
+	}
+	return 0;
+}
+
+/* The field of @d from setting @c, which exists: 0, ALOOP_ECONFIG, ENOMEM. */
+static int
+table_value(const struct aloop_settings *c, const struct aloop_setting_def *d,
+    void *base)
+{
+	long long i;
+	double x;
+	const char *str;
+	char *copy;
+	int rc = 0;
+
+	switch (d->type) {
+	case ALOOP_SETTINGS_INT:
+		if ((rc = aloop_settings_get_int(c, NULL, &i)) != 0)
+			return rc;
+		if ((d->min_int != 0 || d->max_int != 0) &&
+		    (i < d->min_int || i > d->max_int)) {
+			aloop_settings_error(c, "out of range (%lld..%lld)",
+			    d->min_int, d->max_int);
+			return ALOOP_ECONFIG;
+		}
+		*FIELD(base, d, long long) = i;
+		break;
+	case ALOOP_SETTINGS_BOOL:
+		rc = aloop_settings_get_bool(c, NULL, FIELD(base, d, int));
+		break;
+	case ALOOP_SETTINGS_DOUBLE:
+		if ((rc = aloop_settings_get_double(c, NULL, &x)) != 0)
+			return rc;
+		if ((d->min_double != 0 || d->max_double != 0) &&
+		    !(x >= d->min_double && x <= d->max_double)) {
+			aloop_settings_error(c, "out of range (%g..%g)",
+			    d->min_double, d->max_double);
+			return ALOOP_ECONFIG;
+		}
+		*FIELD(base, d, double) = x;
+		break;
+	case ALOOP_SETTINGS_STRING:
+		if ((rc = aloop_settings_get_string(c, NULL, &str)) != 0)
+			return rc;
+		if ((copy = strdup(str)) == NULL)
+			return ALOOP_ENOMEM;
+		free(*FIELD(base, d, char *));
+		*FIELD(base, d, char *) = copy;
+		break;
+	}
+	return rc;
+}
+
+int
+aloop_settings_read(const struct aloop_settings *s,
+    const struct aloop_setting_def *defs, void *base)
+{
+	const struct aloop_setting_def *d;
+	int rc = 0, r;
+
+	if (defs == NULL || base == NULL)
+		return ALOOP_EINVAL;
+	/* Every field is set first, so that the caller can free any. */
+	for (d = defs; d->name != NULL; d++)
+		if ((r = table_default(d, base)) != 0)
+			rc = r;
+	if (rc != 0)
+		return rc;
+	/* Unknown names: the same check as aloop_settings_check_names. */
+	if (s != NULL && aloop_settings_type(s) != ALOOP_SETTINGS_GROUP) {
+		aloop_settings_error(s, "expected a group { ... }");
+		return ALOOP_ECONFIG;
+	}
+	for (size_t i = 0; i < aloop_settings_count(s); i++) {
+		const struct aloop_settings *c = aloop_settings_at(s, i);
+
+		for (d = defs; d->name != NULL; d++)
+			if (strcmp(d->name, aloop_settings_name(c)) == 0)
+				break;
+		if (d->name == NULL) {
+			aloop_settings_error(c, "unknown setting");
+			rc = ALOOP_ECONFIG;
+		}
+	}
+	/* Then every value, so that one run reports every problem. */
+	for (d = defs; d->name != NULL; d++) {
+		const struct aloop_settings *c = aloop_settings_get(s, d->name);
+
+		if (c != NULL && (r = table_value(c, d, base)) != 0 &&
+		    rc != ALOOP_ENOMEM)
+			rc = r;
+	}
+	return rc;
+}
+
+void
+aloop_settings_free(const struct aloop_setting_def *defs, void *base)
+{
+	if (defs == NULL || base == NULL)
+		return;
+	for (const struct aloop_setting_def *d = defs; d->name != NULL; d++)
+		if (d->type == ALOOP_SETTINGS_STRING) {
+			free(*FIELD(base, d, char *));
+			*FIELD(base, d, char *) = NULL;
+		}
 }

@@ -205,15 +205,33 @@ stream_write_pipe_hup(struct stream *s)
  */
 #define STREAM_READS_PER_EVENT	16
 
-/* One read and its delivery; whether to read again at once. */
+/*
+ * One read and its delivery; whether to read again at once.  The bytes
+ * go into the protocol's own buffer when it lends one (a streams reader:
+ * no copy), else into the loop's read buffer.
+ */
 static int
-stream_read_once(struct stream *s, unsigned char *buf)
+stream_read_once(struct stream *s)
 {
 	struct aloop_transport *t = &s->t;
 	const struct aloop_protocol *p = t->proto;
+	unsigned char *buf = NULL;
+	size_t room = 0;
 	ssize_t n;
 
-	n = read(s->fd, buf, ALOOP__READ_MAX);
+	if (t->read_into != NULL)
+		buf = t->read_into(t->read_into_arg, &room);
+	if (buf == NULL || room == 0) {
+		room = ALOOP__READ_MAX;
+		buf = aloop__read_buffer();
+	} else if (room > ALOOP__READ_MAX)
+		room = ALOOP__READ_MAX;
+	if (buf == NULL) {
+		aloop__transport_fatal(t, ALOOP_ENOMEM,
+		    "Fatal read error on socket transport");
+		return 0;
+	}
+	n = read(s->fd, buf, room);
 	if (n > 0) {
 		if (p->data_received != NULL)
 			p->data_received(t, t->state, buf, (size_t)n);
@@ -223,7 +241,7 @@ stream_read_once(struct stream *s, unsigned char *buf)
 		 * (it may have closed, aborted, paused, handed the
 		 * descriptor to TLS or read from elsewhere).
 		 */
-		return n == ALOOP__READ_MAX && s->reading && s->fd >= 0 &&
+		return (size_t)n == room && s->reading && s->fd >= 0 &&
 		    !(t->flags & ALOOP__T_CLOSING);
 	}
 	if (n == 0)
@@ -249,29 +267,18 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct stream *s = arg;
 	struct aloop_transport *t = &s->t;
-	unsigned char *buf;
-	int i;
 
 	(void)fd;
 	(void)what;
 	aloop__transport_ref(t);
-	if (s->kind == ALOOP__STREAM_WRITE_PIPE) {
+	if (s->kind == ALOOP__STREAM_WRITE_PIPE)
 		stream_write_pipe_hup(s);
-		goto out;
-	}
-	if (t->fwd_in != NULL) {
+	else if (t->fwd_in != NULL)
 		aloop__forward_readable(t);
-		goto out;
-	}
-	if ((buf = aloop__read_buffer()) == NULL) {
-		aloop__transport_fatal(t, ALOOP_ENOMEM,
-		    "Fatal read error on socket transport");
-		goto out;
-	}
-	for (i = 0; i < STREAM_READS_PER_EVENT; i++)
-		if (!stream_read_once(s, buf))
-			break;
-out:
+	else
+		for (int i = 0; i < STREAM_READS_PER_EVENT; i++)
+			if (!stream_read_once(s))
+				break;
 	aloop__transport_unref(t);
 }
 

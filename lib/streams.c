@@ -7,6 +7,9 @@
 #include "config.h"
 
 #include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +21,7 @@
 #include <aloop/transport.h>
 
 #include "loop-int.h"
+#include "transport-int.h"
 
 struct stream;
 
@@ -158,9 +162,18 @@ wake(struct aloop_future **fp)
 static int
 buf_append(struct stream *s, const void *data, size_t len)
 {
-	size_t need;
+	size_t need, at = 0;
 	unsigned char *nb;
+	/*
+	 * Bytes read into our own free space (read_space) but handed on
+	 * somewhere else than where they landed: keep their offset, since
+	 * the moves below may shift or free what @data points into.
+	 */
+	uintptr_t d = (uintptr_t)data, b = (uintptr_t)s->buf;
+	int inside = s->buf != NULL && d >= b && d - b < s->cap;
 
+	if (inside)
+		at = d - b;
 	if (s->off > 0 && s->off + s->len + len > s->cap) {
 		memmove(s->buf, s->buf + s->off, s->len);
 		s->off = 0;
@@ -180,9 +193,32 @@ buf_append(struct stream *s, const void *data, size_t len)
 		s->buf = nb;
 		s->cap = cap;
 	}
-	memcpy(s->buf + s->off + s->len, data, len);
+	if (inside)
+		memmove(s->buf + s->off + s->len, s->buf + at, len);
+	else
+		memcpy(s->buf + s->off + s->len, data, len);
 	s->len += len;
 	return 0;
+}
+
+/*
+ * Lent to the transport (aloop__transport_set_read_into): the free space
+ * after the unread bytes, when there is enough of it already.  Reading
+ * there spares the copy out of the thread's read buffer; the space is
+ * never grown for it, so an idle reader stays as small as it was.
+ */
+#define READ_SPACE_MIN	4096
+
+static void *
+read_space(void *arg, size_t *len)
+{
+	struct stream *s = arg;
+	size_t end = s->off + s->len;
+
+	if (s->eof || s->buf == NULL || s->cap - end < READ_SPACE_MIN)
+		return NULL;
+	*len = s->cap - end;
+	return s->buf + end;
 }
 
 /* Restart reading once the buffer is back under the limit. */
@@ -287,7 +323,11 @@ aloop_stream_reader_feed_data(struct aloop_stream_reader *r, const void *data,
 		return ALOOP_ESTATE;
 	if (len == 0)
 		return 0;
-	if ((rc = buf_append(s, data, len)) != 0)
+	/* Read in place (read_space): the bytes are where they belong. */
+	if (s->buf != NULL && data == s->buf + s->off + s->len &&
+	    len <= s->cap - s->off - s->len)
+		s->len += len;
+	else if ((rc = buf_append(s, data, len)) != 0)
 		return rc;
 	wake(&s->rwaiter);
 	/* asyncio's rule: stop reading at twice the limit. */
@@ -411,6 +451,36 @@ aloop_stream_readinto(struct aloop_stream_reader *r, void *buf, size_t n,
 		s->off = 0;
 	maybe_resume(s);
 	*got = n;
+	return 0;
+}
+
+int
+aloop_stream_read_view(struct aloop_stream_reader *r, size_t n,
+    const void **data, size_t *len)
+{
+	struct stream *s = r->s;
+	int rc;
+
+	if (data == NULL || len == NULL)
+		return ALOOP_EINVAL;
+	*data = NULL;
+	*len = 0;
+	if ((rc = read_some(s)) != 0)
+		return rc;
+	if (n > s->len)
+		n = s->len;
+	/*
+	 * Consumed now, but left in place: nothing moves the buffer until
+	 * the next read (which starts afresh at offset 0 once it is empty)
+	 * or until the task suspends and more arrives.
+	 */
+	*data = s->buf + s->off;
+	*len = n;
+	s->off += n;
+	s->len -= n;
+	if (s->len == 0)
+		s->off = 0;
+	maybe_resume(s);
 	return 0;
 }
 
@@ -564,6 +634,25 @@ aloop_stream_readline(struct aloop_stream_reader *r, struct aloop_bytes **out)
 	return ALOOP_ELIMIT;
 }
 
+int
+aloop_stream_readline_text(struct aloop_stream_reader *r,
+    struct aloop_bytes **out)
+{
+	struct aloop_bytes *b;
+	int rc;
+
+	if ((rc = aloop_stream_readline(r, out)) != 0)
+		return rc;
+	b = *out;
+	if (b->len == 0 || b->data[b->len - 1] != '\n')
+		return ALOOP_EINCOMPLETE;	/* EOF, the partial line in *out */
+	b->len--;
+	if (b->len > 0 && b->data[b->len - 1] == '\r')
+		b->len--;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
 /* ------------------------------------------------------------ writer */
 
 void
@@ -583,6 +672,32 @@ aloop_stream_write(struct aloop_stream_writer *w, const void *data,
 	if (w->s->t == NULL)
 		return ALOOP_ESTATE;
 	return aloop_transport_write(w->s->t, data, len);
+}
+
+int
+aloop_stream_printf(struct aloop_stream_writer *w, const char *fmt, ...)
+{
+	char small[256], *p = small;
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return ALOOP_EINVAL;
+	/* Most lines fit on the stack; a longer one costs an allocation. */
+	if ((size_t)n >= sizeof(small)) {
+		if ((p = malloc((size_t)n + 1)) == NULL)
+			return ALOOP_ENOMEM;
+		va_start(ap, fmt);
+		(void)vsnprintf(p, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	rc = aloop_stream_write(w, p, (size_t)n);
+	if (p != small)
+		free(p);
+	return rc;
 }
 
 int
@@ -805,6 +920,7 @@ proto_made(struct aloop_transport *t, void *state)
 	struct aloop_future *fut;
 
 	s->t = t;
+	aloop__transport_set_read_into(t, read_space, s);
 	if (srv == NULL)
 		return;
 	aloop_task_options_init(&to);
@@ -847,7 +963,8 @@ proto_lost(struct aloop_transport *t, void *state,
 {
 	struct stream *s = state;
 
-	(void)t;
+	if (t != NULL)
+		aloop__transport_set_read_into(t, NULL, NULL);
 	stream_lost(s, err != NULL ? err->code : 0);
 }
 

@@ -298,6 +298,15 @@ struct aloop_transport {
 	 * answers from it first (lib/proxy_accept.c).
 	 */
 	struct aloop__proxy_info *proxy;
+
+	/*
+	 * A protocol's own read buffer (aloop__transport_set_read_into),
+	 * which a plain stream transport reads into instead of the thread's:
+	 * the streams' reader keeps the bytes where they land, without a
+	 * copy.  NULL: the thread's buffer.
+	 */
+	void			*(*read_into)(void *arg, size_t *len);
+	void			*read_into_arg;
 };
 
 /*
@@ -527,6 +536,18 @@ int	aloop__transport_ended_unmade(const struct aloop_transport *t,
  */
 #define ALOOP__READ_MAX		(68 * 1024)
 unsigned char	*aloop__read_buffer(void);
+
+/*
+ * Have @t read into the space @fn(@arg, &len) offers, when it offers
+ * some (non-NULL, len > 0; at most ALOOP__READ_MAX is read), rather than
+ * into the thread's buffer: data_received then gets a pointer into that
+ * space.  Only plain stream transports (lib/stream.c) ask; TLS decrypts
+ * into the thread's buffer regardless.  @fn NULL: back to the thread's
+ * buffer, as aloop_transport_set_protocol also does.  The caller keeps
+ * @arg alive while it is set.
+ */
+void	aloop__transport_set_read_into(struct aloop_transport *t,
+	    void *(*fn)(void *arg, size_t *len), void *arg);
 
 /* ------------------------------------------------- stream and pipes */
 

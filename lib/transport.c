@@ -804,8 +804,19 @@ aloop_transport_set_protocol(struct aloop_transport *t, const void *proto,
 	else
 		t->ops->adopt_protocol(t, proto, &cb);
 	t->proto = proto;
+	/* The old protocol's buffer is not the new one's. */
+	t->read_into = NULL;
+	t->read_into_arg = NULL;
 	aloop__transport_attach(t, &cb, state);
 	return 0;
+}
+
+void
+aloop__transport_set_read_into(struct aloop_transport *t,
+    void *(*fn)(void *arg, size_t *len), void *arg)
+{
+	t->read_into = fn;
+	t->read_into_arg = fn != NULL ? arg : NULL;
 }
 
 const void *

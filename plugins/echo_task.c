@@ -3,8 +3,6 @@
  * stream_task: the same service as echo's callbacks, one straight loop
  * per connection.  The tests and the bench run the two side by side.
  */
-#include <stdlib.h>
-
 #include <aloop/aloop.h>
 #include <aloop/plugin.h>
 
@@ -23,29 +21,28 @@ echo_task_init(const struct aloop_plugin_env *env,
 /*
  * Whatever arrives goes back.  drain() waits while the client is slow to
  * take it; meanwhile nothing is read, so the kernel's buffers fill and
- * TCP slows the client down: memory stays bounded.  aloop_stream_read()
- * hands over all that is buffered (up to 64 KiB) in one allocation, so
- * the task's stack stays a page deep, which is what an idle connection
- * costs.
+ * TCP slows the client down: memory stays bounded.  aloop_stream_read_view()
+ * lends all that is buffered (up to 64 KiB) without a copy; the write
+ * copies it into the transport before drain() can suspend, which is as
+ * long as the loan lasts.  The task's stack stays a page deep, which is
+ * what an idle connection costs.
  */
 static int
 echo_task_serve(void *instance, struct aloop_stream_reader *r,
     struct aloop_stream_writer *w)
 {
-	struct aloop_bytes *b;
+	const void *data;
+	size_t len;
 	int rc;
 
 	(void)instance;
 	for (;;) {
-		if ((rc = aloop_stream_read(r, 65536, &b)) != 0)
+		if ((rc = aloop_stream_read_view(r, 65536, &data, &len)) != 0)
 			return rc;
-		if (b->len == 0) {	/* EOF: all is echoed; close */
-			free(b);
+		if (len == 0)		/* EOF: all is echoed; close */
 			return 0;
-		}
-		rc = aloop_stream_write(w, b->data, b->len);
-		free(b);
-		if (rc != 0 || (rc = aloop_stream_drain(w)) != 0)
+		if ((rc = aloop_stream_write(w, data, len)) != 0 ||
+		    (rc = aloop_stream_drain(w)) != 0)
 			return rc;
 	}
 }

@@ -35,3 +35,7 @@ include tests/hostile/local.mk
 # libFuzzer targets, built and run by tests/fuzz/run.sh with clang (not by
 # make), with their seed corpus.
 EXTRA_DIST += tests/fuzz
+
+# The fiber switch alone, built for another machine and run under
+# qemu-user by script/cross-fiber (not by make).
+EXTRA_DIST += tests/cross

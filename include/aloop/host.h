@@ -89,6 +89,69 @@ ALOOP_API void aloop_settings_error(const struct aloop_settings *s,
 ALOOP_API int aloop_settings_check_names(const struct aloop_settings *s,
     const char *const *names);
 
+/**
+ * One entry of a settings table: a setting named @name of type @type
+ * (ALOOP_SETTINGS_INT, _BOOL, _DOUBLE or _STRING) that goes into the field
+ * at @offset of the caller's struct, which must have the matching C type:
+ * long long, int, double, char * respectively.  The default and, for a
+ * number, the inclusive bounds sit in the members of the field's type
+ * (min and max both 0: any value).  Fill entries with the ALOOP_SETTING_*
+ * macros below and end the table with ALOOP_SETTINGS_END.  Plugin ABI 2.2.
+ */
+struct aloop_setting_def {
+	const char	*name;		/* NULL ends the table */
+	int		 type;
+	size_t		 offset;
+	long long	 def_int, min_int, max_int;	/* INT; BOOL: def */
+	double		 def_double, min_double, max_double;
+	const char	*def_string;	/* STRING: copied; NULL: none */
+};
+
+/*
+ * Each macro names the setting after the field.  The unevaluated pointer
+ * comparison costs nothing and makes the compiler warn ("comparison of
+ * distinct pointer types") when the field has another type.
+ */
+#define ALOOP__SETTING(st, field, t, ctype)				\
+	.name = #field, .type = (t),					\
+	.offset = offsetof(st, field) +					\
+	    0 * sizeof(&((st *)0)->field == (ctype *)0)
+/** A long long field, default @def, within [@min, @max]. */
+#define ALOOP_SETTING_INT(st, field, d, lo, hi)				\
+	{ ALOOP__SETTING(st, field, ALOOP_SETTINGS_INT, long long),	\
+	  .def_int = (d), .min_int = (lo), .max_int = (hi) }
+/** An int field, 0 or 1, default @def. */
+#define ALOOP_SETTING_BOOL(st, field, d)				\
+	{ ALOOP__SETTING(st, field, ALOOP_SETTINGS_BOOL, int),		\
+	  .def_int = (d) }
+/** A double field, default @def, within [@min, @max]. */
+#define ALOOP_SETTING_DOUBLE(st, field, d, lo, hi)			\
+	{ ALOOP__SETTING(st, field, ALOOP_SETTINGS_DOUBLE, double),	\
+	  .def_double = (d), .min_double = (lo), .max_double = (hi) }
+/** A char * field, a copy the caller frees with aloop_settings_free(). */
+#define ALOOP_SETTING_STRING(st, field, d)				\
+	{ ALOOP__SETTING(st, field, ALOOP_SETTINGS_STRING, char *),	\
+	  .def_string = (d) }
+#define ALOOP_SETTINGS_END	{ .name = NULL }
+
+/**
+ * Apply the table @defs to group @s, filling the struct at @base: every
+ * field gets its default, then the value of its setting if there is one.
+ * Each problem is reported as aloop_settings_error() does (`file:line:`):
+ * a name not in the table, a value of the wrong type, one out of range.
+ * Returns 0, ALOOP_ECONFIG after reporting every problem, or ALOOP_ENOMEM.
+ * The STRING fields are then copies, owned by @base's owner and freed
+ * with aloop_settings_free() (also after a failure).  From init only, as
+ * every getter.  A plugin whose descriptor carries the table (plugin.h,
+ * `settings`) has aloopd do this, and the freeing, for it.
+ */
+ALOOP_API int aloop_settings_read(const struct aloop_settings *s,
+    const struct aloop_setting_def *defs, void *base);
+
+/** Free the STRING fields @defs filled in @base, setting them NULL. */
+ALOOP_API void aloop_settings_free(const struct aloop_setting_def *defs,
+    void *base);
+
 /* ------------------------------------------------------------- listeners */
 
 /**

@@ -24,7 +24,10 @@
  * where echo_task(instance, reader, writer) serves one connection as a
  * task, reading and writing as a straight function (see stream_task
  * below); or, the low-level way, .stream = &echo_stream and
- * .stream_factory = echo_new_conn, a table of protocol callbacks.
+ * .stream_factory = echo_new_conn, a table of protocol callbacks.  A
+ * plugin whose settings are plain values declares them as a table
+ * (.settings and .instance_size, ABI 2.2; host.h's ALOOP_SETTING_*) and
+ * lets aloopd make its instance instead of writing init.
  *
  * and is built, outside aloop's tree, with
  *
@@ -220,6 +223,21 @@ struct aloop_plugin {
 	/* ABI 2.1 */
 	aloop_plugin_stream_task_fn	 stream_task;	/* or stream */
 	size_t				 stream_task_stack; /* 0: default */
+	/*
+	 * ABI 2.2: the instance as a struct of @instance_size bytes whose
+	 * fields the table @settings (host.h, aloop_setting_def) fills.
+	 * aloopd then makes each instance itself: it allocates the struct
+	 * zeroed, applies the table to the listener's settings (a name not
+	 * in it, a wrong type or a value out of range is reported with
+	 * file:line, as aloopd's own settings are, and the listener
+	 * refused), and only then calls @init, if any, with *instance
+	 * already pointing to the struct: init checks what the table
+	 * cannot say and must leave *instance as it found it.  After @fini
+	 * (may be NULL) aloopd frees the table's strings and the struct.
+	 * NULL: init makes the instance, as before.
+	 */
+	const struct aloop_setting_def	*settings;
+	size_t				 instance_size;
 };
 
 /** The first initialisers of every descriptor. */

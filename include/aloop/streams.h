@@ -200,6 +200,19 @@ ALOOP_API int aloop_stream_readinto(struct aloop_stream_reader *r, void *buf,
     size_t n, size_t *got);
 
 /**
+ * Task only.  Like aloop_stream_read() with @n > 0, without a copy: *@data
+ * points at up to @n bytes inside the reader's own buffer, *@len of them
+ * (0 at EOF).  They are consumed, but the bytes are borrowed: valid until
+ * the task suspends (any await, drain included) or calls a function of
+ * this reader again, whichever comes first; copy what must live longer.
+ * A write of them (aloop_stream_write copies) before the next drain is
+ * the intended use: an echo or a relay without an allocation.  Not in
+ * asyncio.
+ */
+ALOOP_API int aloop_stream_read_view(struct aloop_stream_reader *r, size_t n,
+    const void **data, size_t *len);
+
+/**
  * Task only.  Exactly @n bytes.  At an EOF before them: ALOOP_EINCOMPLETE
  * with *@out set to what did arrive (the caller's, possibly empty) and the
  * buffer emptied, as IncompleteReadError.partial.
@@ -233,6 +246,18 @@ ALOOP_API int aloop_stream_readuntil_any(struct aloop_stream_reader *r,
 ALOOP_API int aloop_stream_readline(struct aloop_stream_reader *r,
     struct aloop_bytes **out);
 
+/**
+ * Task only.  One line of text: aloop_stream_readline() with the line's
+ * end ("\n" or "\r\n") removed and the data NUL-terminated, so that
+ * (char *)(*@out)->data is the line and (*@out)->len its length.  *@out
+ * is the caller's, to free(3).  At EOF: ALOOP_EINCOMPLETE with *@out what
+ * came after the last line's end (possibly empty).  A line over the limit
+ * is ALOOP_ELIMIT and dropped, as for readline.  Not in asyncio, where
+ * str.rstrip() does the same.
+ */
+ALOOP_API int aloop_stream_readline_text(struct aloop_stream_reader *r,
+    struct aloop_bytes **out);
+
 /* ------------------------------------------------------------ writer */
 
 ALOOP_API void aloop_stream_writer_release(struct aloop_stream_writer *w);
@@ -245,6 +270,15 @@ ALOOP_API int aloop_stream_write(struct aloop_stream_writer *w,
     const void *data, size_t len);
 ALOOP_API int aloop_stream_writelines(struct aloop_stream_writer *w,
     const struct iovec *iov, int iovcnt);
+
+/**
+ * Queue the text printf(3) makes of @fmt and its arguments, without its
+ * NUL, as aloop_stream_write() does (the same errors; ALOOP_EINVAL if the
+ * format fails).  Never waits.  libevent's evbuffer_add_printf for a
+ * stream; not in asyncio, where a str is formatted and encoded first.
+ */
+ALOOP_API int aloop_stream_printf(struct aloop_stream_writer *w,
+    const char *fmt, ...) ALOOP_PRINTF(2, 3);
 
 /**
  * Task only.  Wait while the transport's write buffer is above its

@@ -105,9 +105,12 @@ def test_idle_timeout_leaves_nothing():
                                       extra="idle_timeout = 1;")])
     clients = silent_clients(port, 10 * SCALE)
     # Idle after the buffers filled, then the close is bounded (5 s by
-    # default): well within 20 s nothing of the port may linger.
+    # default): well within 20 s nothing of the port may linger.  Wait
+    # well past the 1 s idle timeout before looking: reading earlier
+    # (ended_by_reset) would make the connections busy again, and a
+    # timer a few milliseconds late on a loaded machine then never fires.
     started = time.monotonic()
-    time.sleep(1)
+    time.sleep(2.5)
     took, n, queued = wait_no_fin_wait1(port, 20)
     print("idle timeout: %d clients; FIN_WAIT1 %d sockets holding %d "
           "bytes after %.2f s" % (len(clients), n, queued,

@@ -17,6 +17,7 @@
 #include "daemon_test.h"
 #include "plugin_loader.h"
 #include "runner.h"
+#include "../fixtures/plugin_table.h"
 
 #define ERRORS(...)	((const char *const []){ __VA_ARGS__, NULL })
 
@@ -292,6 +293,124 @@ test_plugin_settings_errors(void)
 	td_leave();
 }
 
+/* A task plugin built for ABI 2.1 loads, with no settings table. */
+static void
+test_minor_1_loads(void)
+{
+	const struct aloop_plugin *d;
+	struct aloop_plugin_env env;
+	struct plugin *p;
+	char err[1024];
+	void *inst = (void *)1;
+
+	CU_ASSERT_EQUAL_FATAL(plugin_open(td_fixture("plugin_minor_1"), &p,
+	    err, sizeof(err)), 0);
+	d = plugin_descriptor(p);
+	CU_ASSERT_EQUAL(d->abi_minor, 1);
+	CU_ASSERT_PTR_NOT_NULL(d->stream_task);
+	CU_ASSERT_PTR_NULL(d->settings);
+	CU_ASSERT_EQUAL(d->instance_size, 0);
+	memset(&env, 0, sizeof(env));
+	env.size = sizeof(env);
+	env.listener = "x";
+	env.type = ALOOP_PLUGIN_STREAM;
+	/* No init and no table: a NULL instance, as before 2.2. */
+	CU_ASSERT_EQUAL(plugin_instance_new(p, &env, NULL, &inst), 0);
+	CU_ASSERT_PTR_NULL(inst);
+	plugin_instance_free(p, inst);
+	plugin_release(p);
+}
+
+/* ABI 2.2: the loader makes the instance from the plugin's table. */
+static void
+test_settings_table_defaults(void)
+{
+	struct aloop_plugin_env env;
+	struct table_inst *t;
+	struct plugin *p;
+	char err[1024];
+	void *inst;
+
+	CU_ASSERT_EQUAL_FATAL(plugin_open(td_fixture("plugin_table"), &p, err,
+	    sizeof(err)), 0);
+	CU_ASSERT_EQUAL(plugin_descriptor(p)->abi_minor,
+	    ALOOP_PLUGIN_ABI_MINOR);
+	memset(&env, 0, sizeof(env));
+	env.size = sizeof(env);
+	env.listener = "x";
+	env.type = ALOOP_PLUGIN_STREAM;
+	/* No settings group: every default, then init on the struct. */
+	CU_ASSERT_EQUAL_FATAL(plugin_instance_new(p, &env, NULL, &inst), 0);
+	t = inst;
+	CU_ASSERT_EQUAL(t->count, 3);
+	CU_ASSERT_EQUAL(t->verbose, 0);
+	CU_ASSERT_DOUBLE_EQUAL(t->ratio, 0.5, 1e-9);
+	CU_ASSERT_STRING_EQUAL(t->greeting, "hello");
+	CU_ASSERT_PTR_NULL(t->unset);
+	CU_ASSERT_EQUAL(t->init_saw, 1);
+	/* fini, then the strings and the struct: ASan sees no leak. */
+	plugin_instance_free(p, inst);
+	plugin_release(p);
+}
+
+static void
+test_settings_table_values(void)
+{
+	struct config *cfg;
+
+	td_enter();
+	CU_ASSERT_EQUAL(load_with(td_fixture("plugin_table"), "tcp",
+	    "settings = { count = 10; verbose = true; ratio = 1;\n"
+	    "      greeting = \"hi\"; unset = \"now set\"; };", &cfg), 0);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(NULL)));
+	config_free(cfg);
+	td_leave();
+}
+
+static void
+test_settings_table_errors(void)
+{
+	struct config *cfg;
+
+	td_enter();
+	/* Every problem of one run, each with its file and line. */
+	CU_ASSERT_EQUAL(load_with(td_fixture("plugin_table"), "tcp",
+	    "settings = { count = 11; verbose = 1; ratio = 1.5;\n"
+	    "      greeting = 5; colour = \"red\"; };", &cfg),
+	    ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(
+	    "aloop.conf:8: listeners[0].settings.colour \"red\": unknown "
+	    "setting",
+	    "aloop.conf:7: listeners[0].settings.count \"11\": out of range "
+	    "(1..10)",
+	    "aloop.conf:7: listeners[0].settings.verbose \"1\": expected "
+	    "true or false",
+	    "aloop.conf:7: listeners[0].settings.ratio \"1.5\": out of range "
+	    "(0..1)",
+	    "aloop.conf:8: listeners[0].settings.greeting \"5\": expected a "
+	    "string")));
+	config_free(cfg);
+	/* Valid for the table, refused by init, which said why. */
+	CU_ASSERT_EQUAL(load_with(td_fixture("plugin_table"), "tcp",
+	    "settings = { count = 2; ratio = 1.0; };", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(
+	    "aloop.conf:7: listeners[0].settings.ratio \"1\": not below "
+	    "half of count")));
+	config_free(cfg);
+	td_leave();
+}
+
+static void
+test_bad_table_refused(void)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want), "plugin \"bad\": setting \"far\" has "
+	    "no valid type or lies outside the %zu-byte instance",
+	    sizeof(int));
+	expect_refused("plugin_bad_table", want);
+}
+
 static void
 test_config_reports_refusals(void)
 {
@@ -408,6 +527,11 @@ static const struct test_case cases[] = {
 	TEST(test_both_forms_refused),
 	TEST(test_no_form_refused),
 	TEST(test_old_minor_loads),
+	TEST(test_minor_1_loads),
+	TEST(test_settings_table_defaults),
+	TEST(test_settings_table_values),
+	TEST(test_settings_table_errors),
+	TEST(test_bad_table_refused),
 	TEST(test_missing_symbol_refused),
 	TEST(test_undefined_symbol_refused),
 	TEST(test_not_a_shared_object_refused),

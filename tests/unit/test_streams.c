@@ -124,6 +124,100 @@ test_readline(void)
 }
 
 static int
+view_and_text_task(void *arg, void **result)
+{
+	struct rctx *c = arg;
+	const void *p;
+	size_t len;
+
+	(void)result;
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 4, NULL, &len),
+	    ALOOP_EINVAL);
+	feed(c->r, "0123456789");
+	/* Up to n, consumed, the buffer's own bytes. */
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 4, &p, &len), 0);
+	CU_ASSERT(len == 4 && memcmp(p, "0123", 4) == 0);
+	CU_ASSERT_EQUAL(aloop_stream_reader_buffered(c->r), 6);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT(len == 6 && memcmp(p, "456789", 6) == 0);
+	/* Bytes fed from inside the reader's own buffer are copied right. */
+	feed(c->r, "abcdef");
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 3, &p, &len), 0);
+	CU_ASSERT_EQUAL(aloop_stream_reader_feed_data(c->r, p, len), 0);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT(len == 6 && memcmp(p, "defabc", 6) == 0);
+	/* Waits for data like read(). */
+	CU_ASSERT(aloop_call_later(c->loop, 0.005, feed_later_cb, c,
+	    NULL) == 0);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT(len == 11 && memcmp(p, "chunk2\nrest", 11) == 0);
+	CU_ASSERT(aloop_stream_reader_at_eof(c->r));
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c->r, 100, &p, &len), 0);
+	CU_ASSERT_EQUAL(len, 0);
+	return 0;
+}
+
+static int
+text_task(void *arg, void **result)
+{
+	struct rctx *c = arg;
+	struct aloop_bytes *b;
+
+	(void)result;
+	feed(c->r, "one\r\ntwo\n\r\n\nlong line\nlast");
+	aloop_stream_reader_feed_eof(c->r);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT(bytes_is(b, "one"));
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT_FATAL(b != NULL);
+	CU_ASSERT(b->data[b->len] == '\0' && strcmp((char *)b->data,
+	    "two") == 0);
+	free(b);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), 0);
+	CU_ASSERT(bytes_is(b, ""));
+	/* Over the limit: dropped, as readline drops it. */
+	aloop_stream_reader_set_limit(c->r, 5);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b), ALOOP_ELIMIT);
+	CU_ASSERT_PTR_NULL(b);
+	aloop_stream_reader_set_limit(c->r, 0);
+	/* EOF: the partial last line goes along with the error. */
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b),
+	    ALOOP_EINCOMPLETE);
+	CU_ASSERT(bytes_is(b, "last"));
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c->r, &b),
+	    ALOOP_EINCOMPLETE);
+	CU_ASSERT(bytes_is(b, ""));
+	return 0;
+}
+
+static void
+test_read_view_and_text(void)
+{
+	struct loop_fixture f;
+	struct rctx c;
+	struct aloop_bytes *b;
+	const void *p;
+	size_t len;
+
+	loop_fixture_setup(&f);
+	c.loop = f.loop;
+	c.r = reader(&f, 0);
+	CU_ASSERT_EQUAL(run_task(&f, view_and_text_task, &c), 0);
+	aloop_stream_reader_release(c.r);
+	c.r = reader(&f, 0);
+	CU_ASSERT_EQUAL(run_task(&f, text_task, &c), 0);
+	aloop_stream_reader_release(c.r);
+	/* Outside a task. */
+	c.r = reader(&f, 0);
+	CU_ASSERT_EQUAL(aloop_stream_read_view(c.r, 1, &p, &len), ALOOP_ESTATE);
+	CU_ASSERT_EQUAL(aloop_stream_readline_text(c.r, &b), ALOOP_ESTATE);
+	aloop_stream_reader_release(c.r);
+	loop_fixture_teardown(&f);
+}
+
+static int
 readline_limit_task(void *arg, void **result)
 {
 	struct rctx *c = arg;
@@ -424,7 +518,21 @@ struct net {
 	int				 peer_ok;
 };
 
-/* A line echo: each line back, "quit" ends it. */
+/* Everything back, through read_view, until EOF. */
+static void
+bulk_echo(struct aloop_stream_reader *r, struct aloop_stream_writer *w)
+{
+	const void *data;
+	size_t len;
+
+	while (aloop_stream_read_view(r, 65536, &data, &len) == 0 &&
+	    len > 0)
+		if (aloop_stream_write(w, data, len) != 0 ||
+		    aloop_stream_drain(w) != 0)
+			break;
+}
+
+/* A line echo: each line back, "quit" ends it; "bulk" starts bulk_echo. */
 static int
 echo_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
     void *arg)
@@ -436,14 +544,25 @@ echo_client(struct aloop_stream_reader *r, struct aloop_stream_writer *w,
 	n->served++;
 	n->peer_ok = aloop_stream_get_extra_info(w, "peername", NULL) != NULL;
 	for (;;) {
-		if ((rc = aloop_stream_readline(r, &line)) != 0)
-			break;
-		if (line->len == 0 || strcmp((char *)line->data,
-		    "quit\n") == 0) {
+		/* EOF is ALOOP_EINCOMPLETE with what followed the last line. */
+		if ((rc = aloop_stream_readline_text(r, &line)) != 0) {
 			free(line);
 			break;
 		}
-		rc = aloop_stream_write(w, line->data, line->len);
+		if (strcmp((char *)line->data, "quit") == 0) {
+			free(line);
+			break;
+		}
+		if (strcmp((char *)line->data, "bulk") == 0) {
+			free(line);
+			bulk_echo(r, w);
+			break;
+		}
+		/* "big": more than printf's stack buffer holds. */
+		if (strcmp((char *)line->data, "big") == 0)
+			rc = aloop_stream_printf(w, "%0300d\n", 7);
+		else
+			rc = aloop_stream_printf(w, "%s\n", line->data);
 		free(line);
 		if (rc != 0 || (rc = aloop_stream_drain(w)) != 0)
 			break;
@@ -556,6 +675,15 @@ echo_session(void *arg, void **result)
 	CU_ASSERT_EQUAL(aloop_stream_writelines(w, iov, 2), 0);
 	CU_ASSERT_EQUAL(aloop_stream_readexactly(r, 10, &b), 0);
 	CU_ASSERT(bytes_is(b, "two lines\n"));
+	/* A CR LF line comes back as LF; a long printf whole. */
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "crlf\r\nbig\n", 10), 0);
+	CU_ASSERT_EQUAL(aloop_stream_readline(r, &b), 0);
+	CU_ASSERT(bytes_is(b, "crlf\n"));
+	CU_ASSERT_EQUAL(aloop_stream_readline(r, &b), 0);
+	CU_ASSERT_FATAL(b != NULL);
+	CU_ASSERT(b->len == 301 && b->data[0] == '0' &&
+	    memcmp(b->data + 298, "07\n", 3) == 0);
+	free(b);
 	CU_ASSERT_EQUAL(aloop_stream_write(w, "quit\n", 5), 0);
 	/* The server returns: the connection ends, we see EOF. */
 	CU_ASSERT_EQUAL(aloop_stream_read(r, 100, &b), 0);
@@ -572,6 +700,79 @@ echo_session(void *arg, void **result)
 	aloop_stream_reader_release(r);
 	aloop_stream_writer_release(w);
 	return 0;
+}
+
+/*
+ * 4 MiB of a pattern through the server's read_view echo, in pieces of
+ * odd sizes: whatever a plain transport reads in place into the reader's
+ * buffer must come back byte for byte.
+ */
+#define BULK_TOTAL	(4u << 20)
+#define BULK_PIECE	49999u
+
+static unsigned char
+bulk_byte(size_t i)
+{
+	return (unsigned char)(i * 7 + i / 251);
+}
+
+static int
+bulk_session(void *arg, void **result)
+{
+	struct net *n = arg;
+	struct aloop_stream_reader *r;
+	struct aloop_stream_writer *w;
+	struct aloop_bytes *b;
+	unsigned char *piece;
+	size_t sent = 0, bad = 0;
+	int rc;
+
+	(void)result;
+	if ((rc = connect_streams(n, &r, &w)) != 0)
+		return rc;
+	CU_ASSERT_FATAL((piece = malloc(BULK_PIECE)) != NULL);
+	CU_ASSERT_EQUAL(aloop_stream_write(w, "bulk\n", 5), 0);
+	while (sent < BULK_TOTAL) {
+		size_t len = BULK_TOTAL - sent < BULK_PIECE ?
+		    BULK_TOTAL - sent : BULK_PIECE;
+
+		for (size_t i = 0; i < len; i++)
+			piece[i] = bulk_byte(sent + i);
+		if ((rc = aloop_stream_write(w, piece, len)) != 0 ||
+		    (rc = aloop_stream_drain(w)) != 0 ||
+		    (rc = aloop_stream_readexactly(r, len, &b)) != 0)
+			break;
+		for (size_t i = 0; i < len; i++)
+			if (b->data[i] != bulk_byte(sent + i))
+				bad++;
+		free(b);
+		sent += len;
+	}
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT_EQUAL(sent, BULK_TOTAL);
+	CU_ASSERT_EQUAL(bad, 0);
+	free(piece);
+	aloop_stream_writer_close(w);
+	(void)aloop_stream_wait_closed(w);
+	aloop_stream_reader_release(r);
+	aloop_stream_writer_release(w);
+	return 0;
+}
+
+static void
+test_bulk_read_view(void)
+{
+	struct loop_fixture f;
+	struct net n;
+
+	for (int tls = 0; tls <= 1; tls++) {
+		loop_fixture_setup(&f);
+		start(&f, &n, 0, tls);
+		CU_ASSERT_EQUAL(run_task(&f, bulk_session, &n), 0);
+		stop(&f, &n);
+		CU_ASSERT_EQUAL(n.served, 1);
+		loop_fixture_teardown(&f);
+	}
 }
 
 static void
@@ -1222,6 +1423,7 @@ test_zz_cleanup(void)
 static const struct test_case cases[] = {
 	TEST(test_readline),
 	TEST(test_readline_limit),
+	TEST(test_read_view_and_text),
 	TEST(test_readexactly_eof),
 	TEST(test_readuntil),
 	TEST(test_readuntil_limit),
@@ -1231,6 +1433,7 @@ static const struct test_case cases[] = {
 	TEST(test_echo_unix),
 	TEST(test_echo_tls),
 	TEST(test_starttls),
+	TEST(test_bulk_read_view),
 	TEST(test_open_connection_refused),
 	TEST(test_drain_paused),
 	TEST(test_reader_limit_pauses),
