@@ -52,6 +52,11 @@ aloop_start_tls(struct aloop_transport *t, int server_side,
 		aloop_future_release(f);
 		return fd;
 	}
+	/*
+	 * Servers and connects set TCP_NODELAY already; an adopted socket
+	 * may not have it, and TLS records want it.
+	 */
+	aloop__sock_set_nodelay(fd);
 	/* From here on the socket is the TLS transport's, on failure too. */
 	rc = aloop__tls_transport_new(t->loop, fd, o->ssl, server_side,
 	    server_side ? NULL : o->server_hostname,

@@ -953,7 +953,6 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	tv = tv_of(handshake_timeout);
 	if (event_add(s->tmo, &tv) != 0)
 		goto fail;
-	aloop__sock_set_nodelay(fd);
 
 	/* No protocol callback until the handshake is done (cb empty). */
 	aloop__transport_init(&s->t, &tls_ops, loop, proto, NULL, NULL);

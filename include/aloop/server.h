@@ -116,6 +116,14 @@ struct aloop_server_options {
 	 * before it resets the connection.  >= 0 (ALOOP_EINVAL otherwise).
 	 */
 	double			  close_timeout;	/* 5 s */
+	/*
+	 * TCP_NODELAY for every accepted TCP connection, 1 or 0.  Set once
+	 * on each listening socket (an adopted o->sock included), which
+	 * Linux passes on to the sockets it accepts; the first connection
+	 * accepted is checked, and should a kernel not pass it on, the
+	 * server sets it on each connection instead.
+	 */
+	int			  tcp_nodelay;		/* 1 */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 
@@ -234,6 +242,14 @@ struct aloop_connection_options {
 	int			  interleave;		/* 0 */
 	/* The connection's close timeout (aloop_transport_close); >= 0. */
 	double			  close_timeout;	/* 5 s */
+	/*
+	 * TCP_NODELAY for every accepted TCP connection, 1 or 0.  Set once
+	 * on each listening socket (an adopted o->sock included), which
+	 * Linux passes on to the sockets it accepts; the first connection
+	 * accepted is checked, and should a kernel not pass it on, the
+	 * server sets it on each connection instead.
+	 */
+	int			  tcp_nodelay;		/* 1 */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 
