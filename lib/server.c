@@ -286,7 +286,8 @@ server_conn_unmade(struct aloop_server *srv, uintptr_t ticket)
  */
 static void
 server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
-    struct aloop__proxy_info *pi)
+    struct aloop__proxy_info *pi, const struct sockaddr *peer,
+    socklen_t peerlen)
 {
 	struct aloop_transport *t;
 	void *state = NULL;
@@ -307,6 +308,8 @@ server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
 			aloop_log(ALOOP_LOG_DEBUG, "cannot set up a TLS "
 			    "connection: %s", aloop_strerror(rc));
 		if (rc == 0 && t != NULL) {
+			if (peer != NULL)
+				aloop__tls_set_peer(t, peer, peerlen);
 			t->proxy = pi;
 			server_conn_add(srv, t, ticket);
 		} else {
@@ -361,7 +364,7 @@ server_proxy_done(struct aloop__proxy_wait *w, void *arg, int fd, int rc,
 
 	server_wait_unlink(srv, w);
 	if (rc == 0) {
-		server_conn_serve(srv, fd, w->ticket, pi);
+		server_conn_serve(srv, fd, w->ticket, pi, NULL, 0);
 		server_check_done(srv);
 		return;
 	}
@@ -454,12 +457,13 @@ listener_nodelay(struct listener *l, int fd)
 }
 
 static void
-server_handle_conn(struct aloop_server *srv, int fd, uintptr_t ticket)
+server_handle_conn(struct aloop_server *srv, int fd, uintptr_t ticket,
+    const struct sockaddr *peer, socklen_t peerlen)
 {
 	if (srv->proxy)
 		server_proxy_start(srv, fd, ticket);
 	else
-		server_conn_serve(srv, fd, ticket, NULL);
+		server_conn_serve(srv, fd, ticket, NULL, peer, peerlen);
 }
 
 static void
@@ -587,7 +591,8 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			aloop__sock_close_reset(fd);
 			continue;
 		}
-		server_handle_conn(srv, fd, ticket);
+		server_handle_conn(srv, fd, ticket,
+		    (const struct sockaddr *)&ss, len);
 	}
 out:
 	aloop_server_release(srv);

@@ -98,6 +98,8 @@ static void	tls_update_events(struct tls *);
 static void	tls_start_shutdown(struct tls *);
 static void	tls_do_shutdown(struct tls *);
 static void	tls_timeout_cb(evutil_socket_t, short, void *);
+static const struct sockaddr *tls_peer(struct tls *, socklen_t *);
+static const struct sockaddr *tls_sock(struct tls *, socklen_t *);
 
 /* ---------------------------------------------------------- helpers */
 
@@ -263,13 +265,16 @@ static void
 tls_handshake_failed(struct tls *s, int code, const char *msg)
 {
 	char peer[INET6_ADDRSTRLEN + 8] = "?";
+	const struct sockaddr *sa = NULL;
 
-	if (s->peer != NULL && s->peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)s->peer)->
-		    sin_addr, peer, sizeof(peer));
-	else if (s->peer != NULL && s->peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)s->peer)->
-		    sin6_addr, peer, sizeof(peer));
+	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
+		sa = tls_peer(s, NULL);
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, peer, sizeof(peer));
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const
+		    void *)sa)->sin6_addr, peer, sizeof(peer));
 	/*
 	 * asyncio logs handshake errors at debug level only: a server on
 	 * the Internet sees scanners and broken clients all day, and an
@@ -760,15 +765,14 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 	struct tls *s = TLS(t);
 	const char *str = NULL;
 
-	if (strcmp(name, "peername") == 0 && s->peer != NULL) {
-		if (len != NULL)
-			*len = s->peerlen;
-		return s->peer;
-	}
-	if (strcmp(name, "sockname") == 0 && s->sock != NULL) {
-		if (len != NULL)
-			*len = s->socklen;
-		return s->sock;
+	if (strcmp(name, "peername") == 0 || strcmp(name, "sockname") == 0) {
+		const struct sockaddr *sa;
+		socklen_t sl = 0;
+
+		sa = name[0] == 'p' ? tls_peer(s, &sl) : tls_sock(s, &sl);
+		if (sa != NULL && len != NULL)
+			*len = sl;
+		return sa;
 	}
 	if (strcmp(name, "socket") == 0 && s->io.fd != -1) {
 		if (len != NULL)
@@ -840,6 +844,43 @@ addr_dup(int fd, addr_getter_fn get, struct sockaddr **out, socklen_t *outlen)
 	memcpy(*out, &ss, len);
 	*outlen = len;
 	return 0;
+}
+
+/*
+ * The addresses, asked of the kernel on first use only: a server's
+ * connection has its peer's from accept() already (aloop__tls_set_peer),
+ * and most never need their own, so a handshake makes neither call.
+ */
+static const struct sockaddr *
+tls_peer(struct tls *s, socklen_t *len)
+{
+	if (s->peer == NULL && s->io.fd >= 0)
+		(void)addr_dup(s->io.fd, getpeername, &s->peer, &s->peerlen);
+	if (len != NULL)
+		*len = s->peerlen;
+	return s->peer;
+}
+
+static const struct sockaddr *
+tls_sock(struct tls *s, socklen_t *len)
+{
+	if (s->sock == NULL && s->io.fd >= 0)
+		(void)addr_dup(s->io.fd, getsockname, &s->sock, &s->socklen);
+	if (len != NULL)
+		*len = s->socklen;
+	return s->sock;
+}
+
+void
+aloop__tls_set_peer(struct aloop_transport *t, const struct sockaddr *sa,
+    socklen_t len)
+{
+	struct tls *s = TLS(t);
+
+	if (s->peer != NULL || len == 0 || (s->peer = malloc(len)) == NULL)
+		return;
+	memcpy(s->peer, sa, len);
+	s->peerlen = len;
 }
 
 /* The client session cache's key: the peer's address and the name. */
@@ -916,8 +957,9 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		rc = ALOOP_EINVAL;
 		goto fail;
 	}
-	if (addr_dup(fd, getpeername, &s->peer, &s->peerlen) != 0 ||
-	    addr_dup(fd, getsockname, &s->sock, &s->socklen) != 0)
+	/* A client's session key needs its peer now; the rest is lazy. */
+	if (!s->server_side &&
+	    addr_dup(fd, getpeername, &s->peer, &s->peerlen) != 0)
 		goto fail;
 	if (!s->server_side && server_hostname != NULL &&
 	    (s->hostname = strdup(server_hostname)) == NULL)

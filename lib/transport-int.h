@@ -552,4 +552,11 @@ int	aloop__tls_transport_new(struct aloop_loop *loop, int fd,
  */
 void	aloop__tls_mark_upgrade(struct aloop_transport *t);
 
+/*
+ * The peer's address of the TLS transport @t, as accept() gave it (a
+ * copy is kept), so that "peername" needs no getpeername().
+ */
+void	aloop__tls_set_peer(struct aloop_transport *t,
+	    const struct sockaddr *sa, socklen_t len);
+
 #endif /* ALOOP_TRANSPORT_INT_H */

@@ -519,6 +519,24 @@ test_echo_and_extra_info(void)
 	CU_ASSERT_EQUAL(peer->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
 	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(k.ct,
 	    "sockname", NULL));
+	/*
+	 * The server's side: its peer is the client's own address (from
+	 * accept), its own address the client's peer (asked when wanted).
+	 */
+	{
+		const struct sockaddr_in *cl, *sp, *sl;
+		size_t l1 = 0, l2 = 0;
+
+		cl = aloop_transport_get_extra_info(k.ct, "sockname", NULL);
+		sp = aloop_transport_get_extra_info(k.st, "peername", &l1);
+		sl = aloop_transport_get_extra_info(k.st, "sockname", &l2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sl);
+		CU_ASSERT_EQUAL(l1, sizeof(struct sockaddr_in));
+		CU_ASSERT_EQUAL(l2, sizeof(struct sockaddr_in));
+		CU_ASSERT_EQUAL(sp->sin_port, cl->sin_port);
+		CU_ASSERT_EQUAL(sl->sin_port, peer->sin_port);
+	}
 	fdp = aloop_transport_get_extra_info(k.ct, "socket", NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(fdp);
 	CU_ASSERT(*fdp >= 0);
