@@ -145,7 +145,7 @@ tls_update_events(struct tls *s)
 		r = (!s->closing &&
 		    !(s->t.flags & (ALOOP__T_PAUSED_READ | ALOOP__T_CLOSING)) &&
 		    s->rd_want != EV_WRITE) || s->wr_want == EV_READ;
-		w = s->rd_want == EV_WRITE ||
+		w = s->rd_want == EV_WRITE || s->io.nheld > 0 ||
 		    (s->out != NULL && evbuffer_get_length(s->out) > 0 &&
 		    s->wr_want != EV_READ);
 		break;
@@ -213,6 +213,7 @@ tls_teardown(struct aloop_transport *t)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
+	aloop__tls_sock_discard(&s->io);
 	aloop__transport_close_fd(&s->t, &s->io.fd);
 	if (s->out != NULL) {
 		evbuffer_free(s->out);
@@ -288,6 +289,33 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
 	aloop__transport_drop(&s->t, code, "%s", msg);
 }
 
+/*
+ * Whether a server's TLS 1.3 peer closed its connection right after its
+ * Finished: with TLS 1.3 the client speaks last, so its EOF may already
+ * be in.  One look (SSL_peek, which leaves any data to SSL_read), made
+ * only while tickets are held back: whatever it finds, the tickets then
+ * go with the protocol's first write or right after connection_made.
+ */
+static int
+tls_peer_gone(struct tls *s)
+{
+	unsigned char c;
+	int n, err;
+
+	if (s->io.nheld == 0 || SSL_has_pending(s->ssl))
+		return 0;
+	ERR_clear_error();
+	errno = 0;
+	n = SSL_peek(s->ssl, &c, 1);
+	if (n > 0)
+		return 0;
+	err = SSL_get_error(s->ssl, n);
+	ERR_clear_error();
+	/* Anything but the TCP EOF is left for the read path to find. */
+	return s->io.eof && (err == SSL_ERROR_ZERO_RETURN ||
+	    err == SSL_ERROR_SYSCALL);
+}
+
 static void
 tls_handshake_done(struct tls *s)
 {
@@ -323,6 +351,17 @@ tls_handshake_done(struct tls *s)
 	if (s->upgrade)
 		cb.connection_made = NULL;
 	aloop__transport_attach(&s->t, &cb, state);
+	if (tls_peer_gone(s)) {
+		/*
+		 * The peer left as soon as its handshake was done: the
+		 * protocol still sees connection_made and connection_lost,
+		 * but is_closing is already 1 in connection_made, so that
+		 * it starts nothing (a proxy's upstream connect), and
+		 * nothing is written to the departed peer.
+		 */
+		aloop__tls_sock_discard(&s->io);
+		aloop__transport_lost(&s->t, 0, NULL);
+	}
 	(void)aloop__transport_made(&s->t);
 	if (s->waiter != NULL) {
 		struct aloop_future *w = s->waiter;
@@ -331,10 +370,19 @@ tls_handshake_done(struct tls *s)
 		(void)aloop__future_set_transport(w, &s->t);
 		aloop_future_release(w);
 	}
+	if (aloop__transport_is_done(&s->t) || s->state != TLS_OPEN)
+		return;
+	/*
+	 * The peer is there and connection_made wrote nothing for the
+	 * tickets to go with: they go now.
+	 */
+	if (aloop__tls_sock_flush(&s->io) < 0) {
+		tls_fatal(s, errno, "Fatal write error on TLS transport");
+		return;
+	}
 	/* Data that came with the peer's last flight is already in
 	 * OpenSSL's buffer: the socket will not signal it again. */
-	if (!aloop__transport_is_done(&s->t) && s->state == TLS_OPEN &&
-	    SSL_has_pending(s->ssl))
+	if (SSL_has_pending(s->ssl))
 		event_active(s->rev, EV_READ, 1);
 }
 
@@ -538,6 +586,16 @@ tls_do_shutdown(struct tls *s)
 	int rc, err;
 
 	s->sd_want = 0;
+	/*
+	 * The peer closed its side of the TCP connection without a
+	 * close_notify (OpenSSL takes that as one, SSL_OP_IGNORE_UNEXPECTED_
+	 * EOF): ours could only meet a closed socket and bring back a reset,
+	 * and OpenSSL's own rule after such an EOF is not to shut down.
+	 */
+	if (s->io.eof) {
+		aloop__tls_sock_discard(&s->io);
+		goto done;
+	}
 	ERR_clear_error();
 	errno = 0;
 	rc = SSL_shutdown(s->ssl);
@@ -580,6 +638,10 @@ tls_io_cb(evutil_socket_t fd, short what, void *arg)
 		tls_do_handshake(s);
 		break;
 	case TLS_OPEN:
+		if (s->io.nheld > 0 && aloop__tls_sock_flush(&s->io) < 0) {
+			tls_fatal(s, errno, "Fatal write error on TLS transport");
+			break;
+		}
 		if (s->out != NULL && evbuffer_get_length(s->out) > 0)
 			tls_flush(s);
 		if (s->state == TLS_OPEN && !aloop__transport_is_done(&s->t) &&
@@ -986,6 +1048,8 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		goto fail;
 	}
 	SSL_set_bio(s->ssl, bio, bio);
+	s->io.ssl = s->ssl;
+	s->io.hold = s->server_side;
 	base = aloop__loop_base(loop);
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, tls_io_cb, s);
 	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, tls_io_cb, s);

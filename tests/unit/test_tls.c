@@ -48,6 +48,7 @@ struct side {
 	int			 stalled;
 
 	int			 factory_calls, made, eofs, losts, gone;
+	int			 closing_at_made;	/* is_closing there */
 	int			 pauses, resumes;
 	int			 lost_code;
 	char			 lost_msg[256];
@@ -130,6 +131,7 @@ p_made(struct aloop_transport *t, void *state)
 
 	s->made++;
 	s->t = t;
+	s->closing_at_made += aloop_transport_is_closing(t);
 	if (s->greeting != NULL)
 		CU_ASSERT_EQUAL(aloop_transport_write(t, s->greeting,
 		    strlen(s->greeting)), 0);
@@ -1250,6 +1252,133 @@ test_bad_arguments(void)
 	aloop_tls_context_release(cctx);
 }
 
+/* ------------------------------------------------ tickets and departures */
+
+static int
+cond_server_made(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->ss.made > 0;
+}
+
+static double until;
+
+static int
+cond_until(void *arg)
+{
+	(void)arg;
+	return aloop_time(loop) >= until;
+}
+
+static void
+run_for_a_while(double secs)
+{
+	until = aloop_time(loop) + secs;
+	CU_ASSERT_EQUAL(run_until(cond_until, NULL), 0);
+}
+
+struct raw_client {
+	SSL	*ssl;
+	int	 fd;
+	int	 done;		/* the handshake finished */
+	int	 leave;		/* then shut down our side at once */
+};
+
+/* Drive a plain OpenSSL client's handshake from the loop's poll. */
+static int
+cond_raw_handshake(void *arg)
+{
+	struct raw_client *rc = arg;
+	int n;
+
+	if (!rc->done) {
+		n = SSL_connect(rc->ssl);
+		if (n != 1) {
+			n = SSL_get_error(rc->ssl, n);
+			CU_ASSERT(n == SSL_ERROR_WANT_READ ||
+			    n == SSL_ERROR_WANT_WRITE);
+			return n != SSL_ERROR_WANT_READ &&
+			    n != SSL_ERROR_WANT_WRITE;
+		}
+		rc->done = 1;
+		/* Right behind our Finished, without a close_notify. */
+		if (rc->leave)
+			CU_ASSERT_EQUAL(shutdown(rc->fd, SHUT_WR), 0);
+	}
+	return 1;
+}
+
+/*
+ * A TLS 1.3 server holds its session ticket back until the peer shows it
+ * is still there: a client that leaves right after its Finished is sent
+ * neither the ticket nor a close_notify (which would only bring back a
+ * reset), and its protocol sees connection_made with the transport
+ * closing already, then connection_lost.  A client that stays gets the
+ * ticket at once, before it says anything.
+ */
+static void
+test_tickets_not_sent_to_a_departed_peer(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	struct raw_client rc;
+	unsigned char buf[4096];
+	struct conn k;
+	int lfd = listener(), c, s, round;
+	ssize_t n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+	CU_ASSERT_EQUAL(SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION),
+	    1);
+	for (round = 0; round < 2; round++) {
+		memset(&k, 0, sizeof(k));
+		memset(&rc, 0, sizeof(rc));
+		setup();
+		connect_pair(lfd, &c, &s);
+		CU_ASSERT_EQUAL_FATAL(aloop__tls_transport_new(loop, s, sctx,
+		    1, NULL, 5.0, sd_timeout, &proto, factory, &k.ss, NULL,
+		    &k.st), 0);
+		aloop__transport_set_owner(k.st, owner_gone, &k.ss);
+		rc.fd = c;
+		rc.leave = round == 0;
+		rc.ssl = SSL_new(cctx);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rc.ssl);
+		CU_ASSERT_EQUAL(SSL_set_fd(rc.ssl, c), 1);
+		CU_ASSERT_EQUAL(run_until(cond_raw_handshake, &rc), 0);
+		CU_ASSERT_FATAL(rc.done);
+		if (rc.leave) {
+			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+			CU_ASSERT_EQUAL(k.ss.made, 1);
+			CU_ASSERT_EQUAL(k.ss.closing_at_made, 1);
+			CU_ASSERT_EQUAL(k.ss.losts, 1);
+			CU_ASSERT_EQUAL(k.ss.lost_code, 0);
+			/* Nothing came after the handshake: only the EOF. */
+			n = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
+			CU_ASSERT_EQUAL(n, 0);
+		} else {
+			CU_ASSERT_EQUAL(run_until(cond_server_made, &k), 0);
+			CU_ASSERT_EQUAL(k.ss.closing_at_made, 0);
+			/* The ticket: one TLS 1.3 application data record. */
+			run_for_a_while(0.05);
+			n = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
+			CU_ASSERT(n > 5);
+			CU_ASSERT_EQUAL(buf[0], 23);
+			CU_ASSERT_EQUAL(k.ss.losts, 0);
+			aloop_transport_abort(k.st);
+			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+		}
+		SSL_free(rc.ssl);
+		(void)close(c);
+		conn_free(&k);
+		teardown();
+	}
+	SSL_CTX_free(cctx);
+	close(lfd);
+	aloop_tls_context_release(sctx);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_echo_and_extra_info),
 	TEST(test_wrong_hostname),
@@ -1264,6 +1393,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_and_abort_during_handshake),
 	TEST(test_shutdown_timeout),
 	TEST(test_peer_gone_no_sigpipe),
+	TEST(test_tickets_not_sent_to_a_departed_peer),
 	TEST(test_create_server_and_connection),
 	TEST(test_bad_arguments),
 };
