@@ -292,9 +292,11 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
 /*
  * Whether a server's TLS 1.3 peer closed its connection right after its
  * Finished: with TLS 1.3 the client speaks last, so its EOF may already
- * be in.  One look (SSL_peek, which leaves any data to SSL_read), made
- * only while tickets are held back: whatever it finds, the tickets then
- * go with the protocol's first write or right after connection_made.
+ * be in.  One look (SSL_peek, which leaves any data to SSL_read) when
+ * nothing is buffered yet: it costs a recv() that finds nothing when the
+ * client waits for the server to speak, and saves whatever the protocol
+ * would start for a client that is gone (a proxy's upstream connect),
+ * the tickets, and a loop turn to find the EOF.
  */
 static int
 tls_peer_gone(struct tls *s)
@@ -302,7 +304,8 @@ tls_peer_gone(struct tls *s)
 	unsigned char c;
 	int n, err;
 
-	if (s->io.nheld == 0 || SSL_has_pending(s->ssl))
+	if (!s->server_side || SSL_version(s->ssl) != TLS1_3_VERSION ||
+	    SSL_has_pending(s->ssl))
 		return 0;
 	ERR_clear_error();
 	errno = 0;
