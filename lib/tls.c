@@ -299,11 +299,12 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
  * the tickets, and a loop turn to find the EOF.
  */
 static int
-tls_peer_gone(struct tls *s)
+tls_peer_gone(struct tls *s, int *look_again)
 {
 	unsigned char c;
 	int n, err;
 
+	*look_again = 0;
 	if (!s->server_side || SSL_version(s->ssl) != TLS1_3_VERSION ||
 	    SSL_has_pending(s->ssl))
 		return 0;
@@ -314,9 +315,20 @@ tls_peer_gone(struct tls *s)
 		return 0;
 	err = SSL_get_error(s->ssl, n);
 	ERR_clear_error();
-	/* Anything but the TCP EOF is left for the read path to find. */
-	return s->io.eof && (err == SSL_ERROR_ZERO_RETURN ||
-	    err == SSL_ERROR_SYSCALL);
+	if (s->io.eof && (err == SSL_ERROR_ZERO_RETURN ||
+	    err == SSL_ERROR_SYSCALL))
+		return 1;
+	/*
+	 * Anything else but "nothing yet" (a close_notify, an alert, a
+	 * reset) is the read path's to find and report, and the socket
+	 * will not signal what the look took already.
+	 */
+	*look_again = err != SSL_ERROR_WANT_READ &&
+	    err != SSL_ERROR_WANT_WRITE;
+	/* A peer that is closing resumes nothing. */
+	if (err == SSL_ERROR_ZERO_RETURN)
+		aloop__tls_sock_discard(&s->io);
+	return 0;
 }
 
 static void
@@ -326,7 +338,7 @@ tls_handshake_done(struct tls *s)
 	unsigned int alpnlen;
 	struct aloop__protocol_common cb;
 	void *state = NULL;
-	int rc;
+	int rc, look_again;
 
 	/* The timer comes back only for a shutdown; idle connections do
 	 * not keep it. */
@@ -354,7 +366,7 @@ tls_handshake_done(struct tls *s)
 	if (s->upgrade)
 		cb.connection_made = NULL;
 	aloop__transport_attach(&s->t, &cb, state);
-	if (tls_peer_gone(s)) {
+	if (tls_peer_gone(s, &look_again)) {
 		/*
 		 * The peer left as soon as its handshake was done: the
 		 * protocol still sees connection_made and connection_lost,
@@ -385,7 +397,7 @@ tls_handshake_done(struct tls *s)
 	}
 	/* Data that came with the peer's last flight is already in
 	 * OpenSSL's buffer: the socket will not signal it again. */
-	if (SSL_has_pending(s->ssl))
+	if (look_again || SSL_has_pending(s->ssl))
 		event_active(s->rev, EV_READ, 1);
 }
 

@@ -1282,7 +1282,7 @@ struct raw_client {
 	SSL	*ssl;
 	int	 fd;
 	int	 done;		/* the handshake finished */
-	int	 leave;		/* then shut down our side at once */
+	int	 leave;		/* then 1: SHUT_WR at once, 2: close_notify */
 };
 
 /* Drive a plain OpenSSL client's handshake from the loop's poll. */
@@ -1303,8 +1303,11 @@ cond_raw_handshake(void *arg)
 		}
 		rc->done = 1;
 		/* Right behind our Finished, without a close_notify. */
-		if (rc->leave)
+		if (rc->leave == 1)
 			CU_ASSERT_EQUAL(shutdown(rc->fd, SHUT_WR), 0);
+		/* Or a close_notify, the socket left open for the answer. */
+		if (rc->leave == 2)
+			CU_ASSERT_EQUAL(SSL_shutdown(rc->ssl), 0);
 	}
 	return 1;
 }
@@ -1315,7 +1318,8 @@ cond_raw_handshake(void *arg)
  * neither the ticket nor a close_notify (which would only bring back a
  * reset), and its protocol sees connection_made with the transport
  * closing already, then connection_lost.  A client that stays gets the
- * ticket at once, before it says anything.
+ * ticket at once, before it says anything, and one that sends its
+ * close_notify at once is answered with ours.
  */
 static void
 test_tickets_not_sent_to_a_departed_peer(void)
@@ -1332,7 +1336,7 @@ test_tickets_not_sent_to_a_departed_peer(void)
 	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
 	CU_ASSERT_EQUAL(SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION),
 	    1);
-	for (round = 0; round < 2; round++) {
+	for (round = 0; round < 3; round++) {
 		memset(&k, 0, sizeof(k));
 		memset(&rc, 0, sizeof(rc));
 		setup();
@@ -1342,13 +1346,22 @@ test_tickets_not_sent_to_a_departed_peer(void)
 		    &k.st), 0);
 		aloop__transport_set_owner(k.st, owner_gone, &k.ss);
 		rc.fd = c;
-		rc.leave = round == 0;
+		rc.leave = round == 0 ? 1 : round == 2 ? 2 : 0;
 		rc.ssl = SSL_new(cctx);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(rc.ssl);
 		CU_ASSERT_EQUAL(SSL_set_fd(rc.ssl, c), 1);
 		CU_ASSERT_EQUAL(run_until(cond_raw_handshake, &rc), 0);
 		CU_ASSERT_FATAL(rc.done);
-		if (rc.leave) {
+		if (rc.leave == 2) {
+			/*
+			 * The look after the handshake took the close_notify:
+			 * it is answered all the same, not left waiting.
+			 */
+			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+			CU_ASSERT_EQUAL(k.ss.made, 1);
+			CU_ASSERT_EQUAL(k.ss.lost_code, 0);
+			CU_ASSERT_EQUAL(SSL_shutdown(rc.ssl), 1);
+		} else if (rc.leave) {
 			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
 			CU_ASSERT_EQUAL(k.ss.made, 1);
 			CU_ASSERT_EQUAL(k.ss.closing_at_made, 1);
