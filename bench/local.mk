@@ -24,6 +24,18 @@ noinst_PROGRAMS += bench/bench_task
 bench_bench_task_SOURCES = bench/bench_task.c
 bench_bench_task_LDADD = lib/libaloop.la
 
+# bench_config: aloopd's configuration parse and checks with many
+# listeners, the daemon's own code (config_parse), without plugins.
+noinst_PROGRAMS += bench/bench_config
+bench_bench_config_SOURCES = bench/bench_config.c $(ALOOPD_CONFIG_SOURCES)
+bench_bench_config_CPPFLAGS = $(ALOOPD_CPPFLAGS)
+bench_bench_config_LDADD = lib/libaloop.la $(ALOOPD_LIBS)
+
+# bulk: the 1 GiB upload through the proxies (a sender and a sink that
+# answers once it has every byte); plain sockets, no libaloop.
+noinst_PROGRAMS += bench/bulk
+bench_bulk_SOURCES = bench/bulk.c
+
 # run.sh builds the programs above in a build dir of its own, runs them and
 # the shared peer harness pinned to CPUs 0 and 1, and summary.awk turns its
 # raw lines into the tables of bench/README.md.  Run by hand, never by make.

@@ -2,29 +2,35 @@
 # aloop's benchmarks against its peers, in one run (see bench/README.md).
 #
 #   bench/run.sh [--quick] [--no-loop] [--no-tcp] [--no-tls] [--no-mem]
-#                [--no-start] [--no-peers] [--wait-load X] [--out FILE]
+#                [--no-proxy] [--no-start] [--no-peers] [--wait-load X]
+#                [--out FILE]
 #
-# Builds bench/aloop_echo, bench/aloop_tls_echo, bench/bench_loop, aloopd
-# and its echo plugin in BUILD_DIR (default: build-bench in the source
-# tree, configured without sanitizers), copies the shared peer harness
-# (SHARED_BENCH, default /work/shared/bench) into a temporary directory and
-# builds it there, starts every server pinned to SERVER_CPU (0) with its
-# clients on CLIENT_CPU (1), and prints one table per group with ratios
-# against the peers measured in this same run.  The raw lines go to --out
+# Builds bench/aloop_echo, bench/aloop_tls_echo, bench/bench_loop,
+# bench/bulk, aloopd and its echo and proxy plugins in BUILD_DIR (default:
+# build-bench in the source tree, configured without sanitizers), copies
+# the shared peer harness (SHARED_BENCH, default /work/shared/bench) into a
+# temporary directory and builds it there, starts every server pinned to
+# SERVER_CPU (0) with its clients on CLIENT_CPU (1), and prints one table
+# per group with ratios against the peers measured in this same run, then
+# one table of every target.  The raw lines go to --out
 # (default bench/results/run-DATE.txt in the source tree).
 #
 #   --quick        2 s per figure, 1 repeat, bench_loop at scale 0.2,
 #                  1,000 / 500 idle connections: checks that all works.
 #   --no-peers     aloop, aloopd, raw_epoll_echo and libevent only (the
-#                  references of the targets); the interpreted and proxy
-#                  peers are skipped.  Peers whose program is not
+#                  references of the targets); the interpreted peers and
+#                  the TLS group's nginx and stunnel are skipped.  Peers whose program is not
 #                  installed are always skipped, with a note.
 #   --wait-load X  before each repeat, wait (at most WAIT_MAX s, 600) until
 #                  the 1-minute load average is below X.
+#   --no-proxy     skip the proxy group: aloopd's proxy plugin against
+#                  HAProxy and nginx's stream module in front of the same
+#                  upstreams (echo, 1 GiB upload, TLS termination).  HAProxy
+#                  and nginx are its references, so --no-peers keeps them.
 #
 # env: DURATION (5) WARMUP (1) REPEATS (3) LOOP_SCALE (1) C10K_TCP (10000)
 #      C10K_TLS (5000) HS_CONNS (16) SERVER_CPU (0) CLIENT_CPU (1)
-#      BASE_PORT (7500) BUILD_DIR SHARED_BENCH
+#      BASE_PORT (7500) BULK_BYTES (1073741824) BUILD_DIR SHARED_BENCH
 #
 # Everything listens on 127.0.0.1 (the peers on ::, dual-stack) and every
 # process started here is ended by its PID when the script exits.
@@ -35,7 +41,9 @@ LOOP_SCALE=${LOOP_SCALE:-1}; C10K_TCP=${C10K_TCP:-10000}
 C10K_TLS=${C10K_TLS:-5000}; HS_CONNS=${HS_CONNS:-16}
 SERVER_CPU=${SERVER_CPU:-0}; CLIENT_CPU=${CLIENT_CPU:-1}
 BASE_PORT=${BASE_PORT:-7500}; WAIT_MAX=${WAIT_MAX:-600}
-DO_LOOP=1; DO_TCP=1; DO_TLS=1; DO_MEM=1; DO_START=1; PEERS=1; WAIT_LOAD=""; OUT=""
+BULK_BYTES=${BULK_BYTES:-1073741824}
+DO_LOOP=1; DO_TCP=1; DO_TLS=1; DO_MEM=1; DO_PROXY=1; DO_START=1; PEERS=1
+WAIT_LOAD=""; OUT=""
 
 usage() {
 	sed -n '2,/^set -u/p' "$0" | sed -e '/^set -u/d' -e 's/^# \{0,1\}//' >&2
@@ -49,6 +57,7 @@ while [ $# -gt 0 ]; do
 	--no-tcp) DO_TCP=0 ;;
 	--no-tls) DO_TLS=0 ;;
 	--no-mem) DO_MEM=0 ;;
+	--no-proxy) DO_PROXY=0 ;;
 	--no-start) DO_START=0 ;;
 	--no-peers) PEERS=0 ;;
 	--wait-load) [ $# -ge 2 ] || usage; WAIT_LOAD=$2; shift ;;
@@ -59,7 +68,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 for v in REPEATS C10K_TCP C10K_TLS HS_CONNS SERVER_CPU CLIENT_CPU BASE_PORT \
-    WAIT_MAX; do
+    WAIT_MAX BULK_BYTES; do
 	case ${!v} in ""|*[!0-9]*) echo "run.sh: $v must be a number" >&2
 		exit 2 ;; esac
 done
@@ -118,19 +127,23 @@ if grep -q -e '-fsanitize' "$BUILD_DIR/Makefile"; then
 	exit 1
 fi
 make -C "$BUILD_DIR" -j2 bench/aloop_echo bench/aloop_tls_echo \
-    bench/bench_loop bench/bench_task >"$TMPD/make.log" 2>&1 ||
+    bench/bench_loop bench/bench_task bench/bench_config bench/bulk \
+    >"$TMPD/make.log" 2>&1 ||
     { tail -30 "$TMPD/make.log" >&2; exit 1; }
 ALOOP_ECHO=$BUILD_DIR/bench/aloop_echo
 ALOOP_TLS_ECHO=$BUILD_DIR/bench/aloop_tls_echo
 BENCH_LOOP=$BUILD_DIR/bench/bench_loop
 BENCH_TASK=$BUILD_DIR/bench/bench_task
+BENCH_CONFIG=$BUILD_DIR/bench/bench_config
+BULK=$BUILD_DIR/bench/bulk
 # aloopd (a libtool wrapper that execs daemon/.libs/aloopd, so its PID is
 # the master's) and the echo plugin it loads from plugins/.libs.  A daemon
 # that does not build costs its rows only, with a note.
 ALOOPD=""
 if make -C "$BUILD_DIR" -j2 daemon/aloopd plugins/echo.la plugins/echo_task.la \
-    >"$TMPD/make-aloopd.log" 2>&1 &&
-    [ -f "$BUILD_DIR/plugins/.libs/echo.so" ]; then
+    plugins/proxy.la >"$TMPD/make-aloopd.log" 2>&1 &&
+    [ -f "$BUILD_DIR/plugins/.libs/echo.so" ] &&
+    [ -f "$BUILD_DIR/plugins/.libs/proxy.so" ]; then
 	ALOOPD=$BUILD_DIR/daemon/aloopd
 else
 	tail -30 "$TMPD/make-aloopd.log" >&2
@@ -162,11 +175,14 @@ wait_port() {	# PORT PID: up to 10 s, and give up at once if PID died
 	return 1
 }
 # start_server NAME PORT CMD...: sets PID_NAME; returns 1 (with the log)
-# when it does not come up.
-start_server() {
-	local name=$1 port=$2 pid
-	shift 2
-	taskset -c "$SERVER_CPU" "$@" >"$TMPD/$name.log" 2>&1 &
+# when it does not come up.  start_server_on CPU NAME PORT CMD... likewise
+# on another CPU than SERVER_CPU (the proxies' upstreams run beside the
+# client).
+start_server() { start_server_on "$SERVER_CPU" "$@"; }
+start_server_on() {
+	local cpu=$1 name=$2 port=$3 pid
+	shift 3
+	taskset -c "$cpu" "$@" >"$TMPD/$name.log" 2>&1 &
 	pid=$!
 	PIDS="$PIDS $pid"
 	if ! wait_port "$port" "$pid"; then
@@ -225,11 +241,12 @@ end_workers() {
 	done
 }
 # server_pids NAME: the processes whose CPU and RSS are the server's: the
-# PID, and for aloopd its worker too (the sum of both is reported).
+# PID, and for a master (aloopd, HAProxy -W, nginx) its worker too (the
+# sum of both is reported).
 server_pids() {
-	local w
-	w=$(eval echo "\${WORKER_$1:-}")
-	echo "$(eval echo "\${PID_$1:-}")${w:+ ${w%:*}}"
+	local w p=""
+	for w in $(eval echo "\${WORKER_$1:-}"); do p="$p ${w%:*}"; done
+	echo "$(eval echo "\${PID_$1:-}")$p"
 }
 # echo_ok PORT: one line echoed back on 127.0.0.1:PORT within 2 s.
 echo_ok() {
@@ -242,8 +259,7 @@ echo_ok() {
 # (the master, our child) and WORKER_NAME (PID:STARTTIME of the worker
 # process, the master's only child).
 start_aloopd() {
-	local name=$1 port=$2 plugin=${3:-echo} conf=$TMPD/$1.conf pid end \
-	    kids w="" seen=""
+	local name=$1 port=$2 plugin=${3:-echo} conf=$TMPD/$1.conf
 	[ -n "$ALOOPD" ] || return 1
 	cat >"$conf" <<-EOF
 	daemon = {
@@ -263,10 +279,18 @@ start_aloopd() {
 		}
 	);
 	EOF
-	start_server "$name" "$port" "$ALOOPD" -f -c "$conf" || return 1
+	start_master "$name" "$port" "$ALOOPD" -f -c "$conf"
+}
+# start_master NAME PORT CMD...: a server whose master forks one worker
+# (aloopd, HAProxy -W, nginx with its master), pinned like start_server.
+# The master listens before its worker serves: up to 10 s (and the last
+# try) for one child and a line echoed through PORT.  Sets PID_NAME (the
+# master, our child) and WORKER_NAME (PID:STARTTIME of the worker).
+start_master() {
+	local name=$1 port=$2 pid end kids w="" seen=""
+	shift 2
+	start_server "$name" "$port" "$@" || return 1
 	pid=$(eval echo "\$PID_$name")
-	# The master listens before its worker serves: up to 10 s (and the
-	# last try) for one child and an echo through it.
 	end=$((SECONDS + 10))
 	while [ "$SECONDS" -le "$end" ]; do
 		kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
@@ -281,7 +305,7 @@ start_aloopd() {
 		sleep 0.2
 	done
 	if [ -z "$w" ]; then
-		note "aloopd ($name) has no serving worker; skipped:" \
+		note "$name has no serving worker; skipped:" \
 		    "$(tail -3 "$TMPD/$name.log" | tr '\n' ' ')"
 		stop_server "$name"
 		[ -z "$seen" ] || end_workers "$seen"
@@ -303,7 +327,7 @@ stop_server() {	# NAME
 	pid=$(eval echo "\${PID_$1:-}")
 	w=$(eval echo "\${WORKER_$1:-}")
 	[ -n "$pid" ] && end_pid "$pid"
-	[ -n "$w" ] && end_workers "$w"
+	[ -n "$w" ] && end_workers $w
 	eval "PID_$1= WORKER_$1="
 }
 cpu_ticks() {	# PID...: user + system ticks, summed
@@ -324,11 +348,12 @@ rss_kib() {	# PID...: VmRSS, summed
 	echo $t
 }
 load1() { cut -d' ' -f1 /proc/loadavg; }
-# A client run is bounded: it is killed if it outlives its own schedule.
+# A client run is bounded: it is killed if it outlives its own schedule
+# (or CLIENT_LIMIT seconds, for a run that is not timed by DURATION).
 client() {
 	local limit
-	limit=$(awk -v d="$DURATION" -v w="$WARMUP" \
-	    'BEGIN { printf "%d", d + w + 60 }')
+	limit=${CLIENT_LIMIT:-$(awk -v d="$DURATION" -v w="$WARMUP" \
+	    'BEGIN { printf "%d", d + w + 60 }')}
 	timeout -k 5 "$limit" taskset -c "$CLIENT_CPU" "$@"
 }
 wait_load() {
@@ -343,7 +368,7 @@ wait_load() {
 }
 # run_one TAG NAME "PIDS" CLIENT-ARGS...: one client run, one result line.
 run_one() {
-	local tag=$1 name=$2 pids=$3 c0 c1 t0 t1 line scpu p
+	local tag=$1 name=$2 pids=$3 c0 c1 t0 t1 line scpu cs p
 	shift 3
 	c0=$(cpu_ticks $pids); t0=$(date +%s.%N)
 	line=$(client "$@" 2>&1 | tail -1)
@@ -353,10 +378,12 @@ run_one() {
 		    note "$name: pid $p ended during the $tag run"
 	done
 	# Server CPU share (1.00 = one core) over the whole client run.
+	# and its CPU seconds, for the rows that count work, not time.
 	scpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" \
 	    'BEGIN { printf "%.2f", (b - a) / 100 / (t1 - t0) }')
+	cs=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", (b - a) / 100 }')
 	log "rep=$rep scenario=$tag server=$name $line server_cpu=$scpu" \
-	    "load1=$(load1)"
+	    "server_cpu_s=$cs load1=$(load1)"
 }
 have_py() { [ -x "$PY" ] && "$PY" -c "import $1" 2>/dev/null; }
 
@@ -493,6 +520,7 @@ if [ $DO_TLS = 1 ]; then
 		if have_py uvloop; then
 			add_tls uvloop_tls "$PY" asyncio_echo.py $P --uvloop --tls
 		else
+			note "python3-uvloop not installed: uvloop_tls skipped"
 			P=$((P + 1))
 		fi
 		# The proxies terminate TLS in front of a raw_epoll_echo of
@@ -622,12 +650,247 @@ if [ $DO_MEM = 1 ]; then
 	mem_one libevent_tls 1 "$C10K_TLS" ./libevent_tls_echo $P
 fi
 
+# ------------------------------------------- issue 14: aloopd as a proxy
+# aloopd's proxy plugin against HAProxy (mode tcp) and nginx's stream
+# module, each in front of the same upstreams: a raw_epoll_echo for the
+# echo and TLS rows and a bulk sink for the upload.  The proxies run on
+# SERVER_CPU, the upstreams beside the clients on CLIENT_CPU, so that a
+# proxy's CPU (master and worker, summed) is its own work only.  Each
+# proxy serves from its base port: +0 plain to the echo upstream, +1 plain
+# to the sink, and for the three with their default buffers +2 TLS with
+# session tickets off, +3 TLS with tickets on (TLS 1.3 by the client's
+# choice, the TLS group's ECDSA P-256 certificate), both to the echo
+# upstream.
+PX_SERVERS=""	# NAME:BASE:TLS
+# add_proxy NAME TLS(0|1) FUNCTION [ARGS...]: FUNCTION NAME BASE TLS ARGS
+# starts it on the four ports from $P.
+add_proxy() {
+	local name=$1 tls=$2 fn=$3 base=$P
+	shift 3
+	P=$((P + 4))
+	"$fn" "$name" "$base" "$tls" "$@" &&
+	    PX_SERVERS="$PX_SERVERS $name:$base:$tls"
+}
+px_aloopd() {	# NAME BASE TLS
+	local name=$1 b=$2 conf=$TMPD/$1.conf t
+	{
+		cat <<-EOF
+		daemon = {
+			workers = 1;
+			log_level = "warning";
+			plugin_path = [ "$BUILD_DIR/plugins/.libs" ];
+			shutdown_timeout = 2;
+			worker_stall_timeout = 0;
+		};
+		listeners = (
+			{
+				name = "echo";
+				protocol = "proxy";
+				listen = [ "127.0.0.1:$b" ];
+				max_connections = 0;
+				idle_timeout = 0;
+				settings = { upstream = "127.0.0.1:$PX_UP"; };
+			},
+			{
+				name = "bulk";
+				protocol = "proxy";
+				listen = [ "127.0.0.1:$((b + 1))" ];
+				max_connections = 0;
+				idle_timeout = 0;
+				settings = { upstream = "127.0.0.1:$PX_SINK"; };
+			}
+		EOF
+		for t in 2:false 3:true; do
+			[ "$3" = 1 ] || break
+			cat <<-EOF
+			,	{
+				name = "tls_$((${t%:*} - 2))";
+				protocol = "proxy";
+				listen = [ "127.0.0.1:$((b + ${t%:*}))" ];
+				max_connections = 0;
+				idle_timeout = 0;
+				tls = {
+					certificate = "$PWD/certs/cert.pem";
+					key = "$PWD/certs/key.pem";
+					session_tickets = ${t#*:};
+				};
+				settings = { upstream = "127.0.0.1:$PX_UP"; };
+			}
+			EOF
+		done
+		echo ");"
+	} >"$conf"
+	start_master "$name" "$b" "$ALOOPD" -f -c "$conf"
+}
+# px_haproxy NAME BASE TLS [GLOBAL-LINE [DEFAULTS-LINE...]]: HAProxy 2.6 as
+# Debian runs it (master and one worker, -W), one thread, mode tcp.
+px_haproxy() {
+	local name=$1 b=$2 conf=$TMPD/$1.cfg
+	{
+		cat <<-EOF
+		global
+			nbthread 1
+			maxconn 4096
+			${4:-}
+		defaults
+			mode tcp
+			timeout connect 10s
+			timeout client 60s
+			timeout server 60s
+			${5:-}
+			${6:-}
+		listen echo
+			bind 127.0.0.1:$b
+			server up 127.0.0.1:$PX_UP
+		listen bulk
+			bind 127.0.0.1:$((b + 1))
+			server sink 127.0.0.1:$PX_SINK
+		EOF
+		[ "$3" = 1 ] && cat <<-EOF
+		listen tls_0
+			bind 127.0.0.1:$((b + 2)) ssl crt $PWD/certs/combined.pem no-tls-tickets
+			server up 127.0.0.1:$PX_UP
+		listen tls_1
+			bind 127.0.0.1:$((b + 3)) ssl crt $PWD/certs/combined.pem
+			server up 127.0.0.1:$PX_UP
+		EOF
+	} >"$conf"
+	start_master "$name" "$b" haproxy -W -db -f "$conf"
+}
+# px_nginx NAME BASE TLS [STREAM-LINE]: nginx's stream module with its
+# master and one worker.
+px_nginx() {
+	local name=$1 b=$2 conf=$TMPD/$1.conf
+	{
+		cat <<-EOF
+		load_module $NGINX_STREAM;
+		daemon off;
+		worker_processes 1;
+		pid $TMPD/$name.pid;
+		error_log $TMPD/$name-error.log error;
+		events { worker_connections 4096; }
+		stream {
+			${4:-}
+			server {
+				listen 127.0.0.1:$b backlog=4096;
+				proxy_pass 127.0.0.1:$PX_UP;
+			}
+			server {
+				listen 127.0.0.1:$((b + 1));
+				proxy_pass 127.0.0.1:$PX_SINK;
+			}
+		EOF
+		# nginx 1.22 leaves TLS 1.3 out by default.
+		[ "$3" = 1 ] && cat <<-EOF
+			ssl_protocols TLSv1.2 TLSv1.3;
+			ssl_certificate $PWD/certs/cert.pem;
+			ssl_certificate_key $PWD/certs/key.pem;
+			server {
+				listen 127.0.0.1:$((b + 2)) ssl backlog=4096;
+				ssl_session_tickets off;
+				proxy_pass 127.0.0.1:$PX_UP;
+			}
+			server {
+				listen 127.0.0.1:$((b + 3)) ssl backlog=4096;
+				ssl_session_tickets on;
+				proxy_pass 127.0.0.1:$PX_UP;
+			}
+		EOF
+		echo "}"
+	} >"$conf"
+	start_master "$name" "$b" nginx -e "$TMPD/$name-error.log" -c "$conf"
+}
+NGINX_STREAM=/usr/lib/nginx/modules/ngx_stream_module.so
+if [ $DO_PROXY = 1 ]; then
+	PX_UP=$P PX_SINK=$((P + 1))
+	P=$((P + 2))
+	start_server_on "$CLIENT_CPU" px_up "$PX_UP" ./raw_epoll_echo \
+	    "$PX_UP" &&
+	    start_server_on "$CLIENT_CPU" px_sink "$PX_SINK" "$BULK" --sink \
+	    --port "$PX_SINK" || { note "no proxy upstreams: proxy rows skipped"
+		DO_PROXY=0; }
+fi
+if [ $DO_PROXY = 1 ]; then
+	if [ -n "$ALOOPD" ]; then
+		add_proxy aloopd 1 px_aloopd
+	else
+		note "no aloopd: the proxy rows have nothing to measure"
+	fi
+	if command -v haproxy >/dev/null; then
+		add_proxy haproxy 1 px_haproxy
+		add_proxy haproxy_64k 0 px_haproxy "tune.bufsize 65536"
+		add_proxy haproxy_splice 0 px_haproxy "" \
+		    "option splice-request" "option splice-response"
+	else
+		note "haproxy not installed: its proxy rows skipped" \
+		    "(apt-get install haproxy)"
+	fi
+	if command -v nginx >/dev/null && [ -f "$NGINX_STREAM" ]; then
+		add_proxy nginx 1 px_nginx
+		add_proxy nginx_64k 0 px_nginx "proxy_buffer_size 64k;"
+	else
+		note "nginx or libnginx-mod-stream not installed: its proxy" \
+		    "rows skipped (apt-get install nginx libnginx-mod-stream)"
+	fi
+	# How many TLS 1.3 session tickets each TLS listener sends after a
+	# full handshake (s_client -msg): "off" is not none everywhere.
+	rep=1
+	for s in $PX_SERVERS; do
+		IFS=: read -r name base tls <<<"$s"
+		[ "$tls" = 1 ] && command -v openssl >/dev/null || continue
+		for t in 0 1; do
+			n=$( (sleep 1; echo) | timeout -k 1 5 openssl s_client \
+			    -connect 127.0.0.1:$((base + 2 + t)) -tls1_3 -msg \
+			    2>&1 | grep -c NewSessionTicket)
+			log "rep=1 scenario=px_tickets$t server=$name tickets=$n"
+		done
+	done
+	for rep in $(seq "$REPEATS"); do
+		wait_load
+		echo "# proxy repeat $rep/$REPEATS starts at load $(load1)" |
+		    tee -a "$OUT" >&2
+		for sc in a:1:64 b:100:1024 c:10:65536; do
+			IFS=: read -r tag conns size <<<"$sc"
+			for s in $PX_SERVERS; do
+				IFS=: read -r name base tls <<<"$s"
+				run_one "px_$tag" "$name" "$(server_pids "$name")" \
+				    ./echo_load --port "$base" --conns "$conns" \
+				    --size "$size" --duration "$DURATION" \
+				    --warmup "$WARMUP"
+			done
+		done
+		for s in $PX_SERVERS; do
+			IFS=: read -r name base tls <<<"$s"
+			CLIENT_LIMIT=300 run_one px_bulk "$name" \
+			    "$(server_pids "$name")" "$BULK" --send \
+			    --port $((base + 1)) --bytes "$BULK_BYTES"
+		done
+		for t in 0 1; do	# session tickets off, then on
+			for s in $PX_SERVERS; do
+				IFS=: read -r name base tls <<<"$s"
+				[ "$tls" = 1 ] || continue
+				run_one "px_hs$t" "$name" "$(server_pids "$name")" \
+				    ./tls_handshake_load --port $((base + 2 + t)) \
+				    --conns "$HS_CONNS" --duration "$DURATION" \
+				    --warmup "$WARMUP"
+			done
+		done
+	done
+	for s in $PX_SERVERS px_up px_sink; do stop_server "${s%%:*}"; done
+fi
+
 # ---------------------------------- issue 14: start-up and reload times
 if [ $DO_START = 1 ] && [ -n "$ALOOPD" ] && [ -x "$PY" ]; then
 	wait_load
 	"$PY" "$SRCDIR/bench/startup.py" "$ALOOPD" "$BUILD_DIR/plugins/.libs" \
 	    certs/cert.pem certs/key.pem --repeats "$REPEATS" \
 	    --listeners 100 --base-port $((BASE_PORT + 200)) | tee -a "$OUT"
+fi
+# ------------------------- issue 10: parsing 10,000 and 100,000 listeners
+if [ $DO_START = 1 ]; then
+	wait_load
+	timeout 300 taskset -c "$SERVER_CPU" "$BENCH_CONFIG" -r "$REPEATS" \
+	    10000 100000 | tee -a "$OUT" || note "bench_config failed"
 fi
 
 # ------------------------------------------------------------------ tables

@@ -35,6 +35,7 @@
 #include <stdio.h>
 
 #include "access.h"
+#include "tls_cache.h"
 
 struct plugin;
 struct aloop_settings;
@@ -155,6 +156,8 @@ struct config {
 	struct config_daemon daemon;
 	struct config_listener *listeners;
 	size_t		 nlisteners;
+	/* The TLS contexts the listeners share, and how many were built. */
+	struct tls_cache_stats tls;
 	/* Every problem found, one line each: file:line: path "value": what */
 	char	       **errors;
 	size_t		 nerrors;

@@ -35,6 +35,7 @@
 #include "config_listener.h"
 #include "plugin_loader.h"
 #include "settings-int.h"
+#include "tls_cache.h"
 
 /* ---------------------------------------------------------- the daemon */
 
@@ -384,8 +385,14 @@ load(const char *path, int with_plugins, struct config **cfgp)
 	config_apply_defaults(daemon_specs, &cfg->daemon);
 	if ((rc = read_file(cfg)) != 0)
 		return rc;
+	tls_cache_begin();
 	config_parse_group(cfg, config_root_setting(&priv_of(cfg)->lc),
 	    root_specs, cfg);
+	/*
+	 * A configuration with errors never runs: the contexts of the one
+	 * that does stay for the next reload, and this one's go.
+	 */
+	tls_cache_end(cfg->nerrors == 0 && !priv_of(cfg)->oom, &cfg->tls);
 	if (with_plugins) {
 		static const struct config_plugin_hooks check = {
 			.validate = 1,
@@ -411,7 +418,7 @@ config_plugin_file(const struct config *cfg, size_t i, char **file)
 int
 config_load_plugins(struct config *cfg, const struct config_plugin_hooks *h)
 {
-	struct strmap loaded = { NULL, 0, 0 };
+	struct strmap loaded = { NULL, 0, 0, NULL };
 	config_setting_t *ls;
 
 	/* A file that could not be read has nothing to load. */

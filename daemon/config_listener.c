@@ -26,6 +26,7 @@
 #include "plugin_loader.h"
 #include "settings-int.h"
 #include "ticket_secret.h"
+#include "tls_cache.h"
 
 /* ---------------------------------------------------- listen addresses */
 
@@ -376,26 +377,29 @@ load_pair(struct aloop_tls_context *ctx, const config_setting_t *group,
 }
 
 /*
- * Tickets resume only where the same settings apply: the scope names the
- * listener and what decides who may connect (a ticket from a listener
- * that checks no client certificate must not resume on one that does).
+ * Tickets resume only where the same settings apply: the scope names
+ * what decides who may connect, so that a ticket from a listener that
+ * checks no client certificate never resumes on one that does, nor one
+ * from before a reload that turned the check on.  The listener is not in
+ * it, since listeners with the same settings share the context: each
+ * serves its connections with a session id context of its own instead
+ * (listener.c, ssl_session_scope), which OpenSSL checks on every ticket
+ * and cached session, so a session still resumes on its own listener
+ * only.
  */
 static int
-set_tickets(struct aloop_tls_context *ctx, const config_setting_t *s,
-    const struct config_tls *t)
+set_tickets(struct aloop_tls_context *ctx, const struct config_tls *t)
 {
 	const unsigned char *secret;
-	const char *name = NULL;
 	char *scope;
 	size_t len;
 	int r;
 
-	if ((secret = ticket_secret_get(&len)) == NULL)
+	if (!ticket_secret_wanted())
 		return 0;	/* aloopd -t: OpenSSL's own keys will do */
-	(void)config_setting_lookup_string(config_setting_parent(s), "name",
-	    &name);
-	if (asprintf(&scope, "listener=%s verify=%d ca=%s",
-	    name != NULL ? name : "", t->verify,
+	if ((secret = ticket_secret_get(&len)) == NULL)
+		return ALOOP_ENOMEM;
+	if (asprintf(&scope, "verify=%d ca=%s", t->verify,
 	    t->ca != NULL ? t->ca : "") < 0)
 		return ALOOP_ENOMEM;
 	r = aloop_tls_context_set_ticket_secret(ctx, secret, len, scope);
@@ -464,7 +468,7 @@ build_tls(const config_setting_t *s, const struct config_tls *t)
 	aloop_tls_context_set_session_cache_size(ctx, t->session_cache);
 	if (!t->session_tickets)
 		(void)aloop_tls_context_set_session_tickets(ctx, 0);
-	else if ((r = set_tickets(ctx, s, t)) < 0) {
+	else if ((r = set_tickets(ctx, t)) < 0) {
 		config_report(s, NULL, "session tickets: %s",
 		    aloop_strerror(r));
 		failed = 1;
@@ -503,6 +507,128 @@ build_tls(const config_setting_t *s, const struct config_tls *t)
 	return ctx;
 }
 
+/* The bytes a context's key is the digest of; see tls_key(). */
+struct keybuf {
+	unsigned char	*p;
+	size_t		 len, cap;
+	int		 failed;	/* no key: a file unread, no memory */
+};
+
+static void
+key_add(struct keybuf *b, const void *data, size_t len)
+{
+	if (b->failed)
+		return;
+	if (b->len + len > b->cap) {
+		size_t cap = (b->len + len) * 2;
+		unsigned char *p = realloc(b->p, cap);
+
+		if (p == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, len);
+	b->len += len;
+}
+
+static void
+key_num(struct keybuf *b, unsigned long long v)
+{
+	key_add(b, &v, sizeof(v));
+}
+
+/* Length first, so that no two lists of strings read alike; NULL too. */
+static void
+key_str(struct keybuf *b, const char *v)
+{
+	key_num(b, v != NULL ? strlen(v) + 1 : 0);
+	if (v != NULL)
+		key_add(b, v, strlen(v));
+}
+
+/* A file: its name (messages name it) and what it holds. */
+static void
+key_file(struct keybuf *b, const char *path)
+{
+	unsigned char d[32];
+
+	key_str(b, path);
+	if (path == NULL || b->failed)
+		return;
+	if (tls_cache_file(path, d) != 0)
+		b->failed = 1;
+	else
+		key_add(b, d, sizeof(d));
+}
+
+/*
+ * What @t's context is built from: every setting build_tls() applies,
+ * and the contents of every file it reads.  Listeners with the same key
+ * share a context, and a reload keeps the context of a key it saw
+ * before.  0, or -1 when there is none (a file that cannot be read: the
+ * build reports why).
+ */
+static int
+tls_key(const struct config_tls *t, struct tls_key *key)
+{
+	struct keybuf b = { NULL, 0, 0, 0 };
+
+	/* Bump the version when build_tls() applies something new. */
+	key_str(&b, "aloopd tls context v1");
+	key_file(&b, t->certificate);
+	key_file(&b, t->key);
+	key_file(&b, t->ocsp_response);
+	key_num(&b, t->nsni);
+	for (size_t i = 0; i < t->nsni; i++) {
+		key_file(&b, t->sni[i].certificate);
+		key_file(&b, t->sni[i].key);
+		key_file(&b, t->sni[i].ocsp_response);
+	}
+	key_file(&b, t->ca);
+	key_num(&b, (unsigned long long)t->verify);
+	key_str(&b, t->min_version);
+	key_str(&b, t->ciphers);
+	key_str(&b, t->ciphersuites);
+	key_num(&b, t->nalpn);
+	for (size_t i = 0; i < t->nalpn; i++)
+		key_str(&b, t->alpn[i]);
+	key_num(&b, (unsigned long long)t->session_tickets);
+	key_num(&b, t->session_cache);
+	key_num(&b, (unsigned long long)(t->session_timeout + 0.5));
+	/* No secret (aloopd -t) builds a context without our ticket keys. */
+	key_num(&b, (unsigned long long)ticket_secret_wanted());
+	if (!b.failed && aloop_tls_sha256(b.p, b.len, key->d) != 0)
+		b.failed = 1;
+	free(b.p);
+	return b.failed ? -1 : 0;
+}
+
+/*
+ * The context of the listener's TLS settings: the one of a listener
+ * before it with the same settings and files, in this configuration or
+ * the running one, or else a new one.  The listener itself is not part
+ * of the key: its name, which tells it from every other, would leave
+ * nothing to share.  Its sessions are kept its own per connection
+ * instead (see set_tickets()).  A shared context shares its session
+ * cache too, whose size is then for all its listeners together.
+ */
+static struct aloop_tls_context *
+listener_tls(const config_setting_t *s, const struct config_tls *t)
+{
+	struct aloop_tls_context *ctx;
+	struct tls_key key;
+	int keyed = tls_key(t, &key) == 0;
+
+	if (keyed && (ctx = tls_cache_get(&key)) != NULL)
+		return ctx;
+	if ((ctx = build_tls(s, t)) != NULL && keyed)
+		tls_cache_put(&key, ctx);
+	return ctx;
+}
+
 static void
 parse_tls(struct config *cfg, config_setting_t *s, const struct spec *sp,
     void *obj)
@@ -520,7 +646,7 @@ parse_tls(struct config *cfg, config_setting_t *s, const struct spec *sp,
 		config_report(s, NULL, "out of memory");
 	/* Checking files named by a broken group would only add noise. */
 	if (cfg->nerrors == before)
-		l->tls->ctx = build_tls(s, l->tls);
+		l->tls->ctx = listener_tls(s, l->tls);
 }
 
 /* ------------------------------------------------------------ listeners */
@@ -706,25 +832,23 @@ static const struct spec listener_specs[] = {
  * first listener and the last that took it: linear in the addresses,
  * where comparing each with every earlier one was quadratic.
  */
+/*
+ * The keys of @a into @exact (and @any, "" when it has none), in the
+ * caller's buffers of @size bytes.  -ENAMETOOLONG if they do not fit.
+ */
 static int
-address_keys(const struct config_address *a, int type, char **exact,
-    char **any)
+address_keys(const struct config_address *a, int type, char *exact,
+    char *any, size_t size)
 {
-	*exact = *any = NULL;
+	int n;
+
+	any[0] = '\0';
 	if (a->kind == CONFIG_ADDR_UNIX)
-		return asprintf(exact, "u%s", a->path) < 0 ? ALOOP_ENOMEM : 0;
-	if (asprintf(exact, "e%d:%u:%s", type, a->port_num,
-	    a->host != NULL ? a->host : "*") < 0) {
-		*exact = NULL;
-		return ALOOP_ENOMEM;
-	}
-	if (asprintf(any, "a%d:%u", type, a->port_num) < 0) {
-		*any = NULL;
-		free(*exact);
-		*exact = NULL;
-		return ALOOP_ENOMEM;
-	}
-	return 0;
+		n = snprintf(exact, size, "u%s", a->path);
+	else if ((n = snprintf(exact, size, "e%d:%u:%s", type, a->port_num,
+	    a->host != NULL ? a->host : "*")) >= 0 && (size_t)n < size)
+		n = snprintf(any, size, "a%d:%u", type, a->port_num);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 /* Whether entry @e says an earlier address clashes; see address_seen. */
@@ -744,7 +868,8 @@ clash(const struct strmap_entry *e, size_t idx, int *rc, size_t *other)
 /*
  * Check address @a of listener @idx against every earlier one, then add
  * it.  0 if it is new; 1 if listener @idx has it already; else 2 with
- * *@other the earliest other listener that takes it.  ALOOP_ENOMEM.
+ * *@other the earliest other listener that takes it.  ALOOP_ENOMEM, or
+ * -ENAMETOOLONG.
  */
 static int
 address_seen(struct config *cfg, size_t idx, const struct config_address *a,
@@ -752,14 +877,14 @@ address_seen(struct config *cfg, size_t idx, const struct config_address *a,
 {
 	struct strmap *m = &priv_of(cfg)->addrs;
 	struct strmap_entry *ex, *an;
-	char *exact, *any, wild[64];
+	/* A host name is at most 255 bytes, a socket path less still. */
+	char exact[320], any[64], wild[64];
 	int rc = 0, added;
 
-	if (address_keys(a, type, &exact, &any) != 0)
+	if ((rc = address_keys(a, type, exact, any, sizeof(exact))) != 0)
+		return rc;
+	if ((added = strmap_add(m, exact, idx, &ex)) < 0)
 		return ALOOP_ENOMEM;
-	added = strmap_add(m, exact, idx, &ex);
-	if (added < 0)
-		goto oom;
 	/* A host clashes with its own key and "*"; "*" with any host. */
 	if (added == 0 && (a->kind == CONFIG_ADDR_UNIX || a->host != NULL))
 		clash(ex, idx, &rc, other);
@@ -767,21 +892,15 @@ address_seen(struct config *cfg, size_t idx, const struct config_address *a,
 		snprintf(wild, sizeof(wild), "e%d:%u:*", type, a->port_num);
 		clash(strmap_get(m, wild), idx, &rc, other);
 	}
-	if (any != NULL) {
+	if (any[0] != '\0') {
 		if ((added = strmap_add(m, any, idx, &an)) < 0)
-			goto oom;
+			return ALOOP_ENOMEM;
 		if (added == 0 && a->host == NULL)
 			clash(an, idx, &rc, other);
 		an->last = idx;
 	}
 	ex->last = idx;
-	free(exact);
-	free(any);
 	return rc;
-oom:
-	free(exact);
-	free(any);
-	return ALOOP_ENOMEM;
 }
 
 /* Rules that could never match one of the listener's peers. */
@@ -845,6 +964,9 @@ check_listener(struct config *cfg, config_setting_t *s, size_t idx)
 			ol = &cfg->listeners[other];
 			config_report(e, NULL, "already used by listener "
 			    "\"%s\"", ol->name != NULL ? ol->name : "?");
+			break;
+		case -ENAMETOOLONG:
+			config_report(e, NULL, "address too long");
 			break;
 		default:
 			config_report(e, NULL, "out of memory");
@@ -921,6 +1043,9 @@ config_parse_listeners(struct config *cfg, config_setting_t *s,
 		config_report(s, NULL, "out of memory");
 		return;
 	}
+	/* Room for a name and two address keys each; a miss costs time. */
+	(void)strmap_reserve(&priv_of(cfg)->names, n);
+	(void)strmap_reserve(&priv_of(cfg)->addrs, 2 * (size_t)n);
 	for (unsigned i = 0; i < n; i++) {
 		config_setting_t *e = config_setting_get_elem(s, i);
 		struct config_listener *l = &cfg->listeners[i];

@@ -37,6 +37,13 @@ struct conn {
 	const uint64_t		*written;	/* the transport's byte count */
 	uint64_t		 counted;	/* of it, in the counters */
 	uint64_t		 bytes_in;
+	/*
+	 * What the plugin had the library forward from this connection
+	 * without data_received (aloop_transport_forward: the proxy's
+	 * splice), and how much of it is in bytes_in and the counters.
+	 */
+	const uint64_t		*forwarded;
+	uint64_t		 fwd_counted;
 	int			 got_eof;
 	int			 end;		/* a timeout's enum alog_end, or -1 */
 	struct conn_log		*log;		/* NULL: not logged */
@@ -114,6 +121,25 @@ count_written(struct conn_owner *o, const uint64_t *written,
 		SB_COUNT(o->m, SB_BYTES_OUT, *written - *counted);
 		*counted = *written;
 	}
+}
+
+/*
+ * Move what was forwarded since the last look into bytes_in and the
+ * counters; whether anything was.  Forwarded bytes pass no callback, so
+ * the daemon looks at each timeout check, at EOF and at the end.
+ */
+static int
+count_forwarded(struct conn *c)
+{
+	uint64_t d;
+
+	if (c->forwarded == NULL || *c->forwarded == c->fwd_counted)
+		return 0;
+	d = *c->forwarded - c->fwd_counted;
+	c->fwd_counted = *c->forwarded;
+	c->bytes_in += d;
+	SB_COUNT(c->o->m, SB_BYTES_IN, d);
+	return 1;
 }
 
 /* Call @fn(args) with the scoreboard on @cb, then count what it wrote. */
@@ -275,6 +301,17 @@ watch(void *arg)
 	c->watch = ALOOP_HANDLE_NONE;
 	if (aloop_transport_is_closing(c->t))
 		return;
+	/*
+	 * Bytes the library moved by itself (a forward) are activity the
+	 * callbacks did not see: the first byte, and traffic for the idle
+	 * timeout where the kernel keeps no times (UNIX sockets).
+	 */
+	if (count_forwarded(c) | (c->written != NULL &&
+	    *c->written != c->counted)) {
+		c->last_rx = now;
+		c->got_byte = 1;
+	}
+	count_written(c->o, c->written, &c->counted);
 	if (fd == NULL || sock_facts(*fd, &f) < 0)
 		memset(&f, 0, sizeof(f));
 	if (o->first_byte_timeout > 0 && !c->got_byte) {
@@ -475,6 +512,8 @@ conn_made(struct aloop_transport *t, void *state)
 	c->made = c->last_rx = aloop_time(c->o->loop);
 	/* TCP_NODELAY and SO_KEEPALIVE came from the listening socket. */
 	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
+	c->forwarded = aloop_transport_get_extra_info(t, "bytes_forwarded",
+	    NULL);
 	first_watch(c);
 	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
 		log_peer(c);
@@ -517,6 +556,7 @@ conn_eof(struct aloop_transport *t, void *state)
 	c->last_rx = aloop_time(c->o->loop);
 	c->got_byte = 1;
 	c->got_eof = 1;
+	(void)count_forwarded(c);
 	if (c->task != NULL)
 		keep = c->task->proto->eof_received(t, c->task->state);
 	else if (p->eof_received != NULL)
@@ -537,6 +577,7 @@ conn_lost(struct aloop_transport *t, void *state, const struct aloop_error *err)
 		aloop_log(ALOOP_LOG_DEBUG, "listener %s: connection lost: %s",
 		    o->name, err->message);
 	count_written(o, c->written, &c->counted);
+	(void)count_forwarded(c);
 	if (c->log != NULL)
 		log_finish(c, err);
 	if (o->m != NULL) {
@@ -744,6 +785,7 @@ task_lost(struct conn *c, const struct aloop_error *err)
 	k->lost = 1;
 	c->t = NULL;
 	c->written = NULL;
+	c->forwarded = NULL;
 	if (k->fut == NULL)
 		task_free(c);
 }

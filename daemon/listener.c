@@ -362,6 +362,11 @@ adopt(struct listener *l, int fd)
 		o.tcp_nodelay = cl->tcp_nodelay != 0;
 		o.sock = fd;
 		o.ssl = cl->tls != NULL ? cl->tls->ctx : NULL;
+		/*
+		 * Listeners with the same TLS settings share a context
+		 * (config_listener.c); sessions stay the listener's own.
+		 */
+		o.ssl_session_scope = cl->name;
 		o.ssl_handshake_failed = connection_tls_failed;
 		o.ssl_handshake_timeout = cl->handshake_timeout;
 		o.accept_filter = admit;

@@ -12,7 +12,8 @@ ALOOPD_CONFIG_SOURCES = \
 	daemon/logsink.h daemon/settings.c daemon/settings-int.h \
 	daemon/strmap.c daemon/strmap.h daemon/listening.c \
 	daemon/plugin_loader.c daemon/plugin_loader.h \
-	daemon/ticket_secret.c daemon/ticket_secret.h
+	daemon/ticket_secret.c daemon/ticket_secret.h daemon/tls_cache.c \
+	daemon/tls_cache.h
 # TLS reaches the daemon only through libaloop: no OpenSSL here.
 ALOOPD_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	$(LIBCONFIG_CFLAGS) $(LIBSYSTEMD_CFLAGS)

@@ -18,6 +18,7 @@
 #include "check.h"
 #include "config-int.h"
 #include "ticket_secret.h"
+#include "tls_cache.h"
 #include "master.h"
 
 #define DEFAULT_CONFIG	SYSCONFDIR "/aloop/aloop.conf"
@@ -148,12 +149,12 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	/* Before the first context is built: they all derive from it. */
-	if (!test_only && ticket_secret_init() != 0) {
-		fprintf(stderr, "aloopd: cannot make the session ticket "
-		    "secret\n");
-		return 1;
-	}
+	/*
+	 * Before the first context is built: they all derive from the
+	 * secret, which the first one that issues tickets makes.
+	 */
+	if (!test_only)
+		(void)ticket_secret_init();
 	if ((cfg = load_config(config_path)) == NULL) {
 		if (test_only)
 			fprintf(stderr, "%s: configuration test failed\n",
@@ -166,11 +167,13 @@ main(int argc, char **argv)
 
 		fprintf(stderr, "%s: configuration OK\n", config_path);
 		config_free(cfg);
+		tls_cache_clear();
 		return r == 0 && fflush(stdout) == 0 ? 0 : 1;
 	}
 	if (test_only) {
 		printf("%s: configuration OK\n", config_path);
 		config_free(cfg);
+		tls_cache_clear();
 		return 0;
 	}
 

@@ -36,6 +36,7 @@
 #include "scoreboard.h"
 #include "sockets.h"
 #include "ticket_secret.h"
+#include "tls_cache.h"
 
 /* How long a new generation may take to serve before it is given up. */
 #define START_TIMEOUT		30.0
@@ -182,6 +183,25 @@ remove_pidfile(void)
 	M.pid_fd = -1;
 }
 
+/*
+ * How many TLS contexts the listeners share, and how many of them this
+ * configuration built rather than kept from the one before.
+ */
+static void
+log_tls(const struct config *cfg)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->nlisteners; i++)
+		n += cfg->listeners[i].tls != NULL;
+	if (n == 0)
+		return;
+	aloop_log(ALOOP_LOG_INFO, "TLS: %zu listener%s, %zu context%s: %zu "
+	    "built, %zu kept", n, n == 1 ? "" : "s", cfg->tls.contexts,
+	    cfg->tls.contexts == 1 ? "" : "s", cfg->tls.built,
+	    cfg->tls.contexts - cfg->tls.built);
+}
+
 /* Start-up is done: the first generation serves. */
 static void
 started(struct gen *g)
@@ -211,6 +231,7 @@ started(struct gen *g)
 			    cfg->daemon.group != NULL ? ":" : "",
 			    cfg->daemon.group != NULL ? cfg->daemon.group : "");
 	}
+	log_tls(cfg);
 	aloop_log(ALOOP_LOG_NOTICE, "aloopd %s started: %zu listener%s, %u "
 	    "worker%s", PACKAGE_VERSION, cfg->nlisteners,
 	    cfg->nlisteners == 1 ? "" : "s", nw, nw == 1 ? "" : "s");
@@ -246,6 +267,7 @@ reloaded(void)
 		return;
 	cfg = gen_config(M.current);
 	nw = gen_workers(M.current);
+	log_tls(cfg);
 	aloop_log(ALOOP_LOG_NOTICE, "reloaded %s: %zu listener%s, %u "
 	    "worker%s", M.o.config_path, cfg->nlisteners,
 	    cfg->nlisteners == 1 ? "" : "s", nw, nw == 1 ? "" : "s");
@@ -911,6 +933,7 @@ fail:
 out:
 	/* Normally every worker has exited; not if the loop failed. */
 	gens_free_all();
+	tls_cache_clear();
 	if (!M.handed_over)
 		sockets_close_all();
 	if (M.ready_fd >= 0)

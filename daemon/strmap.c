@@ -13,6 +13,38 @@
 
 #include "strmap.h"
 
+/* Where the keys live; freed all at once with the map. */
+struct strmap_block {
+	struct strmap_block *next;
+	size_t		 used, size;
+	char		 bytes[];
+};
+
+#define BLOCK_SIZE	(64 * 1024)
+
+/* A copy of @key in @m's arena, or NULL. */
+static const char *
+keep(struct strmap *m, const char *key)
+{
+	size_t len = strlen(key) + 1;
+	struct strmap_block *b = m->blocks;
+	char *p;
+
+	if (b == NULL || b->size - b->used < len) {
+		size_t size = len > BLOCK_SIZE ? len : BLOCK_SIZE;
+
+		if ((b = malloc(sizeof(*b) + size)) == NULL)
+			return NULL;
+		b->next = m->blocks;
+		b->used = 0;
+		b->size = size;
+		m->blocks = b;
+	}
+	p = memcpy(b->bytes + b->used, key, len);
+	b->used += len;
+	return p;
+}
+
 /* FNV-1a: the keys are short and come from the operator's own file. */
 static size_t
 hash(const char *s)
@@ -48,13 +80,13 @@ strmap_get(const struct strmap *m, const char *key)
 	return e->key != NULL ? e : NULL;
 }
 
+/* Rehash into @cap slots, a power of two above twice the keys. */
 static int
-grow(struct strmap *m)
+rehash(struct strmap *m, size_t cap)
 {
-	size_t cap = m->cap > 0 ? m->cap * 2 : 64;
 	struct strmap_entry *v;
 
-	if (cap < m->cap || (v = calloc(cap, sizeof(*v))) == NULL)
+	if ((v = calloc(cap, sizeof(*v))) == NULL)
 		return ALOOP_ENOMEM;
 	for (size_t i = 0; i < m->cap; i++)
 		if (m->v[i].key != NULL)
@@ -63,6 +95,19 @@ grow(struct strmap *m)
 	m->v = v;
 	m->cap = cap;
 	return 0;
+}
+
+int
+strmap_reserve(struct strmap *m, size_t n)
+{
+	size_t cap = m->cap > 0 ? m->cap : 64;
+
+	while (cap / 2 < n) {
+		if (cap > SIZE_MAX / 2 / sizeof(struct strmap_entry))
+			return ALOOP_ENOMEM;
+		cap *= 2;
+	}
+	return cap > m->cap ? rehash(m, cap) : 0;
 }
 
 int
@@ -76,10 +121,10 @@ strmap_add(struct strmap *m, const char *key, size_t index,
 		*ep = e;
 		return 0;
 	}
-	if ((m->n + 1) * 2 > m->cap && grow(m) != 0)
+	if ((m->n + 1) * 2 > m->cap && strmap_reserve(m, m->n + 1) != 0)
 		return ALOOP_ENOMEM;
 	e = slot(m->v, m->cap, key, h);
-	if ((e->key = strdup(key)) == NULL)
+	if ((e->key = keep(m, key)) == NULL)
 		return ALOOP_ENOMEM;
 	e->hash = h;
 	e->first = e->last = index;
@@ -91,8 +136,12 @@ strmap_add(struct strmap *m, const char *key, size_t index,
 void
 strmap_clear(struct strmap *m)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		free(m->v[i].key);
+	while (m->blocks != NULL) {
+		struct strmap_block *b = m->blocks;
+
+		m->blocks = b->next;
+		free(b);
+	}
 	free(m->v);
 	memset(m, 0, sizeof(*m));
 }

@@ -10,17 +10,31 @@
 #include <stddef.h>
 
 struct strmap_entry {
-	char	*key;		/* owned; NULL: a free slot */
+	const char *key;	/* in the map's arena; NULL: a free slot */
 	size_t	 hash;		/* of key: most misses compare no string */
 	size_t	 first;		/* the index it was first stored with */
 	size_t	 last;		/* ... and last */
 };
 
-/* Zeroed, it is an empty map. */
+struct strmap_block;
+
+/*
+ * Zeroed, it is an empty map.  The keys are copied into blocks of the
+ * map's own, a few thousand to a block: a map of 100,000 keys costs a
+ * few dozen allocations rather than 100,000, and frees as fast.
+ */
 struct strmap {
 	struct strmap_entry *v;
 	size_t		 n, cap;	/* cap: 0 or a power of two */
+	struct strmap_block *blocks;	/* newest first */
 };
+
+/*
+ * Make room for @n keys in all, so that adding them rehashes nothing.
+ * ALOOP_ENOMEM (the map is then unchanged); a map too small only costs
+ * time, so a caller may ignore it.
+ */
+int	strmap_reserve(struct strmap *m, size_t n);
 
 /* The entry of @key, or NULL. */
 struct strmap_entry *strmap_get(const struct strmap *m, const char *key);

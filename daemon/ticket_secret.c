@@ -21,6 +21,7 @@
 
 static unsigned char secret[SECRET_LEN];
 static int have_secret;
+static int wanted;		/* ticket_secret_init() ran: a master */
 
 /* The previous master's secret, if this master is a binary upgrade. */
 static int
@@ -53,21 +54,30 @@ inherit(void)
 int
 ticket_secret_init(void)
 {
-	int r;
-
-	if (inherit() == 0) {
+	wanted = 1;
+	if (inherit() == 0)
 		have_secret = 1;
-		return 0;
-	}
-	if ((r = aloop_tls_make_ticket_secret(secret, sizeof(secret))) == 0)
-		have_secret = 1;
-	return r;
+	return 0;
 }
 
+int
+ticket_secret_wanted(void)
+{
+	return wanted;
+}
+
+/*
+ * Made on first use, not at start: the first call to OpenSSL's random
+ * generator sets it up, which takes a millisecond or more that a
+ * configuration without TLS listeners need not spend.
+ */
 const unsigned char *
 ticket_secret_get(size_t *len)
 {
 	*len = sizeof(secret);
+	if (!have_secret && wanted &&
+	    aloop_tls_make_ticket_secret(secret, sizeof(secret)) == 0)
+		have_secret = 1;
 	return have_secret ? secret : NULL;
 }
 
@@ -77,7 +87,9 @@ ticket_secret_hand_over(void)
 	char buf[16];
 	int p[2];
 
-	if (!have_secret || pipe(p) == -1)
+	if (!have_secret)
+		return 0;	/* none made: no ticket to resume either */
+	if (pipe(p) == -1)
 		return -1;
 	/* 32 bytes always fit a pipe's buffer: no reader needed yet. */
 	if (write(p[1], secret, sizeof(secret)) != (ssize_t)sizeof(secret)) {

@@ -148,6 +148,9 @@ struct aloop_loop {
 	void			*tasks;
 	void			(*tasks_close)(struct aloop_loop *, void *);
 
+	/* forward.c's pool of empty pipes (see aloop__loop_pipes_slot). */
+	void			*pipes;
+
 	/* The future aloop_run_until_complete waits for, if any. */
 	struct aloop_future	*ruc_future;
 

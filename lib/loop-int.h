@@ -85,4 +85,11 @@ void aloop__loop_set_tasks(struct aloop_loop *loop, void *tasks,
 struct aloop_executor *aloop__loop_take_executor(struct aloop_loop *loop);
 int aloop__loop_executor_refused(const struct aloop_loop *loop);
 
+/*
+ * The loop's slot for forward.c's pool of empty pipes (NULL until the
+ * first forward).  The pool tracks itself as a resource and clears the
+ * slot when the loop closes.  Loop thread only.
+ */
+void **aloop__loop_pipes_slot(struct aloop_loop *loop);
+
 #endif /* ALOOP_LOOP_INT_H */

@@ -890,6 +890,12 @@ aloop__loop_base(struct aloop_loop *loop)
 	return loop->base;
 }
 
+void **
+aloop__loop_pipes_slot(struct aloop_loop *loop)
+{
+	return &loop->pipes;
+}
+
 void *
 aloop__loop_tasks(struct aloop_loop *loop)
 {

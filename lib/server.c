@@ -77,6 +77,9 @@ struct aloop_server {
 	void				(*release)(void *, uintptr_t);
 	int				 proxy;		/* proxy_protocol */
 	double				 proxy_timeout;
+	/* ssl_session_scope's session id context, if one was given. */
+	unsigned char			 sid[32];
+	int				 has_sid;
 	void				(*proxy_failed)(void *,
 					    const struct aloop_error *);
 	/* Connections still sending their PROXY header. */
@@ -304,6 +307,13 @@ server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
 		rc = aloop__tls_transport_new(srv->loop, fd, srv->ssl, 1, NULL,
 		    srv->hs_timeout, srv->sd_timeout, srv->proto,
 		    srv->factory, srv->factory_arg, NULL, &t);
+		/*
+		 * The handshake starts from the loop, so this is in time;
+		 * 32 bytes are what OpenSSL takes at most: it cannot fail.
+		 */
+		if (rc == 0 && t != NULL && srv->has_sid)
+			(void)aloop__tls_set_session_id_context(t, srv->sid,
+			    sizeof(srv->sid));
 		if (rc != 0)
 			aloop_log(ALOOP_LOG_DEBUG, "cannot set up a TLS "
 			    "connection: %s", aloop_strerror(rc));
@@ -817,6 +827,16 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 	srv->proxy_failed = o->proxy_failed;
 	srv->sd_timeout = o->ssl_shutdown_timeout;
 	srv->close_timeout = o->close_timeout;
+	if (o->ssl != NULL && o->ssl_session_scope != NULL) {
+		if (aloop_tls_sha256(o->ssl_session_scope,
+		    strlen(o->ssl_session_scope), srv->sid) != 0) {
+			if (srv->ssl != NULL)
+				aloop_tls_context_release(srv->ssl);
+			free(srv);
+			return NULL;
+		}
+		srv->has_sid = 1;
+	}
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
 	srv->nodelay = o->tcp_nodelay != 0;
 	srv->spare = -1;

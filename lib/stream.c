@@ -197,31 +197,36 @@ stream_write_pipe_hup(struct stream *s)
 		aloop__transport_drop(t, 0, NULL);
 }
 
-static void
-stream_read_cb(evutil_socket_t fd, short what, void *arg)
+/*
+ * How much one readiness event may read before the loop runs anything
+ * else: reading on while a read fills the buffer saves a wake-up per
+ * buffer on a bulk stream, and the budget keeps one fast peer from
+ * starving the other connections and the timers.
+ */
+#define STREAM_READS_PER_EVENT	16
+
+/* One read and its delivery; whether to read again at once. */
+static int
+stream_read_once(struct stream *s, unsigned char *buf)
 {
-	struct stream *s = arg;
 	struct aloop_transport *t = &s->t;
 	const struct aloop_protocol *p = t->proto;
-	unsigned char *buf;
 	ssize_t n;
 
-	(void)what;
-	aloop__transport_ref(t);
-	if (s->kind == ALOOP__STREAM_WRITE_PIPE) {
-		stream_write_pipe_hup(s);
-		goto out;
-	}
-	if ((buf = aloop__read_buffer()) == NULL) {
-		aloop__transport_fatal(t, ALOOP_ENOMEM,
-		    "Fatal read error on socket transport");
-		goto out;
-	}
-	n = read(fd, buf, ALOOP__READ_MAX);
+	n = read(s->fd, buf, ALOOP__READ_MAX);
 	if (n > 0) {
 		if (p->data_received != NULL)
 			p->data_received(t, t->state, buf, (size_t)n);
-	} else if (n == 0)
+		/*
+		 * Only a full buffer says more is waiting, and only a
+		 * transport the callback left open and reading may take it
+		 * (it may have closed, aborted, paused, handed the
+		 * descriptor to TLS or read from elsewhere).
+		 */
+		return n == ALOOP__READ_MAX && s->reading && s->fd >= 0 &&
+		    !(t->flags & ALOOP__T_CLOSING);
+	}
+	if (n == 0)
 		stream_on_eof(s);
 	else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		;	/* A spurious wake-up. */
@@ -236,11 +241,65 @@ stream_read_cb(evutil_socket_t fd, short what, void *arg)
 		aloop__transport_fatal(t, -errno, s->is_sock ?
 		    "Fatal read error on socket transport" :
 		    "Fatal read error on pipe transport");
+	return 0;
+}
+
+static void
+stream_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct stream *s = arg;
+	struct aloop_transport *t = &s->t;
+	unsigned char *buf;
+	int i;
+
+	(void)fd;
+	(void)what;
+	aloop__transport_ref(t);
+	if (s->kind == ALOOP__STREAM_WRITE_PIPE) {
+		stream_write_pipe_hup(s);
+		goto out;
+	}
+	if (t->fwd_in != NULL) {
+		aloop__forward_readable(t);
+		goto out;
+	}
+	if ((buf = aloop__read_buffer()) == NULL) {
+		aloop__transport_fatal(t, ALOOP_ENOMEM,
+		    "Fatal read error on socket transport");
+		goto out;
+	}
+	for (i = 0; i < STREAM_READS_PER_EVENT; i++)
+		if (!stream_read_once(s, buf))
+			break;
 out:
 	aloop__transport_unref(t);
 }
 
 /* ------------------------------------------------------------ write */
+
+/* What waits to be sent: the buffer, then a forward's pipe. */
+static size_t
+stream_pending(const struct stream *s)
+{
+	size_t n = evbuffer_get_length(s->out);
+
+	if (__builtin_expect(s->t.fwd_out != NULL, 0))
+		n += aloop__forward_pending(&s->t);
+	return n;
+}
+
+/* The buffer and the pipe are empty: finish a close or a write_eof. */
+static void
+stream_drained(struct stream *s)
+{
+	struct aloop_transport *t = &s->t;
+
+	stream_stop_writing(s);
+	if (t->flags & ALOOP__T_CLOSING)
+		aloop__transport_lost(t, 0, NULL);
+	else if (s->eof_pending)
+		stream_shutdown_wr(s);
+}
 
 /* Send what the buffer holds; 0, or a negative errno after a fatal error. */
 static int
@@ -294,11 +353,12 @@ stream_write_cb(evutil_socket_t fd, short what, void *arg)
 	aloop__transport_resume_check(t);
 	if (aloop__transport_is_done(t) || evbuffer_get_length(s->out) > 0)
 		goto out;
-	stream_stop_writing(s);
-	if (t->flags & ALOOP__T_CLOSING)
-		aloop__transport_lost(t, 0, NULL);
-	else if (s->eof_pending)
-		stream_shutdown_wr(s);
+	if (t->fwd_out != NULL) {
+		/* The forward's pipe comes after the buffer. */
+		aloop__forward_writable(t);
+		goto out;
+	}
+	stream_drained(s);
 out:
 	aloop__transport_unref(t);
 }
@@ -357,7 +417,7 @@ stream_write_eof(struct aloop_transport *t)
 		aloop_transport_close(t);
 		return 0;
 	}
-	if (evbuffer_get_length(s->out) == 0)
+	if (stream_pending(s) == 0)
 		stream_shutdown_wr(s);
 	else
 		s->eof_pending = 1;
@@ -375,7 +435,7 @@ stream_get_write_buffer_size(const struct aloop_transport *t)
 {
 	const struct stream *s = (const struct stream *)(const void *)t;
 
-	return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+	return s->out != NULL ? stream_pending(s) : 0;
 }
 
 /* ------------------------------------------------------------ close */
@@ -386,7 +446,7 @@ stream_close(struct aloop_transport *t)
 	struct stream *s = STREAM(t);
 
 	stream_stop_reading(s);
-	if (evbuffer_get_length(s->out) == 0)
+	if (stream_pending(s) == 0)
 		aloop__transport_lost(t, 0, NULL);
 	/* Otherwise the write callback ends it once the buffer drained. */
 }
@@ -396,6 +456,8 @@ stream_teardown(struct aloop_transport *t)
 {
 	struct stream *s = STREAM(t);
 
+	if (t->fwd_in != NULL || t->fwd_out != NULL)
+		aloop__forward_gone(t);
 	if (s->rev != NULL) {
 		event_free(s->rev);
 		s->rev = NULL;
@@ -520,7 +582,8 @@ stream_detach(struct aloop_transport *t)
 
 	if (s->kind != ALOOP__STREAM_SOCKET)
 		return ALOOP_ENOTSUP;
-	if (evbuffer_get_length(s->out) > 0 || s->shut_wr || s->eof)
+	if (evbuffer_get_length(s->out) > 0 || s->shut_wr || s->eof ||
+	    t->fwd_in != NULL || t->fwd_out != NULL)
 		return ALOOP_ESTATE;
 	s->fd = -1;
 	stream_teardown(t);
@@ -640,4 +703,67 @@ aloop__stream_transport_made(struct aloop_transport *t)
 	if (aloop__transport_made(t) == 0)
 		stream_after_made(STREAM(t));
 	aloop__transport_unref(t);
+}
+
+/* ------------------------------------------------- for forward.c */
+
+int
+aloop__stream_fd(const struct aloop_transport *t)
+{
+	const struct stream *s = (const struct stream *)(const void *)t;
+
+	if (t->ops != &stream_ops || !s->is_sock)
+		return -1;
+	return s->fd;
+}
+
+int
+aloop__stream_read_eof(const struct aloop_transport *t)
+{
+	return ((const struct stream *)(const void *)t)->eof;
+}
+
+void
+aloop__stream_want_read(struct aloop_transport *t, int on)
+{
+	if (on)
+		stream_start_reading(STREAM(t));
+	else
+		stream_stop_reading(STREAM(t));
+}
+
+void
+aloop__stream_want_write(struct aloop_transport *t, int on)
+{
+	if (on)
+		stream_start_writing(STREAM(t));
+	else
+		stream_stop_writing(STREAM(t));
+}
+
+size_t
+aloop__stream_buffered(const struct aloop_transport *t)
+{
+	const struct stream *s = (const struct stream *)(const void *)t;
+
+	return s->out != NULL ? evbuffer_get_length(s->out) : 0;
+}
+
+void
+aloop__stream_eof(struct aloop_transport *t)
+{
+	struct stream *s = STREAM(t);
+
+	if (!s->eof && !(t->flags & ALOOP__T_CLOSING))
+		stream_on_eof(s);
+}
+
+void
+aloop__stream_output_drained(struct aloop_transport *t)
+{
+	struct stream *s = STREAM(t);
+
+	if (!aloop__transport_is_done(t) && s->fd >= 0 &&
+	    stream_pending(s) == 0)
+		stream_drained(s);
 }

@@ -1107,3 +1107,17 @@ aloop__tls_mark_upgrade(struct aloop_transport *t)
 {
 	TLS(t)->upgrade = 1;
 }
+
+int
+aloop__tls_set_session_id_context(struct aloop_transport *t,
+    const unsigned char *sid, size_t len)
+{
+	struct tls *s = TLS(t);
+
+	if (!s->server_side || len > SSL_MAX_SID_CTX_LENGTH ||
+	    SSL_set_session_id_context(s->ssl, sid, (unsigned)len) != 1) {
+		ERR_clear_error();
+		return ALOOP_EINVAL;
+	}
+	return 0;
+}

@@ -1325,6 +1325,30 @@ aloop_tls_context_load_ocsp_response(struct aloop_tls_context *ctx,
 	return 0;
 }
 
+/* Fetched once: aloopd digests every TLS listener's settings. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+fetch_sha256(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+int
+aloop_tls_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	unsigned int n = 0;
+
+	pthread_once(&sha256_once, fetch_sha256);
+	if (sha256_md == NULL ||
+	    EVP_Digest(data, len, out, &n, sha256_md, NULL) != 1 || n != 32) {
+		ERR_clear_error();
+		return ALOOP_ENOMEM;
+	}
+	return 0;
+}
+
 void
 aloop__tls_context_set_clock(struct aloop_tls_context *ctx,
     time_t (*clock)(void))

@@ -69,6 +69,7 @@ struct aloop_transport;
 struct aloop_tls_context;
 struct aloop__protocol_common;
 struct aloop__sendfile;
+struct aloop__forward;
 
 /*
  * What a kind implements.  Every pointer may be NULL unless marked
@@ -241,6 +242,16 @@ struct aloop_transport {
 	struct aloop__sendfile	*sendfile;	/* one in progress, or NULL */
 
 	/*
+	 * aloop_transport_forward (forward.c): the forward that reads this
+	 * transport, and the one that writes into it; either may be NULL.
+	 * bytes_forwarded counts what the former read, which data_received
+	 * never saw.
+	 */
+	struct aloop__forward	*fwd_in;
+	struct aloop__forward	*fwd_out;
+	uint64_t		 bytes_forwarded;
+
+	/*
 	 * The bound of a graceful close: once aloop_transport_close began,
 	 * a peer that takes none of our bytes for close_timeout seconds is
 	 * reset, first while the buffer flushes (close_progress: loop time
@@ -372,6 +383,14 @@ aloop__transport_is_done(const struct aloop_transport *t)
  * resume_check also wakes a sendfile waiting for the buffer to drain.
  */
 void	aloop__transport_pause_check(struct aloop_transport *t);
+
+/*
+ * The pause_writing edge whatever the size: a forward whose pipe is full
+ * and whose destination takes nothing (the pipe holds less than the
+ * high-water mark, but nothing more will come in).  A no-op when paused
+ * already.  resume_check ends it as usual.
+ */
+void	aloop__transport_pause_edge(struct aloop_transport *t);
 void	aloop__transport_resume_check(struct aloop_transport *t);
 
 /*
@@ -467,9 +486,13 @@ int	aloop__transport_ended_unmade(const struct aloop_transport *t,
  * one buffer per thread serves every connection, plain and TLS, and idle
  * connections cost nothing for reading.  Freed when the thread exits.
  * asyncio reads 256 KiB at a time; 64 KiB already takes a whole loopback
- * burst in one read and keeps the buffer small.
+ * burst in one read and keeps the buffer small.  The extra 4 KiB are for
+ * the stream's read-until-drained, which reads again only after a read
+ * that filled the buffer: with a power of two, every 64 KiB message (a
+ * common size) would fill it exactly and cost one more read that finds
+ * the socket empty.
  */
-#define ALOOP__READ_MAX		(64 * 1024)
+#define ALOOP__READ_MAX		(68 * 1024)
 unsigned char	*aloop__read_buffer(void);
 
 /* ------------------------------------------------- stream and pipes */
@@ -521,6 +544,42 @@ void	aloop__sock_set_nodelay(int fd);
  */
 void	aloop__sock_close_reset(int fd);
 
+/* ------------------------------------------ forwarding (forward.c) */
+
+/*
+ * What stream.c offers forward.c.  aloop__stream_fd: the descriptor of a
+ * plain stream socket transport (TCP or UNIX, not TLS, not a pipe), or
+ * -1 (another kind, or already torn down).  want_read / want_write start
+ * or stop the transport's own read and write events without touching
+ * its flags (a forward's back-pressure, not the protocol's pause).
+ * read_eof: whether the peer's EOF was read already.
+ * buffered: the bytes in the transport's own write buffer.  eof: deliver
+ * the peer's EOF to the protocol as a read of 0 bytes would have.
+ * output_drained: the forward into @t emptied its pipe; finish what a
+ * drained buffer finishes (a pending close or write_eof).
+ */
+int	aloop__stream_fd(const struct aloop_transport *t);
+int	aloop__stream_read_eof(const struct aloop_transport *t);
+void	aloop__stream_want_read(struct aloop_transport *t, int on);
+void	aloop__stream_want_write(struct aloop_transport *t, int on);
+size_t	aloop__stream_buffered(const struct aloop_transport *t);
+void	aloop__stream_eof(struct aloop_transport *t);
+void	aloop__stream_output_drained(struct aloop_transport *t);
+
+/*
+ * What forward.c offers stream.c.  readable: @t (t->fwd_in's source) is
+ * readable: move what it has.  writable: @t (t->fwd_out's destination)
+ * is writable and its own buffer is empty: send what the pipe holds.
+ * pending: the bytes the forward into @t holds for it (in its pipe),
+ * part of @t's write buffer size.  gone: @t is being torn down (an abort,
+ * a reset, the end): the forwards it takes part in let go of it, without
+ * calling user code.
+ */
+void	aloop__forward_readable(struct aloop_transport *t);
+void	aloop__forward_writable(struct aloop_transport *t);
+size_t	aloop__forward_pending(const struct aloop_transport *t);
+void	aloop__forward_gone(struct aloop_transport *t);
+
 /* ---------------------------------------------------------- TLS hook */
 
 /*
@@ -551,6 +610,15 @@ int	aloop__tls_transport_new(struct aloop_loop *loop, int fd,
  * seen connection_made already, so it does not run it again.
  */
 void	aloop__tls_mark_upgrade(struct aloop_transport *t);
+
+/*
+ * The session id context of the server-side TLS transport @t (from
+ * aloop__tls_transport_new, before its handshake started): the sessions
+ * it makes carry @sid (@len bytes, at most 32) and only sessions that
+ * carry it resume.  0, or ALOOP_EINVAL.
+ */
+int	aloop__tls_set_session_id_context(struct aloop_transport *t,
+	    const unsigned char *sid, size_t len);
 
 /*
  * The peer's address of the TLS transport @t, as accept() gave it (a

@@ -606,6 +606,19 @@ aloop__transport_pause_check(struct aloop_transport *t)
 	}
 }
 
+void
+aloop__transport_pause_edge(struct aloop_transport *t)
+{
+	if (t->flags & (ALOOP__T_PAUSED_WRITE | ALOOP__T_LOST | ALOOP__T_DONE))
+		return;
+	t->flags |= ALOOP__T_PAUSED_WRITE;
+	if (t->cb.pause_writing != NULL) {
+		aloop__transport_ref(t);
+		t->cb.pause_writing(t, t->state);
+		aloop__transport_unref(t);
+	}
+}
+
 static void	transport_sendfile_wake(struct aloop_transport *t);
 
 void
@@ -729,6 +742,11 @@ aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
 			*len = sizeof(t->bytes_written);
 		return &t->bytes_written;
 	}
+	if (strcmp(name, "bytes_forwarded") == 0) {
+		if (len != NULL)
+			*len = sizeof(t->bytes_forwarded);
+		return &t->bytes_forwarded;
+	}
 	if (strcmp(name, "aborted") == 0) {
 		static const int no = 0, yes = 1;
 
@@ -801,7 +819,7 @@ aloop_transport_writelines(struct aloop_transport *t, const struct iovec *iov,
 	if (t->ops->write == NULL)
 		return ALOOP_ENOTSUP;
 	/* asyncio: "unable to write; sendfile is in progress". */
-	if (__builtin_expect(t->sendfile != NULL, 0))
+	if (__builtin_expect(t->sendfile != NULL || t->fwd_out != NULL, 0))
 		return ALOOP_ESTATE;
 	return transport_write_iov(t, iov, iovcnt, total);
 }
@@ -1222,7 +1240,7 @@ aloop_transport_sendfile(struct aloop_transport *t, int file, off_t offset,
 	if (t->ops->write == NULL)
 		return ALOOP_ENOTSUP;
 	if (t->flags & (ALOOP__T_CLOSING | ALOOP__T_EOF_WRITTEN) ||
-	    t->sendfile != NULL)
+	    t->sendfile != NULL || t->fwd_out != NULL)
 		return ALOOP_ESTATE;
 	if ((rc = aloop_future_new(t->loop, &f)) != 0)
 		return rc;

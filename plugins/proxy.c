@@ -21,6 +21,13 @@
  * leaving).  A client that stops reading is the listener's write_timeout's
  * to end, and a pair silent on both sides its idle_timeout's.
  *
+ * Between plain TCP or UNIX sockets on both sides the bytes do not pass
+ * through the proxy at all: once the upstream is connected, each
+ * direction is spliced in the kernel (aloop_transport_forward), with the
+ * same back-pressure, half-close and timeout rules; the callbacks below
+ * then see only the EOFs, the flow-control edges and the ends.  A TLS
+ * side, or splice = false, keeps the copying path.
+ *
  * Which upstream a client gets, and which are up, is proxy_balance.c's.
  *
  * settings:
@@ -34,6 +41,8 @@
  *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
  *	upstream_write_timeout = 60.0;	seconds it may take nothing; 0: none
  *	high_water = 65536;	bytes buffered per direction before pausing
+ *	splice = true;		zero-copy between plain sockets (Linux
+ *				splice); false: copy through the proxy
  *	tls = {			optional: talk TLS to the upstream
  *		ca = "/etc/ssl/app-ca.pem";	default: the system's CAs
  *		verify = true;			certificate and host name
@@ -63,9 +72,9 @@
 /*
  * Client bytes held while the upstream connects: reading pauses at
  * high_water, and a transport may deliver one more read (a TLS record,
- * say) before the pause takes effect.
+ * say, or a full 68 KiB read) before the pause takes effect.
  */
-#define PROXY_PENDING_SLACK	(64 * 1024)
+#define PROXY_PENDING_SLACK	(128 * 1024)
 
 struct proxy_upstream {
 	char		*host;		/* NULL for a UNIX socket */
@@ -90,6 +99,7 @@ struct proxy {
 	size_t			 high_water;
 	size_t			 max_connecting;
 	int			 send_proxy;	/* 0, 1 or 2: PROXY header */
+	int			 splice;	/* forward plain pairs in-kernel */
 	size_t			 connecting;	/* pairs without an upstream yet */
 	/* At max_connecting: logged when it starts and when it ends. */
 	int			 refusing;
@@ -492,12 +502,12 @@ proxy_init(const struct aloop_plugin_env *env,
 	static const char *const names[] = { "upstream", "connect_timeout",
 	    "half_close_timeout", "upstream_write_timeout", "max_connecting",
 	    "high_water", "tls", "balance", "health_check", "send_proxy",
-	    NULL };
+	    "splice", NULL };
 	const struct aloop_settings *tls;
 	struct proxy *px;
 	double timeout = 10.0, half = 60.0, wtimeout = 60.0;
 	long long high = 65536, connecting = 256;
-	int rc, bad = 0;
+	int rc, bad = 0, splice = 1;
 
 	*instance = NULL;
 	if ((px = calloc(1, sizeof(*px))) == NULL)
@@ -556,6 +566,10 @@ proxy_init(const struct aloop_plugin_env *env,
 		    "max_connecting"), "out of range (1..65536)");
 		bad = 1;
 	}
+	if (aloop_settings_get_bool(settings, "splice", &splice) ==
+	    ALOOP_ECONFIG)
+		bad = 1;
+	px->splice = splice;
 	px->connect_timeout = timeout;
 	px->half_close_timeout = half;
 	px->write_timeout = wtimeout;
@@ -730,6 +744,22 @@ pair_limits(struct proxy_pair *p, struct aloop_transport *t)
 	    (ssize_t)p->px->high_water, (ssize_t)(p->px->high_water / 4));
 }
 
+/*
+ * Both sides connected: let the kernel move the bytes where it can.  A
+ * direction that cannot be spliced (a TLS side: ALOOP_ENOTSUP; a client
+ * whose EOF came during the connect: ALOOP_ESTATE) goes on copying
+ * through up_data and client_data.  Called after the PROXY header and
+ * the client's early bytes were written, which the forward sends first.
+ */
+static void
+pair_splice(struct proxy_pair *p)
+{
+	if (!p->px->splice)
+		return;
+	(void)aloop_transport_forward(p->client, p->up, NULL, NULL);
+	(void)aloop_transport_forward(p->up, p->client, NULL, NULL);
+}
+
 static int
 up_factory(void *arg, void **state)
 {
@@ -785,6 +815,7 @@ up_made(struct aloop_transport *t, void *state)
 			return;
 		}
 	}
+	pair_splice(p);
 	if (p->client_eof) {
 		/* As client_eof would have, had we been connected. */
 		if (aloop_transport_can_write_eof(t)) {

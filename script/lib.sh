@@ -17,6 +17,11 @@ ALOOP_PACKAGES="$ALOOP_PACKAGES clang libclang-rt-14-dev"
 # HAProxy sends PROXY protocol headers in the proxy_protocol daemon test.
 ALOOP_PACKAGES="$ALOOP_PACKAGES haproxy"
 
+# script/bootstrap --bench: the proxies bench/run.sh's proxy group
+# measures aloopd's proxy plugin against, HAProxy and nginx with its stream
+# module (the shared harness's install_peers.sh has the other peers).
+ALOOP_BENCH_PACKAGES="haproxy nginx libnginx-mod-stream"
+
 # ensure_packages PKG...: install what is missing (as root), or print the
 # exact command and fail.
 ensure_packages() {

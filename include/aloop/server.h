@@ -117,6 +117,17 @@ struct aloop_server_options {
 	 */
 	double			  close_timeout;	/* 5 s */
 	/*
+	 * TLS: NULL, or the name of the sessions this server's handshakes
+	 * make and resume.  A session, by ticket or from the server's cache,
+	 * resumes only on a server of the same context and the same scope
+	 * (OpenSSL's session id context, set per connection: a hash of the
+	 * string).  Servers that share one context but must not resume one
+	 * another's sessions -- serving different protocols, say -- give
+	 * different scopes; NULL is the context's own, shared by every
+	 * server of it that gives none.  Copied.
+	 */
+	const char		 *ssl_session_scope;	/* NULL */
+	/*
 	 * TCP_NODELAY for every accepted TCP connection, 1 or 0.  Set once
 	 * on each listening socket (an adopted o->sock included), which
 	 * Linux passes on to the sockets it accepts; the first connection
@@ -243,13 +254,16 @@ struct aloop_connection_options {
 	/* The connection's close timeout (aloop_transport_close); >= 0. */
 	double			  close_timeout;	/* 5 s */
 	/*
-	 * TCP_NODELAY for every accepted TCP connection, 1 or 0.  Set once
-	 * on each listening socket (an adopted o->sock included), which
-	 * Linux passes on to the sockets it accepts; the first connection
-	 * accepted is checked, and should a kernel not pass it on, the
-	 * server sets it on each connection instead.
+	 * TLS: NULL, or the name of the sessions this server's handshakes
+	 * make and resume.  A session, by ticket or from the server's cache,
+	 * resumes only on a server of the same context and the same scope
+	 * (OpenSSL's session id context, set per connection: a hash of the
+	 * string).  Servers that share one context but must not resume one
+	 * another's sessions -- serving different protocols, say -- give
+	 * different scopes; NULL is the context's own, shared by every
+	 * server of it that gives none.  Copied.
 	 */
-	int			  tcp_nodelay;		/* 1 */
+	const char		 *ssl_session_scope;	/* NULL */
 };
 ALOOP_API void aloop_connection_options_init(struct aloop_connection_options *o);
 

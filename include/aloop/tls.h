@@ -200,6 +200,15 @@ ALOOP_API int aloop_tls_make_ticket_secret(void *buf, size_t len);
 ALOOP_API int aloop_tls_context_load_ocsp_response(struct aloop_tls_context *ctx,
     size_t cert, const char *path);
 
+/**
+ * SHA-256 of the @len bytes at @data into @out: to tell whether the files
+ * a context was built from still hold what they held (aloopd keeps the
+ * contexts of a reload whose files did not change).  0, or ALOOP_ENOMEM
+ * when OpenSSL fails.  Any thread.
+ */
+ALOOP_API int aloop_tls_sha256(const void *data, size_t len,
+    unsigned char out[32]);
+
 /** OpenSSL's SSL_CTX *, as void *, for what this API does not cover. */
 ALOOP_API void *aloop_tls_context_get_ssl_ctx(struct aloop_tls_context *ctx);
 

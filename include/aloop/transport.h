@@ -100,6 +100,11 @@ ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
  *   "bytes_written"          const uint64_t *  (payload bytes write,
  *                            writelines and sendto accepted so far; any
  *                            transport, also during connection_lost)
+ *   "bytes_forwarded"        const uint64_t *  (payload bytes read from
+ *                            this transport and passed on by
+ *                            aloop_transport_forward, which
+ *                            data_received never saw; the destination
+ *                            counts them in its "bytes_written")
  *   "aborted"                const int *  (1 once aloop_transport_abort
  *                            ended the transport, 0 if it was closed or
  *                            ended by itself; any transport, also during
@@ -245,6 +250,79 @@ ALOOP_API size_t aloop_transport_get_write_buffer_size(const struct aloop_transp
  */
 ALOOP_API int aloop_transport_sendfile(struct aloop_transport *t, int file,
     off_t offset, size_t count, struct aloop_future **fut);
+
+/**
+ * Called once when a forward ends (see aloop_transport_forward), on a
+ * later loop turn than what ended it.  @status is 0 when @src ended
+ * first and everything read from it was handed to @dst: its EOF (then
+ * @src's eof_received has run already, after the last byte went to
+ * @dst), or a close, abort or error of @src (whose connection_lost says
+ * which).  It is -EPIPE when @dst ended first or had write_eof called
+ * (what the pipe still held is dropped when @dst was aborted, sent when
+ * it was closed).  Both transports are valid during the call (the
+ * forward holds a reference on each until it returns), also after their
+ * connection_lost.
+ */
+typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
+    struct aloop_transport *dst, void *arg, int status);
+
+/**
+ * Forward the bytes @src receives to @dst inside the kernel, without
+ * copying them through user space: splice(2) through a pipe.  A TCP
+ * proxy's bulk path, where data_received and write would copy every
+ * byte twice.  One direction per call; a proxy calls it twice, once per
+ * direction.
+ *
+ * Both transports must be plain stream sockets (TCP or UNIX, made by
+ * create_connection, create_server, connect_accepted_socket and their
+ * UNIX forms; not TLS, not pipes), made and not closing; @src must not
+ * have seen its EOF nor take part in another forward as a source, @dst
+ * must not have had write_eof nor be a destination already, nor be
+ * running a sendfile.  Otherwise: ALOOP_ENOTSUP (another kind: keep
+ * copying with data_received and write), ALOOP_ESTATE, ALOOP_EINVAL
+ * (@src == @dst), ALOOP_ENOMEM.  Nothing has changed then.
+ *
+ * From the call on, until the forward ends:
+ *   - @src's data_received is no longer called; what @dst had buffered
+ *     is sent first, then the forwarded bytes, in order.  aloop_transport_
+ *     write and sendfile on @dst return ALOOP_ESTATE.
+ *   - Back-pressure as with write: the pipe holds at most its capacity
+ *     (1 MiB at most); while @dst does not take it, @src is not read, so
+ *     memory stays bounded whatever the peers do.  When the
+ *     pipe is full and @dst takes nothing, @dst's protocol gets
+ *     pause_writing, and resume_writing once the pipe drained to its
+ *     low-water mark; the pipe's bytes count in @dst's write buffer
+ *     size.  pause_reading on @src stops the forward too, resume_reading
+ *     restarts it.
+ *   - Each readiness event moves at most 1 MiB before the loop runs
+ *     anything else.
+ *   - Counting: what is read from @src adds to its "bytes_forwarded"
+ *     and to @dst's "bytes_written" extra info.
+ *   - The pipe (1 MiB where the user's pipe quota allows) is taken
+ *     from a small pool per loop when bytes arrive and given back once
+ *     it is empty again, so an idle forward holds no descriptor; the
+ *     pool closes what it kept after 2 s unused.  When no pipe can be
+ *     had (EMFILE, ENFILE) the bytes are read and written through user
+ *     space instead, and the forward goes on.  A busy forward holds two
+ *     descriptors besides the sockets.
+ *
+ * The forward ends, and @done (may be NULL) is called, when:
+ *   - @src reads EOF: once the pipe drained into @dst, @src's protocol
+ *     gets eof_received as usual (nothing is sent to @dst: a protocol
+ *     passes the half-close on with aloop_transport_write_eof(@dst) if
+ *     it wants to); status 0.
+ *   - @src is closed, aborted or fails: what the pipe holds still goes
+ *     to @dst; status 0 after a close, its error otherwise.  A reset or
+ *     a read error ends @src through its connection_lost as without a
+ *     forward.
+ *   - @dst is closed (the pipe is flushed as part of the close), has
+ *     write_eof called, is aborted or fails (the pipe is dropped; a write
+ *     error ends @dst through its connection_lost): status -EPIPE.
+ * @src then reads for data_received again unless it is closing, at EOF
+ * or paused.  Loop thread only.
+ */
+ALOOP_API int aloop_transport_forward(struct aloop_transport *src,
+    struct aloop_transport *dst, aloop_forward_done_fn done, void *arg);
 
 /**
  * Datagram transports: send one datagram (empty ones too; @data is

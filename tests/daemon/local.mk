@@ -96,3 +96,8 @@ EXTRA_DIST += tests/daemon/test_proxy_balance.py
 # OCSP stapling from a file made with `openssl ocsp` (openssl s_client).
 TESTS += tests/daemon/test_tls_sessions.py
 EXTRA_DIST += tests/daemon/test_tls_sessions.py
+
+# Listeners with the same TLS settings share a context, not sessions; a
+# reload keeps the unchanged contexts and builds the changed ones.
+TESTS += tests/daemon/test_tls_contexts.py
+EXTRA_DIST += tests/daemon/test_tls_contexts.py

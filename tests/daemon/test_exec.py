@@ -53,7 +53,8 @@ def gone(pid, timeout=10):
             if state == "Z":
                 time.sleep(0.05)
                 continue
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
+            # Reaped between the open and the read: ESRCH.
             return True
         time.sleep(0.05)
     return False

@@ -482,6 +482,213 @@ def test_bad_settings_rejected():
         assert what in r.stderr, (what, r.stderr)
 
 
+class HashUpstream(threading.Thread):
+    """Hashes what it gets until EOF, answers the digest and then @down
+    bytes of its own, and closes."""
+
+    def __init__(self, down=0):
+        super().__init__(daemon=True)
+        self.down = down
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(c,),
+                             daemon=True).start()
+
+    def serve(self, c):
+        with c:
+            digest = hashlib.sha256()
+            n = 0
+            while True:
+                data = c.recv(262144)
+                if not data:
+                    break
+                digest.update(data)
+                n += len(data)
+            c.sendall(b"%d %s\n" % (n, digest.hexdigest().encode()))
+            block = bytes(range(256)) * 1024
+            left = self.down
+            while left > 0:
+                c.sendall(block[:left])
+                left -= min(left, len(block))
+
+
+SPLICE_BIG = 64 * 1024 * 1024
+
+
+def splice_transfer(splice):
+    """SPLICE_BIG bytes up, checked by hash, 8 MiB down, and the access
+    log's byte counts exact, with splice on or off."""
+    d = h.tmpdir()
+    log = os.path.join(d, "access.log")
+    down = 8 * 1024 * 1024
+    up = HashUpstream(down)
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", port, "tcp",
+        'idle_timeout = 20; settings = { upstream = [ "127.0.0.1:%d" ]; '
+        'splice = %s; };' % (up.port, "true" if splice else "false"))],
+        'access_log = "%s";' % log)
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    chunk = os.urandom(1024 * 1024)
+    digest = hashlib.sha256()
+    with h.connect(port, timeout=60) as s:
+        for i in range(SPLICE_BIG // len(chunk)):
+            block = chunk[i:] + chunk[:i]
+            s.sendall(block)
+            digest.update(block)
+        s.shutdown(socket.SHUT_WR)
+        got = h.recv_all(s)
+    line, rest = got.split(b"\n", 1)
+    assert line == b"%d %s" % (SPLICE_BIG, digest.hexdigest().encode()), line
+    assert rest == (bytes(range(256)) * 1024 * (down // 262144 + 1))[:down]
+    want_out = len(line) + 1 + down
+    deadline = time.monotonic() + 10
+    entry = ""
+    while time.monotonic() < deadline and "bytes_in" not in entry:
+        with open(log) as f:
+            entry = f.read()
+        time.sleep(0.05)
+    fields = dict(m.group(1, 2) for m in
+                  re.finditer(r"(\w+)=(\S+)", entry.splitlines()[0]))
+    assert int(fields["bytes_in"]) == SPLICE_BIG, entry
+    assert int(fields["bytes_out"]) == want_out, entry
+    assert fields["end"] == "eof", entry
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_splice_64mib_hash_and_access_log():
+    splice_transfer(True)
+
+
+def test_copy_64mib_hash_and_access_log():
+    splice_transfer(False)
+
+
+def test_splice_upstream_half_closes_first():
+    """The upstream says hello and sends its EOF first; the client's bytes
+    still reach it afterwards, and then its EOF."""
+    d = h.tmpdir()
+    got = []
+    done = threading.Event()
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+
+    def serve():
+        c, _ = ls.accept()
+        with c:
+            c.sendall(b"hello")
+            c.shutdown(socket.SHUT_WR)
+            n = 0
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                n += len(data)
+            got.append(n)
+            done.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    daemon, port = start_proxy(d, ["127.0.0.1:%d" % ls.getsockname()[1]])
+    with h.connect(port) as s:
+        assert h.recv_all(s) == b"hello"
+        s.sendall(b"z" * 3000000)
+        s.shutdown(socket.SHUT_WR)
+        assert done.wait(20)
+        assert h.recv_all(s) == b""
+    assert got == [3000000], got
+    ls.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_splice_busy_pair_not_idle():
+    """A spliced pair whose bytes flow never pass data_received: neither
+    first_byte_timeout nor idle_timeout may take it for idle."""
+    d = h.tmpdir()
+    up = EchoUpstream()
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", port, "tcp",
+        'first_byte_timeout = 1; idle_timeout = 1; '
+        'settings = { upstream = [ "127.0.0.1:%d" ]; };' % up.port)])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    with h.connect(port) as s:
+        time.sleep(0.5)        # connected, and spliced, before any byte
+        for i in range(12):
+            s.sendall(b"tick %02d\n" % i)
+            assert h.recv_exactly(s, 8) == b"tick %02d\n" % i
+            time.sleep(0.25)
+    # Silent for longer than idle_timeout: now it is closed.
+    with h.connect(port) as s:
+        s.sendall(b"x")
+        assert h.recv_exactly(s, 1) == b"x"
+        s.settimeout(10)
+        t0 = time.monotonic()
+        assert h.recv_all(s) == b""
+        assert time.monotonic() - t0 < 5
+    assert daemon.stop() == 0, daemon.text()
+
+
+def test_splice_stalled_client_write_timeout():
+    """A client that reads nothing of a spliced download: the listener's
+    write_timeout resets it, and the access log says why."""
+    d = h.tmpdir()
+    log = os.path.join(d, "access.log")
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    held = []
+
+    def serve():
+        c, _ = ls.accept()
+        held.append(c)
+        try:
+            c.sendall(b"d" * (64 * 1024 * 1024))
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", port, "tcp",
+        'write_timeout = 1; settings = { upstream = [ "127.0.0.1:%d" ]; '
+        'upstream_write_timeout = 0; };' % ls.getsockname()[1])],
+        'access_log = "%s";' % log)
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    s = h.connect(port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    t0 = time.monotonic()
+    entry = ""
+    while time.monotonic() - t0 < 15 and "end=" not in entry:
+        time.sleep(0.1)
+        with open(log) as f:
+            entry = f.read()
+    assert "end=write_timeout" in entry, entry
+    assert time.monotonic() - t0 < 6
+    s.close()
+    for c in held:
+        c.close()
+    ls.close()
+    assert daemon.stop() == 0, daemon.text()
+
+
+
 def tls13_handshake_then_leave(port):
     """A TLS 1.3 handshake whose last flight goes out in one segment with
     the FIN (TCP_CORK holds it), then whatever the server still sends."""
@@ -551,6 +758,12 @@ TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_tls_listener_in_front_of_http_server,
          test_unreachable_logged_once_per_burst,
          test_reload_drops_listener_with_live_pair,
-         test_bad_settings_rejected, test_tls_client_gone_after_handshake]
+         test_bad_settings_rejected,
+         test_splice_64mib_hash_and_access_log,
+         test_copy_64mib_hash_and_access_log,
+         test_splice_upstream_half_closes_first,
+         test_splice_busy_pair_not_idle,
+         test_splice_stalled_client_write_timeout,
+         test_tls_client_gone_after_handshake]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])

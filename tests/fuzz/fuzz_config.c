@@ -66,5 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strchr(cfg->errors[i], '\0') == NULL)
 			abort();
 	config_free(cfg);
+	/* Each input on its own: no context kept from the one before. */
+	tls_cache_clear();
 	return 0;
 }

@@ -72,7 +72,8 @@ compile() {
 config_sources="daemon/config.c daemon/config_file.c daemon/config_parse.c
     daemon/config_listener.c daemon/access.c daemon/settings.c
     daemon/ticket_secret.c daemon/plugin_loader.c
-    daemon/strmap.c lib/error.c lib/log.c lib/version.c lib/tls_context.c"
+    daemon/strmap.c daemon/tls_cache.c lib/error.c lib/log.c lib/version.c
+    lib/tls_context.c"
 
 build() {
 	objs=

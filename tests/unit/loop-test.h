@@ -7,6 +7,7 @@
 #define ALOOP_LOOP_TEST_H
 
 #include <dirent.h>
+#include <time.h>
 
 #include <aloop/future.h>
 #include <aloop/loop.h>
@@ -108,6 +109,23 @@ count_fds(void)
 			n++;
 	closedir(d);
 	return n - 1;	/* the directory's own descriptor */
+}
+
+/*
+ * count_fds(), once it is @want or @secs have passed: a thread a closed
+ * loop left to finish on its own (a name lookup, detached) may hold a
+ * socket for a moment after the loop is gone.
+ */
+static inline int
+count_fds_settled(int want, double secs)
+{
+	struct timespec pause = { 0, 10 * 1000 * 1000 };
+	int n;
+
+	for (double waited = 0; (n = count_fds()) != want && waited < secs;
+	    waited += 0.01)
+		nanosleep(&pause, NULL);
+	return n;
 }
 
 /*

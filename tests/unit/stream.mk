@@ -76,3 +76,11 @@ tests_unit_test_proxy_server_CPPFLAGS = $(TEST_CPPFLAGS)
 tests_unit_test_proxy_server_LDADD = tests/unit/libtlscerts.la \
 	$(STREAM_TEST_LDADD) $(OPENSSL_LIBS)
 TESTS += tests/unit/test_proxy_server
+
+# aloop_transport_forward (splice between two stream sockets) and the
+# stream's read-until-drained.
+check_PROGRAMS += tests/unit/test_forward
+tests_unit_test_forward_SOURCES = tests/unit/test_forward.c
+tests_unit_test_forward_CPPFLAGS = $(TEST_CPPFLAGS)
+tests_unit_test_forward_LDADD = $(STREAM_TEST_LDADD) -lpthread
+TESTS += tests/unit/test_forward

@@ -291,6 +291,49 @@ test_duplicate_names_and_addresses(void)
 	    "'-', '_' and '.'"));
 }
 
+/*
+ * The duplicate checks at scale: among 30,000 listeners (the tables grow
+ * past their first sizes, the keys past one block), a clash between the
+ * last and the first is found and named, and nothing else is reported.
+ */
+static void
+test_duplicates_among_many(void)
+{
+	enum { N = 30000 };
+	size_t cap = (size_t)N * 96 + 512, len = 0;
+	char *text = malloc(cap);
+	struct config *cfg;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	len += (size_t)snprintf(text + len, cap - len, "listeners = (\n");
+	for (int i = 0; i < N; i++)
+		len += (size_t)snprintf(text + len, cap - len,
+		    "{ name = \"l%d\"; protocol = \"p\"; listen = "
+		    "[ \"127.0.%d.1:%d\" ]; },\n", i, i / 20000,
+		    1024 + i % 20000);
+	/* The first's name; a host of a port that "*" of the second took. */
+	len += (size_t)snprintf(text + len, cap - len,
+	    "{ name = \"l0\"; protocol = \"p\"; listen = [ \"*:1025\" ]; },\n"
+	    "{ name = \"last\"; protocol = \"p\"; listen = "
+	    "[ \"127.0.0.1:1025\" ]; }\n);\n");
+	CU_ASSERT_FATAL(len < cap);
+	td_enter();
+	td_write("aloop.conf", text);
+	free(text);
+	CU_ASSERT_EQUAL(config_parse("aloop.conf", &cfg), ALOOP_ECONFIG);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cfg);
+	CU_ASSERT_EQUAL(cfg->nlisteners, N + 2);
+	CU_ASSERT(td_errors_are(cfg, ERRORS(
+	    "aloop.conf:30002: listeners[30000].name \"l0\": name already "
+	    "used by listeners[0]",
+	    "aloop.conf:30002: listeners[30000].listen[0] \"*:1025\": "
+	    "already used by listener \"l1\"",
+	    "aloop.conf:30003: listeners[30001].listen[0] "
+	    "\"127.0.0.1:1025\": already used by listener \"l1\"")));
+	config_free(cfg);
+	td_leave();
+}
+
 static void
 test_bad_types(void)
 {
@@ -964,6 +1007,108 @@ test_tls_file_not_regular(void)
 	td_leave();
 }
 
+/* Copy @from over @to, in place (the same inode, maybe the same size). */
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[16384];
+	size_t n;
+	FILE *in = fopen(from, "r"), *out = fopen(to, "r+");
+
+	CU_ASSERT_FATAL(in != NULL && out != NULL);
+	n = fread(buf, 1, sizeof(buf), in);
+	CU_ASSERT_FATAL(n > 0 && n < sizeof(buf));
+	CU_ASSERT_FATAL(fwrite(buf, 1, n, out) == n);
+	CU_ASSERT_FATAL(ftruncate(fileno(out), (off_t)n) == 0);
+	fclose(in);
+	fclose(out);
+}
+
+static const char shared_conf[] =
+    "listeners = (\n"
+    "  { name = \"a\"; protocol = \"p\"; listen = [ \"*:1\" ];\n"
+    "    tls = { certificate = \"one/server.crt\";\n"
+    "            key = \"one/server.key\"; }; },\n"
+    "  { name = \"b\"; protocol = \"p\"; listen = [ \"*:2\" ];\n"
+    "    tls = { key = \"one/server.key\";\n"
+    "            certificate = \"one/server.crt\"; }; },\n"
+    "  { name = \"c\"; protocol = \"p\"; listen = [ \"*:3\" ];\n"
+    "    tls = { certificate = \"two/server.crt\";\n"
+    "            key = \"two/server.key\"; }; },\n"
+    "  { name = \"d\"; protocol = \"p\"; listen = [ \"*:4\" ];\n"
+    "    tls = { certificate = \"one/server.crt\";\n"
+    "            key = \"one/server.key\"; alpn = [ \"x\" ]; }; }\n"
+    ");\n";
+
+#define CTX(cfg, i)	((cfg)->listeners[i].tls->ctx)
+
+/*
+ * Listeners with the same TLS settings and files share one context;
+ * another file or another setting is another context.  A parse keeps the
+ * contexts of the last valid one whose files still hold what they held,
+ * and builds those whose files changed, even in place.
+ */
+static void
+test_tls_contexts_shared_and_kept(void)
+{
+	struct config *run, *cfg;
+
+	td_enter();
+	CU_ASSERT_FATAL(td_make_cert("one") == 0);
+	CU_ASSERT_FATAL(td_make_cert("two") == 0);
+	CU_ASSERT_FATAL(td_make_cert("three") == 0);
+	td_write("aloop.conf", shared_conf);
+	CU_ASSERT_EQUAL_FATAL(config_parse("aloop.conf", &run), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(CTX(run, 0));
+	CU_ASSERT_PTR_EQUAL(CTX(run, 0), CTX(run, 1));
+	CU_ASSERT_PTR_NOT_EQUAL(CTX(run, 0), CTX(run, 2));
+	CU_ASSERT_PTR_NOT_EQUAL(CTX(run, 0), CTX(run, 3));
+	CU_ASSERT_PTR_NOT_EQUAL(CTX(run, 2), CTX(run, 3));
+	CU_ASSERT_EQUAL(run->tls.contexts, 3);
+	CU_ASSERT_EQUAL(run->tls.built, 3);
+
+	/* A reload of the same files builds nothing. */
+	CU_ASSERT_EQUAL_FATAL(config_parse("aloop.conf", &cfg), 0);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_PTR_EQUAL(CTX(cfg, i), CTX(run, i));
+	CU_ASSERT_EQUAL(cfg->tls.contexts, 3);
+	CU_ASSERT_EQUAL(cfg->tls.built, 0);
+	config_free(run);
+	run = cfg;
+
+	/* The first pair rewritten in place: its three listeners' anew. */
+	copy_file("three/server.crt", "one/server.crt");
+	copy_file("three/server.key", "one/server.key");
+	CU_ASSERT_EQUAL_FATAL(config_parse("aloop.conf", &cfg), 0);
+	CU_ASSERT_PTR_NOT_EQUAL(CTX(cfg, 0), CTX(run, 0));
+	CU_ASSERT_PTR_EQUAL(CTX(cfg, 0), CTX(cfg, 1));
+	CU_ASSERT_PTR_NOT_EQUAL(CTX(cfg, 3), CTX(run, 3));
+	CU_ASSERT_PTR_EQUAL(CTX(cfg, 2), CTX(run, 2));
+	CU_ASSERT_EQUAL(cfg->tls.contexts, 3);
+	CU_ASSERT_EQUAL(cfg->tls.built, 2);
+	config_free(run);
+	run = cfg;
+
+	/* A broken file fails the parse where it is named ... */
+	copy_file("two/server.key", "one/server.crt");
+	CU_ASSERT_EQUAL_FATAL(config_parse("aloop.conf", &cfg),
+	    ALOOP_ECONFIG);
+	CU_ASSERT(cfg->nerrors >= 1 && strncmp(cfg->errors[0],
+	    "aloop.conf:3: listeners[0].tls.certificate", 42) == 0);
+	CU_ASSERT_PTR_NULL(CTX(cfg, 0));
+	config_free(cfg);
+	/* ... and the running configuration's contexts are still there. */
+	copy_file("three/server.crt", "one/server.crt");
+	CU_ASSERT_EQUAL_FATAL(config_parse("aloop.conf", &cfg), 0);
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_PTR_EQUAL(CTX(cfg, i), CTX(run, i));
+	CU_ASSERT_EQUAL(cfg->tls.built, 0);
+	config_free(cfg);
+	config_free(run);
+	tls_cache_clear();
+	td_leave();
+}
+
 static const struct test_case cases[] = {
 	TEST(test_good_config_fills_structs),
 	TEST(test_daemon_defaults),
@@ -972,6 +1117,7 @@ static const struct test_case cases[] = {
 	TEST(test_bad_addresses),
 	TEST(test_unknown_settings),
 	TEST(test_duplicate_names_and_addresses),
+	TEST(test_duplicates_among_many),
 	TEST(test_bad_types),
 	TEST(test_peer_bounds),
 	TEST(test_access_rules),
@@ -989,6 +1135,7 @@ static const struct test_case cases[] = {
 	TEST(test_include_cycles_and_depth),
 	TEST(test_include_lines),
 	TEST(test_tls_file_not_regular),
+	TEST(test_tls_contexts_shared_and_kept),
 };
 
 TEST_MAIN("config", cases)

@@ -453,7 +453,8 @@ test_loop_closed_while_resolving(void)
 	close(sv[1]);
 	CU_ASSERT_EQUAL(aloop_loop_free(loop), 0);
 	CU_ASSERT_EQUAL(cp.n, 0);
-	CU_ASSERT_EQUAL(count_fds(), fds);
+	/* The lookups' threads finish on their own, detached. */
+	CU_ASSERT_EQUAL(count_fds_settled(fds, 5), fds);
 }
 
 static void

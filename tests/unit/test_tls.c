@@ -833,6 +833,61 @@ test_session_resumption(void)
 	aloop_tls_context_release(cctx);
 }
 
+/*
+ * Servers that share a context keep their sessions apart by session id
+ * context (aloop_server_options.ssl_session_scope): a session resumes
+ * with the scope that made it only.  The client offers its newest
+ * session each time.
+ */
+static void
+test_session_scope(void)
+{
+	static const char *const scope[] = { "a", "a", "b", "b", "a" };
+	static const int reused[] = { 0, 1, 0, 1, 0 };
+	struct aloop_tls_context *sctx = make_server_ctx();
+	struct aloop_tls_context *cctx = make_client_ctx();
+	unsigned char sid[32];
+	struct conn k;
+	int lfd = listener();
+
+	for (size_t round = 0; round < 5; round++) {
+		memset(&k, 0, sizeof(k));
+		k.ss.echo = 1;
+		k.cs.greeting = "ping";
+		setup();
+		start(&k, lfd, sctx, cctx, "localhost", 5.0);
+		CU_ASSERT_EQUAL_FATAL(aloop_tls_sha256(scope[round], 1, sid), 0);
+		CU_ASSERT_EQUAL(aloop__tls_set_session_id_context(k.st, sid,
+		    sizeof(sid)), 0);
+		want_len = 4;
+		CU_ASSERT_EQUAL(run_until(cond_client_has, &k), 0);
+		CU_ASSERT_EQUAL_FATAL(k.cs.made, 1);
+		CU_ASSERT_EQUAL(SSL_session_reused((SSL *)
+		    aloop_transport_get_extra_info(k.ct, "ssl_object", NULL)),
+		    reused[round]);
+		aloop_transport_close(k.ct);
+		CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+		conn_free(&k);
+		teardown();
+	}
+	/* A client has no session id context to set. */
+	memset(&k, 0, sizeof(k));
+	setup();
+	start(&k, lfd, sctx, cctx, "localhost", 5.0);
+	CU_ASSERT_EQUAL(aloop__tls_set_session_id_context(k.ct, sid,
+	    sizeof(sid)), ALOOP_EINVAL);
+	aloop_transport_abort(k.ct);
+	aloop_transport_abort(k.st);
+	CU_ASSERT_EQUAL(run_until(cond_both_gone, &k), 0);
+	CU_ASSERT_EQUAL(run_until(cond_waiter, &k), 0);
+	CU_ASSERT_PTR_NOT_NULL(aloop_future_error(k.waiter));
+	conn_free(&k);
+	teardown();
+	close(lfd);
+	aloop_tls_context_release(sctx);
+	aloop_tls_context_release(cctx);
+}
+
 /* ------------------------------------------------------ big transfer */
 
 #define BIG	(4 * 1024 * 1024)
@@ -1401,6 +1456,7 @@ static const struct test_case cases[] = {
 	TEST(test_alpn_and_sni),
 	TEST(test_handshake_timeout),
 	TEST(test_session_resumption),
+	TEST(test_session_scope),
 	TEST(test_large_transfer_flow_control),
 	TEST(test_factory_refusal_and_close_in_made),
 	TEST(test_close_and_abort_during_handshake),
