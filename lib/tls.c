@@ -83,6 +83,8 @@ struct tls {
 	unsigned		 writing:1;	/* wev is added */
 	unsigned		 closing:1;	/* close(): shut down once drained */
 	unsigned		 upgrade:1;	/* start_tls: made already ran */
+	/* A server's TLS 1.3 tickets, made once the peer proved there. */
+	int			 tickets;
 
 	char			*hostname;	/* client: what was asked for */
 	char			*alpn;		/* negotiated, or NULL */
@@ -331,6 +333,28 @@ tls_peer_gone(struct tls *s, int *look_again)
 	return 0;
 }
 
+/*
+ * The TLS 1.3 session tickets, made only now that the peer is known to be
+ * there: each costs a session's encryption and random bytes, wasted on a
+ * client that leaves right after its handshake.  OpenSSL writes them on
+ * the next SSL_do_handshake, which the BIO holds back until the first
+ * response (or the flush after connection_made).  A failure costs the
+ * peer its resumption, not its connection.
+ */
+static void
+tls_make_tickets(struct tls *s)
+{
+	int i;
+
+	ERR_clear_error();
+	for (i = 0; i < s->tickets; i++)
+		if (SSL_new_session_ticket(s->ssl) != 1)
+			break;
+	if (i > 0)
+		(void)SSL_do_handshake(s->ssl);
+	ERR_clear_error();
+}
+
 static void
 tls_handshake_done(struct tls *s)
 {
@@ -376,7 +400,8 @@ tls_handshake_done(struct tls *s)
 		 */
 		aloop__tls_sock_discard(&s->io);
 		aloop__transport_lost(&s->t, 0, NULL);
-	}
+	} else if (s->tickets > 0 && SSL_version(s->ssl) == TLS1_3_VERSION)
+		tls_make_tickets(s);
 	(void)aloop__transport_made(&s->t);
 	if (s->waiter != NULL) {
 		struct aloop_future *w = s->waiter;
@@ -1065,6 +1090,15 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	SSL_set_bio(s->ssl, bio, bio);
 	s->io.ssl = s->ssl;
 	s->io.hold = s->server_side;
+	/*
+	 * A server makes its TLS 1.3 tickets after the handshake, once the
+	 * peer is seen to stay (tls_make_tickets); TLS 1.2's are part of
+	 * the handshake and not counted here.
+	 */
+	if (s->server_side) {
+		s->tickets = (int)SSL_get_num_tickets(s->ssl);
+		(void)SSL_set_num_tickets(s->ssl, 0);
+	}
 	base = aloop__loop_base(loop);
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, tls_io_cb, s);
 	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, tls_io_cb, s);
