@@ -341,32 +341,28 @@ watch(void *arg)
 		arm_watch(c, next);
 }
 
-/* ------------------------------------------------------------- streams */
-
+/*
+ * The first look, as the connection is made: nothing can be due yet and
+ * nothing is stuck, so the timer is armed for the earliest deadline
+ * without asking the kernel (watch's questions cost two system calls).
+ */
 static void
-set_socket_options(struct conn *c)
+first_watch(struct conn *c)
 {
-	const struct sockaddr *sa;
-	const int *fd;
-	int on;
+	const struct conn_owner *o = c->o;
+	double next = INFINITY;
 
-	fd = aloop_transport_get_extra_info(c->t, "socket", NULL);
-	/* Behind proxy_protocol, sockname is the client's view: not ours. */
-	if ((sa = aloop_transport_get_extra_info(c->t, "proxied_sockname",
-	    NULL)) == NULL)
-		sa = aloop_transport_get_extra_info(c->t, "sockname", NULL);
-	if (fd == NULL || sa == NULL ||
-	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
-		return;
-	on = c->o->tcp_nodelay != 0;
-	if (setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
-		aloop_log_errno(ALOOP_LOG_DEBUG, "listener %s: TCP_NODELAY",
-		    c->o->name);
-	on = c->o->keepalive != 0;
-	if (setsockopt(*fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on)) == -1)
-		aloop_log_errno(ALOOP_LOG_DEBUG, "listener %s: SO_KEEPALIVE",
-		    c->o->name);
+	if (o->first_byte_timeout > 0)
+		next = earlier(next, o->first_byte_timeout);
+	if (o->write_timeout > 0)
+		next = earlier(next, o->write_timeout / 4);
+	if (o->idle_timeout > 0)
+		next = earlier(next, o->idle_timeout);
+	if (next < INFINITY)
+		arm_watch(c, next);
 }
+
+/* ------------------------------------------------------------- streams */
 
 static void
 log_peer(struct conn *c)
@@ -514,13 +510,11 @@ conn_made(struct aloop_transport *t, void *state)
 
 	c->t = t;
 	c->made = c->last_rx = aloop_time(c->o->loop);
-	set_socket_options(c);
+	/* TCP_NODELAY and SO_KEEPALIVE came from the listening socket. */
 	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
 	c->forwarded = aloop_transport_get_extra_info(t, "bytes_forwarded",
 	    NULL);
-	if (c->o->idle_timeout > 0 || c->o->first_byte_timeout > 0 ||
-	    c->o->write_timeout > 0)
-		watch(c);
+	first_watch(c);
 	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
 		log_peer(c);
 	if (c->o->access_log >= 0)

@@ -49,8 +49,6 @@ struct conn_owner {
 	const struct access_list	*access;	/* the config's */
 	int				 access_log;	/* -1 off, else ALOG_KV.. */
 	int				 shutting;	/* listener_abort ran */
-	int				 tcp_nodelay;
-	int				 keepalive;
 	int				 tls;
 	/* The connections whose stream_task runs, for listener_abort. */
 	struct conn			*tasks;

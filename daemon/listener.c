@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
+
 #include <netdb.h>
 
 #include <errno.h>
@@ -344,8 +346,20 @@ adopt(struct listener *l, int fd)
 	op->l = l;
 	if (cl->type == CONFIG_TCP) {
 		struct aloop_server_options o;
+		int on = cl->keepalive != 0;
 
+		/*
+		 * Once on the listening socket: accepted sockets inherit
+		 * SO_KEEPALIVE (and TCP_NODELAY, which the server sets),
+		 * where a setsockopt per connection used to do it.  A UNIX
+		 * socket takes the flag and ignores it.
+		 */
+		if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on,
+		    sizeof(on)) == -1)
+			aloop_log_errno(ALOOP_LOG_DEBUG, "listener %s: "
+			    "SO_KEEPALIVE", cl->name);
 		aloop_server_options_init(&o);
+		o.tcp_nodelay = cl->tcp_nodelay != 0;
 		o.sock = fd;
 		o.ssl = cl->tls != NULL ? cl->tls->ctx : NULL;
 		/*
@@ -468,8 +482,6 @@ listener_open(struct listener_host *host, const struct config_listener *cl,
 	l->own.access = &cl->access;
 	l->own.access_log = cl->access_log ? host->access_log : -1;
 	l->key = adm_key(cl->name, NULL, 0);
-	l->own.tcp_nodelay = cl->tcp_nodelay;
-	l->own.keepalive = cl->keepalive;
 	l->own.tls = cl->tls != NULL;
 	l->own.opened = conn_opened;
 	l->own.closed = conn_closed;

@@ -994,6 +994,8 @@ aloop_connect_accepted_socket(struct aloop_loop *loop,
 		return -errno;
 	if ((rc = aloop_future_new(loop, &f)) != 0)
 		return rc;
+	/* As a server's accepted sockets have it. */
+	aloop__sock_set_nodelay(fd);
 	/* From here on the descriptor is the TLS transport's, on failure too. */
 	rc = aloop__tls_transport_new(loop, fd, o->ssl, 1, NULL,
 	    o->ssl_handshake_timeout, o->ssl_shutdown_timeout, proto, factory,

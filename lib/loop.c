@@ -712,6 +712,12 @@ base_new(void)
 	 * costs no system call).  Either way a wait that ends early only
 	 * costs one more iteration: nothing runs before the loop's own clock
 	 * says it is due.
+	 *
+	 * EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST is left off as well: a
+	 * connection costs two epoll_ctl either way (its add, and the
+	 * delete that event_free makes before the close), the changelist
+	 * only defers the delete until after the close, where it fails
+	 * with EBADF, and it is unsafe with descriptors that dup() shares.
 	 */
 #ifdef HAVE_TIMERFD
 	event_config_set_flag(cfg, EVENT_BASE_FLAG_NOLOCK);

@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <assert.h>
 #include <errno.h>
@@ -49,6 +50,14 @@ struct listener {
 	aloop_handle_t		 retry;
 	double			 delay;		/* the back-off's next step */
 	unsigned long long	 dropped;	/* reset, not yet reported */
+	/*
+	 * TCP_NODELAY: set on the listening socket (tcp), and whether the
+	 * first accepted socket inherited it (checked) or each needs its
+	 * own setsockopt (each).
+	 */
+	unsigned		 tcp:1;
+	unsigned		 checked:1;
+	unsigned		 each:1;
 };
 
 struct aloop_server {
@@ -77,6 +86,7 @@ struct aloop_server {
 	struct aloop__proxy_wait	*waits;
 	size_t				 nwaits;
 	int				 backlog;
+	int				 nodelay;	/* tcp_nodelay */
 	/*
 	 * A descriptor kept open for the moment there is none left: closing
 	 * it lets accept() take the waiting connections one by one, to reset
@@ -119,6 +129,7 @@ aloop_server_options_init(struct aloop_server_options *o)
 	o->start_serving = 1;
 	o->proxy_protocol_timeout = 5.0;
 	o->close_timeout = ALOOP__CLOSE_TIMEOUT_DEFAULT;
+	o->tcp_nodelay = 1;
 }
 
 /* ------------------------------------------------------- lifetime */
@@ -278,7 +289,8 @@ server_conn_unmade(struct aloop_server *srv, uintptr_t ticket)
  */
 static void
 server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
-    struct aloop__proxy_info *pi)
+    struct aloop__proxy_info *pi, const struct sockaddr *peer,
+    socklen_t peerlen)
 {
 	struct aloop_transport *t;
 	void *state = NULL;
@@ -306,6 +318,8 @@ server_conn_serve(struct aloop_server *srv, int fd, uintptr_t ticket,
 			aloop_log(ALOOP_LOG_DEBUG, "cannot set up a TLS "
 			    "connection: %s", aloop_strerror(rc));
 		if (rc == 0 && t != NULL) {
+			if (peer != NULL)
+				aloop__tls_set_peer(t, peer, peerlen);
 			t->proxy = pi;
 			server_conn_add(srv, t, ticket);
 		} else {
@@ -360,7 +374,7 @@ server_proxy_done(struct aloop__proxy_wait *w, void *arg, int fd, int rc,
 
 	server_wait_unlink(srv, w);
 	if (rc == 0) {
-		server_conn_serve(srv, fd, w->ticket, pi);
+		server_conn_serve(srv, fd, w->ticket, pi, NULL, 0);
 		server_check_done(srv);
 		return;
 	}
@@ -424,16 +438,42 @@ server_proxy_cancel_all(struct aloop_server *srv)
 	aloop_server_release(srv);
 }
 
+/*
+ * TCP_NODELAY came with the socket from the listener; only the first
+ * accepted socket of each listener is checked, so that a kernel that
+ * does not pass it on costs a setsockopt per connection, as before, and
+ * one that does costs nothing.
+ */
 static void
-server_handle_conn(struct aloop_server *srv, int fd, int is_unix,
-    uintptr_t ticket)
+listener_nodelay(struct listener *l, int fd)
 {
-	if (!is_unix)
-		aloop__sock_set_nodelay(fd);
+	socklen_t len;
+	int on;
+
+	if (!l->tcp)
+		return;
+	if (!l->checked) {
+		l->checked = 1;
+		len = sizeof(on);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == -1 ||
+		    (on != 0) != l->srv->nodelay)
+			l->each = 1;
+	}
+	if (l->each) {
+		on = l->srv->nodelay;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on));
+	}
+}
+
+static void
+server_handle_conn(struct aloop_server *srv, int fd, uintptr_t ticket,
+    const struct sockaddr *peer, socklen_t peerlen)
+{
 	if (srv->proxy)
 		server_proxy_start(srv, fd, ticket);
 	else
-		server_conn_serve(srv, fd, ticket, NULL);
+		server_conn_serve(srv, fd, ticket, NULL, peer, peerlen);
 }
 
 static void
@@ -522,7 +562,7 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uintptr_t ticket;
-	int fd, i, is_unix = -1;
+	int fd, i;
 
 	(void)what;
 	/* The server may be closed from inside a callback below. */
@@ -554,15 +594,15 @@ listener_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 		}
 		l->delay = 0;
-		if (is_unix == -1)
-			is_unix = ss.ss_family == AF_UNIX;
+		listener_nodelay(l, fd);
 		ticket = 0;
 		if (srv->filter != NULL && srv->filter(srv->factory_arg, fd,
 		    (const struct sockaddr *)&ss, len, &ticket) != 0) {
 			aloop__sock_close_reset(fd);
 			continue;
 		}
-		server_handle_conn(srv, fd, is_unix, ticket);
+		server_handle_conn(srv, fd, ticket,
+		    (const struct sockaddr *)&ss, len);
 	}
 out:
 	aloop_server_release(srv);
@@ -798,6 +838,7 @@ server_new(struct aloop_loop *loop, const struct aloop_protocol *proto,
 		srv->has_sid = 1;
 	}
 	srv->backlog = o->backlog > 0 ? o->backlog : BACKLOG_DEFAULT;
+	srv->nodelay = o->tcp_nodelay != 0;
 	srv->spare = -1;
 	srv->refcnt = 1;
 	srv->res.on_loop_close = server_on_loop_close;
@@ -811,6 +852,7 @@ server_attach(struct aloop_server *srv, const int *fds, size_t n,
 {
 	struct event_base *base = aloop__loop_base(srv->loop);
 	size_t i;
+	int on;
 
 	srv->ls = calloc(n, sizeof(*srv->ls));
 	srv->fds = calloc(n, sizeof(*srv->fds));
@@ -820,6 +862,13 @@ server_attach(struct aloop_server *srv, const int *fds, size_t n,
 		srv->ls[i].srv = srv;
 		srv->ls[i].fd = fds[i];
 		srv->fds[i] = fds[i];
+		/*
+		 * Once here rather than on every accepted socket; it fails
+		 * (harmlessly) on a UNIX socket, which has no Nagle.
+		 */
+		on = srv->nodelay;
+		srv->ls[i].tcp = setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY,
+		    &on, sizeof(on)) == 0;
 	}
 	srv->nls = n;
 	for (i = 0; i < n; i++) {

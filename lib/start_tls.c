@@ -57,6 +57,11 @@ start_tls_now(struct aloop_transport *t, struct aloop_tls_context *ctx,
 	state = aloop_transport_get_protocol_state(t);
 	if ((fd = aloop__transport_detach(t)) < 0)
 		return fd;
+	/*
+	 * Servers and connects set TCP_NODELAY already; an adopted socket
+	 * may not have it, and TLS records want it.
+	 */
+	aloop__sock_set_nodelay(fd);
 	/* From here on the socket is the TLS transport's, on failure too. */
 	rc = aloop__tls_transport_new(aloop_transport_get_loop(t), fd, ctx,
 	    server_side, server_side ? NULL : server_hostname,

@@ -54,12 +54,31 @@ int	aloop__tls_classify_error(SSL *ssl, int sys_errno, char *msg,
  * BIO borrows it: it must outlive the BIO (the SSL object that owns it).
  */
 struct aloop__tls_sock {
-	int	fd;
-	int	eof;		/* recv() returned 0: the peer's EOF */
+	int		 fd;
+	int		 eof;		/* recv() returned 0: the peer's EOF */
+	/*
+	 * A server's TLS 1.3 session tickets, held back (hold set, ssl the
+	 * connection's) instead of sent on their own: they go out with the
+	 * first bytes written after the handshake, or are flushed once the
+	 * peer proved to be still there, or are dropped if it has gone.
+	 */
+	SSL		*ssl;
+	int		 hold;
+	unsigned char	*held;
+	size_t		 nheld;
 };
 
 /* A BIO over @sock: send(MSG_NOSIGNAL) and recv(); NULL on failure. */
 BIO	*aloop__tls_sock_bio_new(struct aloop__tls_sock *sock);
+
+/*
+ * Send the held tickets: 0 when none are left, 1 when the socket took
+ * only part of them (wait for writability), -1 on an error (errno set).
+ */
+int	aloop__tls_sock_flush(struct aloop__tls_sock *sock);
+
+/* Drop the held tickets (the peer has gone, or the connection ends). */
+void	aloop__tls_sock_discard(struct aloop__tls_sock *sock);
 
 /*
  * Session ticket keys (tls_context.c): the 80 bytes of @epoch's key --

@@ -83,6 +83,8 @@ struct tls {
 	unsigned		 writing:1;	/* wev is added */
 	unsigned		 closing:1;	/* close(): shut down once drained */
 	unsigned		 upgrade:1;	/* start_tls: made already ran */
+	/* A server's TLS 1.3 tickets, made once the peer proved there. */
+	int			 tickets;
 
 	char			*hostname;	/* client: what was asked for */
 	char			*alpn;		/* negotiated, or NULL */
@@ -98,6 +100,8 @@ static void	tls_update_events(struct tls *);
 static void	tls_start_shutdown(struct tls *);
 static void	tls_do_shutdown(struct tls *);
 static void	tls_timeout_cb(evutil_socket_t, short, void *);
+static const struct sockaddr *tls_peer(struct tls *, socklen_t *);
+static const struct sockaddr *tls_sock(struct tls *, socklen_t *);
 
 /* ---------------------------------------------------------- helpers */
 
@@ -143,7 +147,7 @@ tls_update_events(struct tls *s)
 		r = (!s->closing &&
 		    !(s->t.flags & (ALOOP__T_PAUSED_READ | ALOOP__T_CLOSING)) &&
 		    s->rd_want != EV_WRITE) || s->wr_want == EV_READ;
-		w = s->rd_want == EV_WRITE ||
+		w = s->rd_want == EV_WRITE || s->io.nheld > 0 ||
 		    (s->out != NULL && evbuffer_get_length(s->out) > 0 &&
 		    s->wr_want != EV_READ);
 		break;
@@ -211,6 +215,7 @@ tls_teardown(struct aloop_transport *t)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
+	aloop__tls_sock_discard(&s->io);
 	aloop__transport_close_fd(&s->t, &s->io.fd);
 	if (s->out != NULL) {
 		evbuffer_free(s->out);
@@ -263,13 +268,16 @@ static void
 tls_handshake_failed(struct tls *s, int code, const char *msg)
 {
 	char peer[INET6_ADDRSTRLEN + 8] = "?";
+	const struct sockaddr *sa = NULL;
 
-	if (s->peer != NULL && s->peer->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)s->peer)->
-		    sin_addr, peer, sizeof(peer));
-	else if (s->peer != NULL && s->peer->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)(void *)s->peer)->
-		    sin6_addr, peer, sizeof(peer));
+	if (aloop_log_get_level() >= ALOOP_LOG_DEBUG)
+		sa = tls_peer(s, NULL);
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)
+		    sa)->sin_addr, peer, sizeof(peer));
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const
+		    void *)sa)->sin6_addr, peer, sizeof(peer));
 	/*
 	 * asyncio logs handshake errors at debug level only: a server on
 	 * the Internet sees scanners and broken clients all day, and an
@@ -283,6 +291,70 @@ tls_handshake_failed(struct tls *s, int code, const char *msg)
 	aloop__transport_drop(&s->t, code, "%s", msg);
 }
 
+/*
+ * Whether a server's TLS 1.3 peer closed its connection right after its
+ * Finished: with TLS 1.3 the client speaks last, so its EOF may already
+ * be in.  One look (SSL_peek, which leaves any data to SSL_read) when
+ * nothing is buffered yet: it costs a recv() that finds nothing when the
+ * client waits for the server to speak, and saves whatever the protocol
+ * would start for a client that is gone (a proxy's upstream connect),
+ * the tickets, and a loop turn to find the EOF.
+ */
+static int
+tls_peer_gone(struct tls *s, int *look_again)
+{
+	unsigned char c;
+	int n, err;
+
+	*look_again = 0;
+	if (!s->server_side || SSL_version(s->ssl) != TLS1_3_VERSION ||
+	    SSL_has_pending(s->ssl))
+		return 0;
+	ERR_clear_error();
+	errno = 0;
+	n = SSL_peek(s->ssl, &c, 1);
+	if (n > 0)
+		return 0;
+	err = SSL_get_error(s->ssl, n);
+	ERR_clear_error();
+	if (s->io.eof && (err == SSL_ERROR_ZERO_RETURN ||
+	    err == SSL_ERROR_SYSCALL))
+		return 1;
+	/*
+	 * Anything else but "nothing yet" (a close_notify, an alert, a
+	 * reset) is the read path's to find and report, and the socket
+	 * will not signal what the look took already.
+	 */
+	*look_again = err != SSL_ERROR_WANT_READ &&
+	    err != SSL_ERROR_WANT_WRITE;
+	/* A peer that is closing resumes nothing. */
+	if (err == SSL_ERROR_ZERO_RETURN)
+		aloop__tls_sock_discard(&s->io);
+	return 0;
+}
+
+/*
+ * The TLS 1.3 session tickets, made only now that the peer is known to be
+ * there: each costs a session's encryption and random bytes, wasted on a
+ * client that leaves right after its handshake.  OpenSSL writes them on
+ * the next SSL_do_handshake, which the BIO holds back until the first
+ * response (or the flush after connection_made).  A failure costs the
+ * peer its resumption, not its connection.
+ */
+static void
+tls_make_tickets(struct tls *s)
+{
+	int i;
+
+	ERR_clear_error();
+	for (i = 0; i < s->tickets; i++)
+		if (SSL_new_session_ticket(s->ssl) != 1)
+			break;
+	if (i > 0)
+		(void)SSL_do_handshake(s->ssl);
+	ERR_clear_error();
+}
+
 static void
 tls_handshake_done(struct tls *s)
 {
@@ -290,7 +362,7 @@ tls_handshake_done(struct tls *s)
 	unsigned int alpnlen;
 	struct aloop__protocol_common cb;
 	void *state = NULL;
-	int rc;
+	int rc, look_again;
 
 	/* The timer comes back only for a shutdown; idle connections do
 	 * not keep it. */
@@ -318,6 +390,18 @@ tls_handshake_done(struct tls *s)
 	if (s->upgrade)
 		cb.connection_made = NULL;
 	aloop__transport_attach(&s->t, &cb, state);
+	if (tls_peer_gone(s, &look_again)) {
+		/*
+		 * The peer left as soon as its handshake was done: the
+		 * protocol still sees connection_made and connection_lost,
+		 * but is_closing is already 1 in connection_made, so that
+		 * it starts nothing (a proxy's upstream connect), and
+		 * nothing is written to the departed peer.
+		 */
+		aloop__tls_sock_discard(&s->io);
+		aloop__transport_lost(&s->t, 0, NULL);
+	} else if (s->tickets > 0 && SSL_version(s->ssl) == TLS1_3_VERSION)
+		tls_make_tickets(s);
 	(void)aloop__transport_made(&s->t);
 	if (s->waiter != NULL) {
 		struct aloop_future *w = s->waiter;
@@ -326,10 +410,19 @@ tls_handshake_done(struct tls *s)
 		(void)aloop__future_set_transport(w, &s->t);
 		aloop_future_release(w);
 	}
+	if (aloop__transport_is_done(&s->t) || s->state != TLS_OPEN)
+		return;
+	/*
+	 * The peer is there and connection_made wrote nothing for the
+	 * tickets to go with: they go now.
+	 */
+	if (aloop__tls_sock_flush(&s->io) < 0) {
+		tls_fatal(s, errno, "Fatal write error on TLS transport");
+		return;
+	}
 	/* Data that came with the peer's last flight is already in
 	 * OpenSSL's buffer: the socket will not signal it again. */
-	if (!aloop__transport_is_done(&s->t) && s->state == TLS_OPEN &&
-	    SSL_has_pending(s->ssl))
+	if (look_again || SSL_has_pending(s->ssl))
 		event_active(s->rev, EV_READ, 1);
 }
 
@@ -533,6 +626,16 @@ tls_do_shutdown(struct tls *s)
 	int rc, err;
 
 	s->sd_want = 0;
+	/*
+	 * The peer closed its side of the TCP connection without a
+	 * close_notify (OpenSSL takes that as one, SSL_OP_IGNORE_UNEXPECTED_
+	 * EOF): ours could only meet a closed socket and bring back a reset,
+	 * and OpenSSL's own rule after such an EOF is not to shut down.
+	 */
+	if (s->io.eof) {
+		aloop__tls_sock_discard(&s->io);
+		goto done;
+	}
 	ERR_clear_error();
 	errno = 0;
 	rc = SSL_shutdown(s->ssl);
@@ -575,6 +678,10 @@ tls_io_cb(evutil_socket_t fd, short what, void *arg)
 		tls_do_handshake(s);
 		break;
 	case TLS_OPEN:
+		if (s->io.nheld > 0 && aloop__tls_sock_flush(&s->io) < 0) {
+			tls_fatal(s, errno, "Fatal write error on TLS transport");
+			break;
+		}
 		if (s->out != NULL && evbuffer_get_length(s->out) > 0)
 			tls_flush(s);
 		if (s->state == TLS_OPEN && !aloop__transport_is_done(&s->t) &&
@@ -760,15 +867,14 @@ tls_get_extra_info(struct aloop_transport *t, const char *name, size_t *len)
 	struct tls *s = TLS(t);
 	const char *str = NULL;
 
-	if (strcmp(name, "peername") == 0 && s->peer != NULL) {
-		if (len != NULL)
-			*len = s->peerlen;
-		return s->peer;
-	}
-	if (strcmp(name, "sockname") == 0 && s->sock != NULL) {
-		if (len != NULL)
-			*len = s->socklen;
-		return s->sock;
+	if (strcmp(name, "peername") == 0 || strcmp(name, "sockname") == 0) {
+		const struct sockaddr *sa;
+		socklen_t sl = 0;
+
+		sa = name[0] == 'p' ? tls_peer(s, &sl) : tls_sock(s, &sl);
+		if (sa != NULL && len != NULL)
+			*len = sl;
+		return sa;
 	}
 	if (strcmp(name, "socket") == 0 && s->io.fd != -1) {
 		if (len != NULL)
@@ -840,6 +946,43 @@ addr_dup(int fd, addr_getter_fn get, struct sockaddr **out, socklen_t *outlen)
 	memcpy(*out, &ss, len);
 	*outlen = len;
 	return 0;
+}
+
+/*
+ * The addresses, asked of the kernel on first use only: a server's
+ * connection has its peer's from accept() already (aloop__tls_set_peer),
+ * and most never need their own, so a handshake makes neither call.
+ */
+static const struct sockaddr *
+tls_peer(struct tls *s, socklen_t *len)
+{
+	if (s->peer == NULL && s->io.fd >= 0)
+		(void)addr_dup(s->io.fd, getpeername, &s->peer, &s->peerlen);
+	if (len != NULL)
+		*len = s->peerlen;
+	return s->peer;
+}
+
+static const struct sockaddr *
+tls_sock(struct tls *s, socklen_t *len)
+{
+	if (s->sock == NULL && s->io.fd >= 0)
+		(void)addr_dup(s->io.fd, getsockname, &s->sock, &s->socklen);
+	if (len != NULL)
+		*len = s->socklen;
+	return s->sock;
+}
+
+void
+aloop__tls_set_peer(struct aloop_transport *t, const struct sockaddr *sa,
+    socklen_t len)
+{
+	struct tls *s = TLS(t);
+
+	if (s->peer != NULL || len == 0 || (s->peer = malloc(len)) == NULL)
+		return;
+	memcpy(s->peer, sa, len);
+	s->peerlen = len;
 }
 
 /* The client session cache's key: the peer's address and the name. */
@@ -916,8 +1059,9 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		rc = ALOOP_EINVAL;
 		goto fail;
 	}
-	if (addr_dup(fd, getpeername, &s->peer, &s->peerlen) != 0 ||
-	    addr_dup(fd, getsockname, &s->sock, &s->socklen) != 0)
+	/* A client's session key needs its peer now; the rest is lazy. */
+	if (!s->server_side &&
+	    addr_dup(fd, getpeername, &s->peer, &s->peerlen) != 0)
 		goto fail;
 	if (!s->server_side && server_hostname != NULL &&
 	    (s->hostname = strdup(server_hostname)) == NULL)
@@ -944,6 +1088,17 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 		goto fail;
 	}
 	SSL_set_bio(s->ssl, bio, bio);
+	s->io.ssl = s->ssl;
+	s->io.hold = s->server_side;
+	/*
+	 * A server makes its TLS 1.3 tickets after the handshake, once the
+	 * peer is seen to stay (tls_make_tickets); TLS 1.2's are part of
+	 * the handshake and not counted here.
+	 */
+	if (s->server_side) {
+		s->tickets = (int)SSL_get_num_tickets(s->ssl);
+		(void)SSL_set_num_tickets(s->ssl, 0);
+	}
 	base = aloop__loop_base(loop);
 	s->rev = event_new(base, fd, EV_READ | EV_PERSIST, tls_io_cb, s);
 	s->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, tls_io_cb, s);
@@ -953,7 +1108,6 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	tv = tv_of(handshake_timeout);
 	if (event_add(s->tmo, &tv) != 0)
 		goto fail;
-	aloop__sock_set_nodelay(fd);
 
 	/* No protocol callback until the handshake is done (cb empty). */
 	aloop__transport_init(&s->t, &tls_ops, loop, proto, NULL, NULL);

@@ -1,15 +1,21 @@
 /*
  * The BIO under every TLS transport: OpenSSL's socket BIO, but sending
- * with MSG_NOSIGNAL and reporting EOF from its own flag.
+ * with MSG_NOSIGNAL, reporting EOF from its own flag, and holding back a
+ * TLS 1.3 server's session tickets.
  */
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/ssl.h>
 
 #include "tls-int.h"
 
@@ -22,6 +28,76 @@
 static BIO_METHOD *sock_bio_method;
 static pthread_once_t sock_bio_once = PTHREAD_ONCE_INIT;
 
+/*
+ * Whether this write is a TLS 1.3 server's session tickets, which OpenSSL
+ * sends on their own once the client's Finished is in: held back, they
+ * ride with the first response, and a client that leaves right after its
+ * handshake (a probe, a health check, a benchmark) is not sent bytes that
+ * only make its kernel answer with a reset.
+ */
+static int
+sock_bio_holds(const struct aloop__tls_sock *s)
+{
+	return s->hold && s->ssl != NULL &&
+	    SSL_version(s->ssl) == TLS1_3_VERSION &&
+	    SSL_get_state(s->ssl) == TLS_ST_SW_SESSION_TICKET;
+}
+
+static int
+sock_bio_hold(struct aloop__tls_sock *s, const char *buf, int len)
+{
+	unsigned char *p;
+
+	if ((p = realloc(s->held, s->nheld + (size_t)len)) == NULL)
+		return -1;
+	memcpy(p + s->nheld, buf, (size_t)len);
+	s->held = p;
+	s->nheld += (size_t)len;
+	return len;
+}
+
+/* Send the held bytes, then @len bytes of @buf, in one call. */
+static ssize_t
+sock_bio_send(struct aloop__tls_sock *s, const char *buf, size_t len)
+{
+	struct iovec iov[2];
+	struct msghdr msg;
+	ssize_t n;
+
+	if (s->nheld == 0) {
+		do
+			n = send(s->fd, buf, len, MSG_NOSIGNAL);
+		while (n == -1 && errno == EINTR);
+		return n;
+	}
+	iov[0].iov_base = s->held;
+	iov[0].iov_len = s->nheld;
+	iov[1].iov_base = (void *)(uintptr_t)buf;
+	iov[1].iov_len = len;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = len > 0 ? 2 : 1;
+	do
+		n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n < 0)
+		return n;
+	if ((size_t)n < s->nheld) {
+		/* The rest of the held bytes first, next time. */
+		memmove(s->held, s->held + n, s->nheld - (size_t)n);
+		s->nheld -= (size_t)n;
+		errno = EAGAIN;
+		return -1;
+	}
+	n -= (ssize_t)s->nheld;
+	aloop__tls_sock_discard(s);
+	if (n == 0 && len > 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return n;
+}
+
 static int
 sock_bio_write(BIO *b, const char *buf, int len)
 {
@@ -29,12 +105,33 @@ sock_bio_write(BIO *b, const char *buf, int len)
 	ssize_t n;
 
 	BIO_clear_retry_flags(b);
-	do
-		n = send(s->fd, buf, (size_t)len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
+	if (sock_bio_holds(s) && sock_bio_hold(s, buf, len) == len)
+		return len;
+	n = sock_bio_send(s, buf, (size_t)len);
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		BIO_set_retry_write(b);
 	return (int)n;
+}
+
+int
+aloop__tls_sock_flush(struct aloop__tls_sock *s)
+{
+	ssize_t n;
+
+	if (s->nheld == 0)
+		return 0;
+	n = sock_bio_send(s, NULL, 0);
+	if (n >= 0)
+		return 0;
+	return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+}
+
+void
+aloop__tls_sock_discard(struct aloop__tls_sock *s)
+{
+	free(s->held);
+	s->held = NULL;
+	s->nheld = 0;
 }
 
 static int

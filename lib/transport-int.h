@@ -677,4 +677,11 @@ void	aloop__tls_mark_upgrade(struct aloop_transport *t);
 int	aloop__tls_set_session_id_context(struct aloop_transport *t,
 	    const unsigned char *sid, size_t len);
 
+/*
+ * The peer's address of the TLS transport @t, as accept() gave it (a
+ * copy is kept), so that "peername" needs no getpeername().
+ */
+void	aloop__tls_set_peer(struct aloop_transport *t,
+	    const struct sockaddr *sa, socklen_t len);
+
 #endif /* ALOOP_TRANSPORT_INT_H */

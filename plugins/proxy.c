@@ -1120,6 +1120,12 @@ client_made(struct aloop_transport *t, void *state)
 	size_t len = 0;
 
 	p->client = t;
+	/*
+	 * A client that left as soon as its TLS handshake was done comes
+	 * closing already: no upstream is opened for it.
+	 */
+	if (aloop_transport_is_closing(t))
+		return;
 	pair_limits(p, t);
 	peer = aloop_transport_get_extra_info(t, "peername", &len);
 	p->norder = balancer_order(p->px->bal, peer, (socklen_t)len,

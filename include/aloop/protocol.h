@@ -35,7 +35,12 @@ typedef int (*aloop_protocol_factory_fn)(void *factory_arg, void **state);
 
 /** A stream protocol (TCP, UNIX, TLS, pipes). */
 struct aloop_protocol {
-	/** The connection is up; @t is valid until connection_lost returns. */
+	/**
+	 * The connection is up; @t is valid until connection_lost returns.
+	 * A TLS server's peer may have left already, right after its
+	 * handshake: aloop_transport_is_closing(@t) is then 1 here and
+	 * connection_lost follows, so work for the peer need not start.
+	 */
 	void	(*connection_made)(struct aloop_transport *t, void *state);
 	/** Bytes arrived.  @data is borrowed: valid during the call only. */
 	void	(*data_received)(struct aloop_transport *t, void *state,

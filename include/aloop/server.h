@@ -135,6 +135,14 @@ struct aloop_server_options {
 	 * server.
 	 */
 	int			  keep_alive;		/* 0 */
+	/*
+	 * TCP_NODELAY for every accepted TCP connection, 1 or 0.  Set once
+	 * on each listening socket (an adopted o->sock included), which
+	 * Linux passes on to the sockets it accepts; the first connection
+	 * accepted is checked, and should a kernel not pass it on, the
+	 * server sets it on each connection instead.
+	 */
+	int			  tcp_nodelay;		/* 1 */
 };
 ALOOP_API void aloop_server_options_init(struct aloop_server_options *o);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Each shipped protocol through the real aloopd, over TCP and UDP, and echo
 over TLS with a certificate made for the test."""
+import ctypes
 import os
 import shutil
 import signal
@@ -175,5 +176,81 @@ def test_daytime_utc_names_its_zone_alike():
     assert daemon.stop() == 0, daemon.text()
 
 
+def accepted_sockets(pid, port):
+    """Copies of process @pid's sockets accepted on @port (pidfd_getfd)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = os.pidfd_open(pid)
+    found = []
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if not os.readlink("/proc/%d/fd/%s" % (pid, name)) \
+                        .startswith("socket:"):
+                    continue
+            except OSError:
+                continue
+            fd = libc.syscall(438, pidfd, int(name), 0)  # pidfd_getfd
+            if fd < 0:
+                raise OSError(ctypes.get_errno(), "pidfd_getfd")
+            s = socket.socket(fileno=fd)
+            try:
+                if s.type == socket.SOCK_STREAM and \
+                        s.family == socket.AF_INET and \
+                        s.getsockname()[1] == port:
+                    s.getpeername()
+                    found.append(s)
+                    continue
+            except OSError:
+                pass
+            s.close()
+    finally:
+        os.close(pidfd)
+    return found
+
+
+def test_socket_options_from_the_listener():
+    """tcp_nodelay and keepalive reach every accepted socket, plain and TLS,
+    though aloopd sets them once, on the listening socket."""
+    d = h.tmpdir()
+    h.make_cert(d)
+    tls = ('tls = { certificate = "%s/cert.pem"; key = "%s/key.pem"; };'
+           % (d, d))
+    for nodelay, keepalive in ((1, 0), (0, 1)):
+        opts = "tcp_nodelay = %s; keepalive = %s;" % (
+            "true" if nodelay else "false", "true" if keepalive else "false")
+        plain, secure = h.free_port(), h.free_port()
+        cfg, daemon = h.start([
+            h.listener("echo", "echo", plain, extra=opts),
+            h.listener("echo-tls", "echo", secure, extra=opts + tls)],
+            workers=1)
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        clients = []
+        for _ in range(3):
+            clients.append(h.connect(plain))
+            c = ctx.wrap_socket(h.connect(secure))
+            c.sendall(b"x")
+            assert c.recv(1) == b"x"
+            clients.append(c)
+        for c in clients[:6:2]:
+            c.sendall(b"y")
+            assert c.recv(1) == b"y"
+        (worker,) = daemon.workers()
+        for port in (plain, secure):
+            socks = accepted_sockets(worker, port)
+            assert len(socks) == 3, (port, socks)
+            for s in socks:
+                assert (s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                        != 0) == bool(nodelay)
+                assert (s.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+                        != 0) == bool(keepalive)
+                s.close()
+        for c in clients:
+            c.close()
+        assert daemon.stop() == 0, daemon.text()
+
+
 h.run([test_every_protocol, test_reload_rereads_certificate,
-       test_daytime_utc_names_its_zone_alike])
+       test_daytime_utc_names_its_zone_alike,
+       test_socket_options_from_the_listener])

@@ -6,6 +6,7 @@ upstreams, and an unreachable upstream logged once per burst."""
 import hashlib
 import os
 import re
+import select
 import signal
 import socket
 import ssl
@@ -687,6 +688,70 @@ def test_splice_stalled_client_write_timeout():
     assert daemon.stop() == 0, daemon.text()
 
 
+
+def tls13_handshake_then_leave(port):
+    """A TLS 1.3 handshake whose last flight goes out in one segment with
+    the FIN (TCP_CORK holds it), then whatever the server still sends."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="localhost")
+    with h.connect(port) as s:
+        while True:
+            try:
+                obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                if out.pending:
+                    s.sendall(out.read())
+                data = s.recv(65536)
+                assert data, "the server closed during the handshake"
+                inc.write(data)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        s.sendall(out.read())
+        s.shutdown(socket.SHUT_WR)
+        return h.recv_all(s)
+
+
+def test_tls_client_gone_after_handshake():
+    """A client that leaves right after its TLS handshake gets no upstream
+    connection, no session ticket and no close_notify."""
+    d = h.tmpdir()
+    h.make_cert(d)
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    ls.settimeout(5)
+    port = h.free_port()
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, [h.listener(
+        "px", "proxy", port, "tcp",
+        'tls = { certificate = "%s/cert.pem"; key = "%s/key.pem"; }; '
+        'settings = { upstream = [ "127.0.0.1:%d" ]; };'
+        % (d, d, ls.getsockname()[1]))])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+    for _ in range(5):
+        assert tls13_handshake_then_leave(port) == b""
+    r, _, _ = select.select([ls], [], [], 0.3)
+    assert not r, "the proxy connected upstream for a departed client"
+    # A client that stays is proxied as ever.
+    with h.connect(port) as raw:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+            c.sendall(b"hello")
+            up, _ = ls.accept()
+            with up:
+                assert up.recv(5) == b"hello"
+                up.sendall(b"world")
+                assert c.recv(5) == b"world"
+    ls.close()
+    assert daemon.stop() == 0, daemon.text()
+
 TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_half_close_both_ways, test_unix_upstream,
          test_tls_upstream_verified, test_connect_timeout_moves_on,
@@ -698,6 +763,7 @@ TESTS = [test_http_server_through_curl, test_slow_reader_keeps_rss_bounded,
          test_copy_64mib_hash_and_access_log,
          test_splice_upstream_half_closes_first,
          test_splice_busy_pair_not_idle,
-         test_splice_stalled_client_write_timeout]
+         test_splice_stalled_client_write_timeout,
+         test_tls_client_gone_after_handshake]
 # Names on the command line run only those tests.
 h.run([t for t in TESTS if len(sys.argv) < 2 or t.__name__ in sys.argv[1:]])

@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <poll.h>
@@ -917,7 +918,106 @@ test_serve_forever_loop_closed(void)
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
 
+static int
+sockopt_int(int fd, int level, int name)
+{
+	socklen_t len = sizeof(int);
+	int v = -1;
+
+	CU_ASSERT_EQUAL(getsockopt(fd, level, name, &v, &len), 0);
+	return v != 0;
+}
+
+/*
+ * What the server and aloopd rely on to set socket options once per
+ * listener: Linux gives an accepted TCP socket the listening socket's
+ * TCP_NODELAY and SO_KEEPALIVE, on and off.
+ */
+static void
+test_accepted_socket_inherits_options(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int lfd, cfd, afd, on, round;
+
+	for (round = 0; round < 2; round++) {
+		on = round == 0;
+		lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		CU_ASSERT_FATAL(lfd >= 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CU_ASSERT_EQUAL_FATAL(bind(lfd, (struct sockaddr *)&sin,
+		    sizeof(sin)), 0);
+		CU_ASSERT_EQUAL_FATAL(listen(lfd, 4), 0);
+		CU_ASSERT_EQUAL(getsockname(lfd, (struct sockaddr *)&sin,
+		    &len), 0);
+		CU_ASSERT_EQUAL(setsockopt(lfd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on)), 0);
+		CU_ASSERT_EQUAL(setsockopt(lfd, SOL_SOCKET, SO_KEEPALIVE, &on,
+		    sizeof(on)), 0);
+		cfd = raw_connect(AF_INET, "127.0.0.1", ntohs(sin.sin_port));
+		CU_ASSERT_FATAL(cfd >= 0);
+		afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		CU_ASSERT_FATAL(afd >= 0);
+		CU_ASSERT_EQUAL(sockopt_int(afd, IPPROTO_TCP, TCP_NODELAY), on);
+		CU_ASSERT_EQUAL(sockopt_int(afd, SOL_SOCKET, SO_KEEPALIVE), on);
+		(void)close(afd);
+		(void)close(cfd);
+		(void)close(lfd);
+	}
+}
+
+/* tcp_nodelay reaches every accepted socket, on by default, and off. */
+static void
+test_tcp_nodelay_from_the_listener(void)
+{
+	int fds = count_fds();
+	struct aloop_loop *loop = test_loop();
+	struct aloop_server_options o;
+	struct rec_pool sp = { 0 }, cp = { 0 };
+	struct aloop_server *srv;
+	const int *lfd, *afd;
+	size_t n;
+	int port, round, i, err;
+
+	for (round = 0; round < 2; round++) {
+		memset(&sp, 0, sizeof(sp));
+		memset(&cp, 0, sizeof(cp));
+		aloop_server_options_init(&o);
+		CU_ASSERT_EQUAL(o.tcp_nodelay, 1);
+		o.tcp_nodelay = round == 0;
+		srv = server_with(loop, &sp, "127.0.0.1", &o, &err);
+		CU_ASSERT_FATAL(srv != NULL);
+		lfd = aloop_server_sockets(srv, &n);
+		CU_ASSERT_FATAL(lfd != NULL && n == 1);
+		CU_ASSERT_EQUAL(sockopt_int(lfd[0], IPPROTO_TCP, TCP_NODELAY),
+		    o.tcp_nodelay);
+		port = sock_port(lfd[0]);
+		/* The first is checked, the next ones inherit. */
+		for (i = 0; i < 3; i++)
+			(void)connect_to(loop, &cp, "127.0.0.1", port);
+		CU_ASSERT(WAIT_UNTIL(loop, sp.n == 3 && sp.r[0].made &&
+		    sp.r[1].made && sp.r[2].made, 5.0));
+		for (i = 0; i < sp.n; i++) {
+			afd = aloop_transport_get_extra_info(sp.r[i].t,
+			    "socket", NULL);
+			CU_ASSERT_FATAL(afd != NULL);
+			CU_ASSERT_EQUAL(sockopt_int(*afd, IPPROTO_TCP,
+			    TCP_NODELAY), o.tcp_nodelay);
+		}
+		aloop_server_abort_clients(srv);
+		CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost && cp.r[1].lost &&
+		    cp.r[2].lost, 5.0));
+		free_server(srv);
+	}
+	test_loop_done(loop);
+	CU_ASSERT_EQUAL(count_fds(), fds);
+}
+
 static const struct test_case cases[] = {
+	TEST(test_accepted_socket_inherits_options),
+	TEST(test_tcp_nodelay_from_the_listener),
 	TEST(test_close_refuses_but_keeps_connections),
 	TEST(test_serve_forever),
 	TEST(test_serve_forever_loop_closed),

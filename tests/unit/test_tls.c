@@ -48,6 +48,7 @@ struct side {
 	int			 stalled;
 
 	int			 factory_calls, made, eofs, losts, gone;
+	int			 closing_at_made;	/* is_closing there */
 	int			 pauses, resumes;
 	int			 lost_code;
 	char			 lost_msg[256];
@@ -130,6 +131,7 @@ p_made(struct aloop_transport *t, void *state)
 
 	s->made++;
 	s->t = t;
+	s->closing_at_made += aloop_transport_is_closing(t);
 	if (s->greeting != NULL)
 		CU_ASSERT_EQUAL(aloop_transport_write(t, s->greeting,
 		    strlen(s->greeting)), 0);
@@ -519,6 +521,24 @@ test_echo_and_extra_info(void)
 	CU_ASSERT_EQUAL(peer->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
 	CU_ASSERT_PTR_NOT_NULL(aloop_transport_get_extra_info(k.ct,
 	    "sockname", NULL));
+	/*
+	 * The server's side: its peer is the client's own address (from
+	 * accept), its own address the client's peer (asked when wanted).
+	 */
+	{
+		const struct sockaddr_in *cl, *sp, *sl;
+		size_t l1 = 0, l2 = 0;
+
+		cl = aloop_transport_get_extra_info(k.ct, "sockname", NULL);
+		sp = aloop_transport_get_extra_info(k.st, "peername", &l1);
+		sl = aloop_transport_get_extra_info(k.st, "sockname", &l2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(sl);
+		CU_ASSERT_EQUAL(l1, sizeof(struct sockaddr_in));
+		CU_ASSERT_EQUAL(l2, sizeof(struct sockaddr_in));
+		CU_ASSERT_EQUAL(sp->sin_port, cl->sin_port);
+		CU_ASSERT_EQUAL(sl->sin_port, peer->sin_port);
+	}
 	fdp = aloop_transport_get_extra_info(k.ct, "socket", NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(fdp);
 	CU_ASSERT(*fdp >= 0);
@@ -1287,6 +1307,146 @@ test_bad_arguments(void)
 	aloop_tls_context_release(cctx);
 }
 
+/* ------------------------------------------------ tickets and departures */
+
+static int
+cond_server_made(void *arg)
+{
+	struct conn *k = arg;
+
+	return k->ss.made > 0;
+}
+
+static double until;
+
+static int
+cond_until(void *arg)
+{
+	(void)arg;
+	return aloop_time(loop) >= until;
+}
+
+static void
+run_for_a_while(double secs)
+{
+	until = aloop_time(loop) + secs;
+	CU_ASSERT_EQUAL(run_until(cond_until, NULL), 0);
+}
+
+struct raw_client {
+	SSL	*ssl;
+	int	 fd;
+	int	 done;		/* the handshake finished */
+	int	 leave;		/* then 1: SHUT_WR at once, 2: close_notify */
+};
+
+/* Drive a plain OpenSSL client's handshake from the loop's poll. */
+static int
+cond_raw_handshake(void *arg)
+{
+	struct raw_client *rc = arg;
+	int n;
+
+	if (!rc->done) {
+		n = SSL_connect(rc->ssl);
+		if (n != 1) {
+			n = SSL_get_error(rc->ssl, n);
+			CU_ASSERT(n == SSL_ERROR_WANT_READ ||
+			    n == SSL_ERROR_WANT_WRITE);
+			return n != SSL_ERROR_WANT_READ &&
+			    n != SSL_ERROR_WANT_WRITE;
+		}
+		rc->done = 1;
+		/* Right behind our Finished, without a close_notify. */
+		if (rc->leave == 1)
+			CU_ASSERT_EQUAL(shutdown(rc->fd, SHUT_WR), 0);
+		/* Or a close_notify, the socket left open for the answer. */
+		if (rc->leave == 2)
+			CU_ASSERT_EQUAL(SSL_shutdown(rc->ssl), 0);
+	}
+	return 1;
+}
+
+/*
+ * A TLS 1.3 server holds its session ticket back until the peer shows it
+ * is still there: a client that leaves right after its Finished is sent
+ * neither the ticket nor a close_notify (which would only bring back a
+ * reset), and its protocol sees connection_made with the transport
+ * closing already, then connection_lost.  A client that stays gets the
+ * ticket at once, before it says anything, and one that sends its
+ * close_notify at once is answered with ours.
+ */
+static void
+test_tickets_not_sent_to_a_departed_peer(void)
+{
+	struct aloop_tls_context *sctx = make_server_ctx();
+	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
+	struct raw_client rc;
+	unsigned char buf[4096];
+	struct conn k;
+	int lfd = listener(), c, s, round;
+	ssize_t n;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cctx);
+	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
+	CU_ASSERT_EQUAL(SSL_CTX_set_min_proto_version(cctx, TLS1_3_VERSION),
+	    1);
+	for (round = 0; round < 3; round++) {
+		memset(&k, 0, sizeof(k));
+		memset(&rc, 0, sizeof(rc));
+		setup();
+		connect_pair(lfd, &c, &s);
+		CU_ASSERT_EQUAL_FATAL(aloop__tls_transport_new(loop, s, sctx,
+		    1, NULL, 5.0, sd_timeout, &proto, factory, &k.ss, NULL,
+		    &k.st), 0);
+		aloop__transport_set_owner(k.st, owner_gone, &k.ss);
+		rc.fd = c;
+		rc.leave = round == 0 ? 1 : round == 2 ? 2 : 0;
+		rc.ssl = SSL_new(cctx);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(rc.ssl);
+		CU_ASSERT_EQUAL(SSL_set_fd(rc.ssl, c), 1);
+		CU_ASSERT_EQUAL(run_until(cond_raw_handshake, &rc), 0);
+		CU_ASSERT_FATAL(rc.done);
+		if (rc.leave == 2) {
+			/*
+			 * The look after the handshake took the close_notify:
+			 * it is answered all the same, not left waiting.
+			 */
+			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+			CU_ASSERT_EQUAL(k.ss.made, 1);
+			CU_ASSERT_EQUAL(k.ss.lost_code, 0);
+			CU_ASSERT_EQUAL(SSL_shutdown(rc.ssl), 1);
+		} else if (rc.leave) {
+			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+			CU_ASSERT_EQUAL(k.ss.made, 1);
+			CU_ASSERT_EQUAL(k.ss.closing_at_made, 1);
+			CU_ASSERT_EQUAL(k.ss.losts, 1);
+			CU_ASSERT_EQUAL(k.ss.lost_code, 0);
+			/* Nothing came after the handshake: only the EOF. */
+			n = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
+			CU_ASSERT_EQUAL(n, 0);
+		} else {
+			CU_ASSERT_EQUAL(run_until(cond_server_made, &k), 0);
+			CU_ASSERT_EQUAL(k.ss.closing_at_made, 0);
+			/* The ticket: one TLS 1.3 application data record. */
+			run_for_a_while(0.05);
+			n = recv(c, buf, sizeof(buf), MSG_DONTWAIT);
+			CU_ASSERT(n > 5);
+			CU_ASSERT_EQUAL(buf[0], 23);
+			CU_ASSERT_EQUAL(k.ss.losts, 0);
+			aloop_transport_abort(k.st);
+			CU_ASSERT_EQUAL(run_until(cond_server_lost, &k), 0);
+		}
+		SSL_free(rc.ssl);
+		(void)close(c);
+		conn_free(&k);
+		teardown();
+	}
+	SSL_CTX_free(cctx);
+	close(lfd);
+	aloop_tls_context_release(sctx);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_echo_and_extra_info),
 	TEST(test_wrong_hostname),
@@ -1302,6 +1462,7 @@ static const struct test_case cases[] = {
 	TEST(test_close_and_abort_during_handshake),
 	TEST(test_shutdown_timeout),
 	TEST(test_peer_gone_no_sigpipe),
+	TEST(test_tickets_not_sent_to_a_departed_peer),
 	TEST(test_create_server_and_connection),
 	TEST(test_bad_arguments),
 };
