@@ -355,25 +355,19 @@ def test_unreachable_logged_once_per_burst():
     assert daemon.stop() == 0, daemon.text()
 
 
-class EchoUpstream(threading.Thread):
-    """Echoes what it gets until the client closes."""
+class LoopbackUpstream(Upstream):
+    """An Upstream on a loopback port of its own, in self.port."""
 
     def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.start()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
+        super().__init__(sock)
 
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,),
-                             daemon=True).start()
+
+class EchoUpstream(LoopbackUpstream):
+    """Echoes what it gets until the client closes."""
 
     def serve(self, c):
         with c:
@@ -482,27 +476,13 @@ def test_bad_settings_rejected():
         assert what in r.stderr, (what, r.stderr)
 
 
-class HashUpstream(threading.Thread):
+class HashUpstream(LoopbackUpstream):
     """Hashes what it gets until EOF, answers the digest and then @down
     bytes of its own, and closes."""
 
     def __init__(self, down=0):
-        super().__init__(daemon=True)
         self.down = down
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(c,),
-                             daemon=True).start()
+        super().__init__()
 
     def serve(self, c):
         with c:
