@@ -346,7 +346,7 @@ plugin_instance_new(const struct plugin *p, const struct aloop_plugin_env *env,
     const struct aloop_settings *settings, void **instance)
 {
 	const struct aloop_plugin *d = &p->desc;
-	void *inst = NULL;
+	void *inst = NULL, *made;
 	int rc;
 
 	*instance = NULL;
@@ -364,14 +364,25 @@ plugin_instance_new(const struct plugin *p, const struct aloop_plugin_env *env,
 		*instance = inst;
 		return 0;
 	}
+	made = inst;
 	rc = d->init(env, settings, &inst);
 	if (rc > 0)		/* not a valid error: treat it as a refusal */
 		rc = ALOOP_EPLUGIN;
+	/*
+	 * With a table the instance is aloopd's: an init that replaced it
+	 * (a copied "*instance = NULL;", say) would leak it and hand the
+	 * plugin's stream_task a pointer aloopd does not own.
+	 */
+	if (rc == 0 && d->settings != NULL && inst != made) {
+		aloop_log(ALOOP_LOG_ERR, "plugin %s: init replaced the "
+		    "instance aloopd made from its settings table", d->name);
+		rc = ALOOP_EPLUGIN;
+	}
 	if (rc == 0)
 		*instance = inst;
-	else if (d->settings != NULL) {
-		aloop_settings_free(d->settings, inst);
-		free(inst);
+	else if (made != NULL) {
+		aloop_settings_free(d->settings, made);
+		free(made);
 	}
 	return rc;
 }

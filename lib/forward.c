@@ -308,8 +308,11 @@ forward_copy(struct aloop__forward *f, int fd)
 		f->blocked = 1;
 		return 0;
 	}
-	if ((buf = aloop__read_buffer()) == NULL)
+	if ((buf = aloop__read_buffer()) == NULL) {
+		/* As the stream's own read: the event would fire forever. */
+		forward_read_failed(f, ALOOP_ENOMEM);
 		return 0;
+	}
 	do
 		n = read(fd, buf, ALOOP__READ_MAX);
 	while (n == -1 && errno == EINTR);

@@ -239,10 +239,11 @@ stream_read_once(struct stream *s)
 		 * Only a full buffer says more is waiting, and only a
 		 * transport the callback left open and reading may take it
 		 * (it may have closed, aborted, paused, handed the
-		 * descriptor to TLS or read from elsewhere).
+		 * descriptor to TLS, started a forward or read from
+		 * elsewhere).
 		 */
 		return (size_t)n == room && s->reading && s->fd >= 0 &&
-		    !(t->flags & ALOOP__T_CLOSING);
+		    !(t->flags & ALOOP__T_CLOSING) && t->fwd_in == NULL;
 	}
 	if (n == 0)
 		stream_on_eof(s);

@@ -60,6 +60,7 @@ struct stream {
 	struct aloop_loop	*loop;
 	struct aloop_transport	*t;		/* NULL before made, after lost */
 	struct stream_server	*srv;		/* server side only */
+	int			 hosted;	/* aloop_stream_protocol_new's */
 	struct aloop_stream_reader reader;
 	struct aloop_stream_writer writer;
 
@@ -886,6 +887,13 @@ aloop_stream_writer_start_tls(struct aloop_stream_writer *w,
 	struct aloop_future *f;
 	int rc;
 
+	/*
+	 * The host's protocol wraps the stream's: a failed handshake would
+	 * end the connection without its connection_lost, and the side of
+	 * the handshake is the host's to know.
+	 */
+	if (s->hosted)
+		return ALOOP_ENOTSUP;
 	if (!in_task())
 		return ALOOP_ESTATE;
 	if (o == NULL || o->ssl == NULL)
@@ -897,7 +905,11 @@ aloop_stream_writer_start_tls(struct aloop_stream_writer *w,
 	if ((rc = aloop_start_tls(s->t, s->srv != NULL, o, &f)) != 0)
 		return rc;
 	if ((rc = aloop_future_add_done_callback(f, stream_upgraded, s)) != 0) {
+		/* The socket may be the TLS transport's already: end it. */
+		(void)aloop_future_cancel(f);
 		aloop_future_release(f);
+		if (!s->lost)
+			stream_lost(s, rc);
 		return rc;
 	}
 	s->refs++;
@@ -1124,6 +1136,7 @@ aloop_stream_protocol_new(struct aloop_loop *loop,
 		return ALOOP_ENOMEM;
 	/* The protocol's reference (stream_new's), the reader's, the writer's. */
 	s->refs += 2;
+	s->hosted = 1;
 	stream_track(s);
 	*proto = &stream_proto;
 	*state = s;

@@ -316,7 +316,9 @@ ALOOP_API int aloop_stream_wait_closed(struct aloop_stream_writer *w);
  * missing @o or @o->ssl, drain's error, or the upgrade's: the connection
  * is then lost with that error (reads and drain report it).  A task
  * cancelled while it waits cancels the upgrade too: ALOOP_ECANCELLED,
- * and the connection is lost with it.
+ * and the connection is lost with it.  ALOOP_ENOTSUP for a stream made
+ * by aloop_stream_protocol_new() (an aloopd stream_task's connection
+ * among them): its host owns the transport's protocol.
  */
 ALOOP_API int aloop_stream_writer_start_tls(struct aloop_stream_writer *w,
     const struct aloop_connection_options *o);

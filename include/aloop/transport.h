@@ -312,9 +312,8 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
  *     passes the half-close on with aloop_transport_write_eof(@dst) if
  *     it wants to); status 0.
  *   - @src is closed, aborted or fails: what the pipe holds still goes
- *     to @dst; status 0 after a close, its error otherwise.  A reset or
- *     a read error ends @src through its connection_lost as without a
- *     forward.
+ *     to @dst; status 0 (@src's connection_lost says which: a reset or
+ *     a read error ends @src through it as without a forward).
  *   - @dst is closed (the pipe is flushed as part of the close), has
  *     write_eof called, is aborted or fails (the pipe is dropped; a write
  *     error ends @dst through its connection_lost): status -EPIPE.

@@ -1385,6 +1385,7 @@ host_task(void *arg, void **result)
 static void
 test_host_protocol(void)
 {
+	struct aloop_connection_options co;
 	struct loop_fixture f;
 	struct aloop_task_options to;
 	struct aloop_future *fut;
@@ -1406,6 +1407,11 @@ test_host_protocol(void)
 	/* Started, then resumed at least once for the data. */
 	CU_ASSERT(h.ran >= 2);
 	CU_ASSERT_EQUAL(h.ran, h.stopped);
+	/* The host owns the transport's protocol: no upgrade under it. */
+	aloop_connection_options_init(&co);
+	co.ssl = ALOOP_TLS_DEFAULT;
+	CU_ASSERT_EQUAL(aloop_stream_writer_start_tls(h.w, &co),
+	    ALOOP_ENOTSUP);
 	/* The host's connection_lost drops the protocol's reference. */
 	h.proto->connection_lost(NULL, h.state, NULL);
 	aloop_stream_reader_release(h.r);
