@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ inherit(void)
 {
 	const char *s = getenv(SECRET_ENV);
 	char *end;
+	struct stat st;
 	size_t got = 0;
 	ssize_t n;
 	long fd;
@@ -39,6 +42,17 @@ inherit(void)
 	(void)unsetenv(SECRET_ENV);
 	if (*end != '\0' || fd < 3 || fcntl((int)fd, F_GETFD) == -1)
 		return -1;
+	/*
+	 * The old master wrote the secret and closed its end before the
+	 * exec, so it is all there: a stale variable naming some other
+	 * descriptor must not make this read wait.
+	 */
+	if (fstat((int)fd, &st) != 0 || !S_ISFIFO(st.st_mode))
+		return -1;	/* not ours to close either */
+	if (fcntl((int)fd, F_SETFL, O_NONBLOCK) == -1) {
+		close((int)fd);
+		return -1;
+	}
 	while (got < sizeof(secret)) {
 		n = read((int)fd, secret + got, sizeof(secret) - got);
 		if (n == -1 && errno == EINTR)
