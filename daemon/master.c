@@ -386,7 +386,9 @@ reload_checked(struct config *cfg, int r, void *arg)
 		    "configuration");
 		metrics_reload(0);
 		(void)notify_ready();
+		return;
 	}
+	tls_cache_commit();
 }
 
 static void
@@ -921,6 +923,7 @@ master_run(struct config *cfg, const struct master_options *o)
 	cfg = NULL;
 	if (n < 0)
 		goto fail;
+	tls_cache_commit();
 	if ((n = aloop_run_forever(M.loop)) < 0) {
 		aloop_log(ALOOP_LOG_ERR, "the master's loop failed: %s",
 		    aloop_strerror(n));

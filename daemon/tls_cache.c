@@ -101,9 +101,12 @@ tls_cache_end(int ok, struct tls_cache_stats *st)
 
 		st->contexts += e->seen;
 		st->built += e->built;
-		if (ok)
-			e->live = e->seen;
-		if (!e->live) {
+		/*
+		 * A valid parse is not yet the running one (the plugin check
+		 * and the workers can still refuse it): keep both its
+		 * contexts and the running ones until tls_cache_commit.
+		 */
+		if (ok ? !e->live && !e->seen : !e->live) {
 			aloop_tls_context_release(e->ctx);
 			continue;
 		}
@@ -115,6 +118,25 @@ tls_cache_end(int ok, struct tls_cache_stats *st)
 	C.files = NULL;
 	C.nfiles = C.capfiles = 0;
 	strmap_clear(&C.names);
+}
+
+void
+tls_cache_commit(void)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < C.n; i++) {
+		struct entry *e = &C.v[i];
+
+		e->live = e->seen;
+		if (!e->live) {
+			aloop_tls_context_release(e->ctx);
+			continue;
+		}
+		C.v[kept++] = *e;
+	}
+	C.n = kept;
+	reindex();
 }
 
 /* Read @path as OpenSSL will (see config_listener.c's readable()). */

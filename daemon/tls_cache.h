@@ -28,11 +28,18 @@ struct tls_cache_stats {
 void	tls_cache_begin(void);
 
 /*
- * After them.  @ok: the configuration is valid and is the one that will
- * run, so the contexts it did not use are let go; otherwise those of the
- * last valid one stay and what this parse built goes.  *@st: this parse.
+ * After them.  @ok: the configuration is valid; its contexts stay beside
+ * the running configuration's until tls_cache_commit (what an earlier
+ * valid parse left and neither uses goes).  Otherwise what this parse
+ * built goes and the running configuration's stay.  *@st: this parse.
  */
 void	tls_cache_end(int ok, struct tls_cache_stats *st);
+
+/*
+ * The configuration of the last parse runs now (its workers started):
+ * the contexts only the one before it used are let go.
+ */
+void	tls_cache_commit(void);
 
 /*
  * The SHA-256 of the contents of @path into @out, read once per parse

@@ -1059,6 +1059,7 @@ test_tls_contexts_shared_and_kept(void)
 	CU_ASSERT_FATAL(td_make_cert("three") == 0);
 	td_write("aloop.conf", shared_conf);
 	CU_ASSERT_EQUAL_FATAL(config_parse("aloop.conf", &run), 0);
+	tls_cache_commit();
 	CU_ASSERT_PTR_NOT_NULL_FATAL(CTX(run, 0));
 	CU_ASSERT_PTR_EQUAL(CTX(run, 0), CTX(run, 1));
 	CU_ASSERT_PTR_NOT_EQUAL(CTX(run, 0), CTX(run, 2));
@@ -1075,6 +1076,7 @@ test_tls_contexts_shared_and_kept(void)
 	CU_ASSERT_EQUAL(cfg->tls.built, 0);
 	config_free(run);
 	run = cfg;
+	tls_cache_commit();
 
 	/* The first pair rewritten in place: its three listeners' anew. */
 	copy_file("three/server.crt", "one/server.crt");
@@ -1088,6 +1090,17 @@ test_tls_contexts_shared_and_kept(void)
 	CU_ASSERT_EQUAL(cfg->tls.built, 2);
 	config_free(run);
 	run = cfg;
+	tls_cache_commit();
+
+	/*
+	 * A valid configuration that never runs (its plugin check or its
+	 * workers refused it) takes nothing from the running one's.
+	 */
+	td_write("other.conf", "listeners = ( { name = \"z\"; protocol = "
+	    "\"p\"; listen = [ \"*:9\" ];\n  tls = { certificate = "
+	    "\"three/server.crt\"; key = \"three/server.key\"; }; } );\n");
+	CU_ASSERT_EQUAL_FATAL(config_parse("other.conf", &cfg), 0);
+	config_free(cfg);
 
 	/* A broken file fails the parse where it is named ... */
 	copy_file("two/server.key", "one/server.crt");
