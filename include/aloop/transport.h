@@ -201,9 +201,10 @@ ALOOP_API void aloop_transport_abort(struct aloop_transport *t);
 /**
  * How long a graceful close of @t may wait for a peer that takes nothing
  * (see aloop_transport_close): @seconds >= 0; 0 resets at once whatever
- * is not sent when the close begins.  Applies to closes that begin afterwards.  ALOOP_EINVAL for a
- * negative or absurd value.  Servers and create_connection set it from
- * their options' close_timeout.
+ * is not sent when the close begins.  A close already waiting reads the
+ * new value at its next check.  ALOOP_EINVAL for a negative or absurd
+ * value.  Servers and create_connection set it from their options'
+ * close_timeout.
  */
 ALOOP_API int aloop_transport_set_close_timeout(struct aloop_transport *t,
     double seconds);
