@@ -254,11 +254,13 @@ struct aloop_transport {
 	 * aloop_transport_forward (forward.c): the forward that reads this
 	 * transport, and the one that writes into it; either may be NULL.
 	 * bytes_forwarded counts what the former read, which data_received
-	 * never saw.
+	 * never saw; bytes_spliced the part of it that went through a
+	 * pipe rather than user space.
 	 */
 	struct aloop__forward	*fwd_in;
 	struct aloop__forward	*fwd_out;
 	uint64_t		 bytes_forwarded;
+	uint64_t		 bytes_spliced;
 
 	/*
 	 * The bound of a graceful close: once aloop_transport_close began,

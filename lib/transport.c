@@ -838,6 +838,11 @@ aloop_transport_get_extra_info(struct aloop_transport *t, const char *name,
 			*len = sizeof(t->bytes_forwarded);
 		return &t->bytes_forwarded;
 	}
+	if (strcmp(name, "bytes_spliced") == 0) {
+		if (len != NULL)
+			*len = sizeof(t->bytes_spliced);
+		return &t->bytes_spliced;
+	}
 	if (strcmp(name, "aborted") == 0) {
 		static const int no = 0, yes = 1;
 

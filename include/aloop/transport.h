@@ -105,6 +105,10 @@ ALOOP_API int aloop_transport_set_protocol(struct aloop_transport *t,
  *                            aloop_transport_forward, which
  *                            data_received never saw; the destination
  *                            counts them in its "bytes_written")
+ *   "bytes_spliced"          const uint64_t *  (the part of
+ *                            "bytes_forwarded" that went through a
+ *                            pipe inside the kernel; the rest was
+ *                            copied through user space)
  *   "aborted"                const int *  (1 once aloop_transport_abort
  *                            ended the transport, 0 if it was closed or
  *                            ended by itself; any transport, also during
@@ -268,11 +272,15 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
     struct aloop_transport *dst, void *arg, int status);
 
 /**
- * Forward the bytes @src receives to @dst inside the kernel, without
- * copying them through user space: splice(2) through a pipe.  A TCP
- * proxy's bulk path, where data_received and write would copy every
- * byte twice.  One direction per call; a proxy calls it twice, once per
- * direction.
+ * Forward the bytes @src receives to @dst without handing them to a
+ * protocol: a TCP proxy's data path, where data_received and write would
+ * cost a callback and a buffer per chunk.  Bulk goes inside the kernel,
+ * spliced (splice(2)) through a pipe, never copied through user space;
+ * small messages are read and written through the loop's read buffer,
+ * which costs fewer syscalls than splicing them.  A forward starts
+ * copying, splices from the first read of 32 KiB or more, and copies
+ * again after a readiness event that brought less than 8 KiB.  One
+ * direction per call; a proxy calls it twice, once per direction.
  *
  * Both transports must be plain stream sockets (TCP or UNIX, made by
  * create_connection, create_server, connect_accepted_socket and their
@@ -288,7 +296,8 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
  *     is sent first, then the forwarded bytes, in order.  aloop_transport_
  *     write and sendfile on @dst return ALOOP_ESTATE.
  *   - Back-pressure as with write: the pipe holds at most its capacity
- *     (1 MiB at most); while @dst does not take it, @src is not read, so
+ *     (1 MiB at most), a copy stops at @dst's high-water mark; while
+ *     @dst does not take them, @src is not read, so
  *     memory stays bounded whatever the peers do.  When the
  *     pipe is full and @dst takes nothing, @dst's protocol gets
  *     pause_writing, and resume_writing once the pipe drained to its
@@ -298,14 +307,15 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
  *   - Each readiness event moves at most 1 MiB before the loop runs
  *     anything else.
  *   - Counting: what is read from @src adds to its "bytes_forwarded"
- *     and to @dst's "bytes_written" extra info.
+ *     (and, when spliced, "bytes_spliced") and to @dst's
+ *     "bytes_written" extra info.
  *   - The pipe (1 MiB where the user's pipe quota allows) is taken
- *     from a small pool per loop when bytes arrive and given back once
+ *     from a small pool per loop when bulk arrives and given back once
  *     it is empty again, so an idle forward holds no descriptor; the
  *     pool closes what it kept after 2 s unused.  When no pipe can be
- *     had (EMFILE, ENFILE) the bytes are read and written through user
- *     space instead, and the forward goes on.  A busy forward holds two
- *     descriptors besides the sockets.
+ *     had (EMFILE, ENFILE) the bytes are copied instead for a second
+ *     before a pipe is tried again, and the forward goes on.  A forward
+ *     busy with bulk holds two descriptors besides the sockets.
  *
  * The forward ends, and @done (may be NULL) is called, when:
  *   - @src reads EOF: once the pipe drained into @dst, @src's protocol

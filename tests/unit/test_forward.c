@@ -171,6 +171,7 @@ struct peer {
 	pthread_t	 th;
 	int		 fd;
 	uint64_t	 len;		/* to write, or read so far */
+	uint64_t	 start;		/* writer: stream offset of byte 0 */
 	int		 shut;		/* writer: shutdown(SHUT_WR) at the end */
 	int		 bad;		/* reader: a byte out of place */
 	int		 err;		/* reader: how it ended (0: EOF) */
@@ -190,7 +191,7 @@ writer_main(void *arg)
 		n = w->len - off < sizeof(buf) ? (size_t)(w->len - off) :
 		    sizeof(buf);
 		for (i = 0; i < n; i++)
-			buf[i] = pattern(off + i);
+			buf[i] = pattern(w->start + off + i);
 		if ((k = write(w->fd, buf, n)) <= 0)
 			break;
 		off += (uint64_t)k;
@@ -226,13 +227,21 @@ reader_main(void *arg)
 }
 
 static void
-peer_start(struct peer *p, int fd, void *(*fn)(void *), uint64_t len)
+peer_start_at(struct peer *p, int fd, void *(*fn)(void *), uint64_t len,
+    uint64_t start, int shut)
 {
 	memset(p, 0, sizeof(*p));
 	p->fd = fd;
 	p->len = len;
-	p->shut = 1;
+	p->start = start;
+	p->shut = shut;
 	CU_ASSERT_FATAL(pthread_create(&p->th, NULL, fn, p) == 0);
+}
+
+static void
+peer_start(struct peer *p, int fd, void *(*fn)(void *), uint64_t len)
+{
+	peer_start_at(p, fd, fn, len, 0, 1);
 }
 
 /* A's EOF passes on to B, as a proxy passes a half-close on. */
@@ -270,6 +279,8 @@ bulk(int unix_sock)
 	CU_ASSERT_EQUAL(x.a->eofs, 1);
 	CU_ASSERT_EQUAL(counter(x.a->t, "bytes_forwarded"), BULK);
 	CU_ASSERT_EQUAL(counter(x.b->t, "bytes_written"), BULK);
+	/* Bulk goes through the pipe, all but the first reads. */
+	CU_ASSERT(counter(x.a->t, "bytes_spliced") >= BULK - BULK / 8);
 	CU_ASSERT(WAIT_UNTIL(x.loop, x.ndone[0] == 1, 2.0));
 	CU_ASSERT_EQUAL(x.status[0], 0);
 	CU_ASSERT_EQUAL(x.ndone[1], 0);
@@ -486,6 +497,109 @@ test_forward_emfile(void)
 	CU_ASSERT_EQUAL(r.bad, 0);
 	CU_ASSERT_EQUAL(x.a->nrecv, 0);
 	CU_ASSERT_EQUAL(counter(x.a->t, "bytes_forwarded"), 4 * 1024 * 1024);
+	CU_ASSERT_EQUAL(counter(x.a->t, "bytes_spliced"), 0);
+	fx_close(&x);
+}
+
+/*
+ * Read @len pattern bytes from @fd (blocking, up to 5 s, running @loop
+ * meanwhile) starting at stream offset @off; how many were out of place,
+ * or -1 if they did not all come.
+ */
+static int
+expect(struct aloop_loop *loop, int fd, uint64_t off, size_t len)
+{
+	unsigned char buf[65536];
+	double end = now_mono() + 5.0;
+	size_t got = 0, i;
+	ssize_t n;
+	int bad = 0;
+
+	while (got < len && now_mono() < end) {
+		n = recv(fd, buf, len - got < sizeof(buf) ? len - got :
+		    sizeof(buf), MSG_DONTWAIT);
+		if (n <= 0) {
+			run_for(loop, 0.001);
+			continue;
+		}
+		for (i = 0; i < (size_t)n; i++)
+			if (buf[i] != pattern(off + got + i))
+				bad++;
+		got += (size_t)n;
+	}
+	return got == len ? bad : -1;
+}
+
+/* Send @len pattern bytes from stream offset @off on @fd, all of them. */
+static void
+send_all(struct aloop_loop *loop, int fd, uint64_t off, size_t len)
+{
+	unsigned char buf[65536];
+	size_t done = 0, n, i;
+	ssize_t k;
+
+	while (done < len) {
+		n = len - done < sizeof(buf) ? len - done : sizeof(buf);
+		for (i = 0; i < n; i++)
+			buf[i] = pattern(off + done + i);
+		if ((k = send(fd, buf, n, MSG_DONTWAIT)) > 0)
+			done += (size_t)k;
+		else
+			run_for(loop, 0.001);
+	}
+}
+
+/*
+ * Request and answer of 1 KiB at a time are copied, never spliced, and
+ * hold no pipe; then a bulk transfer is spliced, and small messages
+ * after it are copied again: every byte in order across the switches.
+ */
+static void
+test_forward_small_copied(void)
+{
+	struct fx x;
+	struct peer w;
+	uint64_t off = 0, spliced;
+	int i, fds, round, rc;
+
+	fx_open(&x, 0);
+	fx_forward(&x);
+	run_for(x.loop, 0.01);
+	fds = count_fds();
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 100; i++) {
+			send_all(x.loop, x.ra, off, 1024);
+			CU_ASSERT_EQUAL((rc = expect(x.loop, x.rb, off, 1024)),
+			    0);
+			if (rc != 0)
+				break;
+			off += 1024;
+			/* No pipe was ever taken (later the pool keeps the
+			 * bulk's). */
+			if (round == 0)
+				CU_ASSERT_EQUAL(count_fds(), fds);
+		}
+		spliced = counter(x.a->t, "bytes_spliced");
+		if (round == 0)
+			CU_ASSERT_EQUAL(spliced, 0);
+		/* Bulk: 8 MiB sent by a thread while this one reads. */
+		peer_start_at(&w, x.ra, writer_main, 8u << 20, off, 0);
+		CU_ASSERT_EQUAL(expect(x.loop, x.rb, off, 8u << 20), 0);
+		pthread_join(w.th, NULL);
+		off += 8u << 20;
+		CU_ASSERT(counter(x.a->t, "bytes_spliced") - spliced >=
+		    (8u << 20) - (8u << 20) / 8);
+	}
+	/* The last small round was copied again. */
+	spliced = counter(x.a->t, "bytes_spliced");
+	for (i = 0; i < 20; i++) {
+		send_all(x.loop, x.ra, off, 1024);
+		CU_ASSERT_EQUAL(expect(x.loop, x.rb, off, 1024), 0);
+		off += 1024;
+	}
+	CU_ASSERT(counter(x.a->t, "bytes_spliced") - spliced <= 1024);
+	CU_ASSERT_EQUAL(counter(x.a->t, "bytes_forwarded"), off);
+	CU_ASSERT_EQUAL(counter(x.b->t, "bytes_written"), off);
 	fx_close(&x);
 }
 
@@ -670,6 +784,7 @@ static const struct test_case cases[] = {
 	TEST(test_forward_close_flushes_pipe),
 	TEST(test_forward_refused),
 	TEST(test_forward_emfile),
+	TEST(test_forward_small_copied),
 	TEST(test_read_drain_pause),
 	TEST(test_read_drain_abort),
 	TEST(test_read_drain_close),
