@@ -202,6 +202,7 @@ struct aloop__transport_ops {
 #define ALOOP__T_LINGER		0x1000	/* linger_fd waits for the kernel */
 #define ALOOP__T_ABORT_CALLED	0x2000	/* aloop_transport_abort acted */
 #define ALOOP__T_UPGRADING	0x4000	/* start_tls waits for the drain */
+#define ALOOP__T_TORN		0x8000	/* ops->teardown ran */
 
 /*
  * The callbacks transport.c itself runs.  Every protocol table (stream,

@@ -519,11 +519,12 @@ transport_lost_cb(void *arg)
 	struct aloop_error err;
 
 	t->lost_handle = ALOOP_HANDLE_NONE;
-	if (t->linger_fd < 0 && !(t->flags & ALOOP__T_DONE)) {
+	/* After a linger this runs again, with the teardown done. */
+	if (!(t->flags & (ALOOP__T_TORN | ALOOP__T_DONE))) {
 		if (t->lost_code == 0 && !(t->flags & ALOOP__T_RESET))
 			t->flags |= ALOOP__T_GRACEFUL;
 		t->ops->teardown(t);
-		t->flags &= ~ALOOP__T_GRACEFUL;
+		t->flags = (t->flags & ~ALOOP__T_GRACEFUL) | ALOOP__T_TORN;
 		if (t->flags & ALOOP__T_LINGER) {
 			transport_linger_start(t);
 			return;
@@ -564,7 +565,9 @@ transport_on_loop_close(struct aloop__resource *res)
 		t->linger_fd = -1;
 		t->flags &= ~ALOOP__T_LINGER;
 	}
-	t->ops->teardown(t);
+	if (!(t->flags & ALOOP__T_TORN))
+		t->ops->teardown(t);
+	t->flags |= ALOOP__T_TORN;
 	transport_notify_owner(t);
 	aloop__transport_unref(t);
 }
