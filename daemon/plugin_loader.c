@@ -143,14 +143,16 @@ same_data_model(const char *build)
 
 /*
  * A settings table must fit the instance it fills: a wrong offset would
- * have aloopd write outside the struct it allocates.
+ * have aloopd write outside the struct it allocates, or a double where
+ * the machine cannot store one (a table written by hand, not with the
+ * ALOOP_SETTING_* macros).
  */
 static int
 check_settings_table(const struct aloop_plugin *d, char *err, size_t errlen,
     const char *file)
 {
 	const struct aloop_setting_def *def;
-	size_t size;
+	size_t size, align;
 
 	if (d->settings == NULL)
 		return 0;
@@ -163,18 +165,23 @@ check_settings_table(const struct aloop_plugin *d, char *err, size_t errlen,
 		switch (def->type) {
 		case ALOOP_SETTINGS_INT:
 			size = sizeof(long long);
+			align = _Alignof(long long);
 			break;
 		case ALOOP_SETTINGS_BOOL:
 			size = sizeof(int);
+			align = _Alignof(int);
 			break;
 		case ALOOP_SETTINGS_DOUBLE:
 			size = sizeof(double);
+			align = _Alignof(double);
 			break;
 		case ALOOP_SETTINGS_STRING:
 			size = sizeof(char *);
+			align = _Alignof(char *);
 			break;
 		default:
 			size = 0;
+			align = 1;
 			break;
 		}
 		if (size == 0 || d->instance_size < size ||
@@ -183,6 +190,12 @@ check_settings_table(const struct aloop_plugin *d, char *err, size_t errlen,
 			    "has no valid type or lies outside the %zu-byte "
 			    "instance", file, d->name, def->name,
 			    d->instance_size);
+			return ALOOP_EPLUGIN;
+		}
+		if (def->offset % align != 0) {
+			errf(err, errlen, "%s: plugin \"%s\": setting \"%s\" "
+			    "at offset %zu is not aligned for its type (%zu)",
+			    file, d->name, def->name, def->offset, align);
 			return ALOOP_EPLUGIN;
 		}
 	}

@@ -33,7 +33,8 @@ check_LTLIBRARIES += tests/fixtures/plugin_good.la \
 	tests/fixtures/plugin_undefined.la \
 	tests/fixtures/plugin_both_forms.la tests/fixtures/plugin_no_form.la \
 	tests/fixtures/plugin_old_minor.la tests/fixtures/plugin_table.la \
-	tests/fixtures/plugin_bad_table.la tests/fixtures/plugin_minor_1.la
+	tests/fixtures/plugin_bad_table.la tests/fixtures/plugin_minor_1.la \
+	tests/fixtures/plugin_misaligned.la
 tests_fixtures_plugin_good_la_SOURCES = tests/fixtures/plugin_good.c
 tests_fixtures_plugin_good_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
 tests_fixtures_plugin_wrong_major_la_SOURCES = tests/fixtures/plugin_bad.c
@@ -77,6 +78,10 @@ tests_fixtures_plugin_bad_table_la_SOURCES = tests/fixtures/plugin_bad.c
 tests_fixtures_plugin_bad_table_la_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DFIXTURE_BAD_TABLE
 tests_fixtures_plugin_bad_table_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
+tests_fixtures_plugin_misaligned_la_SOURCES = tests/fixtures/plugin_bad.c
+tests_fixtures_plugin_misaligned_la_CPPFLAGS = $(AM_CPPFLAGS) \
+	-DFIXTURE_MISALIGNED
+tests_fixtures_plugin_misaligned_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)
 tests_fixtures_plugin_minor_1_la_SOURCES = tests/fixtures/plugin_bad.c
 tests_fixtures_plugin_minor_1_la_CPPFLAGS = $(AM_CPPFLAGS) -DFIXTURE_MINOR_1
 tests_fixtures_plugin_minor_1_la_LDFLAGS = $(FIXTURE_MODULE_FLAGS)

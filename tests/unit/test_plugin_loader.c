@@ -409,6 +409,10 @@ test_bad_table_refused(void)
 	    "no valid type or lies outside the %zu-byte instance",
 	    sizeof(int));
 	expect_refused("plugin_bad_table", want);
+	snprintf(want, sizeof(want), "plugin \"bad\": setting \"odd\" at "
+	    "offset 1 is not aligned for its type (%zu)",
+	    _Alignof(long long));
+	expect_refused("plugin_misaligned", want);
 }
 
 static void
