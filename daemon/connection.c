@@ -30,6 +30,12 @@ struct conn {
 	aloop_handle_t		 watch;		/* the timeouts' timer */
 	double			 made;		/* loop time of connection_made */
 	double			 last_rx;	/* loop time of the last read */
+	/*
+	 * Whether data_received reads the clock for last_rx: only while an
+	 * idle timeout may need it and the kernel keeps no times of its own
+	 * (not TCP: watch() learns which on its first run).
+	 */
+	int			 clock_rx;
 	int			 got_byte;	/* first_byte_timeout is met */
 	size_t			 last_wbuf;	/* write buffer, last check */
 	uint64_t		 taken;		/* peer's progress, last check */
@@ -314,6 +320,8 @@ watch(void *arg)
 	count_written(c->o, c->written, &c->counted);
 	if (fd == NULL || sock_facts(*fd, &f) < 0)
 		memset(&f, 0, sizeof(f));
+	if (f.tcp)
+		c->clock_rx = 0;
 	if (o->first_byte_timeout > 0 && !c->got_byte) {
 		if ((t = now - c->made) >= o->first_byte_timeout) {
 			timed_out(c, SB_TIMEOUT_FIRST_BYTE, "no first byte",
@@ -510,6 +518,7 @@ conn_made(struct aloop_transport *t, void *state)
 
 	c->t = t;
 	c->made = c->last_rx = aloop_time(c->o->loop);
+	c->clock_rx = c->o->idle_timeout > 0;
 	/* TCP_NODELAY and SO_KEEPALIVE came from the listening socket. */
 	c->written = aloop_transport_get_extra_info(t, "bytes_written", NULL);
 	c->forwarded = aloop_transport_get_extra_info(t, "bytes_forwarded",
@@ -535,7 +544,8 @@ conn_data(struct aloop_transport *t, void *state, const void *data,
 	struct conn *c = state;
 	const struct aloop_protocol *p = c->o->desc->stream;
 
-	c->last_rx = aloop_time(c->o->loop);
+	if (c->clock_rx)
+		c->last_rx = aloop_time(c->o->loop);
 	c->got_byte = 1;
 	c->bytes_in += len;
 	SB_COUNT(c->o->m, SB_BYTES_IN, len);

@@ -290,11 +290,8 @@ def test_max_connections():
     assert daemon.stop() == 0, daemon.text()
 
 
-def test_idle_timeout():
-    port = h.free_port()
-    cfg, daemon = start([h.listener("echo", "echo", port,
-                                    extra="idle_timeout = 1;")])
-    busy, idle = h.connect(port), h.connect(port)
+def idle_timeout_case(daemon, connect):
+    busy, idle = connect(), connect()
     started = time.monotonic()
     # One keeps talking past the timeout, the other says nothing.
     while time.monotonic() - started < 2.5:
@@ -308,6 +305,36 @@ def test_idle_timeout():
     busy.close()
     idle.close()
     assert daemon.stop() == 0, daemon.text()
+
+
+def test_idle_timeout():
+    port = h.free_port()
+    cfg, daemon = start([h.listener("echo", "echo", port,
+                                    extra="idle_timeout = 1;")])
+    idle_timeout_case(daemon, lambda: h.connect(port))
+
+
+def test_idle_timeout_unix():
+    # No kernel times for a UNIX socket: the daemon's own clock decides.
+    d = h.tmpdir()
+    path = os.path.join(d, "echo.sock")
+    cfg = os.path.join(d, "aloop.conf")
+    h.write_config(cfg, ["""	{
+		name = "echo-unix";
+		protocol = "echo";
+		listen = [ "unix:%s" ];
+		idle_timeout = 1;
+	}""" % path])
+    daemon = h.Daemon(cfg)
+    daemon.wait_ready()
+
+    def unix_client():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(path)
+        return s
+
+    idle_timeout_case(daemon, unix_client)
 
 
 def test_version_says_how_it_was_built():
@@ -495,6 +522,7 @@ h.run([test_graceful_stop_delivers_data, test_drain_timeout,
        test_reload_rereads_settings, test_bad_reload_keeps_running,
        test_reload_keeps_unix_socket,
        test_workers_share_the_load, test_max_connections, test_idle_timeout,
+       test_idle_timeout_unix,
        test_version_says_how_it_was_built, test_dump_prints_what_runs,
        test_detach_and_pidfile, test_failed_start_exits_1,
        test_privilege_drop,
