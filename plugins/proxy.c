@@ -22,8 +22,9 @@
  * to end, and a pair silent on both sides its idle_timeout's.
  *
  * Between plain TCP or UNIX sockets on both sides the bytes do not pass
- * through the proxy at all: once the upstream is connected, each
- * direction is spliced in the kernel (aloop_transport_forward), with the
+ * through the proxy's callbacks at all: once the upstream is connected,
+ * each direction is handed to aloop_transport_forward, which splices bulk
+ * in the kernel and reads and writes small messages directly, with the
  * same back-pressure, half-close and timeout rules; the callbacks below
  * then see only the EOFs, the flow-control edges and the ends.  A TLS
  * side, or splice = false, keeps the copying path.
@@ -41,8 +42,9 @@
  *	half_close_timeout = 60.0;	seconds after one side's EOF; 0: none
  *	upstream_write_timeout = 60.0;	seconds it may take nothing; 0: none
  *	high_water = 65536;	bytes buffered per direction before pausing
- *	splice = true;		zero-copy between plain sockets (Linux
- *				splice); false: copy through the proxy
+ *	splice = true;		between plain sockets, bypass the
+ *				callbacks, splicing bulk in the kernel
+ *				(Linux splice); false: copy through them
  *	tls = {			optional: talk TLS to the upstream
  *		ca = "/etc/ssl/app-ca.pem";	default: the system's CAs
  *		verify = true;			certificate and host name
