@@ -142,6 +142,15 @@ same_data_model(const char *build)
 }
 
 /*
+ * How a field of each type is aligned inside a struct (on some ABIs less
+ * than _Alignof says of the type alone, as long long on i386).
+ */
+struct align_ll { char c; long long v; };
+struct align_int { char c; int v; };
+struct align_dbl { char c; double v; };
+struct align_ptr { char c; char *v; };
+
+/*
  * A settings table must fit the instance it fills: a wrong offset would
  * have aloopd write outside the struct it allocates, or a double where
  * the machine cannot store one (a table written by hand, not with the
@@ -165,19 +174,19 @@ check_settings_table(const struct aloop_plugin *d, char *err, size_t errlen,
 		switch (def->type) {
 		case ALOOP_SETTINGS_INT:
 			size = sizeof(long long);
-			align = _Alignof(long long);
+			align = offsetof(struct align_ll, v);
 			break;
 		case ALOOP_SETTINGS_BOOL:
 			size = sizeof(int);
-			align = _Alignof(int);
+			align = offsetof(struct align_int, v);
 			break;
 		case ALOOP_SETTINGS_DOUBLE:
 			size = sizeof(double);
-			align = _Alignof(double);
+			align = offsetof(struct align_dbl, v);
 			break;
 		case ALOOP_SETTINGS_STRING:
 			size = sizeof(char *);
-			align = _Alignof(char *);
+			align = offsetof(struct align_ptr, v);
 			break;
 		default:
 			size = 0;

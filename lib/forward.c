@@ -261,17 +261,25 @@ forward_end(struct aloop__forward *f, int status)
 		f->dst->fwd_out = NULL;
 	pipe_put(f->loop, &f->pipe, f->inpipe == 0);
 	f->inpipe = 0;
-	/* The source reads for its protocol again, unless it may not (at
-	 * its EOF the stream stops reading itself). */
-	if (!f->src_gone && !f->src_eof && aloop__stream_fd(f->src) >= 0 &&
+	/*
+	 * The source reads for its protocol again, unless it may not.  An
+	 * EOF read already is the caller's to report when the forward ends
+	 * well (settle); when the destination failed first, the next read
+	 * finds it again and reports it.
+	 */
+	if (!f->src_gone && (!f->src_eof || status != 0) &&
+	    aloop__stream_fd(f->src) >= 0 &&
 	    !(f->src->flags & ALOOP__T_CLOSING))
 		aloop__stream_want_read(f->src,
 		    !(f->src->flags & ALOOP__T_PAUSED_READ));
+	/*
+	 * Without memory for the call, done is not called and the forward
+	 * stays tracked until the loop closes: callers up the stack still
+	 * look at f->ended.
+	 */
 	if (aloop_call_soon(f->loop, forward_done_cb, f,
-	    &f->done_handle) != 0) {
-		aloop__loop_untrack(f->loop, &f->res);
-		forward_free(f);
-	}
+	    &f->done_handle) != 0)
+		f->done_handle = ALOOP_HANDLE_NONE;
 }
 
 /* ------------------------------------------------------------- pump */

@@ -775,6 +775,38 @@ test_forward_close_flushes_pipe(void)
 	fx_close(&x);
 }
 
+/*
+ * The source's EOF is read while the pipe still holds bytes for a slow
+ * destination, which is then aborted: the forward ends with -EPIPE and
+ * the source's protocol still hears its EOF.
+ */
+static void
+test_forward_eof_then_destination_aborted(void)
+{
+	struct fx x;
+	int small = 4096;
+	const int *bfd;
+
+	fx_open(&x, 0);
+	bfd = aloop_transport_get_extra_info(x.b->t, "socket", NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bfd);
+	CU_ASSERT(setsockopt(*bfd, SOL_SOCKET, SO_SNDBUF, &small,
+	    sizeof(small)) == 0);
+	CU_ASSERT(setsockopt(x.rb, SOL_SOCKET, SO_RCVBUF, &small,
+	    sizeof(small)) == 0);
+	fx_forward(&x);
+	send_all(x.loop, x.ra, 0, 384 * 1024);
+	CU_ASSERT(shutdown(x.ra, SHUT_WR) == 0);
+	/* rb reads nothing: the forward reads the EOF with bytes pending. */
+	run_for(x.loop, 0.2);
+	CU_ASSERT(aloop_transport_get_write_buffer_size(x.b->t) > 0);
+	CU_ASSERT_EQUAL(x.a->eofs, 0);
+	aloop_transport_abort(x.b->t);
+	CU_ASSERT(WAIT_UNTIL(x.loop, x.ndone[0] == 1 && x.a->eofs == 1, 5.0));
+	CU_ASSERT_EQUAL(x.status[0], -EPIPE);
+	fx_close(&x);
+}
+
 static const struct test_case cases[] = {
 	TEST(test_forward_bulk_tcp),
 	TEST(test_forward_bulk_unix),
@@ -785,6 +817,7 @@ static const struct test_case cases[] = {
 	TEST(test_forward_refused),
 	TEST(test_forward_emfile),
 	TEST(test_forward_small_copied),
+	TEST(test_forward_eof_then_destination_aborted),
 	TEST(test_read_drain_pause),
 	TEST(test_read_drain_abort),
 	TEST(test_read_drain_close),
