@@ -1072,7 +1072,9 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	    aloop__tls_context_verify(s->ctx) != ALOOP_TLS_VERIFY_NONE)
 		aloop_log(ALOOP_LOG_WARNING, "TLS: empty server_hostname, the "
 		    "server's host name is not checked");
-	session_key(s, server_hostname, key, sizeof(key));
+	/* Only clients look sessions up by peer: a server formats no key. */
+	if (!s->server_side)
+		session_key(s, server_hostname, key, sizeof(key));
 	s->ssl = aloop__tls_context_new_ssl(s->ctx, s->server_side,
 	    server_hostname, s->server_side ? NULL : key, err, sizeof(err));
 	if (s->ssl == NULL) {
