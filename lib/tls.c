@@ -1124,17 +1124,6 @@ aloop__tls_transport_new(struct aloop_loop *loop, int fd,
 	if (waiter != NULL)
 		s->waiter = aloop_future_ref(waiter);
 	tls_update_events(s);
-	/*
-	 * By the time a server accepts a connection its client has most
-	 * often sent the ClientHello already: take the first step on this
-	 * loop turn instead of after the next poll reports what is there.
-	 * That is one readiness event and often one poll fewer per
-	 * handshake, and a client that waits less; a ClientHello not in yet
-	 * costs one recv() that finds nothing.  Still from the loop, after
-	 * the caller has finished setting the connection up.
-	 */
-	if (s->server_side)
-		event_active(s->rev, EV_READ, 1);
 	if (out != NULL)
 		*out = &s->t;
 	return 0;

@@ -1284,81 +1284,6 @@ test_create_server_and_connection(void)
 	aloop_tls_context_release(cctx);
 }
 
-static int
-cond_api_empty(void *arg)
-{
-	struct api *a = arg;
-
-	return aloop_server_connection_count(a->srv) == 0;
-}
-
-/*
- * A ClientHello that is already waiting when the server accepts its
- * connection is answered from the very poll that accepted it: the
- * server takes its first handshake step on that loop turn instead of
- * waiting for the next poll to report the bytes.
- */
-static void
-test_server_answers_a_waiting_client_hello(void)
-{
-	struct aloop_tls_context *sctx = make_server_ctx();
-	SSL_CTX *cctx = SSL_CTX_new(TLS_client_method());
-	struct aloop_server_options so;
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	const int *fds;
-	unsigned char byte;
-	struct api a;
-	size_t n;
-	SSL *ssl;
-	int c, r;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(cctx);
-	SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
-	memset(&a, 0, sizeof(a));
-	setup();
-	aloop_server_options_init(&so);
-	so.ssl = sctx;
-	CU_ASSERT_EQUAL_FATAL(aloop_create_server(loop, &proto, factory, &a.ss,
-	    "127.0.0.1", "0", &so, &a.fut), 0);
-	CU_ASSERT_EQUAL(run_until(cond_fut, &a), 0);
-	CU_ASSERT_EQUAL_FATAL(aloop_future_result(a.fut, (void **)&a.srv), 0);
-	aloop_future_release(a.fut);
-	fds = aloop_server_sockets(a.srv, &n);
-	CU_ASSERT_EQUAL_FATAL(n, 1);
-	CU_ASSERT_EQUAL_FATAL(getsockname(fds[0], (struct sockaddr *)&sin,
-	    &len), 0);
-
-	/* Connected (the backlog takes it) and the ClientHello sent. */
-	c = socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(c >= 0);
-	CU_ASSERT_EQUAL_FATAL(connect(c, (struct sockaddr *)&sin, len), 0);
-	CU_ASSERT_EQUAL(fcntl(c, F_SETFL, O_NONBLOCK), 0);
-	ssl = SSL_new(cctx);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(ssl);
-	CU_ASSERT_EQUAL(SSL_set_fd(ssl, c), 1);
-	r = SSL_connect(ssl);
-	CU_ASSERT_EQUAL(SSL_get_error(ssl, r), SSL_ERROR_WANT_READ);
-
-	/* One poll without blocking: the accept and the server's answer. */
-	aloop_stop(loop);
-	CU_ASSERT_EQUAL(aloop_run_forever(loop), 0);
-	CU_ASSERT_EQUAL(aloop_server_connection_count(a.srv), 1);
-	CU_ASSERT_EQUAL(recv(c, &byte, 1, MSG_PEEK | MSG_DONTWAIT), 1);
-	CU_ASSERT_EQUAL(byte, 22);	/* a handshake record */
-
-	SSL_free(ssl);
-	(void)close(c);
-	CU_ASSERT_EQUAL(run_until(cond_api_empty, &a), 0);
-	/* The handshake never finished: the protocol heard nothing. */
-	CU_ASSERT_EQUAL(a.ss.factory_calls, 0);
-	aloop_server_close(a.srv);
-	aloop_server_release(a.srv);
-	teardown();
-	SSL_CTX_free(cctx);
-	aloop_tls_context_release(sctx);
-}
-
 static void
 test_bad_arguments(void)
 {
@@ -1539,7 +1464,6 @@ static const struct test_case cases[] = {
 	TEST(test_peer_gone_no_sigpipe),
 	TEST(test_tickets_not_sent_to_a_departed_peer),
 	TEST(test_create_server_and_connection),
-	TEST(test_server_answers_a_waiting_client_hello),
 	TEST(test_bad_arguments),
 };
 
