@@ -278,8 +278,11 @@ typedef void (*aloop_forward_done_fn)(struct aloop_transport *src,
  * spliced (splice(2)) through a pipe, never copied through user space;
  * small messages are read and written through the loop's read buffer,
  * which costs fewer syscalls than splicing them.  A forward starts
- * copying, splices from the first read of 32 KiB or more, and copies
- * again after a readiness event that brought less than 8 KiB.  One
+ * copying, splices from the first read of 32 KiB or more while @dst's
+ * own forward (if any) stayed silent since the last read (a stream, not
+ * an exchange of large messages, which copying serves better), and
+ * copies again after a readiness event that brought less than 8 KiB or
+ * followed traffic the other way.  One
  * direction per call; a proxy calls it twice, once per direction.
  *
  * Both transports must be plain stream sockets (TCP or UNIX, made by

@@ -776,6 +776,34 @@ test_forward_close_flushes_pipe(void)
 }
 
 /*
+ * 64 KiB requests, each answered with 64 KiB: an exchange, not a stream,
+ * so after the first request nothing more is spliced either way.
+ */
+static void
+test_forward_exchange_copied(void)
+{
+	const size_t msg = 64 * 1024;
+	struct fx x;
+	uint64_t off = 0;
+	int i;
+
+	fx_open(&x, 0);
+	fx_forward(&x);
+	for (i = 0; i < 20; i++) {
+		send_all(x.loop, x.ra, off, msg);
+		CU_ASSERT_EQUAL(expect(x.loop, x.rb, off, msg), 0);
+		send_all(x.loop, x.rb, off, msg);
+		CU_ASSERT_EQUAL(expect(x.loop, x.ra, off, msg), 0);
+		off += msg;
+	}
+	CU_ASSERT(counter(x.a->t, "bytes_spliced") <= msg);
+	CU_ASSERT(counter(x.b->t, "bytes_spliced") <= msg);
+	CU_ASSERT_EQUAL(counter(x.a->t, "bytes_forwarded"), off);
+	CU_ASSERT_EQUAL(counter(x.b->t, "bytes_forwarded"), off);
+	fx_close(&x);
+}
+
+/*
  * The source's EOF is read while the pipe still holds bytes for a slow
  * destination, which is then aborted: the forward ends with -EPIPE and
  * the source's protocol still hears its EOF.
@@ -818,6 +846,7 @@ static const struct test_case cases[] = {
 	TEST(test_forward_emfile),
 	TEST(test_forward_small_copied),
 	TEST(test_forward_eof_then_destination_aborted),
+	TEST(test_forward_exchange_copied),
 	TEST(test_read_drain_pause),
 	TEST(test_read_drain_abort),
 	TEST(test_read_drain_close),
