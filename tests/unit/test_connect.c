@@ -25,15 +25,25 @@
 #include "runner.h"
 #include "stream_util.h"
 
-/* A loopback port nobody listens on (bound, then closed). */
+/*
+ * A loopback port nobody listens on.  The socket stays bound, never
+ * listening, until the caller closes *hold: a connect to it is refused,
+ * and no test running beside this one can bind or listen on it meanwhile.
+ * With reuse, a socket that also sets SO_REUSEADDR (as a connect with a
+ * local address does) may bind the port too.
+ */
 static int
-dead_port(int family)
+dead_port(int family, int reuse, int *hold)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int fd, port;
+	int fd, on = 1;
 
-	fd = socket(family, SOCK_STREAM, 0);
+	fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	if (reuse)
+		CU_ASSERT_EQUAL_FATAL(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR,
+		    &on, sizeof(on)), 0);
 	memset(&ss, 0, sizeof(ss));
 	ss.ss_family = (sa_family_t)family;
 	if (family == AF_INET) {
@@ -45,9 +55,8 @@ dead_port(int family)
 		len = sizeof(struct sockaddr_in6);
 	}
 	CU_ASSERT_EQUAL_FATAL(bind(fd, (struct sockaddr *)&ss, len), 0);
-	port = sock_port(fd);
-	close(fd);
-	return port;
+	*hold = fd;
+	return sock_port(fd);
 }
 
 static void
@@ -83,8 +92,9 @@ test_refused(void)
 	struct aloop_future *fut;
 	const struct aloop_error *err;
 	char ps[16];
+	int hold;
 
-	snprintf(ps, sizeof(ps), "%d", dead_port(AF_INET));
+	snprintf(ps, sizeof(ps), "%d", dead_port(AF_INET, 0, &hold));
 	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
 	    rec_factory, &cp, "127.0.0.1", ps, NULL, &fut), 0);
 	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), -ECONNREFUSED);
@@ -94,6 +104,7 @@ test_refused(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(err->message, "127.0.0.1"));
 	CU_ASSERT_EQUAL(cp.n, 0);
 	aloop_future_release(fut);
+	close(hold);
 	test_loop_done(loop);
 	CU_ASSERT_EQUAL(count_fds(), fds);
 }
@@ -110,7 +121,7 @@ test_every_address_in_order(void)
 	struct aloop_future *fut;
 	const struct sockaddr_in *peer;
 	const struct aloop_error *err;
-	int port, dead = dead_port(AF_INET);
+	int port, hold, dead = dead_port(AF_INET, 0, &hold);
 
 	srv = start_server(loop, &sp, NULL, &port);
 	l = calloc(1, sizeof(*l) + 3 * sizeof(l->a[0]));
@@ -168,6 +179,7 @@ test_every_address_in_order(void)
 		free(loc);
 	}
 	free(l);
+	close(hold);
 	aloop_server_close(srv);
 	aloop_server_release(srv);
 	CU_ASSERT_EQUAL(cp.r[0].bad + sp.r[0].bad, 0);
@@ -191,7 +203,8 @@ test_local_addr(void)
 
 	srv = start_server(loop, &sp, NULL, &port);
 	snprintf(ps, sizeof(ps), "%d", port);
-	lport = dead_port(AF_INET);
+	/* The port stays held, with SO_REUSEADDR as the connect sets it. */
+	lport = dead_port(AF_INET, 1, &blocker);
 	snprintf(lps, sizeof(lps), "%d", lport);
 	aloop_connection_options_init(&o);
 	o.local_host = "127.0.0.1";
@@ -208,23 +221,11 @@ test_local_addr(void)
 	CU_ASSERT(WAIT_UNTIL(loop, cp.r[0].lost && sp.n == 1 && sp.r[0].lost,
 	    5.0));
 
-	/* A local address in use: EADDRINUSE, naming the address. */
-	blocker = socket(AF_INET, SOCK_STREAM, 0);
-	{
-		struct sockaddr_in sin;
-		int on = 1;
-
-		/* The port may still be in TIME_WAIT from the first use. */
-		(void)setsockopt(blocker, SOL_SOCKET, SO_REUSEADDR, &on,
-		    sizeof(on));
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		sin.sin_port = htons((uint16_t)lport);
-		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		CU_ASSERT_EQUAL_FATAL(bind(blocker, (struct sockaddr *)&sin,
-		    sizeof(sin)), 0);
-		CU_ASSERT_EQUAL(listen(blocker, 1), 0);
-	}
+	/*
+	 * A local address in use: EADDRINUSE, naming the address.  The
+	 * holder listens now, beside the first connection's TIME_WAIT.
+	 */
+	CU_ASSERT_EQUAL(listen(blocker, 1), 0);
 	CU_ASSERT_EQUAL_FATAL(aloop_create_connection(loop, &rec_proto,
 	    rec_factory, &cp, "127.0.0.1", ps, &o, &fut), 0);
 	CU_ASSERT_EQUAL(wait_future(loop, fut, NULL), -EADDRINUSE);
