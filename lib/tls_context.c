@@ -68,6 +68,19 @@ struct sni_cert {
 	size_t		 ocsp_len;
 };
 
+/*
+ * A DNS name of an SNI certificate, lowercased: a name to match exactly,
+ * or, for "*.example.com", the part after "*." with wildcard set.
+ */
+struct sni_name {
+	char		*name;
+	size_t		 cert;		/* index into sni[] */
+	int		 wildcard;
+};
+
+/* The longest name a client can send (RFC 1035's 253, and a spare). */
+#define SNI_NAME_MAX	255
+
 /* One epoch's ticket key, as OpenSSL's ticket format wants it. */
 struct ticket_key {
 	unsigned char	 name[16];
@@ -95,6 +108,11 @@ struct aloop_tls_context {
 	struct sni_cert	 main;		/* load_cert_chain's, kept for OCSP */
 	struct sni_cert	*sni;
 	size_t		 nsni;
+	/* Their names, sorted by (wildcard, name, cert): servername_cb's
+	 * index, so a handshake costs one lookup, not a decoding of every
+	 * certificate's names. */
+	struct sni_name	*names;
+	size_t		 nnames;
 
 	/* Servers: resumption settings. */
 	unsigned	 num_tickets;
@@ -199,6 +217,79 @@ alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_OK;
 }
 
+static int
+sni_name_cmp(int wildcard, const char *name, size_t cert,
+    const struct sni_name *e)
+{
+	int c;
+
+	if (wildcard != e->wildcard)
+		return wildcard < e->wildcard ? -1 : 1;
+	if ((c = strcmp(name, e->name)) != 0)
+		return c;
+	return cert < e->cert ? -1 : cert > e->cert;
+}
+
+/* The first entry not below (wildcard, name, cert). */
+static size_t
+sni_lower_bound(const struct aloop_tls_context *ctx, int wildcard,
+    const char *name, size_t cert)
+{
+	size_t lo = 0, hi = ctx->nnames, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (sni_name_cmp(wildcard, name, cert, &ctx->names[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The first certificate (in the order added) with this name, or -1. */
+static long
+sni_find(const struct aloop_tls_context *ctx, int wildcard, const char *name)
+{
+	size_t i = sni_lower_bound(ctx, wildcard, name, 0);
+
+	if (i < ctx->nnames && ctx->names[i].wildcard == wildcard &&
+	    strcmp(ctx->names[i].name, name) == 0)
+		return (long)ctx->names[i].cert;
+	return -1;
+}
+
+/*
+ * The certificate for a server name: one whose names hold it exactly, else
+ * one with a wildcard for its first label ("*.example.com" matches
+ * "www.example.com", neither "example.com" nor "a.www.example.com"), as
+ * X509_check_host matches with partial wildcards off; the first added
+ * wins a tie.  -1: none.
+ */
+static long
+sni_select(const struct aloop_tls_context *ctx, const char *name)
+{
+	char buf[SNI_NAME_MAX + 1], *dot;
+	size_t i, len = strlen(name);
+	long k;
+
+	if (len == 0 || len > SNI_NAME_MAX)
+		return -1;
+	for (i = 0; i <= len; i++)
+		buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
+		    name[i] - 'A' + 'a' : name[i]);
+	if ((k = sni_find(ctx, 0, buf)) >= 0)
+		return k;
+	if ((dot = strchr(buf, '.')) == NULL || dot == buf)
+		return -1;
+	/* What a wildcard stands for: letters, digits and hyphens. */
+	for (i = 0; buf + i < dot; i++)
+		if (!((buf[i] >= 'a' && buf[i] <= 'z') ||
+		    (buf[i] >= '0' && buf[i] <= '9') || buf[i] == '-'))
+			return -1;
+	return sni_find(ctx, 1, dot + 1);
+}
+
 /*
  * Runs while OpenSSL processes the ClientHello, before it picks the
  * certificate, so switching the SSL object's certificate here is what the
@@ -209,24 +300,18 @@ static int
 servername_cb(SSL *ssl, int *alert, void *arg)
 {
 	struct aloop_tls_context *ctx = arg;
+	const struct sni_cert *e;
 	const char *name;
-	size_t i;
+	long k;
 
-	(void)alert;
 	name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-	if (name == NULL || ctx->nsni == 0)
+	if (name == NULL || ctx->nnames == 0 ||
+	    (k = sni_select(ctx, name)) < 0)
 		return SSL_TLSEXT_ERR_OK;
-	for (i = 0; i < ctx->nsni; i++) {
-		if (X509_check_host(ctx->sni[i].leaf, name, 0,
-		    X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
-		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) != 1)
-			continue;
-		if (SSL_use_cert_and_key(ssl, ctx->sni[i].leaf,
-		    ctx->sni[i].key, ctx->sni[i].chain, 1) != 1) {
-			*alert = SSL_AD_INTERNAL_ERROR;
-			return SSL_TLSEXT_ERR_ALERT_FATAL;
-		}
-		break;
+	e = &ctx->sni[k];
+	if (SSL_use_cert_and_key(ssl, e->leaf, e->key, e->chain, 1) != 1) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_TLSEXT_ERR_ALERT_FATAL;
 	}
 	return SSL_TLSEXT_ERR_OK;
 }
@@ -701,6 +786,9 @@ aloop_tls_context_release(struct aloop_tls_context *ctx)
 	for (i = 0; i < ctx->nsni; i++)
 		free_pair(&ctx->sni[i]);
 	free(ctx->sni);
+	for (i = 0; i < ctx->nnames; i++)
+		free(ctx->names[i].name);
+	free(ctx->names);
 	free(ctx->alpn);
 	clear_ticket_secret(ctx);
 	SSL_CTX_free(ctx->ssl_ctx);
@@ -838,22 +926,95 @@ aloop_tls_context_load_cert_chain(struct aloop_tls_context *ctx,
 	return 0;
 }
 
+/* Index name for certificate cert; 0, or ALOOP_ENOMEM. */
 static int
-has_dns_name(X509 *x)
+sni_name_add(struct aloop_tls_context *ctx, const char *name, size_t len,
+    size_t cert)
+{
+	struct sni_name e, *n;
+	size_t i, at;
+
+	e.cert = cert;
+	e.wildcard = len > 2 && name[0] == '*' && name[1] == '.';
+	if (e.wildcard) {
+		name += 2;
+		len -= 2;
+	}
+	if ((e.name = malloc(len + 1)) == NULL)
+		return ALOOP_ENOMEM;
+	for (i = 0; i < len; i++)
+		e.name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
+		    name[i] - 'A' + 'a' : name[i]);
+	e.name[len] = '\0';
+	at = sni_lower_bound(ctx, e.wildcard, e.name, cert);
+	if (at < ctx->nnames && sni_name_cmp(e.wildcard, e.name, cert,
+	    &ctx->names[at]) == 0) {
+		free(e.name);		/* listed twice in one certificate */
+		return 0;
+	}
+	if ((n = realloc(ctx->names, (ctx->nnames + 1) * sizeof(*n))) ==
+	    NULL) {
+		free(e.name);
+		return ALOOP_ENOMEM;
+	}
+	ctx->names = n;
+	memmove(&n[at + 1], &n[at], (ctx->nnames - at) * sizeof(*n));
+	n[at] = e;
+	ctx->nnames++;
+	return 0;
+}
+
+/*
+ * Index the subjectAltName DNS names of certificate cert; how many could
+ * ever match a client's name (a wildcard counts only as the whole first
+ * label above two more, "*.example.com"), or ALOOP_ENOMEM.
+ */
+static int
+sni_index_cert(struct aloop_tls_context *ctx, X509 *x, size_t cert)
 {
 	GENERAL_NAMES *names;
-	int i, found = 0;
+	const GENERAL_NAME *g;
+	const char *d, *star;
+	size_t len;
+	int i, n = 0, rc = 0;
 
 	names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	if (names == NULL)
 		return 0;
-	for (i = 0; i < sk_GENERAL_NAME_num(names); i++)
-		if (sk_GENERAL_NAME_value(names, i)->type == GEN_DNS) {
-			found = 1;
-			break;
-		}
+	for (i = 0; rc == 0 && i < sk_GENERAL_NAME_num(names); i++) {
+		g = sk_GENERAL_NAME_value(names, i);
+		if (g->type != GEN_DNS)
+			continue;
+		d = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+		len = (size_t)ASN1_STRING_length(g->d.dNSName);
+		if (len == 0 || len > SNI_NAME_MAX || memchr(d, '\0', len))
+			continue;
+		star = memchr(d, '*', len);
+		/* A star anywhere else, or "*.com": never matches. */
+		if (star != NULL && (star != d || len < 3 || d[1] != '.' ||
+		    memchr(d + 1, '*', len - 1) != NULL ||
+		    memchr(d + 2, '.', len - 2) == NULL))
+			continue;
+		if ((rc = sni_name_add(ctx, d, len, cert)) == 0)
+			n++;
+	}
 	GENERAL_NAMES_free(names);
-	return found;
+	return rc != 0 ? rc : n;
+}
+
+/* Drop certificate cert's names (the last one added) from the index. */
+static void
+sni_unindex_cert(struct aloop_tls_context *ctx, size_t cert)
+{
+	size_t i, j;
+
+	for (i = j = 0; i < ctx->nnames; i++) {
+		if (ctx->names[i].cert == cert)
+			free(ctx->names[i].name);
+		else
+			ctx->names[j++] = ctx->names[i];
+	}
+	ctx->nnames = j;
 }
 
 int
@@ -869,17 +1030,20 @@ aloop_tls_context_add_sni_cert(struct aloop_tls_context *ctx,
 		    "SNI certificates are for server contexts");
 	if ((rc = load_pair(ctx, certfile, keyfile, &p)) != 0)
 		return rc;
-	if (!has_dns_name(p.leaf)) {
-		free_pair(&p);
-		return set_error(ctx, ALOOP_EINVAL, certfile,
-		    "no subjectAltName DNS name to match SNI against");
-	}
 	n = realloc(ctx->sni, (ctx->nsni + 1) * sizeof(*n));
 	if (n == NULL) {
 		free_pair(&p);
 		return set_error(ctx, ALOOP_ENOMEM, NULL, "out of memory");
 	}
 	ctx->sni = n;
+	if ((rc = sni_index_cert(ctx, p.leaf, ctx->nsni)) <= 0) {
+		sni_unindex_cert(ctx, ctx->nsni);
+		free_pair(&p);
+		if (rc < 0)
+			return set_error(ctx, rc, NULL, "out of memory");
+		return set_error(ctx, ALOOP_EINVAL, certfile,
+		    "no subjectAltName DNS name to match SNI against");
+	}
 	ctx->sni[ctx->nsni++] = p;
 	return 0;
 }

@@ -65,10 +65,16 @@ ALOOP_API int aloop_tls_context_load_cert_chain(struct aloop_tls_context *ctx,
 
 /**
  * Server: an extra certificate chosen when the client's SNI matches one of
- * its names (subjectAltName DNS entries, wildcards as OpenSSL matches them).
+ * its names (subjectAltName DNS entries, without regard to case).  A name
+ * some certificate holds exactly wins over a wildcard; "*.example.com"
+ * stands for one label of letters, digits and hyphens ("www.example.com",
+ * neither "example.com" nor "a.www.example.com"); among equals the
+ * certificate added first wins.  The names are indexed here, so choosing
+ * costs one lookup per handshake however many certificates there are.
  * The chain from load_cert_chain stays the default, also for clients that
  * send no SNI or an unknown name.  ALOOP_EINVAL on a client context or for
- * a certificate without a DNS name; other errors as load_cert_chain.
+ * a certificate without a DNS name that can match; other errors as
+ * load_cert_chain.
  */
 ALOOP_API int aloop_tls_context_add_sni_cert(struct aloop_tls_context *ctx,
     const char *certfile, const char *keyfile);

@@ -79,14 +79,12 @@ step(SSL *ssl, int *done, int *failed)
  * sending @host.  Afterwards the client reads once so that TLS 1.3 session
  * tickets (sent after the handshake) reach its session cache.
  */
+static int	handshake_run(struct hs *h);
+
 static int
 handshake(struct aloop_tls_context *cctx, struct aloop_tls_context *sctx,
     const char *host, const char *key, struct hs *h)
 {
-	BIO *cb, *sb;
-	char buf[16];
-	int cfail = 0, sfail = 0, i;
-
 	memset(h, 0, sizeof(*h));
 	h->client = aloop__tls_context_new_ssl(cctx, 0, host, key, h->msg,
 	    sizeof(h->msg));
@@ -94,6 +92,32 @@ handshake(struct aloop_tls_context *cctx, struct aloop_tls_context *sctx,
 	    h->server_msg, sizeof(h->server_msg));
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h->client);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h->server);
+	return handshake_run(h);
+}
+
+/* The same with a client that sends @sni as it is and checks no name. */
+static int
+handshake_sni(struct aloop_tls_context *cctx,
+    struct aloop_tls_context *sctx, const char *sni, struct hs *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->client = aloop__tls_context_new_ssl(cctx, 0, "", NULL, h->msg,
+	    sizeof(h->msg));
+	h->server = aloop__tls_context_new_ssl(sctx, 1, NULL, NULL,
+	    h->server_msg, sizeof(h->server_msg));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h->client);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h->server);
+	CU_ASSERT_EQUAL_FATAL(SSL_set_tlsext_host_name(h->client, sni), 1);
+	return handshake_run(h);
+}
+
+static int
+handshake_run(struct hs *h)
+{
+	BIO *cb, *sb;
+	char buf[16];
+	int cfail = 0, sfail = 0, i;
+
 	CU_ASSERT_EQUAL_FATAL(BIO_new_bio_pair(&cb, 0, &sb, 0), 1);
 	SSL_set_bio(h->client, cb, cb);
 	SSL_set_bio(h->server, sb, sb);
@@ -523,6 +547,20 @@ peer_cn(SSL *ssl)
 	return cn;
 }
 
+/* The subject CN of the certificate a server SSL presents. */
+static const char *
+served_cn(SSL *ssl)
+{
+	static char cn[128];
+	X509 *x = SSL_get_certificate(ssl);
+
+	cn[0] = '\0';
+	if (x != NULL)
+		X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+		    NID_commonName, cn, sizeof(cn));
+	return cn;
+}
+
 static void
 test_sni_selection(void)
 {
@@ -555,6 +593,43 @@ test_sni_selection(void)
 	CU_ASSERT_EQUAL(handshake(cl, s, "localhost", NULL, &h), 0);
 	CU_ASSERT_STRING_EQUAL(peer_cn(h.client), "localhost");
 	hs_free(&h);
+
+	/*
+	 * A second certificate: a name held exactly wins over an earlier
+	 * certificate's wildcard; names match without regard to case; the
+	 * wildcard stands for one label of letters, digits and hyphens.
+	 */
+	CU_ASSERT_EQUAL(aloop_tls_context_add_sni_cert(s, c->sni2_cert,
+	    c->sni2_key), 0);
+	CU_ASSERT_EQUAL(handshake(cl, s, "exact.wild.example.test", NULL, &h),
+	    0);
+	CU_ASSERT_STRING_EQUAL(peer_cn(h.client), "exact.wild.example.test");
+	hs_free(&h);
+	CU_ASSERT_EQUAL(handshake(cl, s, "B-2.Wild.Example.Test", NULL, &h),
+	    0);
+	CU_ASSERT_STRING_EQUAL(peer_cn(h.client), "sni.example.test");
+	hs_free(&h);
+	CU_ASSERT_EQUAL(handshake(cl, s, "mixed.EXAMPLE.test", NULL, &h), 0);
+	CU_ASSERT_STRING_EQUAL(peer_cn(h.client), "exact.wild.example.test");
+	hs_free(&h);
+	{
+		static const char *const other[] = {
+			"wild.example.test", ".wild.example.test",
+			"a_b.wild.example.test", "x.test", "a1.part.example.test",
+			"sni.example.test.", "example.test",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+			CU_ASSERT_EQUAL(handshake_sni(cl, s, other[i], &h), 0);
+			CU_ASSERT_STRING_EQUAL(served_cn(h.server), "localhost");
+			hs_free(&h);
+		}
+		CU_ASSERT_EQUAL(handshake_sni(cl, s, "x.wild.EXAMPLE.test", &h),
+		    0);
+		CU_ASSERT_STRING_EQUAL(served_cn(h.server), "sni.example.test");
+		hs_free(&h);
+	}
 
 	/* Refusals: a client context, a certificate without DNS names,
 	 * a mismatched key. */

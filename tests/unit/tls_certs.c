@@ -245,6 +245,8 @@ tls_certs_make(struct tls_certs *c)
 	path(c->server_key, c, "server.key");
 	path(c->sni_cert, c, "sni.pem");
 	path(c->sni_key, c, "sni.key");
+	path(c->sni2_cert, c, "sni2.pem");
+	path(c->sni2_key, c, "sni2.key");
 	path(c->client_cert, c, "client.pem");
 	path(c->client_key, c, "client.key");
 	path(c->untrusted_cert, c, "untrusted.pem");
@@ -268,6 +270,10 @@ tls_certs_make(struct tls_certs *c)
 	    issue("sni.example.test",
 	    "DNS:sni.example.test,DNS:*.wild.example.test", "serverAuth",
 	    ca, cakey, c->sni_cert, c->sni_key, c->sni_ocsp) != 0 ||
+	    issue("exact.wild.example.test",
+	    "DNS:exact.wild.example.test,DNS:Mixed.Example.TEST,DNS:*.test,"
+	    "DNS:a*.part.example.test", "serverAuth", ca, cakey,
+	    c->sni2_cert, c->sni2_key, NULL) != 0 ||
 	    issue("aloop test client", NULL, "clientAuth", ca, cakey,
 	    c->client_cert, c->client_key, NULL) != 0 ||
 	    issue("localhost", "DNS:localhost,IP:127.0.0.1", "serverAuth",
@@ -294,7 +300,8 @@ void
 tls_certs_remove(struct tls_certs *c)
 {
 	const char *files[] = { c->ca, c->other_ca, c->server_cert,
-	    c->server_key, c->sni_cert, c->sni_key, c->client_cert,
+	    c->server_key, c->sni_cert, c->sni_key, c->sni2_cert,
+	    c->sni2_key, c->client_cert,
 	    c->client_key, c->untrusted_cert, c->untrusted_key, c->garbage,
 	    c->server_ocsp, c->sni_ocsp, c->server_chain };
 	size_t i;

@@ -19,6 +19,9 @@ struct tls_certs {
 	char	server_cert[TLS_CERTS_PATH], server_key[TLS_CERTS_PATH];
 	/* "sni.example.test" and "*.wild.example.test", signed by the CA. */
 	char	sni_cert[TLS_CERTS_PATH], sni_key[TLS_CERTS_PATH];
+	/* "exact.wild.example.test" and "Mixed.Example.TEST", with two
+	 * names that can never match ("*.test", "a*.part.example.test"). */
+	char	sni2_cert[TLS_CERTS_PATH], sni2_key[TLS_CERTS_PATH];
 	/* A client certificate signed by the CA. */
 	char	client_cert[TLS_CERTS_PATH], client_key[TLS_CERTS_PATH];
 	/* "localhost" again, but signed by the untrusted CA. */
