@@ -217,6 +217,18 @@ alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* DNS names compare without regard to ASCII case (RFC 4343). */
+static void
+sni_lower(char *dst, const char *src, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		dst[i] = (char)(src[i] >= 'A' && src[i] <= 'Z' ?
+		    src[i] - 'A' + 'a' : src[i]);
+	dst[len] = '\0';
+}
+
 static int
 sni_name_cmp(int wildcard, const char *name, size_t cert,
     const struct sni_name *e)
@@ -275,9 +287,7 @@ sni_select(const struct aloop_tls_context *ctx, const char *name)
 
 	if (len == 0 || len > SNI_NAME_MAX)
 		return -1;
-	for (i = 0; i <= len; i++)
-		buf[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
-		    name[i] - 'A' + 'a' : name[i]);
+	sni_lower(buf, name, len);
 	if ((k = sni_find(ctx, 0, buf)) >= 0)
 		return k;
 	if ((dot = strchr(buf, '.')) == NULL || dot == buf)
@@ -932,7 +942,7 @@ sni_name_add(struct aloop_tls_context *ctx, const char *name, size_t len,
     size_t cert)
 {
 	struct sni_name e, *n;
-	size_t i, at;
+	size_t at;
 
 	e.cert = cert;
 	e.wildcard = len > 2 && name[0] == '*' && name[1] == '.';
@@ -942,10 +952,7 @@ sni_name_add(struct aloop_tls_context *ctx, const char *name, size_t len,
 	}
 	if ((e.name = malloc(len + 1)) == NULL)
 		return ALOOP_ENOMEM;
-	for (i = 0; i < len; i++)
-		e.name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ?
-		    name[i] - 'A' + 'a' : name[i]);
-	e.name[len] = '\0';
+	sni_lower(e.name, name, len);
 	at = sni_lower_bound(ctx, e.wildcard, e.name, cert);
 	if (at < ctx->nnames && sni_name_cmp(e.wildcard, e.name, cert,
 	    &ctx->names[at]) == 0) {
