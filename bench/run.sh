@@ -666,16 +666,43 @@ fi
 # to the sink, and for the three with their default buffers +2 TLS with
 # session tickets off, +3 TLS with tickets on (TLS 1.3 by the client's
 # choice, the TLS group's ECDSA P-256 certificate), both to the echo
-# upstream.
+# upstream; aloopd and HAProxy also +4, tickets off, with 100 SNI
+# certificates (see make_sni_certs).
 PX_SERVERS=""	# NAME:BASE:TLS
 # add_proxy NAME TLS(0|1) FUNCTION [ARGS...]: FUNCTION NAME BASE TLS ARGS
-# starts it on the four ports from $P.
+# starts it on the five ports from $P.
 add_proxy() {
 	local name=$1 tls=$2 fn=$3 base=$P
 	shift 3
-	P=$((P + 4))
+	P=$((P + 5))
 	"$fn" "$name" "$base" "$tls" "$@" &&
 	    PX_SERVERS="$PX_SERVERS $name:$base:$tls"
+}
+# make_sni_certs: in $TMPD/sni, 99 ECDSA P-256 certificates for
+# sniNN.example.test, each with its key (NN.crt, NN.key) and combined for
+# HAProxy (crt/NN.pem), and the TLS group's localhost certificate as the
+# hundredth (crt/zz-localhost.pem).  A listener's default is 00, so the
+# load client's "localhost" is found among the other 99 on every
+# handshake.  SNI_CERTS lists aloopd's sni entries.
+SNI_CERTS=""
+make_sni_certs() {
+	local d=$TMPD/sni i nn
+	mkdir -p "$d/crt" || return 1
+	for i in $(seq 0 98); do
+		nn=$(printf %02d "$i")
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		    -nodes -days 30 -subj "/CN=sni$nn.example.test" \
+		    -addext "subjectAltName=DNS:sni$nn.example.test" \
+		    -keyout "$d/$nn.key" -out "$d/$nn.crt" 2>/dev/null ||
+		    return 1
+		[ "$i" = 0 ] && continue
+		cat "$d/$nn.crt" "$d/$nn.key" >"$d/crt/$nn.pem"
+		SNI_CERTS="$SNI_CERTS{ certificate = \"$d/$nn.crt\";"
+		SNI_CERTS="$SNI_CERTS key = \"$d/$nn.key\"; },"
+	done
+	cat certs/cert.pem certs/key.pem >"$d/crt/zz-localhost.pem"
+	SNI_CERTS="$SNI_CERTS{ certificate = \"$PWD/certs/cert.pem\";"
+	SNI_CERTS="$SNI_CERTS key = \"$PWD/certs/key.pem\"; }"
 }
 px_aloopd() {	# NAME BASE TLS
 	local name=$1 b=$2 conf=$TMPD/$1.conf t
@@ -724,6 +751,22 @@ px_aloopd() {	# NAME BASE TLS
 			}
 			EOF
 		done
+		[ "$3" = 1 ] && [ -n "$SNI_CERTS" ] && cat <<-EOF
+		,	{
+				name = "tls_sni";
+				protocol = "proxy";
+				listen = [ "127.0.0.1:$((b + 4))" ];
+				max_connections = 0;
+				idle_timeout = 0;
+				tls = {
+					certificate = "$TMPD/sni/00.crt";
+					key = "$TMPD/sni/00.key";
+					session_tickets = false;
+					sni = ( $SNI_CERTS );
+				};
+				settings = { upstream = "127.0.0.1:$PX_UP"; };
+			}
+		EOF
 		echo ");"
 	} >"$conf"
 	start_master "$name" "$b" "$ALOOPD" -f -c "$conf"
@@ -758,6 +801,12 @@ px_haproxy() {
 			server up 127.0.0.1:$PX_UP
 		listen tls_1
 			bind 127.0.0.1:$((b + 3)) ssl crt $PWD/certs/combined.pem
+			server up 127.0.0.1:$PX_UP
+		EOF
+		# The first crt is the default; the directory's are by SNI.
+		[ "$3" = 1 ] && [ -n "$SNI_CERTS" ] && cat <<-EOF
+		listen tls_sni
+			bind 127.0.0.1:$((b + 4)) ssl crt $TMPD/sni/00.pem crt $TMPD/sni/crt no-tls-tickets
 			server up 127.0.0.1:$PX_UP
 		EOF
 	} >"$conf"
@@ -817,6 +866,11 @@ if [ $DO_PROXY = 1 ]; then
 		DO_PROXY=0; }
 fi
 if [ $DO_PROXY = 1 ]; then
+	command -v openssl >/dev/null && make_sni_certs &&
+	    cat "$TMPD/sni/00.crt" "$TMPD/sni/00.key" >"$TMPD/sni/00.pem" || {
+		SNI_CERTS=""
+		note "openssl cannot make certificates: SNI rows skipped"
+	}
 	if [ -n "$ALOOPD" ]; then
 		add_proxy aloopd 1 px_aloopd
 	else
@@ -880,6 +934,15 @@ if [ $DO_PROXY = 1 ]; then
 				    --conns "$HS_CONNS" --duration "$DURATION" \
 				    --warmup "$WARMUP"
 			done
+		done
+		for s in $PX_SERVERS; do	# tickets off, 100 SNI certificates
+			IFS=: read -r name base tls <<<"$s"
+			[ "$tls" = 1 ] && [ -n "$SNI_CERTS" ] || continue
+			case $name in aloopd|haproxy) ;; *) continue ;; esac
+			run_one px_hs_sni "$name" "$(server_pids "$name")" \
+			    ./tls_handshake_load --port $((base + 4)) \
+			    --conns "$HS_CONNS" --duration "$DURATION" \
+			    --warmup "$WARMUP"
 		done
 	done
 	for s in $PX_SERVERS px_up px_sink; do stop_server "${s%%:*}"; done

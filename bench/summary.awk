@@ -573,6 +573,44 @@ END {
 			    f2(pr), "<= 0.90", pr != "" &&
 			    errsc["px_hs" k, "aloopd"] == 0 && pr <= 0.90)
 		}
+		if (m("px_hs_sni", "aloopd", "handshakes_per_s") != "") {
+			print "\n### Issue 14: TLS handshakes with 100 SNI " \
+			    "certificates (tickets off; the client's name is " \
+			    "one of the 99 besides the default; median of " \
+			    "repeats)\n"
+			print "| proxy | handshakes/s | srv cpu (us/hs) | " \
+			    "us/hs vs its own without SNI |"
+			print "|---|---|---|---|"
+			split("aloopd haproxy", sn, " ")
+			for (j = 1; j <= 2; j++) {
+				s = sn[j]
+				h = m("px_hs_sni", s, "handshakes_per_s")
+				c = m("px_hs_sni", s, "server_cpu")
+				if (h == "")
+					continue
+				su[s] = h + 0 > 0 ? c * 1e6 / h : ""
+				e = errsc["px_hs_sni", s]
+				r = ""
+				if (su[s] != "" && hu[s, 0] != "")
+					r = su[s] / hu[s, 0]
+				printf "| %s%s | %s | %s | %s |\n", s,
+				    e ? " (errors=" e ")" : "", num(h), us(c, h),
+				    f2(r)
+			}
+			row = "proxy TLS handshake, 100 SNI certificates: " \
+			    "aloopd vs haproxy (srv CPU us/hs)"
+			if (su["haproxy"] == "")
+				unjudged(row, f1(su["aloopd"]), "<= 0.90",
+				    "haproxy not in this run")
+			else {
+				pr = pmed("px_hs_sni", "aloopd", "haproxy",
+				    "ushs")
+				judge(row, f1(su["aloopd"]), f1(su["haproxy"]),
+				    f2(pr), "<= 0.90", pr != "" &&
+				    errsc["px_hs_sni", "aloopd"] == 0 &&
+				    pr <= 0.90)
+			}
+		}
 	}
 
 	# Issue 14: aloopd's start-up and reload with 100 listeners.
