@@ -534,25 +534,11 @@ test_mutual_tls(void)
 	aloop_tls_context_release(s);
 }
 
-static char *
-peer_cn(SSL *ssl)
-{
-	static char cn[128];
-	X509 *x = SSL_get0_peer_certificate(ssl);
-
-	cn[0] = '\0';
-	if (x != NULL)
-		X509_NAME_get_text_by_NID(X509_get_subject_name(x),
-		    NID_commonName, cn, sizeof(cn));
-	return cn;
-}
-
-/* The subject CN of the certificate a server SSL presents. */
+/* The subject CN of @x, in a buffer the next call reuses. */
 static const char *
-served_cn(SSL *ssl)
+cert_cn(X509 *x)
 {
 	static char cn[128];
-	X509 *x = SSL_get_certificate(ssl);
 
 	cn[0] = '\0';
 	if (x != NULL)
@@ -560,6 +546,10 @@ served_cn(SSL *ssl)
 		    NID_commonName, cn, sizeof(cn));
 	return cn;
 }
+
+/* The CN of the certificate the peer sent, and of the one we present. */
+#define peer_cn(ssl)	cert_cn(SSL_get0_peer_certificate(ssl))
+#define served_cn(ssl)	cert_cn(SSL_get_certificate(ssl))
 
 static void
 test_sni_selection(void)
