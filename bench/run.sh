@@ -734,8 +734,28 @@ make_sni_certs() {
 	SNI_CERTS="$SNI_CERTS{ certificate = \"$PWD/certs/cert.pem\";"
 	SNI_CERTS="$SNI_CERTS key = \"$PWD/certs/key.pem\"; }"
 }
+# aloopd_tls_listener NAME PORT CERT KEY TICKETS [TLS-LINE]: one more
+# proxy listener of px_aloopd's list, TLS to the echo upstream.
+aloopd_tls_listener() {
+	cat <<-EOF
+	,	{
+			name = "$1";
+			protocol = "proxy";
+			listen = [ "127.0.0.1:$2" ];
+			max_connections = 0;
+			idle_timeout = 0;
+			tls = {
+				certificate = "$3";
+				key = "$4";
+				session_tickets = $5;
+				${6:-}
+			};
+			settings = { upstream = "127.0.0.1:$PX_UP"; };
+		}
+	EOF
+}
 px_aloopd() {	# NAME BASE TLS
-	local name=$1 b=$2 conf=$TMPD/$1.conf t
+	local name=$1 b=$2 conf=$TMPD/$1.conf
 	{
 		cat <<-EOF
 		daemon = {
@@ -763,40 +783,17 @@ px_aloopd() {	# NAME BASE TLS
 				settings = { upstream = "127.0.0.1:$PX_SINK"; };
 			}
 		EOF
-		for t in 2:false 3:true; do
-			[ "$3" = 1 ] || break
-			cat <<-EOF
-			,	{
-				name = "tls_$((${t%:*} - 2))";
-				protocol = "proxy";
-				listen = [ "127.0.0.1:$((b + ${t%:*}))" ];
-				max_connections = 0;
-				idle_timeout = 0;
-				tls = {
-					certificate = "$PWD/certs/cert.pem";
-					key = "$PWD/certs/key.pem";
-					session_tickets = ${t#*:};
-				};
-				settings = { upstream = "127.0.0.1:$PX_UP"; };
-			}
-			EOF
-		done
-		[ "$3" = 1 ] && [ -n "$SNI_CERTS" ] && cat <<-EOF
-		,	{
-				name = "tls_sni";
-				protocol = "proxy";
-				listen = [ "127.0.0.1:$((b + 4))" ];
-				max_connections = 0;
-				idle_timeout = 0;
-				tls = {
-					certificate = "$TMPD/sni/00.crt";
-					key = "$TMPD/sni/00.key";
-					session_tickets = false;
-					sni = ( $SNI_CERTS );
-				};
-				settings = { upstream = "127.0.0.1:$PX_UP"; };
-			}
-		EOF
+		if [ "$3" = 1 ]; then
+			aloopd_tls_listener tls_0 $((b + 2)) \
+			    "$PWD/certs/cert.pem" "$PWD/certs/key.pem" false
+			aloopd_tls_listener tls_1 $((b + 3)) \
+			    "$PWD/certs/cert.pem" "$PWD/certs/key.pem" true
+		fi
+		if [ "$3" = 1 ] && [ -n "$SNI_CERTS" ]; then
+			aloopd_tls_listener tls_sni $((b + 4)) \
+			    "$TMPD/sni/00.crt" "$TMPD/sni/00.key" false \
+			    "sni = ( $SNI_CERTS );"
+		fi
 		echo ");"
 	} >"$conf"
 	start_master "$name" "$b" "$ALOOPD" -f -c "$conf"
